@@ -1,0 +1,34 @@
+# The two commands of the README: `make demo` and `make test`.
+SHELL := /bin/bash
+CARGO ?= cargo
+
+.PHONY: setup test demo bench fmt clippy build
+
+setup:
+	@./scripts/setup.sh
+
+build: setup
+	$(CARGO) build --locked -p imi-node -p imi-sim
+
+# fmt check, clippy on all targets with warnings denied, then every test. The imi-node
+# binary is built first: the end-to-end tests in tests/ start real node processes.
+test: setup
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
+	$(CARGO) build --locked -p imi-node
+	$(CARGO) test --locked --workspace
+
+# A local federation of all 31 nodes on loopback: every node sends diagnostics to every
+# other; prints the table of receipts and latencies; stops cleanly.
+demo: build
+	$(CARGO) run --locked -q -p imi-sim -- demo
+
+# The exchange benchmark (release build); see BENCHMARKS.md.
+bench: setup
+	$(CARGO) run --locked --release -p imi-sim -- bench exchange
+
+fmt:
+	$(CARGO) fmt --all
+
+clippy:
+	$(CARGO) clippy --workspace --all-targets -- -D warnings

@@ -1,0 +1,316 @@
+//! The committer: one thread that owns every write, so that a group of commits from many
+//! concurrent messages is written as one atomic, synced RocksDB batch (group commit).
+//!
+//! Jobs arrive on a bounded channel. The thread takes the first job, then whatever else is
+//! already queued (up to `max_group`), runs them in order against an overlay that sees the
+//! group's earlier writes, writes the whole group once (synced if any job needs it), and
+//! only then answers each job. A receipt is therefore never sent before its commit is
+//! durable, and a message applied in a group is de-duplicated against the rest of that group.
+use crate::app::{Applications, Inbound, Txn};
+use crate::keys;
+use crate::metrics::Metrics;
+use crate::{EngineError, InboxRecord};
+use imi_protocol::{
+    Header, MessageId, NodeId, NodeSigner, Outcome, ReceiptBody, RejectCode, Timestamp,
+};
+use imi_store::{Column, Durability, Store, WriteBatch};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+
+/// The overlay of a group: writes not yet on disk, visible to later jobs in the group.
+pub(crate) type Overlay = BTreeMap<(Column, Vec<u8>), Option<Vec<u8>>>;
+
+/// Something to commit.
+pub(crate) enum Job {
+    /// An inbound, verified and decrypted envelope.
+    Inbound {
+        header: Box<Header>,
+        bytes: Vec<u8>,
+        hash: [u8; 32],
+        body: Vec<u8>,
+        received: Timestamp,
+        reply: oneshot::Sender<Result<Committed, EngineError>>,
+    },
+    /// A new outbound envelope: store it and append one outbox entry per recipient.
+    Send {
+        id: MessageId,
+        bytes: Vec<u8>,
+        to: Vec<NodeId>,
+        enqueued: Timestamp,
+        reply: oneshot::Sender<Result<(), EngineError>>,
+    },
+    /// Finish the current group and stop (graceful shutdown).
+    Stop,
+    /// A plain batch (outbox bookkeeping).
+    Write {
+        batch: WriteBatch,
+        durability: Durability,
+        reply: oneshot::Sender<Result<(), EngineError>>,
+    },
+}
+
+/// What happened to an inbound envelope.
+#[derive(Debug)]
+pub(crate) enum Committed {
+    /// Applied; here is the signed `accepted` receipt, stored with the record.
+    Accepted(Vec<u8>),
+    /// Already applied before.
+    Duplicate,
+    /// Refused by the application or as a conflicting duplicate; nothing written.
+    Rejected(RejectCode),
+}
+
+pub(crate) struct Committer {
+    pub store: Arc<dyn Store>,
+    pub apps: Applications,
+    pub signer: NodeSigner,
+    pub metrics: Metrics,
+    pub max_group: usize,
+    /// Next outbox sequence number per destination.
+    pub next_seq: HashMap<NodeId, u64>,
+    /// Told which peers got new outbox entries.
+    pub on_enqueued: Box<dyn Fn(NodeId) + Send>,
+}
+
+enum Reply {
+    Inbound(oneshot::Sender<Result<Committed, EngineError>>, Committed),
+    Unit(oneshot::Sender<Result<(), EngineError>>),
+}
+
+impl Committer {
+    /// Initialises outbox sequence numbers from the store.
+    pub fn load_sequences(&mut self) -> Result<(), EngineError> {
+        for node in imi_protocol::NodeId::ALL {
+            let last = self
+                .store
+                .last_with_prefix(keys::OUTBOX, &node.as_bytes())?;
+            let next = last
+                .and_then(|(k, _)| keys::outbox_seq(&k))
+                .map_or(0, |s| s.saturating_add(1));
+            self.next_seq.insert(*node, next);
+        }
+        Ok(())
+    }
+
+    /// Runs until every sender of the channel is gone.
+    pub fn run(mut self, mut rx: mpsc::Receiver<Job>) {
+        while let Some(first) = rx.blocking_recv() {
+            let mut stop = matches!(first, Job::Stop);
+            let mut jobs = vec![first];
+            while jobs.len() < self.max_group && !stop {
+                match rx.try_recv() {
+                    Ok(j) => {
+                        stop = matches!(j, Job::Stop);
+                        jobs.push(j);
+                    }
+                    Err(_) => break,
+                }
+            }
+            self.commit_group(jobs);
+            if stop {
+                break;
+            }
+        }
+        tracing::debug!("committer stopped");
+    }
+
+    fn commit_group(&mut self, jobs: Vec<Job>) {
+        let mut overlay = Overlay::new();
+        let mut batch = WriteBatch::new();
+        let mut durability = Durability::Buffered;
+        let mut replies = Vec::with_capacity(jobs.len());
+        let mut enqueued_peers = Vec::new();
+        let mut accepted = 0u64;
+        let seq_snapshot = self.next_seq.clone();
+        for job in jobs {
+            match job {
+                Job::Inbound {
+                    header,
+                    bytes,
+                    hash,
+                    body,
+                    received,
+                    reply,
+                } => {
+                    let outcome = self.apply_inbound(
+                        &header,
+                        bytes,
+                        hash,
+                        &body,
+                        received,
+                        &mut overlay,
+                        &mut batch,
+                    );
+                    match outcome {
+                        Ok(c) => {
+                            if matches!(c, Committed::Accepted(_)) {
+                                durability = Durability::Sync;
+                                accepted += 1;
+                            }
+                            replies.push(Reply::Inbound(reply, c));
+                        }
+                        Err(e) => {
+                            let _ = reply.send(Err(e));
+                        }
+                    }
+                }
+                Job::Send {
+                    id,
+                    bytes,
+                    to,
+                    enqueued,
+                    reply,
+                } => {
+                    durability = Durability::Sync;
+                    let mut b = WriteBatch::new();
+                    b.put(keys::ENV_OUT, id.as_bytes().to_vec(), bytes);
+                    for peer in &to {
+                        let seq = self.next_seq.entry(*peer).or_insert(0);
+                        b.put(
+                            keys::OUTBOX,
+                            keys::outbox_key(*peer, *seq),
+                            keys::outbox_value(&id, enqueued),
+                        );
+                        *seq = seq.saturating_add(1);
+                        enqueued_peers.push(*peer);
+                    }
+                    record(&mut overlay, &b);
+                    batch.append(b);
+                    replies.push(Reply::Unit(reply));
+                }
+                Job::Stop => {}
+                Job::Write {
+                    batch: b,
+                    durability: d,
+                    reply,
+                } => {
+                    if d == Durability::Sync {
+                        durability = Durability::Sync;
+                    }
+                    record(&mut overlay, &b);
+                    batch.append(b);
+                    replies.push(Reply::Unit(reply));
+                }
+            }
+        }
+        let result = if batch.is_empty() {
+            Ok(())
+        } else {
+            self.store.write(batch, durability)
+        };
+        match result {
+            Ok(()) => {
+                if durability == Durability::Sync {
+                    self.metrics.commit_groups_synced.inc();
+                }
+                self.metrics.committed_messages.inc_by(accepted);
+                for r in replies {
+                    match r {
+                        Reply::Inbound(tx, c) => {
+                            let _ = tx.send(Ok(c));
+                        }
+                        Reply::Unit(tx) => {
+                            let _ = tx.send(Ok(()));
+                        }
+                    }
+                }
+                enqueued_peers.sort();
+                enqueued_peers.dedup();
+                for p in enqueued_peers {
+                    (self.on_enqueued)(p);
+                }
+            }
+            Err(e) => {
+                // Nothing of the group was written: undo the sequence numbers handed out.
+                self.next_seq = seq_snapshot;
+                tracing::error!(error = %e, "group commit failed");
+                for r in replies {
+                    match r {
+                        Reply::Inbound(tx, _) => {
+                            let _ = tx.send(Err(EngineError::Store(e.to_string())));
+                        }
+                        Reply::Unit(tx) => {
+                            let _ = tx.send(Err(EngineError::Store(e.to_string())));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn apply_inbound(
+        &self,
+        header: &Header,
+        bytes: Vec<u8>,
+        hash: [u8; 32],
+        body: &[u8],
+        received: Timestamp,
+        overlay: &mut Overlay,
+        batch: &mut WriteBatch,
+    ) -> Result<Committed, EngineError> {
+        let inbox_key = keys::node_msg_key(header.from, &header.id);
+        let existing = match overlay.get(&(keys::INBOX, inbox_key.clone())) {
+            Some(v) => v.clone(),
+            None => self.store.get(keys::INBOX, &inbox_key)?,
+        };
+        if let Some(existing) = existing {
+            let same = InboxRecord::decode(&existing).is_some_and(|r| r.envelope_hash == hash);
+            return Ok(if same {
+                Committed::Duplicate
+            } else {
+                Committed::Rejected(RejectCode::Conflict)
+            });
+        }
+        let mut txn = Txn::new(self.store.as_ref(), overlay);
+        let msg = Inbound {
+            header,
+            body,
+            received,
+        };
+        if let Err(code) = self.apps.apply(&msg, &mut txn) {
+            return Ok(Committed::Rejected(code));
+        }
+        let mut b = txn.into_batch();
+        let receipt = ReceiptBody {
+            v: imi_protocol::PROTOCOL_VERSION,
+            message_id: Some(header.id),
+            envelope_hash: hash,
+            receiver: self.signer.node,
+            sender: Some(header.from),
+            received,
+            outcome: Outcome::Accepted,
+        }
+        .sign(&self.signer)
+        .map_err(|e| EngineError::Internal(e.to_string()))?;
+        let record = InboxRecord {
+            envelope_hash: hash,
+            received,
+            kind: header.kind.to_string(),
+            receipt: receipt.clone(),
+        };
+        b.put(keys::INBOX, inbox_key.clone(), record.encode()?);
+        b.put(keys::ENV_IN, inbox_key, bytes);
+        record_overlay(overlay, &b);
+        batch.append(b);
+        Ok(Committed::Accepted(receipt))
+    }
+}
+
+fn record(overlay: &mut Overlay, b: &WriteBatch) {
+    record_overlay(overlay, b)
+}
+
+pub(crate) fn record_overlay(overlay: &mut Overlay, b: &WriteBatch) {
+    for op in b.ops() {
+        match op {
+            imi_store::Op::Put { col, key, value } => {
+                overlay.insert((*col, key.clone()), Some(value.clone()));
+            }
+            imi_store::Op::Delete { col, key } => {
+                overlay.insert((*col, key.clone()), None);
+            }
+        }
+    }
+}

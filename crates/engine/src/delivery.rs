@@ -1,0 +1,289 @@
+//! Delivery: one task per destination node drains that node's persistent FIFO outbox.
+//!
+//! The task dispatches the oldest entries first, up to `delivery_window` in flight. Each
+//! answer is a signed receipt, verified against the destination's key and matched to the
+//! envelope hash; then the receipt is stored and the entry removed in one batch. On a
+//! failure (network error, bad receipt, transient rejection) the task stops dispatching,
+//! lets in-flight attempts finish, waits a capped exponential backoff with jitter, and
+//! starts again from the head of the outbox. A resent envelope that had in fact arrived is
+//! answered `duplicate`, which counts as delivered: the receiver applied it exactly once.
+use crate::commit::Job;
+use crate::metrics::{Metrics, PeerCodeLabel};
+use crate::{DeliveryReport, EngineError, Shared, keys};
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use imi_protocol::{MessageId, NodeId, Outcome, Receipt, sha256};
+use imi_store::{Durability, WriteBatch};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+enum Attempt {
+    Receipted {
+        key: Vec<u8>,
+        id: MessageId,
+        receipt: Receipt,
+    },
+    Failed {
+        error: String,
+    },
+}
+
+/// One outbox entry ready to send.
+struct Entry {
+    key: Vec<u8>,
+    id: MessageId,
+    bytes: Vec<u8>,
+}
+
+fn prefix_end(node: NodeId) -> Vec<u8> {
+    let [a, b] = node.as_bytes();
+    vec![a, b.saturating_add(1)]
+}
+
+/// Loads up to `limit` entries after `cursor` (or from the head).
+fn load(
+    shared: &Shared,
+    node: NodeId,
+    cursor: Option<&[u8]>,
+    limit: usize,
+) -> Result<Vec<Entry>, EngineError> {
+    let start = match cursor {
+        Some(c) => {
+            let mut s = c.to_vec();
+            s.push(0);
+            s
+        }
+        None => node.as_bytes().to_vec(),
+    };
+    let end = prefix_end(node);
+    let rows = shared
+        .store
+        .range(keys::OUTBOX, &start, Some(&end), limit)?;
+    let mut out = Vec::with_capacity(rows.len());
+    for (key, value) in rows {
+        let Some((id, _)) = keys::decode_outbox_value(&value) else {
+            tracing::error!(peer = %node, "corrupt outbox entry skipped");
+            continue;
+        };
+        match shared.store.get(keys::ENV_OUT, id.as_bytes())? {
+            Some(bytes) => out.push(Entry { key, id, bytes }),
+            None => tracing::error!(peer = %node, msg = %id, "outbox entry without envelope"),
+        }
+    }
+    Ok(out)
+}
+
+/// Counts queued entries and the enqueue time of the oldest.
+fn census(shared: &Shared, node: NodeId) -> Result<(usize, Option<u64>), EngineError> {
+    let rows = shared.store.range(
+        keys::OUTBOX,
+        &node.as_bytes(),
+        Some(&prefix_end(node)),
+        usize::MAX,
+    )?;
+    let oldest = rows
+        .first()
+        .and_then(|(_, v)| keys::decode_outbox_value(v))
+        .map(|(_, t)| t);
+    Ok((rows.len(), oldest))
+}
+
+async fn attempt(shared: Arc<Shared>, node: NodeId, entry: Entry) -> Attempt {
+    let Some(peer) = shared.peer_id(node) else {
+        return Attempt::Failed {
+            error: "destination has no valid key".into(),
+        };
+    };
+    let hash = sha256(&entry.bytes);
+    let response = match shared.network.request(peer, entry.bytes).await {
+        Ok(r) => r,
+        Err(e) => {
+            return Attempt::Failed {
+                error: e.to_string(),
+            };
+        }
+    };
+    let trust = shared.trust();
+    match Receipt::verify(response, &trust, node) {
+        Ok(r) if r.body.message_id == Some(entry.id) && r.body.envelope_hash == hash => {
+            match &r.body.outcome {
+                Outcome::Rejected(code) if code.is_transient() => Attempt::Failed {
+                    error: format!("transient rejection: {code}"),
+                },
+                _ => Attempt::Receipted {
+                    key: entry.key,
+                    id: entry.id,
+                    receipt: r,
+                },
+            }
+        }
+        Ok(_) => Attempt::Failed {
+            error: "receipt does not match the envelope".into(),
+        },
+        Err(code) => Attempt::Failed {
+            error: format!("invalid receipt: {code}"),
+        },
+    }
+}
+
+fn backoff(shared: &Shared, failures: u32) -> Duration {
+    let base = shared.config.backoff_initial_ms.max(1);
+    let exp = base.saturating_mul(1u64 << failures.min(20).saturating_sub(1));
+    let capped = exp.min(shared.config.backoff_max_ms.max(base));
+    // Full jitter in [capped/2, capped].
+    let jitter = rand::random_range(0..=capped / 2);
+    Duration::from_millis(capped - capped / 2 + jitter)
+}
+
+/// Runs the delivery task for `node` until cancelled.
+pub(crate) async fn run(shared: Arc<Shared>, node: NodeId, cancel: CancellationToken) {
+    let label = Metrics::peer(node);
+    let Some(wake) = shared.wake.get(&node).cloned() else {
+        return;
+    };
+    {
+        let s = shared.clone();
+        if let Ok(Ok((depth, _))) = tokio::task::spawn_blocking(move || census(&s, node)).await {
+            shared
+                .metrics
+                .queue_depth
+                .get_or_create(&label)
+                .set(i64::try_from(depth).unwrap_or(i64::MAX));
+        }
+    }
+    let window = shared.config.delivery_window.max(1);
+    let mut inflight = FuturesUnordered::new();
+    let mut cursor: Option<Vec<u8>> = None;
+    let mut failures: u32 = 0;
+    let mut paused = false;
+    let mut resume_at: Option<Instant> = None;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        if paused && inflight.is_empty() && resume_at.is_some_and(|t| Instant::now() >= t) {
+            paused = false;
+            resume_at = None;
+            cursor = None;
+        }
+        if !paused && inflight.len() < window {
+            let s = shared.clone();
+            let c = cursor.clone();
+            let need = window - inflight.len();
+            match tokio::task::spawn_blocking(move || load(&s, node, c.as_deref(), need)).await {
+                Ok(Ok(entries)) => {
+                    for e in entries {
+                        cursor = Some(e.key.clone());
+                        inflight.push(attempt(shared.clone(), node, e));
+                    }
+                }
+                Ok(Err(e)) => tracing::error!(peer = %node, error = %e, "outbox read failed"),
+                Err(e) => tracing::error!(peer = %node, error = %e, "outbox read task failed"),
+            }
+        }
+        let sleep_until = resume_at.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            Some(result) = inflight.next(), if !inflight.is_empty() => {
+                match result {
+                    Attempt::Receipted { key, id, receipt } => {
+                        if let Err(e) = settle(&shared, node, key, id, receipt).await {
+                            tracing::error!(peer = %node, error = %e, "could not store receipt");
+                        }
+                        if !paused {
+                            failures = 0;
+                            shared.metrics.backoff_seconds.get_or_create(&label).set(0.0);
+                        }
+                    }
+                    Attempt::Failed { error } => {
+                        shared.metrics.retries.get_or_create(&label).inc();
+                        if !paused {
+                            failures = failures.saturating_add(1);
+                            let wait = backoff(&shared, failures);
+                            shared.metrics.backoff_seconds.get_or_create(&label).set(wait.as_secs_f64());
+                            tracing::warn!(peer = %node, error = %error, failures, backoff_ms = wait.as_millis() as u64, "delivery failed; backing off");
+                            paused = true;
+                            resume_at = Some(Instant::now() + wait);
+                        }
+                    }
+                }
+            }
+            _ = wake.notified(), if !paused => {}
+            _ = tokio::time::sleep_until(sleep_until), if paused && inflight.is_empty() => {}
+            _ = tick.tick() => {
+                let s = shared.clone();
+                if let Ok(Ok((depth, oldest))) = tokio::task::spawn_blocking(move || census(&s, node)).await {
+                    shared.metrics.queue_depth.get_or_create(&label).set(i64::try_from(depth).unwrap_or(i64::MAX));
+                    let age = oldest.map_or(0.0, |t| shared.clock.now_ms().saturating_sub(t) as f64 / 1000.0);
+                    shared.metrics.oldest_queued_age_seconds.get_or_create(&label).set(age);
+                }
+            }
+        }
+    }
+    tracing::debug!(peer = %node, "delivery task stopped");
+}
+
+/// Stores the receipt and removes the outbox entry (a `rejected` receipt moves the
+/// envelope to the dead-letter column). Transient rejections are left queued.
+async fn settle(
+    shared: &Arc<Shared>,
+    node: NodeId,
+    key: Vec<u8>,
+    id: MessageId,
+    receipt: Receipt,
+) -> Result<(), EngineError> {
+    let label = Metrics::peer(node);
+    let mut batch = WriteBatch::new();
+    match &receipt.body.outcome {
+        Outcome::Accepted | Outcome::Duplicate => {
+            batch.put(
+                keys::RECEIPTS_OUT,
+                keys::node_msg_key(node, &id),
+                receipt.bytes.clone(),
+            );
+            shared.metrics.delivered.get_or_create(&label).inc();
+        }
+        Outcome::Rejected(code) => {
+            shared
+                .metrics
+                .rejected_by_peer
+                .get_or_create(&PeerCodeLabel {
+                    peer: node.to_string(),
+                    code: code.label().to_owned(),
+                })
+                .inc();
+            tracing::warn!(peer = %node, msg = %id, code = %code, "destination rejected an envelope");
+            batch.put(
+                keys::DEAD,
+                keys::node_msg_key(node, &id),
+                receipt.bytes.clone(),
+            );
+        }
+    }
+    batch.delete(keys::OUTBOX, key);
+    let (reply, done) = oneshot::channel();
+    shared
+        .commit(Job::Write {
+            batch,
+            durability: Durability::Buffered,
+            reply,
+        })
+        .await?;
+    done.await.map_err(|_| EngineError::ShuttingDown)??;
+    shared.metrics.queue_depth.get_or_create(&label).dec();
+    let waiter = shared
+        .watchers
+        .lock()
+        .ok()
+        .and_then(|mut w| w.remove(&(node, id)));
+    if let Some((started, tx)) = waiter {
+        let _ = tx.send(DeliveryReport {
+            to: node,
+            receipt: receipt.body,
+            round_trip: started.elapsed(),
+        });
+    }
+    Ok(())
+}

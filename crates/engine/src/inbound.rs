@@ -1,0 +1,320 @@
+//! The receiving path: size check → decode → verify against the sender's key valid at
+//! creation time → check this node is a recipient → de-duplicate → decrypt → application →
+//! atomic commit → signed receipt (only after the commit is durable).
+//!
+//! Every envelope is answered with a signed receipt. A rejection writes nothing.
+use crate::commit::{Committed, Job};
+use crate::{Shared, keys};
+use imi_network::{InboundId, InboundPayload, NetworkEvent, PeerId};
+use imi_protocol::{
+    Envelope, Header, MessageId, NodeId, Outcome, ReceiptBody, RejectCode, Timestamp, sha256,
+};
+use std::sync::Arc;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+/// Runs the inbound loop until cancelled or the network stops.
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    mut events: mpsc::Receiver<NetworkEvent>,
+    cancel: CancellationToken,
+) {
+    let limit = Arc::new(Semaphore::new(shared.config.max_inbound_concurrency.max(1)));
+    loop {
+        let ev = tokio::select! {
+            _ = cancel.cancelled() => break,
+            ev = events.recv() => match ev { Some(ev) => ev, None => break },
+        };
+        match ev {
+            NetworkEvent::InboundRequest { peer, id, payload } => {
+                let Ok(permit) = limit.clone().acquire_owned().await else {
+                    break;
+                };
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    handle(&shared, peer, id, payload).await;
+                    drop(permit);
+                });
+            }
+            NetworkEvent::PeerConnected(p) => tracing::debug!(peer = %p, "peer connected"),
+            NetworkEvent::PeerDisconnected(p) => tracing::debug!(peer = %p, "peer disconnected"),
+            NetworkEvent::Refused { peer, addr } => {
+                tracing::warn!(peer = ?peer, addr = ?addr, "refused a connection from a peer not on the trust list")
+            }
+            NetworkEvent::ListeningOn(a) => tracing::info!(addr = %a, "listening"),
+        }
+    }
+    tracing::debug!("inbound loop stopped");
+}
+
+/// The decision before commit.
+enum Prepared {
+    Reject {
+        code: RejectCode,
+        id: Option<MessageId>,
+        sender: Option<NodeId>,
+        hash: [u8; 32],
+    },
+    Duplicate {
+        id: MessageId,
+        sender: NodeId,
+        hash: [u8; 32],
+    },
+    Ready {
+        header: Box<Header>,
+        bytes: Vec<u8>,
+        hash: [u8; 32],
+        body: Vec<u8>,
+    },
+}
+
+async fn handle(shared: &Arc<Shared>, peer: PeerId, id: InboundId, payload: InboundPayload) {
+    let received = shared.clock.now_ms();
+    shared.metrics.received.inc();
+    let prepared = match payload {
+        InboundPayload::Oversized { declared } => {
+            tracing::warn!(peer = %peer, declared, "oversized envelope refused before decoding");
+            Prepared::Reject {
+                code: RejectCode::Oversized,
+                id: None,
+                sender: None,
+                hash: [0; 32],
+            }
+        }
+        InboundPayload::Bytes(bytes) => {
+            let s = shared.clone();
+            match tokio::task::spawn_blocking(move || prepare(&s, bytes, received)).await {
+                Ok(p) => p,
+                Err(_) => Prepared::Reject {
+                    code: RejectCode::Internal,
+                    id: None,
+                    sender: None,
+                    hash: [0; 32],
+                },
+            }
+        }
+    };
+    let receipt = match prepared {
+        Prepared::Reject {
+            code,
+            id,
+            sender,
+            hash,
+        } => reject(shared, peer, code, id, sender, hash, received),
+        Prepared::Duplicate { id, sender, hash } => duplicate(shared, id, sender, hash, received),
+        Prepared::Ready {
+            header,
+            bytes,
+            hash,
+            body,
+        } => {
+            let msg = header.id;
+            let sender = header.from;
+            let kind_is_diag = header.kind.as_str() == imi_protocol::Kind::DIAGNOSTIC;
+            let (reply, rx) = oneshot::channel();
+            let job = Job::Inbound {
+                header,
+                bytes,
+                hash,
+                body,
+                received,
+                reply,
+            };
+            let committed = match shared.commit_tx.send(job).await {
+                Ok(()) => rx.await.ok(),
+                Err(_) => None,
+            };
+            match committed {
+                Some(Ok(Committed::Accepted(receipt))) => {
+                    shared.metrics.accepted.inc();
+                    if kind_is_diag {
+                        shared.metrics.diagnostic_applied.inc();
+                    }
+                    tracing::debug!(peer = %sender, msg = %msg, "accepted");
+                    Some(receipt)
+                }
+                Some(Ok(Committed::Duplicate)) => duplicate(shared, msg, sender, hash, received),
+                Some(Ok(Committed::Rejected(code))) => {
+                    reject(shared, peer, code, Some(msg), Some(sender), hash, received)
+                }
+                Some(Err(e)) => {
+                    tracing::error!(error = %e, msg = %msg, "commit failed");
+                    reject(
+                        shared,
+                        peer,
+                        RejectCode::Internal,
+                        Some(msg),
+                        Some(sender),
+                        hash,
+                        received,
+                    )
+                }
+                None => reject(
+                    shared,
+                    peer,
+                    RejectCode::Internal,
+                    Some(msg),
+                    Some(sender),
+                    hash,
+                    received,
+                ),
+            }
+        }
+    };
+    if let Some(receipt) = receipt
+        && let Err(e) = shared.network.respond(id, receipt).await
+    {
+        tracing::debug!(peer = %peer, error = %e, "could not send receipt");
+    }
+}
+
+fn prepare(shared: &Shared, bytes: Vec<u8>, received: Timestamp) -> Prepared {
+    let hash = sha256(&bytes);
+    let env = match Envelope::parse(bytes, shared.config.max_envelope_bytes) {
+        Ok(e) => e,
+        Err(code) => {
+            return Prepared::Reject {
+                code,
+                id: None,
+                sender: None,
+                hash,
+            };
+        }
+    };
+    let (id, sender) = (env.header().id, env.header().from);
+    let trust = shared.trust();
+    let verified = match env.verify(
+        &trust,
+        shared.me,
+        received,
+        shared.config.max_future_skew_ms,
+    ) {
+        Ok(v) => v,
+        Err(code) => {
+            return Prepared::Reject {
+                code,
+                id: Some(id),
+                sender: Some(sender),
+                hash,
+            };
+        }
+    };
+    match shared
+        .store
+        .get(keys::INBOX, &keys::node_msg_key(sender, &id))
+    {
+        Ok(Some(existing)) => {
+            let same =
+                crate::InboxRecord::decode(&existing).is_some_and(|r| r.envelope_hash == hash);
+            return if same {
+                Prepared::Duplicate { id, sender, hash }
+            } else {
+                Prepared::Reject {
+                    code: RejectCode::Conflict,
+                    id: Some(id),
+                    sender: Some(sender),
+                    hash,
+                }
+            };
+        }
+        Ok(None) => {}
+        Err(e) => {
+            tracing::error!(error = %e, "inbox read failed");
+            return Prepared::Reject {
+                code: RejectCode::Internal,
+                id: Some(id),
+                sender: Some(sender),
+                hash,
+            };
+        }
+    }
+    if !shared.apps.handles(verified.header().kind.as_str()) {
+        return Prepared::Reject {
+            code: RejectCode::UnknownKind,
+            id: Some(id),
+            sender: Some(sender),
+            hash,
+        };
+    }
+    match verified.open(shared.me, &shared.identity.hpke) {
+        Ok(opened) => {
+            let header = Box::new(verified.header().clone());
+            Prepared::Ready {
+                header,
+                bytes: verified.into_bytes(),
+                hash,
+                body: opened.body,
+            }
+        }
+        Err(code) => Prepared::Reject {
+            code,
+            id: Some(id),
+            sender: Some(sender),
+            hash,
+        },
+    }
+}
+
+fn sign(shared: &Shared, body: ReceiptBody) -> Option<Vec<u8>> {
+    match body.sign(&shared.identity.signer) {
+        Ok(r) => Some(r),
+        Err(e) => {
+            tracing::error!(error = %e, "could not sign receipt");
+            None
+        }
+    }
+}
+
+fn duplicate(
+    shared: &Shared,
+    id: MessageId,
+    sender: NodeId,
+    hash: [u8; 32],
+    received: Timestamp,
+) -> Option<Vec<u8>> {
+    shared.metrics.duplicates.inc();
+    tracing::debug!(peer = %sender, msg = %id, "duplicate");
+    sign(
+        shared,
+        ReceiptBody {
+            v: imi_protocol::PROTOCOL_VERSION,
+            message_id: Some(id),
+            envelope_hash: hash,
+            receiver: shared.me,
+            sender: Some(sender),
+            received,
+            outcome: Outcome::Duplicate,
+        },
+    )
+}
+
+fn reject(
+    shared: &Shared,
+    peer: PeerId,
+    code: RejectCode,
+    id: Option<MessageId>,
+    sender: Option<NodeId>,
+    hash: [u8; 32],
+    received: Timestamp,
+) -> Option<Vec<u8>> {
+    shared
+        .metrics
+        .inbound_rejected
+        .get_or_create(&crate::metrics::CodeLabel {
+            code: code.label().to_owned(),
+        })
+        .inc();
+    tracing::warn!(peer = %peer, code = %code, msg = ?id.map(|i| i.to_string()), "rejected an inbound envelope");
+    sign(
+        shared,
+        ReceiptBody {
+            v: imi_protocol::PROTOCOL_VERSION,
+            message_id: id,
+            envelope_hash: hash,
+            receiver: shared.me,
+            sender,
+            received,
+            outcome: Outcome::Rejected(code),
+        },
+    )
+}

@@ -1,0 +1,76 @@
+//! Column names and key layouts of the engine's persistent state.
+//!
+//! | column | key | value |
+//! |---|---|---|
+//! | `meta` | text name | engine metadata (trust list bytes, counters) |
+//! | `env_out` | message id (16) | envelope bytes as signed |
+//! | `outbox` | peer (2) ‖ seq (8, big-endian) | message id (16) ‖ enqueued ms (8, BE) |
+//! | `receipts_out` | peer (2) ‖ message id (16) | receipt bytes as received |
+//! | `dead` | peer (2) ‖ message id (16) | `rejected` receipt bytes as received |
+//! | `inbox` | sender (2) ‖ message id (16) | CBOR [`crate::InboxRecord`] incl. our signed receipt |
+//! | `env_in` | sender (2) ‖ message id (16) | envelope bytes as received |
+//! | `app` | application-defined | application-defined |
+use imi_protocol::{MessageId, NodeId};
+use imi_store::Column;
+
+/// Engine metadata.
+pub const META: Column = "meta";
+/// Envelopes this node signed.
+pub const ENV_OUT: Column = "env_out";
+/// The per-destination FIFO outbox.
+pub const OUTBOX: Column = "outbox";
+/// Receipts received for sent envelopes.
+pub const RECEIPTS_OUT: Column = "receipts_out";
+/// Envelopes a peer rejected, with the rejection receipt.
+pub const DEAD: Column = "dead";
+/// Accepted inbound envelopes: the de-duplication record.
+pub const INBOX: Column = "inbox";
+/// Inbound envelope bytes.
+pub const ENV_IN: Column = "env_in";
+/// Application state.
+pub const APP: Column = "app";
+
+/// Every column the engine uses.
+pub const ALL: &[Column] = &[
+    META,
+    ENV_OUT,
+    OUTBOX,
+    RECEIPTS_OUT,
+    DEAD,
+    INBOX,
+    ENV_IN,
+    APP,
+];
+
+/// `peer ‖ seq`.
+pub fn outbox_key(peer: NodeId, seq: u64) -> Vec<u8> {
+    let mut k = peer.as_bytes().to_vec();
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+/// `node ‖ message id`.
+pub fn node_msg_key(node: NodeId, id: &MessageId) -> Vec<u8> {
+    let mut k = node.as_bytes().to_vec();
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+/// Decodes an outbox value: message id and enqueue time.
+pub fn decode_outbox_value(v: &[u8]) -> Option<(MessageId, u64)> {
+    let id = MessageId::from_slice(v.get(..16)?)?;
+    let t = u64::from_be_bytes(v.get(16..24)?.try_into().ok()?);
+    Some((id, t))
+}
+
+/// Encodes an outbox value.
+pub fn outbox_value(id: &MessageId, enqueued: u64) -> Vec<u8> {
+    let mut v = id.as_bytes().to_vec();
+    v.extend_from_slice(&enqueued.to_be_bytes());
+    v
+}
+
+/// Decodes the sequence number of an outbox key.
+pub fn outbox_seq(key: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(key.get(2..10)?.try_into().ok()?))
+}

@@ -1,0 +1,397 @@
+//! # imi-network: size-checked byte frames between allowed peers
+//!
+//! The network never decides. It moves opaque, size-checked byte frames between national nodes
+//! that are on the trust list, and reports what happened; `engine` decides what the bytes mean.
+//!
+//! ## Shape
+//!
+//! ```text
+//!   engine ──NetworkClient (clone freely)──► bounded mpsc<Command> ──►┐
+//!     ▲         each command carries a oneshot for its reply          │
+//!     │                                                               ▼
+//!     └──────── bounded mpsc<NetworkEvent> ◄──────────── swarm task (owns the libp2p Swarm)
+//! ```
+//!
+//! * [`spawn`] builds the [`Swarm`](libp2p::Swarm) (TCP with `nodelay`, Noise, Yamux) and moves
+//!   it into **one task**, the only code that touches it. The task `select!`s over the
+//!   cancellation token, commands, and swarm events, and stops when the token is cancelled.
+//! * [`NetworkClient`] is a cheap, cloneable handle. Each method sends a command over a bounded
+//!   channel and awaits a oneshot reply. When the task is gone every method returns
+//!   [`NetworkError::ShutDown`].
+//! * Inbound requests, connection changes and refusals arrive as [`NetworkEvent`]s on a bounded
+//!   channel. While that channel is full the task stops polling the swarm (backpressure reaches
+//!   the remote peers through the transport) but keeps serving commands, so a consumer that
+//!   answers a request with [`NetworkClient::respond`] before reading the next event cannot
+//!   deadlock.
+//!
+//! ## Protocol
+//!
+//! One request-response protocol, [`PROTOCOL`]: a request frame, then a response frame, on a
+//! fresh Yamux stream. A frame is a `u32` big-endian length and the body. Both directions are
+//! limited to [`NetworkConfig::max_message_bytes`]:
+//!
+//! * [`NetworkClient::request`] and [`NetworkClient::respond`] refuse larger bodies with
+//!   [`NetworkError::TooLarge`] before anything is sent;
+//! * an inbound request declared larger than the limit (but at most four times it) is read and
+//!   discarded in 64 KiB chunks and delivered as [`InboundPayload::Oversized`], so the engine can
+//!   log it and still answer; anything larger drops the stream;
+//! * a response larger than the requester's limit fails the request.
+//!
+//! Identify and ping run alongside for diagnostics and liveness.
+//!
+//! ## Who may connect
+//!
+//! Only peers on the allow list ([`spawn`]'s `allowed`, replaced by
+//! [`NetworkClient::set_allowed`]) can hold a connection, in either direction. Gating happens
+//! right after the Noise handshake, when the remote's [`PeerId`] is proven; refused connections
+//! are logged at `warn` and reported as [`NetworkEvent::Refused`]. Requests to peers that are not
+//! allowed fail with [`NetworkError::NotAllowed`] without dialing. Only the addresses given with
+//! [`AllowedPeer`] are dialed; addresses peers advertise about themselves are ignored.
+//!
+//! ## Bounds
+//!
+//! Commands, events, outstanding requests (queued plus in flight, at most
+//! [`NetworkConfig::command_buffer`]), concurrent streams per connection
+//! ([`NetworkConfig::max_concurrent_streams`]; at most half of them are used for our own
+//! requests to one peer, the rest queue in the task), frame sizes, and request lifetimes
+//! ([`NetworkConfig::request_timeout`], counted once in the queue and once on the wire) are all
+//! bounded.
+
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+
+mod codec;
+mod task;
+
+use std::{fmt, sync::Arc, time::Duration};
+
+use libp2p::request_response::InboundRequestId;
+pub use libp2p::{Multiaddr, PeerId, identity::Keypair};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+/// The request-response protocol name spoken between nodes.
+pub const PROTOCOL: &str = "/imi/envelope/1";
+
+/// Default limit for one request or response body: 4 MiB.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
+
+/// Largest `max_message_bytes` the `u32` length prefix can express.
+const MAX_FRAME_LIMIT: usize = u32::MAX as usize;
+
+/// Configuration of the network task.
+#[derive(Debug, Clone)]
+pub struct NetworkConfig {
+    /// Addresses to listen on, e.g. `/ip4/127.0.0.1/tcp/0`.
+    pub listen: Vec<Multiaddr>,
+    /// Limit for one request or response body, in bytes (default 4 MiB).
+    pub max_message_bytes: usize,
+    /// How long a request may take on the wire, and separately how long it may wait in the
+    /// local queue (default 30 s). Also bounds how long an inbound request waits for
+    /// [`NetworkClient::respond`].
+    pub request_timeout: Duration,
+    /// Connections without open streams are closed after this long (default 300 s).
+    pub idle_connection_timeout: Duration,
+    /// Concurrent request-response streams per connection, inbound plus outbound
+    /// (default 256).
+    pub max_concurrent_streams: usize,
+    /// Capacity of the command channel; also the limit on outstanding requests (default 1024).
+    pub command_buffer: usize,
+    /// Capacity of the event channel (default 1024).
+    pub event_buffer: usize,
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        Self {
+            listen: Vec::new(),
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            request_timeout: Duration::from_secs(30),
+            idle_connection_timeout: Duration::from_secs(300),
+            max_concurrent_streams: 256,
+            command_buffer: 1024,
+            event_buffer: 1024,
+        }
+    }
+}
+
+impl NetworkConfig {
+    fn validate(&self) -> Result<(), NetworkError> {
+        let invalid = |what: &str| {
+            Err(NetworkError::Other(format!(
+                "invalid network config: {what}"
+            )))
+        };
+        if self.max_message_bytes == 0 || self.max_message_bytes > MAX_FRAME_LIMIT {
+            return invalid("max_message_bytes must be between 1 and 4294967295");
+        }
+        if self.max_concurrent_streams == 0 {
+            return invalid("max_concurrent_streams must be at least 1");
+        }
+        if self.command_buffer == 0 || self.command_buffer > Semaphore::MAX_PERMITS {
+            return invalid("command_buffer must be at least 1");
+        }
+        if self.event_buffer == 0 {
+            return invalid("event_buffer must be at least 1");
+        }
+        if self.request_timeout.is_zero() {
+            return invalid("request_timeout must be positive");
+        }
+        Ok(())
+    }
+}
+
+/// A peer on the trust list, with the addresses to dial it at (may be empty if it only dials
+/// us).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AllowedPeer {
+    /// The peer's libp2p identity.
+    pub peer: PeerId,
+    /// Where to dial it.
+    pub addrs: Vec<Multiaddr>,
+}
+
+/// The body of an inbound request.
+#[derive(Debug)]
+pub enum InboundPayload {
+    /// A body within the limit, exactly as received.
+    Bytes(Vec<u8>),
+    /// The declared length exceeded the limit; the body was drained (not kept).
+    Oversized {
+        /// The length the sender declared.
+        declared: u64,
+    },
+}
+
+/// Something that happened on the network.
+#[derive(Debug)]
+pub enum NetworkEvent {
+    /// A peer sent a request; answer it with [`NetworkClient::respond`] before
+    /// [`NetworkConfig::request_timeout`] runs out.
+    InboundRequest {
+        /// Who sent it (authenticated by the Noise handshake).
+        peer: PeerId,
+        /// Handle for the response.
+        id: InboundId,
+        /// What was sent.
+        payload: InboundPayload,
+    },
+    /// The first connection to this peer was established.
+    PeerConnected(PeerId),
+    /// The last connection to this peer was closed.
+    PeerDisconnected(PeerId),
+    /// A connection from/to a peer not on the allow list was refused (logged at `warn`).
+    Refused {
+        /// The peer, if it got far enough to prove its identity.
+        peer: Option<PeerId>,
+        /// The remote address, if known.
+        addr: Option<Multiaddr>,
+    },
+    /// A new local listen address.
+    ListeningOn(Multiaddr),
+}
+
+/// Identifies an inbound request awaiting a response. Opaque; unique within one network task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct InboundId(InboundRequestId);
+
+impl fmt::Display for InboundId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "inbound#{}", self.0)
+    }
+}
+
+/// Everything that can go wrong in the network layer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NetworkError {
+    /// A request or response body is larger than the configured limit.
+    #[error("message of {size} bytes exceeds the {limit}-byte limit")]
+    TooLarge {
+        /// The body size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The peer is not on the allow list; nothing was sent.
+    #[error("peer {0} is not on the allow list")]
+    NotAllowed(PeerId),
+    /// No response arrived in time.
+    #[error("request timed out")]
+    Timeout,
+    /// The connection could not be established or closed before the response arrived.
+    #[error("connection failed: {0}")]
+    ConnectionFailed(String),
+    /// An I/O error on a stream or listener.
+    #[error("I/O error: {0}")]
+    Io(String),
+    /// The network task has stopped.
+    #[error("the network task has shut down")]
+    ShutDown,
+    /// Anything else (invalid configuration, unknown inbound id, protocol mismatch, ...).
+    #[error("{0}")]
+    Other(String),
+}
+
+/// What the client asks of the swarm task.
+pub(crate) enum Command {
+    Request {
+        peer: PeerId,
+        bytes: Vec<u8>,
+        reply: oneshot::Sender<Result<Vec<u8>, NetworkError>>,
+        /// Held until the request completes: bounds outstanding requests.
+        permit: OwnedSemaphorePermit,
+    },
+    Respond {
+        id: InboundId,
+        bytes: Vec<u8>,
+        reply: oneshot::Sender<Result<(), NetworkError>>,
+    },
+    SetAllowed {
+        peers: Vec<AllowedPeer>,
+        reply: oneshot::Sender<Result<(), NetworkError>>,
+    },
+    ListenAddrs {
+        reply: oneshot::Sender<Result<Vec<Multiaddr>, NetworkError>>,
+    },
+    ConnectedPeers {
+        reply: oneshot::Sender<Result<Vec<PeerId>, NetworkError>>,
+    },
+    DialAll {
+        reply: oneshot::Sender<Result<(), NetworkError>>,
+    },
+}
+
+/// Cloneable handle to the network task. See the [crate docs](crate).
+#[derive(Clone)]
+pub struct NetworkClient {
+    commands: mpsc::Sender<Command>,
+    request_slots: Arc<Semaphore>,
+    max_message_bytes: usize,
+}
+
+impl fmt::Debug for NetworkClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NetworkClient")
+            .field("max_message_bytes", &self.max_message_bytes)
+            .field("closed", &self.commands.is_closed())
+            .finish_non_exhaustive()
+    }
+}
+
+impl NetworkClient {
+    fn check_size(&self, len: usize) -> Result<(), NetworkError> {
+        if len > self.max_message_bytes {
+            return Err(NetworkError::TooLarge {
+                size: len,
+                limit: self.max_message_bytes,
+            });
+        }
+        Ok(())
+    }
+
+    async fn call<T>(
+        &self,
+        command: impl FnOnce(oneshot::Sender<Result<T, NetworkError>>) -> Command,
+    ) -> Result<T, NetworkError> {
+        let (reply, response) = oneshot::channel();
+        self.commands
+            .send(command(reply))
+            .await
+            .map_err(|_| NetworkError::ShutDown)?;
+        response.await.map_err(|_| NetworkError::ShutDown)?
+    }
+
+    /// Send one request frame and wait for the response frame (dial if needed using the known
+    /// addresses).
+    ///
+    /// Fails with [`NetworkError::TooLarge`] before sending if `bytes` exceeds the limit, and
+    /// with [`NetworkError::NotAllowed`] without dialing if `peer` is not on the allow list.
+    /// Waits (backpressure) while [`NetworkConfig::command_buffer`] requests are outstanding.
+    pub async fn request(&self, peer: PeerId, bytes: Vec<u8>) -> Result<Vec<u8>, NetworkError> {
+        self.check_size(bytes.len())?;
+        let permit = Arc::clone(&self.request_slots)
+            .acquire_owned()
+            .await
+            .map_err(|_| NetworkError::ShutDown)?;
+        self.call(|reply| Command::Request {
+            peer,
+            bytes,
+            reply,
+            permit,
+        })
+        .await
+    }
+
+    /// Reply to an inbound request. Error if unknown/expired id.
+    ///
+    /// A body over the limit fails with [`NetworkError::TooLarge`] and leaves the request open,
+    /// so a smaller answer can still be sent.
+    pub async fn respond(&self, id: InboundId, bytes: Vec<u8>) -> Result<(), NetworkError> {
+        self.check_size(bytes.len())?;
+        self.call(|reply| Command::Respond { id, bytes, reply })
+            .await
+    }
+
+    /// Replace the allow list (trust-list update). Disconnects peers no longer allowed.
+    pub async fn set_allowed(&self, peers: Vec<AllowedPeer>) -> Result<(), NetworkError> {
+        self.call(|reply| Command::SetAllowed { peers, reply })
+            .await
+    }
+
+    /// The addresses the node currently listens on.
+    pub async fn listen_addrs(&self) -> Result<Vec<Multiaddr>, NetworkError> {
+        self.call(|reply| Command::ListenAddrs { reply }).await
+    }
+
+    /// Peers with at least one established connection.
+    pub async fn connected_peers(&self) -> Result<Vec<PeerId>, NetworkError> {
+        self.call(|reply| Command::ConnectedPeers { reply }).await
+    }
+
+    /// Dial all allowed peers that are not connected (best effort); returns immediately.
+    /// Outcomes show up as [`NetworkEvent::PeerConnected`] (or in the logs).
+    pub async fn dial_all(&self) -> Result<(), NetworkError> {
+        self.call(|reply| Command::DialAll { reply }).await
+    }
+}
+
+/// Spawns the swarm task on the current tokio runtime. It stops when `cancel` is cancelled.
+///
+/// Listening starts before this returns; the actual addresses arrive as
+/// [`NetworkEvent::ListeningOn`]. Must be called from within a tokio runtime.
+pub fn spawn(
+    keypair: Keypair,
+    config: NetworkConfig,
+    allowed: Vec<AllowedPeer>,
+    cancel: CancellationToken,
+) -> Result<
+    (
+        NetworkClient,
+        mpsc::Receiver<NetworkEvent>,
+        tokio::task::JoinHandle<()>,
+    ),
+    NetworkError,
+> {
+    config.validate()?;
+    let runtime = tokio::runtime::Handle::try_current().map_err(|e| {
+        NetworkError::Other(format!("imi_network::spawn needs a tokio runtime: {e}"))
+    })?;
+    let (command_tx, command_rx) = mpsc::channel(config.command_buffer);
+    let (event_tx, event_rx) = mpsc::channel(config.event_buffer);
+    let client = NetworkClient {
+        commands: command_tx,
+        request_slots: Arc::new(Semaphore::new(config.command_buffer)),
+        max_message_bytes: config.max_message_bytes,
+    };
+    let task = task::SwarmTask::new(keypair, &config, allowed, event_tx)?;
+    let handle = runtime.spawn(task.run(command_rx, cancel));
+    Ok((client, event_rx, handle))
+}

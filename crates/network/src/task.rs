@@ -1,0 +1,624 @@
+//! The swarm task: the only owner of the libp2p [`Swarm`].
+
+use std::{
+    collections::{HashMap, VecDeque},
+    time::Instant,
+};
+
+use futures::StreamExt;
+use libp2p::{
+    Multiaddr, PeerId, StreamProtocol, Swarm, allow_block_list, identify,
+    identity::Keypair,
+    noise, ping,
+    request_response::{
+        self, OutboundFailure, OutboundRequestId, ProtocolSupport, ResponseChannel,
+    },
+    swarm::{
+        DialError, ListenError, NetworkBehaviour, SwarmEvent,
+        dial_opts::{DialOpts, PeerCondition},
+    },
+    tcp, yamux,
+};
+use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, debug, info, trace, warn};
+
+use crate::{
+    AllowedPeer, Command, InboundId, InboundPayload, NetworkConfig, NetworkError, NetworkEvent,
+    PROTOCOL,
+    codec::{Frame, FrameCodec, FrameTooLarge},
+};
+
+/// Protocol version announced through identify.
+const IDENTIFY_PROTOCOL_VERSION: &str = "/imi/1.0.0";
+
+#[derive(NetworkBehaviour)]
+pub(crate) struct Behaviour {
+    /// Connection gating: only allowed peers keep a connection.
+    gate: allow_block_list::Behaviour<allow_block_list::AllowedPeers>,
+    request_response: request_response::Behaviour<FrameCodec>,
+    identify: identify::Behaviour,
+    ping: ping::Behaviour,
+}
+
+/// A request accepted from the client, not yet handed to libp2p.
+struct QueuedRequest {
+    bytes: Vec<u8>,
+    reply: oneshot::Sender<Result<Vec<u8>, NetworkError>>,
+    permit: OwnedSemaphorePermit,
+    queued_at: Instant,
+}
+
+/// A request handed to libp2p, awaiting its response.
+struct InFlight {
+    peer: PeerId,
+    reply: oneshot::Sender<Result<Vec<u8>, NetworkError>>,
+    /// Released (dropped) when the request completes.
+    _permit: OwnedSemaphorePermit,
+}
+
+pub(crate) struct SwarmTask {
+    swarm: Swarm<Behaviour>,
+    max_message_bytes: usize,
+    request_timeout: std::time::Duration,
+    /// Our own in-flight requests per peer are capped here, leaving the rest of the remote's
+    /// stream budget for its requests to us.
+    per_peer_window: usize,
+    allowed: HashMap<PeerId, Vec<Multiaddr>>,
+    queued: HashMap<PeerId, VecDeque<QueuedRequest>>,
+    in_flight: HashMap<OutboundRequestId, InFlight>,
+    in_flight_per_peer: HashMap<PeerId, usize>,
+    awaiting_response: HashMap<InboundId, ResponseChannel<Vec<u8>>>,
+    events: mpsc::Sender<NetworkEvent>,
+    /// Events the consumer has not taken yet; while non-empty the swarm is not polled, so this
+    /// holds at most the events of one swarm event.
+    outbox: VecDeque<NetworkEvent>,
+    events_closed: bool,
+}
+
+fn build_swarm(keypair: Keypair, config: &NetworkConfig) -> Result<Swarm<Behaviour>, NetworkError> {
+    let codec = FrameCodec::new(config.max_message_bytes);
+    let rr_config = request_response::Config::default()
+        .with_request_timeout(config.request_timeout)
+        .with_max_concurrent_streams(config.max_concurrent_streams);
+    let idle = config.idle_connection_timeout;
+    let negotiating = config.max_concurrent_streams;
+    let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .map_err(|e| NetworkError::Other(format!("cannot set up the Noise transport: {e}")))?
+        .with_behaviour(|key| Behaviour {
+            gate: allow_block_list::Behaviour::default(),
+            request_response: request_response::Behaviour::with_codec(
+                codec,
+                [(StreamProtocol::new(PROTOCOL), ProtocolSupport::Full)],
+                rr_config,
+            ),
+            // Cache size 0: never learn dial addresses from what peers say about themselves.
+            identify: identify::Behaviour::new(
+                identify::Config::new(IDENTIFY_PROTOCOL_VERSION.to_owned(), key.public())
+                    .with_agent_version(format!("imi-network/{}", env!("CARGO_PKG_VERSION")))
+                    .with_cache_size(0),
+            ),
+            ping: ping::Behaviour::default(),
+        })
+        .map_err(|e| NetworkError::Other(format!("cannot build the network behaviour: {e}")))?
+        .with_swarm_config(|c| {
+            c.with_idle_connection_timeout(idle)
+                .with_max_negotiating_inbound_streams(negotiating)
+        })
+        .build();
+    Ok(swarm)
+}
+
+fn map_outbound_failure(peer: PeerId, error: OutboundFailure) -> NetworkError {
+    match error {
+        OutboundFailure::DialFailure => {
+            NetworkError::ConnectionFailed(format!("could not connect to {peer}"))
+        }
+        OutboundFailure::Timeout => NetworkError::Timeout,
+        OutboundFailure::ConnectionClosed => NetworkError::ConnectionFailed(format!(
+            "connection to {peer} closed before the response arrived"
+        )),
+        OutboundFailure::UnsupportedProtocols => {
+            NetworkError::Other(format!("peer {peer} does not speak {PROTOCOL}"))
+        }
+        OutboundFailure::Io(e) => match FrameTooLarge::find(&e) {
+            Some(too_large) => NetworkError::TooLarge {
+                size: usize::try_from(too_large.size).unwrap_or(usize::MAX),
+                limit: too_large.limit,
+            },
+            None => NetworkError::Io(e.to_string()),
+        },
+    }
+}
+
+impl SwarmTask {
+    pub(crate) fn new(
+        keypair: Keypair,
+        config: &NetworkConfig,
+        allowed: Vec<AllowedPeer>,
+        events: mpsc::Sender<NetworkEvent>,
+    ) -> Result<Self, NetworkError> {
+        let mut swarm = build_swarm(keypair, config)?;
+        for addr in &config.listen {
+            swarm
+                .listen_on(addr.clone())
+                .map_err(|e| NetworkError::Io(format!("cannot listen on {addr}: {e}")))?;
+        }
+        let mut task = Self {
+            swarm,
+            max_message_bytes: config.max_message_bytes,
+            request_timeout: config.request_timeout,
+            per_peer_window: (config.max_concurrent_streams / 2).max(1),
+            allowed: HashMap::new(),
+            queued: HashMap::new(),
+            in_flight: HashMap::new(),
+            in_flight_per_peer: HashMap::new(),
+            awaiting_response: HashMap::new(),
+            events,
+            outbox: VecDeque::new(),
+            events_closed: false,
+        };
+        task.set_allowed(allowed);
+        Ok(task)
+    }
+
+    pub(crate) async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<Command>,
+        cancel: CancellationToken,
+    ) {
+        let span = tracing::info_span!("network", local_peer = %self.swarm.local_peer_id());
+        // A second handle, so that a reserved slot does not borrow `self`.
+        let events = self.events.clone();
+        async move {
+            info!("network task started");
+            loop {
+                // Unbiased: neither a busy client nor a busy swarm can starve the other.
+                tokio::select! {
+                    () = cancel.cancelled() => {
+                        info!("network task cancelled");
+                        break;
+                    }
+                    permit = events.reserve(), if !self.outbox.is_empty() => match permit {
+                        Ok(permit) => {
+                            if let Some(event) = self.outbox.pop_front() {
+                                permit.send(event);
+                            }
+                        }
+                        Err(_) => self.close_events(),
+                    },
+                    command = commands.recv() => match command {
+                        Some(command) => self.on_command(command),
+                        None => {
+                            info!("all network clients dropped; stopping the network task");
+                            break;
+                        }
+                    },
+                    event = self.swarm.select_next_some(), if self.outbox.is_empty() => {
+                        self.on_swarm_event(event);
+                    }
+                }
+            }
+            // Dropping `self` fails every pending reply with `ShutDown` and drops every
+            // connection.
+        }
+        .instrument(span)
+        .await;
+    }
+
+    // ---- events ------------------------------------------------------------------------------
+
+    fn emit(&mut self, event: NetworkEvent) {
+        if self.events_closed {
+            self.discard(event);
+        } else if !self.outbox.is_empty() {
+            self.outbox.push_back(event);
+        } else {
+            match self.events.try_send(event) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(event)) => self.outbox.push_back(event),
+                Err(mpsc::error::TrySendError::Closed(event)) => {
+                    self.close_events();
+                    self.discard(event);
+                }
+            }
+        }
+    }
+
+    fn close_events(&mut self) {
+        if !self.events_closed {
+            warn!("network event receiver dropped; inbound requests will go unanswered");
+            self.events_closed = true;
+        }
+        let pending: Vec<NetworkEvent> = self.outbox.drain(..).collect();
+        for event in pending {
+            self.discard(event);
+        }
+    }
+
+    fn discard(&mut self, event: NetworkEvent) {
+        if let NetworkEvent::InboundRequest { id, .. } = event {
+            // Dropping the channel tells the remote there will be no answer.
+            self.awaiting_response.remove(&id);
+        }
+    }
+
+    // ---- commands ----------------------------------------------------------------------------
+
+    fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Request {
+                peer,
+                bytes,
+                reply,
+                permit,
+            } => self.on_request(peer, bytes, reply, permit),
+            Command::Respond { id, bytes, reply } => {
+                let _ = reply.send(self.respond(id, bytes));
+            }
+            Command::SetAllowed { peers, reply } => {
+                self.set_allowed(peers);
+                let _ = reply.send(Ok(()));
+            }
+            Command::ListenAddrs { reply } => {
+                let _ = reply.send(Ok(self.swarm.listeners().cloned().collect()));
+            }
+            Command::ConnectedPeers { reply } => {
+                let _ = reply.send(Ok(self.swarm.connected_peers().copied().collect()));
+            }
+            Command::DialAll { reply } => {
+                self.dial_all();
+                let _ = reply.send(Ok(()));
+            }
+        }
+    }
+
+    fn on_request(
+        &mut self,
+        peer: PeerId,
+        bytes: Vec<u8>,
+        reply: oneshot::Sender<Result<Vec<u8>, NetworkError>>,
+        permit: OwnedSemaphorePermit,
+    ) {
+        if bytes.len() > self.max_message_bytes {
+            let _ = reply.send(Err(NetworkError::TooLarge {
+                size: bytes.len(),
+                limit: self.max_message_bytes,
+            }));
+            return;
+        }
+        if !self.allowed.contains_key(&peer) {
+            debug!(peer = %peer, "request to a peer that is not allowed");
+            let _ = reply.send(Err(NetworkError::NotAllowed(peer)));
+            return;
+        }
+        self.queued
+            .entry(peer)
+            .or_default()
+            .push_back(QueuedRequest {
+                bytes,
+                reply,
+                permit,
+                queued_at: Instant::now(),
+            });
+        self.pump(peer);
+    }
+
+    /// Hands queued requests for `peer` to libp2p while the per-peer window has room.
+    fn pump(&mut self, peer: PeerId) {
+        loop {
+            let in_flight = self.in_flight_per_peer.get(&peer).copied().unwrap_or(0);
+            if in_flight >= self.per_peer_window {
+                return;
+            }
+            let Some(queue) = self.queued.get_mut(&peer) else {
+                return;
+            };
+            let Some(request) = queue.pop_front() else {
+                self.queued.remove(&peer);
+                return;
+            };
+            if request.reply.is_closed() {
+                // The caller gave up; don't send.
+                continue;
+            }
+            if request.queued_at.elapsed() > self.request_timeout {
+                let _ = request.reply.send(Err(NetworkError::Timeout));
+                continue;
+            }
+            let addrs = self.allowed.get(&peer).cloned().unwrap_or_default();
+            let id = self
+                .swarm
+                .behaviour_mut()
+                .request_response
+                .send_request_with_addresses(&peer, Frame::Bytes(request.bytes), addrs);
+            trace!(peer = %peer, request = %id, "request sent");
+            self.in_flight.insert(
+                id,
+                InFlight {
+                    peer,
+                    reply: request.reply,
+                    _permit: request.permit,
+                },
+            );
+            *self.in_flight_per_peer.entry(peer).or_default() = in_flight.saturating_add(1);
+        }
+    }
+
+    /// Fails every queued (not yet sent) request to `peer`.
+    fn fail_queued(&mut self, peer: PeerId, error: impl Fn() -> NetworkError) {
+        if let Some(queue) = self.queued.remove(&peer) {
+            for request in queue {
+                let _ = request.reply.send(Err(error()));
+            }
+        }
+    }
+
+    fn finish_outbound(&mut self, id: OutboundRequestId, result: Result<Vec<u8>, NetworkError>) {
+        let Some(request) = self.in_flight.remove(&id) else {
+            debug!(request = %id, "result for an unknown outbound request");
+            return;
+        };
+        let _ = request.reply.send(result);
+        let peer = request.peer;
+        match self.in_flight_per_peer.get_mut(&peer) {
+            Some(count) if *count > 1 => *count -= 1,
+            _ => {
+                self.in_flight_per_peer.remove(&peer);
+            }
+        }
+        self.pump(peer);
+    }
+
+    fn respond(&mut self, id: InboundId, bytes: Vec<u8>) -> Result<(), NetworkError> {
+        if bytes.len() > self.max_message_bytes {
+            return Err(NetworkError::TooLarge {
+                size: bytes.len(),
+                limit: self.max_message_bytes,
+            });
+        }
+        let channel = self.awaiting_response.remove(&id).ok_or_else(|| {
+            NetworkError::Other(format!("unknown or expired inbound request {id}"))
+        })?;
+        self.swarm
+            .behaviour_mut()
+            .request_response
+            .send_response(channel, bytes)
+            .map_err(|_| {
+                NetworkError::Other(format!(
+                    "inbound request {id} expired (timed out or connection closed)"
+                ))
+            })
+    }
+
+    fn set_allowed(&mut self, peers: Vec<AllowedPeer>) {
+        let mut next: HashMap<PeerId, Vec<Multiaddr>> = HashMap::with_capacity(peers.len());
+        for AllowedPeer { peer, addrs } in peers {
+            let known = next.entry(peer).or_default();
+            for addr in addrs {
+                if !known.contains(&addr) {
+                    known.push(addr);
+                }
+            }
+        }
+        let removed: Vec<PeerId> = self
+            .allowed
+            .keys()
+            .filter(|peer| !next.contains_key(peer))
+            .copied()
+            .collect();
+        for peer in removed {
+            info!(peer = %peer, "peer removed from the allow list; disconnecting");
+            // Closes every connection to the peer; in-flight requests fail as the connections go.
+            self.swarm.behaviour_mut().gate.disallow_peer(peer);
+            self.fail_queued(peer, || NetworkError::NotAllowed(peer));
+        }
+        for (peer, addrs) in &next {
+            if self.swarm.behaviour_mut().gate.allow_peer(*peer) {
+                info!(peer = %peer, addrs = ?addrs, "peer added to the allow list");
+            }
+            for addr in addrs {
+                self.swarm.add_peer_address(*peer, addr.clone());
+            }
+        }
+        self.allowed = next;
+    }
+
+    fn dial_all(&mut self) {
+        let targets: Vec<(PeerId, Vec<Multiaddr>)> = self
+            .allowed
+            .iter()
+            .filter(|(peer, addrs)| !addrs.is_empty() && !self.swarm.is_connected(peer))
+            .map(|(peer, addrs)| (*peer, addrs.clone()))
+            .collect();
+        for (peer, addrs) in targets {
+            let opts = DialOpts::peer_id(peer)
+                .addresses(addrs)
+                .condition(PeerCondition::DisconnectedAndNotDialing)
+                .build();
+            match self.swarm.dial(opts) {
+                Ok(()) => debug!(peer = %peer, "dialing"),
+                Err(DialError::DialPeerConditionFalse(_)) => {}
+                Err(e) => debug!(peer = %peer, error = %e, "cannot dial"),
+            }
+        }
+    }
+
+    // ---- swarm events ------------------------------------------------------------------------
+
+    fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::Behaviour(BehaviourEvent::RequestResponse(event)) => {
+                self.on_request_response(event);
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(event)) => {
+                trace!(?event, "identify");
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(event)) => {
+                trace!(?event, "ping");
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Gate(never)) => match never {},
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                endpoint,
+                num_established,
+                ..
+            } => {
+                debug!(peer = %peer_id, addr = %endpoint.get_remote_address(), "connection established");
+                if num_established.get() == 1 {
+                    info!(peer = %peer_id, "peer connected");
+                    self.emit(NetworkEvent::PeerConnected(peer_id));
+                }
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established,
+                cause,
+                ..
+            } => {
+                debug!(peer = %peer_id, cause = ?cause, "connection closed");
+                if num_established == 0 {
+                    info!(peer = %peer_id, "peer disconnected");
+                    self.emit(NetworkEvent::PeerDisconnected(peer_id));
+                }
+            }
+            SwarmEvent::IncomingConnectionError {
+                peer_id,
+                send_back_addr,
+                error,
+                ..
+            } => match error {
+                ListenError::Denied { cause } => {
+                    match peer_id {
+                        Some(peer) => {
+                            warn!(peer = %peer, addr = %send_back_addr, %cause, "refused inbound connection")
+                        }
+                        None => warn!(addr = %send_back_addr, %cause, "refused inbound connection"),
+                    }
+                    self.emit(NetworkEvent::Refused {
+                        peer: peer_id,
+                        addr: Some(send_back_addr),
+                    });
+                }
+                error => {
+                    debug!(peer = ?peer_id, addr = %send_back_addr, %error, "inbound connection failed");
+                }
+            },
+            SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => match error {
+                DialError::Denied { cause } => {
+                    match peer_id {
+                        Some(peer) => warn!(peer = %peer, %cause, "refused outbound connection"),
+                        None => warn!(%cause, "refused outbound connection"),
+                    }
+                    self.emit(NetworkEvent::Refused {
+                        peer: peer_id,
+                        addr: None,
+                    });
+                }
+                error => debug!(peer = ?peer_id, %error, "outbound connection failed"),
+            },
+            SwarmEvent::NewListenAddr { address, .. } => {
+                info!(addr = %address, "listening");
+                self.emit(NetworkEvent::ListeningOn(address));
+            }
+            SwarmEvent::ExpiredListenAddr { address, .. } => {
+                info!(addr = %address, "listen address expired");
+            }
+            SwarmEvent::ListenerClosed {
+                addresses, reason, ..
+            } => match reason {
+                Ok(()) => info!(addrs = ?addresses, "listener closed"),
+                Err(e) => warn!(addrs = ?addresses, error = %e, "listener failed"),
+            },
+            SwarmEvent::ListenerError { error, .. } => warn!(error = %error, "listener error"),
+            other => trace!(event = ?other, "swarm event"),
+        }
+    }
+
+    fn on_request_response(&mut self, event: request_response::Event<Frame, Vec<u8>>) {
+        match event {
+            request_response::Event::Message {
+                peer,
+                message:
+                    request_response::Message::Request {
+                        request_id,
+                        request,
+                        channel,
+                    },
+                ..
+            } => {
+                let id = InboundId(request_id);
+                if !self.allowed.contains_key(&peer) {
+                    // Raced with an allow-list update; the connection is going away.
+                    warn!(peer = %peer, "dropping request from a peer no longer allowed");
+                    return;
+                }
+                let payload = match request {
+                    Frame::Bytes(bytes) => {
+                        debug!(peer = %peer, request = %id, bytes = bytes.len(), "inbound request");
+                        InboundPayload::Bytes(bytes)
+                    }
+                    Frame::Oversized(declared) => {
+                        warn!(peer = %peer, request = %id, declared, limit = self.max_message_bytes, "oversized inbound request drained");
+                        InboundPayload::Oversized { declared }
+                    }
+                };
+                self.awaiting_response.insert(id, channel);
+                self.emit(NetworkEvent::InboundRequest { peer, id, payload });
+            }
+            request_response::Event::Message {
+                peer,
+                message:
+                    request_response::Message::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            } => {
+                trace!(peer = %peer, request = %request_id, bytes = response.len(), "response received");
+                self.finish_outbound(request_id, Ok(response));
+            }
+            request_response::Event::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
+                debug!(peer = %peer, request = %request_id, %error, "outbound request failed");
+                if matches!(error, OutboundFailure::DialFailure) {
+                    // Don't redial once per queued request: fail them together.
+                    self.fail_queued(peer, || {
+                        NetworkError::ConnectionFailed(format!("could not connect to {peer}"))
+                    });
+                }
+                self.finish_outbound(request_id, Err(map_outbound_failure(peer, error)));
+            }
+            request_response::Event::InboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
+                let id = InboundId(request_id);
+                self.awaiting_response.remove(&id);
+                match error {
+                    request_response::InboundFailure::Io(e) => {
+                        warn!(peer = %peer, request = %id, error = %e, "inbound request failed");
+                    }
+                    error => debug!(peer = %peer, request = %id, %error, "inbound request failed"),
+                }
+            }
+            request_response::Event::ResponseSent {
+                peer, request_id, ..
+            } => {
+                trace!(peer = %peer, request = %InboundId(request_id), "response sent");
+            }
+        }
+    }
+}

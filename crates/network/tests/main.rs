@@ -1,0 +1,628 @@
+//! Integration tests: real swarms on 127.0.0.1, one tokio runtime. Every wait is on an event or a
+//! reply; timeouts only guard against hangs.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::{future::Future, time::Duration};
+
+use imi_network::{
+    AllowedPeer, InboundPayload, Keypair, Multiaddr, NetworkClient, NetworkConfig, NetworkError,
+    NetworkEvent, PeerId, spawn,
+};
+use tokio::{sync::mpsc, task::JoinHandle};
+use tokio_util::sync::CancellationToken;
+
+/// Failure guard for every wait.
+const GUARD: Duration = Duration::from_secs(60);
+
+async fn guarded<F: Future>(what: &str, f: F) -> F::Output {
+    tokio::time::timeout(GUARD, f)
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+}
+
+fn local_config(max_message_bytes: usize) -> NetworkConfig {
+    NetworkConfig {
+        listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
+        max_message_bytes,
+        ..NetworkConfig::default()
+    }
+}
+
+struct Node {
+    peer: PeerId,
+    addr: Multiaddr,
+    client: NetworkClient,
+    events: mpsc::Receiver<NetworkEvent>,
+    cancel: CancellationToken,
+    handle: JoinHandle<()>,
+}
+
+impl Node {
+    async fn start(keypair: Keypair, config: NetworkConfig, allowed: Vec<AllowedPeer>) -> Self {
+        let peer = keypair.public().to_peer_id();
+        let cancel = CancellationToken::new();
+        let (client, mut events, handle) = spawn(keypair, config, allowed, cancel.clone()).unwrap();
+        let addr = match guarded("a listen address", events.recv()).await {
+            Some(NetworkEvent::ListeningOn(addr)) => addr,
+            other => panic!("unexpected event before listening: {other:?}"),
+        };
+        assert_eq!(client.listen_addrs().await.unwrap(), vec![addr.clone()]);
+        Node {
+            peer,
+            addr,
+            client,
+            events,
+            cancel,
+            handle,
+        }
+    }
+
+    fn allowed_entry(&self) -> AllowedPeer {
+        AllowedPeer {
+            peer: self.peer,
+            addrs: vec![self.addr.clone()],
+        }
+    }
+
+    /// Waits for the first event matching `pred`, skipping others.
+    async fn wait_for(&mut self, what: &str, pred: impl Fn(&NetworkEvent) -> bool) -> NetworkEvent {
+        let events = &mut self.events;
+        guarded(what, async {
+            loop {
+                let event = events.recv().await.expect("event channel open");
+                if pred(&event) {
+                    break event;
+                }
+            }
+        })
+        .await
+    }
+
+    /// Answers every inbound request in a background task, see [`answer`]. Every event is
+    /// forwarded to the returned receiver for inspection.
+    fn serve(self) -> (ServingNode, mpsc::Receiver<NetworkEvent>) {
+        let Node {
+            peer,
+            addr,
+            client,
+            mut events,
+            cancel,
+            handle,
+        } = self;
+        let (seen_tx, seen_rx) = mpsc::channel(10_000);
+        let responder = client.clone();
+        let server = tokio::spawn(async move {
+            while let Some(event) = events.recv().await {
+                let reply = match &event {
+                    NetworkEvent::InboundRequest { id, payload, .. } => {
+                        Some((*id, answer(payload)))
+                    }
+                    _ => None,
+                };
+                // Record before answering, so the requester cannot see the answer first.
+                let _ = seen_tx.try_send(event);
+                if let Some((id, body)) = reply {
+                    responder.respond(id, body).await.unwrap();
+                }
+            }
+        });
+        (
+            ServingNode {
+                peer,
+                addr,
+                client,
+                cancel,
+                handle,
+                server,
+            },
+            seen_rx,
+        )
+    }
+
+    async fn stop(self) {
+        self.cancel.cancel();
+        guarded("the network task to stop", self.handle)
+            .await
+            .unwrap();
+    }
+}
+
+struct ServingNode {
+    peer: PeerId,
+    addr: Multiaddr,
+    client: NetworkClient,
+    cancel: CancellationToken,
+    handle: JoinHandle<()>,
+    server: JoinHandle<()>,
+}
+
+impl ServingNode {
+    fn allowed_entry(&self) -> AllowedPeer {
+        AllowedPeer {
+            peer: self.peer,
+            addrs: vec![self.addr.clone()],
+        }
+    }
+
+    async fn stop(self) {
+        self.cancel.cancel();
+        guarded("the network task to stop", self.handle)
+            .await
+            .unwrap();
+        // The task dropped its event sender, so the server loop ends.
+        guarded("the responder to stop", self.server).await.unwrap();
+    }
+}
+
+/// Size of the answer to `b"big response"`.
+const BIG_RESPONSE: usize = 100 * 1024;
+
+/// The test responder's transformation: `ack:` + the reversed payload; oversized requests are
+/// answered with a note; `big response` gets a 100 KiB answer.
+fn answer(payload: &InboundPayload) -> Vec<u8> {
+    match payload {
+        InboundPayload::Bytes(bytes) if bytes == b"big response" => vec![9u8; BIG_RESPONSE],
+        InboundPayload::Bytes(bytes) => {
+            let mut out = b"ack:".to_vec();
+            out.extend(bytes.iter().rev());
+            out
+        }
+        InboundPayload::Oversized { declared } => format!("oversized:{declared}").into_bytes(),
+    }
+}
+
+fn expected(bytes: &[u8]) -> Vec<u8> {
+    answer(&InboundPayload::Bytes(bytes.to_vec()))
+}
+
+fn drain_now(rx: &mut mpsc::Receiver<NetworkEvent>) -> Vec<NetworkEvent> {
+    let mut out = Vec::new();
+    while let Ok(event) = rx.try_recv() {
+        out.push(event);
+    }
+    out
+}
+
+/// Starts B (serving, allows A), then A (allows B at B's address).
+async fn pair(
+    a_config: NetworkConfig,
+    b_config: NetworkConfig,
+) -> (Node, ServingNode, mpsc::Receiver<NetworkEvent>) {
+    let a_key = Keypair::generate_ed25519();
+    let a_peer = a_key.public().to_peer_id();
+    let b = Node::start(
+        Keypair::generate_ed25519(),
+        b_config,
+        vec![AllowedPeer {
+            peer: a_peer,
+            addrs: vec![],
+        }],
+    )
+    .await;
+    let (b, b_seen) = b.serve();
+    let a = Node::start(a_key, a_config, vec![b.allowed_entry()]).await;
+    (a, b, b_seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_response_and_1000_concurrent_requests() {
+    let (mut a, b, mut b_seen) = pair(local_config(1024 * 1024), local_config(1024 * 1024)).await;
+
+    let reply = guarded(
+        "first response",
+        a.client.request(b.peer, b"hello".to_vec()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(reply, b"ack:olleh");
+    a.wait_for(
+        "A's PeerConnected",
+        |e| matches!(e, NetworkEvent::PeerConnected(p) if *p == b.peer),
+    )
+    .await;
+    assert_eq!(a.client.connected_peers().await.unwrap(), vec![b.peer]);
+
+    let requests = (0..1000u32).map(|i| {
+        let client = a.client.clone();
+        let peer = b.peer;
+        async move {
+            let body = format!("request number {i}").into_bytes();
+            let reply = client.request(peer, body.clone()).await;
+            (body, reply)
+        }
+    });
+    let results = guarded("1000 responses", futures::future::join_all(requests)).await;
+    for (body, reply) in results {
+        assert_eq!(reply.unwrap(), expected(&body));
+    }
+
+    let inbound = drain_now(&mut b_seen)
+        .into_iter()
+        .filter(|e| matches!(e, NetworkEvent::InboundRequest { peer, .. } if *peer == a.peer))
+        .count();
+    assert_eq!(inbound, 1001);
+
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_off_the_allow_list_are_refused() {
+    let (a, b, mut b_seen) = pair(local_config(1024), local_config(1024)).await;
+    // C trusts B, but B does not trust C.
+    let c = Node::start(
+        Keypair::generate_ed25519(),
+        local_config(1024),
+        vec![b.allowed_entry()],
+    )
+    .await;
+
+    let result = guarded(
+        "C's request to fail",
+        c.client.request(b.peer, b"let me in".to_vec()),
+    )
+    .await;
+    let err = result.expect_err("B must not answer C");
+    assert!(
+        matches!(err, NetworkError::ConnectionFailed(_) | NetworkError::Io(_)),
+        "unexpected error: {err:?}"
+    );
+
+    // B reports the refusal, with C's proven identity.
+    let refused = guarded("B's Refused event", async {
+        loop {
+            match b_seen.recv().await.unwrap() {
+                NetworkEvent::Refused { peer, addr } => break (peer, addr),
+                NetworkEvent::InboundRequest { peer, .. } => {
+                    panic!("B saw a request from {peer}")
+                }
+                _ => {}
+            }
+        }
+    })
+    .await;
+    assert_eq!(refused.0, Some(c.peer));
+    assert!(refused.1.is_some());
+
+    // A (allowed) is still served, and B never saw anything from C.
+    let reply = guarded("A's request", a.client.request(b.peer, b"abc".to_vec()))
+        .await
+        .unwrap();
+    assert_eq!(reply, b"ack:cba");
+    for event in drain_now(&mut b_seen) {
+        match event {
+            NetworkEvent::InboundRequest { peer, .. } => assert_eq!(peer, a.peer),
+            NetworkEvent::PeerConnected(peer) => assert_ne!(peer, c.peer),
+            _ => {}
+        }
+    }
+    assert!(!b.client.connected_peers().await.unwrap().contains(&c.peer));
+
+    a.stop().await;
+    b.stop().await;
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_requests_are_refused_client_side() {
+    let (a, b, mut b_seen) = pair(local_config(1024), local_config(1024)).await;
+
+    let err = a.client.request(b.peer, vec![0u8; 1025]).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            NetworkError::TooLarge {
+                size: 1025,
+                limit: 1024
+            }
+        ),
+        "unexpected error: {err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "message of 1025 bytes exceeds the 1024-byte limit"
+    );
+    // Exactly at the limit is fine.
+    let body = vec![1u8; 1024 - 4];
+    let reply = guarded("at-limit request", a.client.request(b.peer, body.clone()))
+        .await
+        .unwrap();
+    assert_eq!(reply, expected(&body));
+    // Nothing oversized reached B.
+    for event in drain_now(&mut b_seen) {
+        if let NetworkEvent::InboundRequest { payload, .. } = event {
+            assert!(matches!(payload, InboundPayload::Bytes(ref b) if b.len() == 1020));
+        }
+    }
+
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_frames_from_allowed_peers_are_drained_and_reported() {
+    const RECEIVER_LIMIT: usize = 64 * 1024;
+    const SENDER_LIMIT: usize = 1024 * 1024;
+    let (mut a, b, mut b_seen) =
+        pair(local_config(SENDER_LIMIT), local_config(RECEIVER_LIMIT)).await;
+
+    // Over the receiver's limit but within 4x: drained, reported, answerable.
+    let big = vec![5u8; 200 * 1024];
+    let reply = guarded(
+        "answer to the oversized request",
+        a.client.request(b.peer, big),
+    )
+    .await
+    .unwrap();
+    assert_eq!(reply, format!("oversized:{}", 200 * 1024).into_bytes());
+    let seen = guarded("B's Oversized event", async {
+        loop {
+            if let NetworkEvent::InboundRequest { payload, .. } = b_seen.recv().await.unwrap() {
+                break payload;
+            }
+        }
+    })
+    .await;
+    assert!(
+        matches!(seen, InboundPayload::Oversized { declared } if declared == 200 * 1024),
+        "unexpected payload: {seen:?}"
+    );
+
+    // The connection keeps working for normal requests.
+    let reply = guarded(
+        "normal request after",
+        a.client.request(b.peer, b"xy".to_vec()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(reply, b"ack:yx");
+
+    // Beyond 4x the receiver's limit: the stream is dropped, the sender gets an error...
+    let huge = vec![6u8; 4 * RECEIVER_LIMIT + 1];
+    let err = guarded("the huge request to fail", a.client.request(b.peer, huge))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, NetworkError::Io(_) | NetworkError::ConnectionFailed(_)),
+        "unexpected error: {err:?}"
+    );
+    // ...and normal requests still work.
+    let reply = guarded(
+        "normal request after huge",
+        a.client.request(b.peer, b"ok".to_vec()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(reply, b"ack:ko");
+    // All of the above ran on the one connection A opened at the start.
+    let a_events = drain_now(&mut a.events);
+    let connects = a_events
+        .iter()
+        .filter(|e| matches!(e, NetworkEvent::PeerConnected(p) if *p == b.peer))
+        .count();
+    assert_eq!(connects, 1, "events: {a_events:?}");
+    assert!(
+        !a_events
+            .iter()
+            .any(|e| matches!(e, NetworkEvent::PeerDisconnected(_))),
+        "events: {a_events:?}"
+    );
+
+    // A response over the requester's limit fails the request with TooLarge. (B's limit is
+    // 64 KiB, so use a fresh pair where the responder may send more than the requester takes.)
+    a.stop().await;
+    b.stop().await;
+
+    let (a, b, _b_seen) = pair(local_config(64 * 1024), local_config(SENDER_LIMIT)).await;
+    let err = guarded(
+        "big response to fail",
+        a.client.request(b.peer, b"big response".to_vec()),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, NetworkError::TooLarge { size: BIG_RESPONSE, limit } if limit == 64 * 1024),
+        "unexpected error: {err:?}"
+    );
+    let reply = guarded(
+        "normal request after big response",
+        a.client.request(b.peer, b"z".to_vec()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(reply, b"ack:z");
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_a_peer_from_the_allow_list_disconnects_and_refuses_it() {
+    let (mut a, b, mut b_seen) = pair(local_config(1024), local_config(1024)).await;
+
+    let reply = guarded("first request", a.client.request(b.peer, b"1".to_vec()))
+        .await
+        .unwrap();
+    assert_eq!(reply, b"ack:1");
+    a.wait_for(
+        "A's PeerConnected",
+        |e| matches!(e, NetworkEvent::PeerConnected(p) if *p == b.peer),
+    )
+    .await;
+
+    // B drops A from its trust list.
+    b.client.set_allowed(vec![]).await.unwrap();
+    a.wait_for(
+        "A's PeerDisconnected",
+        |e| matches!(e, NetworkEvent::PeerDisconnected(p) if *p == b.peer),
+    )
+    .await;
+    guarded("B's PeerDisconnected", async {
+        loop {
+            if let NetworkEvent::PeerDisconnected(p) = b_seen.recv().await.unwrap()
+                && p == a.peer
+            {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(b.client.connected_peers().await.unwrap().is_empty());
+
+    // B will not send to A any more...
+    let err = b.client.request(a.peer, b"2".to_vec()).await.unwrap_err();
+    assert!(matches!(err, NetworkError::NotAllowed(p) if p == a.peer));
+
+    // ...and refuses A's new connection.
+    let err = guarded(
+        "A's request to fail",
+        a.client.request(b.peer, b"3".to_vec()),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, NetworkError::ConnectionFailed(_) | NetworkError::Io(_)),
+        "unexpected error: {err:?}"
+    );
+    guarded("B's Refused event", async {
+        loop {
+            match b_seen.recv().await.unwrap() {
+                NetworkEvent::Refused { peer, .. } if peer == Some(a.peer) => break,
+                NetworkEvent::InboundRequest { peer, .. } => panic!("request from {peer}"),
+                _ => {}
+            }
+        }
+    })
+    .await;
+
+    // Allowing A again restores service.
+    b.client
+        .set_allowed(vec![AllowedPeer {
+            peer: a.peer,
+            addrs: vec![a.addr.clone()],
+        }])
+        .await
+        .unwrap();
+    let reply = guarded(
+        "request after re-allowing",
+        a.client.request(b.peer, b"4".to_vec()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(reply, b"ack:4");
+
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_to_unknown_peers_are_not_allowed() {
+    let a = Node::start(Keypair::generate_ed25519(), local_config(1024), vec![]).await;
+    let stranger = Keypair::generate_ed25519().public().to_peer_id();
+    let err = a
+        .client
+        .request(stranger, b"hi".to_vec())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, NetworkError::NotAllowed(p) if p == stranger));
+    assert_eq!(
+        err.to_string(),
+        format!("peer {stranger} is not on the allow list")
+    );
+    a.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dial_all_connects_allowed_peers() {
+    let (mut a, b, mut b_seen) = pair(local_config(1024), local_config(1024)).await;
+    a.client.dial_all().await.unwrap();
+    a.wait_for(
+        "A's PeerConnected",
+        |e| matches!(e, NetworkEvent::PeerConnected(p) if *p == b.peer),
+    )
+    .await;
+    guarded("B's PeerConnected", async {
+        loop {
+            if let NetworkEvent::PeerConnected(p) = b_seen.recv().await.unwrap()
+                && p == a.peer
+            {
+                break;
+            }
+        }
+    })
+    .await;
+    // Already connected: dialing again is a no-op.
+    a.client.dial_all().await.unwrap();
+    assert_eq!(a.client.connected_peers().await.unwrap(), vec![b.peer]);
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn responses_are_checked_and_ids_expire() {
+    let mut b = Node::start(Keypair::generate_ed25519(), local_config(1024), vec![]).await;
+    let a = Node::start(
+        Keypair::generate_ed25519(),
+        local_config(1024),
+        vec![b.allowed_entry()],
+    )
+    .await;
+    b.client
+        .set_allowed(vec![AllowedPeer {
+            peer: a.peer,
+            addrs: vec![],
+        }])
+        .await
+        .unwrap();
+
+    let request = tokio::spawn({
+        let client = a.client.clone();
+        let peer = b.peer;
+        async move { client.request(peer, b"q".to_vec()).await }
+    });
+    let NetworkEvent::InboundRequest { id, peer, payload } = b
+        .wait_for("the inbound request", |e| {
+            matches!(e, NetworkEvent::InboundRequest { .. })
+        })
+        .await
+    else {
+        unreachable!()
+    };
+    assert_eq!(peer, a.peer);
+    assert!(matches!(payload, InboundPayload::Bytes(ref q) if q == b"q"));
+
+    // Too large a response is refused and the request stays open...
+    let err = b.client.respond(id, vec![0u8; 1025]).await.unwrap_err();
+    assert!(matches!(
+        err,
+        NetworkError::TooLarge {
+            size: 1025,
+            limit: 1024
+        }
+    ));
+    // ...so a proper one can follow.
+    b.client.respond(id, b"r".to_vec()).await.unwrap();
+    assert_eq!(
+        guarded("the response", request).await.unwrap().unwrap(),
+        b"r"
+    );
+    // The id is now spent.
+    let err = b.client.respond(id, b"again".to_vec()).await.unwrap_err();
+    assert!(
+        matches!(err, NetworkError::Other(_)),
+        "unexpected error: {err:?}"
+    );
+
+    // After shutdown every call reports ShutDown.
+    let client = a.client.clone();
+    a.stop().await;
+    assert!(matches!(
+        client.request(b.peer, b"late".to_vec()).await,
+        Err(NetworkError::ShutDown)
+    ));
+    assert!(matches!(
+        client.connected_peers().await,
+        Err(NetworkError::ShutDown)
+    ));
+    b.stop().await;
+}

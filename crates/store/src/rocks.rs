@@ -1,0 +1,263 @@
+//! RocksDB engine: one column family per [`Column`], WAL always on, small memory footprint.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rocksdb::{
+    BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DB, DBCompressionType,
+    DEFAULT_COLUMN_FAMILY_NAME, Options, ReadOptions, WriteOptions,
+};
+
+use crate::{Column, Durability, Entry, Op, Store, StoreError, WriteBatch, prefix_successor};
+
+/// Cap on the total size of live WAL files; past it, RocksDB flushes the column families that
+/// hold the oldest WAL alive.
+const MAX_TOTAL_WAL_BYTES: u64 = 64 * 1024 * 1024;
+/// Flush and compaction threads (the target machines have few cores).
+const MAX_BACKGROUND_JOBS: i32 = 2;
+
+/// Memory and file limits for [`RocksStore`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RocksConfig {
+    /// Size of one memtable per column family (default 4 MiB).
+    pub write_buffer_bytes: usize,
+    /// Memtables per column family, active + immutable (default 2).
+    pub max_write_buffers: i32,
+    /// Capacity of the LRU block cache shared by all column families (default 8 MiB). Index and
+    /// filter blocks are kept in it too, so it bounds read memory.
+    pub block_cache_bytes: usize,
+    /// Maximum open SST files (default 256).
+    pub max_open_files: i32,
+}
+
+impl Default for RocksConfig {
+    fn default() -> Self {
+        Self {
+            write_buffer_bytes: 4 * 1024 * 1024,
+            max_write_buffers: 2,
+            block_cache_bytes: 8 * 1024 * 1024,
+            max_open_files: 256,
+        }
+    }
+}
+
+/// A [`Store`] on RocksDB.
+///
+/// Opening creates the database and any missing column family; column families already in the
+/// database but not asked for are opened too (and usable by name). Dropping the store closes
+/// the database.
+pub struct RocksStore {
+    db: DB,
+    cache: Cache,
+    cf_names: Vec<String>,
+    syncs: AtomicU64,
+}
+
+impl std::fmt::Debug for RocksStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RocksStore")
+            .field("path", &self.db.path())
+            .field("columns", &self.cf_names)
+            .field("syncs", &self.syncs)
+            .finish_non_exhaustive()
+    }
+}
+
+fn rocks(e: rocksdb::Error) -> StoreError {
+    StoreError::Rocks(e.into_string())
+}
+
+fn cf_options(config: &RocksConfig, cache: &Cache) -> Options {
+    let mut table = BlockBasedOptions::default();
+    table.set_block_cache(cache);
+    table.set_cache_index_and_filter_blocks(true);
+    table.set_pin_l0_filter_and_index_blocks_in_cache(true);
+
+    let mut opts = Options::default();
+    opts.set_block_based_table_factory(&table);
+    opts.set_write_buffer_size(config.write_buffer_bytes);
+    opts.set_max_write_buffer_number(config.max_write_buffers.max(2));
+    opts.set_compression_type(DBCompressionType::Lz4);
+    opts
+}
+
+impl RocksStore {
+    /// Opens (creating if needed) the database at `path` with at least `columns`.
+    pub fn open(path: &Path, columns: &[Column], config: &RocksConfig) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(path)?;
+        let cache = Cache::new_lru_cache(config.block_cache_bytes);
+
+        let mut db_opts = cf_options(config, &cache);
+        db_opts.create_if_missing(true);
+        db_opts.create_missing_column_families(true);
+        db_opts.set_max_open_files(config.max_open_files);
+        db_opts.set_max_background_jobs(MAX_BACKGROUND_JOBS);
+        db_opts.set_max_total_wal_size(MAX_TOTAL_WAL_BYTES);
+        // Bound memtable memory across all column families, not just per family.
+        let per_cf = config
+            .write_buffer_bytes
+            .saturating_mul(usize::try_from(config.max_write_buffers.max(2)).unwrap_or(2));
+        db_opts.set_db_write_buffer_size(per_cf.saturating_mul(2));
+
+        let mut cf_names: Vec<String> = if path.join("CURRENT").exists() {
+            DB::list_cf(&db_opts, path).map_err(rocks)?
+        } else {
+            Vec::new()
+        };
+        for name in std::iter::once(DEFAULT_COLUMN_FAMILY_NAME).chain(columns.iter().copied()) {
+            if !cf_names.iter().any(|n| n == name) {
+                cf_names.push(name.to_owned());
+            }
+        }
+
+        let descriptors = cf_names
+            .iter()
+            .map(|name| ColumnFamilyDescriptor::new(name.as_str(), cf_options(config, &cache)));
+        let db = DB::open_cf_descriptors(&db_opts, path, descriptors).map_err(rocks)?;
+        tracing::info!(
+            path = %path.display(),
+            columns = ?cf_names,
+            block_cache_bytes = config.block_cache_bytes,
+            write_buffer_bytes = config.write_buffer_bytes,
+            "opened rocksdb store"
+        );
+        Ok(Self {
+            db,
+            cache,
+            cf_names,
+            syncs: AtomicU64::new(0),
+        })
+    }
+
+    fn cf(&self, col: &str) -> Result<&ColumnFamily, StoreError> {
+        self.db
+            .cf_handle(col)
+            .ok_or_else(|| StoreError::UnknownColumn(col.to_owned()))
+    }
+
+    /// Collects entries of `col` in `[lower, upper)` (upper `None` = unbounded), at most `limit`.
+    fn collect(
+        &self,
+        col: Column,
+        lower: &[u8],
+        upper: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Entry>, StoreError> {
+        let cf = self.cf(col)?;
+        if limit == 0 || upper.is_some_and(|u| u <= lower) {
+            return Ok(Vec::new());
+        }
+        let mut opts = ReadOptions::default();
+        opts.set_iterate_lower_bound(lower);
+        if let Some(upper) = upper {
+            opts.set_iterate_upper_bound(upper);
+        }
+        let mut it = self.db.raw_iterator_cf_opt(cf, opts);
+        it.seek(lower);
+        let mut out = Vec::new();
+        while out.len() < limit {
+            match it.item() {
+                Some((k, v)) => out.push((k.to_vec(), v.to_vec())),
+                None => break,
+            }
+            it.next();
+        }
+        it.status().map_err(rocks)?;
+        Ok(out)
+    }
+}
+
+impl Store for RocksStore {
+    fn get(&self, col: Column, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let cf = self.cf(col)?;
+        self.db.get_cf(cf, key).map_err(rocks)
+    }
+
+    fn write(&self, batch: WriteBatch, durability: Durability) -> Result<(), StoreError> {
+        // Resolve every column first: an unknown one fails the batch before anything is written.
+        let handles = batch
+            .ops()
+            .iter()
+            .map(|op| self.cf(op.column()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut rb = rocksdb::WriteBatch::default();
+        for (op, cf) in batch.ops().iter().zip(handles) {
+            match op {
+                Op::Put { key, value, .. } => rb.put_cf(cf, key, value),
+                Op::Delete { key, .. } => rb.delete_cf(cf, key),
+            }
+        }
+        let mut opts = WriteOptions::default();
+        opts.set_sync(durability == Durability::Sync);
+        opts.disable_wal(false);
+        self.db.write_opt(rb, &opts).map_err(rocks)?;
+        if durability == Durability::Sync {
+            self.syncs.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    fn range(
+        &self,
+        col: Column,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Entry>, StoreError> {
+        self.collect(col, start, end, limit)
+    }
+
+    fn scan_prefix(
+        &self,
+        col: Column,
+        prefix: &[u8],
+        limit: usize,
+    ) -> Result<Vec<Entry>, StoreError> {
+        let end = prefix_successor(prefix);
+        self.collect(col, prefix, end.as_deref(), limit)
+    }
+
+    fn last_with_prefix(&self, col: Column, prefix: &[u8]) -> Result<Option<Entry>, StoreError> {
+        let cf = self.cf(col)?;
+        let mut opts = ReadOptions::default();
+        opts.set_iterate_lower_bound(prefix);
+        if let Some(end) = prefix_successor(prefix) {
+            opts.set_iterate_upper_bound(end);
+        }
+        let mut it = self.db.raw_iterator_cf_opt(cf, opts);
+        it.seek_to_last();
+        let last = it.item().map(|(k, v)| (k.to_vec(), v.to_vec()));
+        it.status().map_err(rocks)?;
+        // Bounds are hints for some iterator paths; check the prefix explicitly.
+        Ok(last.filter(|(k, _)| k.starts_with(prefix)))
+    }
+
+    fn sync_count(&self) -> u64 {
+        self.syncs.load(Ordering::Relaxed)
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        for name in &self.cf_names {
+            let cf = self.cf(name)?;
+            self.db.flush_cf(cf).map_err(rocks)?;
+        }
+        tracing::debug!(path = %self.db.path().display(), "flushed rocksdb memtables");
+        Ok(())
+    }
+
+    fn memory_usage_bytes(&self) -> u64 {
+        let memtables: u64 = self
+            .cf_names
+            .iter()
+            .filter_map(|name| self.db.cf_handle(name))
+            .map(|cf| {
+                self.db
+                    .property_int_value_cf(cf, "rocksdb.cur-size-all-mem-tables")
+                    .ok()
+                    .flatten()
+                    .unwrap_or(0)
+            })
+            .sum();
+        memtables.saturating_add(u64::try_from(self.cache.get_usage()).unwrap_or(u64::MAX))
+    }
+}

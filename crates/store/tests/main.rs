@@ -1,0 +1,587 @@
+//! One test suite run against every [`Store`] engine, plus RocksDB persistence and crash tests.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use imi_store::{
+    Column, Durability, MemStore, Op, RocksConfig, RocksStore, Store, StoreError, WriteBatch,
+};
+
+const A: Column = "a";
+const B: Column = "b";
+const C: Column = "c";
+const COLS: &[Column] = &[A, B];
+
+type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
+fn put(s: &dyn Store, col: Column, key: &[u8], value: &[u8]) {
+    let mut b = WriteBatch::new();
+    b.put(col, key, value);
+    s.write(b, Durability::Buffered).unwrap();
+}
+
+fn entries(pairs: &[(&[u8], &[u8])]) -> Entries {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_vec(), v.to_vec()))
+        .collect()
+}
+
+fn keys(e: &Entries) -> Vec<Vec<u8>> {
+    e.iter().map(|(k, _)| k.clone()).collect()
+}
+
+/// Runs `suite` on a fresh `MemStore` and a fresh `RocksStore` in a tempdir.
+fn on_every_engine(suite: fn(&dyn Store)) {
+    suite(&MemStore::new(COLS));
+    let dir = tempfile::tempdir().unwrap();
+    let rocks = RocksStore::open(dir.path(), COLS, &RocksConfig::default()).unwrap();
+    suite(&rocks);
+}
+
+// ---------------------------------------------------------------- generic suite
+
+fn suite_put_get_delete(s: &dyn Store) {
+    assert_eq!(s.get(A, b"k").unwrap(), None);
+    put(s, A, b"k", b"v1");
+    assert_eq!(s.get(A, b"k").unwrap(), Some(b"v1".to_vec()));
+    // Columns are separate key spaces.
+    assert_eq!(s.get(B, b"k").unwrap(), None);
+    put(s, A, b"k", b"v2");
+    assert_eq!(s.get(A, b"k").unwrap(), Some(b"v2".to_vec()));
+    // Empty key and empty value are allowed.
+    put(s, B, b"", b"");
+    assert_eq!(s.get(B, b"").unwrap(), Some(Vec::new()));
+
+    let mut b = WriteBatch::new();
+    b.delete(A, b"k".to_vec());
+    b.delete(A, b"absent".to_vec());
+    s.write(b, Durability::Sync).unwrap();
+    assert_eq!(s.get(A, b"k").unwrap(), None);
+    // An empty batch is fine.
+    s.write(WriteBatch::new(), Durability::Buffered).unwrap();
+}
+
+fn suite_unknown_column(s: &dyn Store) {
+    assert!(matches!(s.get("nope", b"k"), Err(StoreError::UnknownColumn(c)) if c == "nope"));
+    assert!(matches!(
+        s.range("nope", b"", None, 10),
+        Err(StoreError::UnknownColumn(_))
+    ));
+    assert!(matches!(
+        s.range("nope", b"", None, 0),
+        Err(StoreError::UnknownColumn(_))
+    ));
+    assert!(matches!(
+        s.scan_prefix("nope", b"", 10),
+        Err(StoreError::UnknownColumn(_))
+    ));
+    assert!(matches!(
+        s.last_with_prefix("nope", b""),
+        Err(StoreError::UnknownColumn(_))
+    ));
+}
+
+fn suite_batch_atomic_across_columns(s: &dyn Store) {
+    put(s, A, b"existing", b"old");
+    let syncs = s.sync_count();
+
+    // A batch whose last op names an unknown column changes nothing.
+    let mut b = WriteBatch::new();
+    b.put(A, b"x", b"1");
+    b.put(B, b"y", b"2");
+    b.delete(A, b"existing");
+    b.put("nope", b"z", b"3");
+    let err = s.write(b, Durability::Sync).unwrap_err();
+    assert!(
+        matches!(err, StoreError::UnknownColumn(ref c) if c == "nope"),
+        "{err}"
+    );
+    assert_eq!(s.get(A, b"x").unwrap(), None);
+    assert_eq!(s.get(B, b"y").unwrap(), None);
+    assert_eq!(s.get(A, b"existing").unwrap(), Some(b"old".to_vec()));
+    assert_eq!(s.sync_count(), syncs, "a failed write is not a sync");
+
+    // The same batch without the bad op applies to both columns.
+    let mut b = WriteBatch::new();
+    b.put(A, b"x", b"1");
+    b.put(B, b"y", b"2");
+    b.delete(A, b"existing");
+    assert_eq!(b.len(), 3);
+    s.write(b, Durability::Sync).unwrap();
+    assert_eq!(s.get(A, b"x").unwrap(), Some(b"1".to_vec()));
+    assert_eq!(s.get(B, b"y").unwrap(), Some(b"2".to_vec()));
+    assert_eq!(s.get(A, b"existing").unwrap(), None);
+}
+
+fn suite_later_op_wins(s: &dyn Store) {
+    let mut b = WriteBatch::new();
+    b.put(A, b"k", b"1");
+    b.put(A, b"k", b"2");
+    b.put(A, b"d", b"1");
+    b.delete(A, b"d");
+    b.delete(A, b"r");
+    b.put(A, b"r", b"back");
+    s.write(b, Durability::Buffered).unwrap();
+    assert_eq!(s.get(A, b"k").unwrap(), Some(b"2".to_vec()));
+    assert_eq!(s.get(A, b"d").unwrap(), None);
+    assert_eq!(s.get(A, b"r").unwrap(), Some(b"back".to_vec()));
+
+    // append: the appended batch's ops come later, so they win.
+    let mut first = WriteBatch::new();
+    first.put(A, b"k", b"first");
+    let mut second = WriteBatch::new();
+    second.put(A, b"k", b"second");
+    first.append(second);
+    assert_eq!(
+        first.ops().last(),
+        Some(&Op::Put {
+            col: A,
+            key: b"k".to_vec(),
+            value: b"second".to_vec()
+        })
+    );
+    s.write(first, Durability::Buffered).unwrap();
+    assert_eq!(s.get(A, b"k").unwrap(), Some(b"second".to_vec()));
+}
+
+fn fill_ordering_fixture(s: &dyn Store) {
+    let mut b = WriteBatch::new();
+    // Inserted out of order; bytewise order is what counts (0xff sorts after ASCII).
+    for k in [
+        &b"b2"[..],
+        b"a",
+        b"b",
+        b"b1",
+        b"ba",
+        b"c",
+        &[b'b', 0xff],
+        &[b'b', 0xff, 0x01],
+        &[0xff],
+        &[0xff, 0xff],
+        b"b10",
+    ] {
+        b.put(A, k, [b"v-", k].concat());
+    }
+    // Same keys in another column must never leak into column A's results.
+    b.put(B, b"b0", b"other");
+    s.write(b, Durability::Buffered).unwrap();
+}
+
+fn suite_range(s: &dyn Store) {
+    fill_ordering_fixture(s);
+    let all = s.range(A, b"", None, usize::MAX).unwrap();
+    let expected: Vec<Vec<u8>> = vec![
+        b"a".to_vec(),
+        b"b".to_vec(),
+        b"b1".to_vec(),
+        b"b10".to_vec(),
+        b"b2".to_vec(),
+        b"ba".to_vec(),
+        vec![b'b', 0xff],
+        vec![b'b', 0xff, 0x01],
+        b"c".to_vec(),
+        vec![0xff],
+        vec![0xff, 0xff],
+    ];
+    assert_eq!(keys(&all), expected);
+    assert_eq!(all[0].1, b"v-a".to_vec());
+
+    // Start inclusive, end exclusive.
+    let r = s.range(A, b"b1", Some(b"ba"), 100).unwrap();
+    assert_eq!(
+        r,
+        entries(&[(b"b1", b"v-b1"), (b"b10", b"v-b10"), (b"b2", b"v-b2")])
+    );
+    // Start between keys.
+    let r = s.range(A, b"b11", Some(b"c"), 100).unwrap();
+    assert_eq!(keys(&r), expected[4..8].to_vec());
+    // Limit.
+    let r = s.range(A, b"b", None, 2).unwrap();
+    assert_eq!(keys(&r), vec![b"b".to_vec(), b"b1".to_vec()]);
+    assert!(s.range(A, b"", None, 0).unwrap().is_empty());
+    // Unbounded end reaches the 0xff keys.
+    let r = s.range(A, b"c", None, 100).unwrap();
+    assert_eq!(keys(&r), expected[8..].to_vec());
+    // Empty and inverted ranges.
+    assert!(s.range(A, b"b", Some(b"b"), 100).unwrap().is_empty());
+    assert!(s.range(A, b"c", Some(b"a"), 100).unwrap().is_empty());
+    assert!(
+        s.range(A, &[0xff, 0xff, 0x00], None, 100)
+            .unwrap()
+            .is_empty()
+    );
+    // Other column.
+    assert_eq!(
+        s.range(B, b"", None, 100).unwrap(),
+        entries(&[(b"b0", b"other")])
+    );
+}
+
+fn suite_scan_prefix(s: &dyn Store) {
+    fill_ordering_fixture(s);
+    let r = s.scan_prefix(A, b"b1", 100).unwrap();
+    assert_eq!(keys(&r), vec![b"b1".to_vec(), b"b10".to_vec()]);
+    assert_eq!(r[1].1, b"v-b10".to_vec());
+
+    let r = s.scan_prefix(A, b"b", 100).unwrap();
+    assert_eq!(
+        keys(&r),
+        vec![
+            b"b".to_vec(),
+            b"b1".to_vec(),
+            b"b10".to_vec(),
+            b"b2".to_vec(),
+            b"ba".to_vec(),
+            vec![b'b', 0xff],
+            vec![b'b', 0xff, 0x01],
+        ]
+    );
+    let r = s.scan_prefix(A, b"b", 3).unwrap();
+    assert_eq!(
+        keys(&r),
+        vec![b"b".to_vec(), b"b1".to_vec(), b"b10".to_vec()]
+    );
+    assert!(s.scan_prefix(A, b"b", 0).unwrap().is_empty());
+    // Prefix ending in 0xff (successor needs a carry).
+    let r = s.scan_prefix(A, &[b'b', 0xff], 100).unwrap();
+    assert_eq!(keys(&r), vec![vec![b'b', 0xff], vec![b'b', 0xff, 0x01]]);
+    // All-0xff prefix has no successor: unbounded.
+    let r = s.scan_prefix(A, &[0xff], 100).unwrap();
+    assert_eq!(keys(&r), vec![vec![0xff], vec![0xff, 0xff]]);
+    // Empty prefix: whole column.
+    assert_eq!(s.scan_prefix(A, b"", 100).unwrap().len(), 11);
+    // No match.
+    assert!(s.scan_prefix(A, b"bb", 100).unwrap().is_empty());
+    assert!(s.scan_prefix(A, b"d", 100).unwrap().is_empty());
+    assert!(s.scan_prefix(B, b"b1", 100).unwrap().is_empty());
+}
+
+fn suite_last_with_prefix(s: &dyn Store) {
+    assert_eq!(s.last_with_prefix(A, b"").unwrap(), None);
+    fill_ordering_fixture(s);
+    let last = |p: &[u8]| s.last_with_prefix(A, p).unwrap().map(|(k, _)| k);
+    assert_eq!(last(b"b1"), Some(b"b10".to_vec()));
+    assert_eq!(last(b"b"), Some(vec![b'b', 0xff, 0x01]));
+    assert_eq!(last(b"a"), Some(b"a".to_vec()));
+    assert_eq!(last(&[0xff]), Some(vec![0xff, 0xff]));
+    assert_eq!(last(b""), Some(vec![0xff, 0xff]));
+    assert_eq!(last(b"bb"), None);
+    assert_eq!(last(b"0"), None);
+    assert_eq!(last(b"d"), None);
+    assert_eq!(
+        s.last_with_prefix(A, b"c").unwrap(),
+        Some((b"c".to_vec(), b"v-c".to_vec()))
+    );
+    assert_eq!(
+        s.last_with_prefix(B, b"b").unwrap(),
+        Some((b"b0".to_vec(), b"other".to_vec()))
+    );
+
+    // Typical use: the highest sequence number under a big-endian prefix.
+    for seq in [3u64, 17, 256, 9] {
+        let mut key = b"log/".to_vec();
+        key.extend_from_slice(&seq.to_be_bytes());
+        put(s, B, &key, b"");
+    }
+    let (k, _) = s.last_with_prefix(B, b"log/").unwrap().unwrap();
+    assert_eq!(k[4..], 256u64.to_be_bytes());
+}
+
+fn suite_sync_count(s: &dyn Store) {
+    assert_eq!(s.sync_count(), 0);
+    put(s, A, b"k", b"v");
+    assert_eq!(s.sync_count(), 0);
+    for i in 0..3u8 {
+        let mut b = WriteBatch::new();
+        b.put(A, vec![i], vec![i]);
+        b.put(B, vec![i], vec![i]);
+        s.write(b, Durability::Sync).unwrap();
+    }
+    assert_eq!(s.sync_count(), 3);
+    put(s, A, b"k2", b"v");
+    assert_eq!(s.sync_count(), 3);
+}
+
+fn suite_flush_and_memory(s: &dyn Store) {
+    for i in 0..200u32 {
+        put(s, A, &i.to_be_bytes(), &[7u8; 100]);
+    }
+    assert!(s.memory_usage_bytes() > 0);
+    s.flush().unwrap();
+    // Data remains readable after a flush.
+    assert_eq!(s.get(A, &5u32.to_be_bytes()).unwrap(), Some(vec![7u8; 100]));
+    assert_eq!(s.range(A, b"", None, usize::MAX).unwrap().len(), 200);
+    put(s, A, &5u32.to_be_bytes(), b"after flush");
+    assert_eq!(
+        s.get(A, &5u32.to_be_bytes()).unwrap(),
+        Some(b"after flush".to_vec())
+    );
+}
+
+fn suite_concurrent_writers(s: &dyn Store) {
+    std::thread::scope(|scope| {
+        for t in 0..4u8 {
+            scope.spawn(move || {
+                for i in 0..50u8 {
+                    let mut b = WriteBatch::new();
+                    b.put(A, vec![t, i], vec![i]);
+                    b.put(B, vec![t, i], vec![i]);
+                    let d = if i % 10 == 0 {
+                        Durability::Sync
+                    } else {
+                        Durability::Buffered
+                    };
+                    s.write(b, d).unwrap();
+                }
+            });
+        }
+    });
+    assert_eq!(s.range(A, b"", None, usize::MAX).unwrap().len(), 200);
+    assert_eq!(s.scan_prefix(B, &[3], usize::MAX).unwrap().len(), 50);
+    assert_eq!(s.sync_count(), 4 * 5);
+}
+
+macro_rules! engine_tests {
+    ($($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                on_every_engine(super::$name);
+            }
+        )*
+    };
+}
+
+mod both_engines {
+    use super::on_every_engine;
+    engine_tests!(
+        suite_put_get_delete,
+        suite_unknown_column,
+        suite_batch_atomic_across_columns,
+        suite_later_op_wins,
+        suite_range,
+        suite_scan_prefix,
+        suite_last_with_prefix,
+        suite_sync_count,
+        suite_flush_and_memory,
+        suite_concurrent_writers,
+    );
+}
+
+#[test]
+fn stores_are_send_sync() {
+    fn check<T: Send + Sync + 'static>() {}
+    check::<MemStore>();
+    check::<RocksStore>();
+    let _: Box<dyn Store> = Box::new(MemStore::new(COLS));
+}
+
+// ---------------------------------------------------------------- RocksDB persistence
+
+fn open(path: &Path, cols: &[Column]) -> RocksStore {
+    RocksStore::open(path, cols, &RocksConfig::default()).unwrap()
+}
+
+#[test]
+fn rocks_survives_reopen_with_all_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let s = open(dir.path(), COLS);
+        let mut b = WriteBatch::new();
+        b.put(A, b"ka", b"va");
+        b.put(B, b"kb", b"vb");
+        b.put(A, b"gone", b"x");
+        s.write(b, Durability::Sync).unwrap();
+        let mut b = WriteBatch::new();
+        b.delete(A, b"gone");
+        b.put(B, b"buffered", b"yes");
+        s.write(b, Durability::Buffered).unwrap();
+        // No flush: recovery replays the WAL.
+    }
+    {
+        let s = open(dir.path(), COLS);
+        assert_eq!(s.get(A, b"ka").unwrap(), Some(b"va".to_vec()));
+        assert_eq!(s.get(B, b"kb").unwrap(), Some(b"vb".to_vec()));
+        assert_eq!(s.get(B, b"buffered").unwrap(), Some(b"yes".to_vec()));
+        assert_eq!(s.get(A, b"gone").unwrap(), None);
+        assert_eq!(s.get(A, b"kb").unwrap(), None);
+        assert_eq!(s.sync_count(), 0, "the counter is per process");
+        s.flush().unwrap();
+    }
+    // After a flush the data lives in SST files.
+    let s = open(dir.path(), COLS);
+    assert_eq!(s.get(A, b"ka").unwrap(), Some(b"va".to_vec()));
+    assert_eq!(s.get(B, b"kb").unwrap(), Some(b"vb".to_vec()));
+}
+
+#[test]
+fn rocks_reopen_with_extra_and_fewer_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let s = open(dir.path(), COLS);
+        put(&s, A, b"k", b"a");
+        put(&s, B, b"k", b"b");
+    }
+    {
+        // A column added in a later version is created; old data stays.
+        let s = open(dir.path(), &[A, B, C]);
+        put(&s, C, b"k", b"c");
+        assert_eq!(s.get(A, b"k").unwrap(), Some(b"a".to_vec()));
+        assert_eq!(s.get(C, b"k").unwrap(), Some(b"c".to_vec()));
+    }
+    // Opening with fewer columns still opens (and serves) the ones on disk.
+    let s = open(dir.path(), &[A]);
+    assert_eq!(s.get(A, b"k").unwrap(), Some(b"a".to_vec()));
+    assert_eq!(s.get(B, b"k").unwrap(), Some(b"b".to_vec()));
+    assert_eq!(s.get(C, b"k").unwrap(), Some(b"c".to_vec()));
+    assert!(matches!(
+        s.get("d", b"k"),
+        Err(StoreError::UnknownColumn(_))
+    ));
+}
+
+#[test]
+fn rocks_open_twice_fails_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let _first = open(dir.path(), COLS);
+    let second = RocksStore::open(dir.path(), COLS, &RocksConfig::default());
+    assert!(matches!(second, Err(StoreError::Rocks(_))));
+}
+
+#[test]
+fn rocks_small_config_and_memory_usage() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = RocksConfig {
+        write_buffer_bytes: 64 * 1024,
+        max_write_buffers: 2,
+        block_cache_bytes: 1024 * 1024,
+        max_open_files: 64,
+    };
+    let s = RocksStore::open(dir.path(), COLS, &config).unwrap();
+    // Enough data to force memtable flushes to SST files.
+    for i in 0..2_000u32 {
+        put(&s, A, &i.to_be_bytes(), &[i as u8; 200]);
+    }
+    assert!(s.memory_usage_bytes() > 0);
+    s.flush().unwrap();
+    for i in (0..2_000u32).step_by(97) {
+        assert_eq!(
+            s.get(A, &i.to_be_bytes()).unwrap(),
+            Some(vec![i as u8; 200])
+        );
+    }
+    assert_eq!(s.range(A, b"", None, usize::MAX).unwrap().len(), 2_000);
+    // The block cache is capped near its capacity.
+    assert!(
+        s.memory_usage_bytes() < 8 * 1024 * 1024,
+        "{}",
+        s.memory_usage_bytes()
+    );
+}
+
+// ---------------------------------------------------------------- crash test
+
+const CRASH_DIR_ENV: &str = "IMI_STORE_CRASH_DIR";
+const CRASH_WRITES: u64 = 100_000;
+const KILL_AFTER: usize = 200;
+
+fn crash_key(i: u64) -> Vec<u8> {
+    i.to_be_bytes().to_vec()
+}
+
+/// Child half of `rocks_sync_writes_survive_sigkill`: a no-op unless `IMI_STORE_CRASH_DIR` is
+/// set. Writes Sync batches (two columns each), printing each index once its write returned,
+/// then waits to be killed.
+#[test]
+fn crash_writer() {
+    use std::io::Write;
+    let Some(dir) = std::env::var_os(CRASH_DIR_ENV) else {
+        return;
+    };
+    let s = open(Path::new(&dir), COLS);
+    let mut out = std::io::stdout().lock();
+    for i in 0..CRASH_WRITES {
+        let mut b = WriteBatch::new();
+        b.put(A, crash_key(i), b"a".to_vec());
+        b.put(B, crash_key(i), b"b".to_vec());
+        s.write(b, Durability::Sync).unwrap();
+        writeln!(out, "written {i}").unwrap();
+        out.flush().unwrap();
+    }
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+}
+
+/// Never leaves the looping child behind, even if the parent test panics.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn rocks_sync_writes_survive_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = KillOnDrop(
+        Command::new(std::env::current_exe().unwrap())
+            .args(["crash_writer", "--exact", "--nocapture", "--test-threads=1"])
+            .env(CRASH_DIR_ENV, dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    );
+    let child = &mut child.0;
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut written = Vec::new();
+    let mut killed = false;
+    for line in stdout.lines() {
+        let line = line.unwrap();
+        if let Some(i) = line.strip_prefix("written ") {
+            written.push(i.trim().parse::<u64>().unwrap());
+        }
+        // Kill mid-stream, while the child is still writing; then drain what it printed.
+        if !killed && written.len() >= KILL_AFTER {
+            child.kill().unwrap();
+            killed = true;
+        }
+    }
+    let status = child.wait().unwrap();
+    assert!(
+        killed,
+        "child exited early ({status}) after {} writes",
+        written.len()
+    );
+    assert!(!status.success());
+
+    let s = open(dir.path(), COLS);
+    for &i in &written {
+        assert_eq!(
+            s.get(A, &crash_key(i)).unwrap(),
+            Some(b"a".to_vec()),
+            "lost {i}"
+        );
+        assert_eq!(
+            s.get(B, &crash_key(i)).unwrap(),
+            Some(b"b".to_vec()),
+            "lost {i}"
+        );
+    }
+    // Every batch is all-or-nothing, even the one in flight at the kill.
+    let a = s.range(A, b"", None, usize::MAX).unwrap();
+    let b = s.range(B, b"", None, usize::MAX).unwrap();
+    assert_eq!(keys(&a), keys(&b));
+    assert!(a.len() >= written.len());
+}

@@ -1,0 +1,164 @@
+//! The node's one TOML config file. Paths are relative to the file's directory. Keys live
+//! in files named here, never in config values.
+//!
+//! Environment overrides: `IMI_LOG` (tracing filter, e.g. `info,imi_engine=debug`),
+//! `IMI_LOG_JSON=1` (JSON logs).
+use anyhow::{Context, Result};
+use imi_engine::EngineConfig;
+use imi_protocol::NodeId;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// A node's configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// This node's id (`AT` … `SK`, `EU`).
+    pub node: NodeId,
+    /// RocksDB directory.
+    pub data_dir: PathBuf,
+    /// ed25519 identity seed (hex, 0600).
+    pub identity_key: PathBuf,
+    /// X25519 HPKE secret (hex, 0600).
+    pub hpke_key: PathBuf,
+    /// The signed trust list (COSE_Sign1 bytes).
+    pub trust_list: PathBuf,
+    /// The governance public key (hex).
+    pub governance_public_key: PathBuf,
+    /// libp2p settings.
+    #[serde(default)]
+    pub network: NetworkSection,
+    /// HTTPS settings.
+    pub http: HttpSection,
+    /// Engine settings.
+    #[serde(default)]
+    pub engine: EngineConfig,
+    /// RocksDB settings.
+    #[serde(default)]
+    pub store: StoreSection,
+    /// Logging.
+    #[serde(default)]
+    pub log: LogSection,
+}
+
+/// libp2p settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NetworkSection {
+    /// Listen multiaddresses.
+    pub listen: Vec<String>,
+    /// Largest frame (envelope or receipt), bytes.
+    pub max_message_bytes: usize,
+    /// Request timeout, ms.
+    pub request_timeout_ms: u64,
+    /// Idle connection timeout, ms.
+    pub idle_connection_timeout_ms: u64,
+}
+
+impl Default for NetworkSection {
+    fn default() -> Self {
+        Self {
+            listen: vec!["/ip4/127.0.0.1/tcp/0".into()],
+            max_message_bytes: imi_network::DEFAULT_MAX_MESSAGE_BYTES,
+            request_timeout_ms: 30_000,
+            idle_connection_timeout_ms: 300_000,
+        }
+    }
+}
+
+/// HTTPS settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSection {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Server certificate (PEM).
+    pub tls_cert: PathBuf,
+    /// Server key (PEM, 0600).
+    pub tls_key: PathBuf,
+    /// CA certificate clients use to verify this node (PEM).
+    pub ca_cert: PathBuf,
+    /// Operator bearer token (0600).
+    pub operator_token: PathBuf,
+}
+
+/// RocksDB settings (memory caps: 31 nodes must fit on one machine).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreSection {
+    /// Memtable size per column family, bytes.
+    pub write_buffer_bytes: usize,
+    /// Memtables per column family.
+    pub max_write_buffers: i32,
+    /// Shared block cache, bytes.
+    pub block_cache_bytes: usize,
+    /// Open file limit.
+    pub max_open_files: i32,
+}
+
+impl Default for StoreSection {
+    fn default() -> Self {
+        let d = imi_store::RocksConfig::default();
+        Self {
+            write_buffer_bytes: d.write_buffer_bytes,
+            max_write_buffers: d.max_write_buffers,
+            block_cache_bytes: d.block_cache_bytes,
+            max_open_files: d.max_open_files,
+        }
+    }
+}
+
+impl StoreSection {
+    /// As the store crate's config.
+    pub fn rocks(&self) -> imi_store::RocksConfig {
+        imi_store::RocksConfig {
+            write_buffer_bytes: self.write_buffer_bytes,
+            max_write_buffers: self.max_write_buffers,
+            block_cache_bytes: self.block_cache_bytes,
+            max_open_files: self.max_open_files,
+        }
+    }
+}
+
+/// Logging.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSection {
+    /// JSON lines instead of text.
+    pub json: bool,
+    /// tracing filter, e.g. `info`.
+    pub level: Option<String>,
+}
+
+impl NodeConfig {
+    /// Loads a config file and makes its paths absolute.
+    pub fn load(path: &Path) -> Result<NodeConfig> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config {}", path.display()))?;
+        let mut cfg: NodeConfig =
+            toml::from_str(&text).with_context(|| format!("parsing config {}", path.display()))?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let abs = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        abs(&mut cfg.data_dir);
+        abs(&mut cfg.identity_key);
+        abs(&mut cfg.hpke_key);
+        abs(&mut cfg.trust_list);
+        abs(&mut cfg.governance_public_key);
+        abs(&mut cfg.http.tls_cert);
+        abs(&mut cfg.http.tls_key);
+        abs(&mut cfg.http.ca_cert);
+        abs(&mut cfg.http.operator_token);
+        if std::env::var("IMI_LOG_JSON").is_ok_and(|v| v == "1" || v == "true") {
+            cfg.log.json = true;
+        }
+        if let Ok(l) = std::env::var("IMI_LOG") {
+            cfg.log.level = Some(l);
+        }
+        Ok(cfg)
+    }
+}

@@ -1,0 +1,188 @@
+//! The node's HTTPS listener: `/health/live`, `/health/ready`, Prometheus `/metrics`, and
+//! the operator-only API (`/operator/...`, bearer token from the node's `operator.token`).
+use crate::diag::{DiagRequest, run_diag};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use imi_engine::Engine;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use serde_json::json;
+use std::sync::Arc;
+
+/// Largest request body accepted on the HTTP API.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Shared state of the handlers.
+#[derive(Clone)]
+pub struct HttpState {
+    /// The engine.
+    pub engine: Engine,
+    /// Metrics registry.
+    pub registry: Arc<Registry>,
+    /// SHA-256 of the operator token.
+    pub token_hash: [u8; 32],
+    /// Resident memory of the process, refreshed at each scrape.
+    pub rss: Gauge,
+    /// Store memory (memtables + block cache), refreshed at each scrape.
+    pub store_memory: Gauge,
+}
+
+/// The router.
+pub fn router(state: HttpState) -> Router {
+    Router::new()
+        .route("/health/live", get(|| async { "ok" }))
+        .route("/health/ready", get(ready))
+        .route("/metrics", get(metrics))
+        .route("/operator/diag/send", post(diag_send))
+        .route("/operator/status", get(status))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+fn authorized(state: &HttpState, headers: &HeaderMap) -> bool {
+    let Some(v) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let Some(token) = v.strip_prefix("Bearer ") else {
+        return false;
+    };
+    imi_protocol::sha256(token.trim().as_bytes()) == state.token_hash
+}
+
+fn problem(status: StatusCode, title: &str, detail: String) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/problem+json")],
+        Json(json!({"type": "about:blank", "title": title, "status": status.as_u16(), "detail": detail})).0.to_string(),
+    )
+        .into_response()
+}
+
+/// Resident set size of this process in bytes (Linux).
+pub fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse::<u64>().ok())
+        })
+        .map_or(0, |pages| pages * 4096)
+}
+
+async fn ready(State(state): State<HttpState>) -> Response {
+    let engine = &state.engine;
+    let store_ok = engine
+        .store()
+        .get(imi_engine::keys::META, b"ready-probe")
+        .is_ok();
+    let trust = engine.trust_list();
+    let peers = engine.peers();
+    let connected = engine.connected().await.unwrap_or_default();
+    let unreachable: Vec<String> = peers
+        .iter()
+        .filter(|p| !connected.contains(p))
+        .map(|p| p.to_string())
+        .collect();
+    let reachable: Vec<String> = connected.iter().map(|p| p.to_string()).collect();
+    let ready = store_ok && (peers.is_empty() || !connected.is_empty());
+    let body = json!({
+        "ready": ready,
+        "node": engine.node().to_string(),
+        "store": store_ok,
+        "trust_list_version": trust.version,
+        "peers_reachable": reachable,
+        "peers_unreachable": unreachable,
+    });
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
+}
+
+async fn metrics(State(state): State<HttpState>) -> Response {
+    state
+        .rss
+        .set(i64::try_from(rss_bytes()).unwrap_or(i64::MAX));
+    state
+        .store_memory
+        .set(i64::try_from(state.engine.store().memory_usage_bytes()).unwrap_or(i64::MAX));
+    let mut out = String::new();
+    if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &state.registry) {
+        return problem(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "metrics encoding failed",
+            e.to_string(),
+        );
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        out,
+    )
+        .into_response()
+}
+
+async fn diag_send(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    if !authorized(&state, &headers) {
+        return problem(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "operator token required".into(),
+        );
+    }
+    let req: DiagRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return problem(StatusCode::BAD_REQUEST, "invalid request", e.to_string()),
+    };
+    tracing::info!(to = %req.to, count = req.count, "operator diagnostic send");
+    match run_diag(&state.engine, req).await {
+        Ok(r) => Json(r).into_response(),
+        Err(e) => problem(StatusCode::BAD_REQUEST, "diagnostic failed", e.to_string()),
+    }
+}
+
+async fn status(State(state): State<HttpState>, headers: HeaderMap) -> Response {
+    if !authorized(&state, &headers) {
+        return problem(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "operator token required".into(),
+        );
+    }
+    let engine = &state.engine;
+    let queues: serde_json::Map<String, serde_json::Value> = engine
+        .peers()
+        .into_iter()
+        .map(|p| (p.to_string(), json!(engine.queue_depth(p))))
+        .collect();
+    let connected: Vec<String> = engine
+        .connected()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .map(|p| p.to_string())
+        .collect();
+    Json(json!({
+        "node": engine.node().to_string(),
+        "diagnostic_applied": engine.diagnostic_applied().unwrap_or(0),
+        "queues": queues,
+        "connected": connected,
+        "trust_list_version": engine.trust_list().version,
+    }))
+    .into_response()
+}

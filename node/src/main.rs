@@ -1,0 +1,231 @@
+//! The `imi-node` command line.
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use imi_node::config::NodeConfig;
+use imi_node::diag::DiagRequest;
+use imi_protocol::NodeId;
+use std::path::PathBuf;
+
+/// A national node of the federated Internal Market Information System.
+#[derive(Parser)]
+#[command(name = "imi-node", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Federation set-up.
+    Federation {
+        #[command(subcommand)]
+        command: FederationCommand,
+    },
+    /// Runs a node until SIGTERM or SIGINT.
+    Run {
+        /// The node's config file.
+        #[arg(long)]
+        config: PathBuf,
+        /// JSON logs (also IMI_LOG_JSON=1).
+        #[arg(long)]
+        json_logs: bool,
+    },
+    /// Key inspection.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Operator diagnostics against a running node.
+    Diag {
+        #[command(subcommand)]
+        command: DiagCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum FederationCommand {
+    /// Writes the governance key, every node's keys, the signed trust list, certificates and
+    /// one node.toml per node (loopback addresses).
+    Init {
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// Comma-separated node ids, e.g. AT,DE,EU.
+        #[arg(long, value_delimiter = ',', required_unless_present = "all")]
+        members: Vec<NodeId>,
+        /// All 30 EEA states and EU.
+        #[arg(long, conflicts_with = "members")]
+        all: bool,
+        /// First port: member i listens for libp2p on base+2i and HTTPS on base+2i+1.
+        #[arg(long, default_value_t = 47000)]
+        base_port: u16,
+        /// Host address to bind and advertise.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Shows the node's public keys, key ids and libp2p peer id.
+    Show {
+        /// The node's config file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum DiagCommand {
+    /// Sends signed diagnostic envelopes through the running node and prints the receipts
+    /// and round-trip times.
+    Send {
+        /// The node's config file.
+        #[arg(long)]
+        config: PathBuf,
+        /// Destination node.
+        #[arg(long)]
+        to: NodeId,
+        /// Number of envelopes.
+        #[arg(long, default_value_t = 1)]
+        count: u32,
+        /// Body size in bytes.
+        #[arg(long, default_value_t = 0)]
+        body_bytes: usize,
+        /// Return once enqueued, without waiting for receipts.
+        #[arg(long)]
+        no_wait: bool,
+        /// Offered load in messages per second (default: as fast as possible).
+        #[arg(long)]
+        rate: Option<f64>,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() {
+    if let Err(e) = real_main() {
+        eprintln!("imi-node: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+fn real_main() -> Result<()> {
+    let cli = Cli::parse();
+    imi_node::install_crypto_provider();
+    match cli.command {
+        Command::Federation {
+            command:
+                FederationCommand::Init {
+                    out,
+                    members,
+                    all,
+                    base_port,
+                    host,
+                },
+        } => {
+            let members = if all { NodeId::ALL.to_vec() } else { members };
+            if members.is_empty() {
+                bail!("give --members or --all");
+            }
+            let configs = imi_node::init::init(&imi_node::init::InitOptions {
+                out: out.clone(),
+                members,
+                base_port,
+                host,
+            })?;
+            println!(
+                "federation of {} nodes written to {}",
+                configs.len(),
+                out.display()
+            );
+            for c in configs {
+                println!("  {}", c.display());
+            }
+            Ok(())
+        }
+        Command::Run { config, json_logs } => {
+            let cfg = NodeConfig::load(&config)?;
+            imi_node::run::init_logging(json_logs || cfg.log.json, cfg.log.level.as_deref());
+            runtime()?.block_on(async move {
+                let shutdown = imi_node::run::signal_token()?;
+                imi_node::run::run(cfg, imi_node::run::system_clock(), shutdown).await
+            })
+        }
+        Command::Keys {
+            command: KeysCommand::Show { config },
+        } => {
+            let cfg = NodeConfig::load(&config)?;
+            let identity = imi_node::init::load_identity(&cfg)?;
+            let peer = imi_engine::peer_id_of(&identity.signer.public())?;
+            println!("node            {}", cfg.node);
+            println!("peer id         {peer}");
+            println!(
+                "signing key     {} (kid {})",
+                hex::encode(identity.signer.public()),
+                hex::encode(identity.signer.key_id())
+            );
+            for k in &identity.hpke {
+                println!(
+                    "hpke key        {} (kid {})",
+                    hex::encode(k.public()),
+                    hex::encode(k.key_id())
+                );
+            }
+            let trust =
+                imi_node::init::load_trust_list(&cfg.trust_list, &cfg.governance_public_key)?;
+            let listed = trust.member(cfg.node).is_some_and(|m| {
+                m.signing_keys
+                    .iter()
+                    .any(|k| k.public == identity.signer.public())
+            });
+            println!(
+                "trust list      version {} ({} members), this key {}",
+                trust.version,
+                trust.members.len(),
+                if listed { "listed" } else { "NOT LISTED" }
+            );
+            Ok(())
+        }
+        Command::Diag {
+            command:
+                DiagCommand::Send {
+                    config,
+                    to,
+                    count,
+                    body_bytes,
+                    no_wait,
+                    rate,
+                    json,
+                },
+        } => {
+            let cfg = NodeConfig::load(&config)?;
+            let req = DiagRequest {
+                to,
+                count,
+                wait: !no_wait,
+                body_bytes,
+                rate_per_s: rate,
+            };
+            let result = runtime()?
+                .block_on(imi_node::diag::request(&cfg, &req))
+                .context("diagnostic send")?;
+            if json {
+                println!("{}", serde_json::to_string(&result)?);
+            } else {
+                imi_node::diag::print_human(&result);
+            }
+            if result.rejected > 0 || result.unanswered > 0 {
+                std::process::exit(2);
+            }
+            Ok(())
+        }
+    }
+}

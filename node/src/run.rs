@@ -1,0 +1,165 @@
+//! The node's lifecycle: load and check everything, start store → network → engine →
+//! HTTPS, then on SIGTERM/SIGINT shut down in order: stop accepting HTTP, stop the network
+//! and delivery, let the committer finish what is queued, flush RocksDB, exit.
+use crate::config::NodeConfig;
+use crate::http::{HttpState, router};
+use crate::init::{load_identity, load_trust_list};
+use anyhow::{Context, Result};
+use imi_engine::{Applications, DiagnosticApp, Engine};
+use imi_protocol::{Clock, SystemClock};
+use imi_store::{RocksStore, Store};
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Installs the tracing subscriber (text or JSON on stderr).
+pub fn init_logging(json: bool, level: Option<&str>) {
+    let filter = tracing_subscriber::EnvFilter::try_new(level.unwrap_or("info"))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        let _ = builder.json().flatten_event(true).try_init();
+    } else {
+        let _ = builder.try_init();
+    }
+}
+
+/// Runs a node until `shutdown` fires (the binary wires it to SIGTERM/SIGINT).
+pub async fn run(
+    cfg: NodeConfig,
+    clock: Arc<dyn Clock>,
+    shutdown: CancellationToken,
+) -> Result<()> {
+    crate::install_crypto_provider();
+    let identity = load_identity(&cfg)?;
+    let trust = load_trust_list(&cfg.trust_list, &cfg.governance_public_key)?;
+    let me = cfg.node;
+    let member = trust
+        .member(me)
+        .with_context(|| format!("{me} is not on the trust list"))?;
+    if !member
+        .signing_keys
+        .iter()
+        .any(|k| k.public == identity.signer.public())
+    {
+        anyhow::bail!("the identity key of {me} is not listed in the trust list");
+    }
+    let token = crate::keyfile::read_secret(&cfg.http.operator_token)?;
+    let tls = crate::tls::server_config(&cfg.http.tls_cert, &cfg.http.tls_key)?;
+    std::fs::create_dir_all(&cfg.data_dir)?;
+    let store: Arc<dyn Store> = Arc::new(
+        RocksStore::open(&cfg.data_dir, Engine::columns(), &cfg.store.rocks())
+            .with_context(|| format!("opening store {}", cfg.data_dir.display()))?,
+    );
+    tracing::info!(node = %me, trust_list_version = trust.version, members = trust.members.len(), "starting");
+
+    let cancel = CancellationToken::new();
+    let net_cfg = imi_network::NetworkConfig {
+        listen: cfg
+            .network
+            .listen
+            .iter()
+            .map(|a| a.parse())
+            .collect::<Result<_, _>>()?,
+        max_message_bytes: cfg.network.max_message_bytes,
+        request_timeout: Duration::from_millis(cfg.network.request_timeout_ms),
+        idle_connection_timeout: Duration::from_millis(cfg.network.idle_connection_timeout_ms),
+        ..imi_network::NetworkConfig::default()
+    };
+    let keypair = imi_engine::libp2p_keypair(&identity.signer)?;
+    let (client, events, net_task) = imi_network::spawn(
+        keypair,
+        net_cfg,
+        imi_engine::allowed_peers(&trust, me),
+        cancel.child_token(),
+    )?;
+    let apps = Applications::new(vec![Arc::new(DiagnosticApp)]);
+    let (engine, tasks) = Engine::start(
+        identity,
+        trust,
+        store.clone(),
+        client.clone(),
+        events,
+        apps,
+        clock,
+        cfg.engine.clone(),
+        cancel.child_token(),
+    )?;
+
+    let mut registry = Registry::default();
+    engine.metrics().register(&mut registry);
+    let rss = Gauge::default();
+    let store_memory = Gauge::default();
+    registry.register(
+        "imi_process_resident_memory_bytes",
+        "Resident memory of the node process",
+        rss.clone(),
+    );
+    registry.register(
+        "imi_store_memory_bytes",
+        "RocksDB memtables and block cache",
+        store_memory.clone(),
+    );
+    let state = HttpState {
+        engine: engine.clone(),
+        registry: Arc::new(registry),
+        token_hash: imi_protocol::sha256(token.as_bytes()),
+        rss,
+        store_memory,
+    };
+    let handle = axum_server::Handle::new();
+    let server = axum_server::bind_rustls(
+        cfg.http.listen,
+        axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(tls)),
+    )
+    .handle(handle.clone())
+    .serve(router(state).into_make_service());
+    let http_task = tokio::spawn(server);
+    if let Some(addr) = handle.listening().await {
+        tracing::info!(node = %me, http = %addr, "https listening");
+    } else {
+        anyhow::bail!("HTTPS listener on {} failed to start", cfg.http.listen);
+    }
+    let _ = client.dial_all().await;
+    tracing::info!(node = %me, "ready");
+
+    shutdown.cancelled().await;
+    tracing::info!(node = %me, "shutting down");
+    handle.graceful_shutdown(Some(Duration::from_secs(5)));
+    let _ = http_task.await;
+    cancel.cancel();
+    tasks.join().await;
+    drop(engine);
+    let _ = net_task.await;
+    if let Err(e) = store.flush() {
+        tracing::warn!(error = %e, "flush at shutdown failed");
+    }
+    tracing::info!(node = %me, "stopped");
+    Ok(())
+}
+
+/// A token that fires on SIGTERM or SIGINT.
+pub fn signal_token() -> Result<CancellationToken> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let token = CancellationToken::new();
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let t = token.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        t.cancel();
+    });
+    Ok(token)
+}
+
+/// The production clock.
+pub fn system_clock() -> Arc<dyn Clock> {
+    Arc::new(SystemClock)
+}

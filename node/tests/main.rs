@@ -1,0 +1,113 @@
+//! Tests of the node's set-up pieces: config files, federation init, key-file checks.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use imi_node::config::NodeConfig;
+use imi_node::init::{InitOptions, init, load_identity, load_trust_list};
+use imi_protocol::NodeId;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+fn make(dir: &Path, members: &[NodeId]) -> Vec<std::path::PathBuf> {
+    init(&InitOptions {
+        out: dir.to_path_buf(),
+        members: members.to_vec(),
+        base_port: 41000,
+        host: "127.0.0.1".into(),
+    })
+    .unwrap()
+}
+
+#[test]
+fn example_config_parses() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/node.example.toml");
+    let cfg = NodeConfig::load(&path).unwrap();
+    assert_eq!(cfg.node, NodeId::AT);
+    assert_eq!(cfg.engine.delivery_window, 64);
+    assert!(cfg.data_dir.is_absolute() || cfg.data_dir.starts_with(path.parent().unwrap()));
+}
+
+#[test]
+fn unknown_config_fields_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let configs = make(dir.path(), &[NodeId::AT, NodeId::DE]);
+    let text = std::fs::read_to_string(&configs[0]).unwrap() + "\n[surprise]\nx = 1\n";
+    std::fs::write(&configs[0], text).unwrap();
+    let err = NodeConfig::load(&configs[0]).unwrap_err();
+    assert!(format!("{err:#}").contains("surprise"), "{err:#}");
+}
+
+#[test]
+fn init_writes_a_consistent_federation() {
+    let dir = tempfile::tempdir().unwrap();
+    let members = [NodeId::AT, NodeId::DE, NodeId::EU];
+    let configs = make(dir.path(), &members);
+    assert_eq!(configs.len(), 3);
+    for (i, c) in configs.iter().enumerate() {
+        let cfg = NodeConfig::load(c).unwrap();
+        assert_eq!(cfg.node, members[i]);
+        assert_eq!(cfg.http.listen.port(), 41000 + 2 * i as u16 + 1);
+        for secret in [
+            &cfg.identity_key,
+            &cfg.hpke_key,
+            &cfg.http.tls_key,
+            &cfg.http.operator_token,
+        ] {
+            let mode = std::fs::metadata(secret).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{}", secret.display());
+        }
+        let trust = load_trust_list(&cfg.trust_list, &cfg.governance_public_key).unwrap();
+        let identity = load_identity(&cfg).unwrap();
+        let member = trust.member(cfg.node).unwrap();
+        assert_eq!(member.signing_keys[0].public, identity.signer.public());
+        assert_eq!(member.hpke_keys[0].public, identity.hpke[0].public());
+        assert_eq!(
+            member.addresses,
+            vec![format!("/ip4/127.0.0.1/tcp/{}", 41000 + 2 * i)]
+        );
+    }
+    let mode = std::fs::metadata(dir.path().join("governance.key"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+}
+
+#[test]
+fn readable_key_files_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let configs = make(dir.path(), &[NodeId::AT, NodeId::DE]);
+    let cfg = NodeConfig::load(&configs[0]).unwrap();
+    std::fs::set_permissions(&cfg.identity_key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let err = load_identity(&cfg).unwrap_err();
+    assert!(format!("{err:#}").contains("refusing key file"), "{err:#}");
+}
+
+#[test]
+fn tampered_trust_list_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let configs = make(dir.path(), &[NodeId::AT, NodeId::DE]);
+    let cfg = NodeConfig::load(&configs[0]).unwrap();
+    let mut bytes = std::fs::read(&cfg.trust_list).unwrap();
+    let n = bytes.len();
+    bytes[n / 2] ^= 0x01;
+    std::fs::write(&cfg.trust_list, bytes).unwrap();
+    assert!(load_trust_list(&cfg.trust_list, &cfg.governance_public_key).is_err());
+}
+
+#[test]
+fn duplicate_members_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = init(&InitOptions {
+        out: dir.path().to_path_buf(),
+        members: vec![NodeId::AT, NodeId::AT],
+        base_port: 41000,
+        host: "127.0.0.1".into(),
+    });
+    assert!(r.is_err());
+}

@@ -1,0 +1,46 @@
+//! CBOR helpers (ciborium) with size limits and serde adapters for fixed-size byte strings.
+use crate::error::{ProtocolError, RejectCode};
+use serde::{Serialize, de::DeserializeOwned};
+
+/// Encodes a value to CBOR bytes.
+pub(crate) fn to_vec<T: Serialize>(value: &T) -> Result<Vec<u8>, ProtocolError> {
+    let mut out = Vec::new();
+    ciborium::into_writer(value, &mut out).map_err(|e| ProtocolError::Encode(e.to_string()))?;
+    Ok(out)
+}
+
+/// Decodes remote CBOR bytes, refusing input over `max` bytes before decoding and any
+/// trailing bytes after the value.
+pub(crate) fn from_slice<T: DeserializeOwned>(bytes: &[u8], max: usize) -> Result<T, RejectCode> {
+    if bytes.len() > max {
+        return Err(RejectCode::Oversized);
+    }
+    let mut reader = bytes;
+    let value = ciborium::de::from_reader_with_recursion_limit(&mut reader, 16)
+        .map_err(|_| RejectCode::Malformed)?;
+    if !reader.is_empty() {
+        return Err(RejectCode::Malformed);
+    }
+    Ok(value)
+}
+
+/// Serde adapter: `[u8; N]` as a CBOR byte string.
+pub(crate) mod fixed {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+    #[allow(unused_imports)]
+    use serde_bytes as _;
+
+    pub fn serialize<S: Serializer, const N: usize>(v: &[u8; N], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(v)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>, const N: usize>(
+        d: D,
+    ) -> Result<[u8; N], D::Error> {
+        let buf = serde_bytes::ByteBuf::deserialize(d)?;
+        let len = buf.len();
+        buf.into_vec()
+            .try_into()
+            .map_err(|_| D::Error::invalid_length(len, &"a byte string of the fixed length"))
+    }
+}
