@@ -12,14 +12,13 @@ use prometheus_client::registry::Registry;
 use serde_json::json;
 use std::sync::Arc;
 
-/// Largest request body accepted on the HTTP API.
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
-
 /// Shared state of the handlers.
 #[derive(Clone)]
 pub struct HttpState {
     /// The engine.
     pub engine: Engine,
+    /// The governance public key (verifies trust-list updates).
+    pub governance: [u8; 32],
     /// Metrics registry.
     pub registry: Arc<Registry>,
     /// SHA-256 of the operator token.
@@ -38,7 +37,10 @@ pub fn router(state: HttpState) -> Router {
         .route("/metrics", get(metrics))
         .route("/operator/diag/send", post(diag_send))
         .route("/operator/status", get(status))
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .route("/operator/trust-list", post(trust_list_update))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            imi_protocol::MAX_TRUST_LIST_BYTES,
+        ))
         .with_state(state)
 }
 
@@ -185,4 +187,30 @@ async fn status(State(state): State<HttpState>, headers: HeaderMap) -> Response 
         "trust_list_version": engine.trust_list().version,
     }))
     .into_response()
+}
+
+async fn trust_list_update(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    if !authorized(&state, &headers) {
+        return problem(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "operator token required".into(),
+        );
+    }
+    match state
+        .engine
+        .update_trust_list(body.to_vec(), &state.governance)
+        .await
+    {
+        Ok(version) => Json(json!({"trust_list_version": version})).into_response(),
+        Err(e) => problem(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "trust list refused",
+            e.to_string(),
+        ),
+    }
 }

@@ -36,8 +36,22 @@ pub async fn run(
 ) -> Result<()> {
     crate::install_crypto_provider();
     let identity = load_identity(&cfg)?;
-    let trust = load_trust_list(&cfg.trust_list, &cfg.governance_public_key)?;
+    // Checked here for a clear error; the store below decides between file and accepted list.
+    load_trust_list(&cfg.trust_list, &cfg.governance_public_key)?;
+    let governance = crate::keyfile::read_public32(&cfg.governance_public_key)?;
     let me = cfg.node;
+    let token = crate::keyfile::read_secret(&cfg.http.operator_token)?;
+    let tls = crate::tls::server_config(&cfg.http.tls_cert, &cfg.http.tls_key)?;
+    std::fs::create_dir_all(&cfg.data_dir)?;
+    let store: Arc<dyn Store> = Arc::new(
+        RocksStore::open(&cfg.data_dir, Engine::columns(), &cfg.store.rocks())
+            .with_context(|| format!("opening store {}", cfg.data_dir.display()))?,
+    );
+    let trust = imi_engine::settle_trust_list(
+        store.as_ref(),
+        std::fs::read(&cfg.trust_list)?,
+        &governance,
+    )?;
     let member = trust
         .member(me)
         .with_context(|| format!("{me} is not on the trust list"))?;
@@ -48,13 +62,6 @@ pub async fn run(
     {
         anyhow::bail!("the identity key of {me} is not listed in the trust list");
     }
-    let token = crate::keyfile::read_secret(&cfg.http.operator_token)?;
-    let tls = crate::tls::server_config(&cfg.http.tls_cert, &cfg.http.tls_key)?;
-    std::fs::create_dir_all(&cfg.data_dir)?;
-    let store: Arc<dyn Store> = Arc::new(
-        RocksStore::open(&cfg.data_dir, Engine::columns(), &cfg.store.rocks())
-            .with_context(|| format!("opening store {}", cfg.data_dir.display()))?,
-    );
     tracing::info!(node = %me, trust_list_version = trust.version, members = trust.members.len(), "starting");
 
     let cancel = CancellationToken::new();
@@ -105,6 +112,7 @@ pub async fn run(
         store_memory.clone(),
     );
     let state = HttpState {
+        governance,
         engine: engine.clone(),
         registry: Arc::new(registry),
         token_hash: imi_protocol::sha256(token.as_bytes()),

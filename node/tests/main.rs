@@ -111,3 +111,56 @@ fn duplicate_members_are_refused() {
     });
     assert!(r.is_err());
 }
+
+#[test]
+fn trust_list_version_only_grows() {
+    use imi_protocol::NodeSigner;
+    use imi_store::{MemStore, Store};
+    let dir = tempfile::tempdir().unwrap();
+    let configs = make(dir.path(), &[NodeId::AT, NodeId::DE]);
+    let cfg = NodeConfig::load(&configs[0]).unwrap();
+    let gov_seed = imi_node::keyfile::read_secret32(&dir.path().join("governance.key")).unwrap();
+    let gov = NodeSigner::from_seed(NodeId::EU, &gov_seed);
+    let gov_pub = gov.public();
+    let v1_bytes = std::fs::read(&cfg.trust_list).unwrap();
+    let mut v2 = load_trust_list(&cfg.trust_list, &cfg.governance_public_key).unwrap();
+    v2.version = 2;
+    let v2_bytes = v2.sign(&gov).unwrap();
+    let store = MemStore::new(imi_engine::Engine::columns());
+
+    // First start: the file's list is accepted and persisted.
+    assert_eq!(
+        imi_engine::settle_trust_list(&store, v1_bytes.clone(), &gov_pub)
+            .unwrap()
+            .version,
+        1
+    );
+    // A newer file replaces it.
+    assert_eq!(
+        imi_engine::settle_trust_list(&store, v2_bytes.clone(), &gov_pub)
+            .unwrap()
+            .version,
+        2
+    );
+    // An older file never replaces the accepted newer list.
+    assert_eq!(
+        imi_engine::settle_trust_list(&store, v1_bytes, &gov_pub)
+            .unwrap()
+            .version,
+        2
+    );
+    let stored = store
+        .get(imi_engine::keys::META, imi_engine::TRUST_LIST_KEY)
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored, v2_bytes);
+    // A different list under the same version is refused.
+    let mut other = v2.clone();
+    other.issued += 1;
+    assert!(imi_engine::settle_trust_list(&store, other.sign(&gov).unwrap(), &gov_pub).is_err());
+    // A list signed by another key is refused.
+    let rogue = NodeSigner::generate(NodeId::EU);
+    let mut v3 = v2.clone();
+    v3.version = 3;
+    assert!(imi_engine::settle_trust_list(&store, v3.sign(&rogue).unwrap(), &gov_pub).is_err());
+}

@@ -115,6 +115,46 @@ impl Default for EngineConfig {
     }
 }
 
+/// Key in the `meta` column of the newest accepted trust list (signed bytes).
+pub const TRUST_LIST_KEY: &[u8] = b"trust_list";
+
+/// Chooses between the trust list from the config file and the one this node accepted
+/// earlier (persisted in its store): the version only grows, so an older file never
+/// replaces a newer accepted list. Persists the file's list when it is the newer one.
+pub fn settle_trust_list(
+    store: &dyn Store,
+    file_bytes: Vec<u8>,
+    governance_public: &[u8; 32],
+) -> Result<TrustList, EngineError> {
+    let from_file = TrustList::verify(&file_bytes, governance_public)?;
+    let stored = match store.get(keys::META, TRUST_LIST_KEY)? {
+        Some(b) => Some(TrustList::verify(&b, governance_public)?),
+        None => None,
+    };
+    match stored {
+        Some(stored) if stored.version > from_file.version => {
+            tracing::warn!(
+                file_version = from_file.version,
+                accepted_version = stored.version,
+                "the trust list file is older than the one this node accepted; using the accepted one"
+            );
+            Ok(stored)
+        }
+        Some(stored) if stored.version == from_file.version && stored != from_file => {
+            Err(EngineError::Invalid(format!(
+                "two different trust lists carry version {}",
+                stored.version
+            )))
+        }
+        _ => {
+            let mut batch = imi_store::WriteBatch::new();
+            batch.put(keys::META, TRUST_LIST_KEY.to_vec(), file_bytes);
+            store.write(batch, imi_store::Durability::Sync)?;
+            Ok(from_file)
+        }
+    }
+}
+
 /// This node's keys.
 #[derive(Debug, Clone)]
 pub struct Identity {
@@ -423,6 +463,62 @@ impl Engine {
     /// The current trust list.
     pub fn trust_list(&self) -> Arc<TrustList> {
         self.shared.trust()
+    }
+
+    /// Accepts a newer governance-signed trust list: verifies the signature, requires a
+    /// strictly greater version, persists it (synced) and swaps it in, updating the
+    /// network's allow list. Members added by the new list get delivery tasks at the next
+    /// restart.
+    pub async fn update_trust_list(
+        &self,
+        bytes: Vec<u8>,
+        governance_public: &[u8; 32],
+    ) -> Result<u64, EngineError> {
+        let s = &self.shared;
+        let newer = TrustList::verify(&bytes, governance_public)?;
+        s.trust().check_update(&newer)?;
+        if newer.member(s.me).is_none_or(|m| {
+            !m.signing_keys
+                .iter()
+                .any(|k| k.public == s.identity.signer.public())
+        }) {
+            return Err(EngineError::Invalid(
+                "the new trust list does not list this node's key".into(),
+            ));
+        }
+        let mut batch = imi_store::WriteBatch::new();
+        batch.put(keys::META, TRUST_LIST_KEY.to_vec(), bytes);
+        let (reply, done) = oneshot::channel();
+        s.commit(commit::Job::Write {
+            batch,
+            durability: imi_store::Durability::Sync,
+            reply,
+        })
+        .await?;
+        done.await.map_err(|_| EngineError::ShuttingDown)??;
+        let version = newer.version;
+        let allowed = allowed_peers(&newer, s.me);
+        {
+            let mut peers = s
+                .peers
+                .write()
+                .map_err(|_| EngineError::Internal("poisoned".into()))?;
+            peers.clear();
+            for (node, k) in newer.all_signing_keys() {
+                if let Ok(p) = peer_id_of(&k.public) {
+                    peers.insert(p, node);
+                }
+            }
+        }
+        *s.trust
+            .write()
+            .map_err(|_| EngineError::Internal("poisoned".into()))? = Arc::new(newer);
+        s.network
+            .set_allowed(allowed)
+            .await
+            .map_err(|e| EngineError::Network(e.to_string()))?;
+        tracing::info!(version, "accepted a newer trust list");
+        Ok(version)
     }
 
     /// The network client.
