@@ -381,7 +381,8 @@ impl Envelope {
         if self.header.v != PROTOCOL_VERSION {
             return Err(RejectCode::UnsupportedVersion);
         }
-        let public = trust.signing_key(self.header.from, &self.cose.kid, self.header.created)?;
+        let public =
+            trust.signing_key_now(self.header.from, &self.cose.kid, self.header.created, now)?;
         self.cose.verify(&public)?;
         if self.header.created > now.saturating_add(max_future_skew_ms) {
             return Err(RejectCode::FromFuture);

@@ -53,6 +53,10 @@ pub const MAX_RECEIPT_BYTES: usize = 4 * 1024;
 pub const MAX_TRUST_LIST_BYTES: usize = 1024 * 1024;
 /// At most this many recipients per envelope (every node of the federation).
 pub const MAX_RECIPIENTS: usize = 31;
+/// How long after its `valid_until` a signing key's messages are still accepted (30 days):
+/// long enough for a retried outbox to drain after a key rotation, short enough that a
+/// retired key cannot sign backdated messages indefinitely.
+pub const KEY_EXPIRY_GRACE_MS: u64 = 30 * 24 * 3600 * 1000;
 /// At most this many causal predecessors per envelope.
 pub const MAX_PREDECESSORS: usize = 64;
 

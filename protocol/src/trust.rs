@@ -123,8 +123,8 @@ impl TrustList {
     }
 
     /// The signing key of `node` with key id `kid`, if it was valid at `at`.
-    /// `Err(UnknownSender)` if the node is not a member; `Err(KeyNotValid)` if the key is
-    /// listed but not valid at `at`, or not listed.
+    /// `Err(UnknownSender)` if the node is not a member; `Err(BadSignature)` if no key of the
+    /// member has this key id; `Err(KeyNotValid)` if the key is listed but not valid at `at`.
     pub fn signing_key(
         &self,
         node: NodeId,
@@ -141,6 +141,27 @@ impl TrustList {
             return Err(RejectCode::KeyNotValid);
         }
         Ok(key.public)
+    }
+
+    /// Like [`TrustList::signing_key`], and additionally refuses a key that expired more
+    /// than [`crate::KEY_EXPIRY_GRACE_MS`] before `now`: without this bound, a retired (or
+    /// leaked) key could still sign messages backdated into its validity period.
+    pub fn signing_key_now(
+        &self,
+        node: NodeId,
+        kid: &KeyId,
+        created: Timestamp,
+        now: Timestamp,
+    ) -> Result<[u8; 32], RejectCode> {
+        let public = self.signing_key(node, kid, created)?;
+        let expired_long_ago = self
+            .member(node)
+            .and_then(|m| m.signing_keys.iter().find(|k| k.public == public))
+            .is_some_and(|k| now > k.valid_until.saturating_add(crate::KEY_EXPIRY_GRACE_MS));
+        if expired_long_ago {
+            return Err(RejectCode::KeyNotValid);
+        }
+        Ok(public)
     }
 
     /// The HPKE key to seal to for `node` at `at`: the valid one that became valid last.

@@ -26,9 +26,27 @@ enum Attempt {
         id: MessageId,
         receipt: Receipt,
     },
+    /// Receipted, and the receipt stored.
+    Settled,
     Failed {
         error: String,
     },
+}
+
+/// Sends one entry and, on a valid receipt, stores it, all inside the in-flight future:
+/// the delivery loop never waits for one entry's bookkeeping before handling the next.
+async fn attempt_and_settle(shared: Arc<Shared>, node: NodeId, entry: Entry) -> Attempt {
+    match attempt(shared.clone(), node, entry).await {
+        Attempt::Receipted { key, id, receipt } => {
+            match settle(&shared, node, key, id, receipt).await {
+                Ok(()) => Attempt::Settled,
+                Err(e) => Attempt::Failed {
+                    error: format!("could not store receipt: {e}"),
+                },
+            }
+        }
+        other => other,
+    }
 }
 
 /// One outbox entry ready to send.
@@ -176,7 +194,7 @@ pub(crate) async fn run(shared: Arc<Shared>, node: NodeId, cancel: CancellationT
                 Ok(Ok(entries)) => {
                     for e in entries {
                         cursor = Some(e.key.clone());
-                        inflight.push(attempt(shared.clone(), node, e));
+                        inflight.push(attempt_and_settle(shared.clone(), node, e));
                     }
                 }
                 Ok(Err(e)) => tracing::error!(peer = %node, error = %e, "outbox read failed"),
@@ -188,10 +206,7 @@ pub(crate) async fn run(shared: Arc<Shared>, node: NodeId, cancel: CancellationT
             _ = cancel.cancelled() => break,
             Some(result) = inflight.next(), if !inflight.is_empty() => {
                 match result {
-                    Attempt::Receipted { key, id, receipt } => {
-                        if let Err(e) = settle(&shared, node, key, id, receipt).await {
-                            tracing::error!(peer = %node, error = %e, "could not store receipt");
-                        }
+                    Attempt::Settled | Attempt::Receipted { .. } => {
                         if !paused {
                             failures = 0;
                             shared.metrics.backoff_seconds.get_or_create(&label).set(0.0);

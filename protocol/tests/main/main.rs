@@ -1,0 +1,20 @@
+//! Integration tests of `imi-protocol`, in one test binary (`cargo test -p imi-protocol
+//! --test main`):
+//!
+//! - [`vectors`]: the pinned byte-level test vectors in `protocol/vectors/v1.json`, their
+//!   generator and checker (including an independent decoder that follows
+//!   `protocol/vectors/README.md` using only ciborium, ed25519-dalek, hpke and
+//!   chacha20poly1305);
+//! - [`props`]: property tests (round trips, bit flips, parser robustness, size limits);
+//! - [`unit`]: rejection paths, key rotation and trust-list updates.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+mod props;
+mod unit;
+mod vectors;

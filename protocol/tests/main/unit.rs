@@ -1,0 +1,446 @@
+//! Rejection paths, key rotation and trust-list updates.
+use crate::common::{
+    DAY, Fixture, JAN_2025, JAN_2026, JAN_2028, draft, field_mut, resign, rnd, seed,
+};
+use ciborium::Value;
+use imi_protocol::{
+    DEFAULT_MAX_ENVELOPE_BYTES, Envelope, HpkeKeyEntry, HpkeKeyPair, MAX_PREDECESSORS, MessageId,
+    NodeId, NodeSigner, Outcome, ProtocolError, Receipt, ReceiptBody, RejectCode, SigningKeyEntry,
+    Timestamp, TrustList, VerifiedEnvelope, seal_and_sign,
+};
+
+const MAX: usize = DEFAULT_MAX_ENVELOPE_BYTES;
+const T: Timestamp = JAN_2026 + 12_345;
+
+fn seal(fx: &Fixture, from: &NodeSigner, to: &[NodeId], created: Timestamp) -> Vec<u8> {
+    seal_and_sign(
+        &draft(to, b"body"),
+        created,
+        from,
+        &fx.trust,
+        &rnd(b"unit", to.len()),
+    )
+    .unwrap()
+}
+
+fn verify(
+    trust: &TrustList,
+    bytes: &[u8],
+    me: NodeId,
+    now: Timestamp,
+) -> Result<VerifiedEnvelope, RejectCode> {
+    Envelope::parse(bytes.to_vec(), MAX)?.verify(trust, me, now, 0)
+}
+
+#[test]
+fn non_recipient_gets_not_recipient() {
+    let fx = Fixture::new();
+    let bytes = seal(&fx, fx.signer(NodeId::AT), &[NodeId::DE, NodeId::NL], T);
+    for me in [NodeId::DE, NodeId::NL] {
+        let v = verify(&fx.trust, &bytes, me, T).unwrap();
+        assert_eq!(v.open(me, &fx.hpke_keys(me)).unwrap().body, b"body");
+    }
+    assert_eq!(
+        verify(&fx.trust, &bytes, NodeId::EU, T).unwrap_err(),
+        RejectCode::NotRecipient
+    );
+    assert_eq!(
+        verify(&fx.trust, &bytes, NodeId::AT, T).unwrap_err(),
+        RejectCode::NotRecipient
+    );
+    // A recipient that asks to open the slot of another node.
+    let v = verify(&fx.trust, &bytes, NodeId::DE, T).unwrap();
+    assert_eq!(
+        v.open(NodeId::EU, &fx.hpke_keys(NodeId::EU)).unwrap_err(),
+        RejectCode::NotRecipient
+    );
+}
+
+#[test]
+fn wrong_or_missing_hpke_key_fails_to_decrypt() {
+    let fx = Fixture::new();
+    let bytes = seal(&fx, fx.signer(NodeId::AT), &[NodeId::DE], T);
+    let v = verify(&fx.trust, &bytes, NodeId::DE, T).unwrap();
+    assert_eq!(
+        v.open(NodeId::DE, &[]).unwrap_err(),
+        RejectCode::DecryptFailed
+    );
+    assert_eq!(
+        v.open(NodeId::DE, &fx.hpke_keys(NodeId::NL)).unwrap_err(),
+        RejectCode::DecryptFailed
+    );
+}
+
+#[test]
+fn signing_key_outside_validity_gets_key_not_valid() {
+    let mut fx = Fixture::new();
+    let from = JAN_2026;
+    let until = JAN_2026 + 10 * DAY;
+    let at = fx
+        .trust
+        .members
+        .iter_mut()
+        .find(|m| m.node == NodeId::AT)
+        .unwrap();
+    at.signing_keys[0].valid_from = from;
+    at.signing_keys[0].valid_until = until;
+    let signer = fx.signer(NodeId::AT).clone();
+    for (created, ok) in [
+        (from - 1, false),
+        (from, true),
+        (until - 1, true),
+        (until, false),
+        (until + DAY, false),
+    ] {
+        let bytes = seal(&fx, &signer, &[NodeId::DE], created);
+        let r = verify(&fx.trust, &bytes, NodeId::DE, created);
+        if ok {
+            r.unwrap();
+        } else {
+            assert_eq!(r.unwrap_err(), RejectCode::KeyNotValid, "created {created}");
+        }
+    }
+}
+
+#[test]
+fn unknown_sender_gets_unknown_sender() {
+    let fx = Fixture::new();
+    let fr = NodeSigner::from_seed(NodeId::FR, &seed("FR signing"));
+    let bytes = seal(&fx, &fr, &[NodeId::DE], T);
+    assert_eq!(
+        verify(&fx.trust, &bytes, NodeId::DE, T).unwrap_err(),
+        RejectCode::UnknownSender
+    );
+    // A receipt from a non-member.
+    let body = receipt_body(NodeId::FR, T);
+    let bytes = body.sign(&fr).unwrap();
+    assert_eq!(
+        Receipt::verify(bytes, &fx.trust, NodeId::FR).unwrap_err(),
+        RejectCode::UnknownSender
+    );
+}
+
+#[test]
+fn unlisted_key_of_a_member_gets_bad_signature() {
+    let fx = Fixture::new();
+    let impostor = NodeSigner::from_seed(NodeId::AT, &seed("another AT key"));
+    let bytes = seal(&fx, &impostor, &[NodeId::DE], T);
+    assert_eq!(
+        verify(&fx.trust, &bytes, NodeId::DE, T).unwrap_err(),
+        RejectCode::BadSignature
+    );
+    // DE's key claiming to be AT.
+    let forged = NodeSigner::from_seed(NodeId::AT, &fx.signer(NodeId::DE).seed());
+    let bytes = seal(&fx, &forged, &[NodeId::NL], T);
+    assert_eq!(
+        verify(&fx.trust, &bytes, NodeId::NL, T).unwrap_err(),
+        RejectCode::BadSignature
+    );
+}
+
+#[test]
+fn future_envelopes_get_from_future() {
+    let fx = Fixture::new();
+    let bytes = seal(&fx, fx.signer(NodeId::AT), &[NodeId::DE], T);
+    let env = |now, skew| {
+        Envelope::parse(bytes.clone(), MAX)
+            .unwrap()
+            .verify(&fx.trust, NodeId::DE, now, skew)
+    };
+    assert_eq!(env(T - 1, 0).unwrap_err(), RejectCode::FromFuture);
+    assert_eq!(env(T - 1_001, 1_000).unwrap_err(), RejectCode::FromFuture);
+    env(T - 1_000, 1_000).unwrap();
+    env(T, 0).unwrap();
+    env(JAN_2028 + DAY, 0).unwrap();
+}
+
+#[test]
+fn other_versions_get_unsupported_version() {
+    let fx = Fixture::new();
+    let signer = fx.signer(NodeId::AT);
+    let bytes = seal(&fx, signer, &[NodeId::DE], T);
+    let v2 = resign(&bytes, &signer.seed(), |p| {
+        *field_mut(field_mut(p, "header"), "v") = Value::Integer(2.into());
+    });
+    assert_eq!(
+        verify(&fx.trust, &v2, NodeId::DE, T).unwrap_err(),
+        RejectCode::UnsupportedVersion
+    );
+    let same = resign(&bytes, &signer.seed(), |_| {});
+    assert_eq!(same, bytes);
+}
+
+fn receipt_body(receiver: NodeId, received: Timestamp) -> ReceiptBody {
+    ReceiptBody {
+        v: 1,
+        message_id: Some(MessageId([1; 16])),
+        envelope_hash: [2; 32],
+        receiver,
+        sender: Some(NodeId::AT),
+        received,
+        outcome: Outcome::Accepted,
+    }
+}
+
+#[test]
+fn receipt_signed_by_the_wrong_node_fails() {
+    let fx = Fixture::new();
+    let de = fx.signer(NodeId::DE);
+    let good = receipt_body(NodeId::DE, T).sign(de).unwrap();
+    Receipt::verify(good.clone(), &fx.trust, NodeId::DE).unwrap();
+    // A genuine DE receipt presented as AT's.
+    assert_eq!(
+        Receipt::verify(good, &fx.trust, NodeId::AT).unwrap_err(),
+        RejectCode::UnknownSender
+    );
+    // A receipt claiming receiver AT, signed with DE's key.
+    let forged = receipt_body(NodeId::AT, T)
+        .sign(&NodeSigner::from_seed(NodeId::AT, &de.seed()))
+        .unwrap();
+    assert_eq!(
+        Receipt::verify(forged, &fx.trust, NodeId::AT).unwrap_err(),
+        RejectCode::BadSignature
+    );
+    // The API refuses to sign a receipt for another receiver.
+    assert!(matches!(
+        receipt_body(NodeId::AT, T).sign(de),
+        Err(ProtocolError::Invalid(_))
+    ));
+}
+
+#[test]
+fn receipt_key_outside_validity_fails() {
+    let fx = Fixture::new();
+    let bytes = receipt_body(NodeId::DE, JAN_2028)
+        .sign(fx.signer(NodeId::DE))
+        .unwrap();
+    assert_eq!(
+        Receipt::verify(bytes, &fx.trust, NodeId::DE).unwrap_err(),
+        RejectCode::KeyNotValid
+    );
+    let bytes = receipt_body(NodeId::DE, JAN_2025 - 1)
+        .sign(fx.signer(NodeId::DE))
+        .unwrap();
+    assert_eq!(
+        Receipt::verify(bytes, &fx.trust, NodeId::DE).unwrap_err(),
+        RejectCode::KeyNotValid
+    );
+}
+
+#[test]
+fn check_update_refuses_same_or_older_versions() {
+    let fx = Fixture::new();
+    let current = TrustList {
+        version: 5,
+        ..fx.trust.clone()
+    };
+    for (v, ok) in [
+        (0, false),
+        (4, false),
+        (5, false),
+        (6, true),
+        (u64::MAX, true),
+    ] {
+        let newer = TrustList {
+            version: v,
+            ..fx.trust.clone()
+        };
+        assert_eq!(current.check_update(&newer).is_ok(), ok, "version {v}");
+    }
+}
+
+#[test]
+fn trust_list_must_be_signed_by_governance_and_consistent() {
+    let fx = Fixture::new();
+    let gov = fx.governance.public();
+    let bytes = fx.trust.sign(&fx.governance).unwrap();
+    assert_eq!(TrustList::verify(&bytes, &gov).unwrap(), fx.trust);
+    let by_at = fx.trust.sign(fx.signer(NodeId::AT)).unwrap();
+    let e = TrustList::verify(&by_at, &gov).unwrap_err();
+    assert_eq!(e.reject_code(), Some(&RejectCode::BadSignature));
+    // Same kid, other key: a governance-kid header signed by someone else.
+    let forged = resign(&bytes, &fx.signer(NodeId::AT).seed(), |_| {});
+    assert_eq!(
+        TrustList::verify(&forged, &gov).unwrap_err().reject_code(),
+        Some(&RejectCode::BadSignature)
+    );
+
+    let mut dup = fx.trust.clone();
+    dup.members.push(dup.members[0].clone());
+    assert!(matches!(
+        TrustList::verify(&dup.sign(&fx.governance).unwrap(), &gov),
+        Err(ProtocolError::Invalid(_))
+    ));
+    let mut empty_period = fx.trust.clone();
+    empty_period.members[1].signing_keys[0].valid_until =
+        empty_period.members[1].signing_keys[0].valid_from;
+    assert!(empty_period.validate().is_err());
+    let mut no_keys = fx.trust.clone();
+    no_keys.members[2].hpke_keys.clear();
+    assert!(no_keys.validate().is_err());
+}
+
+#[test]
+fn overlapping_signing_keys_both_verify_within_their_windows() {
+    let mut fx = Fixture::new();
+    let old = fx.signer(NodeId::AT).clone();
+    let new = NodeSigner::from_seed(NodeId::AT, &seed("AT signing 2"));
+    let (old_from, overlap_from, old_until, new_until) =
+        (JAN_2025, JAN_2026, JAN_2026 + 30 * DAY, JAN_2028);
+    let at = fx
+        .trust
+        .members
+        .iter_mut()
+        .find(|m| m.node == NodeId::AT)
+        .unwrap();
+    at.signing_keys = vec![
+        SigningKeyEntry {
+            public: old.public(),
+            valid_from: old_from,
+            valid_until: old_until,
+        },
+        SigningKeyEntry {
+            public: new.public(),
+            valid_from: overlap_from,
+            valid_until: new_until,
+        },
+    ];
+    fx.trust.validate().unwrap();
+    assert_eq!(fx.trust.node_of_key(&new.public()), Some(NodeId::AT));
+    assert_eq!(fx.trust.node_of_key(&old.public()), Some(NodeId::AT));
+    let check = |signer: &NodeSigner, created: Timestamp| {
+        let bytes = seal(&fx, signer, &[NodeId::DE], created);
+        verify(&fx.trust, &bytes, NodeId::DE, created).map(|_| ())
+    };
+    // During the overlap both keys verify.
+    for t in [overlap_from, overlap_from + DAY, old_until - 1] {
+        check(&old, t).unwrap();
+        check(&new, t).unwrap();
+    }
+    // Before the overlap only the old key, after it only the new key.
+    check(&old, overlap_from - 1).unwrap();
+    assert_eq!(
+        check(&new, overlap_from - 1).unwrap_err(),
+        RejectCode::KeyNotValid
+    );
+    check(&new, old_until).unwrap();
+    assert_eq!(check(&old, old_until).unwrap_err(), RejectCode::KeyNotValid);
+    // Receipts likewise.
+    for (signer, t, ok) in [
+        (&old, old_until - 1, true),
+        (&new, old_until - 1, true),
+        (&old, old_until, false),
+    ] {
+        let r = receipt_body(NodeId::AT, t).sign(signer).unwrap();
+        assert_eq!(Receipt::verify(r, &fx.trust, NodeId::AT).is_ok(), ok);
+    }
+}
+
+#[test]
+fn hpke_rotation_seals_to_the_newest_valid_key() {
+    let mut fx = Fixture::new();
+    let old = fx.hpke_keys(NodeId::DE).remove(0);
+    let new = HpkeKeyPair::derive(&seed("DE hpke 2"));
+    let switch = JAN_2026;
+    let de = fx
+        .trust
+        .members
+        .iter_mut()
+        .find(|m| m.node == NodeId::DE)
+        .unwrap();
+    de.hpke_keys.push(HpkeKeyEntry {
+        public: new.public(),
+        valid_from: switch,
+        valid_until: JAN_2028,
+    });
+    assert_eq!(
+        fx.trust.hpke_key(NodeId::DE, switch - 1).unwrap().public,
+        old.public()
+    );
+    assert_eq!(
+        fx.trust.hpke_key(NodeId::DE, switch).unwrap().public,
+        new.public()
+    );
+    assert!(fx.trust.hpke_key(NodeId::DE, JAN_2028).is_none());
+    assert!(fx.trust.hpke_key(NodeId::FR, switch).is_none());
+    let both = [old.clone(), new.clone()];
+    for (created, right, wrong) in [(switch - 1, &old, &new), (switch, &new, &old)] {
+        let bytes = seal(&fx, fx.signer(NodeId::AT), &[NodeId::DE], created);
+        let v = verify(&fx.trust, &bytes, NodeId::DE, created).unwrap();
+        assert_eq!(v.open(NodeId::DE, &both).unwrap().body, b"body");
+        assert_eq!(
+            v.open(NodeId::DE, std::slice::from_ref(right))
+                .unwrap()
+                .body,
+            b"body"
+        );
+        assert_eq!(
+            v.open(NodeId::DE, std::slice::from_ref(wrong)).unwrap_err(),
+            RejectCode::DecryptFailed
+        );
+    }
+    // No valid HPKE key for a recipient: sealing refuses.
+    let r = seal_and_sign(
+        &draft(&[NodeId::DE], b""),
+        JAN_2028,
+        fx.signer(NodeId::AT),
+        &fx.trust,
+        &rnd(b"z", 1),
+    );
+    assert!(matches!(r, Err(ProtocolError::Invalid(_))));
+}
+
+#[test]
+fn seal_and_sign_refuses_bad_drafts() {
+    let fx = Fixture::new();
+    let at = fx.signer(NodeId::AT);
+    let attempt = |to: &[NodeId], prev: usize, eph: usize| {
+        let mut d = draft(to, b"x");
+        d.prev = vec![MessageId([0; 16]); prev];
+        seal_and_sign(&d, T, at, &fx.trust, &rnd(b"bad", eph))
+    };
+    assert!(attempt(&[NodeId::DE], 0, 1).is_ok());
+    assert!(attempt(&[NodeId::DE], MAX_PREDECESSORS, 1).is_ok());
+    assert!(attempt(&[], 0, 0).is_err());
+    assert!(attempt(&[NodeId::DE, NodeId::DE], 0, 2).is_err());
+    assert!(attempt(&[NodeId::DE], MAX_PREDECESSORS + 1, 1).is_err());
+    assert!(attempt(&[NodeId::DE], 0, 2).is_err());
+    assert!(attempt(&[NodeId::DE, NodeId::NL], 0, 1).is_err());
+    assert!(
+        attempt(&[NodeId::FR], 0, 1).is_err(),
+        "FR has no HPKE key in the trust list"
+    );
+    assert!(
+        attempt(NodeId::ALL, 0, NodeId::ALL.len()).is_err(),
+        "31 recipients but only 4 have keys"
+    );
+}
+
+#[test]
+fn retired_key_cannot_sign_backdated_envelopes() {
+    let mut fx = Fixture::new();
+    let from = JAN_2026;
+    let until = JAN_2026 + 10 * DAY;
+    let at = fx
+        .trust
+        .members
+        .iter_mut()
+        .find(|m| m.node == NodeId::AT)
+        .unwrap();
+    at.signing_keys[0].valid_from = from;
+    at.signing_keys[0].valid_until = until;
+    let signer = fx.signer(NodeId::AT).clone();
+    // Created inside the validity period; received within the grace period: accepted.
+    let bytes = seal(&fx, &signer, &[NodeId::DE], until - 1);
+    let grace = imi_protocol::KEY_EXPIRY_GRACE_MS;
+    imi_protocol::Envelope::parse(bytes.clone(), imi_protocol::DEFAULT_MAX_ENVELOPE_BYTES)
+        .unwrap()
+        .verify(&fx.trust, NodeId::DE, until + grace, 0)
+        .unwrap();
+    // The same envelope presented after the grace period: the retired key no longer counts.
+    let err = imi_protocol::Envelope::parse(bytes, imi_protocol::DEFAULT_MAX_ENVELOPE_BYTES)
+        .unwrap()
+        .verify(&fx.trust, NodeId::DE, until + grace + 1, 0)
+        .unwrap_err();
+    assert_eq!(err, RejectCode::KeyNotValid);
+}
