@@ -1,0 +1,22 @@
+//! Integration tests of `imi-engine`: real engines in one process, each with RocksDB in a
+//! temporary directory and libp2p on loopback, talking to each other (see [`rig`]).
+//!
+//! * [`delivery`]: exactly-once delivery, group commit, receiver down, sender restart.
+//! * [`hostile`]: hostile inputs on the wire are rejected with signed receipts and change nothing.
+//! * [`receipts`]: where receipts are stored on both sides; rejected envelopes go to `dead`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+// The modules live in a subdirectory so that cargo does not take each for a test binary.
+#[path = "engine/delivery.rs"]
+mod delivery;
+#[path = "engine/hostile.rs"]
+mod hostile;
+#[path = "engine/receipts.rs"]
+mod receipts;
+#[path = "engine/rig.rs"]
+mod rig;
