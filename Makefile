@@ -15,6 +15,7 @@ build: setup
 test: setup
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --locked --workspace --no-deps -q
 	$(CARGO) build --locked -p imi-node
 	$(CARGO) test --locked --workspace
 

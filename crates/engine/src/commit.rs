@@ -89,6 +89,14 @@ impl Committer {
                 .and_then(|(k, _)| keys::outbox_seq(&k))
                 .map_or(0, |s| s.saturating_add(1));
             self.next_seq.insert(*node, next);
+            let depth = crate::delivery::count_queued(self.store.as_ref(), *node)?;
+            if depth > 0 {
+                let gauge = self
+                    .metrics
+                    .queue_depth
+                    .get_or_create(&Metrics::peer(*node));
+                gauge.set(i64::try_from(depth).unwrap_or(i64::MAX));
+            }
         }
         Ok(())
     }
@@ -123,6 +131,9 @@ impl Committer {
         let mut enqueued_peers = Vec::new();
         let mut accepted = 0u64;
         let seq_snapshot = self.next_seq.clone();
+        // Outbox depth changes of this group, applied to the gauge once the write succeeds:
+        // the committer sees every outbox write, so the gauge is exact.
+        let mut depth_delta: HashMap<NodeId, i64> = HashMap::new();
         for job in jobs {
             match job {
                 Job::Inbound {
@@ -174,6 +185,7 @@ impl Committer {
                         );
                         *seq = seq.saturating_add(1);
                         enqueued_peers.push(*peer);
+                        *depth_delta.entry(*peer).or_default() += 1;
                     }
                     record(&mut overlay, &b);
                     batch.append(b);
@@ -187,6 +199,14 @@ impl Committer {
                 } => {
                     if d == Durability::Sync {
                         durability = Durability::Sync;
+                    }
+                    for op in b.ops() {
+                        if let imi_store::Op::Delete { col, key } = op
+                            && *col == keys::OUTBOX
+                            && let Some(node) = key.get(..2).and_then(NodeId::from_bytes)
+                        {
+                            *depth_delta.entry(node).or_default() -= 1;
+                        }
                     }
                     record(&mut overlay, &b);
                     batch.append(b);
@@ -205,6 +225,12 @@ impl Committer {
                     self.metrics.commit_groups_synced.inc();
                 }
                 self.metrics.committed_messages.inc_by(accepted);
+                for (node, d) in depth_delta {
+                    self.metrics
+                        .queue_depth
+                        .get_or_create(&Metrics::peer(node))
+                        .inc_by(d);
+                }
                 for r in replies {
                     match r {
                         Reply::Inbound(tx, c) => {

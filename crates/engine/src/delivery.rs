@@ -94,19 +94,30 @@ fn load(
     Ok(out)
 }
 
-/// Counts queued entries and the enqueue time of the oldest.
-fn census(shared: &Shared, node: NodeId) -> Result<(usize, Option<u64>), EngineError> {
-    let rows = shared.store.range(
-        keys::OUTBOX,
-        &node.as_bytes(),
-        Some(&prefix_end(node)),
-        usize::MAX,
-    )?;
-    let oldest = rows
+/// The enqueue time of the oldest queued entry.
+fn oldest_enqueued(shared: &Shared, node: NodeId) -> Result<Option<u64>, EngineError> {
+    let rows = shared
+        .store
+        .range(keys::OUTBOX, &node.as_bytes(), Some(&prefix_end(node)), 1)?;
+    Ok(rows
         .first()
         .and_then(|(_, v)| keys::decode_outbox_value(v))
-        .map(|(_, t)| t);
-    Ok((rows.len(), oldest))
+        .map(|(_, t)| t))
+}
+
+/// The number of queued entries (read once at start; the committer keeps the gauge exact).
+pub(crate) fn count_queued(
+    store: &dyn imi_store::Store,
+    node: NodeId,
+) -> Result<usize, EngineError> {
+    Ok(store
+        .range(
+            keys::OUTBOX,
+            &node.as_bytes(),
+            Some(&prefix_end(node)),
+            usize::MAX,
+        )?
+        .len())
 }
 
 async fn attempt(shared: Arc<Shared>, node: NodeId, entry: Entry) -> Attempt {
@@ -162,16 +173,15 @@ pub(crate) async fn run(shared: Arc<Shared>, node: NodeId, cancel: CancellationT
     let Some(wake) = shared.wake.get(&node).cloned() else {
         return;
     };
-    {
-        let s = shared.clone();
-        if let Ok(Ok((depth, _))) = tokio::task::spawn_blocking(move || census(&s, node)).await {
-            shared
-                .metrics
-                .queue_depth
-                .get_or_create(&label)
-                .set(i64::try_from(depth).unwrap_or(i64::MAX));
-        }
-    }
+    // Make the per-peer series visible from the start (at their current values).
+    let _ = shared.metrics.queue_depth.get_or_create(&label);
+    let _ = shared.metrics.retries.get_or_create(&label);
+    let _ = shared.metrics.delivered.get_or_create(&label);
+    let _ = shared.metrics.backoff_seconds.get_or_create(&label);
+    shared
+        .metrics
+        .oldest_queued_age_seconds
+        .get_or_create(&label);
     let window = shared.config.delivery_window.max(1);
     let mut inflight = FuturesUnordered::new();
     let mut cursor: Option<Vec<u8>> = None;
@@ -229,8 +239,7 @@ pub(crate) async fn run(shared: Arc<Shared>, node: NodeId, cancel: CancellationT
             _ = tokio::time::sleep_until(sleep_until), if paused && inflight.is_empty() => {}
             _ = tick.tick() => {
                 let s = shared.clone();
-                if let Ok(Ok((depth, oldest))) = tokio::task::spawn_blocking(move || census(&s, node)).await {
-                    shared.metrics.queue_depth.get_or_create(&label).set(i64::try_from(depth).unwrap_or(i64::MAX));
+                if let Ok(Ok(oldest)) = tokio::task::spawn_blocking(move || oldest_enqueued(&s, node)).await {
                     let age = oldest.map_or(0.0, |t| shared.clock.now_ms().saturating_sub(t) as f64 / 1000.0);
                     shared.metrics.oldest_queued_age_seconds.get_or_create(&label).set(age);
                 }
@@ -287,7 +296,6 @@ async fn settle(
         })
         .await?;
     done.await.map_err(|_| EngineError::ShuttingDown)??;
-    shared.metrics.queue_depth.get_or_create(&label).dec();
     let waiter = shared
         .watchers
         .lock()

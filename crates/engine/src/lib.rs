@@ -602,12 +602,6 @@ impl Engine {
         })
         .await?;
         done.await.map_err(|_| EngineError::ShuttingDown)??;
-        for node in &to {
-            s.metrics
-                .queue_depth
-                .get_or_create(&Metrics::peer(*node))
-                .inc();
-        }
         Ok((id, receivers))
     }
 
