@@ -178,7 +178,7 @@ pub(crate) async fn run(shared: Arc<Shared>, node: NodeId, cancel: CancellationT
     let _ = shared.metrics.retries.get_or_create(&label);
     let _ = shared.metrics.delivered.get_or_create(&label);
     let _ = shared.metrics.backoff_seconds.get_or_create(&label);
-    shared
+    let _ = shared
         .metrics
         .oldest_queued_age_seconds
         .get_or_create(&label);
