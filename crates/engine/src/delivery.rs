@@ -188,6 +188,7 @@ pub(crate) async fn run(shared: Arc<Shared>, node: NodeId, cancel: CancellationT
     let mut failures: u32 = 0;
     let mut paused = false;
     let mut resume_at: Option<Instant> = None;
+    let mut maybe_more = true;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -195,13 +196,17 @@ pub(crate) async fn run(shared: Arc<Shared>, node: NodeId, cancel: CancellationT
             paused = false;
             resume_at = None;
             cursor = None;
+            maybe_more = true;
         }
-        if !paused && inflight.len() < window {
+        // Refill in bulk (when half the window is free) and only while the outbox may hold
+        // more than was loaded: one store read serves many envelopes.
+        if !paused && maybe_more && (inflight.is_empty() || inflight.len() <= window / 2) {
             let s = shared.clone();
             let c = cursor.clone();
             let need = window - inflight.len();
             match tokio::task::spawn_blocking(move || load(&s, node, c.as_deref(), need)).await {
                 Ok(Ok(entries)) => {
+                    maybe_more = entries.len() >= need;
                     for e in entries {
                         cursor = Some(e.key.clone());
                         inflight.push(attempt_and_settle(shared.clone(), node, e));
@@ -235,7 +240,7 @@ pub(crate) async fn run(shared: Arc<Shared>, node: NodeId, cancel: CancellationT
                     }
                 }
             }
-            _ = wake.notified(), if !paused => {}
+            _ = wake.notified(), if !paused => maybe_more = true,
             _ = tokio::time::sleep_until(sleep_until), if paused && inflight.is_empty() => {}
             _ = tick.tick() => {
                 let s = shared.clone();

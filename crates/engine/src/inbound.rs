@@ -81,18 +81,10 @@ async fn handle(shared: &Arc<Shared>, peer: PeerId, id: InboundId, payload: Inbo
                 hash: [0; 32],
             }
         }
-        InboundPayload::Bytes(bytes) => {
-            let s = shared.clone();
-            match tokio::task::spawn_blocking(move || prepare(&s, bytes, received)).await {
-                Ok(p) => p,
-                Err(_) => Prepared::Reject {
-                    code: RejectCode::Internal,
-                    id: None,
-                    sender: None,
-                    hash: [0; 32],
-                },
-            }
-        }
+        // Verification and decryption run inline on the runtime's worker: ~150 µs of CPU
+        // per envelope, and a hop to the blocking pool cost more in context switches than it
+        // saved (measured: 9 % of the receiver's CPU in task switching).
+        InboundPayload::Bytes(bytes) => prepare(shared, bytes, received),
     };
     let receipt = match prepared {
         Prepared::Reject {
