@@ -19,7 +19,7 @@ const MAX_BACKGROUND_JOBS: i32 = 2;
 /// Memory and file limits for [`RocksStore`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RocksConfig {
-    /// Size of one memtable per column family (default 4 MiB).
+    /// Size of one memtable per column family (default 2 MiB).
     pub write_buffer_bytes: usize,
     /// Memtables per column family, active + immutable (default 2).
     pub max_write_buffers: i32,
@@ -33,7 +33,7 @@ pub struct RocksConfig {
 impl Default for RocksConfig {
     fn default() -> Self {
         Self {
-            write_buffer_bytes: 4 * 1024 * 1024,
+            write_buffer_bytes: 2 * 1024 * 1024,
             max_write_buffers: 2,
             block_cache_bytes: 8 * 1024 * 1024,
             max_open_files: 256,
