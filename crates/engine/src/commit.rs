@@ -61,6 +61,9 @@ pub(crate) enum Committed {
     Rejected(RejectCode),
 }
 
+/// Linger only after a group at least this large: a sign of sustained load. At low rates
+/// groups hold one or two commits and nothing waits.
+const LINGER_MIN_PREVIOUS_GROUP: usize = 4;
 /// Polling step while lingering for a fuller group.
 const LINGER_STEP: std::time::Duration = std::time::Duration::from_micros(100);
 
@@ -115,10 +118,10 @@ impl Committer {
             let mut stop = matches!(first, Job::Stop);
             let mut jobs = vec![first];
             Self::drain(&mut rx, &mut jobs, self.max_group, &mut stop);
-            // Under load (the previous group was not alone), linger briefly so that one
+            // Under load (the previous group was large), linger briefly so that one
             // fsync covers more commits. An isolated commit never waits: latency at low
             // rates is unchanged.
-            if last_group > 1 && !stop {
+            if last_group >= LINGER_MIN_PREVIOUS_GROUP && !stop {
                 let mut waited = std::time::Duration::ZERO;
                 while jobs.len() < self.linger_target.min(self.max_group)
                     && waited < self.linger

@@ -264,6 +264,20 @@ async fn settle(
     receipt: Receipt,
 ) -> Result<(), EngineError> {
     let label = Metrics::peer(node);
+    // The receipt is verified: report it now; storing it is this node's bookkeeping.
+    let waiter = shared
+        .watchers
+        .lock()
+        .ok()
+        .and_then(|mut w| w.remove(&(node, id)));
+    if let Some((started, tx)) = waiter {
+        let report = DeliveryReport {
+            to: node,
+            receipt: receipt.body.clone(),
+            round_trip: started.elapsed(),
+        };
+        let _ = tx.send(report);
+    }
     let mut batch = WriteBatch::new();
     match &receipt.body.outcome {
         Outcome::Accepted | Outcome::Duplicate => {
@@ -301,17 +315,5 @@ async fn settle(
         })
         .await?;
     done.await.map_err(|_| EngineError::ShuttingDown)??;
-    let waiter = shared
-        .watchers
-        .lock()
-        .ok()
-        .and_then(|mut w| w.remove(&(node, id)));
-    if let Some((started, tx)) = waiter {
-        let _ = tx.send(DeliveryReport {
-            to: node,
-            receipt: receipt.body,
-            round_trip: started.elapsed(),
-        });
-    }
     Ok(())
 }

@@ -24,6 +24,8 @@ async fn accepted_receipts_are_stored_by_receiver_and_sender() {
         .unwrap()
         .expect("A keeps what it signed");
     let hash = sha256(&envelope);
+    // Reports are sent as soon as a receipt is verified; storing it follows.
+    wait_until("A to settle both receipts", || a.count(keys::OUTBOX) == 0).await;
 
     for (node, report) in [(&b, &reports[0]), (&c, &reports[1])] {
         let to = node.id;
@@ -94,6 +96,11 @@ async fn rejected_envelopes_are_dead_lettered_not_retried() {
         report.receipt.outcome,
         Outcome::Rejected(RejectCode::UnknownKind)
     );
+    // The report comes as soon as the receipt is verified; the dead letter follows.
+    wait_until("A to dead-letter the envelope", || {
+        a.count(keys::OUTBOX) == 0
+    })
+    .await;
     let dead = a
         .store()
         .get(keys::DEAD, &keys::node_msg_key(BE, &id))
