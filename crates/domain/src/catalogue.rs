@@ -1,0 +1,1206 @@
+//! The catalogue of legal areas, procedures and pre-translated questions, loaded from data.
+//!
+//! IMI's procedures are **data**, not code: `configs/catalogue/languages.toml` lists the
+//! languages every text must be written in (the 24 official EU languages plus Icelandic and
+//! Norwegian), and `configs/catalogue/areas/<CODE>.toml` holds one legal area each: its name,
+//! its procedures (request, notification, alert, repository), optional question sets and its
+//! questions with their answer types, choice options and translations. Adding a legal area is
+//! adding a file; no code changes.
+//!
+//! Messages between nodes carry **codes** (`PQ-Q01`, `PQ-Q05-O2`), never translated text; each
+//! node renders a code in its reader's language with [`Catalogue::text`], and checks a received
+//! answer against the question's answer type with [`Catalogue::validate_answer`].
+//!
+//! [`Catalogue::load_dir`] validates the whole catalogue when the node starts: a missing,
+//! empty or unknown translation, a duplicate code, a procedure naming a question that does not
+//! exist, a choice question with fewer than two options, an area file whose code does not match
+//! its name or an unknown field stops the node with a [`CatalogueError`] naming the file and the
+//! item. Apart from reading those files this module does no I/O, and [`Catalogue::from_sources`]
+//! validates in-memory text without touching a disk.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The languages file inside a catalogue directory.
+pub const LANGUAGES_FILE: &str = "languages.toml";
+/// The directory of area files inside a catalogue directory.
+pub const AREAS_DIR: &str = "areas";
+/// Languages every catalogue must provide: the 24 official EU languages, Icelandic, Norwegian.
+pub const REQUIRED_LANGUAGES: [&str; 26] = [
+    "bg", "cs", "da", "de", "el", "en", "es", "et", "fi", "fr", "ga", "hr", "hu", "it", "lt", "lv",
+    "mt", "nl", "pl", "pt", "ro", "sk", "sl", "sv", "is", "no",
+];
+/// Largest catalogue file read, in bytes.
+pub const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
+/// Most area files in one catalogue.
+pub const MAX_AREAS: usize = 256;
+/// Longest code (area, procedure, question set, question, option), in characters.
+pub const MAX_CODE_CHARS: usize = 32;
+/// Longest translated text in the catalogue, in characters.
+pub const MAX_TEXT_CHARS: usize = 1000;
+/// Longest free-text answer, in characters.
+pub const MAX_FREE_TEXT_CHARS: usize = 8000;
+/// Longest attachment file name, in characters.
+pub const MAX_ATTACHMENT_NAME_CHARS: usize = 255;
+/// Largest attachment, in bytes.
+pub const MAX_ATTACHMENT_BYTES: u64 = 20 * 1024 * 1024;
+
+/// Why a catalogue could not be loaded. Every message starts with the file it concerns and,
+/// where there is one, names the item (`question PQ-Q07`, `procedure SD-P01`, ...).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CatalogueError {
+    /// A file or directory could not be read.
+    #[error("{}: cannot read: {source}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file is larger than [`MAX_FILE_BYTES`].
+    #[error("{}: file is larger than {MAX_FILE_BYTES} bytes", path.display())]
+    FileTooLarge {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The catalogue holds more than [`MAX_AREAS`] area files.
+    #[error("{}: more than {MAX_AREAS} area files", path.display())]
+    TooManyAreas {
+        /// The areas directory.
+        path: PathBuf,
+    },
+    /// The catalogue holds no area file.
+    #[error("{}: no area file (*.toml)", path.display())]
+    NoAreas {
+        /// The areas directory.
+        path: PathBuf,
+    },
+    /// A file is not valid TOML or does not have the catalogue's shape (this includes unknown
+    /// fields, missing fields and unknown answer types or procedure kinds).
+    #[error("{}: {message}", path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, with line and column.
+        message: String,
+    },
+    /// The languages file defines a language twice or uses a malformed code.
+    #[error("{}: language '{code}': {reason}", path.display())]
+    InvalidLanguage {
+        /// The languages file.
+        path: PathBuf,
+        /// The language code.
+        code: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// The languages file lacks one of [`REQUIRED_LANGUAGES`].
+    #[error("{}: required language '{code}' is not listed", path.display())]
+    MissingLanguage {
+        /// The languages file.
+        path: PathBuf,
+        /// The missing language code.
+        code: String,
+    },
+    /// A text lacks a language listed in the languages file.
+    #[error("{}: {item}: missing translation for '{lang}'", path.display())]
+    MissingTranslation {
+        /// The area file.
+        path: PathBuf,
+        /// The item, e.g. `question PQ-Q07`.
+        item: String,
+        /// The missing language.
+        lang: String,
+    },
+    /// A text is empty or only whitespace in one language.
+    #[error("{}: {item}: empty translation for '{lang}'", path.display())]
+    EmptyTranslation {
+        /// The area file.
+        path: PathBuf,
+        /// The item.
+        item: String,
+        /// The language.
+        lang: String,
+    },
+    /// A text is longer than [`MAX_TEXT_CHARS`] in one language.
+    #[error("{}: {item}: translation for '{lang}' is longer than {MAX_TEXT_CHARS} characters", path.display())]
+    TextTooLong {
+        /// The area file.
+        path: PathBuf,
+        /// The item.
+        item: String,
+        /// The language.
+        lang: String,
+    },
+    /// A text has a translation in a language the languages file does not list.
+    #[error("{}: {item}: translation for unknown language '{lang}'", path.display())]
+    UnknownLanguage {
+        /// The area file.
+        path: PathBuf,
+        /// The item.
+        item: String,
+        /// The unknown language.
+        lang: String,
+    },
+    /// A code is malformed, or does not start with its area's code and a hyphen.
+    #[error("{}: {item}: invalid code: {reason}", path.display())]
+    InvalidCode {
+        /// The area file.
+        path: PathBuf,
+        /// The item.
+        item: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A code is defined twice in the catalogue.
+    #[error("{}: {item}: code already defined in {}", path.display(), first.display())]
+    DuplicateCode {
+        /// The file of the second definition.
+        path: PathBuf,
+        /// The item.
+        item: String,
+        /// The file of the first definition.
+        first: PathBuf,
+    },
+    /// The area code inside a file is not the file's name.
+    #[error("{}: area {code}: code does not match the file name (expected '{expected}')", path.display())]
+    AreaCodeMismatch {
+        /// The area file.
+        path: PathBuf,
+        /// The code in the file.
+        code: String,
+        /// The code the file name implies.
+        expected: String,
+    },
+    /// A procedure or question set refers to a question or question set that the area does not
+    /// define.
+    #[error("{}: {item}: refers to unknown {target_kind} {target}", path.display())]
+    DanglingCode {
+        /// The area file.
+        path: PathBuf,
+        /// The referring item, e.g. `procedure PQ-P01`.
+        item: String,
+        /// `question` or `question set`.
+        target_kind: &'static str,
+        /// The missing code.
+        target: String,
+    },
+    /// A procedure or question set lists the same question twice, or has no question at all.
+    #[error("{}: {item}: {reason}", path.display())]
+    InvalidQuestionList {
+        /// The area file.
+        path: PathBuf,
+        /// The item.
+        item: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A choice question has fewer than two options, or another type has options.
+    #[error("{}: {item}: {reason}", path.display())]
+    InvalidOptions {
+        /// The area file.
+        path: PathBuf,
+        /// The question.
+        item: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// Why an answer does not fit its question.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AnswerError {
+    /// No question has this code.
+    #[error("unknown question {0}")]
+    UnknownQuestion(String),
+    /// The answer's type is not the question's.
+    #[error("question {question}: expected a {expected} answer, got {found}")]
+    WrongType {
+        /// The question.
+        question: String,
+        /// The question's answer type.
+        expected: AnswerType,
+        /// The answer's type.
+        found: AnswerType,
+    },
+    /// The chosen option is not one of the question's options.
+    #[error("question {question}: unknown option {option:?}")]
+    UnknownOption {
+        /// The question.
+        question: String,
+        /// The option given.
+        option: String,
+    },
+    /// A date is not a real calendar date written `YYYY-MM-DD`.
+    #[error("question {question}: {value:?} is not a calendar date (YYYY-MM-DD)")]
+    InvalidDate {
+        /// The question.
+        question: String,
+        /// The value given.
+        value: String,
+    },
+    /// A number is NaN or infinite.
+    #[error("question {question}: number is not finite")]
+    NonFiniteNumber {
+        /// The question.
+        question: String,
+    },
+    /// A free text is empty or longer than [`MAX_FREE_TEXT_CHARS`].
+    #[error(
+        "question {question}: free text must have 1 to {MAX_FREE_TEXT_CHARS} characters, has {chars}"
+    )]
+    FreeTextLength {
+        /// The question.
+        question: String,
+        /// The number of characters given.
+        chars: usize,
+    },
+    /// An attachment's name, hash or size is invalid.
+    #[error("question {question}: invalid attachment: {reason}")]
+    InvalidAttachment {
+        /// The question.
+        question: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
+}
+
+/// The kind of answer a question expects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnswerType {
+    /// Yes or no.
+    YesNo,
+    /// One of the question's coded options.
+    Choice,
+    /// A calendar date.
+    Date,
+    /// A finite number.
+    Number,
+    /// Free text (translated by the reader's node or a translation service, never by the catalogue).
+    FreeText,
+    /// A file, referred to by name, SHA-256 and size.
+    Attachment,
+}
+
+impl AnswerType {
+    /// The name used in catalogue files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AnswerType::YesNo => "yes_no",
+            AnswerType::Choice => "choice",
+            AnswerType::Date => "date",
+            AnswerType::Number => "number",
+            AnswerType::FreeText => "free_text",
+            AnswerType::Attachment => "attachment",
+        }
+    }
+}
+
+impl fmt::Display for AnswerType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The kind of a procedure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProcedureKind {
+    /// One-to-one request for information or action.
+    Request,
+    /// One-to-many notification.
+    Notification,
+    /// One-to-many alert.
+    Alert,
+    /// Shared repository of information.
+    Repository,
+}
+
+impl ProcedureKind {
+    /// The name used in catalogue files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProcedureKind::Request => "request",
+            ProcedureKind::Notification => "notification",
+            ProcedureKind::Alert => "alert",
+            ProcedureKind::Repository => "repository",
+        }
+    }
+}
+
+impl fmt::Display for ProcedureKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An answer to a question, as carried in a message (codes, never translated text).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum AnswerValue {
+    /// Yes (`true`) or no (`false`).
+    YesNo(bool),
+    /// The code of one of the question's options.
+    Choice(String),
+    /// A calendar date, `YYYY-MM-DD`.
+    Date(String),
+    /// A finite number.
+    Number(f64),
+    /// Free text, at most [`MAX_FREE_TEXT_CHARS`] characters.
+    FreeText(String),
+    /// A file sent alongside the answer.
+    Attachment {
+        /// File name, without any directory.
+        name: String,
+        /// SHA-256 of the content, 64 lowercase hexadecimal digits.
+        sha256: String,
+        /// Size in bytes, 1 to [`MAX_ATTACHMENT_BYTES`].
+        size: u64,
+    },
+}
+
+impl AnswerValue {
+    /// The answer type this value is of.
+    pub fn answer_type(&self) -> AnswerType {
+        match self {
+            AnswerValue::YesNo(_) => AnswerType::YesNo,
+            AnswerValue::Choice(_) => AnswerType::Choice,
+            AnswerValue::Date(_) => AnswerType::Date,
+            AnswerValue::Number(_) => AnswerType::Number,
+            AnswerValue::FreeText(_) => AnswerType::FreeText,
+            AnswerValue::Attachment { .. } => AnswerType::Attachment,
+        }
+    }
+}
+
+/// A language every catalogue text is written in.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Language {
+    code: String,
+    name: String,
+    english_name: String,
+}
+
+impl Language {
+    /// ISO 639-1 code (`de`, `ga`, `no`).
+    pub fn code(&self) -> &str {
+        &self.code
+    }
+    /// The language's name in itself (`Deutsch`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// The language's name in English (`German`).
+    pub fn english_name(&self) -> &str {
+        &self.english_name
+    }
+}
+
+/// One text in every catalogue language, keyed by language code.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(transparent)]
+pub struct Texts(BTreeMap<String, String>);
+
+impl Texts {
+    /// The text in `lang`, if there is one.
+    pub fn get(&self, lang: &str) -> Option<&str> {
+        self.0.get(lang).map(String::as_str)
+    }
+    /// The languages present.
+    pub fn languages(&self) -> impl Iterator<Item = &str> {
+        self.0.keys().map(String::as_str)
+    }
+    /// How many languages are present.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+    /// Whether no language is present.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// One option of a choice question.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChoiceOption {
+    code: String,
+    text: Texts,
+}
+
+impl ChoiceOption {
+    /// The option's code (`PQ-Q05-O1`).
+    pub fn code(&self) -> &str {
+        &self.code
+    }
+    /// The option's text in every language.
+    pub fn text(&self) -> &Texts {
+        &self.text
+    }
+}
+
+/// A pre-translated question.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Question {
+    code: String,
+    answer: AnswerType,
+    text: Texts,
+    #[serde(default)]
+    options: Vec<ChoiceOption>,
+}
+
+impl Question {
+    /// The question's code (`PQ-Q01`).
+    pub fn code(&self) -> &str {
+        &self.code
+    }
+    /// The kind of answer it expects.
+    pub fn answer_type(&self) -> AnswerType {
+        self.answer
+    }
+    /// The question's text in every language.
+    pub fn text(&self) -> &Texts {
+        &self.text
+    }
+    /// The options of a choice question (empty for other types).
+    pub fn options(&self) -> &[ChoiceOption] {
+        &self.options
+    }
+    /// The option with this code.
+    pub fn option(&self, code: &str) -> Option<&ChoiceOption> {
+        self.options.iter().find(|o| o.code == code)
+    }
+}
+
+/// A named group of questions that procedures can use together.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuestionSet {
+    code: String,
+    name: Texts,
+    questions: Vec<String>,
+}
+
+impl QuestionSet {
+    /// The set's code (`PQ-S01`).
+    pub fn code(&self) -> &str {
+        &self.code
+    }
+    /// The set's name in every language.
+    pub fn name(&self) -> &Texts {
+        &self.name
+    }
+    /// The codes of its questions, in order.
+    pub fn questions(&self) -> &[String] {
+        &self.questions
+    }
+}
+
+/// An administrative cooperation procedure of a legal area.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Procedure {
+    code: String,
+    kind: ProcedureKind,
+    name: Texts,
+    #[serde(default)]
+    question_sets: Vec<String>,
+    #[serde(default)]
+    questions: Vec<String>,
+    /// Every question the procedure uses: those of its sets in order, then its own.
+    #[serde(skip)]
+    resolved: Vec<String>,
+}
+
+impl Procedure {
+    /// The procedure's code (`PQ-P01`).
+    pub fn code(&self) -> &str {
+        &self.code
+    }
+    /// Request, notification, alert or repository.
+    pub fn kind(&self) -> ProcedureKind {
+        self.kind
+    }
+    /// The procedure's name in every language.
+    pub fn name(&self) -> &Texts {
+        &self.name
+    }
+    /// The codes of the question sets it uses.
+    pub fn question_sets(&self) -> &[String] {
+        &self.question_sets
+    }
+    /// Every question code the procedure uses: those of its question sets, in order, followed by
+    /// the questions it lists directly.
+    pub fn question_codes(&self) -> &[String] {
+        &self.resolved
+    }
+}
+
+/// A legal area (`PQ`: professional qualifications) with its procedures and questions.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Area {
+    code: String,
+    name: Texts,
+    procedures: Vec<Procedure>,
+    #[serde(default)]
+    question_sets: Vec<QuestionSet>,
+    questions: Vec<Question>,
+    #[serde(skip)]
+    source: PathBuf,
+}
+
+impl Area {
+    /// The area's code (`PQ`).
+    pub fn code(&self) -> &str {
+        &self.code
+    }
+    /// The area's name in every language.
+    pub fn name(&self) -> &Texts {
+        &self.name
+    }
+    /// Its procedures.
+    pub fn procedures(&self) -> &[Procedure] {
+        &self.procedures
+    }
+    /// Its question sets.
+    pub fn question_sets(&self) -> &[QuestionSet] {
+        &self.question_sets
+    }
+    /// Its questions.
+    pub fn questions(&self) -> &[Question] {
+        &self.questions
+    }
+    /// The file it was loaded from.
+    pub fn source(&self) -> &Path {
+        &self.source
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LanguagesFile {
+    languages: Vec<Language>,
+}
+
+/// The text of one catalogue file and the path it is reported under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    /// The path named in errors; for area files its stem must be the area code.
+    pub path: PathBuf,
+    /// The file's TOML text.
+    pub text: String,
+}
+
+/// Where a code lives in the catalogue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Entry {
+    Area(usize),
+    Procedure(usize, usize),
+    QuestionSet(usize, usize),
+    Question(usize, usize),
+    Option(usize, usize, usize),
+}
+
+/// The validated catalogue: languages and legal areas, indexed by code.
+#[derive(Debug, Clone)]
+pub struct Catalogue {
+    languages: Vec<Language>,
+    areas: Vec<Area>,
+    index: HashMap<String, Entry>,
+}
+
+impl Catalogue {
+    /// Loads and validates `dir/languages.toml` and every `dir/areas/*.toml` (file names
+    /// starting with `.` are skipped). Errors name the file and the item.
+    pub fn load_dir(dir: impl AsRef<Path>) -> Result<Catalogue, CatalogueError> {
+        let dir = dir.as_ref();
+        let languages = read_source(&dir.join(LANGUAGES_FILE))?;
+        let areas_dir = dir.join(AREAS_DIR);
+        let entries = std::fs::read_dir(&areas_dir).map_err(|source| CatalogueError::Io {
+            path: areas_dir.clone(),
+            source,
+        })?;
+        let mut paths = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|source| CatalogueError::Io {
+                path: areas_dir.clone(),
+                source,
+            })?;
+            let path = entry.path();
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with('.') || path.extension().is_none_or(|e| e != "toml") {
+                continue;
+            }
+            if paths.len() >= MAX_AREAS {
+                return Err(CatalogueError::TooManyAreas { path: areas_dir });
+            }
+            paths.push(path);
+        }
+        paths.sort();
+        let areas = paths
+            .iter()
+            .map(|p| read_source(p))
+            .collect::<Result<Vec<_>, _>>()?;
+        if areas.is_empty() {
+            return Err(CatalogueError::NoAreas { path: areas_dir });
+        }
+        Catalogue::from_sources(&languages, &areas)
+    }
+
+    /// Parses and validates a catalogue from in-memory files: the languages file and the area
+    /// files. Does no I/O.
+    pub fn from_sources(languages: &Source, areas: &[Source]) -> Result<Catalogue, CatalogueError> {
+        let languages = parse_languages(languages)?;
+        let lang_codes: Vec<&str> = languages.iter().map(|l| l.code.as_str()).collect();
+        let mut catalogue = Catalogue {
+            languages: Vec::new(),
+            areas: Vec::with_capacity(areas.len()),
+            index: HashMap::new(),
+        };
+        let mut defined_in: HashMap<String, PathBuf> = HashMap::new();
+        for source in areas {
+            let area = parse_area(source, &lang_codes)?;
+            let a = catalogue.areas.len();
+            let mut define = |code: &str, item: String, entry: Entry| {
+                if let Some(first) = defined_in.get(code) {
+                    return Err(CatalogueError::DuplicateCode {
+                        path: source.path.clone(),
+                        item,
+                        first: first.clone(),
+                    });
+                }
+                defined_in.insert(code.to_owned(), source.path.clone());
+                catalogue.index.insert(code.to_owned(), entry);
+                Ok(())
+            };
+            define(&area.code, format!("area {}", area.code), Entry::Area(a))?;
+            for (p, proc_) in area.procedures.iter().enumerate() {
+                define(
+                    &proc_.code,
+                    format!("procedure {}", proc_.code),
+                    Entry::Procedure(a, p),
+                )?;
+            }
+            for (s, set) in area.question_sets.iter().enumerate() {
+                define(
+                    &set.code,
+                    format!("question set {}", set.code),
+                    Entry::QuestionSet(a, s),
+                )?;
+            }
+            for (q, question) in area.questions.iter().enumerate() {
+                define(
+                    &question.code,
+                    format!("question {}", question.code),
+                    Entry::Question(a, q),
+                )?;
+                for (o, option) in question.options.iter().enumerate() {
+                    define(
+                        &option.code,
+                        format!("option {}", option.code),
+                        Entry::Option(a, q, o),
+                    )?;
+                }
+            }
+            catalogue.areas.push(area);
+        }
+        catalogue.languages = languages;
+        Ok(catalogue)
+    }
+
+    /// The catalogue's languages, in the order of the languages file.
+    pub fn languages(&self) -> &[Language] {
+        &self.languages
+    }
+
+    /// The legal areas, in file-name order.
+    pub fn areas(&self) -> &[Area] {
+        &self.areas
+    }
+
+    /// The legal area with this code.
+    pub fn area(&self, code: &str) -> Option<&Area> {
+        match self.index.get(code) {
+            Some(Entry::Area(a)) => self.areas.get(*a),
+            _ => None,
+        }
+    }
+
+    /// The procedure with this code, in whichever area.
+    pub fn procedure(&self, code: &str) -> Option<&Procedure> {
+        match self.index.get(code) {
+            Some(Entry::Procedure(a, p)) => self.areas.get(*a)?.procedures.get(*p),
+            _ => None,
+        }
+    }
+
+    /// The question set with this code, in whichever area.
+    pub fn question_set(&self, code: &str) -> Option<&QuestionSet> {
+        match self.index.get(code) {
+            Some(Entry::QuestionSet(a, s)) => self.areas.get(*a)?.question_sets.get(*s),
+            _ => None,
+        }
+    }
+
+    /// The question with this code, in whichever area.
+    pub fn question(&self, code: &str) -> Option<&Question> {
+        match self.index.get(code) {
+            Some(Entry::Question(a, q)) => self.areas.get(*a)?.questions.get(*q),
+            _ => None,
+        }
+    }
+
+    /// The choice option with this code, in whichever question.
+    pub fn option(&self, code: &str) -> Option<&ChoiceOption> {
+        match self.index.get(code) {
+            Some(Entry::Option(a, q, o)) => self.areas.get(*a)?.questions.get(*q)?.options.get(*o),
+            _ => None,
+        }
+    }
+
+    /// The text of any coded item (area, procedure, question set, question, option) in `lang`.
+    pub fn text(&self, code: &str, lang: &str) -> Option<&str> {
+        let texts = match self.index.get(code)? {
+            Entry::Area(_) => &self.area(code)?.name,
+            Entry::Procedure(..) => &self.procedure(code)?.name,
+            Entry::QuestionSet(..) => &self.question_set(code)?.name,
+            Entry::Question(..) => &self.question(code)?.text,
+            Entry::Option(..) => &self.option(code)?.text,
+        };
+        texts.get(lang)
+    }
+
+    /// Checks that `value` is a well-formed answer to the question `question_code`: the right
+    /// type, a known option, a real calendar date, a finite number, a bounded free text, a
+    /// plausible attachment reference.
+    pub fn validate_answer(
+        &self,
+        question_code: &str,
+        value: &AnswerValue,
+    ) -> Result<(), AnswerError> {
+        let question = self
+            .question(question_code)
+            .ok_or_else(|| AnswerError::UnknownQuestion(question_code.to_owned()))?;
+        let qcode = || question.code.clone();
+        if value.answer_type() != question.answer {
+            return Err(AnswerError::WrongType {
+                question: qcode(),
+                expected: question.answer,
+                found: value.answer_type(),
+            });
+        }
+        match value {
+            AnswerValue::YesNo(_) => Ok(()),
+            AnswerValue::Choice(option) => {
+                if question.option(option).is_some() {
+                    Ok(())
+                } else {
+                    Err(AnswerError::UnknownOption {
+                        question: qcode(),
+                        option: option.clone(),
+                    })
+                }
+            }
+            AnswerValue::Date(date) => {
+                if is_calendar_date(date) {
+                    Ok(())
+                } else {
+                    Err(AnswerError::InvalidDate {
+                        question: qcode(),
+                        value: date.clone(),
+                    })
+                }
+            }
+            AnswerValue::Number(n) => {
+                if n.is_finite() {
+                    Ok(())
+                } else {
+                    Err(AnswerError::NonFiniteNumber { question: qcode() })
+                }
+            }
+            AnswerValue::FreeText(text) => {
+                let chars = text.chars().count();
+                if text.trim().is_empty() || chars > MAX_FREE_TEXT_CHARS {
+                    Err(AnswerError::FreeTextLength {
+                        question: qcode(),
+                        chars,
+                    })
+                } else {
+                    Ok(())
+                }
+            }
+            AnswerValue::Attachment { name, sha256, size } => check_attachment(name, sha256, *size)
+                .map_err(|reason| AnswerError::InvalidAttachment {
+                    question: qcode(),
+                    reason,
+                }),
+        }
+    }
+}
+
+fn read_source(path: &Path) -> Result<Source, CatalogueError> {
+    let io = |source| CatalogueError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
+    let mut text = String::new();
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(io)?;
+    if text.len() as u64 > MAX_FILE_BYTES {
+        return Err(CatalogueError::FileTooLarge {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(Source {
+        path: path.to_path_buf(),
+        text,
+    })
+}
+
+fn parse_languages(source: &Source) -> Result<Vec<Language>, CatalogueError> {
+    let path = &source.path;
+    let file: LanguagesFile = toml::from_str(&source.text).map_err(|e| CatalogueError::Parse {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
+    let invalid = |code: &str, reason| CatalogueError::InvalidLanguage {
+        path: path.clone(),
+        code: code.to_owned(),
+        reason,
+    };
+    let mut seen = BTreeSet::new();
+    for lang in &file.languages {
+        let well_formed =
+            (2..=3).contains(&lang.code.len()) && lang.code.bytes().all(|b| b.is_ascii_lowercase());
+        if !well_formed {
+            return Err(invalid(&lang.code, "code must be 2 or 3 lowercase letters"));
+        }
+        if lang.name.trim().is_empty() || lang.english_name.trim().is_empty() {
+            return Err(invalid(
+                &lang.code,
+                "name and english_name must not be empty",
+            ));
+        }
+        if !seen.insert(lang.code.as_str()) {
+            return Err(invalid(&lang.code, "listed twice"));
+        }
+    }
+    if let Some(missing) = REQUIRED_LANGUAGES.iter().find(|c| !seen.contains(*c)) {
+        return Err(CatalogueError::MissingLanguage {
+            path: path.clone(),
+            code: (*missing).to_owned(),
+        });
+    }
+    Ok(file.languages)
+}
+
+/// Validates one area file on its own; cross-file checks (duplicate codes) are the caller's.
+fn parse_area(source: &Source, langs: &[&str]) -> Result<Area, CatalogueError> {
+    let path = &source.path;
+    let mut area: Area = toml::from_str(&source.text).map_err(|e| CatalogueError::Parse {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
+    area.source = path.clone();
+    let area_item = format!("area {}", area.code);
+    if !is_code(&area.code) || area.code.contains('-') {
+        return Err(CatalogueError::InvalidCode {
+            path: path.clone(),
+            item: area_item,
+            reason: "an area code is uppercase letters and digits, starting with a letter".into(),
+        });
+    }
+    let expected = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if area.code != expected {
+        return Err(CatalogueError::AreaCodeMismatch {
+            path: path.clone(),
+            code: area.code.clone(),
+            expected,
+        });
+    }
+    check_texts(path, &area_item, &area.name, langs)?;
+    let prefix = format!("{}-", area.code);
+    let check_code = |item: &str, code: &str| {
+        if is_code(code) && code.starts_with(&prefix) && code.len() > prefix.len() {
+            Ok(())
+        } else {
+            Err(CatalogueError::InvalidCode {
+                path: path.clone(),
+                item: item.to_owned(),
+                reason: format!(
+                    "codes are uppercase letters, digits and '-', at most {MAX_CODE_CHARS} characters, starting with '{prefix}'"
+                ),
+            })
+        }
+    };
+
+    let mut question_codes = BTreeSet::new();
+    for question in &area.questions {
+        let item = format!("question {}", question.code);
+        check_code(&item, &question.code)?;
+        question_codes.insert(question.code.as_str());
+        check_texts(path, &item, &question.text, langs)?;
+        match (question.answer, question.options.len()) {
+            (AnswerType::Choice, n) if n < 2 => {
+                return Err(CatalogueError::InvalidOptions {
+                    path: path.clone(),
+                    item,
+                    reason: format!("a choice question needs at least 2 options, has {n}"),
+                });
+            }
+            (AnswerType::Choice, _) | (_, 0) => {}
+            (other, _) => {
+                return Err(CatalogueError::InvalidOptions {
+                    path: path.clone(),
+                    item,
+                    reason: format!("only choice questions have options, this one is {other}"),
+                });
+            }
+        }
+        for option in &question.options {
+            let option_item = format!("option {}", option.code);
+            check_code(&option_item, &option.code)?;
+            check_texts(path, &option_item, &option.text, langs)?;
+        }
+    }
+
+    let mut set_questions: HashMap<&str, &[String]> = HashMap::new();
+    for set in &area.question_sets {
+        let item = format!("question set {}", set.code);
+        check_code(&item, &set.code)?;
+        check_texts(path, &item, &set.name, langs)?;
+        check_question_list(path, &item, set.questions.iter(), &question_codes)?;
+        set_questions.insert(set.code.as_str(), &set.questions);
+    }
+
+    let mut resolved_all = Vec::with_capacity(area.procedures.len());
+    for procedure in &area.procedures {
+        let item = format!("procedure {}", procedure.code);
+        check_code(&item, &procedure.code)?;
+        check_texts(path, &item, &procedure.name, langs)?;
+        let mut resolved: Vec<String> = Vec::new();
+        let mut seen_sets = BTreeSet::new();
+        for set in &procedure.question_sets {
+            let Some(questions) = set_questions.get(set.as_str()) else {
+                return Err(CatalogueError::DanglingCode {
+                    path: path.clone(),
+                    item,
+                    target_kind: "question set",
+                    target: set.clone(),
+                });
+            };
+            if !seen_sets.insert(set.as_str()) {
+                return Err(CatalogueError::InvalidQuestionList {
+                    path: path.clone(),
+                    item,
+                    reason: format!("question set {set} is listed twice"),
+                });
+            }
+            resolved.extend(questions.iter().cloned());
+        }
+        resolved.extend(procedure.questions.iter().cloned());
+        check_question_list(path, &item, resolved.iter(), &question_codes)?;
+        resolved_all.push(resolved);
+    }
+    for (procedure, resolved) in area.procedures.iter_mut().zip(resolved_all) {
+        procedure.resolved = resolved;
+    }
+    Ok(area)
+}
+
+/// Every code exists in the area, none twice, and there is at least one.
+fn check_question_list<'a>(
+    path: &Path,
+    item: &str,
+    codes: impl Iterator<Item = &'a String>,
+    defined: &BTreeSet<&str>,
+) -> Result<(), CatalogueError> {
+    let mut seen = BTreeSet::new();
+    for code in codes {
+        if !defined.contains(code.as_str()) {
+            return Err(CatalogueError::DanglingCode {
+                path: path.to_path_buf(),
+                item: item.to_owned(),
+                target_kind: "question",
+                target: code.clone(),
+            });
+        }
+        if !seen.insert(code.as_str()) {
+            return Err(CatalogueError::InvalidQuestionList {
+                path: path.to_path_buf(),
+                item: item.to_owned(),
+                reason: format!("question {code} is listed twice"),
+            });
+        }
+    }
+    if seen.is_empty() {
+        return Err(CatalogueError::InvalidQuestionList {
+            path: path.to_path_buf(),
+            item: item.to_owned(),
+            reason: "has no question".to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// Every catalogue language present, non-empty and bounded; no other language.
+fn check_texts(
+    path: &Path,
+    item: &str,
+    texts: &Texts,
+    langs: &[&str],
+) -> Result<(), CatalogueError> {
+    for lang in langs {
+        let Some(text) = texts.get(lang) else {
+            return Err(CatalogueError::MissingTranslation {
+                path: path.to_path_buf(),
+                item: item.to_owned(),
+                lang: (*lang).to_owned(),
+            });
+        };
+        if text.trim().is_empty() {
+            return Err(CatalogueError::EmptyTranslation {
+                path: path.to_path_buf(),
+                item: item.to_owned(),
+                lang: (*lang).to_owned(),
+            });
+        }
+        if text.chars().count() > MAX_TEXT_CHARS {
+            return Err(CatalogueError::TextTooLong {
+                path: path.to_path_buf(),
+                item: item.to_owned(),
+                lang: (*lang).to_owned(),
+            });
+        }
+    }
+    if let Some(unknown) = texts.languages().find(|l| !langs.contains(l)) {
+        return Err(CatalogueError::UnknownLanguage {
+            path: path.to_path_buf(),
+            item: item.to_owned(),
+            lang: unknown.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// Uppercase ASCII letters, digits and `-`, starting with a letter, at most [`MAX_CODE_CHARS`].
+fn is_code(code: &str) -> bool {
+    code.len() <= MAX_CODE_CHARS
+        && code.bytes().next().is_some_and(|b| b.is_ascii_uppercase())
+        && code
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-')
+        && !code.ends_with('-')
+        && !code.contains("--")
+}
+
+/// `YYYY-MM-DD` naming a real day of the proleptic Gregorian calendar, years 0001 to 9999.
+fn is_calendar_date(s: &str) -> bool {
+    let b = s.as_bytes();
+    let [y0, y1, y2, y3, b'-', m0, m1, b'-', d0, d1] = *b else {
+        return false;
+    };
+    let digits = [y0, y1, y2, y3, m0, m1, d0, d1];
+    if !digits.iter().all(u8::is_ascii_digit) {
+        return false;
+    }
+    let num = |ds: &[u8]| {
+        ds.iter()
+            .fold(0u32, |acc, d| acc * 10 + u32::from(d - b'0'))
+    };
+    let year = num(&[y0, y1, y2, y3]);
+    let month = num(&[m0, m1]);
+    let day = num(&[d0, d1]);
+    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    let days_in_month = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return false,
+    };
+    year >= 1 && (1..=days_in_month).contains(&day)
+}
+
+fn check_attachment(name: &str, sha256: &str, size: u64) -> Result<(), &'static str> {
+    let name_chars = name.chars().count();
+    if name.trim().is_empty() || name_chars > MAX_ATTACHMENT_NAME_CHARS {
+        return Err("name must have 1 to 255 characters");
+    }
+    if name == "."
+        || name == ".."
+        || name
+            .chars()
+            .any(|c| c == '/' || c == '\\' || c.is_control())
+    {
+        return Err("name must be a plain file name");
+    }
+    if sha256.len() != 64
+        || !sha256
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        return Err("sha256 must be 64 lowercase hexadecimal digits");
+    }
+    if size == 0 || size > MAX_ATTACHMENT_BYTES {
+        return Err("size must be 1 byte to 20 MiB");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calendar_dates() {
+        for ok in ["2024-02-29", "2025-12-31", "0001-01-01", "2000-02-29"] {
+            assert!(is_calendar_date(ok), "{ok}");
+        }
+        for bad in [
+            "2025-02-29",
+            "1900-02-29",
+            "2025-02-30",
+            "2025-13-01",
+            "2025-00-10",
+            "2025-04-31",
+            "0000-01-01",
+            "2025-1-01",
+            "25-01-01",
+            "2025/01/01",
+            "2025-01-01T00:00",
+            "２０２５-01-01",
+            "",
+        ] {
+            assert!(!is_calendar_date(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn codes() {
+        assert!(is_code("PQ-Q01"));
+        assert!(is_code("PQ"));
+        assert!(!is_code("pq-q01"));
+        assert!(!is_code("PQ-"));
+        assert!(!is_code("PQ--Q1"));
+        assert!(!is_code("1PQ"));
+        assert!(!is_code(""));
+    }
+}

@@ -1,0 +1,44 @@
+//! `imi-domain`: the pure model of IMI — member states, competent authorities, users and
+//! roles, the catalogue of legal areas, procedures and pre-translated questions, and the
+//! case state machines that both nodes run on every transition. No I/O besides reading
+//! catalogue files; no tokio, network or storage.
+//!
+//! Modules:
+//!
+//! * [`authority`]: competent authorities (id, country, names in several languages, level,
+//!   legal areas and procedures handled) and an in-memory [`Directory`] looked up by id,
+//!   country and area. A node holds its own country's authorities and learns the others'
+//!   through the replicated directory.
+//! * [`user`]: users of a national node and their [`Role`]s (authority user, national or
+//!   delegated coordinator, auditor, operator) with permission helpers.
+//! * [`request`]: the request-for-information lifecycle as one pure, deterministic state
+//!   machine ([`create`], [`apply`]) that the sending and the receiving node both run on
+//!   every transition; its errors carry stable codes for rejection receipts.
+//! * [`catalogue`]: legal areas, procedures and question sets with their translations,
+//!   loaded from `configs/catalogue/`.
+//! * [`limits`]: size limits and code/language well-formedness shared by the above.
+//!
+//! Everything that travels or is stored is serde-serializable and versioned (a `v` field).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+
+pub mod authority;
+pub mod catalogue;
+pub mod limits;
+pub mod request;
+pub mod user;
+
+pub use authority::{Authority, AuthorityError, Directory, Level, country_of};
+pub use request::{
+    Actor, AnswerPayload, AttachmentRef, CodedAnswer, HistoryEntry, Party, Rating, Ratings,
+    RequestCase, RequestState, SubjectRef, Transition, TransitionBody, TransitionError,
+    TransitionKind, apply, create, is_overdue,
+};
+pub use user::{CoordinatorScope, Role, User, UserError};
