@@ -936,6 +936,7 @@ fn parse_area(source: &Source, langs: &[&str]) -> Result<Area, CatalogueError> {
         });
     }
     check_texts(path, &area_item, &area.name, langs)?;
+    check_unique_codes(path, &area)?;
     let prefix = format!("{}-", area.code);
     let check_code = |item: &str, code: &str| {
         if is_code(code) && code.starts_with(&prefix) && code.len() > prefix.len() {
@@ -1023,6 +1024,36 @@ fn parse_area(source: &Source, langs: &[&str]) -> Result<Area, CatalogueError> {
         procedure.resolved = resolved;
     }
     Ok(area)
+}
+
+/// No code is defined twice within one area file.
+fn check_unique_codes(path: &Path, area: &Area) -> Result<(), CatalogueError> {
+    let mut items: Vec<(&str, &str)> = vec![("area", area.code.as_str())];
+    items.extend(
+        area.procedures
+            .iter()
+            .map(|p| ("procedure", p.code.as_str())),
+    );
+    items.extend(
+        area.question_sets
+            .iter()
+            .map(|s| ("question set", s.code.as_str())),
+    );
+    for question in &area.questions {
+        items.push(("question", question.code.as_str()));
+        items.extend(question.options.iter().map(|o| ("option", o.code.as_str())));
+    }
+    let mut seen = BTreeSet::new();
+    for (kind, code) in items {
+        if !seen.insert(code) {
+            return Err(CatalogueError::DuplicateCode {
+                path: path.to_path_buf(),
+                item: format!("{kind} {code}"),
+                first: path.to_path_buf(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Every code exists in the area, none twice, and there is at least one.
