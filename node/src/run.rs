@@ -14,6 +14,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+/// How often the node dials listed peers it is not connected to.
+pub const REDIAL_INTERVAL: Duration = Duration::from_secs(10);
+
 /// Installs the tracing subscriber (text or JSON on stderr).
 pub fn init_logging(json: bool, level: Option<&str>) {
     let filter = tracing_subscriber::EnvFilter::try_new(level.unwrap_or("info"))
@@ -134,7 +137,23 @@ pub async fn run(
     } else {
         anyhow::bail!("HTTPS listener on {} failed to start", cfg.http.listen);
     }
-    let _ = client.dial_all().await;
+    // Dial every listed peer now and every 10 s: a peer that was down (or started after us)
+    // is reconnected without waiting for traffic, so readiness recovers by itself.
+    {
+        let client = client.clone();
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(REDIAL_INTERVAL);
+            loop {
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = tick.tick() => {
+                        let _ = client.dial_all().await;
+                    }
+                }
+            }
+        });
+    }
     tracing::info!(node = %me, "ready");
 
     shutdown.cancelled().await;

@@ -49,8 +49,8 @@ pub async fn run(args: &DemoArgs) -> Result<bool> {
         args.base_port,
         args.dir.display()
     );
-    prepare_dir(&args.dir)?;
     federation::check_ports_free(args.base_port, n)?;
+    prepare_dir(&args.dir)?;
 
     let t = Instant::now();
     federation::init_federation(&bin, &args.dir, members, args.base_port)?;

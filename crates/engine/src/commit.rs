@@ -50,6 +50,16 @@ pub(crate) enum Job {
     },
 }
 
+impl Job {
+    fn needs_sync(&self) -> bool {
+        match self {
+            Job::Inbound { .. } | Job::Send { .. } => true,
+            Job::Write { durability, .. } => *durability == Durability::Sync,
+            Job::Stop => false,
+        }
+    }
+}
+
 /// What happened to an inbound envelope.
 #[derive(Debug)]
 pub(crate) enum Committed {
@@ -61,9 +71,9 @@ pub(crate) enum Committed {
     Rejected(RejectCode),
 }
 
-/// Linger only after a group at least this large: a sign of sustained load. At low rates
-/// groups hold one or two commits and nothing waits.
-const LINGER_MIN_PREVIOUS_GROUP: usize = 4;
+/// Linger only after a group with at least this many commits needing an fsync: a sign of
+/// sustained load. At low rates each such commit is alone in its group and nothing waits.
+const LINGER_MIN_PREVIOUS_GROUP: usize = 2;
 /// Polling step while lingering for a fuller group.
 const LINGER_STEP: std::time::Duration = std::time::Duration::from_micros(100);
 
@@ -132,7 +142,9 @@ impl Committer {
                     Self::drain(&mut rx, &mut jobs, self.max_group, &mut stop);
                 }
             }
-            last_group = jobs.len();
+            // Count only commits that need an fsync (inbound messages, sends, synced writes):
+            // receipt bookkeeping rides along and says nothing about load.
+            last_group = jobs.iter().filter(|j| j.needs_sync()).count();
             self.commit_group(jobs);
             if stop {
                 break;

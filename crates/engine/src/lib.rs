@@ -116,8 +116,8 @@ impl Default for EngineConfig {
             max_commit_group: 512,
             max_inbound_concurrency: 256,
             commit_queue: 4096,
-            group_commit_linger_us: 500,
-            group_commit_target: 16,
+            group_commit_linger_us: 2000,
+            group_commit_target: 32,
         }
     }
 }

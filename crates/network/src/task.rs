@@ -108,8 +108,11 @@ fn build_swarm(keypair: Keypair, config: &NetworkConfig) -> Result<Swarm<Behavio
         })
         .map_err(|e| NetworkError::Other(format!("cannot build the network behaviour: {e}")))?
         .with_swarm_config(|c| {
+            // V1Lazy: the dialer sends its data right after proposing the (single) protocol
+            // instead of waiting a round trip for the echo. Same bytes on the wire.
             c.with_idle_connection_timeout(idle)
                 .with_max_negotiating_inbound_streams(negotiating)
+                .with_substream_upgrade_protocol_override(libp2p::core::upgrade::Version::V1Lazy)
         })
         .build();
     Ok(swarm)
