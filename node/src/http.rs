@@ -57,6 +57,17 @@ fn authorized(state: &HttpState, headers: &HeaderMap) -> bool {
     imi_protocol::sha256(token.trim().as_bytes()) == state.token_hash
 }
 
+/// The 401 problem to answer when the operator bearer token is missing or wrong.
+fn operator_refusal(state: &HttpState, headers: &HeaderMap) -> Option<Response> {
+    (!authorized(state, headers)).then(|| {
+        problem(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "operator token required".into(),
+        )
+    })
+}
+
 fn problem(status: StatusCode, title: &str, detail: String) -> Response {
     (
         status,
@@ -140,12 +151,8 @@ async fn diag_send(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    if !authorized(&state, &headers) {
-        return problem(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "operator token required".into(),
-        );
+    if let Some(refused) = operator_refusal(&state, &headers) {
+        return refused;
     }
     let req: DiagRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
@@ -159,12 +166,8 @@ async fn diag_send(
 }
 
 async fn status(State(state): State<HttpState>, headers: HeaderMap) -> Response {
-    if !authorized(&state, &headers) {
-        return problem(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "operator token required".into(),
-        );
+    if let Some(refused) = operator_refusal(&state, &headers) {
+        return refused;
     }
     let engine = &state.engine;
     let queues: serde_json::Map<String, serde_json::Value> = engine
@@ -194,12 +197,8 @@ async fn trust_list_update(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    if !authorized(&state, &headers) {
-        return problem(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "operator token required".into(),
-        );
+    if let Some(refused) = operator_refusal(&state, &headers) {
+        return refused;
     }
     match state
         .engine

@@ -3,7 +3,7 @@
 //! and delivery, let the committer finish what is queued, flush RocksDB, exit.
 use crate::config::NodeConfig;
 use crate::http::{HttpState, router};
-use crate::init::{load_identity, load_trust_list};
+use crate::init::load_identity;
 use anyhow::{Context, Result};
 use imi_engine::{Applications, DiagnosticApp, Engine};
 use imi_protocol::{Clock, SystemClock};
@@ -41,8 +41,6 @@ pub async fn run(
 ) -> Result<()> {
     crate::install_crypto_provider();
     let identity = load_identity(&cfg)?;
-    // Checked here for a clear error; the store below decides between file and accepted list.
-    load_trust_list(&cfg.trust_list, &cfg.governance_public_key)?;
     let governance = crate::keyfile::read_public32(&cfg.governance_public_key)?;
     let me = cfg.node;
     let token = crate::keyfile::read_secret(&cfg.http.operator_token)?;
@@ -52,11 +50,10 @@ pub async fn run(
         RocksStore::open(&cfg.data_dir, Engine::columns(), &cfg.store.rocks())
             .with_context(|| format!("opening store {}", cfg.data_dir.display()))?,
     );
-    let trust = imi_engine::settle_trust_list(
-        store.as_ref(),
-        std::fs::read(&cfg.trust_list)?,
-        &governance,
-    )?;
+    // The store decides between the file's list and a newer one accepted earlier.
+    let trust =
+        imi_engine::settle_trust_list(store.as_ref(), std::fs::read(&cfg.trust_list)?, &governance)
+            .with_context(|| format!("trust list {}", cfg.trust_list.display()))?;
     let member = trust
         .member(me)
         .with_context(|| format!("{me} is not on the trust list"))?;

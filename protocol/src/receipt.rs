@@ -68,7 +68,6 @@ impl ReceiptBody {
                 "receipt must be signed by its receiver".into(),
             ));
         }
-        let _ = PROTOCOL_VERSION;
         cose::sign_as(cbor::to_vec(self)?, CT_RECEIPT, signer)
     }
 }

@@ -131,6 +131,15 @@ impl TrustList {
         kid: &KeyId,
         at: Timestamp,
     ) -> Result<[u8; 32], RejectCode> {
+        self.signing_key_entry(node, kid, at).map(|k| k.public)
+    }
+
+    fn signing_key_entry(
+        &self,
+        node: NodeId,
+        kid: &KeyId,
+        at: Timestamp,
+    ) -> Result<&SigningKeyEntry, RejectCode> {
         let member = self.member(node).ok_or(RejectCode::UnknownSender)?;
         let key = member
             .signing_keys
@@ -140,7 +149,7 @@ impl TrustList {
         if at < key.valid_from || at >= key.valid_until {
             return Err(RejectCode::KeyNotValid);
         }
-        Ok(key.public)
+        Ok(key)
     }
 
     /// Like [`TrustList::signing_key`], and additionally refuses a key that expired more
@@ -153,15 +162,11 @@ impl TrustList {
         created: Timestamp,
         now: Timestamp,
     ) -> Result<[u8; 32], RejectCode> {
-        let public = self.signing_key(node, kid, created)?;
-        let expired_long_ago = self
-            .member(node)
-            .and_then(|m| m.signing_keys.iter().find(|k| k.public == public))
-            .is_some_and(|k| now > k.valid_until.saturating_add(crate::KEY_EXPIRY_GRACE_MS));
-        if expired_long_ago {
+        let key = self.signing_key_entry(node, kid, created)?;
+        if now > key.valid_until.saturating_add(crate::KEY_EXPIRY_GRACE_MS) {
             return Err(RejectCode::KeyNotValid);
         }
-        Ok(public)
+        Ok(key.public)
     }
 
     /// The HPKE key to seal to for `node` at `at`: the valid one that became valid last.

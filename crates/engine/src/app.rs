@@ -99,10 +99,7 @@ impl<'a> Txn<'a> {
 
     /// Reads a big-endian u64 counter (0 when absent).
     pub fn counter(&self, col: Column, key: &[u8]) -> Result<u64, RejectCode> {
-        Ok(self
-            .get(col, key)?
-            .and_then(|v| v.as_slice().try_into().ok())
-            .map_or(0, u64::from_be_bytes))
+        Ok(decode_counter(self.get(col, key)?))
     }
 
     /// Adds to a big-endian u64 counter.
@@ -115,6 +112,21 @@ impl<'a> Txn<'a> {
     pub(crate) fn into_batch(self) -> WriteBatch {
         self.batch
     }
+}
+
+/// Decodes a big-endian u64 counter value (0 when absent or malformed).
+fn decode_counter(v: Option<Vec<u8>>) -> u64 {
+    v.and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
+        .map_or(0, u64::from_be_bytes)
+}
+
+/// Reads a big-endian u64 counter straight from the store (0 when absent).
+pub fn read_counter(
+    store: &dyn Store,
+    col: Column,
+    key: &[u8],
+) -> Result<u64, imi_store::StoreError> {
+    Ok(decode_counter(store.get(col, key)?))
 }
 
 /// Key of the total count of applied diagnostic messages in the `app` column.

@@ -229,7 +229,7 @@ impl Committer {
                         enqueued_peers.push(*peer);
                         *depth_delta.entry(*peer).or_default() += 1;
                     }
-                    record(&mut overlay, &b);
+                    record_overlay(&mut overlay, &b);
                     batch.append(b);
                     replies.push(Reply::Unit(reply));
                 }
@@ -250,7 +250,7 @@ impl Committer {
                             *depth_delta.entry(node).or_default() -= 1;
                         }
                     }
-                    record(&mut overlay, &b);
+                    record_overlay(&mut overlay, &b);
                     batch.append(b);
                     replies.push(Reply::Unit(reply));
                 }
@@ -364,10 +364,6 @@ impl Committer {
         batch.append(b);
         Ok(Committed::Accepted(receipt))
     }
-}
-
-fn record(overlay: &mut Overlay, b: &WriteBatch) {
-    record_overlay(overlay, b)
 }
 
 pub(crate) fn record_overlay(overlay: &mut Overlay, b: &WriteBatch) {

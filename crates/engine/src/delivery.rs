@@ -16,16 +16,11 @@ use imi_protocol::{MessageId, NodeId, Outcome, Receipt, sha256};
 use imi_store::{Durability, WriteBatch};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+/// How one in-flight envelope ended.
 enum Attempt {
-    Receipted {
-        key: Vec<u8>,
-        id: MessageId,
-        receipt: Receipt,
-    },
     /// Receipted, and the receipt stored.
     Settled,
     Failed {
@@ -36,16 +31,16 @@ enum Attempt {
 /// Sends one entry and, on a valid receipt, stores it, all inside the in-flight future:
 /// the delivery loop never waits for one entry's bookkeeping before handling the next.
 async fn attempt_and_settle(shared: Arc<Shared>, node: NodeId, entry: Entry) -> Attempt {
-    match attempt(shared.clone(), node, entry).await {
-        Attempt::Receipted { key, id, receipt } => {
-            match settle(&shared, node, key, id, receipt).await {
-                Ok(()) => Attempt::Settled,
-                Err(e) => Attempt::Failed {
-                    error: format!("could not store receipt: {e}"),
-                },
-            }
-        }
-        other => other,
+    let Entry { key, id, bytes } = entry;
+    let receipt = match attempt(&shared, node, id, bytes).await {
+        Ok(r) => r,
+        Err(error) => return Attempt::Failed { error },
+    };
+    match settle(&shared, node, key, id, receipt).await {
+        Ok(()) => Attempt::Settled,
+        Err(e) => Attempt::Failed {
+            error: format!("could not store receipt: {e}"),
+        },
     }
 }
 
@@ -120,41 +115,30 @@ pub(crate) fn count_queued(
         .len())
 }
 
-async fn attempt(shared: Arc<Shared>, node: NodeId, entry: Entry) -> Attempt {
-    let Some(peer) = shared.peer_id(node) else {
-        return Attempt::Failed {
-            error: "destination has no valid key".into(),
-        };
-    };
-    let hash = sha256(&entry.bytes);
-    let response = match shared.network.request(peer, entry.bytes).await {
-        Ok(r) => r,
-        Err(e) => {
-            return Attempt::Failed {
-                error: e.to_string(),
-            };
+/// Sends one envelope and returns its verified receipt; an error for anything to retry.
+async fn attempt(
+    shared: &Shared,
+    node: NodeId,
+    id: MessageId,
+    bytes: Vec<u8>,
+) -> Result<Receipt, String> {
+    let peer = shared.peer_id(node).ok_or("destination has no valid key")?;
+    let hash = sha256(&bytes);
+    let response = shared
+        .network
+        .request(peer, bytes)
+        .await
+        .map_err(|e| e.to_string())?;
+    let r = Receipt::verify(response, &shared.trust(), node)
+        .map_err(|code| format!("invalid receipt: {code}"))?;
+    if r.body.message_id != Some(id) || r.body.envelope_hash != hash {
+        return Err("receipt does not match the envelope".into());
+    }
+    match &r.body.outcome {
+        Outcome::Rejected(code) if code.is_transient() => {
+            Err(format!("transient rejection: {code}"))
         }
-    };
-    let trust = shared.trust();
-    match Receipt::verify(response, &trust, node) {
-        Ok(r) if r.body.message_id == Some(entry.id) && r.body.envelope_hash == hash => {
-            match &r.body.outcome {
-                Outcome::Rejected(code) if code.is_transient() => Attempt::Failed {
-                    error: format!("transient rejection: {code}"),
-                },
-                _ => Attempt::Receipted {
-                    key: entry.key,
-                    id: entry.id,
-                    receipt: r,
-                },
-            }
-        }
-        Ok(_) => Attempt::Failed {
-            error: "receipt does not match the envelope".into(),
-        },
-        Err(code) => Attempt::Failed {
-            error: format!("invalid receipt: {code}"),
-        },
+        _ => Ok(r),
     }
 }
 
@@ -221,7 +205,7 @@ pub(crate) async fn run(shared: Arc<Shared>, node: NodeId, cancel: CancellationT
             _ = cancel.cancelled() => break,
             Some(result) = inflight.next(), if !inflight.is_empty() => {
                 match result {
-                    Attempt::Settled | Attempt::Receipted { .. } => {
+                    Attempt::Settled => {
                         if !paused {
                             failures = 0;
                             shared.metrics.backoff_seconds.get_or_create(&label).set(0.0);
@@ -306,14 +290,11 @@ async fn settle(
         }
     }
     batch.delete(keys::OUTBOX, key);
-    let (reply, done) = oneshot::channel();
     shared
-        .commit(Job::Write {
+        .commit(|reply| Job::Write {
             batch,
             durability: Durability::Buffered,
             reply,
         })
-        .await?;
-    done.await.map_err(|_| EngineError::ShuttingDown)??;
-    Ok(())
+        .await
 }

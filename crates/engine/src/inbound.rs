@@ -10,7 +10,7 @@ use imi_protocol::{
     Envelope, Header, MessageId, NodeId, Outcome, ReceiptBody, RejectCode, Timestamp, sha256,
 };
 use std::sync::Arc;
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
 /// Runs the inbound loop until cancelled or the network stops.
@@ -103,21 +103,18 @@ async fn handle(shared: &Arc<Shared>, peer: PeerId, id: InboundId, payload: Inbo
             let msg = header.id;
             let sender = header.from;
             let kind_is_diag = header.kind.as_str() == imi_protocol::Kind::DIAGNOSTIC;
-            let (reply, rx) = oneshot::channel();
-            let job = Job::Inbound {
-                header,
-                bytes,
-                hash,
-                body,
-                received,
-                reply,
-            };
-            let committed = match shared.commit_tx.send(job).await {
-                Ok(()) => rx.await.ok(),
-                Err(_) => None,
-            };
+            let committed = shared
+                .commit(|reply| Job::Inbound {
+                    header,
+                    bytes,
+                    hash,
+                    body,
+                    received,
+                    reply,
+                })
+                .await;
             match committed {
-                Some(Ok(Committed::Accepted(receipt))) => {
+                Ok(Committed::Accepted(receipt)) => {
                     shared.metrics.accepted.inc();
                     if kind_is_diag {
                         shared.metrics.diagnostic_applied.inc();
@@ -125,11 +122,11 @@ async fn handle(shared: &Arc<Shared>, peer: PeerId, id: InboundId, payload: Inbo
                     tracing::debug!(peer = %sender, msg = %msg, "accepted");
                     Some(receipt)
                 }
-                Some(Ok(Committed::Duplicate)) => duplicate(shared, msg, sender, hash, received),
-                Some(Ok(Committed::Rejected(code))) => {
+                Ok(Committed::Duplicate) => duplicate(shared, msg, sender, hash, received),
+                Ok(Committed::Rejected(code)) => {
                     reject(shared, peer, code, Some(msg), Some(sender), hash, received)
                 }
-                Some(Err(e)) => {
+                Err(e) => {
                     tracing::error!(error = %e, msg = %msg, "commit failed");
                     reject(
                         shared,
@@ -141,15 +138,6 @@ async fn handle(shared: &Arc<Shared>, peer: PeerId, id: InboundId, payload: Inbo
                         received,
                     )
                 }
-                None => reject(
-                    shared,
-                    peer,
-                    RejectCode::Internal,
-                    Some(msg),
-                    Some(sender),
-                    hash,
-                    received,
-                ),
             }
         }
     };

@@ -175,50 +175,15 @@ pub struct Identity {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct InboxRecord {
     /// SHA-256 of the envelope bytes.
-    #[serde(with = "serde_bytes_32")]
+    #[serde(with = "serde_bytes")]
     pub envelope_hash: [u8; 32],
     /// When it was received.
     pub received: u64,
     /// Its kind.
     pub kind: String,
     /// The signed `accepted` receipt this node issued.
-    #[serde(with = "serde_bytes_vec")]
+    #[serde(with = "serde_bytes")]
     pub receipt: Vec<u8>,
-}
-
-mod serde_bytes_32 {
-    use serde::{Deserializer, Serializer, de::Error};
-    pub fn serialize<S: Serializer>(v: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_bytes(v)
-    }
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
-        let v = super::serde_bytes_vec::deserialize(d)?;
-        v.try_into()
-            .map_err(|_| D::Error::custom("expected 32 bytes"))
-    }
-}
-
-mod serde_bytes_vec {
-    use serde::{Deserializer, Serializer};
-    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_bytes(v)
-    }
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = Vec<u8>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("bytes")
-            }
-            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
-                Ok(v.to_vec())
-            }
-            fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
-                Ok(v)
-            }
-        }
-        d.deserialize_byte_buf(V)
-    }
 }
 
 impl InboxRecord {
@@ -250,6 +215,14 @@ pub fn peer_id_of(public: &[u8; 32]) -> Result<PeerId, EngineError> {
     let pk = libp2p_identity::ed25519::PublicKey::try_from_bytes(public)
         .map_err(|e| EngineError::Invalid(e.to_string()))?;
     Ok(libp2p_identity::PublicKey::from(pk).to_peer_id())
+}
+
+/// PeerId → node, for every signing key on the trust list.
+fn peer_map(trust: &TrustList) -> HashMap<PeerId, NodeId> {
+    trust
+        .all_signing_keys()
+        .filter_map(|(node, k)| peer_id_of(&k.public).ok().map(|p| (p, node)))
+        .collect()
 }
 
 /// The libp2p keypair of a node's signing seed.
@@ -305,11 +278,17 @@ impl Shared {
             .unwrap_or_else(|p| p.into_inner().clone())
     }
 
-    pub(crate) async fn commit(&self, job: commit::Job) -> Result<(), EngineError> {
+    /// Hands a job to the committer and waits for its answer (given after the write).
+    pub(crate) async fn commit<T>(
+        &self,
+        job: impl FnOnce(oneshot::Sender<Result<T, EngineError>>) -> commit::Job,
+    ) -> Result<T, EngineError> {
+        let (reply, done) = oneshot::channel();
         self.commit_tx
-            .send(job)
+            .send(job(reply))
             .await
-            .map_err(|_| EngineError::ShuttingDown)
+            .map_err(|_| EngineError::ShuttingDown)?;
+        done.await.map_err(|_| EngineError::ShuttingDown)?
     }
 
     pub(crate) fn peer_id(&self, node: NodeId) -> Option<PeerId> {
@@ -386,16 +365,8 @@ impl Engine {
         for m in trust.members.iter().filter(|m| m.node != me) {
             wake.insert(m.node, Arc::new(Notify::new()));
         }
-        let mut peers = HashMap::new();
-        for (node, k) in trust.all_signing_keys() {
-            if let Ok(p) = peer_id_of(&k.public) {
-                peers.insert(p, node);
-            }
-        }
-        let applied = store
-            .get(keys::APP, app::DIAG_APPLIED)?
-            .and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
-            .map_or(0, u64::from_be_bytes);
+        let peers = peer_map(&trust);
+        let applied = app::read_counter(store.as_ref(), keys::APP, app::DIAG_APPLIED)?;
         metrics
             .diagnostic_applied
             .set(i64::try_from(applied).unwrap_or(i64::MAX));
@@ -497,28 +468,17 @@ impl Engine {
         }
         let mut batch = imi_store::WriteBatch::new();
         batch.put(keys::META, TRUST_LIST_KEY.to_vec(), bytes);
-        let (reply, done) = oneshot::channel();
-        s.commit(commit::Job::Write {
+        s.commit(|reply| commit::Job::Write {
             batch,
             durability: imi_store::Durability::Sync,
             reply,
         })
         .await?;
-        done.await.map_err(|_| EngineError::ShuttingDown)??;
         let version = newer.version;
         let allowed = allowed_peers(&newer, s.me);
-        {
-            let mut peers = s
-                .peers
-                .write()
-                .map_err(|_| EngineError::Internal("poisoned".into()))?;
-            peers.clear();
-            for (node, k) in newer.all_signing_keys() {
-                if let Ok(p) = peer_id_of(&k.public) {
-                    peers.insert(p, node);
-                }
-            }
-        }
+        *s.peers
+            .write()
+            .map_err(|_| EngineError::Internal("poisoned".into()))? = peer_map(&newer);
         *s.trust
             .write()
             .map_err(|_| EngineError::Internal("poisoned".into()))? = Arc::new(newer);
@@ -601,16 +561,14 @@ impl Engine {
                 receivers.push(rx);
             }
         }
-        let (reply, done) = oneshot::channel();
-        s.commit(commit::Job::Send {
+        s.commit(|reply| commit::Job::Send {
             id,
             bytes,
-            to: to.clone(),
+            to,
             enqueued: created,
             reply,
         })
         .await?;
-        done.await.map_err(|_| EngineError::ShuttingDown)??;
         Ok((id, receivers))
     }
 
@@ -625,12 +583,11 @@ impl Engine {
 
     /// Persistent count of applied diagnostic messages.
     pub fn diagnostic_applied(&self) -> Result<u64, EngineError> {
-        Ok(self
-            .shared
-            .store
-            .get(keys::APP, app::DIAG_APPLIED)?
-            .and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
-            .map_or(0, u64::from_be_bytes))
+        Ok(app::read_counter(
+            self.shared.store.as_ref(),
+            keys::APP,
+            app::DIAG_APPLIED,
+        )?)
     }
 
     /// Members other than this node.
