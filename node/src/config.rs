@@ -26,6 +26,12 @@ pub struct NodeConfig {
     pub trust_list: PathBuf,
     /// The governance public key (hex).
     pub governance_public_key: PathBuf,
+    /// The catalogue directory (`languages.toml`, `areas/*.toml`), validated at start.
+    pub catalogue: PathBuf,
+    /// The authority directory file (`[[authorities]]`), validated at start.
+    pub directory: PathBuf,
+    /// The node's data key (hex, 0600): wraps the data key of every case.
+    pub data_key: PathBuf,
     /// libp2p settings.
     #[serde(default)]
     pub network: NetworkSection,
@@ -149,6 +155,9 @@ impl NodeConfig {
         abs(&mut cfg.hpke_key);
         abs(&mut cfg.trust_list);
         abs(&mut cfg.governance_public_key);
+        abs(&mut cfg.catalogue);
+        abs(&mut cfg.directory);
+        abs(&mut cfg.data_key);
         abs(&mut cfg.http.tls_cert);
         abs(&mut cfg.http.tls_key);
         abs(&mut cfg.http.ca_cert);
@@ -161,4 +170,29 @@ impl NodeConfig {
         }
         Ok(cfg)
     }
+}
+
+/// The authority directory file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DirectoryFile {
+    authorities: Vec<imi_domain::Authority>,
+}
+
+/// Loads and validates the authority directory file; errors name the file and the authority.
+pub fn load_directory(path: &Path) -> Result<imi_domain::Directory> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading directory {}", path.display()))?;
+    let file: DirectoryFile =
+        toml::from_str(&text).with_context(|| format!("parsing directory {}", path.display()))?;
+    let mut dir = imi_domain::Directory::new();
+    for a in file.authorities {
+        let id = a.id.to_string();
+        if dir.contains(&a.id) {
+            anyhow::bail!("{}: authority {id} is listed twice", path.display());
+        }
+        dir.insert(a)
+            .with_context(|| format!("{}: authority {id}", path.display()))?;
+    }
+    Ok(dir)
 }

@@ -272,6 +272,32 @@ pub async fn request(cfg: &crate::config::NodeConfig, req: &DiagRequest) -> Resu
     Ok(resp.json().await?)
 }
 
+/// Client side: calls an operator route of the node of `cfg` and returns its JSON.
+pub async fn operator_call(
+    cfg: &crate::config::NodeConfig,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> Result<serde_json::Value> {
+    let client = crate::tls::http_client(&cfg.http.ca_cert)?;
+    let token = crate::keyfile::read_secret(&cfg.http.operator_token)?;
+    let url = format!("https://{}{path}", connect_host(cfg));
+    let mut req = client.request(method, &url).bearer_auth(token);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req
+        .send()
+        .await
+        .with_context(|| format!("is the node running? {url}"))?;
+    let status = resp.status();
+    let text = resp.text().await.unwrap_or_default();
+    if !status.is_success() {
+        bail!("{url}: {status}: {text}");
+    }
+    Ok(serde_json::from_str(&text)?)
+}
+
 /// The host:port to reach a node's HTTPS listener (its certificate names the listen IP).
 pub fn connect_host(cfg: &crate::config::NodeConfig) -> String {
     let a = cfg.http.listen;

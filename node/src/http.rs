@@ -15,6 +15,8 @@ use std::sync::Arc;
 /// Shared state of the handlers.
 #[derive(Clone)]
 pub struct HttpState {
+    /// The authorities' API.
+    pub api: imi_api::ApiState,
     /// The engine.
     pub engine: Engine,
     /// The governance public key (verifies trust-list updates).
@@ -29,8 +31,24 @@ pub struct HttpState {
     pub store_memory: Gauge,
 }
 
-/// The router.
+/// Every route of the operator and operations part of the listener, as `(method, path)`
+/// in OpenAPI path syntax (the API's own are [`imi_api::routes`]).
+pub const ROUTES: &[(&str, &str)] = &[
+    ("get", "/health/live"),
+    ("get", "/health/ready"),
+    ("get", "/metrics"),
+    ("post", "/operator/diag/send"),
+    ("get", "/operator/status"),
+    ("post", "/operator/trust-list"),
+    ("get", "/operator/users"),
+    ("post", "/operator/users"),
+    ("post", "/operator/users/{user}/revoke"),
+];
+
+/// The router of the whole HTTPS listener: operations, operator API and `/api/v1`; every
+/// error is problem+json.
 pub fn router(state: HttpState) -> Router {
+    let api = imi_api::router(state.api.clone());
     Router::new()
         .route("/health/live", get(|| async { "ok" }))
         .route("/health/ready", get(ready))
@@ -38,10 +56,66 @@ pub fn router(state: HttpState) -> Router {
         .route("/operator/diag/send", post(diag_send))
         .route("/operator/status", get(status))
         .route("/operator/trust-list", post(trust_list_update))
+        .route("/operator/users", get(users_list).post(users_add))
+        .route("/operator/users/{user}/revoke", post(users_revoke))
         .layer(axum::extract::DefaultBodyLimit::max(
             imi_protocol::MAX_TRUST_LIST_BYTES,
         ))
         .with_state(state)
+        .merge(api)
+        .layer(axum::middleware::map_response(
+            imi_api::problem::problems_everywhere,
+        ))
+}
+
+async fn users_list(State(state): State<HttpState>, headers: HeaderMap) -> Response {
+    if let Some(refused) = operator_refusal(&state, &headers) {
+        return refused;
+    }
+    match imi_api::users::list(&state.engine) {
+        Ok(list) => Json(json!({"items": list.iter().map(|u| u.view()).collect::<Vec<_>>()}))
+            .into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn users_add(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Some(refused) = operator_refusal(&state, &headers) {
+        return refused;
+    }
+    let new: imi_api::users::NewUser = match serde_json::from_slice(&body) {
+        Ok(n) => n,
+        Err(e) => {
+            return problem(StatusCode::BAD_REQUEST, "invalid request", e.to_string());
+        }
+    };
+    let api = &state.api;
+    match imi_api::users::add(&api.engine, &api.cases, api.clock.as_ref(), new).await {
+        Ok((record, token)) => {
+            let mut v = record.view();
+            v["token"] = json!(token);
+            (StatusCode::CREATED, Json(v)).into_response()
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn users_revoke(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    axum::extract::Path(user): axum::extract::Path<String>,
+) -> Response {
+    if let Some(refused) = operator_refusal(&state, &headers) {
+        return refused;
+    }
+    match imi_api::users::revoke(&state.engine, &user).await {
+        Ok(record) => Json(record.view()).into_response(),
+        Err(e) => e.into_response(),
+    }
 }
 
 fn authorized(state: &HttpState, headers: &HeaderMap) -> bool {
@@ -69,12 +143,8 @@ fn operator_refusal(state: &HttpState, headers: &HeaderMap) -> Option<Response> 
 }
 
 fn problem(status: StatusCode, title: &str, detail: String) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/problem+json")],
-        Json(json!({"type": "about:blank", "title": title, "status": status.as_u16(), "detail": detail})).0.to_string(),
-    )
-        .into_response()
+    let code = title.replace(' ', "_");
+    imi_api::problem::problem_response(status, &code, &detail)
 }
 
 /// Resident set size of this process in bytes (Linux).

@@ -23,6 +23,34 @@ pub struct InitOptions {
     pub base_port: u16,
     /// Host (loopback by default).
     pub host: String,
+    /// The catalogue directory to copy (default: the repository's `configs/catalogue`).
+    pub catalogue: Option<PathBuf>,
+    /// The authority directory file to copy (default: `configs/directory/authorities.toml`).
+    pub directory: Option<PathBuf>,
+}
+
+/// The repository's catalogue, the default of `federation init`.
+pub fn default_catalogue() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/catalogue")
+}
+
+/// The repository's authority directory, the default of `federation init`.
+pub fn default_directory() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/directory/authorities.toml")
+}
+
+fn copy_dir(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
 }
 
 /// The libp2p and HTTPS ports of member `i`.
@@ -57,6 +85,15 @@ pub fn init(opts: &InitOptions) -> Result<Vec<PathBuf>> {
         opts.out.join("governance.pub"),
         hex::encode(governance.public()) + "\n",
     )?;
+    // Every node reads the same catalogue and directory seed: validate them now, so that a
+    // broken file is reported here rather than by 31 nodes at start.
+    let catalogue_src = opts.catalogue.clone().unwrap_or_else(default_catalogue);
+    let directory_src = opts.directory.clone().unwrap_or_else(default_directory);
+    imi_domain::catalogue::Catalogue::load_dir(&catalogue_src)?;
+    crate::config::load_directory(&directory_src)?;
+    copy_dir(&catalogue_src, &opts.out.join("catalogue"))?;
+    std::fs::copy(&directory_src, opts.out.join("directory.toml"))
+        .with_context(|| format!("copying {}", directory_src.display()))?;
     let ca = Ca::generate("IMI federation local CA")?;
     std::fs::write(opts.out.join("ca.crt"), ca.cert_pem())?;
 
@@ -70,6 +107,10 @@ pub fn init(opts: &InitOptions) -> Result<Vec<PathBuf>> {
         let hpke = HpkeKeyPair::generate();
         write_secret(&dir.join("identity.key"), &hex::encode(signer.seed()))?;
         write_secret(&dir.join("hpke.key"), &hex::encode(hpke.secret_bytes()))?;
+        write_secret(
+            &dir.join("data.key"),
+            &hex::encode(rand::random::<[u8; 32]>()),
+        )?;
         write_secret(
             &dir.join("operator.token"),
             &hex::encode(rand::random::<[u8; 32]>()),
@@ -102,6 +143,9 @@ pub fn init(opts: &InitOptions) -> Result<Vec<PathBuf>> {
             hpke_key: "hpke.key".into(),
             trust_list: "../trust-list.cbor".into(),
             governance_public_key: "../governance.pub".into(),
+            catalogue: "../catalogue".into(),
+            directory: "../directory.toml".into(),
+            data_key: "data.key".into(),
             network: NetworkSection {
                 listen: vec![listen],
                 ..NetworkSection::default()

@@ -35,6 +35,11 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// API users and their tokens (through the running node's operator API).
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
     /// Operator diagnostics against a running node.
     Diag {
         #[command(subcommand)]
@@ -62,6 +67,56 @@ enum FederationCommand {
         /// Host address to bind and advertise.
         #[arg(long, default_value = "127.0.0.1")]
         host: String,
+        /// Catalogue directory to copy (default: the repository's configs/catalogue).
+        #[arg(long)]
+        catalogue: Option<PathBuf>,
+        /// Authority directory file to copy (default: configs/directory/authorities.toml).
+        #[arg(long)]
+        directory: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum UsersCommand {
+    /// Adds a user of an authority of this node's country and prints its bearer token
+    /// (shown once; the node stores only its SHA-256).
+    Add {
+        /// The node's config file.
+        #[arg(long)]
+        config: PathBuf,
+        /// Login id.
+        #[arg(long)]
+        id: String,
+        /// The user's authority.
+        #[arg(long)]
+        authority: String,
+        /// authority_user, coordinator, auditor or operator.
+        #[arg(long)]
+        role: String,
+        /// For a delegated coordinator: comma-separated legal areas (none: national).
+        #[arg(long, value_delimiter = ',')]
+        areas: Vec<String>,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Lists the users.
+    List {
+        /// The node's config file.
+        #[arg(long)]
+        config: PathBuf,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revokes a user's token.
+    Revoke {
+        /// The node's config file.
+        #[arg(long)]
+        config: PathBuf,
+        /// Login id.
+        #[arg(long)]
+        id: String,
     },
 }
 
@@ -131,6 +186,8 @@ fn real_main() -> Result<()> {
                     all,
                     base_port,
                     host,
+                    catalogue,
+                    directory,
                 },
         } => {
             let members = if all { NodeId::ALL.to_vec() } else { members };
@@ -142,6 +199,8 @@ fn real_main() -> Result<()> {
                 members,
                 base_port,
                 host,
+                catalogue,
+                directory,
             })?;
             println!(
                 "federation of {} nodes written to {}",
@@ -194,6 +253,79 @@ fn real_main() -> Result<()> {
                 trust.members.len(),
                 if listed { "listed" } else { "NOT LISTED" }
             );
+            Ok(())
+        }
+        Command::Users { command } => {
+            let rt = runtime()?;
+            match command {
+                UsersCommand::Add {
+                    config,
+                    id,
+                    authority,
+                    role,
+                    areas,
+                    json,
+                } => {
+                    let cfg = NodeConfig::load(&config)?;
+                    let body = serde_json::json!({
+                        "id": id, "authority": authority, "role": role, "areas": areas,
+                    });
+                    let v = rt.block_on(imi_node::diag::operator_call(
+                        &cfg,
+                        reqwest::Method::POST,
+                        "/operator/users",
+                        Some(body),
+                    ))?;
+                    if json {
+                        println!("{v}");
+                    } else {
+                        println!(
+                            "user {} ({} of {}) added; token (shown once):",
+                            v["id"].as_str().unwrap_or(""),
+                            v["role"].as_str().unwrap_or(""),
+                            v["authority"].as_str().unwrap_or("")
+                        );
+                        println!("{}", v["token"].as_str().unwrap_or(""));
+                    }
+                }
+                UsersCommand::List { config, json } => {
+                    let cfg = NodeConfig::load(&config)?;
+                    let v = rt.block_on(imi_node::diag::operator_call(
+                        &cfg,
+                        reqwest::Method::GET,
+                        "/operator/users",
+                        None,
+                    ))?;
+                    if json {
+                        println!("{v}");
+                    } else {
+                        for u in v["items"].as_array().into_iter().flatten() {
+                            println!(
+                                "{:<24} {:<16} {:<14} {:<12} {}",
+                                u["id"].as_str().unwrap_or(""),
+                                u["authority"].as_str().unwrap_or(""),
+                                u["role"].as_str().unwrap_or(""),
+                                if u["revoked"].as_bool() == Some(true) {
+                                    "revoked"
+                                } else {
+                                    "active"
+                                },
+                                u["created"].as_str().unwrap_or("")
+                            );
+                        }
+                    }
+                }
+                UsersCommand::Revoke { config, id } => {
+                    let cfg = NodeConfig::load(&config)?;
+                    rt.block_on(imi_node::diag::operator_call(
+                        &cfg,
+                        reqwest::Method::POST,
+                        &format!("/operator/users/{id}/revoke"),
+                        None,
+                    ))?;
+                    println!("user {id} revoked");
+                }
+            }
             Ok(())
         }
         Command::Diag {

@@ -45,6 +45,14 @@ pub async fn run(
     let me = cfg.node;
     let token = crate::keyfile::read_secret(&cfg.http.operator_token)?;
     let tls = crate::tls::server_config(&cfg.http.tls_cert, &cfg.http.tls_key)?;
+    // The catalogue and the directory are validated before anything else starts: an error
+    // names the file and the item.
+    let catalogue = Arc::new(
+        imi_domain::catalogue::Catalogue::load_dir(&cfg.catalogue)
+            .with_context(|| format!("catalogue {}", cfg.catalogue.display()))?,
+    );
+    let directory = Arc::new(crate::config::load_directory(&cfg.directory)?);
+    let data_key = imi_engine::cases::DataKey::new(crate::keyfile::read_secret32(&cfg.data_key)?);
     std::fs::create_dir_all(&cfg.data_dir)?;
     let store: Arc<dyn Store> = Arc::new(
         RocksStore::open(&cfg.data_dir, Engine::columns(), &cfg.store.rocks())
@@ -86,7 +94,20 @@ pub async fn run(
         imi_engine::allowed_peers(&trust, me),
         cancel.child_token(),
     )?;
-    let apps = Applications::new(vec![Arc::new(DiagnosticApp)]);
+    let cases = Arc::new(imi_engine::cases::Cases::new(
+        me,
+        data_key,
+        catalogue.clone(),
+        directory.clone(),
+    ));
+    tracing::info!(
+        node = %me,
+        areas = catalogue.areas().len(),
+        authorities = directory.len(),
+        own_authorities = directory.by_country(me).count(),
+        "catalogue and directory loaded"
+    );
+    let apps = Applications::new(vec![Arc::new(DiagnosticApp), cases.application()]);
     let (engine, tasks) = Engine::start(
         identity,
         trust,
@@ -94,7 +115,7 @@ pub async fn run(
         client.clone(),
         events,
         apps,
-        clock,
+        clock.clone(),
         cfg.engine.clone(),
         cancel.child_token(),
     )?;
@@ -113,7 +134,9 @@ pub async fn run(
         "RocksDB memtables and block cache",
         store_memory.clone(),
     );
+    let api = imi_api::ApiState::new(engine.clone(), cases.clone(), clock.clone())?;
     let state = HttpState {
+        api,
         governance,
         engine: engine.clone(),
         registry: Arc::new(registry),

@@ -18,6 +18,8 @@ fn make(dir: &Path, members: &[NodeId]) -> Vec<std::path::PathBuf> {
         members: members.to_vec(),
         base_port: 41000,
         host: "127.0.0.1".into(),
+        catalogue: None,
+        directory: None,
     })
     .unwrap()
 }
@@ -108,6 +110,8 @@ fn duplicate_members_are_refused() {
         members: vec![NodeId::AT, NodeId::AT],
         base_port: 41000,
         host: "127.0.0.1".into(),
+        catalogue: None,
+        directory: None,
     });
     assert!(r.is_err());
 }

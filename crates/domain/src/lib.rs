@@ -31,6 +31,7 @@
 
 pub mod authority;
 pub mod catalogue;
+pub mod dates;
 pub mod limits;
 pub mod request;
 pub mod user;

@@ -49,6 +49,7 @@
 //! * Time is not required to be monotonic across the two nodes' clocks; `at` is recorded
 //!   as given.
 use crate::authority::country_of;
+use crate::dates::Date;
 use crate::limits::{
     MAX_ATTACHMENTS, MAX_CHOICES, MAX_HISTORY, MAX_NAME_BYTES, MAX_QUESTIONS, MAX_SUBJECT_BYTES,
     MAX_TEXT_BYTES, valid_code,
@@ -932,8 +933,9 @@ pub fn create(
         return Err(TransitionError::DeadlineInPast);
     }
     let summary = format!(
-        "sent to {responder} ({responder_country}), {area}/{procedure}, {} question(s), answer by {answer_by}",
-        questions.len()
+        "sent to {responder} ({responder_country}), {area}/{procedure}, {} question(s), answer by {}",
+        questions.len(),
+        Date::of_ms(*answer_by)
     );
     Ok(RequestCase {
         v: CASE_VERSION,
@@ -1040,7 +1042,11 @@ pub fn apply(
                 return Err(TransitionError::DeadlineUnchanged);
             }
             next.state = RequestState::DeadlineProposed { proposed: *new };
-            format!("proposed new deadline {new} (was {})", case.answer_by)
+            format!(
+                "proposed new deadline {} (was {})",
+                Date::of_ms(*new),
+                Date::of_ms(case.answer_by)
+            )
         }
 
         Transition::AcceptDeadline | Transition::RefuseDeadline => {
@@ -1051,7 +1057,7 @@ pub fn apply(
             next.state = RequestState::Accepted;
             if kind == TransitionKind::AcceptDeadline {
                 next.answer_by = proposed;
-                format!("accepted new deadline {proposed}")
+                format!("accepted new deadline {}", Date::of_ms(proposed))
             } else {
                 format!(
                     "refused new deadline {proposed}, deadline stays {}",

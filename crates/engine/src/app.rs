@@ -28,6 +28,55 @@ pub trait Application: Send + Sync + 'static {
     fn apply(&self, msg: &Inbound<'_>, txn: &mut Txn<'_>) -> Result<(), RejectCode>;
 }
 
+/// The context of a local action: the time it happens (the envelope's signed creation
+/// time when there is one) and its envelope's message id.
+#[derive(Debug, Clone, Copy)]
+pub struct LocalCtx {
+    /// When, ms.
+    pub at: Timestamp,
+    /// The message id of the envelope sent with the action, if any.
+    pub message_id: Option<imi_protocol::MessageId>,
+}
+
+/// What a local action produced.
+#[derive(Debug, Clone)]
+pub struct LocalOutcome {
+    /// Whether to commit the action's writes and envelope. `false` for a replay answered
+    /// from an earlier result (an idempotent retry): nothing is written or sent.
+    pub write: bool,
+    /// The action's result, for the caller (e.g. a JSON response).
+    pub result: Vec<u8>,
+}
+
+/// Why a local action refused: a stable code and a human-readable detail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// The code (the same an inbound message would be rejected with).
+    pub code: RejectCode,
+    /// What exactly was wrong (no personal data).
+    pub detail: String,
+}
+
+impl Refusal {
+    /// An application refusal.
+    pub fn new(code: &str, detail: impl Into<String>) -> Self {
+        Self {
+            code: RejectCode::Application(code.to_owned()),
+            detail: detail.into(),
+        }
+    }
+}
+
+impl From<RejectCode> for Refusal {
+    fn from(code: RejectCode) -> Self {
+        let detail = code.label().to_owned();
+        Self { code, detail }
+    }
+}
+
+/// A local action, run on the commit thread against the latest state.
+pub type LocalFn = Box<dyn FnOnce(&mut Txn<'_>, &LocalCtx) -> Result<LocalOutcome, Refusal> + Send>;
+
 /// The registered applications.
 #[derive(Clone, Default)]
 pub struct Applications(Vec<Arc<dyn Application>>);

@@ -40,6 +40,17 @@ pub(crate) enum Job {
         enqueued: Timestamp,
         reply: oneshot::Sender<Result<(), EngineError>>,
     },
+    /// A local action (an authority's step on a case): `apply` runs here against the
+    /// group's overlay; if it succeeds its writes, and the envelope with its outbox
+    /// entries when there is one, are committed atomically. If it fails nothing is written.
+    Local {
+        envelope: Option<LocalEnvelope>,
+        at: Timestamp,
+        apply: crate::app::LocalFn,
+        reply: oneshot::Sender<
+            Result<Result<crate::app::LocalOutcome, crate::app::Refusal>, EngineError>,
+        >,
+    },
     /// Finish the current group and stop (graceful shutdown).
     Stop,
     /// A plain batch (outbox bookkeeping).
@@ -50,10 +61,17 @@ pub(crate) enum Job {
     },
 }
 
+/// The envelope of a local action.
+pub(crate) struct LocalEnvelope {
+    pub id: MessageId,
+    pub bytes: Vec<u8>,
+    pub to: Vec<NodeId>,
+}
+
 impl Job {
     fn needs_sync(&self) -> bool {
         match self {
-            Job::Inbound { .. } | Job::Send { .. } => true,
+            Job::Inbound { .. } | Job::Send { .. } | Job::Local { .. } => true,
             Job::Write { durability, .. } => *durability == Durability::Sync,
             Job::Stop => false,
         }
@@ -93,9 +111,13 @@ pub(crate) struct Committer {
     pub on_enqueued: Box<dyn Fn(NodeId) + Send>,
 }
 
+type LocalReply =
+    oneshot::Sender<Result<Result<crate::app::LocalOutcome, crate::app::Refusal>, EngineError>>;
+
 enum Reply {
     Inbound(oneshot::Sender<Result<Committed, EngineError>>, Committed),
     Unit(oneshot::Sender<Result<(), EngineError>>),
+    Local(LocalReply, crate::app::LocalOutcome),
 }
 
 impl Committer {
@@ -217,21 +239,48 @@ impl Committer {
                 } => {
                     durability = Durability::Sync;
                     let mut b = WriteBatch::new();
-                    b.put(keys::ENV_OUT, id.as_bytes().to_vec(), bytes);
-                    for peer in &to {
-                        let seq = self.next_seq.entry(*peer).or_insert(0);
-                        b.put(
-                            keys::OUTBOX,
-                            keys::outbox_key(*peer, *seq),
-                            keys::outbox_value(&id, enqueued),
-                        );
-                        *seq = seq.saturating_add(1);
-                        enqueued_peers.push(*peer);
-                        *depth_delta.entry(*peer).or_default() += 1;
-                    }
+                    self.enqueue(&mut b, id, bytes, &to, enqueued, &mut depth_delta);
+                    enqueued_peers.extend_from_slice(&to);
                     record_overlay(&mut overlay, &b);
                     batch.append(b);
                     replies.push(Reply::Unit(reply));
+                }
+                Job::Local {
+                    envelope,
+                    at,
+                    apply,
+                    reply,
+                } => {
+                    let mut txn = Txn::new(self.store.as_ref(), &overlay);
+                    let ctx = crate::app::LocalCtx {
+                        at,
+                        message_id: envelope.as_ref().map(|e| e.id),
+                    };
+                    match apply(&mut txn, &ctx) {
+                        Err(code) => {
+                            let _ = reply.send(Ok(Err(code)));
+                        }
+                        Ok(outcome) => {
+                            let mut b = txn.into_batch();
+                            if outcome.write {
+                                durability = Durability::Sync;
+                                if let Some(e) = envelope {
+                                    self.enqueue(
+                                        &mut b,
+                                        e.id,
+                                        e.bytes,
+                                        &e.to,
+                                        at,
+                                        &mut depth_delta,
+                                    );
+                                    enqueued_peers.extend_from_slice(&e.to);
+                                }
+                                record_overlay(&mut overlay, &b);
+                                batch.append(b);
+                            }
+                            replies.push(Reply::Local(reply, outcome));
+                        }
+                    }
                 }
                 Job::Stop => {}
                 Job::Write {
@@ -281,6 +330,9 @@ impl Committer {
                         Reply::Unit(tx) => {
                             let _ = tx.send(Ok(()));
                         }
+                        Reply::Local(tx, o) => {
+                            let _ = tx.send(Ok(Ok(o)));
+                        }
                     }
                 }
                 enqueued_peers.sort();
@@ -301,9 +353,35 @@ impl Committer {
                         Reply::Unit(tx) => {
                             let _ = tx.send(Err(EngineError::Store(e.to_string())));
                         }
+                        Reply::Local(tx, _) => {
+                            let _ = tx.send(Err(EngineError::Store(e.to_string())));
+                        }
                     }
                 }
             }
+        }
+    }
+
+    /// Stores an outbound envelope and appends one outbox entry per recipient.
+    fn enqueue(
+        &mut self,
+        b: &mut WriteBatch,
+        id: MessageId,
+        bytes: Vec<u8>,
+        to: &[NodeId],
+        enqueued: Timestamp,
+        depth_delta: &mut HashMap<NodeId, i64>,
+    ) {
+        b.put(keys::ENV_OUT, id.as_bytes().to_vec(), bytes);
+        for peer in to {
+            let seq = self.next_seq.entry(*peer).or_insert(0);
+            b.put(
+                keys::OUTBOX,
+                keys::outbox_key(*peer, *seq),
+                keys::outbox_value(&id, enqueued),
+            );
+            *seq = seq.saturating_add(1);
+            *depth_delta.entry(*peer).or_default() += 1;
         }
     }
 

@@ -10,6 +10,13 @@
 //! | `inbox` | sender (2) ‖ message id (16) | CBOR [`crate::InboxRecord`] incl. our signed receipt |
 //! | `env_in` | sender (2) ‖ message id (16) | envelope bytes as received |
 //! | `app` | application-defined | application-defined |
+//! | `case_keys` | case id (16) | the case's data key, wrapped under the node's data key |
+//! | `cases` | case id (16) | the case record (CBOR), encrypted under the case's data key |
+//! | `case_index` | case id (16) | CBOR [`crate::cases::CaseIndex`]: metadata only, no personal data |
+//! | `case_files` | case id (16) ‖ SHA-256 (32) | attachment bytes, encrypted under the case's data key |
+//! | `access_log` | seq (8, big-endian) | CBOR [`crate::cases::AccessRecord`]: reads of personal data |
+//! | `users` | `u/` ‖ user id, `t/` ‖ token SHA-256 | user record, user id |
+//! | `idempotency` | user id ‖ 0 ‖ key | SHA-256 of the request (32) ‖ the first response |
 use imi_protocol::{MessageId, NodeId};
 use imi_store::Column;
 
@@ -30,6 +37,21 @@ pub const ENV_IN: Column = "env_in";
 /// Application state.
 pub const APP: Column = "app";
 
+/// Wrapped per-case data keys.
+pub const CASE_KEYS: Column = "case_keys";
+/// Encrypted case records.
+pub const CASES: Column = "cases";
+/// Plaintext case metadata for lists and filters.
+pub const CASE_INDEX: Column = "case_index";
+/// Encrypted attachment contents.
+pub const CASE_FILES: Column = "case_files";
+/// Reads of personal data through the API.
+pub const ACCESS_LOG: Column = "access_log";
+/// API users and token hashes.
+pub const USERS: Column = "users";
+/// Idempotency keys of API POSTs.
+pub const IDEMPOTENCY: Column = "idempotency";
+
 /// Every column the engine uses.
 pub const ALL: &[Column] = &[
     META,
@@ -40,6 +62,13 @@ pub const ALL: &[Column] = &[
     INBOX,
     ENV_IN,
     APP,
+    CASE_KEYS,
+    CASES,
+    CASE_INDEX,
+    CASE_FILES,
+    ACCESS_LOG,
+    USERS,
+    IDEMPOTENCY,
 ];
 
 /// `peer ‖ seq`.

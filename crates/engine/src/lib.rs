@@ -26,13 +26,17 @@
 )]
 
 pub mod app;
+pub mod cases;
 pub mod commit;
 pub mod delivery;
 pub mod inbound;
 pub mod keys;
 pub mod metrics;
 
-pub use app::{Application, Applications, DiagnosticApp, Inbound, Txn};
+pub use app::{
+    Application, Applications, DiagnosticApp, Inbound, LocalCtx, LocalFn, LocalOutcome, Refusal,
+    Txn,
+};
 pub use metrics::Metrics;
 
 use imi_network::{AllowedPeer, Multiaddr, NetworkClient, NetworkEvent, PeerId};
@@ -570,6 +574,59 @@ impl Engine {
         })
         .await?;
         Ok((id, receivers))
+    }
+
+    /// Runs a local action on the commit thread, atomically with the envelope of `draft`
+    /// (sealed, signed and enqueued for its recipients) when there is one. The action sees
+    /// the latest committed state; if it refuses (`Ok(Err(code))`) nothing is written or
+    /// sent. Returns once everything is durable.
+    pub async fn local_step(
+        &self,
+        draft: Option<Draft>,
+        apply: LocalFn,
+    ) -> Result<Result<LocalOutcome, app::Refusal>, EngineError> {
+        let s = &self.shared;
+        let created = s.clock.now_ms();
+        let envelope = match draft {
+            None => None,
+            Some(draft) => {
+                if let Some(n) = draft
+                    .to
+                    .iter()
+                    .find(|n| **n == s.me || !s.wake.contains_key(n))
+                {
+                    return Err(EngineError::Invalid(format!(
+                        "{n} is not a destination of this node"
+                    )));
+                }
+                let trust = s.trust();
+                let signer = s.identity.signer.clone();
+                let to = draft.to.clone();
+                let (id, bytes) = tokio::task::spawn_blocking(move || {
+                    let rnd = SealRandomness::random(draft.to.len());
+                    let bytes =
+                        imi_protocol::seal_and_sign(&draft, created, &signer, &trust, &rnd)?;
+                    Ok::<_, EngineError>((rnd.id, bytes))
+                })
+                .await
+                .map_err(|e| EngineError::Internal(e.to_string()))??;
+                if bytes.len() > s.config.max_envelope_bytes {
+                    return Err(EngineError::Invalid(format!(
+                        "envelope of {} bytes exceeds the {}-byte limit",
+                        bytes.len(),
+                        s.config.max_envelope_bytes
+                    )));
+                }
+                Some(commit::LocalEnvelope { id, bytes, to })
+            }
+        };
+        s.commit(|reply| commit::Job::Local {
+            envelope,
+            at: created,
+            apply,
+            reply,
+        })
+        .await
     }
 
     /// Outbox entries waiting for `peer`.

@@ -1,0 +1,168 @@
+//! `imi-api`: the authorities' HTTP API of a national node (axum, served over the node's
+//! TLS listener).
+//!
+//! * **Authentication**: bearer tokens issued by `imi-node users add` ([`users`]); only
+//!   their SHA-256 is stored. A revoked or unknown token is a 401.
+//! * **Authorization on every object**: a user sees a case only when their authority is its
+//!   requester or responder; a coordinator also sees their country's cases (a delegated one
+//!   only in their areas). A case the caller may not see is a 404 indistinguishable from a
+//!   case that does not exist. Auditors and operators never see cases; auditors read the
+//!   access log.
+//! * **Errors** are RFC 9457 `application/problem+json` with a stable `code`, also for
+//!   errors raised by the framework (unknown route, wrong method, body too large).
+//! * **POSTs** accept an `Idempotency-Key`: the first response is stored in the same atomic
+//!   commit as the action and replayed for a retry with the same body.
+//! * **Languages**: messages carry catalogue codes; the API renders questions, options and
+//!   areas in the caller's language (`?lang=` or `Accept-Language`), next to the codes.
+//! * **Reads of personal data** (a request's detail, an attachment) are recorded in the
+//!   access log before the data is returned.
+//!
+//! The OpenAPI 3.1 description of every route is [`OPENAPI`], served at
+//! `/api/v1/openapi.json`.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+
+pub mod problem;
+pub mod requests;
+pub mod users;
+pub mod views;
+
+use axum::Router;
+use axum::routing::{get, post};
+use imi_engine::Engine;
+use imi_engine::cases::Cases;
+use imi_protocol::Clock;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+pub use problem::ApiError;
+
+/// The OpenAPI 3.1 document of the node's HTTPS API.
+pub const OPENAPI: &str = include_str!("../openapi.json");
+
+/// Largest request body of the API (attachments travel base64-encoded in JSON).
+pub const MAX_BODY_BYTES: usize = 5 * 1024 * 1024;
+
+/// The transition routes: `POST /api/v1/requests/{id}/<name>`.
+pub const ACTIONS: &[&str] = &[
+    "accept",
+    "forward",
+    "propose-deadline",
+    "accept-deadline",
+    "refuse-deadline",
+    "answer",
+    "request-info",
+    "provide-info",
+    "close",
+    "withdraw",
+    "refer",
+    "reassign",
+    "resolve",
+];
+
+/// Shared state of the handlers.
+#[derive(Clone)]
+pub struct ApiState {
+    /// The engine.
+    pub engine: Engine,
+    /// The request service.
+    pub cases: Arc<Cases>,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+    /// Next access-log sequence number.
+    pub access_seq: Arc<AtomicU64>,
+}
+
+impl ApiState {
+    /// The state; reads where the access log ends.
+    pub fn new(
+        engine: Engine,
+        cases: Arc<Cases>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, imi_engine::EngineError> {
+        let next = engine
+            .store()
+            .last_with_prefix(imi_engine::keys::ACCESS_LOG, &[])?
+            .and_then(|(k, _)| <[u8; 8]>::try_from(k.as_slice()).ok())
+            .map_or(0, |k| u64::from_be_bytes(k).saturating_add(1));
+        Ok(Self {
+            engine,
+            cases,
+            clock,
+            access_seq: Arc::new(AtomicU64::new(next)),
+        })
+    }
+}
+
+/// Every route of [`router`], as `(method, path)` in OpenAPI path syntax.
+pub fn routes() -> Vec<(&'static str, String)> {
+    let mut v: Vec<(&'static str, String)> = vec![
+        ("get", "/api/v1/openapi.json".into()),
+        ("get", "/api/v1/me".into()),
+        ("get", "/api/v1/catalogue".into()),
+        ("get", "/api/v1/catalogue/{area}".into()),
+        ("get", "/api/v1/authorities".into()),
+        ("get", "/api/v1/authorities/{authority}".into()),
+        ("get", "/api/v1/requests".into()),
+        ("post", "/api/v1/requests".into()),
+        ("get", "/api/v1/requests/{id}".into()),
+        ("get", "/api/v1/requests/{id}/attachments/{sha256}".into()),
+        ("get", "/api/v1/audit/access-log".into()),
+    ];
+    for a in ACTIONS {
+        v.push(("post", format!("/api/v1/requests/{{id}}/{a}")));
+    }
+    v
+}
+
+/// The `/api/v1` router.
+pub fn router(state: ApiState) -> Router {
+    let mut r = Router::new()
+        .route(
+            "/api/v1/openapi.json",
+            get(|| async {
+                (
+                    [(axum::http::header::CONTENT_TYPE, "application/json")],
+                    OPENAPI,
+                )
+            }),
+        )
+        .route("/api/v1/me", get(requests::me))
+        .route("/api/v1/catalogue", get(requests::catalogue))
+        .route("/api/v1/catalogue/{area}", get(requests::catalogue_area))
+        .route("/api/v1/authorities", get(requests::authorities))
+        .route("/api/v1/authorities/{authority}", get(requests::authority))
+        .route(
+            "/api/v1/requests",
+            get(requests::list).post(requests::create),
+        )
+        .route("/api/v1/requests/{id}", get(requests::read))
+        .route(
+            "/api/v1/requests/{id}/attachments/{sha256}",
+            get(requests::attachment),
+        )
+        .route("/api/v1/audit/access-log", get(requests::access_log));
+    for a in ACTIONS {
+        let action: &'static str = a;
+        r = r.route(
+            &format!("/api/v1/requests/{{id}}/{a}"),
+            post(
+                move |s: axum::extract::State<ApiState>,
+                      p: axum::extract::Path<String>,
+                      h: axum::http::HeaderMap,
+                      b: axum::body::Bytes| {
+                    requests::transition(s, p, h, b, action)
+                },
+            ),
+        );
+    }
+    r.layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}

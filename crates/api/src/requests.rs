@@ -1,0 +1,956 @@
+//! The handlers of `/api/v1`.
+use crate::problem::ApiError;
+use crate::{ApiState, users, views};
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use imi_domain::User;
+use imi_domain::dates::{Date, rfc3339};
+use imi_domain::request::{
+    Actor, AnswerPayload, AttachmentRef, CodedAnswer, Digest, Rating, Transition, TransitionBody,
+};
+use imi_domain::user::Role;
+use imi_engine::cases::{
+    AccessRecord, CaseIndex, CaseMessage, Cases, FileBytes, KIND_REQUEST, MESSAGE_VERSION,
+    SubjectData, encode_message,
+};
+use imi_engine::{LocalCtx, LocalOutcome, Refusal, Txn, keys};
+use imi_protocol::{AuthorityId, CaseId, Draft, Kind, MessageId, NodeId};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use std::sync::atomic::Ordering;
+
+/// Default page size of lists.
+pub const DEFAULT_LIMIT: usize = 50;
+/// Largest page size of lists.
+pub const MAX_LIMIT: usize = 200;
+/// Longest `Idempotency-Key`.
+pub const MAX_IDEMPOTENCY_KEY: usize = 128;
+
+// ---------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------
+
+/// Parses a JSON body: 415 unless JSON, 400 for malformed JSON, 422 for a body of the wrong
+/// shape (unknown fields, missing fields, wrong types). An empty body reads as `{}`.
+fn parse_json<T: DeserializeOwned>(headers: &HeaderMap, body: &Bytes) -> Result<T, ApiError> {
+    let text: &[u8] = if body.is_empty() { b"{}" } else { body };
+    if !body.is_empty() {
+        let json = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                let v = v.trim().to_ascii_lowercase();
+                v == "application/json" || v.starts_with("application/json;")
+            });
+        if !json {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "the body must be application/json",
+            ));
+        }
+    }
+    serde_json::from_slice(text).map_err(|e| {
+        if e.is_syntax() || e.is_eof() {
+            ApiError::bad_request("malformed_json", format!("malformed JSON: {e}"))
+        } else {
+            ApiError::unprocessable("validation_failed", e.to_string())
+        }
+    })
+}
+
+/// The caller, who must be allowed to work on cases.
+fn case_worker(state: &ApiState, headers: &HeaderMap) -> Result<User, ApiError> {
+    let user = users::authenticate(&state.engine, headers)?;
+    match user.role {
+        Role::AuthorityUser | Role::Coordinator { .. } => Ok(user),
+        _ => Err(ApiError::forbidden(format!(
+            "the {} role does not work on cases",
+            user.role.as_str()
+        ))),
+    }
+}
+
+/// Whether `user` may see the case.
+pub fn visible(user: &User, index: &CaseIndex) -> bool {
+    if index.requester == user.authority || index.responder == user.authority {
+        return true;
+    }
+    match &user.role {
+        Role::Coordinator { scope } => {
+            user.country()
+                .is_some_and(|c| index.countries().contains(&c))
+                && scope.covers(&index.area)
+        }
+        _ => false,
+    }
+}
+
+/// The case `id` if it exists and the user may see it; otherwise the one 404.
+fn visible_case(state: &ApiState, user: &User, id: &str) -> Result<(CaseId, CaseIndex), ApiError> {
+    let id: CaseId = id.parse().map_err(|_| ApiError::not_found())?;
+    let index =
+        Cases::index(state.engine.store().as_ref(), &id)?.ok_or_else(ApiError::not_found)?;
+    if visible(user, &index) {
+        Ok((id, index))
+    } else {
+        Err(ApiError::not_found())
+    }
+}
+
+/// An idempotency record's key (user ‖ 0 ‖ header) and the request's SHA-256.
+type Idem = (Vec<u8>, [u8; 32]);
+
+fn idempotency(
+    user: &User,
+    headers: &HeaderMap,
+    route: &str,
+    body: &Bytes,
+) -> Result<Option<Idem>, ApiError> {
+    let Some(v) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = v
+        .to_str()
+        .ok()
+        .filter(|k| {
+            !k.is_empty()
+                && k.len() <= MAX_IDEMPOTENCY_KEY
+                && k.bytes().all(|b| (0x20..0x7f).contains(&b))
+        })
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "bad_idempotency_key",
+                "Idempotency-Key must be 1 to 128 printable ASCII characters",
+            )
+        })?;
+    let mut k = user.id.as_bytes().to_vec();
+    k.push(0);
+    k.extend_from_slice(key.as_bytes());
+    let mut h = route.as_bytes().to_vec();
+    h.push(0);
+    h.extend_from_slice(body);
+    Ok(Some((k, imi_protocol::sha256(&h))))
+}
+
+fn authority_id(s: &str, field: &str) -> Result<AuthorityId, ApiError> {
+    AuthorityId::new(s).map_err(|_| {
+        ApiError::unprocessable("bad_authority", format!("{field} is not an authority id"))
+    })
+}
+
+fn date_field(s: &str, field: &str) -> Result<Date, ApiError> {
+    Date::parse(s).ok_or_else(|| {
+        ApiError::unprocessable(
+            "invalid_date",
+            format!("{field} is not a YYYY-MM-DD calendar date"),
+        )
+    })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewAttachment {
+    name: String,
+    content_base64: String,
+}
+
+fn attachments(list: Vec<NewAttachment>) -> Result<(Vec<AttachmentRef>, Vec<FileBytes>), ApiError> {
+    let mut refs = Vec::with_capacity(list.len());
+    let mut files = Vec::with_capacity(list.len());
+    for a in list {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(a.content_base64.as_bytes())
+            .map_err(|_| {
+                ApiError::unprocessable("invalid_attachment", "content_base64 is not base64")
+            })?;
+        if bytes.is_empty() {
+            return Err(ApiError::unprocessable(
+                "invalid_attachment",
+                "an attachment is empty",
+            ));
+        }
+        refs.push(AttachmentRef {
+            name: a.name,
+            sha256: Digest(imi_protocol::sha256(&bytes)),
+            size: bytes.len() as u64,
+        });
+        files.push(FileBytes::from(bytes));
+    }
+    Ok((refs, files))
+}
+
+/// Runs a step locally (and sends it to the other party's node) in one atomic commit,
+/// with idempotency, and returns the step's result.
+#[allow(clippy::too_many_arguments)]
+async fn submit(
+    state: &ApiState,
+    id: CaseId,
+    actor: Actor,
+    msg: CaseMessage,
+    to: Vec<NodeId>,
+    prev: Option<MessageId>,
+    idem: Option<Idem>,
+) -> Result<Value, ApiError> {
+    let draft = if to.is_empty() {
+        None
+    } else {
+        Some(Draft {
+            kind: Kind::new(KIND_REQUEST).map_err(ApiError::internal)?,
+            authority: actor.authority.clone(),
+            to,
+            case: Some(id),
+            prev: prev.into_iter().collect(),
+            body: encode_message(&msg),
+        })
+    };
+    let cases = state.cases.clone();
+    let apply = move |txn: &mut Txn<'_>, ctx: &LocalCtx| -> Result<LocalOutcome, Refusal> {
+        if let Some((k, h)) = &idem
+            && let Some(v) = txn.get(keys::IDEMPOTENCY, k)?
+        {
+            return if v.get(..32) == Some(h.as_slice()) {
+                Ok(LocalOutcome {
+                    write: false,
+                    result: v.get(32..).unwrap_or_default().to_vec(),
+                })
+            } else {
+                Err(Refusal::new(
+                    "idempotency_key_reused",
+                    "this Idempotency-Key was used with another request",
+                ))
+            };
+        }
+        let case = cases.apply_step(txn, id, &actor, &msg, ctx.at, ctx.message_id)?;
+        let result = json!({
+            "id": id.to_string(),
+            "state": case.state.name(),
+            "message_id": ctx.message_id.map(|m| m.to_string()),
+            "at": rfc3339(ctx.at),
+        })
+        .to_string()
+        .into_bytes();
+        if let Some((k, h)) = idem {
+            let mut v = h.to_vec();
+            v.extend_from_slice(&result);
+            txn.put(keys::IDEMPOTENCY, k, v);
+        }
+        Ok(LocalOutcome {
+            write: true,
+            result,
+        })
+    };
+    match state.engine.local_step(draft, Box::new(apply)).await? {
+        Ok(o) => serde_json::from_slice(&o.result).map_err(ApiError::internal),
+        Err(r) => {
+            tracing::info!(case = %id, code = r.code.label(), "case step refused");
+            Err(r.into())
+        }
+    }
+}
+
+/// Records a read of personal data, durably, before the data is returned.
+async fn record_access(
+    state: &ApiState,
+    user: &User,
+    case: CaseId,
+    action: &str,
+) -> Result<(), ApiError> {
+    let seq = state.access_seq.fetch_add(1, Ordering::SeqCst);
+    let rec = AccessRecord {
+        at: state.clock.now_ms(),
+        user: user.id.clone(),
+        authority: user.authority.clone(),
+        case,
+        action: action.to_owned(),
+    };
+    let mut value = Vec::new();
+    ciborium::into_writer(&rec, &mut value).map_err(ApiError::internal)?;
+    let outcome = state
+        .engine
+        .local_step(
+            None,
+            Box::new(move |txn, _| {
+                txn.put(keys::ACCESS_LOG, seq.to_be_bytes().to_vec(), value);
+                Ok(LocalOutcome {
+                    write: true,
+                    result: Vec::new(),
+                })
+            }),
+        )
+        .await?;
+    outcome.map(|_| ()).map_err(ApiError::from)
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LangQuery {
+    lang: Option<String>,
+}
+
+fn lang(state: &ApiState, q: Option<&str>, headers: &HeaderMap) -> String {
+    views::language(state.cases.catalogue(), q, headers)
+}
+
+// ---------------------------------------------------------------------------------------
+// Me, catalogue, directory
+// ---------------------------------------------------------------------------------------
+
+/// `GET /api/v1/me`.
+pub(crate) async fn me(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Query(q): Query<LangQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let user = users::authenticate(&state.engine, &headers)?;
+    let lang = lang(&state, q.lang.as_deref(), &headers);
+    let areas: Vec<String> = match &user.role {
+        Role::Coordinator {
+            scope: imi_domain::CoordinatorScope::Delegated(a),
+        } => a.clone(),
+        _ => Vec::new(),
+    };
+    Ok(Json(json!({
+        "id": user.id,
+        "authority": user.authority.as_str(),
+        "authority_name": state.cases.directory().get(&user.authority).map(|a| a.name(&lang)),
+        "country": user.country().map(|c| c.to_string()),
+        "role": user.role.as_str(),
+        "areas": areas,
+    })))
+}
+
+/// `GET /api/v1/catalogue`.
+pub(crate) async fn catalogue(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Query(q): Query<LangQuery>,
+) -> Result<Json<Value>, ApiError> {
+    users::authenticate(&state.engine, &headers)?;
+    let lang = lang(&state, q.lang.as_deref(), &headers);
+    let cat = state.cases.catalogue();
+    let areas: Vec<Value> = cat
+        .areas()
+        .iter()
+        .map(|a| {
+            json!({
+                "code": a.code(),
+                "name": a.name().get(&lang),
+                "procedures": a.procedures().iter().map(|p| json!({
+                    "code": p.code(),
+                    "kind": p.kind().as_str(),
+                    "name": p.name().get(&lang),
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    Ok(Json(json!({"lang": lang, "areas": areas})))
+}
+
+/// `GET /api/v1/catalogue/{area}`.
+pub(crate) async fn catalogue_area(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(area): Path<String>,
+    Query(q): Query<LangQuery>,
+) -> Result<Json<Value>, ApiError> {
+    users::authenticate(&state.engine, &headers)?;
+    let lang = lang(&state, q.lang.as_deref(), &headers);
+    let cat = state.cases.catalogue();
+    let a = cat.area(&area).ok_or_else(ApiError::not_found)?;
+    Ok(Json(json!({
+        "lang": lang,
+        "code": a.code(),
+        "name": a.name().get(&lang),
+        "procedures": a.procedures().iter().map(|p| json!({
+            "code": p.code(),
+            "kind": p.kind().as_str(),
+            "name": p.name().get(&lang),
+            "questions": p.question_codes(),
+        })).collect::<Vec<_>>(),
+        "questions": a.questions().iter().map(|x| json!({
+            "code": x.code(),
+            "answer_type": x.answer_type().as_str(),
+            "text": x.text().get(&lang),
+            "options": x.options().iter().map(|o| json!({"code": o.code(), "text": o.text().get(&lang)})).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+    })))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AuthoritiesQuery {
+    country: Option<NodeId>,
+    area: Option<String>,
+    limit: Option<usize>,
+    cursor: Option<String>,
+    lang: Option<String>,
+}
+
+fn limit(l: Option<usize>) -> Result<usize, ApiError> {
+    match l {
+        None => Ok(DEFAULT_LIMIT),
+        Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+        Some(_) => Err(ApiError::bad_request("bad_limit", "limit must be 1 to 200")),
+    }
+}
+
+/// `GET /api/v1/authorities`.
+pub(crate) async fn authorities(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Query(q): Query<AuthoritiesQuery>,
+) -> Result<Json<Value>, ApiError> {
+    users::authenticate(&state.engine, &headers)?;
+    let lang = lang(&state, q.lang.as_deref(), &headers);
+    let limit = limit(q.limit)?;
+    let mut items = Vec::new();
+    let mut next = None;
+    for a in state.cases.directory().iter() {
+        if q.cursor.as_deref().is_some_and(|c| a.id.as_str() <= c)
+            || q.country.is_some_and(|c| a.country != c)
+            || q.area.as_deref().is_some_and(|x| !a.handles_area(x))
+        {
+            continue;
+        }
+        if items.len() == limit {
+            next = items.last().and_then(|v: &Value| v.get("id").cloned());
+            break;
+        }
+        items.push(views::authority(a, &lang));
+    }
+    Ok(Json(json!({"items": items, "next_cursor": next})))
+}
+
+/// `GET /api/v1/authorities/{authority}`.
+pub(crate) async fn authority(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<LangQuery>,
+) -> Result<Json<Value>, ApiError> {
+    users::authenticate(&state.engine, &headers)?;
+    let lang = lang(&state, q.lang.as_deref(), &headers);
+    let id = AuthorityId::new(&id).map_err(|_| ApiError::not_found())?;
+    let a = state
+        .cases
+        .directory()
+        .get(&id)
+        .ok_or_else(ApiError::not_found)?;
+    Ok(Json(views::authority(a, &lang)))
+}
+
+// ---------------------------------------------------------------------------------------
+// Requests
+// ---------------------------------------------------------------------------------------
+
+const STATES: &[&str] = &[
+    "sent",
+    "accepted",
+    "deadline_proposed",
+    "info_requested",
+    "answered",
+    "referred",
+    "closed",
+    "withdrawn",
+];
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ListQuery {
+    status: Option<String>,
+    area: Option<String>,
+    overdue: Option<bool>,
+    country: Option<NodeId>,
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+/// `GET /api/v1/requests`.
+pub(crate) async fn list(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let user = case_worker(&state, &headers)?;
+    let limit = limit(q.limit)?;
+    if let Some(s) = &q.status
+        && !STATES.contains(&s.as_str())
+    {
+        return Err(ApiError::bad_request(
+            "bad_status",
+            format!("unknown status; one of {}", STATES.join(", ")),
+        ));
+    }
+    let mut after: Option<CaseId> = match &q.cursor {
+        None => None,
+        Some(c) => Some(
+            c.parse()
+                .map_err(|_| ApiError::bad_request("bad_cursor", "malformed cursor"))?,
+        ),
+    };
+    let now = state.clock.now_ms();
+    let store = state.engine.store();
+    let my_country = user.country();
+    let mut items = Vec::new();
+    let mut next = None;
+    'scan: loop {
+        let rows = Cases::scan_index(store.as_ref(), after.as_ref(), 512)?;
+        let done = rows.len() < 512;
+        for (id, ix) in rows {
+            after = Some(id);
+            let counterpart = ix
+                .countries()
+                .into_iter()
+                .find(|c| Some(*c) != my_country)
+                .or(my_country);
+            let keep = visible(&user, &ix)
+                && q.status.as_deref().is_none_or(|s| ix.state == s)
+                && q.area.as_deref().is_none_or(|a| ix.area == a)
+                && q.overdue.is_none_or(|o| ix.overdue(now) == o)
+                && q.country.is_none_or(|c| counterpart == Some(c));
+            if !keep {
+                continue;
+            }
+            if items.len() == limit {
+                next = items.last().and_then(|v: &Value| v.get("id").cloned());
+                break 'scan;
+            }
+            items.push(views::summary(&id, &ix, &user, now));
+        }
+        if done {
+            break;
+        }
+    }
+    Ok(Json(json!({"items": items, "next_cursor": next})))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateInput {
+    responder: String,
+    #[serde(default)]
+    requester: Option<String>,
+    area: String,
+    procedure: String,
+    #[serde(default)]
+    questions: Vec<String>,
+    #[serde(default)]
+    free_text: String,
+    subject: SubjectData,
+    answer_by: String,
+    #[serde(default)]
+    attachments: Vec<NewAttachment>,
+}
+
+/// `POST /api/v1/requests`.
+pub(crate) async fn create(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let user = case_worker(&state, &headers)?;
+    let idem = idempotency(&user, &headers, "/api/v1/requests", &body)?;
+    let input: CreateInput = parse_json(&headers, &body)?;
+    let requester = match &input.requester {
+        Some(r) => authority_id(r, "requester")?,
+        None => user.authority.clone(),
+    };
+    if !user.may_act_for(&requester) {
+        return Err(ApiError::forbidden(
+            "you may only send requests for your own authority",
+        ));
+    }
+    let responder = authority_id(&input.responder, "responder")?;
+    let answer_by = date_field(&input.answer_by, "answer_by")?.end_ms();
+    if answer_by <= state.clock.now_ms() {
+        return Err(ApiError::unprocessable(
+            "deadline_in_past",
+            "answer_by must be a future date",
+        ));
+    }
+    input.subject.validate()?;
+    let actor = user
+        .actor(&input.area)
+        .ok_or_else(|| ApiError::forbidden("this role does not work on cases"))?;
+    let (refs, files) = attachments(input.attachments)?;
+    let to = state.cases.counterparts(&requester, &responder);
+    let t = Transition::Create {
+        requester,
+        responder,
+        area: input.area,
+        procedure: input.procedure,
+        questions: input.questions,
+        free_text: input.free_text,
+        attachments: refs,
+        subject: input.subject.commitment(),
+        answer_by,
+    };
+    let msg = CaseMessage {
+        v: MESSAGE_VERSION,
+        step: TransitionBody::new(t),
+        coordinator: actor.coordinator,
+        subject: Some(input.subject),
+        files,
+    };
+    let id = CaseId::random();
+    let result = submit(&state, id, actor, msg, to, None, idem).await?;
+    tracing::info!(case = %id, user = %user.id, "request created");
+    Ok((StatusCode::CREATED, Json(result)).into_response())
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Empty {}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ToInput {
+    to: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeadlineInput {
+    answer_by: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AnswerInput {
+    question: String,
+    #[serde(rename = "type")]
+    ty: String,
+    #[serde(default)]
+    value: Value,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AnswerBody {
+    answers: Vec<AnswerInput>,
+    #[serde(default)]
+    free_text: String,
+    #[serde(default)]
+    attachments: Vec<NewAttachment>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TextInput {
+    text: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InfoInput {
+    text: String,
+    #[serde(default)]
+    attachments: Vec<NewAttachment>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CloseInput {
+    #[serde(default)]
+    timeliness: Option<u8>,
+    #[serde(default)]
+    efforts: Option<u8>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReasonInput {
+    reason: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoteInput {
+    #[serde(default)]
+    note: String,
+}
+
+fn rating(v: Option<u8>, field: &str) -> Result<Option<Rating>, ApiError> {
+    Ok(match v {
+        None => None,
+        Some(1) => Some(Rating::VeryDissatisfied),
+        Some(2) => Some(Rating::Dissatisfied),
+        Some(3) => Some(Rating::Neutral),
+        Some(4) => Some(Rating::Satisfied),
+        Some(5) => Some(Rating::VerySatisfied),
+        Some(_) => {
+            return Err(ApiError::unprocessable(
+                "invalid_rating",
+                format!("{field} must be 1 (very dissatisfied) to 5 (very satisfied)"),
+            ));
+        }
+    })
+}
+
+fn answer(a: AnswerInput) -> Result<CodedAnswer, ApiError> {
+    let bad = || {
+        ApiError::unprocessable(
+            "invalid_answer",
+            format!("the value of {} does not fit type {}", a.question, a.ty),
+        )
+    };
+    let payload = match a.ty.as_str() {
+        "bool" => AnswerPayload::Bool(a.value.as_bool().ok_or_else(bad)?),
+        "text" => AnswerPayload::Text(a.value.as_str().ok_or_else(bad)?.to_owned()),
+        "number" => AnswerPayload::Number(a.value.as_i64().ok_or_else(bad)?),
+        "date" => {
+            let d = a.value.as_str().ok_or_else(bad)?;
+            AnswerPayload::Date(date_field(d, "value")?.start_ms())
+        }
+        "choice" => AnswerPayload::Choice(a.value.as_str().ok_or_else(bad)?.to_owned()),
+        "choices" => AnswerPayload::Choices(
+            a.value
+                .as_array()
+                .ok_or_else(bad)?
+                .iter()
+                .map(|v| v.as_str().map(str::to_owned))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(bad)?,
+        ),
+        "not_available" if a.value.is_null() => AnswerPayload::NotAvailable,
+        _ => return Err(bad()),
+    };
+    Ok(CodedAnswer {
+        question: a.question,
+        answer: payload,
+    })
+}
+
+/// `POST /api/v1/requests/{id}/<action>`.
+pub(crate) async fn transition(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+    action: &'static str,
+) -> Result<Json<Value>, ApiError> {
+    let user = case_worker(&state, &headers)?;
+    let (id, index) = visible_case(&state, &user, &id)?;
+    let idem = idempotency(
+        &user,
+        &headers,
+        &format!("/api/v1/requests/{id}/{action}"),
+        &body,
+    )?;
+    let mut files = Vec::new();
+    let t = match action {
+        "accept" => {
+            parse_json::<Empty>(&headers, &body)?;
+            Transition::Accept
+        }
+        "forward" => Transition::Forward {
+            to: authority_id(&parse_json::<ToInput>(&headers, &body)?.to, "to")?,
+        },
+        "reassign" => Transition::Reassign {
+            to: authority_id(&parse_json::<ToInput>(&headers, &body)?.to, "to")?,
+        },
+        "propose-deadline" => {
+            let d = parse_json::<DeadlineInput>(&headers, &body)?;
+            let new = date_field(&d.answer_by, "answer_by")?.end_ms();
+            if new <= state.clock.now_ms() {
+                return Err(ApiError::unprocessable(
+                    "deadline_in_past",
+                    "answer_by must be a future date",
+                ));
+            }
+            Transition::ProposeDeadline { new }
+        }
+        "accept-deadline" => {
+            parse_json::<Empty>(&headers, &body)?;
+            Transition::AcceptDeadline
+        }
+        "refuse-deadline" => {
+            parse_json::<Empty>(&headers, &body)?;
+            Transition::RefuseDeadline
+        }
+        "answer" => {
+            let b = parse_json::<AnswerBody>(&headers, &body)?;
+            let answers = b
+                .answers
+                .into_iter()
+                .map(answer)
+                .collect::<Result<Vec<_>, _>>()?;
+            let (refs, f) = attachments(b.attachments)?;
+            files = f;
+            Transition::Answer {
+                answers,
+                free_text: b.free_text,
+                attachments: refs,
+            }
+        }
+        "request-info" => Transition::RequestInfo {
+            text: parse_json::<TextInput>(&headers, &body)?.text,
+        },
+        "provide-info" => {
+            let b = parse_json::<InfoInput>(&headers, &body)?;
+            let (refs, f) = attachments(b.attachments)?;
+            files = f;
+            Transition::ProvideInfo {
+                text: b.text,
+                attachments: refs,
+            }
+        }
+        "close" => {
+            let b = parse_json::<CloseInput>(&headers, &body)?;
+            Transition::Close {
+                timeliness: rating(b.timeliness, "timeliness")?,
+                efforts: rating(b.efforts, "efforts")?,
+            }
+        }
+        "withdraw" => Transition::Withdraw {
+            reason: parse_json::<ReasonInput>(&headers, &body)?.reason,
+        },
+        "refer" => Transition::Refer {
+            reason: parse_json::<ReasonInput>(&headers, &body)?.reason,
+        },
+        "resolve" => Transition::Resolve {
+            note: parse_json::<NoteInput>(&headers, &body)?.note,
+        },
+        _ => return Err(ApiError::not_found()),
+    };
+    let actor = user
+        .actor(&index.area)
+        .ok_or_else(|| ApiError::forbidden("this role does not work on cases"))?;
+    let msg = CaseMessage {
+        v: MESSAGE_VERSION,
+        step: TransitionBody::new(t),
+        coordinator: actor.coordinator,
+        subject: None,
+        files,
+    };
+    let to = state.cases.counterparts(&index.requester, &index.responder);
+    let result = submit(&state, id, actor, msg, to, index.last_message, idem).await?;
+    tracing::info!(case = %id, user = %user.id, action, "case step");
+    Ok(Json(result))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ReadQuery {
+    lang: Option<String>,
+}
+
+/// `GET /api/v1/requests/{id}`: the full case, personal data included (access logged).
+pub(crate) async fn read(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<ReadQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let user = case_worker(&state, &headers)?;
+    let (id, index) = visible_case(&state, &user, &id)?;
+    let record = state
+        .cases
+        .read(state.engine.store().as_ref(), &id)?
+        .ok_or_else(ApiError::not_found)?;
+    let lang = lang(&state, q.lang.as_deref(), &headers);
+    record_access(&state, &user, id, "read_request").await?;
+    Ok(Json(views::case_view(
+        &state.cases,
+        &id,
+        &index,
+        &record,
+        &user,
+        &lang,
+        state.clock.now_ms(),
+    )))
+}
+
+/// `GET /api/v1/requests/{id}/attachments/{sha256}` (access logged).
+pub(crate) async fn attachment(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path((id, sha)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let user = case_worker(&state, &headers)?;
+    let (id, _) = visible_case(&state, &user, &id)?;
+    let sha = Digest::from_hex(&sha).ok_or_else(ApiError::not_found)?;
+    let bytes = state
+        .cases
+        .read_file(state.engine.store().as_ref(), &id, &sha.0)?
+        .ok_or_else(ApiError::not_found)?;
+    record_access(&state, &user, id, "read_attachment").await?;
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AccessQuery {
+    case: Option<String>,
+    limit: Option<usize>,
+    cursor: Option<u64>,
+}
+
+/// `GET /api/v1/audit/access-log` (auditors).
+pub(crate) async fn access_log(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Query(q): Query<AccessQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let user = users::authenticate(&state.engine, &headers)?;
+    if !user.is_auditor() {
+        return Err(ApiError::forbidden("the access log is for auditors"));
+    }
+    let limit = limit(q.limit)?;
+    let case: Option<CaseId> = match &q.case {
+        None => None,
+        Some(c) => Some(
+            c.parse()
+                .map_err(|_| ApiError::bad_request("bad_case", "malformed case id"))?,
+        ),
+    };
+    let mut start = q.cursor.map_or(0, |c| c.saturating_add(1));
+    let store = state.engine.store();
+    let mut items = Vec::new();
+    let mut next = None;
+    'scan: loop {
+        let rows = store
+            .range(keys::ACCESS_LOG, &start.to_be_bytes(), None, 512)
+            .map_err(ApiError::internal)?;
+        let done = rows.len() < 512;
+        for (k, v) in rows {
+            let Some(seq) = <[u8; 8]>::try_from(k.as_slice())
+                .ok()
+                .map(u64::from_be_bytes)
+            else {
+                continue;
+            };
+            start = seq.saturating_add(1);
+            let Ok(rec) = ciborium::from_reader::<AccessRecord, _>(v.as_slice()) else {
+                continue;
+            };
+            if case.is_some_and(|c| c != rec.case) {
+                continue;
+            }
+            if items.len() == limit {
+                next = items.last().and_then(|v: &Value| v.get("seq").cloned());
+                break 'scan;
+            }
+            items.push(json!({
+                "seq": seq,
+                "at": rfc3339(rec.at),
+                "user": rec.user,
+                "authority": rec.authority.as_str(),
+                "case": rec.case.to_string(),
+                "action": rec.action,
+            }));
+        }
+        if done {
+            break;
+        }
+    }
+    Ok(Json(
+        json!({"items": items, "next_cursor": next.map(|v| v.to_string())}),
+    ))
+}
