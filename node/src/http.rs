@@ -4,7 +4,7 @@ use crate::diag::{DiagRequest, run_diag};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use axum::{Json, Router};
 use imi_engine::Engine;
 use prometheus_client::metrics::gauge::Gauge;
@@ -31,41 +31,60 @@ pub struct HttpState {
     pub store_memory: Gauge,
 }
 
-/// Every route of the operator and operations part of the listener, as `(method, path)`
-/// in OpenAPI path syntax (the API's own are [`imi_api::routes`]).
-pub const ROUTES: &[(&str, &str)] = &[
-    ("get", "/health/live"),
-    ("get", "/health/ready"),
-    ("get", "/metrics"),
-    ("post", "/operator/diag/send"),
-    ("get", "/operator/status"),
-    ("post", "/operator/trust-list"),
-    ("get", "/operator/users"),
-    ("post", "/operator/users"),
-    ("post", "/operator/users/{user}/revoke"),
-];
+/// The operations and operator routes: method, path (OpenAPI syntax) and handler.
+fn table() -> Vec<(&'static str, &'static str, MethodRouter<HttpState>)> {
+    vec![
+        ("get", "/health/live", get(|| async { "ok" })),
+        ("get", "/health/ready", get(ready)),
+        ("get", "/metrics", get(metrics)),
+        ("post", "/operator/diag/send", post(diag_send)),
+        ("get", "/operator/status", get(status)),
+        ("post", "/operator/trust-list", post(trust_list_update)),
+        ("get", "/operator/users", get(users_list)),
+        ("post", "/operator/users", post(users_add)),
+        ("post", "/operator/users/{user}/revoke", post(users_revoke)),
+    ]
+}
+
+/// Every route the HTTPS listener serves, as `(method, path)` in OpenAPI path syntax: the
+/// operations and operator routes and [`imi_api::routes`].
+pub fn routes() -> Vec<(String, String)> {
+    table()
+        .into_iter()
+        .map(|(m, p, _)| (m.to_owned(), p.to_owned()))
+        .chain(
+            imi_api::routes()
+                .into_iter()
+                .map(|(m, p)| (m.to_owned(), p)),
+        )
+        .collect()
+}
 
 /// The router of the whole HTTPS listener: operations, operator API and `/api/v1`; every
 /// error is problem+json.
 pub fn router(state: HttpState) -> Router {
     let api = imi_api::router(state.api.clone());
-    Router::new()
-        .route("/health/live", get(|| async { "ok" }))
-        .route("/health/ready", get(ready))
-        .route("/metrics", get(metrics))
-        .route("/operator/diag/send", post(diag_send))
-        .route("/operator/status", get(status))
-        .route("/operator/trust-list", post(trust_list_update))
-        .route("/operator/users", get(users_list).post(users_add))
-        .route("/operator/users/{user}/revoke", post(users_revoke))
-        .layer(axum::extract::DefaultBodyLimit::max(
-            imi_protocol::MAX_TRUST_LIST_BYTES,
-        ))
-        .with_state(state)
-        .merge(api)
-        .layer(axum::middleware::map_response(
-            imi_api::problem::problems_everywhere,
-        ))
+    let mut by_path: std::collections::BTreeMap<&str, MethodRouter<HttpState>> =
+        std::collections::BTreeMap::new();
+    for (_, path, handler) in table() {
+        let merged = match by_path.remove(path) {
+            Some(existing) => existing.merge(handler),
+            None => handler,
+        };
+        by_path.insert(path, merged);
+    }
+    let mut r = Router::new();
+    for (path, handler) in by_path {
+        r = r.route(path, handler);
+    }
+    r.layer(axum::extract::DefaultBodyLimit::max(
+        imi_protocol::MAX_TRUST_LIST_BYTES,
+    ))
+    .with_state(state)
+    .merge(api)
+    .layer(axum::middleware::map_response(
+        imi_api::problem::problems_everywhere,
+    ))
 }
 
 async fn users_list(State(state): State<HttpState>, headers: HeaderMap) -> Response {

@@ -168,3 +168,45 @@ fn trust_list_version_only_grows() {
     v3.version = 3;
     assert!(imi_engine::settle_trust_list(&store, v3.sign(&rogue).unwrap(), &gov_pub).is_err());
 }
+
+/// Every route the HTTPS listener serves is in the OpenAPI document with its method, and
+/// the document describes no route that is not served.
+#[test]
+fn openapi_covers_every_route() {
+    let doc: serde_json::Value = serde_json::from_str(imi_api::OPENAPI).unwrap();
+    assert_eq!(doc["openapi"].as_str().unwrap(), "3.1.0");
+    let paths = doc["paths"].as_object().unwrap();
+    let mut documented = std::collections::BTreeSet::new();
+    for (path, item) in paths {
+        for method in ["get", "post", "put", "patch", "delete"] {
+            if item.get(method).is_some() {
+                documented.insert((method.to_owned(), path.clone()));
+            }
+        }
+    }
+    let served: std::collections::BTreeSet<(String, String)> =
+        imi_node::http::routes().into_iter().collect();
+    assert!(served.len() >= 33, "{served:?}");
+    let missing: Vec<_> = served.difference(&documented).collect();
+    assert!(
+        missing.is_empty(),
+        "routes missing from openapi.json: {missing:?}"
+    );
+    let extra: Vec<_> = documented.difference(&served).collect();
+    assert!(
+        extra.is_empty(),
+        "openapi.json documents routes that are not served: {extra:?}"
+    );
+    // Every operation documents its errors as problem+json.
+    for (path, item) in paths {
+        for (method, op) in item.as_object().unwrap() {
+            if !["get", "post"].contains(&method.as_str()) {
+                continue;
+            }
+            assert!(
+                op.get("operationId").is_some(),
+                "{method} {path} has no operationId"
+            );
+        }
+    }
+}

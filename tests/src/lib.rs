@@ -286,6 +286,51 @@ impl Federation {
         h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))
     }
 
+    /// `imi-node users add` on node `node`; returns the new user's bearer token.
+    pub fn add_user(
+        &self,
+        node: &str,
+        id: &str,
+        authority: &str,
+        role: &str,
+        areas: &[&str],
+    ) -> String {
+        let config = self.config(node);
+        let mut args = vec![
+            "users",
+            "add",
+            "--config",
+            config.to_str().expect("utf-8 path"),
+            "--id",
+            id,
+            "--authority",
+            authority,
+            "--role",
+            role,
+            "--json",
+        ];
+        let joined = areas.join(",");
+        if !areas.is_empty() {
+            args.push("--areas");
+            args.push(&joined);
+        }
+        let out = self.run_cli(&args);
+        if !out.status.success() {
+            self.fail(&format!(
+                "users add {id} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        let v: serde_json::Value =
+            serde_json::from_slice(&out.stdout).expect("users add --json output");
+        v["token"].as_str().expect("token in output").to_string()
+    }
+
+    /// A client of node `node` authenticated as the user with `token`.
+    pub fn user(&self, node: &str, token: &str) -> NodeClient {
+        self.client(node).with_token(token)
+    }
+
     /// Panics with `msg` and the node logs.
     pub fn fail(&self, msg: &str) -> ! {
         panic!("{msg}\n{}", self.logs_tail())
@@ -755,6 +800,68 @@ impl NodeClient {
             .send()?;
         let st = r.status().as_u16();
         Ok((st, r.text()?))
+    }
+
+    /// A raw request with the token (if any): method, path, extra headers, body bytes.
+    /// Returns status, content type and body.
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> reqwest::Result<(u16, String, String)> {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut rb = self.auth(self.http.request(m, self.url(path)));
+        for (k, v) in headers {
+            rb = rb.header(*k, *v);
+        }
+        if let Some(b) = body {
+            rb = rb.body(b);
+        }
+        let r = rb.send()?;
+        let st = r.status().as_u16();
+        let ct = r
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        Ok((st, ct, r.text()?))
+    }
+
+    /// GET a JSON document; panics (with the node logs) unless the status is `want`.
+    pub fn get_json_status(&self, path: &str, want: u16) -> serde_json::Value {
+        let (st, body) = self
+            .get(path)
+            .unwrap_or_else(|e| self.fail(&format!("GET {path}: {e}")));
+        if st != want {
+            self.fail(&format!("GET {path}: status {st}, wanted {want}: {body}"));
+        }
+        serde_json::from_str(&body)
+            .unwrap_or_else(|e| self.fail(&format!("GET {path}: {e}: {body}")))
+    }
+
+    /// GET a JSON document that must answer 200.
+    pub fn get_json(&self, path: &str) -> serde_json::Value {
+        self.get_json_status(path, 200)
+    }
+
+    /// POST JSON; panics unless the status is `want`; returns the JSON answer.
+    pub fn post_status(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+        want: u16,
+    ) -> serde_json::Value {
+        let (st, text) = self
+            .post_json(path, body)
+            .unwrap_or_else(|e| self.fail(&format!("POST {path}: {e}")));
+        if st != want {
+            self.fail(&format!("POST {path}: status {st}, wanted {want}: {text}"));
+        }
+        serde_json::from_str(&text)
+            .unwrap_or_else(|e| self.fail(&format!("POST {path}: {e}: {text}")))
     }
 
     /// Status code of `GET /health/live`, `None` if unreachable.
