@@ -214,7 +214,10 @@ fn diploma_story_de_to_hu() {
         "Az oklevél hiteles, a nyilvántartásunkban szerepel."
     );
     assert_eq!(de_view["answers"][0]["by"], "HU-ENKK");
-    assert_eq!(de_view["responder"]["name"], "Health Registration and Training Centre");
+    assert_eq!(
+        de_view["responder"]["name"],
+        "Health Registration and Training Centre"
+    );
 
     // Germany closes it with the scoreboard's ratings; both sides agree on everything.
     step(de, &id, "close", json!({"timeliness": 5, "efforts": 4}));

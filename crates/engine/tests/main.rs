@@ -3,6 +3,8 @@
 //!
 //! * [`delivery`]: exactly-once delivery, group commit, receiver down, sender restart.
 //! * [`hostile`]: hostile inputs on the wire are rejected with signed receipts and change nothing.
+//! * [`cases`]: request steps from another node go through the same state machine; invalid
+//!   ones are rejected with their code and change nothing.
 //! * [`receipts`]: where receipts are stored on both sides; rejected envelopes go to `dead`.
 #![allow(
     clippy::unwrap_used,
@@ -11,6 +13,8 @@
     clippy::indexing_slicing
 )]
 
+#[path = "engine/cases.rs"]
+mod cases;
 // The modules live in a subdirectory so that cargo does not take each for a test binary.
 #[path = "engine/delivery.rs"]
 mod delivery;

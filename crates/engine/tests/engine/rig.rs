@@ -197,6 +197,12 @@ impl Federation {
 
     /// Starts `node`: opens its store, spawns its network on its port, starts its engine.
     pub async fn start(&self, node: NodeId) -> Node {
+        self.start_with(node, Applications::new(vec![Arc::new(DiagnosticApp)]))
+            .await
+    }
+
+    /// Like [`Federation::start`], with these applications.
+    pub async fn start_with(&self, node: NodeId, apps: Applications) -> Node {
         let m = self.member(node);
         let store = Arc::new(
             RocksStore::open(
@@ -230,7 +236,7 @@ impl Federation {
             store.clone(),
             client.clone(),
             events,
-            Applications::new(vec![Arc::new(DiagnosticApp)]),
+            apps,
             Arc::new(SystemClock),
             Self::engine_config(),
             cancel.clone(),
