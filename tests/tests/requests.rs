@@ -132,10 +132,23 @@ fn diploma_story_de_to_hu() {
         "{found:#}"
     );
 
+    // `wait=delivered`: the answer comes once HU has stored the request durably.
     let created = de.post_status(
-        "/api/v1/requests",
+        "/api/v1/requests?wait=delivered",
         &create_body(&[&code], "2099-03-31"),
         201,
+    );
+    assert_eq!(created["delivery"][0]["node"], "HU", "{created}");
+    assert_eq!(created["delivery"][0]["outcome"], "accepted", "{created}");
+    let (st, _) = hu
+        .get(&format!(
+            "/api/v1/requests/{}",
+            created["id"].as_str().unwrap()
+        ))
+        .unwrap();
+    assert_eq!(
+        st, 200,
+        "HU holds the request as soon as DE reports it delivered"
     );
     let id = created["id"].as_str().unwrap().to_string();
     assert_eq!(created["state"], "sent");

@@ -185,6 +185,30 @@ fn attachments(list: Vec<NewAttachment>) -> Result<(Vec<AttachmentRef>, Vec<File
     Ok((refs, files))
 }
 
+/// The query of the POST routes: `wait=delivered` answers only once the other party's node
+/// has stored the step durably (its signed receipt is back), with the outcome per node.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WaitQuery {
+    wait: Option<String>,
+}
+
+impl WaitQuery {
+    fn delivered(&self) -> Result<bool, ApiError> {
+        match self.wait.as_deref() {
+            None => Ok(false),
+            Some("delivered") => Ok(true),
+            Some(_) => Err(ApiError::bad_request(
+                "bad_wait",
+                "wait must be \"delivered\"",
+            )),
+        }
+    }
+}
+
+/// How long `wait=delivered` waits for the other node's receipt.
+pub const DELIVERY_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Runs a step locally (and sends it to the other party's node) in one atomic commit,
 /// with idempotency, and returns the step's result.
 #[allow(clippy::too_many_arguments)]
@@ -196,6 +220,7 @@ async fn submit(
     to: Vec<NodeId>,
     prev: Option<MessageId>,
     idem: Option<Idem>,
+    wait: bool,
 ) -> Result<Value, ApiError> {
     let draft = if to.is_empty() {
         None
@@ -245,8 +270,33 @@ async fn submit(
             result,
         })
     };
-    match state.engine.local_step(draft, Box::new(apply)).await? {
-        Ok(o) => serde_json::from_slice(&o.result).map_err(ApiError::internal),
+    let (outcome, receivers) = state
+        .engine
+        .local_step_watched(draft, Box::new(apply), wait)
+        .await?;
+    match outcome {
+        Ok(o) => {
+            let mut v: Value = serde_json::from_slice(&o.result).map_err(ApiError::internal)?;
+            if wait && o.write {
+                let mut delivery = Vec::new();
+                for rx in receivers {
+                    match tokio::time::timeout(DELIVERY_WAIT, rx).await {
+                        Ok(Ok(report)) => delivery.push(json!({
+                            "node": report.to.to_string(),
+                            "outcome": report.receipt.outcome.label(),
+                            "code": match &report.receipt.outcome {
+                                imi_protocol::Outcome::Rejected(c) => Some(c.label().to_owned()),
+                                _ => None,
+                            },
+                            "round_trip_ms": report.round_trip.as_secs_f64() * 1000.0,
+                        })),
+                        _ => delivery.push(json!({"outcome": "pending"})),
+                    }
+                }
+                v["delivery"] = Value::Array(delivery);
+            }
+            Ok(v)
+        }
         Err(r) => {
             tracing::info!(case = %id, code = r.code.label(), "case step refused");
             Err(r.into())
@@ -552,9 +602,11 @@ struct CreateInput {
 pub(crate) async fn create(
     State(state): State<ApiState>,
     headers: HeaderMap,
+    Query(wait): Query<WaitQuery>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let user = case_worker(&state, &headers)?;
+    let wait = wait.delivered()?;
     let idem = idempotency(&user, &headers, "/api/v1/requests", &body)?;
     let input: CreateInput = parse_json(&headers, &body)?;
     let requester = match &input.requester {
@@ -599,7 +651,7 @@ pub(crate) async fn create(
         files,
     };
     let id = CaseId::random();
-    let result = submit(&state, id, actor, msg, to, None, idem).await?;
+    let result = submit(&state, id, actor, msg, to, None, idem, wait).await?;
     tracing::info!(case = %id, user = %user.id, "request created");
     Ok((StatusCode::CREATED, Json(result)).into_response())
 }
@@ -732,10 +784,12 @@ pub(crate) async fn transition(
     State(state): State<ApiState>,
     Path(id): Path<String>,
     headers: HeaderMap,
+    Query(wait): Query<WaitQuery>,
     body: Bytes,
     action: &'static str,
 ) -> Result<Json<Value>, ApiError> {
     let user = case_worker(&state, &headers)?;
+    let wait = wait.delivered()?;
     let (id, index) = visible_case(&state, &user, &id)?;
     let idem = idempotency(
         &user,
@@ -830,7 +884,7 @@ pub(crate) async fn transition(
         files,
     };
     let to = state.cases.counterparts(&index.requester, &index.responder);
-    let result = submit(&state, id, actor, msg, to, index.last_message, idem).await?;
+    let result = submit(&state, id, actor, msg, to, index.last_message, idem, wait).await?;
     tracing::info!(case = %id, user = %user.id, action, "case step");
     Ok(Json(result))
 }

@@ -585,7 +585,26 @@ impl Engine {
         draft: Option<Draft>,
         apply: LocalFn,
     ) -> Result<Result<LocalOutcome, app::Refusal>, EngineError> {
+        Ok(self.local_step_watched(draft, apply, false).await?.0)
+    }
+
+    /// Like [`Engine::local_step`]; with `watch`, also returns one receiver per recipient
+    /// of the envelope that yields its verified receipt (none when the action refused or
+    /// was a replay).
+    pub async fn local_step_watched(
+        &self,
+        draft: Option<Draft>,
+        apply: LocalFn,
+        watch: bool,
+    ) -> Result<
+        (
+            Result<LocalOutcome, app::Refusal>,
+            Vec<oneshot::Receiver<DeliveryReport>>,
+        ),
+        EngineError,
+    > {
         let s = &self.shared;
+        let started = std::time::Instant::now();
         let created = s.clock.now_ms();
         let envelope = match draft {
             None => None,
@@ -620,13 +639,40 @@ impl Engine {
                 Some(commit::LocalEnvelope { id, bytes, to })
             }
         };
-        s.commit(|reply| commit::Job::Local {
-            envelope,
-            at: created,
-            apply,
-            reply,
-        })
-        .await
+        let mut receivers = Vec::new();
+        let watched: Vec<(NodeId, MessageId)> = match (&envelope, watch) {
+            (Some(e), true) => e.to.iter().map(|n| (*n, e.id)).collect(),
+            _ => Vec::new(),
+        };
+        if !watched.is_empty() {
+            let mut w = s
+                .watchers
+                .lock()
+                .map_err(|_| EngineError::Internal("poisoned".into()))?;
+            for key in &watched {
+                let (tx, rx) = oneshot::channel();
+                w.insert(*key, (started, tx));
+                receivers.push(rx);
+            }
+        }
+        let result = s
+            .commit(|reply| commit::Job::Local {
+                envelope,
+                at: created,
+                apply,
+                reply,
+            })
+            .await;
+        let sent = matches!(&result, Ok(Ok(o)) if o.write);
+        if !sent && !watched.is_empty() {
+            if let Ok(mut w) = s.watchers.lock() {
+                for key in &watched {
+                    w.remove(key);
+                }
+            }
+            receivers.clear();
+        }
+        Ok((result?, receivers))
     }
 
     /// Outbox entries waiting for `peer`.
