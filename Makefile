@@ -24,9 +24,12 @@ test: setup
 demo: build
 	$(CARGO) run --locked -q -p imi-sim -- demo
 
-# The exchange benchmark (release build); see BENCHMARKS.md.
+# The benchmarks (release build): the substrate exchange and the authorities' API; see
+# BENCHMARKS.md.
 bench: setup
-	$(CARGO) run --locked --release -p imi-sim -- bench exchange
+	$(CARGO) build --locked --release -p imi-node -p imi-sim
+	$(CARGO) run --locked --release -q -p imi-sim -- bench exchange
+	$(CARGO) run --locked --release -q -p imi-sim -- bench api
 
 fmt:
 	$(CARGO) fmt --all

@@ -287,7 +287,7 @@ fn cpu_delta(before: &CpuSnap, after: &CpuSnap, tck: f64) -> (f64, BTreeMap<Stri
     (total, by_name)
 }
 
-fn round(v: f64, digits: i32) -> f64 {
+pub(crate) fn round(v: f64, digits: i32) -> f64 {
     let f = 10f64.powi(digits);
     (v * f).round() / f
 }

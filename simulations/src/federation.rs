@@ -254,6 +254,16 @@ impl Federation {
         Ok(fed)
     }
 
+    /// The HTTPS client (trusts the federation CA only).
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// The URL of `path` on node `id`.
+    pub fn url(&self, id: NodeId, path: &str) -> Result<String> {
+        Ok(self.node(id)?.url(path))
+    }
+
     /// The node with id `id`.
     pub fn node(&self, id: NodeId) -> Result<&Node> {
         self.nodes

@@ -19,12 +19,17 @@
 //!   fsync latency. Prints one JSON object on stdout (progress goes to stderr). The
 //!   figures and targets are explained in `BENCHMARKS.md`.
 //!
+//! * `imi-sim bench api [--requests 2000] [--concurrency 32] [--rate 50]`: two nodes,
+//!   DE → HU; an authority user creates requests through the HTTP API, each answered once
+//!   HU holds it durably (`wait=delivered`); requests per second and p50/p99 at 50 req/s.
+//!
 //! The node binary is `$IMI_NODE_BIN`, else the `imi-node` next to this executable (so
 //! `cargo build -p imi-node -p imi-sim` in the same profile is all the set-up needed).
 //! Ports: member i of the federation listens for libp2p on base+2i and HTTPS on base+2i+1
 //! (`imi_node::init::ports`); the benchmark picks free ports itself.
 
 mod bench;
+mod bench_api;
 mod demo;
 mod federation;
 mod ui;
@@ -57,6 +62,9 @@ enum Command {
 enum BenchCommand {
     /// Two nodes (AT → DE): throughput, latency, messages per fsync, memory; JSON on stdout.
     Exchange(bench::ExchangeArgs),
+    /// Two nodes (DE → HU): API create-and-send until the responder has it durably;
+    /// requests per second and p50/p99 at a fixed rate; JSON on stdout.
+    Api(bench_api::ApiArgs),
 }
 
 fn main() -> ExitCode {
@@ -81,6 +89,9 @@ fn real_main() -> Result<bool> {
             Command::Bench {
                 command: BenchCommand::Exchange(args),
             } => bench::exchange(&args).await,
+            Command::Bench {
+                command: BenchCommand::Api(args),
+            } => bench_api::run(&args).await,
         }
     })
 }

@@ -599,6 +599,19 @@ fn users_tokens_and_access_log() {
         &fed.add_user("DE", "audit.de", "DE-NC", "auditor", &[]),
     );
     let me = de.get_json("/api/v1/me");
+    // The scheme name is case-insensitive.
+    let t = fed.add_user("DE", "case.de", "DE-NW-ZAEK", "authority_user", &[]);
+    let (st, _, body) = fed
+        .client("DE")
+        .without_token()
+        .request(
+            "GET",
+            "/api/v1/me",
+            &[("Authorization", &format!("bearer {t}"))],
+            None,
+        )
+        .unwrap();
+    assert_eq!(st, 200, "{body}");
     assert_eq!(me["authority"], "DE-BY-BLZK");
     assert_eq!(me["role"], "authority_user");
 
@@ -672,7 +685,7 @@ fn users_tokens_and_access_log() {
         !text.contains("imi_"),
         "users list must not show tokens: {text}"
     );
-    assert_eq!(list["items"].as_array().unwrap().len(), 2);
+    assert_eq!(list["items"].as_array().unwrap().len(), 3);
 
     let out = fed.run_cli(&["users", "revoke", "--config", cfg, "--id", "anna.de"]);
     assert!(

@@ -293,7 +293,9 @@ async fn submit(
                         _ => delivery.push(json!({"outcome": "pending"})),
                     }
                 }
-                v["delivery"] = Value::Array(delivery);
+                if let Some(obj) = v.as_object_mut() {
+                    obj.insert("delivery".into(), Value::Array(delivery));
+                }
             }
             Ok(v)
         }

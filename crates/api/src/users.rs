@@ -234,7 +234,11 @@ pub fn authenticate(engine: &Engine, headers: &HeaderMap) -> Result<User, ApiErr
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|v| {
+            // The scheme name is case-insensitive (RFC 9110, section 11.1).
+            let (scheme, token) = v.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then_some(token)
+        })
         .map(str::trim)
         .filter(|t| t.starts_with(TOKEN_PREFIX) && t.len() <= 128)
         .ok_or_else(ApiError::unauthorized)?;
