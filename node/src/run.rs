@@ -208,7 +208,34 @@ pub fn signal_token() -> Result<CancellationToken> {
     Ok(token)
 }
 
-/// The production clock.
+/// The system clock moved by a fixed offset: for simulations and tests that need a node to
+/// live in the future (overdue requests, retention), never for production.
+#[derive(Debug, Clone, Copy)]
+pub struct OffsetClock(pub u64);
+
+impl Clock for OffsetClock {
+    fn now_ms(&self) -> imi_protocol::Timestamp {
+        SystemClock.now_ms().saturating_add(self.0)
+    }
+}
+
+/// The environment variable that shifts a node's clock forward (milliseconds; simulations
+/// and tests only).
+pub const CLOCK_OFFSET_ENV: &str = "IMI_CLOCK_OFFSET_MS";
+
+/// The production clock (shifted by `IMI_CLOCK_OFFSET_MS` when that is set, with a warning).
 pub fn system_clock() -> Arc<dyn Clock> {
-    Arc::new(SystemClock)
+    match std::env::var(CLOCK_OFFSET_ENV)
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        Some(offset) if offset > 0 => {
+            tracing::warn!(
+                offset_ms = offset,
+                "{CLOCK_OFFSET_ENV} is set: this node's clock runs ahead (simulations and tests only)"
+            );
+            Arc::new(OffsetClock(offset))
+        }
+        _ => Arc::new(SystemClock),
+    }
 }

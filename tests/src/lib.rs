@@ -428,6 +428,18 @@ impl NodeProc {
 
     /// Spawns without waiting.
     pub fn spawn(fed: &Federation, id: &str) -> NodeProc {
+        Self::spawn_env(fed, id, &[])
+    }
+
+    /// Starts node `id` with extra environment variables and waits until it is live.
+    pub fn start_env(fed: &Federation, id: &str, env: &[(&str, &str)]) -> NodeProc {
+        let p = Self::spawn_env(fed, id, env);
+        p.wait_live(Duration::from_secs(60));
+        p
+    }
+
+    /// Spawns with extra environment variables, without waiting.
+    pub fn spawn_env(fed: &Federation, id: &str, env: &[(&str, &str)]) -> NodeProc {
         let n = fed.log_seq.fetch_add(1, Ordering::SeqCst);
         let log = fed.logs_dir().join(format!("{n:02}-{id}.log"));
         let file = fs::File::create(&log).expect("create log file");
@@ -441,6 +453,7 @@ impl NodeProc {
             .arg(fed.config(id))
             // Plain log files (tracing-subscriber honours NO_COLOR).
             .env("NO_COLOR", "1")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(stdout)
             .stderr(file)

@@ -789,3 +789,209 @@ fn personal_data_is_encrypted_at_rest() {
         marker
     );
 }
+
+/// Days since 1970-01-01 → `YYYY-MM-DD` (Howard Hinnant's civil_from_days).
+fn date_of_days(days: u64) -> String {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + u64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+fn today_days() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        / 86_400
+}
+
+fn ids(list: &Value) -> Vec<String> {
+    list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Lists paginate with a cursor; a request past its agreed date and still unanswered is
+/// flagged overdue on both sides (the nodes are restarted with their clocks 4 days ahead).
+#[test]
+fn pagination_and_overdue_flag() {
+    let _g = lock(&HEAVY);
+    let s = setup();
+    let Story {
+        fed,
+        _de,
+        _hu,
+        de,
+        hu,
+    } = s;
+    let due = date_of_days(today_days() + 2);
+    let mut made = Vec::new();
+    for _ in 0..3 {
+        let v = de.post_status(
+            "/api/v1/requests?wait=delivered",
+            &create_body(&["PQ-Q01"], &due),
+            201,
+        );
+        made.push(v["id"].as_str().unwrap().to_string());
+    }
+    // R3 is answered in time.
+    step(&hu, &made[2], "accept", json!({}));
+    step(
+        &hu,
+        &made[2],
+        "answer",
+        json!({"answers": [{"question": "PQ-Q01", "type": "bool", "value": false}]}),
+    );
+    wait_state(&fed, &de, &made[2], "answered");
+
+    let page1 = de.get_json("/api/v1/requests?limit=2");
+    assert_eq!(ids(&page1).len(), 2, "{page1}");
+    let cursor = page1["next_cursor"]
+        .as_str()
+        .expect("a next page")
+        .to_string();
+    let page2 = de.get_json(&format!("/api/v1/requests?limit=2&cursor={cursor}"));
+    assert_eq!(ids(&page2).len(), 1, "{page2}");
+    assert!(page2["next_cursor"].is_null());
+    let mut all: Vec<String> = ids(&page1).into_iter().chain(ids(&page2)).collect();
+    all.sort();
+    let mut want = made.clone();
+    want.sort();
+    assert_eq!(all, want);
+    assert!(ids(&de.get_json("/api/v1/requests?overdue=true")).is_empty());
+    assert_eq!(ids(&de.get_json("/api/v1/requests?overdue=false")).len(), 3);
+
+    // Four days later.
+    _de.stop();
+    _hu.stop();
+    let ahead = (4 * 86_400_000u64).to_string();
+    let _de2 = NodeProc::start_env(&fed, "DE", &[("IMI_CLOCK_OFFSET_MS", &ahead)]);
+    let _hu2 = NodeProc::start_env(&fed, "HU", &[("IMI_CLOCK_OFFSET_MS", &ahead)]);
+    for c in [&de, &hu] {
+        let mut overdue = ids(&c.get_json("/api/v1/requests?overdue=true"));
+        overdue.sort();
+        let mut want = vec![made[0].clone(), made[1].clone()];
+        want.sort();
+        assert_eq!(overdue, want, "{}", c.id);
+        assert_eq!(
+            c.get_json(&format!("/api/v1/requests/{}", made[0]))["overdue"],
+            true
+        );
+        assert_eq!(
+            c.get_json(&format!("/api/v1/requests/{}", made[2]))["overdue"],
+            false
+        );
+    }
+    let list = de.get_json("/api/v1/requests?overdue=true&status=sent");
+    assert!(
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["overdue"] == true)
+    );
+    // Answering late clears the flag.
+    step(&hu, &made[0], "accept", json!({}));
+    step(
+        &hu,
+        &made[0],
+        "answer",
+        json!({"answers": [{"question": "PQ-Q01", "type": "bool", "value": true}]}),
+    );
+    let v = wait_state(&fed, &de, &made[0], "answered");
+    assert_eq!(v["overdue"], false);
+}
+
+/// A new legal area is a new catalogue file and no code: a copy of an area with new codes,
+/// dropped into the federation's catalogue, is usable through the API after a restart. A
+/// catalogue with a missing translation stops the node with an error naming the file and
+/// the item.
+#[test]
+fn new_area_from_a_file_and_broken_catalogue() {
+    let _g = lock(&HEAVY);
+    let fed = Federation::init(&["DE", "HU"]);
+    let areas = fed.root().join("catalogue").join("areas");
+    let co = std::fs::read_to_string(areas.join("CO.toml")).unwrap();
+    let tst = co
+        .replace("code = \"CO\"", "code = \"TST\"")
+        .replace("\"CO-", "\"TST-");
+    assert!(tst.contains("TST-Q01") && !tst.contains("\"CO-"));
+    std::fs::write(areas.join("TST.toml"), &tst).unwrap();
+
+    let _de = fed.start("DE");
+    let _hu = fed.start("HU");
+    let de = fed.user(
+        "DE",
+        &fed.add_user("DE", "anna.de", "DE-BY-BLZK", "authority_user", &[]),
+    );
+    let hu = fed.user(
+        "HU",
+        &fed.add_user("HU", "bela.hu", "HU-ENKK", "authority_user", &[]),
+    );
+    let cat = de.get_json("/api/v1/catalogue?lang=de");
+    assert!(
+        cat["areas"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["code"] == "TST"),
+        "{cat}"
+    );
+    let mut body = create_body(&["TST-Q01"], "2099-06-30");
+    body["area"] = json!("TST");
+    body["procedure"] = json!("TST-P01");
+    let id = de.post_status("/api/v1/requests?wait=delivered", &body, 201)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let v = hu.get_json(&format!("/api/v1/requests/{id}?lang=hu"));
+    assert_eq!(v["area"]["code"], "TST");
+    assert_eq!(
+        v["questions"][0]["text"],
+        "Ismertesse a kulturális javat: típus, anyagok, méretek és megkülönböztető jegyek."
+    );
+    _de.stop();
+
+    // Drop the Hungarian text of TST-Q01: DE must refuse to start, naming file and item.
+    let broken = tst.replacen(
+        "hu = \"Ismertesse a kulturális javat: típus, anyagok, méretek és megkülönböztető jegyek.\"\n",
+        "",
+        1,
+    );
+    assert_ne!(broken, tst);
+    std::fs::write(areas.join("TST.toml"), &broken).unwrap();
+    let mut child = std::process::Command::new(imi_e2e::node_bin())
+        .args(["run", "--config"])
+        .arg(fed.config("DE"))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if started.elapsed() > ARRIVE {
+            let _ = child.kill();
+            panic!("imi-node started with a broken catalogue");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert!(!status.success());
+    assert!(err.contains("TST.toml"), "{err}");
+    assert!(err.contains("TST-Q01"), "{err}");
+}
