@@ -46,7 +46,7 @@ fn create_body(questions: &[&str], answer_by: &str) -> Value {
         "free_text": "Bitte bestätigen Sie die Echtheit des beigefügten Diploms.",
         "subject": {
             "name": "Dr. Kovács Éva",
-            "date_of_birth": "1984-03-09",
+            "date_of_birth": "1962-03-09",
             "details": {"diploma": "SE-FOK-2009-1234"}
         },
         "answer_by": answer_by,

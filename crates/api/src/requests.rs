@@ -759,8 +759,17 @@ fn answer(a: AnswerInput) -> Result<CodedAnswer, ApiError> {
         "text" => AnswerPayload::Text(a.value.as_str().ok_or_else(bad)?.to_owned()),
         "number" => AnswerPayload::Number(a.value.as_i64().ok_or_else(bad)?),
         "date" => {
-            let d = a.value.as_str().ok_or_else(bad)?;
-            AnswerPayload::Date(date_field(d, "value")?.start_ms())
+            let d = date_field(a.value.as_str().ok_or_else(bad)?, "value")?;
+            if d.before_epoch() {
+                return Err(ApiError::unprocessable(
+                    "unsupported_date",
+                    format!(
+                        "date answers before 1970 are not supported ({})",
+                        a.question
+                    ),
+                ));
+            }
+            AnswerPayload::Date(d.start_ms())
         }
         "choice" => AnswerPayload::Choice(a.value.as_str().ok_or_else(bad)?.to_owned()),
         "choices" => AnswerPayload::Choices(

@@ -1144,30 +1144,7 @@ fn is_code(code: &str) -> bool {
 
 /// `YYYY-MM-DD` naming a real day of the proleptic Gregorian calendar, years 0001 to 9999.
 fn is_calendar_date(s: &str) -> bool {
-    let b = s.as_bytes();
-    let [y0, y1, y2, y3, b'-', m0, m1, b'-', d0, d1] = *b else {
-        return false;
-    };
-    let digits = [y0, y1, y2, y3, m0, m1, d0, d1];
-    if !digits.iter().all(u8::is_ascii_digit) {
-        return false;
-    }
-    let num = |ds: &[u8]| {
-        ds.iter()
-            .fold(0u32, |acc, d| acc * 10 + u32::from(d - b'0'))
-    };
-    let year = num(&[y0, y1, y2, y3]);
-    let month = num(&[m0, m1]);
-    let day = num(&[d0, d1]);
-    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-    let days_in_month = match month {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if leap => 29,
-        2 => 28,
-        _ => return false,
-    };
-    year >= 1 && (1..=days_in_month).contains(&day)
+    crate::dates::Date::parse(s).is_some()
 }
 
 fn check_attachment(name: &str, sha256: &str, size: u64) -> Result<(), &'static str> {

@@ -8,7 +8,7 @@ pub const DAY_MS: u64 = 86_400_000;
 /// A calendar date.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Date {
-    /// Year, 1970..=9999.
+    /// Year, 1..=9999.
     pub year: u32,
     /// Month, 1..=12.
     pub month: u32,
@@ -28,7 +28,7 @@ fn days_in_month(year: u32, month: u32) -> Option<u32> {
 }
 
 impl Date {
-    /// Parses `YYYY-MM-DD` (a real calendar date from 1970 on).
+    /// Parses `YYYY-MM-DD` (a real calendar date, year 0001 to 9999).
     pub fn parse(s: &str) -> Option<Date> {
         let b = s.as_bytes();
         let [y0, y1, y2, y3, b'-', m0, m1, b'-', d0, d1] = *b else {
@@ -43,26 +43,27 @@ impl Date {
                 .fold(0u32, |acc, d| acc * 10 + u32::from(d - b'0'))
         };
         let (year, month, day) = (num(&[y0, y1, y2, y3]), num(&[m0, m1]), num(&[d0, d1]));
-        if year < 1970 || day == 0 || day > days_in_month(year, month)? {
+        if year == 0 || day == 0 || day > days_in_month(year, month)? {
             return None;
         }
         Some(Date { year, month, day })
     }
 
-    /// Days since 1970-01-01.
-    pub fn days(&self) -> u64 {
-        // Howard Hinnant's days_from_civil, for years >= 1970.
-        let y = u64::from(if self.month <= 2 {
-            self.year - 1
-        } else {
-            self.year
-        });
-        let era = y / 400;
+    /// Days since 1970-01-01 (negative before).
+    pub fn days(&self) -> i64 {
+        // Howard Hinnant's days_from_civil.
+        let y = i64::from(self.year) - i64::from(self.month <= 2);
+        let era = y.div_euclid(400);
         let yoe = y - era * 400;
-        let m = u64::from(self.month);
-        let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + u64::from(self.day) - 1;
+        let m = i64::from(self.month);
+        let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(self.day) - 1;
         let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
         era * 146_097 + doe - 719_468
+    }
+
+    /// Whether the date is before 1970-01-01 (protocol timestamps cannot express it).
+    pub fn before_epoch(&self) -> bool {
+        self.year < 1970
     }
 
     /// The date of day number `days` since 1970-01-01.
@@ -88,9 +89,9 @@ impl Date {
         Date::from_days(ms / DAY_MS)
     }
 
-    /// The first millisecond of the day, UTC.
+    /// The first millisecond of the day, UTC (0 for dates before 1970).
     pub fn start_ms(&self) -> u64 {
-        self.days() * DAY_MS
+        u64::try_from(self.days()).map_or(0, |d| d * DAY_MS)
     }
 
     /// The last millisecond of the day, UTC: an answer "by" this date may come until then.
@@ -165,7 +166,7 @@ mod tests {
         ] {
             let d = Date::parse(s).unwrap();
             assert_eq!(d.to_string(), s);
-            assert_eq!(Date::from_days(d.days()), d);
+            assert_eq!(Date::from_days(u64::try_from(d.days()).unwrap()), d);
             assert_eq!(Date::of_ms(d.end_ms()), d);
         }
         assert_eq!(
@@ -190,7 +191,8 @@ mod tests {
             "2021-13-01",
             "2021-00-10",
             "2021-04-31",
-            "1969-12-31",
+            "0000-01-01",
+            "1900-02-29",
             "2021-1-01",
             "20210301",
             "",

@@ -525,34 +525,10 @@ impl Engine {
         watch: bool,
     ) -> Result<(MessageId, Vec<oneshot::Receiver<DeliveryReport>>), EngineError> {
         let s = &self.shared;
-        if let Some(n) = draft
-            .to
-            .iter()
-            .find(|n| **n == s.me || !s.wake.contains_key(n))
-        {
-            return Err(EngineError::Invalid(format!(
-                "{n} is not a destination of this node"
-            )));
-        }
         let started = std::time::Instant::now();
         let created = s.clock.now_ms();
-        let trust = s.trust();
-        let signer = s.identity.signer.clone();
         let to = draft.to.clone();
-        let max = s.config.max_envelope_bytes;
-        let (id, bytes) = tokio::task::spawn_blocking(move || {
-            let rnd = SealRandomness::random(draft.to.len());
-            let bytes = imi_protocol::seal_and_sign(&draft, created, &signer, &trust, &rnd)?;
-            Ok::<_, EngineError>((rnd.id, bytes))
-        })
-        .await
-        .map_err(|e| EngineError::Internal(e.to_string()))??;
-        if bytes.len() > max {
-            return Err(EngineError::Invalid(format!(
-                "envelope of {} bytes exceeds the {max}-byte limit",
-                bytes.len()
-            )));
-        }
+        let (id, bytes) = self.seal(draft, created).await?;
         let mut receivers = Vec::new();
         if watch {
             let mut w = s
@@ -609,33 +585,8 @@ impl Engine {
         let envelope = match draft {
             None => None,
             Some(draft) => {
-                if let Some(n) = draft
-                    .to
-                    .iter()
-                    .find(|n| **n == s.me || !s.wake.contains_key(n))
-                {
-                    return Err(EngineError::Invalid(format!(
-                        "{n} is not a destination of this node"
-                    )));
-                }
-                let trust = s.trust();
-                let signer = s.identity.signer.clone();
                 let to = draft.to.clone();
-                let (id, bytes) = tokio::task::spawn_blocking(move || {
-                    let rnd = SealRandomness::random(draft.to.len());
-                    let bytes =
-                        imi_protocol::seal_and_sign(&draft, created, &signer, &trust, &rnd)?;
-                    Ok::<_, EngineError>((rnd.id, bytes))
-                })
-                .await
-                .map_err(|e| EngineError::Internal(e.to_string()))??;
-                if bytes.len() > s.config.max_envelope_bytes {
-                    return Err(EngineError::Invalid(format!(
-                        "envelope of {} bytes exceeds the {}-byte limit",
-                        bytes.len(),
-                        s.config.max_envelope_bytes
-                    )));
-                }
+                let (id, bytes) = self.seal(draft, created).await?;
                 Some(commit::LocalEnvelope { id, bytes, to })
             }
         };
@@ -673,6 +624,38 @@ impl Engine {
             receivers.clear();
         }
         Ok((result?, receivers))
+    }
+
+    /// Checks the recipients, then seals and signs `draft` on a blocking thread; refuses
+    /// an envelope over the size limit.
+    async fn seal(&self, draft: Draft, created: u64) -> Result<(MessageId, Vec<u8>), EngineError> {
+        let s = &self.shared;
+        if let Some(n) = draft
+            .to
+            .iter()
+            .find(|n| **n == s.me || !s.wake.contains_key(n))
+        {
+            return Err(EngineError::Invalid(format!(
+                "{n} is not a destination of this node"
+            )));
+        }
+        let trust = s.trust();
+        let signer = s.identity.signer.clone();
+        let (id, bytes) = tokio::task::spawn_blocking(move || {
+            let rnd = SealRandomness::random(draft.to.len());
+            let bytes = imi_protocol::seal_and_sign(&draft, created, &signer, &trust, &rnd)?;
+            Ok::<_, EngineError>((rnd.id, bytes))
+        })
+        .await
+        .map_err(|e| EngineError::Internal(e.to_string()))??;
+        let max = s.config.max_envelope_bytes;
+        if bytes.len() > max {
+            return Err(EngineError::Invalid(format!(
+                "envelope of {} bytes exceeds the {max}-byte limit",
+                bytes.len()
+            )));
+        }
+        Ok((id, bytes))
     }
 
     /// Outbox entries waiting for `peer`.
