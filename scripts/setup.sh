@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian machine lacks to build and test the project:
-# libclang (bindgen for the rocksdb crate) and a C++ compiler. Idempotent.
+# libclang (bindgen for the rocksdb crate), a C++ compiler, and Debian's Chromium (the
+# scoreboard page's screenshot test renders it headless). Idempotent.
 set -euo pipefail
 
 need=()
@@ -9,6 +10,7 @@ if ! ldconfig -p 2>/dev/null | grep -q 'libclang[-.0-9]*\.so'; then
 fi
 command -v c++ >/dev/null 2>&1 || need+=(g++)
 command -v make >/dev/null 2>&1 || need+=(make)
+[ -x /usr/bin/chromium ] || need+=(chromium)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}"

@@ -298,6 +298,23 @@ pub async fn operator_call(
     Ok(serde_json::from_str(&text)?)
 }
 
+/// Client side: `GET path` on the node of `cfg` without a token; returns the body.
+pub async fn public_get(cfg: &crate::config::NodeConfig, path: &str) -> Result<String> {
+    let client = crate::tls::http_client(&cfg.http.ca_cert)?;
+    let url = format!("https://{}{path}", connect_host(cfg));
+    let resp = client
+        .get(&url)
+        .send()
+        .await
+        .with_context(|| format!("is the node running? {url}"))?;
+    let status = resp.status();
+    let text = resp.text().await.unwrap_or_default();
+    if !status.is_success() {
+        bail!("{url}: {status}: {text}");
+    }
+    Ok(text)
+}
+
 /// The host:port to reach a node's HTTPS listener (its certificate names the listen IP).
 pub fn connect_host(cfg: &crate::config::NodeConfig) -> String {
     let a = cfg.http.listen;

@@ -94,12 +94,16 @@ pub async fn run(
         imi_engine::allowed_peers(&trust, me),
         cancel.child_token(),
     )?;
-    let cases = Arc::new(imi_engine::cases::Cases::new(
-        me,
-        data_key,
-        catalogue.clone(),
-        directory.clone(),
-    ));
+    // Member states report indicator facts to the Commission node when it is a member.
+    let commission = (me != imi_protocol::NodeId::EU
+        && trust.member(imi_protocol::NodeId::EU).is_some())
+    .then_some(imi_protocol::NodeId::EU);
+    let mut cases =
+        imi_engine::cases::Cases::new(me, data_key, catalogue.clone(), directory.clone());
+    if commission.is_some() {
+        cases = cases.with_fact_reports();
+    }
+    let cases = Arc::new(cases);
     tracing::info!(
         node = %me,
         areas = catalogue.areas().len(),
@@ -107,7 +111,14 @@ pub async fn run(
         own_authorities = directory.by_country(me).count(),
         "catalogue and directory loaded"
     );
-    let apps = Applications::new(vec![Arc::new(DiagnosticApp), cases.application()]);
+    let apps = if me == imi_protocol::NodeId::EU {
+        Applications::new(vec![
+            Arc::new(DiagnosticApp),
+            Arc::new(imi_engine::facts::FactApp),
+        ])
+    } else {
+        Applications::new(vec![Arc::new(DiagnosticApp), cases.application()])
+    };
     let (engine, tasks) = Engine::start(
         identity,
         trust,
@@ -173,6 +184,13 @@ pub async fn run(
                 }
             }
         });
+    }
+    if let Some(eu) = commission {
+        tokio::spawn(imi_engine::facts::run_reporter(
+            engine.clone(),
+            eu,
+            cancel.child_token(),
+        ));
     }
     tracing::info!(node = %me, "ready");
 

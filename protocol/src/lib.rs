@@ -24,6 +24,7 @@
 mod cbor;
 pub mod clock;
 pub mod cose;
+pub mod dates;
 pub mod envelope;
 mod error;
 pub mod ids;

@@ -31,6 +31,7 @@
 
 pub mod problem;
 pub mod requests;
+pub mod scoreboard;
 pub mod users;
 pub mod views;
 
@@ -146,6 +147,22 @@ fn table() -> Vec<(&'static str, String, MethodRouter<ApiState>)> {
             "/api/v1/audit/access-log".into(),
             get(requests::access_log),
         ),
+        (
+            "get",
+            "/api/v1/scoreboard".into(),
+            get(scoreboard::scoreboard),
+        ),
+        (
+            "get",
+            "/api/v1/scoreboard/facts".into(),
+            get(scoreboard::export),
+        ),
+        (
+            "get",
+            "/api/v1/scoreboard/flags".into(),
+            get(scoreboard::flags),
+        ),
+        ("get", "/scoreboard".into(), get(scoreboard::page)),
     ];
     for a in ACTIONS {
         let action: &'static str = a;

@@ -31,7 +31,8 @@
 
 pub mod authority;
 pub mod catalogue;
-pub mod dates;
+/// Calendar dates and RFC 3339 times (from `imi-protocol`).
+pub use imi_protocol::dates;
 pub mod limits;
 pub mod request;
 pub mod user;

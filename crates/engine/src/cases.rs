@@ -286,6 +286,7 @@ pub fn file_key(case: &CaseId, sha256: &[u8; 32]) -> Vec<u8> {
 /// The request service of a node: its catalogue, directory and data key.
 pub struct Cases {
     node: NodeId,
+    report_facts: bool,
     data_key: DataKey,
     catalogue: Arc<Catalogue>,
     directory: Arc<Directory>,
@@ -306,10 +307,18 @@ impl Cases {
     ) -> Self {
         Self {
             node,
+            report_facts: false,
             data_key,
             catalogue,
             directory,
         }
+    }
+
+    /// Also record this node's indicator facts with every step, for the reporter to send
+    /// to the Commission node ([`crate::facts`]).
+    pub fn with_fact_reports(mut self) -> Self {
+        self.report_facts = true;
+        self
     }
 
     /// This node.
@@ -522,6 +531,9 @@ impl Cases {
             id.as_bytes().to_vec(),
             cbor(&CaseIndex::of(&next, at, message_id)),
         );
+        if self.report_facts {
+            crate::facts::record_report(txn, self.node, &next);
+        }
         Ok(next)
     }
 

@@ -17,6 +17,8 @@
 //! | `access_log` | seq (8, big-endian) | CBOR [`crate::cases::AccessRecord`]: reads of personal data |
 //! | `users` | `u/` ‖ user id, `t/` ‖ token SHA-256 | user record, user id |
 //! | `idempotency` | user id ‖ 0 ‖ key | SHA-256 of the request (32) ‖ the first response |
+//! | `facts` | member node: case id (16); `EU`: case hex ‖ 0 ‖ `q`/`s` | member: CBOR [`crate::facts::FactReport`] last reported; `EU`: CBOR [`crate::facts::StoredReport`] per side |
+//! | `facts_pending` | case id (16) | CBOR [`crate::facts::FactReport`] not yet enqueued for `EU` |
 use imi_protocol::{MessageId, NodeId};
 use imi_store::Column;
 
@@ -52,6 +54,11 @@ pub const USERS: Column = "users";
 /// Idempotency keys of API POSTs.
 pub const IDEMPOTENCY: Column = "idempotency";
 
+/// Indicator facts (reported by a member node; received by the Commission node).
+pub const FACTS: Column = "facts";
+/// Fact reports waiting to be enqueued for the Commission node.
+pub const FACTS_PENDING: Column = "facts_pending";
+
 /// Every column the engine uses.
 pub const ALL: &[Column] = &[
     META,
@@ -69,6 +76,8 @@ pub const ALL: &[Column] = &[
     ACCESS_LOG,
     USERS,
     IDEMPOTENCY,
+    FACTS,
+    FACTS_PENDING,
 ];
 
 /// `peer ‖ seq`.

@@ -29,6 +29,7 @@ pub mod app;
 pub mod cases;
 pub mod commit;
 pub mod delivery;
+pub mod facts;
 pub mod inbound;
 pub mod keys;
 pub mod metrics;

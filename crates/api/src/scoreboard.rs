@@ -1,0 +1,176 @@
+//! The scoreboard routes (public: indicator facts carry no personal data).
+//!
+//! On the Commission node (`EU`) they publish what the member states reported, cross-checked;
+//! on a member-state node, the facts that node reported itself, so that anyone can recompute
+//! a country's figures and compare them with the Commission's.
+use crate::ApiState;
+use crate::problem::ApiError;
+use axum::extract::{Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use imi_engine::facts;
+use imi_protocol::NodeId;
+use imi_protocol::dates::Date;
+use imi_scoreboard::{Board, Fact, Period};
+use serde::Deserialize;
+
+/// `?period=2021` (or `2021-Q2`), or `?from=YYYY-MM-DD&to=YYYY-MM-DD`; `format`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScoreboardQuery {
+    period: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    format: Option<String>,
+}
+
+impl ScoreboardQuery {
+    fn period(&self, state: &ApiState) -> Result<Period, ApiError> {
+        let bad = |d: &str| ApiError::bad_request("bad_period", d);
+        match (&self.period, &self.from, &self.to) {
+            (Some(p), None, None) => Period::parse(p)
+                .ok_or_else(|| bad("period must be a year (2021) or a quarter (2021-Q2)")),
+            (None, Some(f), Some(t)) => {
+                let f = Date::parse(f).ok_or_else(|| bad("from is not a YYYY-MM-DD date"))?;
+                let t = Date::parse(t).ok_or_else(|| bad("to is not a YYYY-MM-DD date"))?;
+                Period::between(f, t).ok_or_else(|| bad("from must be before to"))
+            }
+            (None, None, None) => {
+                let year = Date::of_ms(state.clock.now_ms()).year;
+                Period::year(year).ok_or_else(|| bad("no current year"))
+            }
+            _ => Err(bad("give period, or from and to")),
+        }
+    }
+}
+
+/// The facts the node holds: on `EU` the cross-checked facts of every case; elsewhere the
+/// node's own latest reports.
+pub fn node_facts(state: &ApiState) -> Result<Vec<Fact>, ApiError> {
+    let store = state.engine.store();
+    if state.engine.node() == NodeId::EU {
+        Ok(facts::commission_cases(store.as_ref())?
+            .into_iter()
+            .map(|c| c.checked.fact)
+            .collect())
+    } else {
+        Ok(facts::own_reports(store.as_ref())?
+            .into_iter()
+            .map(|r| r.fact)
+            .collect())
+    }
+}
+
+fn board(state: &ApiState, period: Period) -> Result<Board, ApiError> {
+    let mut b = Board::new(period);
+    for f in node_facts(state)? {
+        if let Ok(r) = f.record() {
+            b.add(&r);
+        }
+    }
+    Ok(b)
+}
+
+fn render(board: &Board, format: Option<&str>) -> Result<Response, ApiError> {
+    Ok(match format.unwrap_or("json") {
+        "json" => (
+            [(header::CONTENT_TYPE, "application/json")],
+            board.scoreboard().to_json(),
+        )
+            .into_response(),
+        "csv" => (
+            [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+            board.scoreboard().to_csv(),
+        )
+            .into_response(),
+        "html" => (
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            imi_scoreboard::html::page(board),
+        )
+            .into_response(),
+        _ => {
+            return Err(ApiError::bad_request(
+                "bad_format",
+                "format must be json, csv or html",
+            ));
+        }
+    })
+}
+
+/// `GET /api/v1/scoreboard`.
+pub(crate) async fn scoreboard(
+    State(state): State<ApiState>,
+    Query(q): Query<ScoreboardQuery>,
+) -> Result<Response, ApiError> {
+    let period = q.period(&state)?;
+    render(&board(&state, period)?, q.format.as_deref())
+}
+
+/// `GET /scoreboard`: the HTML page.
+pub(crate) async fn page(
+    State(state): State<ApiState>,
+    Query(q): Query<ScoreboardQuery>,
+) -> Result<Response, ApiError> {
+    let period = q.period(&state)?;
+    render(&board(&state, period)?, Some("html"))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FactsQuery {
+    period: Option<String>,
+}
+
+/// `GET /api/v1/scoreboard/facts`: JSON Lines, one case per line (all, or sent within
+/// `period`).
+pub(crate) async fn export(
+    State(state): State<ApiState>,
+    Query(q): Query<FactsQuery>,
+) -> Result<Response, ApiError> {
+    let period = match &q.period {
+        None => None,
+        Some(p) => Some(Period::parse(p).ok_or_else(|| {
+            ApiError::bad_request("bad_period", "period must be a year or a quarter")
+        })?),
+    };
+    let mut out = String::new();
+    for f in node_facts(&state)? {
+        if let Some(p) = period {
+            let Ok(r) = f.record() else { continue };
+            let from = p.from.start_ms() as i64;
+            let to = p.to.start_ms() as i64;
+            if r.sent < from || r.sent >= to {
+                continue;
+            }
+        }
+        out.push_str(&serde_json::to_string(&f).map_err(ApiError::internal)?);
+        out.push('\n');
+    }
+    Ok(([(header::CONTENT_TYPE, "application/jsonl")], out).into_response())
+}
+
+/// `GET /api/v1/scoreboard/flags`: the Commission node's cross-check.
+pub(crate) async fn flags(State(state): State<ApiState>) -> Result<Response, ApiError> {
+    if state.engine.node() != NodeId::EU {
+        return Err(ApiError::not_found());
+    }
+    let cases = facts::commission_cases(state.engine.store().as_ref())?;
+    let flagged: Vec<_> = cases
+        .iter()
+        .filter(|c| c.flagged())
+        .map(|c| {
+            serde_json::json!({
+                "case": c.case,
+                "disagreements": c.checked.disagreements,
+                "steps": c.requester_steps,
+            })
+        })
+        .collect();
+    let body = serde_json::json!({
+        "cases": cases.len(),
+        "both_reported": cases.iter().filter(|c| c.checked.both_reported).count(),
+        "in_flight": cases.iter().filter(|c| c.requester_steps != c.responder_steps).count(),
+        "flagged": flagged,
+    });
+    Ok(axum::Json(body).into_response())
+}
