@@ -5,6 +5,8 @@
 //! * [`hostile`]: hostile inputs on the wire are rejected with signed receipts and change nothing.
 //! * [`cases`]: request steps from another node go through the same state machine; invalid
 //!   ones are rejected with their code and change nothing.
+//! * [`facts`]: indicator facts reach the Commission node and carry nothing personal; a
+//!   falsified side is flagged.
 //! * [`receipts`]: where receipts are stored on both sides; rejected envelopes go to `dead`.
 #![allow(
     clippy::unwrap_used,
@@ -15,6 +17,8 @@
 
 #[path = "engine/cases.rs"]
 mod cases;
+#[path = "engine/facts.rs"]
+mod facts;
 // The modules live in a subdirectory so that cargo does not take each for a test binary.
 #[path = "engine/delivery.rs"]
 mod delivery;

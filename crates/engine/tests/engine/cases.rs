@@ -26,7 +26,12 @@ fn authority(id: &str, country: NodeId) -> Authority {
     }
 }
 
-fn cases_for(node: NodeId) -> Arc<Cases> {
+pub fn cases_for(node: NodeId) -> Arc<Cases> {
+    Arc::new(cases_plain(node))
+}
+
+/// A node's request service without fact reporting.
+pub fn cases_plain(node: NodeId) -> Cases {
     let catalogue = Catalogue::load_dir(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../configs/catalogue"
@@ -39,12 +44,12 @@ fn cases_for(node: NodeId) -> Arc<Cases> {
         authority("AT-NC", AT),
     ])
     .unwrap();
-    Arc::new(Cases::new(
+    Cases::new(
         node,
         DataKey::new(rand::random()),
         Arc::new(catalogue),
         Arc::new(directory),
-    ))
+    )
 }
 
 /// HU's case state: nothing an invalid step may touch.
@@ -61,7 +66,7 @@ fn case_state(n: &Node) -> Vec<Vec<(Vec<u8>, Vec<u8>)>> {
     .collect()
 }
 
-fn subject() -> SubjectData {
+pub fn subject() -> SubjectData {
     SubjectData {
         name: "Test Subject".into(),
         date_of_birth: Some("1980-01-31".into()),
@@ -69,7 +74,7 @@ fn subject() -> SubjectData {
     }
 }
 
-fn create(questions: &[&str], responder: &str) -> Transition {
+pub fn create(questions: &[&str], responder: &str) -> Transition {
     Transition::Create {
         requester: AuthorityId::new("DE-BY-BLZK").unwrap(),
         responder: AuthorityId::new(responder).unwrap(),
@@ -83,7 +88,7 @@ fn create(questions: &[&str], responder: &str) -> Transition {
     }
 }
 
-fn message(t: Transition, subject: Option<SubjectData>) -> Vec<u8> {
+pub fn message(t: Transition, subject: Option<SubjectData>) -> Vec<u8> {
     imi_engine::cases::encode_message(&CaseMessage {
         v: MESSAGE_VERSION,
         step: TransitionBody::new(t),
