@@ -122,7 +122,7 @@ pub fn rfc3339(ms: u64) -> String {
 /// Parses an RFC 3339 UTC time `YYYY-MM-DDTHH:MM:SS[.fff]Z` into ms.
 pub fn parse_rfc3339(s: &str) -> Option<u64> {
     let (date, time) = s.split_once('T')?;
-    let date = Date::parse(date)?;
+    let date = Date::parse(date).filter(|d| !d.before_epoch())?;
     let time = time.strip_suffix('Z')?;
     let (hms, frac) = match time.split_once('.') {
         Some((h, f)) => (h, Some(f)),
@@ -201,6 +201,7 @@ mod tests {
             assert!(Date::parse(s).is_none(), "{s}");
         }
         assert!(parse_rfc3339("2021-03-01T24:00:00Z").is_none());
+        assert!(parse_rfc3339("1969-12-31T23:59:59Z").is_none(), "timestamps start in 1970");
         assert!(parse_rfc3339("2021-03-01T10:00:00+01:00").is_none());
     }
 }

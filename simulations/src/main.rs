@@ -23,6 +23,9 @@
 //!   DE → HU; an authority user creates requests through the HTTP API, each answered once
 //!   HU holds it durably (`wait=delivered`); requests per second and p50/p99 at 50 req/s.
 //!
+//! * `imi-sim bench scoreboard [--facts 10000000]`: `imi-node scoreboard compute` over a
+//!   generated facts file and one a tenth its size: wall time and peak memory.
+//!
 //! The node binary is `$IMI_NODE_BIN`, else the `imi-node` next to this executable (so
 //! `cargo build -p imi-node -p imi-sim` in the same profile is all the set-up needed).
 //! Ports: member i of the federation listens for libp2p on base+2i and HTTPS on base+2i+1
@@ -30,6 +33,7 @@
 
 mod bench;
 mod bench_api;
+mod bench_scoreboard;
 mod demo;
 mod federation;
 mod ui;
@@ -65,6 +69,8 @@ enum BenchCommand {
     /// Two nodes (DE → HU): API create-and-send until the responder has it durably;
     /// requests per second and p50/p99 at a fixed rate; JSON on stdout.
     Api(bench_api::ApiArgs),
+    /// `imi-node scoreboard compute` over 10 million generated facts: time and peak memory.
+    Scoreboard(bench_scoreboard::ScoreboardArgs),
 }
 
 fn main() -> ExitCode {
@@ -92,6 +98,9 @@ fn real_main() -> Result<bool> {
             Command::Bench {
                 command: BenchCommand::Api(args),
             } => bench_api::run(&args).await,
+            Command::Bench {
+                command: BenchCommand::Scoreboard(args),
+            } => bench_scoreboard::run(&args).await,
         }
     })
 }

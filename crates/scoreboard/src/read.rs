@@ -8,7 +8,7 @@ use std::io::Read;
 use std::sync::mpsc;
 
 /// Size of the blocks handed to the workers.
-const BLOCK: usize = 8 * 1024 * 1024;
+const BLOCK: usize = 2 * 1024 * 1024;
 /// Longest line accepted (a fact is a few hundred bytes).
 pub const MAX_LINE: usize = 64 * 1024;
 

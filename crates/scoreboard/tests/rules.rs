@@ -402,3 +402,26 @@ fn cross_check_flags_a_falsified_side() {
     assert!(c.disagreements.is_empty() && c.both_reported);
     let _ = Side::Responder;
 }
+
+#[test]
+fn time_formats() {
+    // The fast path and the general parser agree; both refuse impossible times.
+    let a = fact("HU").record().unwrap().sent;
+    let mut f = fact("HU");
+    f.sent_at = "2021-03-01T00:00:00.000Z".into();
+    assert_eq!(f.record().unwrap().sent, a);
+    for bad in [
+        "2021-02-29T00:00:00Z",
+        "2021-03-01T24:00:00Z",
+        "2021-03-01T10:60:00Z",
+        "2021-03-01 10:00:00Z",
+        "1969-12-31T23:59:59Z",
+    ] {
+        let mut f = fact("HU");
+        f.sent_at = bad.into();
+        assert!(f.record().is_err(), "{bad}");
+    }
+    let mut f = fact("HU");
+    f.sent_at = "2024-02-29T23:59:59Z".into();
+    assert_eq!(f.record().unwrap().sent, 1_709_251_199_000);
+}
