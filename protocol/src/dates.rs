@@ -201,7 +201,10 @@ mod tests {
             assert!(Date::parse(s).is_none(), "{s}");
         }
         assert!(parse_rfc3339("2021-03-01T24:00:00Z").is_none());
-        assert!(parse_rfc3339("1969-12-31T23:59:59Z").is_none(), "timestamps start in 1970");
+        assert!(
+            parse_rfc3339("1969-12-31T23:59:59Z").is_none(),
+            "timestamps start in 1970"
+        );
         assert!(parse_rfc3339("2021-03-01T10:00:00+01:00").is_none());
     }
 }

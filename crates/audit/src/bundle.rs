@@ -1,0 +1,453 @@
+//! Evidence bundles and their offline verification. The format is specified in
+//! `docs/evidence-bundle.md`; this module is one implementation of that page.
+use crate::leaf::Leaf;
+use crate::merkle::{self, Hash};
+use crate::note::{Checkpoint, SignedNote, origin_of};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use imi_protocol::{Envelope, NodeId, Receipt, TrustList};
+use serde::{Deserialize, Serialize};
+
+/// The format tag.
+pub const FORMAT: &str = "imi-evidence-bundle/1";
+/// Largest envelope the verifier parses.
+pub const MAX_ENVELOPE: usize = 8 * 1024 * 1024;
+
+/// A consistency proof between two checkpoints.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Consistency {
+    /// Older tree size.
+    pub from: u64,
+    /// Newer tree size.
+    pub to: u64,
+    /// The proof, hex hashes.
+    pub proof: Vec<String>,
+}
+
+/// One log entry with its inclusion proof.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Entry {
+    /// Leaf index.
+    pub index: u64,
+    /// The leaf text.
+    pub leaf: String,
+    /// Inclusion proof in the bundle's last checkpoint, hex hashes.
+    pub proof: Vec<String>,
+    /// The exact bytes of the envelope or receipt the leaf commits to, base64 (absent for
+    /// other leaves).
+    pub bytes: Option<String>,
+}
+
+/// The log part of a bundle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogPart {
+    /// The log's node.
+    pub node: String,
+    /// Its origin line.
+    pub origin: String,
+    /// Signed checkpoints (with cosignatures), ascending size.
+    pub checkpoints: Vec<String>,
+    /// Consistency proofs between consecutive checkpoints.
+    pub consistency: Vec<Consistency>,
+}
+
+/// An evidence bundle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bundle {
+    /// [`FORMAT`].
+    pub format: String,
+    /// The case, 32 hex (or null for a time-range bundle).
+    pub case: Option<String>,
+    /// Exported, RFC 3339.
+    pub exported_at: String,
+    /// The governance public key the exporting node trusts, hex (pin your own with
+    /// `--governance-key`).
+    pub governance_public_key: String,
+    /// The trust list in force, base64 of its COSE bytes.
+    pub trust_list: String,
+    /// The exporting node's log.
+    pub log: LogPart,
+    /// The entries.
+    pub entries: Vec<Entry>,
+}
+
+/// One check and its result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Check {
+    /// What was checked.
+    pub name: String,
+    /// Passed.
+    pub ok: bool,
+    /// Detail.
+    pub detail: String,
+}
+
+/// Options of the verifier.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// The governance key to trust instead of the bundle's.
+    pub governance_key: Option<[u8; 32]>,
+    /// Witness cosignatures required on the last checkpoint.
+    pub min_witnesses: usize,
+}
+
+fn hex32(s: &str) -> Option<Hash> {
+    let v = hex::decode(s).ok()?;
+    v.try_into().ok()
+}
+
+/// The name a witness cosigns with.
+pub fn witness_name(node: &str) -> String {
+    format!("imi-federation.invalid/witness/{node}")
+}
+
+struct Report(Vec<Check>);
+
+impl Report {
+    fn add(&mut self, name: impl Into<String>, ok: bool, detail: impl Into<String>) -> bool {
+        self.0.push(Check {
+            name: name.into(),
+            ok,
+            detail: detail.into(),
+        });
+        ok
+    }
+}
+
+/// Verifies a bundle's bytes; returns every check made. The bundle verifies if all pass.
+pub fn verify(bytes: &[u8], options: &Options) -> Vec<Check> {
+    let mut r = Report(Vec::new());
+    let bundle: Bundle = match serde_json::from_slice(bytes) {
+        Ok(b) => b,
+        Err(e) => {
+            r.add("bundle.parse", false, e.to_string());
+            return r.0;
+        }
+    };
+    if !r.add("bundle.format", bundle.format == FORMAT, &bundle.format) {
+        return r.0;
+    }
+    // 1. The trust list.
+    let gov = match options.governance_key {
+        Some(k) => Some(k),
+        None => hex32(&bundle.governance_public_key),
+    };
+    let trust = match (gov, B64.decode(&bundle.trust_list)) {
+        (Some(g), Ok(tl)) => match TrustList::verify(&tl, &g) {
+            Ok(t) => {
+                r.add(
+                    "trust_list.signature",
+                    true,
+                    format!(
+                        "version {}, governance key {}",
+                        t.version,
+                        if options.governance_key.is_some() {
+                            "pinned"
+                        } else {
+                            "from the bundle"
+                        }
+                    ),
+                );
+                Some(t)
+            }
+            Err(e) => {
+                r.add("trust_list.signature", false, e.to_string());
+                None
+            }
+        },
+        _ => {
+            r.add(
+                "trust_list.signature",
+                false,
+                "undecodable trust list or key",
+            );
+            None
+        }
+    };
+    let Some(trust) = trust else { return r.0 };
+    let node: Option<NodeId> = bundle.log.node.parse().ok();
+    let Some(node) = node else {
+        r.add("log.node", false, "unknown node");
+        return r.0;
+    };
+    r.add(
+        "log.origin",
+        bundle.log.origin == origin_of(node.as_str()),
+        &bundle.log.origin,
+    );
+    // 2. Checkpoints: the node's signature, witnesses' cosignatures, consistency.
+    let node_keys: Vec<[u8; 32]> = trust
+        .member(node)
+        .map(|m| m.signing_keys.iter().map(|k| k.public).collect())
+        .unwrap_or_default();
+    let mut checkpoints: Vec<(Checkpoint, SignedNote)> = Vec::new();
+    for (i, text) in bundle.log.checkpoints.iter().enumerate() {
+        let name = format!("checkpoint[{i}]");
+        let parsed = SignedNote::parse(text)
+            .map_err(|e| e.to_string())
+            .and_then(|n| {
+                Checkpoint::parse(&n.body)
+                    .map(|c| (c, n))
+                    .map_err(|e| e.to_string())
+            });
+        match parsed {
+            Ok((c, n)) => {
+                let signed = node_keys.iter().any(|k| n.verify(&bundle.log.origin, k));
+                r.add(
+                    format!("{name}.signature"),
+                    signed && c.origin == bundle.log.origin,
+                    format!("size {}", c.size),
+                );
+                let witnesses: Vec<String> = trust
+                    .members
+                    .iter()
+                    .filter(|m| m.node != node)
+                    .filter(|m| {
+                        m.signing_keys.iter().any(|k| {
+                            n.verify_cosignature(&witness_name(m.node.as_str()), &k.public)
+                                .is_some()
+                        })
+                    })
+                    .map(|m| m.node.to_string())
+                    .collect();
+                let cosig_lines = n.signatures.len().saturating_sub(1);
+                r.add(
+                    format!("{name}.cosignatures"),
+                    witnesses.len() == cosig_lines,
+                    format!(
+                        "{} valid of {cosig_lines}: {}",
+                        witnesses.len(),
+                        witnesses.join(", ")
+                    ),
+                );
+                if i + 1 == bundle.log.checkpoints.len() {
+                    r.add(
+                        format!("{name}.witnesses"),
+                        witnesses.len() >= options.min_witnesses,
+                        format!(
+                            "{} witnesses, {} required",
+                            witnesses.len(),
+                            options.min_witnesses
+                        ),
+                    );
+                }
+                checkpoints.push((c, n));
+            }
+            Err(e) => {
+                r.add(format!("{name}.parse"), false, e);
+            }
+        }
+    }
+    let Some((last, _)) = checkpoints.last().cloned() else {
+        r.add("checkpoints", false, "no checkpoint");
+        return r.0;
+    };
+    for w in checkpoints.windows(2) {
+        let (a, b) = (&w[0].0, &w[1].0);
+        let proof = bundle
+            .log
+            .consistency
+            .iter()
+            .find(|c| c.from == a.size && c.to == b.size);
+        let ok = proof.is_some_and(|p| {
+            let hashes: Option<Vec<Hash>> = p.proof.iter().map(|h| hex32(h)).collect();
+            hashes.is_some_and(|h| merkle::verify_consistency(a.size, b.size, &h, &a.root, &b.root))
+        });
+        r.add(format!("consistency[{}->{}]", a.size, b.size), ok, "");
+    }
+    // 3. Entries.
+    let mut steps: Vec<(u64, String, NodeId, Vec<NodeId>)> = Vec::new();
+    for e in &bundle.entries {
+        let name = format!("entry[{}]", e.index);
+        let leaf = Leaf::parse(&e.leaf);
+        let proof: Option<Vec<Hash>> = e.proof.iter().map(|h| hex32(h)).collect();
+        let included = proof.is_some_and(|p| {
+            merkle::verify_inclusion(
+                e.index,
+                last.size,
+                &merkle::leaf_hash(e.leaf.as_bytes()),
+                &p,
+                &last.root,
+            )
+        });
+        r.add(
+            format!("{name}.inclusion"),
+            included,
+            format!("in tree of size {}", last.size),
+        );
+        let Some(leaf) = leaf else {
+            r.add(format!("{name}.leaf"), false, "not a valid leaf");
+            continue;
+        };
+        if let Some(case) = &bundle.case
+            && let Some(c) = leaf.get("case")
+            && c != "-"
+        {
+            r.add(format!("{name}.case"), c == case, c);
+        }
+        let raw = e.bytes.as_ref().and_then(|b| B64.decode(b).ok());
+        match leaf.kind.as_str() {
+            "envelope_out" | "envelope_in" => {
+                let Some(raw) = raw else {
+                    r.add(format!("{name}.bytes"), false, "missing envelope bytes");
+                    continue;
+                };
+                let hash_ok =
+                    leaf.get("sha256") == Some(hex::encode(imi_protocol::sha256(&raw)).as_str());
+                r.add(format!("{name}.sha256"), hash_ok, "");
+                match Envelope::parse(raw, MAX_ENVELOPE) {
+                    Ok(env) => {
+                        let h = env.header().clone();
+                        let me = h.to.first().copied().unwrap_or(NodeId::EU);
+                        let sig = env.verify(&trust, me, h.created, 0).map(|_| ());
+                        r.add(
+                            format!("{name}.signature"),
+                            sig.is_ok(),
+                            format!(
+                                "by {} ({})",
+                                h.from,
+                                sig.err().map(|c| c.label().to_owned()).unwrap_or_default()
+                            ),
+                        );
+                        let to: Vec<String> = h.to.iter().map(|n| n.to_string()).collect();
+                        let meta_ok = leaf.get("id") == Some(h.id.to_string().as_str())
+                            && leaf.get("kind") == Some(h.kind.as_str())
+                            && leaf.get("from") == Some(h.from.as_str())
+                            && leaf.get("to") == Some(to.join(",").as_str())
+                            && leaf.get("case")
+                                == Some(h.case.map_or("-".to_owned(), |c| c.to_string()).as_str())
+                            && leaf.get("created") == Some(h.created.to_string().as_str());
+                        r.add(
+                            format!("{name}.metadata"),
+                            meta_ok,
+                            "leaf matches the signed header",
+                        );
+                        if let Some(step) = leaf.get("step").filter(|s| *s != "-") {
+                            steps.push((h.created, step.to_owned(), h.from, h.to.clone()));
+                        }
+                    }
+                    Err(c) => {
+                        r.add(format!("{name}.signature"), false, c.label());
+                    }
+                }
+            }
+            "receipt_in" | "receipt_out" => {
+                let Some(raw) = raw else {
+                    r.add(format!("{name}.bytes"), false, "missing receipt bytes");
+                    continue;
+                };
+                let hash_ok =
+                    leaf.get("sha256") == Some(hex::encode(imi_protocol::sha256(&raw)).as_str());
+                r.add(format!("{name}.sha256"), hash_ok, "");
+                let receiver: Option<NodeId> = leaf.get("receiver").and_then(|n| n.parse().ok());
+                match receiver.map(|rcv| Receipt::verify(raw, &trust, rcv)) {
+                    Some(Ok(rc)) => {
+                        let ok = leaf.get("id")
+                            == Some(
+                                rc.body
+                                    .message_id
+                                    .map_or(String::new(), |m| m.to_string())
+                                    .as_str(),
+                            )
+                            && leaf.get("received") == Some(rc.body.received.to_string().as_str());
+                        r.add(
+                            format!("{name}.signature"),
+                            true,
+                            format!("by {}", rc.body.receiver),
+                        );
+                        r.add(
+                            format!("{name}.metadata"),
+                            ok,
+                            "leaf matches the signed receipt",
+                        );
+                    }
+                    Some(Err(c)) => {
+                        r.add(format!("{name}.signature"), false, c.label());
+                    }
+                    None => {
+                        r.add(format!("{name}.signature"), false, "unknown receiver");
+                    }
+                }
+            }
+            _ => {
+                r.add(format!("{name}.leaf"), true, leaf.kind.clone());
+            }
+        }
+    }
+    // 4. The case's steps form a valid lifecycle (node level).
+    if bundle.case.is_some() {
+        steps.sort_by_key(|s| s.0);
+        steps.dedup();
+        let (ok, detail) = lifecycle(&steps);
+        r.add("case.lifecycle", ok, detail);
+    }
+    r.0
+}
+
+/// Checks the sequence of request steps at node level: each step allowed in the state the
+/// earlier ones led to, sent by the right side's node.
+pub fn lifecycle(steps: &[(u64, String, NodeId, Vec<NodeId>)]) -> (bool, String) {
+    #[derive(Clone, PartialEq)]
+    enum S {
+        None,
+        Sent,
+        Accepted,
+        Proposed,
+        Info(bool),
+        Answered,
+        Referred(Box<S>),
+        Closed,
+        Withdrawn,
+    }
+    let mut state = S::None;
+    let (mut requester, mut responder) = (None, None);
+    for (at, step, from, to) in steps {
+        let by_req = Some(*from) == requester;
+        let by_resp = Some(*from) == responder;
+        let next = match (step.as_str(), &state) {
+            ("create", S::None) => {
+                requester = Some(*from);
+                responder = to.first().copied();
+                Some(S::Sent)
+            }
+            ("accept", S::Sent) if by_resp => Some(S::Accepted),
+            ("forward", S::Sent | S::Accepted) if by_resp => Some(S::Sent),
+            ("propose_deadline", S::Accepted) if by_resp => Some(S::Proposed),
+            ("accept_deadline" | "refuse_deadline", S::Proposed) if by_req => Some(S::Accepted),
+            ("answer", S::Accepted | S::Proposed) if by_resp => Some(S::Answered),
+            ("request_info", S::Accepted) if by_resp => Some(S::Info(false)),
+            ("request_info", S::Answered) if by_req => Some(S::Info(true)),
+            ("provide_info", S::Info(false)) if by_req => Some(S::Accepted),
+            ("provide_info", S::Info(true)) if by_resp => Some(S::Answered),
+            ("close", S::Answered | S::Info(true)) if by_req => Some(S::Closed),
+            ("withdraw", s) if by_req && !matches!(s, S::None | S::Closed | S::Withdrawn) => {
+                Some(S::Withdrawn)
+            }
+            ("refer", s @ (S::Sent | S::Accepted | S::Proposed | S::Info(_) | S::Answered))
+                if by_req || by_resp =>
+            {
+                Some(S::Referred(Box::new(s.clone())))
+            }
+            ("reassign", S::Referred(_)) if by_resp => Some(S::Sent),
+            ("resolve", S::Referred(prev)) if by_resp => Some((**prev).clone()),
+            _ => None,
+        };
+        match next {
+            Some(n) => state = n,
+            None => {
+                return (
+                    false,
+                    format!("{step} by {from} at {at} is not allowed there"),
+                );
+            }
+        }
+    }
+    (
+        steps.first().is_some_and(|s| s.1 == "create"),
+        format!("{} steps", steps.len()),
+    )
+}

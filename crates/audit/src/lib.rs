@@ -1,0 +1,16 @@
+//! `imi-audit`: auditable trails. Pure: no node, no network, no database.
+//!
+//! * [`merkle`]: RFC 6962 / RFC 9162 hashing, inclusion and consistency proofs.
+//! * [`note`]: checkpoints as C2SP signed notes with Ed25519 signatures; witness
+//!   cosignatures (`cosignature/v1`).
+//! * [`leaf`]: what a node's log records (hashes and metadata, never content).
+//! * [`bundle`]: evidence bundles and the offline verifier (`imi-node audit verify`).
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+pub mod bundle;
+pub mod leaf;
+pub mod merkle;
+pub mod note;
