@@ -43,6 +43,8 @@ fn table() -> Vec<(&'static str, &'static str, MethodRouter<HttpState>)> {
         ("get", "/operator/users", get(users_list)),
         ("post", "/operator/users", post(users_add)),
         ("post", "/operator/users/{user}/revoke", post(users_revoke)),
+        ("post", "/operator/audit/checkpoint", post(audit_checkpoint)),
+        ("get", "/operator/audit/bundle", get(audit_bundle)),
     ]
 }
 
@@ -85,6 +87,39 @@ pub fn router(state: HttpState) -> Router {
     .layer(axum::middleware::map_response(
         imi_api::problem::problems_everywhere,
     ))
+}
+
+async fn audit_checkpoint(State(state): State<HttpState>, headers: HeaderMap) -> Response {
+    if let Some(refused) = operator_refusal(&state, &headers) {
+        return refused;
+    }
+    match state.engine.checkpoint().await {
+        Ok(note) => Json(json!({"checkpoint": note})).into_response(),
+        Err(e) => imi_api::ApiError::from(e).into_response(),
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BundleQuery {
+    case: String,
+}
+
+async fn audit_bundle(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    axum::extract::Query(q): axum::extract::Query<BundleQuery>,
+) -> Response {
+    if let Some(refused) = operator_refusal(&state, &headers) {
+        return refused;
+    }
+    let Ok(case) = q.case.parse::<imi_protocol::CaseId>() else {
+        return imi_api::ApiError::not_found().into_response();
+    };
+    match imi_api::requests::export_bundle(&state.api, case).await {
+        Ok(b) => Json(b).into_response(),
+        Err(e) => e.into_response(),
+    }
 }
 
 async fn users_list(State(state): State<HttpState>, headers: HeaderMap) -> Response {

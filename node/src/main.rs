@@ -40,6 +40,11 @@ enum Command {
         #[command(subcommand)]
         command: ScoreboardCommand,
     },
+    /// Audit: checkpoints, evidence bundles, the offline verifier.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// API users and their tokens (through the running node's operator API).
     Users {
         #[command(subcommand)]
@@ -120,6 +125,44 @@ enum ScoreboardCommand {
         /// Write to this file instead of standard output.
         #[arg(long)]
         out: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Signs a checkpoint of the running node's log now and prints it.
+    Checkpoint {
+        /// The node's config file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Exports the evidence bundle of a case from the running node.
+    Export {
+        /// The node's config file.
+        #[arg(long)]
+        config: PathBuf,
+        /// The case id (32 hex digits).
+        #[arg(long)]
+        case: String,
+        /// The bundle file to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Verifies an evidence bundle offline (no node, no network, no database). Exits
+    /// non-zero if any check fails, naming it.
+    Verify {
+        /// The bundle file.
+        file: PathBuf,
+        /// The governance public key to trust (hex file, e.g. fed/governance.pub); default:
+        /// the key in the bundle.
+        #[arg(long)]
+        governance_key: Option<PathBuf>,
+        /// Witness cosignatures required on the last checkpoint.
+        #[arg(long, default_value_t = 0)]
+        witnesses: usize,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -366,6 +409,86 @@ fn real_main() -> Result<()> {
                 match out {
                     Some(p) => std::fs::write(&p, text)?,
                     None => print!("{text}"),
+                }
+                Ok(())
+            }
+        },
+        Command::Audit { command } => match command {
+            AuditCommand::Checkpoint { config } => {
+                let cfg = NodeConfig::load(&config)?;
+                let v = runtime()?.block_on(imi_node::diag::operator_call(
+                    &cfg,
+                    reqwest::Method::POST,
+                    "/operator/audit/checkpoint",
+                    None,
+                ))?;
+                print!("{}", v["checkpoint"].as_str().unwrap_or(""));
+                Ok(())
+            }
+            AuditCommand::Export { config, case, out } => {
+                let cfg = NodeConfig::load(&config)?;
+                let v = runtime()?.block_on(imi_node::diag::operator_call(
+                    &cfg,
+                    reqwest::Method::GET,
+                    &format!("/operator/audit/bundle?case={case}"),
+                    None,
+                ))?;
+                std::fs::write(&out, serde_json::to_vec_pretty(&v)?)
+                    .with_context(|| format!("writing {}", out.display()))?;
+                println!(
+                    "bundle of case {case}: {} entries written to {}",
+                    v["entries"].as_array().map_or(0, Vec::len),
+                    out.display()
+                );
+                Ok(())
+            }
+            AuditCommand::Verify {
+                file,
+                governance_key,
+                witnesses,
+                json,
+            } => {
+                let bytes =
+                    std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+                let governance_key = match governance_key {
+                    Some(p) => Some(imi_node::keyfile::read_public32(&p)?),
+                    None => None,
+                };
+                let checks = imi_audit::bundle::verify(
+                    &bytes,
+                    &imi_audit::bundle::Options {
+                        governance_key,
+                        min_witnesses: witnesses,
+                    },
+                );
+                let failed: Vec<&imi_audit::bundle::Check> =
+                    checks.iter().filter(|c| !c.ok).collect();
+                if json {
+                    println!("{}", serde_json::to_string(&checks)?);
+                } else {
+                    for c in &checks {
+                        println!(
+                            "{} {}{}",
+                            if c.ok { "PASS" } else { "FAIL" },
+                            c.name,
+                            if c.detail.is_empty() {
+                                String::new()
+                            } else {
+                                format!(" ({})", c.detail)
+                            }
+                        );
+                    }
+                    println!("{} checks, {} failed", checks.len(), failed.len());
+                }
+                if !failed.is_empty() {
+                    bail!(
+                        "bundle does not verify: {}",
+                        failed
+                            .iter()
+                            .map(|c| c.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    );
                 }
                 Ok(())
             }

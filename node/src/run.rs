@@ -14,6 +14,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+/// How often the node signs a checkpoint of its log (when it grew).
+pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(10);
+
 /// How often the node dials listed peers it is not connected to.
 pub const REDIAL_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -145,7 +148,7 @@ pub async fn run(
         "RocksDB memtables and block cache",
         store_memory.clone(),
     );
-    let api = imi_api::ApiState::new(engine.clone(), cases.clone(), clock.clone())?;
+    let api = imi_api::ApiState::new(engine.clone(), cases.clone(), clock.clone(), governance)?;
     let state = HttpState {
         api,
         governance,
@@ -180,6 +183,24 @@ pub async fn run(
                     _ = cancel.cancelled() => break,
                     _ = tick.tick() => {
                         let _ = client.dial_all().await;
+                    }
+                }
+            }
+        });
+    }
+    // Checkpoints of the log, every 10 s when it grew.
+    {
+        let engine = engine.clone();
+        let cancel = cancel.child_token();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(CHECKPOINT_INTERVAL);
+            loop {
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = tick.tick() => {
+                        if let Err(e) = engine.checkpoint().await {
+                            tracing::warn!(error = %e, "checkpoint failed");
+                        }
                     }
                 }
             }

@@ -79,6 +79,8 @@ pub struct ApiState {
     pub clock: Arc<dyn Clock>,
     /// Next access-log sequence number.
     pub access_seq: Arc<AtomicU64>,
+    /// The federation's governance public key (put into evidence bundles).
+    pub governance: [u8; 32],
 }
 
 impl ApiState {
@@ -87,6 +89,7 @@ impl ApiState {
         engine: Engine,
         cases: Arc<Cases>,
         clock: Arc<dyn Clock>,
+        governance: [u8; 32],
     ) -> Result<Self, imi_engine::EngineError> {
         let next = engine
             .store()
@@ -98,6 +101,7 @@ impl ApiState {
             cases,
             clock,
             access_seq: Arc::new(AtomicU64::new(next)),
+            governance,
         })
     }
 }
@@ -147,6 +151,7 @@ fn table() -> Vec<(&'static str, String, MethodRouter<ApiState>)> {
             "/api/v1/audit/access-log".into(),
             get(requests::access_log),
         ),
+        ("get", "/api/v1/audit/bundle".into(), get(requests::bundle)),
         (
             "get",
             "/api/v1/scoreboard".into(),

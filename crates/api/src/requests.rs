@@ -321,6 +321,7 @@ async fn record_access(
         case,
         action: action.to_owned(),
     };
+    let leaf = imi_engine::cases::access_leaf(&rec);
     let mut value = Vec::new();
     ciborium::into_writer(&rec, &mut value).map_err(ApiError::internal)?;
     let outcome = state
@@ -329,6 +330,7 @@ async fn record_access(
             None,
             Box::new(move |txn, _| {
                 txn.put(keys::ACCESS_LOG, seq.to_be_bytes().to_vec(), value);
+                txn.log(leaf);
                 Ok(LocalOutcome {
                     write: true,
                     result: Vec::new(),
@@ -1018,4 +1020,40 @@ pub(crate) async fn access_log(
     Ok(Json(
         json!({"items": items, "next_cursor": next.map(|v| v.to_string())}),
     ))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BundleQuery {
+    case: String,
+}
+
+/// `GET /api/v1/audit/bundle?case=ID` (auditors): the case's evidence bundle.
+pub(crate) async fn bundle(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Query(q): Query<BundleQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let user = users::authenticate(&state.engine, &headers)?;
+    if !user.is_auditor() {
+        return Err(ApiError::forbidden("evidence bundles are for auditors"));
+    }
+    let case: CaseId = q.case.parse().map_err(|_| ApiError::not_found())?;
+    if Cases::index(state.engine.store().as_ref(), &case)?.is_none() {
+        return Err(ApiError::not_found());
+    }
+    let b = export_bundle(&state, case).await?;
+    tracing::info!(case = %case, user = %user.id, "evidence bundle exported");
+    Ok(Json(serde_json::to_value(b).map_err(ApiError::internal)?))
+}
+
+/// The evidence bundle of `case` (for the auditor route and the operator's CLI).
+pub async fn export_bundle(
+    state: &ApiState,
+    case: CaseId,
+) -> Result<imi_audit::bundle::Bundle, ApiError> {
+    Ok(state
+        .engine
+        .evidence_bundle(case, &state.governance)
+        .await?)
 }

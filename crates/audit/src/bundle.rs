@@ -62,8 +62,6 @@ pub struct Bundle {
     pub format: String,
     /// The case, 32 hex (or null for a time-range bundle).
     pub case: Option<String>,
-    /// Exported, RFC 3339.
-    pub exported_at: String,
     /// The governance public key the exporting node trusts, hex (pin your own with
     /// `--governance-key`).
     pub governance_public_key: String,
@@ -136,6 +134,13 @@ pub fn verify(bytes: &[u8], options: &Options) -> Vec<Check> {
         Some(k) => Some(k),
         None => hex32(&bundle.governance_public_key),
     };
+    if let Some(pinned) = options.governance_key {
+        r.add(
+            "governance_key.matches_pinned",
+            hex32(&bundle.governance_public_key) == Some(pinned),
+            "the bundle names the governance key the auditor pinned",
+        );
+    }
     let trust = match (gov, B64.decode(&bundle.trust_list)) {
         (Some(g), Ok(tl)) => match TrustList::verify(&tl, &g) {
             Ok(t) => {

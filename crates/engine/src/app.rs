@@ -107,6 +107,8 @@ pub struct Txn<'a> {
     group: &'a Overlay,
     local: BTreeMap<(Column, Vec<u8>), Option<Vec<u8>>>,
     batch: WriteBatch,
+    leaves: Vec<String>,
+    step: Option<String>,
 }
 
 impl<'a> Txn<'a> {
@@ -116,7 +118,20 @@ impl<'a> Txn<'a> {
             group,
             local: BTreeMap::new(),
             batch: WriteBatch::new(),
+            leaves: Vec::new(),
+            step: None,
         }
+    }
+
+    /// Appends a leaf to the node's log with this transaction ([`crate::log`]).
+    pub fn log(&mut self, leaf: String) {
+        self.leaves.push(leaf);
+    }
+
+    /// Names the request step this transaction applies (recorded in the log leaf of its
+    /// envelope).
+    pub fn set_step(&mut self, step: &str) {
+        self.step = Some(step.to_owned());
     }
 
     /// Reads a value.
@@ -158,8 +173,8 @@ impl<'a> Txn<'a> {
         Ok(v)
     }
 
-    pub(crate) fn into_batch(self) -> WriteBatch {
-        self.batch
+    pub(crate) fn into_parts(self) -> (WriteBatch, Vec<String>, Option<String>) {
+        (self.batch, self.leaves, self.step)
     }
 }
 

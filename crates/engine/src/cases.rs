@@ -534,6 +534,9 @@ impl Cases {
         if self.report_facts {
             crate::facts::record_report(txn, self.node, &next);
         }
+        if let Some(h) = next.history.last() {
+            txn.set_step(h.kind.as_str());
+        }
         Ok(next)
     }
 
@@ -738,6 +741,21 @@ impl Application for RequestApp {
             }
         }
     }
+}
+
+/// The log leaf of a read of personal data (the user appears only as a hash of their id).
+pub fn access_leaf(rec: &AccessRecord) -> String {
+    imi_audit::leaf::Leaf::new(
+        "access",
+        &[
+            &hex::encode(imi_protocol::sha256(rec.user.as_bytes())),
+            rec.authority.as_str(),
+            &rec.case.to_string(),
+            &rec.action,
+            &rec.at.to_string(),
+        ],
+    )
+    .text()
 }
 
 /// Encodes a message body.

@@ -53,10 +53,11 @@ pub(crate) enum Job {
     },
     /// Finish the current group and stop (graceful shutdown).
     Stop,
-    /// A plain batch (outbox bookkeeping).
+    /// A plain batch (outbox bookkeeping), with log leaves to append in it.
     Write {
         batch: WriteBatch,
         durability: Durability,
+        leaves: Vec<String>,
         reply: oneshot::Sender<Result<(), EngineError>>,
     },
 }
@@ -109,6 +110,8 @@ pub(crate) struct Committer {
     pub next_seq: HashMap<NodeId, u64>,
     /// Told which peers got new outbox entries.
     pub on_enqueued: Box<dyn Fn(NodeId) + Send>,
+    /// The transparency log's right edge.
+    pub log: crate::log::LogState,
 }
 
 type LocalReply =
@@ -195,6 +198,7 @@ impl Committer {
         let mut enqueued_peers = Vec::new();
         let mut accepted = 0u64;
         let seq_snapshot = self.next_seq.clone();
+        let log_snapshot = self.log.clone();
         // Outbox depth changes of this group, applied to the gauge once the write succeeds:
         // the committer sees every outbox write, so the gauge is exact.
         let mut depth_delta: HashMap<NodeId, i64> = HashMap::new();
@@ -239,6 +243,7 @@ impl Committer {
                 } => {
                     durability = Durability::Sync;
                     let mut b = WriteBatch::new();
+                    self.log_envelope_out(&mut b, &bytes, None);
                     self.enqueue(&mut b, id, bytes, &to, enqueued, &mut depth_delta);
                     enqueued_peers.extend_from_slice(&to);
                     record_overlay(&mut overlay, &b);
@@ -261,9 +266,15 @@ impl Committer {
                             let _ = reply.send(Ok(Err(code)));
                         }
                         Ok(outcome) => {
-                            let mut b = txn.into_batch();
+                            let (mut b, leaves, step) = txn.into_parts();
                             if outcome.write {
                                 durability = Durability::Sync;
+                                if let Some(e) = &envelope {
+                                    self.log_envelope_out(&mut b, &e.bytes, step.as_deref());
+                                }
+                                for l in &leaves {
+                                    self.log.append(&mut b, l);
+                                }
                                 if let Some(e) = envelope {
                                     self.enqueue(
                                         &mut b,
@@ -284,10 +295,14 @@ impl Committer {
                 }
                 Job::Stop => {}
                 Job::Write {
-                    batch: b,
+                    batch: mut b,
                     durability: d,
+                    leaves,
                     reply,
                 } => {
+                    for l in &leaves {
+                        self.log.append(&mut b, l);
+                    }
                     if d == Durability::Sync {
                         durability = Durability::Sync;
                     }
@@ -342,8 +357,10 @@ impl Committer {
                 }
             }
             Err(e) => {
-                // Nothing of the group was written: undo the sequence numbers handed out.
+                // Nothing of the group was written: undo the sequence numbers handed out
+                // and the log leaves appended.
                 self.next_seq = seq_snapshot;
+                self.log = log_snapshot;
                 tracing::error!(error = %e, "group commit failed");
                 for r in replies {
                     match r {
@@ -359,6 +376,22 @@ impl Committer {
                     }
                 }
             }
+        }
+    }
+
+    /// Appends the log leaf of an envelope this node signed.
+    fn log_envelope_out(&mut self, b: &mut WriteBatch, bytes: &[u8], step: Option<&str>) {
+        match imi_protocol::Envelope::parse(bytes.to_vec(), usize::MAX) {
+            Ok(env) => {
+                let leaf = crate::log::envelope_leaf(
+                    true,
+                    &imi_protocol::sha256(bytes),
+                    env.header(),
+                    step,
+                );
+                self.log.append(b, &leaf);
+            }
+            Err(code) => tracing::error!(code = %code, "own envelope does not parse; not logged"),
         }
     }
 
@@ -387,7 +420,7 @@ impl Committer {
 
     #[allow(clippy::too_many_arguments)]
     fn apply_inbound(
-        &self,
+        &mut self,
         header: &Header,
         bytes: Vec<u8>,
         hash: [u8; 32],
@@ -418,8 +451,8 @@ impl Committer {
         if let Err(code) = self.apps.apply(&msg, &mut txn) {
             return Ok(Committed::Rejected(code));
         }
-        let mut b = txn.into_batch();
-        let receipt = ReceiptBody {
+        let (mut b, leaves, step) = txn.into_parts();
+        let receipt_body = ReceiptBody {
             v: imi_protocol::PROTOCOL_VERSION,
             message_id: Some(header.id),
             envelope_hash: hash,
@@ -427,9 +460,21 @@ impl Committer {
             sender: Some(header.from),
             received,
             outcome: Outcome::Accepted,
+        };
+        let receipt = receipt_body
+            .sign(&self.signer)
+            .map_err(|e| EngineError::Internal(e.to_string()))?;
+        self.log.append(
+            &mut b,
+            &crate::log::envelope_leaf(false, &hash, header, step.as_deref()),
+        );
+        for l in &leaves {
+            self.log.append(&mut b, l);
         }
-        .sign(&self.signer)
-        .map_err(|e| EngineError::Internal(e.to_string()))?;
+        self.log.append(
+            &mut b,
+            &crate::log::receipt_leaf(false, &receipt, &receipt_body),
+        );
         let record = InboxRecord {
             envelope_hash: hash,
             received,

@@ -290,10 +290,16 @@ async fn settle(
         }
     }
     batch.delete(keys::OUTBOX, key);
+    let leaves = vec![crate::log::receipt_leaf(
+        true,
+        &receipt.bytes,
+        &receipt.body,
+    )];
     shared
         .commit(|reply| Job::Write {
             batch,
             durability: Durability::Buffered,
+            leaves,
             reply,
         })
         .await

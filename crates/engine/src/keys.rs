@@ -18,6 +18,9 @@
 //! | `users` | `u/` ‖ user id, `t/` ‖ token SHA-256 | user record, user id |
 //! | `idempotency` | user id ‖ 0 ‖ key | SHA-256 of the request (32) ‖ the first response |
 //! | `facts` | member node: case id (16); `EU`: case hex ‖ 0 ‖ `q`/`s` | member: CBOR [`crate::facts::FactReport`] last reported; `EU`: CBOR [`crate::facts::StoredReport`] per side |
+//! | `log_leaves` | index (8, BE) | leaf text ([`imi_audit::leaf`]) |
+//! | `log_nodes` | level (1) ‖ index (8, BE) | hash of a perfect subtree |
+//! | `checkpoints` | size (8, BE) | signed checkpoint note (with cosignatures) |
 //! | `facts_pending` | case id (16) | CBOR [`crate::facts::FactReport`] not yet enqueued for `EU` |
 use imi_protocol::{MessageId, NodeId};
 use imi_store::Column;
@@ -59,6 +62,13 @@ pub const FACTS: Column = "facts";
 /// Fact reports waiting to be enqueued for the Commission node.
 pub const FACTS_PENDING: Column = "facts_pending";
 
+/// Log leaves.
+pub const LOG_LEAVES: Column = "log_leaves";
+/// Log perfect-subtree hashes.
+pub const LOG_NODES: Column = "log_nodes";
+/// Signed checkpoints.
+pub const CHECKPOINTS: Column = "checkpoints";
+
 /// Every column the engine uses.
 pub const ALL: &[Column] = &[
     META,
@@ -78,6 +88,9 @@ pub const ALL: &[Column] = &[
     IDEMPOTENCY,
     FACTS,
     FACTS_PENDING,
+    LOG_LEAVES,
+    LOG_NODES,
+    CHECKPOINTS,
 ];
 
 /// `peer ‖ seq`.

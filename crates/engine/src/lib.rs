@@ -26,12 +26,14 @@
 )]
 
 pub mod app;
+pub mod audit;
 pub mod cases;
 pub mod commit;
 pub mod delivery;
 pub mod facts;
 pub mod inbound;
 pub mod keys;
+pub mod log;
 pub mod metrics;
 
 pub use app::{
@@ -392,7 +394,9 @@ impl Engine {
             watchers: Mutex::new(HashMap::new()),
         });
         let wake_for_committer = wake.clone();
+        let log_state = log::LogState::load(store.as_ref())?;
         let mut committer = commit::Committer {
+            log: log_state,
             linger: Duration::from_micros(config.group_commit_linger_us),
             linger_target: config.group_commit_target.max(1),
             store,
@@ -476,6 +480,7 @@ impl Engine {
         s.commit(|reply| commit::Job::Write {
             batch,
             durability: imi_store::Durability::Sync,
+            leaves: Vec::new(),
             reply,
         })
         .await?;

@@ -24,8 +24,8 @@
 //! 4. % negative timeliness ratings: ratings 1 or 2 over the requests with a timeliness rating.
 //! 5. % negative efforts ratings: the same with the efforts rating.
 //!
-//! Colours on unrounded values: [1] and [3] green at 80 or more, yellow at 60 or more, else
-//! red; [2] green under 16, yellow up to 25, else red; [4] and [5] green under 5, yellow under
+//! Colours on unrounded values: \[1\] and \[3\] green at 80 or more, yellow at 60 or more, else
+//! red; \[2\] green under 16, yellow up to 25, else red; \[4\] and \[5\] green under 5, yellow under
 //! 15, else red. An indicator with nothing to count has value, colour null and scores 0.
 //! Score: green +1, yellow 0, red −1; overall: 2 or more green ("above average"), −2 or
 //! less red ("below average"), otherwise yellow ("average"); a country with nothing to

@@ -1,0 +1,157 @@
+//! The node's append-only transparency log (RFC 6962 hashing, [`imi_audit`]).
+//!
+//! The committer appends a leaf ([`imi_audit::leaf`]) for every envelope this node sends or
+//! accepts, every receipt it signs or receives, every read of personal data and every
+//! retention action, **in the same atomic batch** as the action it records. It stores the
+//! leaf text (`log_leaves`), the hash of every perfect subtree the leaf completes
+//! (`log_nodes`), and the new size (`meta`, `log/size`), so that roots and proofs of any
+//! size cost O(log² n) reads. Checkpoints (C2SP signed notes) are stored in `checkpoints`.
+use crate::keys;
+use imi_audit::leaf::Leaf;
+use imi_audit::merkle::{self, Hash, Nodes};
+use imi_protocol::{Header, MessageId, NodeId, ReceiptBody};
+use imi_store::{Store, StoreError, WriteBatch};
+
+/// `meta` key of the log size.
+pub const SIZE_KEY: &[u8] = b"log/size";
+
+/// `log_nodes` key.
+pub fn node_key(level: u32, index: u64) -> Vec<u8> {
+    let mut k = vec![u8::try_from(level).unwrap_or(u8::MAX)];
+    k.extend_from_slice(&index.to_be_bytes());
+    k
+}
+
+/// Reads perfect-subtree hashes from the store.
+pub struct StoreNodes<'a>(pub &'a dyn Store);
+
+impl Nodes for StoreNodes<'_> {
+    fn node(&self, level: u32, index: u64) -> Option<Hash> {
+        self.0
+            .get(keys::LOG_NODES, &node_key(level, index))
+            .ok()
+            .flatten()
+            .and_then(|v| v.try_into().ok())
+    }
+}
+
+/// The log's size as stored.
+pub fn size(store: &dyn Store) -> Result<u64, StoreError> {
+    Ok(store
+        .get(keys::META, SIZE_KEY)?
+        .and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
+        .map_or(0, u64::from_be_bytes))
+}
+
+/// The committer's view of the log's right edge: the size and the hashes of the perfect
+/// subtrees still waiting for a right sibling (one per set bit of the size).
+#[derive(Debug, Clone, Default)]
+pub struct LogState {
+    /// Leaves so far.
+    pub size: u64,
+    frontier: Vec<Option<Hash>>,
+}
+
+impl LogState {
+    /// Loads the state from the store.
+    pub fn load(store: &dyn Store) -> Result<Self, StoreError> {
+        let size = size(store)?;
+        let nodes = StoreNodes(store);
+        let mut frontier = Vec::new();
+        for level in 0..64u32 {
+            if size >> level == 0 {
+                break;
+            }
+            frontier.push(if (size >> level) & 1 == 1 {
+                nodes.node(level, (size >> level) - 1)
+            } else {
+                None
+            });
+        }
+        Ok(Self { size, frontier })
+    }
+
+    /// Appends a leaf to `batch`; returns its index.
+    pub fn append(&mut self, batch: &mut WriteBatch, text: &str) -> u64 {
+        let index = self.size;
+        batch.put(
+            keys::LOG_LEAVES,
+            index.to_be_bytes().to_vec(),
+            text.as_bytes().to_vec(),
+        );
+        let mut h = merkle::leaf_hash(text.as_bytes());
+        batch.put(keys::LOG_NODES, node_key(0, index), h.to_vec());
+        let mut level = 0usize;
+        loop {
+            if self.frontier.len() <= level {
+                self.frontier.push(None);
+            }
+            let Some(slot) = self.frontier.get_mut(level) else {
+                break;
+            };
+            match slot.take() {
+                Some(left) => {
+                    h = merkle::node_hash(&left, &h);
+                    let lvl = u32::try_from(level + 1).unwrap_or(u32::MAX);
+                    batch.put(
+                        keys::LOG_NODES,
+                        node_key(lvl, index >> (level + 1)),
+                        h.to_vec(),
+                    );
+                    level += 1;
+                }
+                None => {
+                    *slot = Some(h);
+                    break;
+                }
+            }
+        }
+        self.size += 1;
+        batch.put(
+            keys::META,
+            SIZE_KEY.to_vec(),
+            self.size.to_be_bytes().to_vec(),
+        );
+        index
+    }
+}
+
+/// The leaf of an envelope this node sent (`out`) or accepted.
+pub fn envelope_leaf(out: bool, hash: &[u8; 32], h: &Header, step: Option<&str>) -> String {
+    let to: Vec<&str> = h.to.iter().map(NodeId::as_str).collect();
+    Leaf::new(
+        if out { "envelope_out" } else { "envelope_in" },
+        &[
+            &hex::encode(hash),
+            &h.id.to_string(),
+            h.kind.as_str(),
+            h.from.as_str(),
+            &to.join(","),
+            &h.case.map_or_else(|| "-".to_owned(), |c| c.to_string()),
+            &h.created.to_string(),
+            step.unwrap_or("-"),
+        ],
+    )
+    .text()
+}
+
+/// The leaf of a receipt this node received (`incoming`) or signed.
+pub fn receipt_leaf(incoming: bool, bytes: &[u8], body: &ReceiptBody) -> String {
+    Leaf::new(
+        if incoming {
+            "receipt_in"
+        } else {
+            "receipt_out"
+        },
+        &[
+            &hex::encode(imi_protocol::sha256(bytes)),
+            &body
+                .message_id
+                .map_or_else(String::new, |m: MessageId| m.to_string()),
+            body.receiver.as_str(),
+            body.outcome.label(),
+            &body.received.to_string(),
+        ],
+    )
+    .text()
+}
