@@ -93,6 +93,10 @@ async fn audit_checkpoint(State(state): State<HttpState>, headers: HeaderMap) ->
     if let Some(refused) = operator_refusal(&state, &headers) {
         return refused;
     }
+    // Sign, send to witnesses and send this node's own witness answers now.
+    if let Err(e) = state.engine.distribute_checkpoint().await {
+        return imi_api::ApiError::from(e).into_response();
+    }
     match state.engine.checkpoint().await {
         Ok(note) => Json(json!({"checkpoint": note})).into_response(),
         Err(e) => imi_api::ApiError::from(e).into_response(),

@@ -114,13 +114,30 @@ pub async fn run(
         own_authorities = directory.by_country(me).count(),
         "catalogue and directory loaded"
     );
+    let witness_alarms = prometheus_client::metrics::family::Family::<
+        imi_engine::metrics::PeerCodeLabel,
+        prometheus_client::metrics::counter::Counter,
+    >::default();
+    let witness: Arc<dyn imi_engine::Application> = Arc::new(imi_engine::witness::WitnessApp::new(
+        identity.signer.clone(),
+        witness_alarms.clone(),
+    ));
+    let cosignatures: Arc<dyn imi_engine::Application> =
+        Arc::new(imi_engine::witness::CosignatureApp);
     let apps = if me == imi_protocol::NodeId::EU {
         Applications::new(vec![
             Arc::new(DiagnosticApp),
             Arc::new(imi_engine::facts::FactApp),
+            witness,
+            cosignatures,
         ])
     } else {
-        Applications::new(vec![Arc::new(DiagnosticApp), cases.application()])
+        Applications::new(vec![
+            Arc::new(DiagnosticApp),
+            cases.application(),
+            witness,
+            cosignatures,
+        ])
     };
     let (engine, tasks) = Engine::start(
         identity,
@@ -136,6 +153,11 @@ pub async fn run(
 
     let mut registry = Registry::default();
     engine.metrics().register(&mut registry);
+    registry.register(
+        "imi_witness_alarms",
+        "Checkpoints this node refused to cosign as a witness (split view, rollback, inconsistent), by log node and kind",
+        witness_alarms,
+    );
     let rss = Gauge::default();
     let store_memory = Gauge::default();
     registry.register(
@@ -198,8 +220,8 @@ pub async fn run(
                 tokio::select! {
                     _ = cancel.cancelled() => break,
                     _ = tick.tick() => {
-                        if let Err(e) = engine.checkpoint().await {
-                            tracing::warn!(error = %e, "checkpoint failed");
+                        if let Err(e) = engine.distribute_checkpoint().await {
+                            tracing::warn!(error = %e, "checkpoint or witnessing failed");
                         }
                     }
                 }

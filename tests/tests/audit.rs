@@ -142,6 +142,39 @@ fn evidence_bundles_verify_offline_and_tampering_is_named() {
         !ok && out.contains("FAIL checkpoint[") && out.contains(".witnesses"),
         "{out}"
     );
+    // HU witnesses DE's checkpoint: DE sends it, HU sends its cosignature back.
+    let checkpoint = |node: &str| {
+        let cfg = fed.config(node);
+        let o = fed.run_cli(&["audit", "checkpoint", "--config", cfg.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    checkpoint("DE");
+    fed.wait_until(
+        "HU cosigned DE's checkpoint",
+        std::time::Duration::from_secs(60),
+        || {
+            checkpoint("HU");
+            let b = auditor.get_json(&format!("/api/v1/audit/bundle?case={id}"));
+            let last = b["log"]["checkpoints"]
+                .as_array()?
+                .last()?
+                .as_str()?
+                .to_string();
+            last.contains("imi-federation.invalid/witness/HU")
+                .then_some(())
+        },
+    );
+    let witnessed = dir.path().join("witnessed.json");
+    std::fs::write(
+        &witnessed,
+        serde_json::to_vec(&auditor.get_json(&format!("/api/v1/audit/bundle?case={id}"))).unwrap(),
+    )
+    .unwrap();
+    let (ok, out) = verify(&fed, &witnessed, &["--witnesses", "1"]);
+    assert!(ok, "{out}");
+    assert!(out.contains("1 witnesses, 1 required"), "{out}");
+    // No alarms between honest nodes.
+    assert_eq!(auditor.get_json("/api/v1/audit/alarms")["items"], json!([]));
 
     // Tampering: an envelope byte, a receipt byte, a leaf, a proof hash, the checkpoint.
     let text = std::fs::read_to_string(&api_file).unwrap();

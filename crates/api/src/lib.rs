@@ -152,6 +152,7 @@ fn table() -> Vec<(&'static str, String, MethodRouter<ApiState>)> {
             get(requests::access_log),
         ),
         ("get", "/api/v1/audit/bundle".into(), get(requests::bundle)),
+        ("get", "/api/v1/audit/alarms".into(), get(requests::alarms)),
         (
             "get",
             "/api/v1/scoreboard".into(),

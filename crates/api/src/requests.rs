@@ -1057,3 +1057,16 @@ pub async fn export_bundle(
         .evidence_bundle(case, &state.governance)
         .await?)
 }
+
+/// `GET /api/v1/audit/alarms` (auditors): the witness alarms this node raised.
+pub(crate) async fn alarms(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let user = users::authenticate(&state.engine, &headers)?;
+    if !user.is_auditor() {
+        return Err(ApiError::forbidden("witness alarms are for auditors"));
+    }
+    let alarms = state.engine.alarms()?;
+    Ok(Json(json!({ "items": alarms })))
+}

@@ -17,6 +17,8 @@ pub struct Inbound<'a> {
     pub body: &'a [u8],
     /// When this node received it.
     pub received: Timestamp,
+    /// The trust list the envelope was verified against.
+    pub trust: &'a imi_protocol::TrustList,
 }
 
 /// Handles some message kinds.

@@ -30,6 +30,7 @@ pub(crate) enum Job {
         hash: [u8; 32],
         body: Vec<u8>,
         received: Timestamp,
+        trust: Arc<imi_protocol::TrustList>,
         reply: oneshot::Sender<Result<Committed, EngineError>>,
     },
     /// A new outbound envelope: store it and append one outbox entry per recipient.
@@ -210,6 +211,7 @@ impl Committer {
                     hash,
                     body,
                     received,
+                    trust,
                     reply,
                 } => {
                     let outcome = self.apply_inbound(
@@ -218,6 +220,7 @@ impl Committer {
                         hash,
                         &body,
                         received,
+                        &trust,
                         &mut overlay,
                         &mut batch,
                     );
@@ -382,6 +385,7 @@ impl Committer {
     /// Appends the log leaf of an envelope this node signed.
     fn log_envelope_out(&mut self, b: &mut WriteBatch, bytes: &[u8], step: Option<&str>) {
         match imi_protocol::Envelope::parse(bytes.to_vec(), usize::MAX) {
+            Ok(env) if crate::log::is_witness_kind(env.header().kind.as_str()) => {}
             Ok(env) => {
                 let leaf = crate::log::envelope_leaf(
                     true,
@@ -426,6 +430,7 @@ impl Committer {
         hash: [u8; 32],
         body: &[u8],
         received: Timestamp,
+        trust: &imi_protocol::TrustList,
         overlay: &mut Overlay,
         batch: &mut WriteBatch,
     ) -> Result<Committed, EngineError> {
@@ -447,6 +452,7 @@ impl Committer {
             header,
             body,
             received,
+            trust,
         };
         if let Err(code) = self.apps.apply(&msg, &mut txn) {
             return Ok(Committed::Rejected(code));
@@ -464,17 +470,19 @@ impl Committer {
         let receipt = receipt_body
             .sign(&self.signer)
             .map_err(|e| EngineError::Internal(e.to_string()))?;
-        self.log.append(
-            &mut b,
-            &crate::log::envelope_leaf(false, &hash, header, step.as_deref()),
-        );
-        for l in &leaves {
-            self.log.append(&mut b, l);
+        if !crate::log::is_witness_kind(header.kind.as_str()) {
+            self.log.append(
+                &mut b,
+                &crate::log::envelope_leaf(false, &hash, header, step.as_deref()),
+            );
+            for l in &leaves {
+                self.log.append(&mut b, l);
+            }
+            self.log.append(
+                &mut b,
+                &crate::log::receipt_leaf(false, &receipt, &receipt_body),
+            );
         }
-        self.log.append(
-            &mut b,
-            &crate::log::receipt_leaf(false, &receipt, &receipt_body),
-        );
         let record = InboxRecord {
             envelope_hash: hash,
             received,

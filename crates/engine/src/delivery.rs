@@ -32,11 +32,12 @@ enum Attempt {
 /// the delivery loop never waits for one entry's bookkeeping before handling the next.
 async fn attempt_and_settle(shared: Arc<Shared>, node: NodeId, entry: Entry) -> Attempt {
     let Entry { key, id, bytes } = entry;
+    let logged = !crate::log::is_witness_traffic(&bytes);
     let receipt = match attempt(&shared, node, id, bytes).await {
         Ok(r) => r,
         Err(error) => return Attempt::Failed { error },
     };
-    match settle(&shared, node, key, id, receipt).await {
+    match settle(&shared, node, key, id, receipt, logged).await {
         Ok(()) => Attempt::Settled,
         Err(e) => Attempt::Failed {
             error: format!("could not store receipt: {e}"),
@@ -246,6 +247,7 @@ async fn settle(
     key: Vec<u8>,
     id: MessageId,
     receipt: Receipt,
+    logged: bool,
 ) -> Result<(), EngineError> {
     let label = Metrics::peer(node);
     // The receipt is verified: report it now; storing it is this node's bookkeeping.
@@ -290,11 +292,15 @@ async fn settle(
         }
     }
     batch.delete(keys::OUTBOX, key);
-    let leaves = vec![crate::log::receipt_leaf(
-        true,
-        &receipt.bytes,
-        &receipt.body,
-    )];
+    let leaves = if logged {
+        vec![crate::log::receipt_leaf(
+            true,
+            &receipt.bytes,
+            &receipt.body,
+        )]
+    } else {
+        Vec::new()
+    };
     shared
         .commit(|reply| Job::Write {
             batch,

@@ -110,6 +110,7 @@ async fn handle(shared: &Arc<Shared>, peer: PeerId, id: InboundId, payload: Inbo
                     hash,
                     body,
                     received,
+                    trust: shared.trust(),
                     reply,
                 })
                 .await;

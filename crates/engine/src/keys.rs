@@ -21,6 +21,9 @@
 //! | `log_leaves` | index (8, BE) | leaf text ([`imi_audit::leaf`]) |
 //! | `log_nodes` | level (1) ‖ index (8, BE) | hash of a perfect subtree |
 //! | `checkpoints` | size (8, BE) | signed checkpoint note (with cosignatures) |
+//! | `witness` | node id | CBOR size and root of that node's log this node saw last |
+//! | `witness_out` | node id | CBOR answer (cosignature) to send to that node |
+//! | `alarms` | seq (8, BE) | JSON witness alarm |
 //! | `facts_pending` | case id (16) | CBOR [`crate::facts::FactReport`] not yet enqueued for `EU` |
 use imi_protocol::{MessageId, NodeId};
 use imi_store::Column;
@@ -69,6 +72,13 @@ pub const LOG_NODES: Column = "log_nodes";
 /// Signed checkpoints.
 pub const CHECKPOINTS: Column = "checkpoints";
 
+/// What this node, as a witness, saw last of each log: node → size and root.
+pub const WITNESS: Column = "witness";
+/// Witness answers waiting to be sent: node → answer.
+pub const WITNESS_OUT: Column = "witness_out";
+/// Witness alarms: seq → JSON record.
+pub const ALARMS: Column = "alarms";
+
 /// Every column the engine uses.
 pub const ALL: &[Column] = &[
     META,
@@ -91,6 +101,9 @@ pub const ALL: &[Column] = &[
     LOG_LEAVES,
     LOG_NODES,
     CHECKPOINTS,
+    WITNESS,
+    WITNESS_OUT,
+    ALARMS,
 ];
 
 /// `peer ‖ seq`.

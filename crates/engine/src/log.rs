@@ -116,6 +116,25 @@ impl LogState {
     }
 }
 
+/// Witness traffic (checkpoints and cosignatures) is not logged: it is the audit of the log
+/// itself, and logging it would make every checkpoint grow the log that the next one
+/// covers, for ever. Recognised by kind.
+pub fn is_witness_kind(kind: &str) -> bool {
+    kind == crate::witness::KIND_CHECKPOINT || kind == crate::witness::KIND_COSIGNATURE
+}
+
+/// Whether envelope bytes are witness traffic: their signed header holds the kind as a
+/// CBOR text string (the header is not encrypted; a false match in the encrypted body would
+/// need a 15- or 16-byte coincidence).
+pub fn is_witness_traffic(bytes: &[u8]) -> bool {
+    let mut a = vec![0x60 + 14u8];
+    a.extend_from_slice(crate::witness::KIND_CHECKPOINT.as_bytes());
+    let mut b = vec![0x60 + 15u8];
+    b.extend_from_slice(crate::witness::KIND_COSIGNATURE.as_bytes());
+    bytes.windows(a.len()).any(|w| w == a.as_slice())
+        || bytes.windows(b.len()).any(|w| w == b.as_slice())
+}
+
 /// The leaf of an envelope this node sent (`out`) or accepted.
 pub fn envelope_leaf(out: bool, hash: &[u8; 32], h: &Header, step: Option<&str>) -> String {
     let to: Vec<&str> = h.to.iter().map(NodeId::as_str).collect();

@@ -7,6 +7,8 @@
 //!   ones are rejected with their code and change nothing.
 //! * [`facts`]: indicator facts reach the Commission node and carry nothing personal; a
 //!   falsified side is flagged.
+//! * [`witness`]: the transparency log, checkpoints and cosignatures; split views,
+//!   rollbacks and inconsistent proofs are refused with an alarm.
 //! * [`receipts`]: where receipts are stored on both sides; rejected envelopes go to `dead`.
 #![allow(
     clippy::unwrap_used,
@@ -19,6 +21,8 @@
 mod cases;
 #[path = "engine/facts.rs"]
 mod facts;
+#[path = "engine/witness.rs"]
+mod witness;
 // The modules live in a subdirectory so that cargo does not take each for a test binary.
 #[path = "engine/delivery.rs"]
 mod delivery;
