@@ -17,6 +17,8 @@ use std::sync::Arc;
 pub struct HttpState {
     /// The authorities' API.
     pub api: imi_api::ApiState,
+    /// The tombstone file of erased cases.
+    pub tombstones: std::path::PathBuf,
     /// The engine.
     pub engine: Engine,
     /// The governance public key (verifies trust-list updates).
@@ -45,6 +47,7 @@ fn table() -> Vec<(&'static str, &'static str, MethodRouter<HttpState>)> {
         ("post", "/operator/users/{user}/revoke", post(users_revoke)),
         ("post", "/operator/audit/checkpoint", post(audit_checkpoint)),
         ("get", "/operator/audit/bundle", get(audit_bundle)),
+        ("post", "/operator/retention/run", post(retention_run)),
     ]
 }
 
@@ -87,6 +90,21 @@ pub fn router(state: HttpState) -> Router {
     .layer(axum::middleware::map_response(
         imi_api::problem::problems_everywhere,
     ))
+}
+
+async fn retention_run(State(state): State<HttpState>, headers: HeaderMap) -> Response {
+    if let Some(refused) = operator_refusal(&state, &headers) {
+        return refused;
+    }
+    let api = &state.api;
+    match state
+        .engine
+        .run_retention(&api.cases, api.clock.now_ms(), Some(&state.tombstones))
+        .await
+    {
+        Ok(r) => Json(json!({"blocked": r.blocked, "deleted": r.deleted})).into_response(),
+        Err(e) => imi_api::ApiError::from(e).into_response(),
+    }
 }
 
 async fn audit_checkpoint(State(state): State<HttpState>, headers: HeaderMap) -> Response {

@@ -14,6 +14,18 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+/// How often the retention schedule runs.
+pub const RETENTION_INTERVAL: Duration = Duration::from_secs(60);
+
+/// The file of erased case ids, outside the database (next to `data_dir`), so that a
+/// restored backup of the database cannot bring erased data back.
+pub fn tombstone_file(cfg: &NodeConfig) -> std::path::PathBuf {
+    cfg.data_dir.parent().map_or_else(
+        || std::path::PathBuf::from("erased-cases"),
+        |p| p.join("erased-cases"),
+    )
+}
+
 /// How often the node signs a checkpoint of its log (when it grew).
 pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -173,6 +185,7 @@ pub async fn run(
     let api = imi_api::ApiState::new(engine.clone(), cases.clone(), clock.clone(), governance)?;
     let state = HttpState {
         api,
+        tombstones: tombstone_file(&cfg),
         governance,
         engine: engine.clone(),
         registry: Arc::new(registry),
@@ -205,6 +218,45 @@ pub async fn run(
                     _ = cancel.cancelled() => break,
                     _ = tick.tick() => {
                         let _ = client.dial_all().await;
+                    }
+                }
+            }
+        });
+    }
+    // Retention: re-apply erasures (a restored backup must not bring data back), then run
+    // the schedule now and every minute.
+    let tombstones = tombstone_file(&cfg);
+    let re_erased = engine.enforce_tombstones(&tombstones).await?;
+    if re_erased > 0 {
+        tracing::warn!(cases = re_erased, "erased cases re-erased at start");
+    }
+    match engine
+        .run_retention(&cases, clock.now_ms(), Some(&tombstones))
+        .await
+    {
+        Ok(r) => tracing::info!(
+            blocked = r.blocked,
+            deleted = r.deleted,
+            "retention run at start"
+        ),
+        Err(e) => tracing::warn!(error = %e, "retention run failed"),
+    }
+    {
+        let engine = engine.clone();
+        let cases = cases.clone();
+        let clock = clock.clone();
+        let cancel = cancel.child_token();
+        let tombstones = tombstones.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(RETENTION_INTERVAL);
+            tick.tick().await;
+            loop {
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = tick.tick() => {
+                        if let Err(e) = engine.run_retention(&cases, clock.now_ms(), Some(&tombstones)).await {
+                            tracing::warn!(error = %e, "retention run failed");
+                        }
                     }
                 }
             }

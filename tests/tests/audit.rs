@@ -323,3 +323,126 @@ fn base64_encode(b: &[u8]) -> String {
     }
     s
 }
+
+/// Retention with real nodes whose clocks are moved ahead: blocked data is invisible to
+/// ordinary users and readable by an auditor only through an explicit, logged action;
+/// after erasure the data is gone and the case's evidence bundle still verifies.
+#[test]
+fn retention_blocks_then_erases_and_the_trail_still_verifies() {
+    let _g = lock(&HEAVY);
+    let fed = Federation::init(&["DE", "HU"]);
+    let de_proc = fed.start("DE");
+    let hu_proc = fed.start("HU");
+    let de = fed.user(
+        "DE",
+        &fed.add_user("DE", "anna", "DE-BY-BLZK", "authority_user", &[]),
+    );
+    let hu = fed.user(
+        "HU",
+        &fed.add_user("HU", "bela", "HU-ENKK", "authority_user", &[]),
+    );
+    let auditor = fed.user("DE", &fed.add_user("DE", "audit", "DE-NC", "auditor", &[]));
+    let id = de.post_status(
+        "/api/v1/requests?wait=delivered",
+        &json!({"responder": "HU-ENKK", "area": "PQ", "procedure": "PQ-P01", "questions": ["PQ-Q01"],
+                "subject": {"name": "Retention Subject"}, "answer_by": "2099-01-31"}),
+        201,
+    )["id"].as_str().unwrap().to_string();
+    step(&hu, &id, "accept", json!({}));
+    step(
+        &hu,
+        &id,
+        "answer",
+        json!({"answers": [{"question": "PQ-Q01", "type": "bool", "value": true}]}),
+    );
+    step(&de, &id, "close", json!({}));
+    de_proc.stop();
+    hu_proc.stop();
+
+    // Seven months later: blocked on both sides (each node runs its own schedule at start).
+    let later = (214 * 86_400_000u64).to_string();
+    let de_proc = imi_e2e::NodeProc::start_env(&fed, "DE", &[("IMI_CLOCK_OFFSET_MS", &later)]);
+    let hu_proc = imi_e2e::NodeProc::start_env(&fed, "HU", &[("IMI_CLOCK_OFFSET_MS", &later)]);
+    for c in [&de, &hu] {
+        assert_eq!(
+            c.get(&format!("/api/v1/requests/{id}")).unwrap().0,
+            404,
+            "{}",
+            c.id
+        );
+        assert!(
+            c.get_json("/api/v1/requests")["items"]
+                .as_array()
+                .unwrap()
+                .is_empty()
+        );
+    }
+    assert_eq!(
+        de.get(&format!("/api/v1/audit/blocked/{id}")).unwrap().0,
+        403
+    );
+    let v = auditor.get_json(&format!("/api/v1/audit/blocked/{id}"));
+    assert_eq!(v["subject"]["name"], "Retention Subject");
+    let log = auditor.get_json(&format!("/api/v1/audit/access-log?case={id}"));
+    assert!(
+        log["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["action"] == "read_blocked" && i["user"] == "audit"),
+        "{log}"
+    );
+    de_proc.stop();
+    hu_proc.stop();
+
+    // Three years and a bit later: erased.
+    let later = (1200 * 86_400_000u64).to_string();
+    let _de = imi_e2e::NodeProc::start_env(&fed, "DE", &[("IMI_CLOCK_OFFSET_MS", &later)]);
+    let _hu = imi_e2e::NodeProc::start_env(&fed, "HU", &[("IMI_CLOCK_OFFSET_MS", &later)]);
+    let (st, body) = auditor.get(&format!("/api/v1/audit/blocked/{id}")).unwrap();
+    assert_eq!(st, 410, "{body}");
+    let bundle = auditor.get_json(&format!("/api/v1/audit/bundle?case={id}"));
+    let leaves: Vec<&str> = bundle["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["leaf"].as_str().unwrap())
+        .collect();
+    assert!(
+        leaves
+            .iter()
+            .any(|l| l.contains("type=retention") && l.contains("action=block"))
+    );
+    assert!(
+        leaves
+            .iter()
+            .any(|l| l.contains("type=retention") && l.contains("action=delete"))
+    );
+    assert!(
+        leaves
+            .iter()
+            .any(|l| l.contains("type=access") && l.contains("action=read_blocked"))
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("erased.json");
+    std::fs::write(&f, serde_json::to_vec(&bundle).unwrap()).unwrap();
+    let (ok, out) = verify(&fed, &f, &[]);
+    assert!(ok, "the trail verifies after erasure:\n{out}");
+    // The counterpart's copy is erased by its own schedule.
+    let hu_cfg = fed.config("HU");
+    let o = fed.run_cli(&[
+        "audit",
+        "export",
+        "--config",
+        hu_cfg.to_str().unwrap(),
+        "--case",
+        &id,
+        "--out",
+        dir.path().join("hu.json").to_str().unwrap(),
+    ]);
+    assert!(o.status.success());
+    let hu_bundle = std::fs::read_to_string(dir.path().join("hu.json")).unwrap();
+    assert!(hu_bundle.contains("action=delete"));
+    let (ok, out) = verify(&fed, &dir.path().join("hu.json"), &[]);
+    assert!(ok, "{out}");
+}

@@ -155,6 +155,11 @@ fn table() -> Vec<(&'static str, String, MethodRouter<ApiState>)> {
         ("get", "/api/v1/audit/alarms".into(), get(requests::alarms)),
         (
             "get",
+            "/api/v1/audit/blocked/{id}".into(),
+            get(requests::read_blocked),
+        ),
+        (
+            "get",
             "/api/v1/scoreboard".into(),
             get(scoreboard::scoreboard),
         ),

@@ -96,7 +96,10 @@ fn visible_case(state: &ApiState, user: &User, id: &str) -> Result<(CaseId, Case
     let id: CaseId = id.parse().map_err(|_| ApiError::not_found())?;
     let index =
         Cases::index(state.engine.store().as_ref(), &id)?.ok_or_else(ApiError::not_found)?;
-    if visible(user, &index) {
+    // Blocked (retention) cases are invisible to ordinary users.
+    if visible(user, &index)
+        && !imi_engine::retention::is_blocked(state.engine.store().as_ref(), &id)?
+    {
         Ok((id, index))
     } else {
         Err(ApiError::not_found())
@@ -564,6 +567,7 @@ pub(crate) async fn list(
                 .find(|c| Some(*c) != my_country)
                 .or(my_country);
             let keep = visible(&user, &ix)
+                && !imi_engine::retention::is_blocked(store.as_ref(), &id)?
                 && q.status.as_deref().is_none_or(|s| ix.state == s)
                 && q.area.as_deref().is_none_or(|a| ix.area == a)
                 && q.overdue.is_none_or(|o| ix.overdue(now) == o)
@@ -1069,4 +1073,43 @@ pub(crate) async fn alarms(
     }
     let alarms = state.engine.alarms()?;
     Ok(Json(json!({ "items": alarms })))
+}
+
+/// `GET /api/v1/audit/blocked/{id}` (auditors): the explicit, logged read of a blocked
+/// case's data.
+pub(crate) async fn read_blocked(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<ReadQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let user = users::authenticate(&state.engine, &headers)?;
+    if !user.is_auditor() {
+        return Err(ApiError::forbidden("blocked data is read by auditors only"));
+    }
+    let id: CaseId = id.parse().map_err(|_| ApiError::not_found())?;
+    let store = state.engine.store();
+    let index = Cases::index(store.as_ref(), &id)?.ok_or_else(ApiError::not_found)?;
+    if !imi_engine::retention::is_blocked(store.as_ref(), &id)? {
+        return Err(ApiError::not_found());
+    }
+    let record = state.cases.read(store.as_ref(), &id)?.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::GONE,
+            "case_erased",
+            "the case's data has been erased",
+        )
+    })?;
+    let lang = lang(&state, q.lang.as_deref(), &headers);
+    record_access(&state, &user, id, "read_blocked").await?;
+    tracing::warn!(case = %id, user = %user.id, "blocked case data read by an auditor");
+    Ok(Json(views::case_view(
+        &state.cases,
+        &id,
+        &index,
+        &record,
+        &user,
+        &lang,
+        state.clock.now_ms(),
+    )))
 }

@@ -556,11 +556,50 @@ pub struct Area {
     #[serde(default)]
     question_sets: Vec<QuestionSet>,
     questions: Vec<Question>,
+    #[serde(default)]
+    retention: Retention,
     #[serde(skip)]
     source: PathBuf,
 }
 
+/// How long a closed case's personal data is kept (IMI Regulation 1024/2012, Art. 14):
+/// blocked (readable only through an explicit, logged action) `block_after_days` after
+/// closure, deleted `delete_after_days` after closure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Retention {
+    /// Days from closure to blocking (default 183, six months).
+    #[serde(default = "Retention::default_block")]
+    pub block_after_days: u32,
+    /// Days from closure to deletion (default 1096, three years).
+    #[serde(default = "Retention::default_delete")]
+    pub delete_after_days: u32,
+}
+
+impl Retention {
+    fn default_block() -> u32 {
+        183
+    }
+    fn default_delete() -> u32 {
+        1096
+    }
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self {
+            block_after_days: Self::default_block(),
+            delete_after_days: Self::default_delete(),
+        }
+    }
+}
+
 impl Area {
+    /// The area's retention periods.
+    pub fn retention(&self) -> Retention {
+        self.retention
+    }
+
     /// The area's code (`PQ`).
     pub fn code(&self) -> &str {
         &self.code

@@ -406,6 +406,18 @@ impl Cases {
             .ok_or_else(|| EngineError::Internal("a case record does not decode".into()))
     }
 
+    /// The case's own data key, unwrapped (for audits and tests: it lets a test prove
+    /// that erasure leaves no trace of it).
+    pub fn unwrap_case_key(
+        &self,
+        store: &dyn Store,
+        id: &CaseId,
+    ) -> Result<Option<[u8; 32]>, EngineError> {
+        Ok(store
+            .get(keys::CASE_KEYS, id.as_bytes())?
+            .and_then(|w| self.data_key.unwrap(id, &w)))
+    }
+
     /// Decrypts an attachment of a case.
     pub fn read_file(
         &self,
@@ -440,6 +452,12 @@ impl Cases {
             return Err(Refusal::new(
                 "unsupported_version",
                 format!("case message version {}", msg.v),
+            ));
+        }
+        if txn.get(keys::TOMBSTONES, id.as_bytes())?.is_some() {
+            return Err(Refusal::new(
+                "case_erased",
+                "the case's data has been erased",
             ));
         }
         let index = txn

@@ -24,6 +24,8 @@
 //! | `witness` | node id | CBOR size and root of that node's log this node saw last |
 //! | `witness_out` | node id | CBOR answer (cosignature) to send to that node |
 //! | `alarms` | seq (8, BE) | JSON witness alarm |
+//! | `blocked` | case id (16) | when it was blocked (ms, BE) |
+//! | `tombstones` | case id (16) | when its data was erased (ms, BE); never removed |
 //! | `facts_pending` | case id (16) | CBOR [`crate::facts::FactReport`] not yet enqueued for `EU` |
 use imi_protocol::{MessageId, NodeId};
 use imi_store::Column;
@@ -79,6 +81,11 @@ pub const WITNESS_OUT: Column = "witness_out";
 /// Witness alarms: seq → JSON record.
 pub const ALARMS: Column = "alarms";
 
+/// Blocked cases (retention): case id → when.
+pub const BLOCKED: Column = "blocked";
+/// Erased cases (retention): case id → when. Never removed.
+pub const TOMBSTONES: Column = "tombstones";
+
 /// Every column the engine uses.
 pub const ALL: &[Column] = &[
     META,
@@ -104,6 +111,8 @@ pub const ALL: &[Column] = &[
     WITNESS,
     WITNESS_OUT,
     ALARMS,
+    BLOCKED,
+    TOMBSTONES,
 ];
 
 /// `peer ‖ seq`.

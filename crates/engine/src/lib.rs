@@ -35,6 +35,7 @@ pub mod inbound;
 pub mod keys;
 pub mod log;
 pub mod metrics;
+pub mod retention;
 pub mod witness;
 
 pub use app::{

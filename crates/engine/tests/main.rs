@@ -9,6 +9,8 @@
 //!   falsified side is flagged.
 //! * [`witness`]: the transparency log, checkpoints and cosignatures; split views,
 //!   rollbacks and inconsistent proofs are refused with an alarm.
+//! * [`retention`]: blocking and erasure on schedule; no trace in the files; no
+//!   resurrection by a replayed envelope or a restored backup.
 //! * [`receipts`]: where receipts are stored on both sides; rejected envelopes go to `dead`.
 #![allow(
     clippy::unwrap_used,
@@ -21,6 +23,8 @@
 mod cases;
 #[path = "engine/facts.rs"]
 mod facts;
+#[path = "engine/retention.rs"]
+mod retention;
 #[path = "engine/witness.rs"]
 mod witness;
 // The modules live in a subdirectory so that cargo does not take each for a test binary.

@@ -199,6 +199,14 @@ pub trait Store: Send + Sync + 'static {
     /// Flushes memtables; used at graceful shutdown.
     fn flush(&self) -> Result<(), StoreError>;
 
+    /// Makes deleted data physically gone from `cols`: flushes every memtable (so that no
+    /// write-ahead log still holds it) and compacts the columns down to the last level (so
+    /// that no table file does). For erasure; slow.
+    fn purge(&self, cols: &[Column]) -> Result<(), StoreError> {
+        let _ = cols;
+        self.flush()
+    }
+
     /// Approximate memory used in bytes: memtables + block cache for RocksDB, the size of keys
     /// and values for the memory engine.
     fn memory_usage_bytes(&self) -> u64;

@@ -245,6 +245,24 @@ impl Store for RocksStore {
         Ok(())
     }
 
+    fn purge(&self, cols: &[Column]) -> Result<(), StoreError> {
+        self.flush()?;
+        self.db.flush_wal(true).map_err(rocks)?;
+        let mut opts = rocksdb::CompactOptions::default();
+        opts.set_bottommost_level_compaction(rocksdb::BottommostLevelCompaction::Force);
+        opts.set_exclusive_manual_compaction(true);
+        for col in cols {
+            let cf = self.cf(col)?;
+            self.db
+                .compact_range_cf_opt(cf, None::<&[u8]>, None::<&[u8]>, &opts);
+        }
+        tracing::info!(
+            columns = cols.len(),
+            "purged deleted data from rocksdb files"
+        );
+        Ok(())
+    }
+
     fn memory_usage_bytes(&self) -> u64 {
         let memtables: u64 = self
             .cf_names

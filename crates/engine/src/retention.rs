@@ -1,0 +1,207 @@
+//! Retention of personal data (IMI Regulation 1024/2012, Art. 14): a closed or withdrawn
+//! case is **blocked** `block_after_days` after it ended (its data visible to no ordinary
+//! user; an auditor reads it only through an explicit, logged action) and **deleted**
+//! `delete_after_days` after it ended, per legal area (catalogue `[retention]`, defaults 183
+//! and 1096 days). Each node applies its own schedule to its own copy.
+//!
+//! Deletion destroys the case's data key, its encrypted record and attachments in one batch
+//! with a tombstone row and a `retention` log leaf (signed into the next checkpoint), then
+//! flushes and compacts the columns so that neither the key nor any ciphertext remains in
+//! RocksDB's files. The case's metadata, envelopes (encrypted to their recipients) and
+//! receipts stay, so its evidence bundle still verifies.
+//!
+//! A deleted key is never re-created: a later step or a replayed create of the case is
+//! refused (`case_erased`), and the case id is also appended (fsync) to a tombstone file
+//! outside the database *before* the deletion, which the node re-applies at start — so
+//! restoring an older backup of the database does not bring the data back.
+use crate::cases::Cases;
+use crate::{Engine, EngineError, LocalOutcome, keys};
+use imi_audit::leaf::Leaf;
+use imi_protocol::CaseId;
+use imi_protocol::dates::DAY_MS;
+use std::io::Write;
+use std::path::Path;
+
+/// Blocked cases: case id → when (ms, BE).
+pub use crate::keys::BLOCKED;
+/// Erased cases: case id → when (ms, BE).
+pub use crate::keys::TOMBSTONES;
+
+/// What a retention run did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RetentionReport {
+    /// Cases blocked.
+    pub blocked: usize,
+    /// Cases deleted.
+    pub deleted: usize,
+}
+
+/// Whether a case is blocked.
+pub fn is_blocked(store: &dyn imi_store::Store, id: &CaseId) -> Result<bool, EngineError> {
+    Ok(store.get(keys::BLOCKED, id.as_bytes())?.is_some())
+}
+
+/// Whether a case was erased.
+pub fn is_erased(store: &dyn imi_store::Store, id: &CaseId) -> Result<bool, EngineError> {
+    Ok(store.get(keys::TOMBSTONES, id.as_bytes())?.is_some())
+}
+
+fn leaf(case: &CaseId, action: &str, at: u64) -> String {
+    Leaf::new("retention", &[&case.to_string(), action, &at.to_string()]).text()
+}
+
+/// Reads the tombstone file (one case id per line).
+pub fn read_tombstone_file(path: &Path) -> Result<Vec<CaseId>, EngineError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(text.lines().filter_map(|l| l.trim().parse().ok()).collect()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(EngineError::Store(format!("{}: {e}", path.display()))),
+    }
+}
+
+fn append_tombstone(path: &Path, id: &CaseId) -> Result<(), EngineError> {
+    let io = |e: std::io::Error| EngineError::Store(format!("{}: {e}", path.display()));
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(io)?;
+    writeln!(f, "{id}").map_err(io)?;
+    f.sync_all().map_err(io)
+}
+
+impl Engine {
+    /// Deletes one case's personal data now (tombstone file first, then the atomic
+    /// deletion with its log leaf, then the purge of the files).
+    pub async fn erase_case(
+        &self,
+        id: CaseId,
+        now: u64,
+        tombstone_file: Option<&Path>,
+    ) -> Result<(), EngineError> {
+        if let Some(p) = tombstone_file {
+            append_tombstone(p, &id)?;
+        }
+        let store = self.store().clone();
+        let files: Vec<Vec<u8>> = store
+            .scan_prefix(keys::CASE_FILES, id.as_bytes(), usize::MAX)?
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        let outcome = self
+            .local_step(
+                None,
+                Box::new(move |txn, _| {
+                    let first = txn.get(keys::TOMBSTONES, id.as_bytes())?.is_none();
+                    txn.delete(keys::CASE_KEYS, id.as_bytes().to_vec());
+                    txn.delete(keys::CASES, id.as_bytes().to_vec());
+                    for k in files {
+                        txn.delete(keys::CASE_FILES, k);
+                    }
+                    if first {
+                        txn.put(
+                            keys::TOMBSTONES,
+                            id.as_bytes().to_vec(),
+                            now.to_be_bytes().to_vec(),
+                        );
+                        txn.log(leaf(&id, "delete", now));
+                    }
+                    Ok(LocalOutcome {
+                        write: true,
+                        result: Vec::new(),
+                    })
+                }),
+            )
+            .await?;
+        outcome.map_err(|r| EngineError::Internal(r.detail))?;
+        tokio::task::spawn_blocking(move || {
+            store.purge(&[keys::CASE_KEYS, keys::CASES, keys::CASE_FILES])
+        })
+        .await
+        .map_err(|e| EngineError::Internal(e.to_string()))??;
+        tracing::info!(case = %id, "case data erased (retention)");
+        Ok(())
+    }
+
+    /// Re-applies the tombstone file (at start): any case listed there whose data is in
+    /// the database again (a restored backup) is erased again.
+    pub async fn enforce_tombstones(&self, tombstone_file: &Path) -> Result<usize, EngineError> {
+        let mut n = 0;
+        for id in read_tombstone_file(tombstone_file)? {
+            let store = self.store();
+            let resurrected = store.get(keys::CASE_KEYS, id.as_bytes())?.is_some()
+                || store.get(keys::CASES, id.as_bytes())?.is_some()
+                || store.get(keys::TOMBSTONES, id.as_bytes())?.is_none();
+            if resurrected {
+                tracing::warn!(case = %id, "erased case found in the database (restored backup?); erasing again");
+                self.erase_case(id, self.shared.clock.now_ms(), None)
+                    .await?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// One retention run at `now`: blocks and deletes what the schedule says.
+    pub async fn run_retention(
+        &self,
+        cases: &Cases,
+        now: u64,
+        tombstone_file: Option<&Path>,
+    ) -> Result<RetentionReport, EngineError> {
+        let mut report = RetentionReport::default();
+        let mut after = None;
+        loop {
+            let rows = Cases::scan_index(self.store().as_ref(), after.as_ref(), 512)?;
+            let done = rows.len() < 512;
+            for (id, ix) in rows {
+                after = Some(id);
+                if !ix.terminal {
+                    continue;
+                }
+                let r = cases
+                    .catalogue()
+                    .area(&ix.area)
+                    .map(|a| a.retention())
+                    .unwrap_or_default();
+                let delete_at = ix
+                    .updated
+                    .saturating_add(u64::from(r.delete_after_days) * DAY_MS);
+                let block_at = ix
+                    .updated
+                    .saturating_add(u64::from(r.block_after_days) * DAY_MS);
+                if now >= delete_at && !is_erased(self.store().as_ref(), &id)? {
+                    self.erase_case(id, now, tombstone_file).await?;
+                    report.deleted += 1;
+                } else if now >= block_at && !is_blocked(self.store().as_ref(), &id)? {
+                    let outcome = self
+                        .local_step(
+                            None,
+                            Box::new(move |txn, _| {
+                                if txn.get(keys::BLOCKED, id.as_bytes())?.is_none() {
+                                    txn.put(
+                                        keys::BLOCKED,
+                                        id.as_bytes().to_vec(),
+                                        now.to_be_bytes().to_vec(),
+                                    );
+                                    txn.log(leaf(&id, "block", now));
+                                }
+                                Ok(LocalOutcome {
+                                    write: true,
+                                    result: Vec::new(),
+                                })
+                            }),
+                        )
+                        .await?;
+                    outcome.map_err(|r| EngineError::Internal(r.detail))?;
+                    tracing::info!(case = %id, "case data blocked (retention)");
+                    report.blocked += 1;
+                }
+            }
+            if done {
+                break;
+            }
+        }
+        Ok(report)
+    }
+}
