@@ -124,7 +124,9 @@ async fn audit_checkpoint(State(state): State<HttpState>, headers: HeaderMap) ->
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct BundleQuery {
-    case: String,
+    case: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
 }
 
 async fn audit_bundle(
@@ -135,10 +137,15 @@ async fn audit_bundle(
     if let Some(refused) = operator_refusal(&state, &headers) {
         return refused;
     }
-    let Ok(case) = q.case.parse::<imi_protocol::CaseId>() else {
-        return imi_api::ApiError::not_found().into_response();
+    let selection = match imi_api::requests::bundle_selection(
+        q.case.as_deref(),
+        q.from.as_deref(),
+        q.to.as_deref(),
+    ) {
+        Ok(s) => s,
+        Err(e) => return e.into_response(),
     };
-    match imi_api::requests::export_bundle(&state.api, case).await {
+    match imi_api::requests::export_bundle(&state.api, selection).await {
         Ok(b) => Json(b).into_response(),
         Err(e) => e.into_response(),
     }

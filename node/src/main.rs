@@ -136,14 +136,20 @@ enum AuditCommand {
         #[arg(long)]
         config: PathBuf,
     },
-    /// Exports the evidence bundle of a case from the running node.
+    /// Exports the evidence bundle of a case (or of a time range) from the running node.
     Export {
         /// The node's config file.
         #[arg(long)]
         config: PathBuf,
         /// The case id (32 hex digits).
-        #[arg(long)]
-        case: String,
+        #[arg(long, required_unless_present_all = ["from", "to"], conflicts_with_all = ["from", "to"])]
+        case: Option<String>,
+        /// From (RFC 3339 UTC, inclusive), with --to.
+        #[arg(long, requires = "to")]
+        from: Option<String>,
+        /// To (RFC 3339 UTC, exclusive), with --from.
+        #[arg(long, requires = "from")]
+        to: Option<String>,
         /// The bundle file to write.
         #[arg(long)]
         out: PathBuf,
@@ -425,14 +431,28 @@ fn real_main() -> Result<()> {
                 print!("{}", v["checkpoint"].as_str().unwrap_or(""));
                 Ok(())
             }
-            AuditCommand::Export { config, case, out } => {
+            AuditCommand::Export {
+                config,
+                case,
+                from,
+                to,
+                out,
+            } => {
                 let cfg = NodeConfig::load(&config)?;
+                let query = match (&case, &from, &to) {
+                    (Some(c), _, _) => format!("case={c}"),
+                    (None, Some(f), Some(t)) => format!("from={f}&to={t}"),
+                    _ => bail!("give --case, or --from and --to"),
+                };
                 let v = runtime()?.block_on(imi_node::diag::operator_call(
                     &cfg,
                     reqwest::Method::GET,
-                    &format!("/operator/audit/bundle?case={case}"),
+                    &format!("/operator/audit/bundle?{query}"),
                     None,
                 ))?;
+                let case = case.unwrap_or_else(|| {
+                    format!("{} to {}", from.unwrap_or_default(), to.unwrap_or_default())
+                });
                 std::fs::write(&out, serde_json::to_vec_pretty(&v)?)
                     .with_context(|| format!("writing {}", out.display()))?;
                 println!(

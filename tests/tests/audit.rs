@@ -120,6 +120,28 @@ fn evidence_bundles_verify_offline_and_tampering_is_named() {
     assert!(out.contains("PASS case.lifecycle"), "{out}");
     assert!(out.contains("PASS trust_list.signature"), "{out}");
 
+    // A time-range bundle (everything logged in the range) verifies too.
+    let range =
+        auditor.get_json("/api/v1/audit/bundle?from=2000-01-01T00:00:00Z&to=2100-01-01T00:00:00Z");
+    assert!(range["case"].is_null());
+    assert!(
+        range["entries"].as_array().unwrap().len() >= bundle["entries"].as_array().unwrap().len()
+    );
+    let range_file = dir.path().join("range.json");
+    std::fs::write(&range_file, serde_json::to_vec(&range).unwrap()).unwrap();
+    let (ok, out) = verify(&fed, &range_file, &[]);
+    assert!(ok, "{out}");
+    let empty =
+        auditor.get_json("/api/v1/audit/bundle?from=2000-01-01T00:00:00Z&to=2000-01-02T00:00:00Z");
+    assert!(empty["entries"].as_array().unwrap().is_empty());
+    assert_eq!(
+        auditor
+            .get("/api/v1/audit/bundle?from=2001-01-01T00:00:00Z")
+            .unwrap()
+            .0,
+        400
+    );
+
     // The operator CLI export of HU's side verifies too.
     let hu_file = dir.path().join("hu-bundle.json");
     let cfg = fed.config("HU");

@@ -1029,10 +1029,38 @@ pub(crate) async fn access_log(
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct BundleQuery {
-    case: String,
+    case: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
 }
 
-/// `GET /api/v1/audit/bundle?case=ID` (auditors): the case's evidence bundle.
+/// The selection of a bundle query: `case=ID`, or `from` and `to` (RFC 3339 UTC).
+pub fn bundle_selection(
+    case: Option<&str>,
+    from: Option<&str>,
+    to: Option<&str>,
+) -> Result<imi_engine::audit::Selection, ApiError> {
+    use imi_engine::audit::Selection;
+    let bad = |d: &str| ApiError::bad_request("bad_selection", d);
+    match (case, from, to) {
+        (Some(c), None, None) => Ok(Selection::Case(
+            c.parse().map_err(|_| ApiError::not_found())?,
+        )),
+        (None, Some(f), Some(t)) => {
+            let f = imi_protocol::dates::parse_rfc3339(f)
+                .ok_or_else(|| bad("from is not an RFC 3339 UTC time"))?;
+            let t = imi_protocol::dates::parse_rfc3339(t)
+                .ok_or_else(|| bad("to is not an RFC 3339 UTC time"))?;
+            if f >= t {
+                return Err(bad("from must be before to"));
+            }
+            Ok(Selection::Range { from: f, to: t })
+        }
+        _ => Err(bad("give case, or from and to")),
+    }
+}
+
+/// `GET /api/v1/audit/bundle?case=ID` or `?from=..&to=..` (auditors): an evidence bundle.
 pub(crate) async fn bundle(
     State(state): State<ApiState>,
     headers: HeaderMap,
@@ -1042,23 +1070,25 @@ pub(crate) async fn bundle(
     if !user.is_auditor() {
         return Err(ApiError::forbidden("evidence bundles are for auditors"));
     }
-    let case: CaseId = q.case.parse().map_err(|_| ApiError::not_found())?;
-    if Cases::index(state.engine.store().as_ref(), &case)?.is_none() {
+    let selection = bundle_selection(q.case.as_deref(), q.from.as_deref(), q.to.as_deref())?;
+    if let imi_engine::audit::Selection::Case(case) = selection
+        && Cases::index(state.engine.store().as_ref(), &case)?.is_none()
+    {
         return Err(ApiError::not_found());
     }
-    let b = export_bundle(&state, case).await?;
-    tracing::info!(case = %case, user = %user.id, "evidence bundle exported");
+    let b = export_bundle(&state, selection).await?;
+    tracing::info!(user = %user.id, entries = b.entries.len(), "evidence bundle exported");
     Ok(Json(serde_json::to_value(b).map_err(ApiError::internal)?))
 }
 
-/// The evidence bundle of `case` (for the auditor route and the operator's CLI).
+/// The evidence bundle of a selection (for the auditor route and the operator's CLI).
 pub async fn export_bundle(
     state: &ApiState,
-    case: CaseId,
+    selection: imi_engine::audit::Selection,
 ) -> Result<imi_audit::bundle::Bundle, ApiError> {
     Ok(state
         .engine
-        .evidence_bundle(case, &state.governance)
+        .evidence_bundle(selection, &state.governance)
         .await?)
 }
 

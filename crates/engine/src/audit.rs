@@ -10,6 +10,28 @@ use imi_audit::note::{Checkpoint, SignedNote, origin_of};
 use imi_protocol::{CaseId, MessageId, NodeId};
 use std::collections::BTreeSet;
 
+/// What a bundle covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Selection {
+    /// One case: its envelopes, their receipts, the reads of its data, its retention.
+    Case(CaseId),
+    /// Everything logged with a time (creation, receipt, read, retention) in `[from, to)`,
+    /// ms.
+    Range {
+        /// From, inclusive.
+        from: u64,
+        /// To, exclusive.
+        to: u64,
+    },
+}
+
+fn leaf_time(leaf: &Leaf) -> Option<u64> {
+    ["created", "received", "at"]
+        .iter()
+        .find_map(|f| leaf.get(f))
+        .and_then(|t| t.parse().ok())
+}
+
 /// Checkpoints included in a bundle (the latest and those before it).
 pub const BUNDLE_CHECKPOINTS: usize = 3;
 
@@ -63,13 +85,13 @@ impl Engine {
         Ok(note)
     }
 
-    /// The evidence bundle of a case: every envelope of the case this node sent or
+    /// The evidence bundle of a case (or a time range): every envelope of the case this node sent or
     /// accepted and every receipt of those envelopes, as exact bytes, each with its
     /// inclusion proof in a fresh checkpoint; the latest checkpoints with their
     /// cosignatures and the consistency proofs between them; the trust list in force.
     pub async fn evidence_bundle(
         &self,
-        case: CaseId,
+        selection: Selection,
         governance_public: &[u8; 32],
     ) -> Result<Bundle, EngineError> {
         let latest = self.checkpoint().await?;
@@ -98,8 +120,18 @@ impl Engine {
                 });
             }
         }
-        // The case's leaves, then the receipts of its envelopes.
-        let case_hex = case.to_string();
+        // The selected leaves, then the receipts of their envelopes.
+        let case_hex = match selection {
+            Selection::Case(case) => Some(case.to_string()),
+            Selection::Range { .. } => None,
+        };
+        let selected = |leaf: &Leaf| match selection {
+            Selection::Case(_) => leaf.get("case") == case_hex.as_deref(),
+            Selection::Range { from, to } => {
+                !leaf.kind.starts_with("receipt_")
+                    && leaf_time(leaf).is_some_and(|t| t >= from && t < to)
+            }
+        };
         let rows = store.range(keys::LOG_LEAVES, &[], None, usize::MAX)?;
         let mut chosen: Vec<(u64, Leaf, String)> = Vec::new();
         let mut ids: BTreeSet<String> = BTreeSet::new();
@@ -114,7 +146,7 @@ impl Engine {
             .filter(|(i, _, _)| *i < n)
             .collect();
         for (i, leaf, text) in &parsed {
-            if leaf.get("case") == Some(case_hex.as_str()) {
+            if selected(leaf) {
                 if let Some(id) = leaf.get("id") {
                     ids.insert(id.to_owned());
                     if leaf.kind == "envelope_in"
@@ -177,7 +209,7 @@ impl Engine {
             .ok_or_else(|| EngineError::Internal("no trust list stored".into()))?;
         Ok(Bundle {
             format: FORMAT.to_owned(),
-            case: Some(case_hex),
+            case: case_hex,
             governance_public_key: hex::encode(governance_public),
             trust_list: B64.encode(trust),
             log: LogPart {
