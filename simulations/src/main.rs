@@ -33,6 +33,7 @@
 
 mod bench;
 mod bench_api;
+mod bench_audit;
 mod bench_scoreboard;
 mod demo;
 mod federation;
@@ -71,6 +72,9 @@ enum BenchCommand {
     Api(bench_api::ApiArgs),
     /// `imi-node scoreboard compute` over 10 million generated facts: time and peak memory.
     Scoreboard(bench_scoreboard::ScoreboardArgs),
+    /// The transparency log: proof generation on a 1M-leaf RocksDB log, `audit verify` of a
+    /// bundle of 10,000 envelopes.
+    Audit(bench_audit::AuditArgs),
 }
 
 fn main() -> ExitCode {
@@ -101,6 +105,9 @@ fn real_main() -> Result<bool> {
             Command::Bench {
                 command: BenchCommand::Scoreboard(args),
             } => bench_scoreboard::run(&args).await,
+            Command::Bench {
+                command: BenchCommand::Audit(args),
+            } => bench_audit::run(&args).await,
         }
     })
 }
