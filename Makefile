@@ -24,12 +24,15 @@ test: setup
 demo: build
 	$(CARGO) run --locked -q -p imi-sim -- demo
 
-# The benchmarks (release build): the substrate exchange and the authorities' API; see
+# The benchmarks (release build): the substrate exchange, the authorities' API, the
+# scoreboard over 10 million facts and the transparency log; see
 # BENCHMARKS.md.
 bench: setup
 	$(CARGO) build --locked --release -p imi-node -p imi-sim
 	$(CARGO) run --locked --release -q -p imi-sim -- bench exchange
 	$(CARGO) run --locked --release -q -p imi-sim -- bench api
+	$(CARGO) run --locked --release -q -p imi-sim -- bench scoreboard
+	$(CARGO) run --locked --release -q -p imi-sim -- bench audit
 
 fmt:
 	$(CARGO) fmt --all
