@@ -48,6 +48,11 @@ fn table() -> Vec<(&'static str, &'static str, MethodRouter<HttpState>)> {
         ("post", "/operator/audit/checkpoint", post(audit_checkpoint)),
         ("get", "/operator/audit/bundle", get(audit_bundle)),
         ("post", "/operator/retention/run", post(retention_run)),
+        (
+            "get",
+            "/operator/audit/blocked/{id}",
+            get(operator_read_blocked),
+        ),
     ]
 }
 
@@ -90,6 +95,29 @@ pub fn router(state: HttpState) -> Router {
     .layer(axum::middleware::map_response(
         imi_api::problem::problems_everywhere,
     ))
+}
+
+async fn operator_read_blocked(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    if let Some(refused) = operator_refusal(&state, &headers) {
+        return refused;
+    }
+    let node = state.engine.node();
+    let Ok(authority) = imi_protocol::AuthorityId::new(&format!("{node}-IMI")) else {
+        return imi_api::ApiError::internal("operator authority id").into_response();
+    };
+    let reader = imi_domain::User {
+        id: "operator".into(),
+        authority,
+        role: imi_domain::Role::Operator,
+    };
+    match imi_api::requests::blocked_view(&state.api, &reader, &id, "en").await {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => e.into_response(),
+    }
 }
 
 async fn retention_run(State(state): State<HttpState>, headers: HeaderMap) -> Response {

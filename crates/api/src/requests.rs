@@ -1117,6 +1117,19 @@ pub(crate) async fn read_blocked(
     if !user.is_auditor() {
         return Err(ApiError::forbidden("blocked data is read by auditors only"));
     }
+    let lang = lang(&state, q.lang.as_deref(), &headers);
+    Ok(Json(blocked_view(&state, &user, &id, &lang).await?))
+}
+
+/// The explicit read of a blocked case by `reader` (an auditor, or the operator through
+/// the operator API): recorded in the access log and the transparency log
+/// (`read_blocked`) before the data is returned.
+pub async fn blocked_view(
+    state: &ApiState,
+    reader: &User,
+    id: &str,
+    lang: &str,
+) -> Result<Value, ApiError> {
     let id: CaseId = id.parse().map_err(|_| ApiError::not_found())?;
     let store = state.engine.store();
     let index = Cases::index(store.as_ref(), &id)?.ok_or_else(ApiError::not_found)?;
@@ -1130,16 +1143,15 @@ pub(crate) async fn read_blocked(
             "the case's data has been erased",
         )
     })?;
-    let lang = lang(&state, q.lang.as_deref(), &headers);
-    record_access(&state, &user, id, "read_blocked").await?;
-    tracing::warn!(case = %id, user = %user.id, "blocked case data read by an auditor");
-    Ok(Json(views::case_view(
+    record_access(state, reader, id, "read_blocked").await?;
+    tracing::warn!(case = %id, reader = %reader.id, role = reader.role.as_str(), "blocked case data read");
+    Ok(views::case_view(
         &state.cases,
         &id,
         &index,
         &record,
-        &user,
-        &lang,
+        reader,
+        lang,
         state.clock.now_ms(),
-    )))
+    ))
 }
