@@ -454,11 +454,38 @@ fn retention_blocks_then_erases_and_the_trail_still_verifies() {
             .iter()
             .any(|l| l.contains("type=access") && l.contains("action=read_blocked"))
     );
+    // The envelope copies are gone with the data (their bodies were decryptable by the
+    // node's HPKE key); the receipts, which carry no content, stay.
+    for e in bundle["entries"].as_array().unwrap() {
+        let leaf = e["leaf"].as_str().unwrap();
+        if leaf.contains("type=envelope_") {
+            assert!(
+                e["bytes"].is_null(),
+                "envelope bytes survived erasure: {leaf}"
+            );
+        }
+        if leaf.contains("type=receipt_") {
+            assert!(e["bytes"].is_string(), "receipts stay: {leaf}");
+        }
+    }
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("erased.json");
     std::fs::write(&f, serde_json::to_vec(&bundle).unwrap()).unwrap();
     let (ok, out) = verify(&fed, &f, &[]);
     assert!(ok, "the trail verifies after erasure:\n{out}");
+    assert!(
+        out.contains(".erased") && out.contains("PASS case.lifecycle"),
+        "{out}"
+    );
+    // Removing the deletion leaf makes the missing bytes a failure.
+    let mut cut = bundle.clone();
+    cut["entries"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|e| !e["leaf"].as_str().unwrap().contains("action=delete"));
+    std::fs::write(&f, serde_json::to_vec(&cut).unwrap()).unwrap();
+    let (ok, out) = verify(&fed, &f, &[]);
+    assert!(!ok && out.contains("FAIL entry["), "{out}");
     // The counterpart's copy is erased by its own schedule.
     let hu_cfg = fed.config("HU");
     let o = fed.run_cli(&[

@@ -264,7 +264,15 @@ pub fn verify(bytes: &[u8], options: &Options) -> Vec<Check> {
         });
         r.add(format!("consistency[{}->{}]", a.size, b.size), ok, "");
     }
-    // 3. Entries.
+    // 3. Entries. Cases whose data this log records as deleted (their envelope bytes may be
+    // gone): the deletion leaves must themselves be included (checked below like any leaf).
+    let erased_cases: Vec<String> = bundle
+        .entries
+        .iter()
+        .filter_map(|e| Leaf::parse(&e.leaf))
+        .filter(|l| l.kind == "retention" && l.get("action") == Some("delete"))
+        .filter_map(|l| l.get("case").map(str::to_owned))
+        .collect();
     let mut steps: Vec<(u64, String, NodeId, Vec<NodeId>)> = Vec::new();
     for e in &bundle.entries {
         let name = format!("entry[{}]", e.index);
@@ -298,7 +306,34 @@ pub fn verify(bytes: &[u8], options: &Options) -> Vec<Check> {
         match leaf.kind.as_str() {
             "envelope_out" | "envelope_in" => {
                 let Some(raw) = raw else {
-                    r.add(format!("{name}.bytes"), false, "missing envelope bytes");
+                    // Erased by retention: allowed only when the same signed log holds the
+                    // case's deletion leaf; the envelope's hash and metadata stay proven by
+                    // its leaf, and its receipt names the same hash.
+                    let case = leaf.get("case").unwrap_or("-").to_owned();
+                    let erased = erased_cases.contains(&case);
+                    r.add(
+                        format!("{name}.erased"),
+                        erased,
+                        if erased {
+                            "envelope bytes erased by the case's retention (delete) leaf".to_owned()
+                        } else {
+                            "missing envelope bytes".to_owned()
+                        },
+                    );
+                    if let Some(step) = leaf.get("step").filter(|s| *s != "-")
+                        && let (Some(created), Some(from)) = (
+                            leaf.get("created").and_then(|c| c.parse::<u64>().ok()),
+                            leaf.get("from").and_then(|f| f.parse::<NodeId>().ok()),
+                        )
+                    {
+                        let to: Vec<NodeId> = leaf
+                            .get("to")
+                            .unwrap_or("")
+                            .split(',')
+                            .filter_map(|n| n.parse().ok())
+                            .collect();
+                        steps.push((created, step.to_owned(), from, to));
+                    }
                     continue;
                 };
                 let hash_ok =

@@ -4,11 +4,14 @@
 //! `delete_after_days` after it ended, per legal area (catalogue `[retention]`, defaults 183
 //! and 1096 days). Each node applies its own schedule to its own copy.
 //!
-//! Deletion destroys the case's data key, its encrypted record and attachments in one batch
-//! with a tombstone row and a `retention` log leaf (signed into the next checkpoint), then
-//! flushes and compacts the columns so that neither the key nor any ciphertext remains in
-//! RocksDB's files. The case's metadata, envelopes (encrypted to their recipients) and
-//! receipts stay, so its evidence bundle still verifies.
+//! Deletion destroys the case's data key, its encrypted record and attachments **and the
+//! stored copies of its envelopes** (whose bodies this node's HPKE key could still open) in
+//! one batch with a tombstone row and a `retention` log leaf (signed into the next
+//! checkpoint), then flushes and compacts the columns so that neither the key nor any
+//! ciphertext remains in RocksDB's files. What stays is what proves the trail without
+//! content: the log leaves (hashes and metadata of every envelope), the receipts both sides
+//! signed (each naming the envelope's hash) and the case's metadata — so the case's evidence
+//! bundle still verifies, with its envelopes marked erased by the signed retention leaf.
 //!
 //! A deleted key is never re-created: a later step or a replayed create of the case is
 //! refused (`case_erased`), and the case id is also appended (fsync) to a tombstone file
@@ -44,6 +47,39 @@ pub fn is_blocked(store: &dyn imi_store::Store, id: &CaseId) -> Result<bool, Eng
 /// Whether a case was erased.
 pub fn is_erased(store: &dyn imi_store::Store, id: &CaseId) -> Result<bool, EngineError> {
     Ok(store.get(keys::TOMBSTONES, id.as_bytes())?.is_some())
+}
+
+/// The stored envelopes of a case: (column, key) of every `envelope_out` and
+/// `envelope_in` leaf of the case in the log.
+fn case_envelopes(
+    store: &dyn imi_store::Store,
+    id: &CaseId,
+) -> Result<Vec<(imi_store::Column, Vec<u8>)>, EngineError> {
+    let case = id.to_string();
+    let mut out = Vec::new();
+    for (_, v) in store.range(keys::LOG_LEAVES, &[], None, usize::MAX)? {
+        let Some(leaf) = std::str::from_utf8(&v).ok().and_then(Leaf::parse) else {
+            continue;
+        };
+        if leaf.get("case") != Some(case.as_str()) {
+            continue;
+        }
+        let Some(msg) = leaf
+            .get("id")
+            .and_then(|m| m.parse::<imi_protocol::MessageId>().ok())
+        else {
+            continue;
+        };
+        match (
+            leaf.kind.as_str(),
+            leaf.get("from").and_then(|f| f.parse().ok()),
+        ) {
+            ("envelope_out", _) => out.push((keys::ENV_OUT, msg.as_bytes().to_vec())),
+            ("envelope_in", Some(from)) => out.push((keys::ENV_IN, keys::node_msg_key(from, &msg))),
+            _ => {}
+        }
+    }
+    Ok(out)
 }
 
 fn leaf(case: &CaseId, action: &str, at: u64) -> String {
@@ -88,6 +124,9 @@ impl Engine {
             .into_iter()
             .map(|(k, _)| k)
             .collect();
+        // The case's envelopes as stored (their bodies are encrypted to this node's HPKE key
+        // or to the counterpart's): found through the log's leaves of the case.
+        let envelopes = case_envelopes(store.as_ref(), &id)?;
         let outcome = self
             .local_step(
                 None,
@@ -97,6 +136,9 @@ impl Engine {
                     txn.delete(keys::CASES, id.as_bytes().to_vec());
                     for k in files {
                         txn.delete(keys::CASE_FILES, k);
+                    }
+                    for (col, k) in envelopes {
+                        txn.delete(col, k);
                     }
                     if first {
                         txn.put(
@@ -115,7 +157,13 @@ impl Engine {
             .await?;
         outcome.map_err(|r| EngineError::Internal(r.detail))?;
         tokio::task::spawn_blocking(move || {
-            store.purge(&[keys::CASE_KEYS, keys::CASES, keys::CASE_FILES])
+            store.purge(&[
+                keys::CASE_KEYS,
+                keys::CASES,
+                keys::CASE_FILES,
+                keys::ENV_IN,
+                keys::ENV_OUT,
+            ])
         })
         .await
         .map_err(|e| EngineError::Internal(e.to_string()))??;

@@ -140,6 +140,19 @@ async fn block_then_erase_without_trace_or_resurrection() {
     assert_eq!((r.blocked, r.deleted), (0, 1));
     assert!(cases.read(hu.store(), &id).unwrap().is_none());
     assert!(imi_engine::retention::is_erased(hu.store(), &id).unwrap());
+    // The stored envelope (whose body HU's HPKE key could open) is gone too; its inbox
+    // record (hash and HU's signed receipt, no content) stays for de-duplication and audit.
+    let create_id = imi_protocol::Envelope::parse(create_bytes.clone(), usize::MAX)
+        .unwrap()
+        .header()
+        .id;
+    let env_key = keys::node_msg_key(DE, &create_id);
+    assert!(hu.store().get(keys::ENV_IN, &env_key).unwrap().is_none());
+    assert!(hu.store().get(keys::INBOX, &env_key).unwrap().is_some());
+    assert!(
+        scan(&db, &create_bytes[create_bytes.len() - 64..]).is_empty(),
+        "no envelope bytes left"
+    );
     let leaves: Vec<String> = hu
         .rows(keys::LOG_LEAVES)
         .into_iter()
