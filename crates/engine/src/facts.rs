@@ -17,7 +17,7 @@ use crate::app::{Application, Inbound, Txn};
 use crate::{Engine, EngineError, keys};
 use imi_domain::request::{RequestCase, RequestState};
 use imi_protocol::dates::Date;
-use imi_protocol::{AuthorityId, CaseId, Draft, Kind, NodeId, RejectCode};
+use imi_protocol::{AuthorityId, CaseId, NodeId, RejectCode};
 use imi_scoreboard::Fact;
 use imi_scoreboard::crosscheck::{Checked, Side, check};
 use serde::{Deserialize, Serialize};
@@ -97,19 +97,12 @@ pub fn record_report(txn: &mut Txn<'_>, me: NodeId, case: &RequestCase) {
 
 /// Sends pending reports to `to` (the Commission node) until `cancel` fires.
 pub async fn run_reporter(engine: Engine, to: NodeId, cancel: CancellationToken) {
-    let me = engine.node();
-    let Ok(authority) = AuthorityId::new(&format!("{me}-IMI")) else {
-        return;
-    };
-    let Ok(kind) = Kind::new(KIND_FACT) else {
-        return;
-    };
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = tokio::time::sleep(REPORT_INTERVAL) => {}
         }
-        match report_pending(&engine, to, &authority, &kind).await {
+        match report_pending(&engine, to).await {
             Ok(0) => {}
             Ok(n) => tracing::debug!(reports = n, "indicator facts enqueued for the Commission"),
             Err(e) => tracing::warn!(error = %e, "indicator fact reporting failed; will retry"),
@@ -118,45 +111,12 @@ pub async fn run_reporter(engine: Engine, to: NodeId, cancel: CancellationToken)
 }
 
 /// Enqueues every pending report once; returns how many.
-pub async fn report_pending(
-    engine: &Engine,
-    to: NodeId,
-    authority: &AuthorityId,
-    kind: &Kind,
-) -> Result<usize, EngineError> {
-    let rows = engine.store().scan_prefix(keys::FACTS_PENDING, &[], 256)?;
-    let n = rows.len();
-    for (key, value) in rows {
-        engine
-            .send(Draft {
-                kind: kind.clone(),
-                authority: authority.clone(),
-                to: vec![to],
-                case: CaseId::from_slice(&key),
-                prev: Vec::new(),
-                body: value.clone(),
-            })
-            .await?;
-        // Clear the row unless a newer report replaced it meanwhile (sent next round).
-        let outcome = engine
-            .local_step(
-                None,
-                Box::new(move |txn, _| {
-                    if txn.get(keys::FACTS_PENDING, &key)?.as_deref() == Some(value.as_slice()) {
-                        txn.delete(keys::FACTS_PENDING, key);
-                    }
-                    Ok(crate::LocalOutcome {
-                        write: true,
-                        result: Vec::new(),
-                    })
-                }),
-            )
-            .await?;
-        if let Err(r) = outcome {
-            return Err(EngineError::Internal(r.detail));
-        }
-    }
-    Ok(n)
+pub async fn report_pending(engine: &Engine, to: NodeId) -> Result<usize, EngineError> {
+    engine
+        .send_pending(keys::FACTS_PENDING, KIND_FACT, |key| {
+            Some((to, CaseId::from_slice(key)))
+        })
+        .await
 }
 
 /// What the Commission node stores per case and side.

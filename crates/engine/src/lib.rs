@@ -666,6 +666,53 @@ impl Engine {
         Ok((id, bytes))
     }
 
+    /// Sends the rows of a "pending" column as envelopes of `kind` (the row's value is the
+    /// body; `route` gives the destination and case from the key), each through the durable
+    /// outbox, then clears each row unless a newer value replaced it meanwhile (that one goes
+    /// next round). At most 256 rows per call; returns how many were sent.
+    pub(crate) async fn send_pending(
+        &self,
+        col: imi_store::Column,
+        kind: &str,
+        route: impl Fn(&[u8]) -> Option<(NodeId, Option<imi_protocol::CaseId>)>,
+    ) -> Result<usize, EngineError> {
+        let kind = imi_protocol::Kind::new(kind)?;
+        let authority = imi_protocol::AuthorityId::new(&format!("{}-IMI", self.node()))?;
+        let rows = self.store().scan_prefix(col, &[], 256)?;
+        let mut sent = 0;
+        for (key, value) in rows {
+            let Some((to, case)) = route(&key) else {
+                continue;
+            };
+            self.send(Draft {
+                kind: kind.clone(),
+                authority: authority.clone(),
+                to: vec![to],
+                case,
+                prev: Vec::new(),
+                body: value.clone(),
+            })
+            .await?;
+            let outcome = self
+                .local_step(
+                    None,
+                    Box::new(move |txn, _| {
+                        if txn.get(col, &key)?.as_deref() == Some(value.as_slice()) {
+                            txn.delete(col, key);
+                        }
+                        Ok(LocalOutcome {
+                            write: true,
+                            result: Vec::new(),
+                        })
+                    }),
+                )
+                .await?;
+            outcome.map_err(|r| EngineError::Internal(r.detail))?;
+            sent += 1;
+        }
+        Ok(sent)
+    }
+
     /// Outbox entries waiting for `peer`.
     pub fn queue_depth(&self, peer: NodeId) -> i64 {
         self.shared

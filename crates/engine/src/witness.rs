@@ -329,46 +329,11 @@ impl Engine {
 
     /// Sends the queued witness answers.
     pub async fn send_witness_answers(&self) -> Result<usize, EngineError> {
-        let rows = self.store().scan_prefix(keys::WITNESS_OUT, &[], 256)?;
-        let authority = AuthorityId::new(&format!("{}-IMI", self.node()))
-            .map_err(|e| EngineError::Internal(e.to_string()))?;
-        let n = rows.len();
-        for (key, value) in rows {
-            let Some(to) = std::str::from_utf8(&key)
-                .ok()
-                .and_then(|s| s.parse::<NodeId>().ok())
-            else {
-                continue;
-            };
-            self.send(Draft {
-                kind: Kind::new(KIND_COSIGNATURE)
-                    .map_err(|e| EngineError::Internal(e.to_string()))?,
-                authority: authority.clone(),
-                to: vec![to],
-                case: None,
-                prev: Vec::new(),
-                body: value.clone(),
-            })
-            .await?;
-            let outcome = self
-                .local_step(
-                    None,
-                    Box::new(move |txn, _| {
-                        if txn.get(keys::WITNESS_OUT, &key)?.as_deref() == Some(value.as_slice()) {
-                            txn.delete(keys::WITNESS_OUT, key);
-                        }
-                        Ok(crate::LocalOutcome {
-                            write: true,
-                            result: Vec::new(),
-                        })
-                    }),
-                )
-                .await?;
-            if let Err(r) = outcome {
-                return Err(EngineError::Internal(r.detail));
-            }
-        }
-        Ok(n)
+        self.send_pending(keys::WITNESS_OUT, KIND_COSIGNATURE, |key| {
+            let to = std::str::from_utf8(key).ok()?.parse::<NodeId>().ok()?;
+            Some((to, None))
+        })
+        .await
     }
 
     /// The witness alarms this node raised, oldest first.
