@@ -975,6 +975,14 @@ fn parse_area(source: &Source, langs: &[&str]) -> Result<Area, CatalogueError> {
         });
     }
     check_texts(path, &area_item, &area.name, langs)?;
+    let r = area.retention;
+    if r.block_after_days == 0 || r.block_after_days > r.delete_after_days {
+        return Err(CatalogueError::InvalidCode {
+            path: path.clone(),
+            item: format!("{area_item} retention"),
+            reason: "block_after_days must be at least 1 and at most delete_after_days".into(),
+        });
+    }
     check_unique_codes(path, &area)?;
     let prefix = format!("{}-", area.code);
     let check_code = |item: &str, code: &str| {

@@ -658,3 +658,21 @@ fn answers_are_checked_against_their_question() {
         ));
     }
 }
+
+#[test]
+fn retention_periods_come_from_the_area_file_with_defaults() {
+    let cat = shipped();
+    let pq = cat.area("PQ").unwrap().retention();
+    assert_eq!((pq.block_after_days, pq.delete_after_days), (183, 1096));
+    let dir = copy_shipped();
+    edit(&area_path(&dir, "PW"), |t| {
+        format!("{t}\n[retention]\nblock_after_days = 548\ndelete_after_days = 1096\n")
+    });
+    let cat = Catalogue::load_dir(dir.path()).unwrap();
+    assert_eq!(cat.area("PW").unwrap().retention().block_after_days, 548);
+    // Blocking after deletion is refused, naming the file and the area.
+    edit(&area_path(&dir, "PW"), |t| {
+        t.replace("block_after_days = 548", "block_after_days = 2000")
+    });
+    load_err(&dir, &["PW.toml", "area PW retention"]);
+}
