@@ -37,6 +37,7 @@ pub(crate) enum Job {
     Send {
         id: MessageId,
         bytes: Vec<u8>,
+        signed: SignedHeader,
         to: Vec<NodeId>,
         enqueued: Timestamp,
         reply: oneshot::Sender<Result<(), EngineError>>,
@@ -67,7 +68,15 @@ pub(crate) enum Job {
 pub(crate) struct LocalEnvelope {
     pub id: MessageId,
     pub bytes: Vec<u8>,
+    pub signed: SignedHeader,
     pub to: Vec<NodeId>,
+}
+
+/// The signed header and SHA-256 of an envelope this node sealed, taken when it was sealed
+/// (off the commit thread) for its log leaf.
+pub(crate) struct SignedHeader {
+    pub header: Box<Header>,
+    pub hash: [u8; 32],
 }
 
 impl Job {
@@ -240,13 +249,14 @@ impl Committer {
                 Job::Send {
                     id,
                     bytes,
+                    signed,
                     to,
                     enqueued,
                     reply,
                 } => {
                     durability = Durability::Sync;
                     let mut b = WriteBatch::new();
-                    self.log_envelope_out(&mut b, &bytes, None);
+                    self.log_envelope_out(&mut b, &signed, None);
                     self.enqueue(&mut b, id, bytes, &to, enqueued, &mut depth_delta);
                     enqueued_peers.extend_from_slice(&to);
                     record_overlay(&mut overlay, &b);
@@ -273,7 +283,7 @@ impl Committer {
                             if outcome.write {
                                 durability = Durability::Sync;
                                 if let Some(e) = &envelope {
-                                    self.log_envelope_out(&mut b, &e.bytes, step.as_deref());
+                                    self.log_envelope_out(&mut b, &e.signed, step.as_deref());
                                 }
                                 for l in &leaves {
                                     self.log.append(&mut b, l);
@@ -383,19 +393,10 @@ impl Committer {
     }
 
     /// Appends the log leaf of an envelope this node signed.
-    fn log_envelope_out(&mut self, b: &mut WriteBatch, bytes: &[u8], step: Option<&str>) {
-        match imi_protocol::Envelope::parse(bytes.to_vec(), usize::MAX) {
-            Ok(env) if crate::log::is_witness_kind(env.header().kind.as_str()) => {}
-            Ok(env) => {
-                let leaf = crate::log::envelope_leaf(
-                    true,
-                    &imi_protocol::sha256(bytes),
-                    env.header(),
-                    step,
-                );
-                self.log.append(b, &leaf);
-            }
-            Err(code) => tracing::error!(code = %code, "own envelope does not parse; not logged"),
+    fn log_envelope_out(&mut self, b: &mut WriteBatch, signed: &SignedHeader, step: Option<&str>) {
+        if !crate::log::is_witness_kind(signed.header.kind.as_str()) {
+            let leaf = crate::log::envelope_leaf(true, &signed.hash, &signed.header, step);
+            self.log.append(b, &leaf);
         }
     }
 

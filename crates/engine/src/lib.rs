@@ -536,7 +536,7 @@ impl Engine {
         let started = std::time::Instant::now();
         let created = s.clock.now_ms();
         let to = draft.to.clone();
-        let (id, bytes) = self.seal(draft, created).await?;
+        let (id, bytes, signed) = self.seal(draft, created).await?;
         let mut receivers = Vec::new();
         if watch {
             let mut w = s
@@ -552,6 +552,7 @@ impl Engine {
         s.commit(|reply| commit::Job::Send {
             id,
             bytes,
+            signed,
             to,
             enqueued: created,
             reply,
@@ -594,8 +595,13 @@ impl Engine {
             None => None,
             Some(draft) => {
                 let to = draft.to.clone();
-                let (id, bytes) = self.seal(draft, created).await?;
-                Some(commit::LocalEnvelope { id, bytes, to })
+                let (id, bytes, signed) = self.seal(draft, created).await?;
+                Some(commit::LocalEnvelope {
+                    id,
+                    bytes,
+                    signed,
+                    to,
+                })
             }
         };
         let mut receivers = Vec::new();
@@ -634,9 +640,14 @@ impl Engine {
         Ok((result?, receivers))
     }
 
-    /// Checks the recipients, then seals and signs `draft` on a blocking thread; refuses
-    /// an envelope over the size limit.
-    async fn seal(&self, draft: Draft, created: u64) -> Result<(MessageId, Vec<u8>), EngineError> {
+    /// Checks the recipients, then seals and signs `draft` on a blocking thread (which also
+    /// reads back the signed header and hashes the bytes for the log leaf, so the commit
+    /// thread does not); refuses an envelope over the size limit.
+    async fn seal(
+        &self,
+        draft: Draft,
+        created: u64,
+    ) -> Result<(MessageId, Vec<u8>, commit::SignedHeader), EngineError> {
         let s = &self.shared;
         if let Some(n) = draft
             .to
@@ -649,10 +660,16 @@ impl Engine {
         }
         let trust = s.trust();
         let signer = s.identity.signer.clone();
-        let (id, bytes) = tokio::task::spawn_blocking(move || {
+        let (id, bytes, signed) = tokio::task::spawn_blocking(move || {
             let rnd = SealRandomness::random(draft.to.len());
             let bytes = imi_protocol::seal_and_sign(&draft, created, &signer, &trust, &rnd)?;
-            Ok::<_, EngineError>((rnd.id, bytes))
+            let env = imi_protocol::Envelope::parse(bytes.clone(), usize::MAX)
+                .map_err(|c| EngineError::Internal(format!("own envelope does not parse: {c}")))?;
+            let signed = commit::SignedHeader {
+                header: Box::new(env.header().clone()),
+                hash: env.hash(),
+            };
+            Ok::<_, EngineError>((rnd.id, bytes, signed))
         })
         .await
         .map_err(|e| EngineError::Internal(e.to_string()))??;
@@ -663,7 +680,7 @@ impl Engine {
                 bytes.len()
             )));
         }
-        Ok((id, bytes))
+        Ok((id, bytes, signed))
     }
 
     /// Sends the rows of a "pending" column as envelopes of `kind` (the row's value is the
