@@ -42,8 +42,12 @@ impl Date {
             ds.iter()
                 .fold(0u32, |acc, d| acc * 10 + u32::from(d - b'0'))
         };
-        let (year, month, day) = (num(&[y0, y1, y2, y3]), num(&[m0, m1]), num(&[d0, d1]));
-        if year == 0 || day == 0 || day > days_in_month(year, month)? {
+        Date::new(num(&[y0, y1, y2, y3]), num(&[m0, m1]), num(&[d0, d1]))
+    }
+
+    /// A real calendar date (year 1 to 9999), or `None`.
+    pub fn new(year: u32, month: u32, day: u32) -> Option<Date> {
+        if year == 0 || year > 9999 || day == 0 || day > days_in_month(year, month)? {
             return None;
         }
         Some(Date { year, month, day })

@@ -173,18 +173,7 @@ fn fast_time(s: &str) -> Option<i64> {
     if h > 23 || m > 59 || sec > 59 || year < 1970 {
         return None;
     }
-    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-    let dim = match month {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if leap => 29,
-        2 => 28,
-        _ => return None,
-    };
-    if day == 0 || day > dim {
-        return None;
-    }
-    let days = Date { year, month, day }.days();
+    let days = Date::new(year, month, day)?.days();
     Some(days * DAY_MS as i64 + i64::from(h * 3_600_000 + m * 60_000 + sec * 1000))
 }
 
