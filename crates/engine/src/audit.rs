@@ -132,19 +132,10 @@ impl Engine {
                     && leaf_time(leaf).is_some_and(|t| t >= from && t < to)
             }
         };
-        let rows = store.range(keys::LOG_LEAVES, &[], None, usize::MAX)?;
         let mut chosen: Vec<(u64, Leaf, String)> = Vec::new();
         let mut ids: BTreeSet<String> = BTreeSet::new();
         let mut senders: Vec<(String, String)> = Vec::new();
-        let parsed: Vec<(u64, Leaf, String)> = rows
-            .into_iter()
-            .filter_map(|(k, v)| {
-                let i = u64::from_be_bytes(k.as_slice().try_into().ok()?);
-                let text = String::from_utf8(v).ok()?;
-                Some((i, Leaf::parse(&text)?, text))
-            })
-            .filter(|(i, _, _)| *i < n)
-            .collect();
+        let parsed = log::leaves(store.as_ref(), n)?;
         for (i, leaf, text) in &parsed {
             if selected(leaf) {
                 if let Some(id) = leaf.get("id") {

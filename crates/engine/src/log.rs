@@ -35,6 +35,20 @@ impl Nodes for StoreNodes<'_> {
     }
 }
 
+/// Every leaf of the log below `size`, parsed: index, leaf, exact text. Leaves that do not
+/// parse (none should) are skipped.
+pub fn leaves(store: &dyn Store, size: u64) -> Result<Vec<(u64, Leaf, String)>, StoreError> {
+    Ok(store
+        .range(keys::LOG_LEAVES, &[], Some(&size.to_be_bytes()), usize::MAX)?
+        .into_iter()
+        .filter_map(|(k, v)| {
+            let i = u64::from_be_bytes(k.as_slice().try_into().ok()?);
+            let text = String::from_utf8(v).ok()?;
+            Some((i, Leaf::parse(&text)?, text))
+        })
+        .collect())
+}
+
 /// The log's size as stored.
 pub fn size(store: &dyn Store) -> Result<u64, StoreError> {
     Ok(store

@@ -57,10 +57,7 @@ fn case_envelopes(
 ) -> Result<Vec<(imi_store::Column, Vec<u8>)>, EngineError> {
     let case = id.to_string();
     let mut out = Vec::new();
-    for (_, v) in store.range(keys::LOG_LEAVES, &[], None, usize::MAX)? {
-        let Some(leaf) = std::str::from_utf8(&v).ok().and_then(Leaf::parse) else {
-            continue;
-        };
+    for (_, leaf, _) in crate::log::leaves(store, crate::log::size(store)?)? {
         if leaf.get("case") != Some(case.as_str()) {
             continue;
         }
