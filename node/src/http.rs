@@ -17,8 +17,9 @@ use std::sync::Arc;
 pub struct HttpState {
     /// The authorities' API.
     pub api: imi_api::ApiState,
-    /// The tombstone file of erased cases.
-    pub tombstones: std::path::PathBuf,
+    /// The node's store: the readiness probe and the memory gauge (operations only; the
+    /// API reads through the applications).
+    pub store: Arc<dyn imi_store::Store>,
     /// The engine.
     pub engine: Engine,
     /// The governance public key (verifies trust-list updates).
@@ -83,28 +84,34 @@ pub fn router(state: HttpState) -> Router {
         };
         by_path.insert(path, merged);
     }
-    let mut r = Router::new();
+    let (mut public, mut operator) = (Router::new(), Router::new());
     for (path, handler) in by_path {
-        r = r.route(path, handler);
+        if path.starts_with("/operator/") {
+            operator = operator.route(path, handler);
+        } else {
+            public = public.route(path, handler);
+        }
     }
-    r.layer(axum::extract::DefaultBodyLimit::max(
-        imi_protocol::MAX_TRUST_LIST_BYTES,
-    ))
-    .with_state(state)
-    .merge(api)
-    .layer(axum::middleware::map_response(
-        imi_api::problem::problems_everywhere,
-    ))
+    let operator = operator.route_layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        operator_only,
+    ));
+    public
+        .merge(operator)
+        .layer(axum::extract::DefaultBodyLimit::max(
+            imi_protocol::MAX_TRUST_LIST_BYTES,
+        ))
+        .with_state(state)
+        .merge(api)
+        .layer(axum::middleware::map_response(
+            imi_api::problem::problems_everywhere,
+        ))
 }
 
 async fn operator_read_blocked(
     State(state): State<HttpState>,
-    headers: HeaderMap,
     axum::extract::Path(id): axum::extract::Path<String>,
 ) -> Response {
-    if let Some(refused) = operator_refusal(&state, &headers) {
-        return refused;
-    }
     let node = state.engine.node();
     let Ok(authority) = imi_protocol::AuthorityId::new(&format!("{node}-IMI")) else {
         return imi_api::ApiError::internal("operator authority id").into_response();
@@ -120,30 +127,16 @@ async fn operator_read_blocked(
     }
 }
 
-async fn retention_run(State(state): State<HttpState>, headers: HeaderMap) -> Response {
-    if let Some(refused) = operator_refusal(&state, &headers) {
-        return refused;
-    }
-    let api = &state.api;
-    match state
-        .engine
-        .run_retention(&api.cases, api.clock.now_ms(), Some(&state.tombstones))
-        .await
-    {
+async fn retention_run(State(state): State<HttpState>) -> Response {
+    match state.api.services.run_retention().await {
         Ok(r) => Json(json!({"blocked": r.blocked, "deleted": r.deleted})).into_response(),
         Err(e) => imi_api::ApiError::from(e).into_response(),
     }
 }
 
-async fn audit_checkpoint(State(state): State<HttpState>, headers: HeaderMap) -> Response {
-    if let Some(refused) = operator_refusal(&state, &headers) {
-        return refused;
-    }
+async fn audit_checkpoint(State(state): State<HttpState>) -> Response {
     // Sign, send to witnesses and send this node's own witness answers now.
-    if let Err(e) = state.engine.distribute_checkpoint().await {
-        return imi_api::ApiError::from(e).into_response();
-    }
-    match state.engine.checkpoint().await {
+    match state.api.services.checkpoint().await {
         Ok(note) => Json(json!({"checkpoint": note})).into_response(),
         Err(e) => imi_api::ApiError::from(e).into_response(),
     }
@@ -159,12 +152,8 @@ struct BundleQuery {
 
 async fn audit_bundle(
     State(state): State<HttpState>,
-    headers: HeaderMap,
     axum::extract::Query(q): axum::extract::Query<BundleQuery>,
 ) -> Response {
-    if let Some(refused) = operator_refusal(&state, &headers) {
-        return refused;
-    }
     let selection = match imi_api::requests::bundle_selection(
         q.case.as_deref(),
         q.from.as_deref(),
@@ -174,41 +163,33 @@ async fn audit_bundle(
         Err(e) => return e.into_response(),
     };
     match imi_api::requests::export_bundle(&state.api, selection).await {
-        Ok(b) => Json(b).into_response(),
+        Ok(Some(b)) => Json(b).into_response(),
+        Ok(None) => imi_api::ApiError::not_found().into_response(),
         Err(e) => e.into_response(),
     }
 }
 
-async fn users_list(State(state): State<HttpState>, headers: HeaderMap) -> Response {
-    if let Some(refused) = operator_refusal(&state, &headers) {
-        return refused;
-    }
-    match imi_api::users::list(&state.engine) {
+async fn users_list(State(state): State<HttpState>) -> Response {
+    match imi_api::users::list(&state.api).await {
         Ok(list) => Json(json!({"items": list.iter().map(|u| u.view()).collect::<Vec<_>>()}))
             .into_response(),
         Err(e) => e.into_response(),
     }
 }
 
-async fn users_add(
-    State(state): State<HttpState>,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> Response {
-    if let Some(refused) = operator_refusal(&state, &headers) {
-        return refused;
-    }
+async fn users_add(State(state): State<HttpState>, body: axum::body::Bytes) -> Response {
     let new: imi_api::users::NewUser = match serde_json::from_slice(&body) {
         Ok(n) => n,
         Err(e) => {
             return problem(StatusCode::BAD_REQUEST, "invalid request", e.to_string());
         }
     };
-    let api = &state.api;
-    match imi_api::users::add(&api.engine, &api.cases, api.clock.as_ref(), new).await {
+    match imi_api::users::add(&state.api, new).await {
         Ok((record, token)) => {
             let mut v = record.view();
-            v["token"] = json!(token);
+            if let Some(o) = v.as_object_mut() {
+                o.insert("token".into(), json!(token));
+            }
             (StatusCode::CREATED, Json(v)).into_response()
         }
         Err(e) => e.into_response(),
@@ -217,13 +198,9 @@ async fn users_add(
 
 async fn users_revoke(
     State(state): State<HttpState>,
-    headers: HeaderMap,
     axum::extract::Path(user): axum::extract::Path<String>,
 ) -> Response {
-    if let Some(refused) = operator_refusal(&state, &headers) {
-        return refused;
-    }
-    match imi_api::users::revoke(&state.engine, &user).await {
+    match imi_api::users::revoke(&state.api, &user).await {
         Ok(record) => Json(record.view()).into_response(),
         Err(e) => e.into_response(),
     }
@@ -243,14 +220,22 @@ fn authorized(state: &HttpState, headers: &HeaderMap) -> bool {
 }
 
 /// The 401 problem to answer when the operator bearer token is missing or wrong.
-fn operator_refusal(state: &HttpState, headers: &HeaderMap) -> Option<Response> {
-    (!authorized(state, headers)).then(|| {
+/// The one authorization layer of every `/operator` route: the node's operator token, or
+/// a 401 problem before the route's handler (and its extractors) run.
+async fn operator_only(
+    State(state): State<HttpState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if authorized(&state, request.headers()) {
+        next.run(request).await
+    } else {
         problem(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
             "operator token required".into(),
         )
-    })
+    }
 }
 
 fn problem(status: StatusCode, title: &str, detail: String) -> Response {
@@ -272,8 +257,8 @@ pub fn rss_bytes() -> u64 {
 
 async fn ready(State(state): State<HttpState>) -> Response {
     let engine = &state.engine;
-    let store_ok = engine
-        .store()
+    let store_ok = state
+        .store
         .get(imi_engine::keys::META, b"ready-probe")
         .is_ok();
     let trust = engine.trust_list();
@@ -308,7 +293,7 @@ async fn metrics(State(state): State<HttpState>) -> Response {
         .set(i64::try_from(rss_bytes()).unwrap_or(i64::MAX));
     state
         .store_memory
-        .set(i64::try_from(state.engine.store().memory_usage_bytes()).unwrap_or(i64::MAX));
+        .set(i64::try_from(state.store.memory_usage_bytes()).unwrap_or(i64::MAX));
     let mut out = String::new();
     if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &state.registry) {
         return problem(
@@ -327,14 +312,7 @@ async fn metrics(State(state): State<HttpState>) -> Response {
         .into_response()
 }
 
-async fn diag_send(
-    State(state): State<HttpState>,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> Response {
-    if let Some(refused) = operator_refusal(&state, &headers) {
-        return refused;
-    }
+async fn diag_send(State(state): State<HttpState>, body: axum::body::Bytes) -> Response {
     let req: DiagRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => return problem(StatusCode::BAD_REQUEST, "invalid request", e.to_string()),
@@ -346,10 +324,7 @@ async fn diag_send(
     }
 }
 
-async fn status(State(state): State<HttpState>, headers: HeaderMap) -> Response {
-    if let Some(refused) = operator_refusal(&state, &headers) {
-        return refused;
-    }
+async fn status(State(state): State<HttpState>) -> Response {
     let engine = &state.engine;
     let queues: serde_json::Map<String, serde_json::Value> = engine
         .peers()
@@ -365,7 +340,7 @@ async fn status(State(state): State<HttpState>, headers: HeaderMap) -> Response 
         .collect();
     Json(json!({
         "node": engine.node().to_string(),
-        "diagnostic_applied": engine.diagnostic_applied().unwrap_or(0),
+        "diagnostic_applied": state.api.services.diagnostics_applied().await.unwrap_or(0),
         "queues": queues,
         "connected": connected,
         "trust_list_version": engine.trust_list().version,
@@ -373,14 +348,7 @@ async fn status(State(state): State<HttpState>, headers: HeaderMap) -> Response 
     .into_response()
 }
 
-async fn trust_list_update(
-    State(state): State<HttpState>,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> Response {
-    if let Some(refused) = operator_refusal(&state, &headers) {
-        return refused;
-    }
+async fn trust_list_update(State(state): State<HttpState>, body: axum::body::Bytes) -> Response {
     match state
         .engine
         .update_trust_list(body.to_vec(), &state.governance)

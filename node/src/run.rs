@@ -5,7 +5,7 @@ use crate::config::NodeConfig;
 use crate::http::{HttpState, router};
 use crate::init::load_identity;
 use anyhow::{Context, Result};
-use imi_engine::{Applications, DiagnosticApp, Engine};
+use imi_engine::Engine;
 use imi_protocol::{Clock, SystemClock};
 use imi_store::{RocksStore, Store};
 use prometheus_client::metrics::gauge::Gauge;
@@ -13,9 +13,6 @@ use prometheus_client::registry::Registry;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-
-/// How often the retention schedule runs.
-pub const RETENTION_INTERVAL: Duration = Duration::from_secs(60);
 
 /// The file of erased case ids, outside the database (next to `data_dir`), so that a
 /// restored backup of the database cannot bring erased data back.
@@ -25,12 +22,6 @@ pub fn tombstone_file(cfg: &NodeConfig) -> std::path::PathBuf {
         |p| p.join("erased-cases"),
     )
 }
-
-/// How often the node signs a checkpoint of its log (when it grew).
-pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(10);
-
-/// How often the node dials listed peers it is not connected to.
-pub const REDIAL_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Installs the tracing subscriber (text or JSON on stderr).
 pub fn init_logging(json: bool, level: Option<&str>) {
@@ -67,16 +58,26 @@ pub async fn run(
             .with_context(|| format!("catalogue {}", cfg.catalogue.display()))?,
     );
     let directory = Arc::new(crate::config::load_directory(&cfg.directory)?);
-    let data_key = imi_engine::cases::DataKey::new(crate::keyfile::read_secret32(&cfg.data_key)?);
+    let data_key = imi_apps::requests::DataKey::new(crate::keyfile::read_secret32(&cfg.data_key)?);
     std::fs::create_dir_all(&cfg.data_dir)?;
     let store: Arc<dyn Store> = Arc::new(
-        RocksStore::open(&cfg.data_dir, Engine::columns(), &cfg.store.rocks())
+        RocksStore::open(&cfg.data_dir, &imi_apps::columns(), &cfg.store.rocks())
             .with_context(|| format!("opening store {}", cfg.data_dir.display()))?,
     );
     // The store decides between the file's list and a newer one accepted earlier.
     let trust =
         imi_engine::settle_trust_list(store.as_ref(), std::fs::read(&cfg.trust_list)?, &governance)
             .with_context(|| format!("trust list {}", cfg.trust_list.display()))?;
+    let cases = imi_apps::requests::Cases::new(me, data_key, catalogue.clone(), directory.clone());
+    let diagnostics = imi_apps::diagnostics::DiagnosticApp::load(store.as_ref())?;
+    let tombstones = Some(tombstone_file(&cfg));
+    let node_apps = if me == imi_protocol::NodeId::EU {
+        imi_apps::commission_node(&identity.signer, diagnostics, cases, tombstones)
+    } else {
+        // Member states report indicator facts to the Commission node when it is listed.
+        let report = trust.member(imi_protocol::NodeId::EU).is_some();
+        imi_apps::member_node(&identity.signer, diagnostics, cases, tombstones, report)
+    };
     let member = trust
         .member(me)
         .with_context(|| format!("{me} is not on the trust list"))?;
@@ -109,16 +110,6 @@ pub async fn run(
         imi_engine::allowed_peers(&trust, me),
         cancel.child_token(),
     )?;
-    // Member states report indicator facts to the Commission node when it is a member.
-    let commission = (me != imi_protocol::NodeId::EU
-        && trust.member(imi_protocol::NodeId::EU).is_some())
-    .then_some(imi_protocol::NodeId::EU);
-    let mut cases =
-        imi_engine::cases::Cases::new(me, data_key, catalogue.clone(), directory.clone());
-    if commission.is_some() {
-        cases = cases.with_fact_reports();
-    }
-    let cases = Arc::new(cases);
     tracing::info!(
         node = %me,
         areas = catalogue.areas().len(),
@@ -126,50 +117,29 @@ pub async fn run(
         own_authorities = directory.by_country(me).count(),
         "catalogue and directory loaded"
     );
-    let witness_alarms = prometheus_client::metrics::family::Family::<
-        imi_engine::metrics::PeerCodeLabel,
-        prometheus_client::metrics::counter::Counter,
-    >::default();
-    let witness: Arc<dyn imi_engine::Application> = Arc::new(imi_engine::witness::WitnessApp::new(
-        identity.signer.clone(),
-        witness_alarms.clone(),
-    ));
-    let cosignatures: Arc<dyn imi_engine::Application> =
-        Arc::new(imi_engine::witness::CosignatureApp);
-    let apps = if me == imi_protocol::NodeId::EU {
-        Applications::new(vec![
-            Arc::new(DiagnosticApp),
-            Arc::new(imi_engine::facts::FactApp),
-            witness,
-            cosignatures,
-        ])
-    } else {
-        Applications::new(vec![
-            Arc::new(DiagnosticApp),
-            cases.application(),
-            witness,
-            cosignatures,
-        ])
-    };
     let (engine, tasks) = Engine::start(
-        identity,
-        trust,
-        store.clone(),
-        client.clone(),
-        events,
-        apps,
-        clock.clone(),
-        cfg.engine.clone(),
+        imi_engine::Start {
+            identity,
+            trust,
+            store: store.clone(),
+            network: client.clone(),
+            events,
+            apps: node_apps.apps.clone(),
+            clock: clock.clone(),
+            config: cfg.engine.clone(),
+        },
         cancel.child_token(),
     )?;
 
+    // Re-apply erasures before serving: a restored backup must not bring data back (the
+    // retention job, which also runs at start, checks again every time).
+    let re_erased = node_apps.retention.enforce_tombstones(&engine).await?;
+    if re_erased > 0 {
+        tracing::warn!(cases = re_erased, "erased cases re-erased at start");
+    }
     let mut registry = Registry::default();
     engine.metrics().register(&mut registry);
-    registry.register(
-        "imi_witness_alarms",
-        "Checkpoints this node refused to cosign as a witness (split view, rollback, inconsistent), by log node and kind",
-        witness_alarms,
-    );
+    node_apps.apps.register_metrics(&mut registry);
     let rss = Gauge::default();
     let store_memory = Gauge::default();
     registry.register(
@@ -182,10 +152,11 @@ pub async fn run(
         "RocksDB memtables and block cache",
         store_memory.clone(),
     );
-    let api = imi_api::ApiState::new(engine.clone(), cases.clone(), clock.clone(), governance)?;
+    let services = imi_apps::Services::new(engine.clone(), &node_apps, governance);
+    let api = imi_api::ApiState::new(services, clock.clone());
     let state = HttpState {
         api,
-        tombstones: tombstone_file(&cfg),
+        store: store.clone(),
         governance,
         engine: engine.clone(),
         registry: Arc::new(registry),
@@ -205,87 +176,6 @@ pub async fn run(
         tracing::info!(node = %me, http = %addr, "https listening");
     } else {
         anyhow::bail!("HTTPS listener on {} failed to start", cfg.http.listen);
-    }
-    // Dial every listed peer now and every 10 s: a peer that was down (or started after us)
-    // is reconnected without waiting for traffic, so readiness recovers by itself.
-    {
-        let client = client.clone();
-        let cancel = cancel.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(REDIAL_INTERVAL);
-            loop {
-                tokio::select! {
-                    _ = cancel.cancelled() => break,
-                    _ = tick.tick() => {
-                        let _ = client.dial_all().await;
-                    }
-                }
-            }
-        });
-    }
-    // Retention: re-apply erasures (a restored backup must not bring data back), then run
-    // the schedule now and every minute.
-    let tombstones = tombstone_file(&cfg);
-    let re_erased = engine.enforce_tombstones(&tombstones).await?;
-    if re_erased > 0 {
-        tracing::warn!(cases = re_erased, "erased cases re-erased at start");
-    }
-    match engine
-        .run_retention(&cases, clock.now_ms(), Some(&tombstones))
-        .await
-    {
-        Ok(r) => tracing::info!(
-            blocked = r.blocked,
-            deleted = r.deleted,
-            "retention run at start"
-        ),
-        Err(e) => tracing::warn!(error = %e, "retention run failed"),
-    }
-    {
-        let engine = engine.clone();
-        let cases = cases.clone();
-        let clock = clock.clone();
-        let cancel = cancel.child_token();
-        let tombstones = tombstones.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(RETENTION_INTERVAL);
-            tick.tick().await;
-            loop {
-                tokio::select! {
-                    _ = cancel.cancelled() => break,
-                    _ = tick.tick() => {
-                        if let Err(e) = engine.run_retention(&cases, clock.now_ms(), Some(&tombstones)).await {
-                            tracing::warn!(error = %e, "retention run failed");
-                        }
-                    }
-                }
-            }
-        });
-    }
-    // Checkpoints of the log, every 10 s when it grew.
-    {
-        let engine = engine.clone();
-        let cancel = cancel.child_token();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(CHECKPOINT_INTERVAL);
-            loop {
-                tokio::select! {
-                    _ = cancel.cancelled() => break,
-                    _ = tick.tick() => {
-                        if let Err(e) = engine.distribute_checkpoint().await {
-                            tracing::warn!(error = %e, "checkpoint or witnessing failed");
-                        }
-                    }
-                }
-            }
-        });
-    }
-    if let Some(eu) = commission {
-        tokio::spawn(imi_engine::facts::run_reporter(
-            engine.clone(),
-            eu,
-            cancel.child_token(),
-        ));
     }
     tracing::info!(node = %me, "ready");
 

@@ -119,7 +119,7 @@ fn duplicate_members_are_refused() {
 #[test]
 fn trust_list_version_only_grows() {
     use imi_protocol::NodeSigner;
-    use imi_store::{MemStore, Store};
+    use imi_store::{MemStore, ReadStore};
     let dir = tempfile::tempdir().unwrap();
     let configs = make(dir.path(), &[NodeId::AT, NodeId::DE]);
     let cfg = NodeConfig::load(&configs[0]).unwrap();

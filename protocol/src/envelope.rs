@@ -31,8 +31,27 @@ pub const BODY_AAD_PREFIX: &[u8] = b"imi/1 body";
 pub struct Kind(String);
 
 impl Kind {
-    /// The diagnostic kind used by `imi-node diag send`.
+    /// The diagnostic kind used by `imi-node diag send`: the body is opaque bytes that the
+    /// receiver counts and discards.
     pub const DIAGNOSTIC: &'static str = "diagnostic";
+    /// A step of an IMI request's lifecycle: the body is a CBOR `CaseMessage`
+    /// (`imi-domain`).
+    pub const REQUEST: &'static str = "imi.request";
+    /// An indicator fact report for the Commission node: the body is a CBOR `FactReport`.
+    pub const FACT: &'static str = "imi.fact";
+    /// A checkpoint of the sender's transparency log sent to a witness: the body is a CBOR
+    /// `CheckpointMessage` (signed note, base size, consistency proof).
+    pub const CHECKPOINT: &'static str = "imi.checkpoint";
+    /// A witness's answer to a checkpoint: the body is a CBOR `CosignatureMessage`.
+    pub const COSIGNATURE: &'static str = "imi.cosignature";
+    /// Every kind this implementation sends or handles.
+    pub const ALL: &'static [&'static str] = &[
+        Self::DIAGNOSTIC,
+        Self::REQUEST,
+        Self::FACT,
+        Self::CHECKPOINT,
+        Self::COSIGNATURE,
+    ];
 
     /// Validates a kind.
     pub fn new(s: &str) -> Result<Self, ProtocolError> {

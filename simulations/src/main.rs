@@ -30,6 +30,13 @@
 //! `cargo build -p imi-node -p imi-sim` in the same profile is all the set-up needed).
 //! Ports: member i of the federation listens for libp2p on base+2i and HTTPS on base+2i+1
 //! (`imi_node::init::ports`); the benchmark picks free ports itself.
+// A harness fails loudly on purpose: unwrap, expect, panic and indexing are allowed here.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod bench;
 mod bench_api;

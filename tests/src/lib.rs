@@ -9,6 +9,13 @@
 //!
 //! The temp dir is kept (and its path printed) when a test panics, or always with
 //! `IMI_E2E_KEEP=1`.
+// A harness fails loudly on purpose: unwrap, expect, panic and indexing are allowed here.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::collections::hash_map::RandomState;
 use std::collections::{BTreeMap, HashSet};

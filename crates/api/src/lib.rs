@@ -19,15 +19,6 @@
 //!
 //! The OpenAPI 3.1 description of every route is [`OPENAPI`], served at
 //! `/api/v1/openapi.json`.
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::indexing_slicing
-    )
-)]
 
 pub mod problem;
 pub mod requests;
@@ -37,11 +28,9 @@ pub mod views;
 
 use axum::Router;
 use axum::routing::{MethodRouter, get, post};
-use imi_engine::Engine;
-use imi_engine::cases::Cases;
+use imi_apps::Services;
 use imi_protocol::Clock;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 
 pub use problem::ApiError;
 
@@ -71,38 +60,21 @@ pub const ACTIONS: &[&str] = &[
 /// Shared state of the handlers.
 #[derive(Clone)]
 pub struct ApiState {
-    /// The engine.
-    pub engine: Engine,
-    /// The request service.
-    pub cases: Arc<Cases>,
+    /// The node's applications: every read and write of the API goes through them.
+    pub services: Services,
     /// The clock.
     pub clock: Arc<dyn Clock>,
-    /// Next access-log sequence number.
-    pub access_seq: Arc<AtomicU64>,
-    /// The federation's governance public key (put into evidence bundles).
-    pub governance: [u8; 32],
 }
 
 impl ApiState {
-    /// The state; reads where the access log ends.
-    pub fn new(
-        engine: Engine,
-        cases: Arc<Cases>,
-        clock: Arc<dyn Clock>,
-        governance: [u8; 32],
-    ) -> Result<Self, imi_engine::EngineError> {
-        let next = engine
-            .store()
-            .last_with_prefix(imi_engine::keys::ACCESS_LOG, &[])?
-            .and_then(|(k, _)| <[u8; 8]>::try_from(k.as_slice()).ok())
-            .map_or(0, |k| u64::from_be_bytes(k).saturating_add(1));
-        Ok(Self {
-            engine,
-            cases,
-            clock,
-            access_seq: Arc::new(AtomicU64::new(next)),
-            governance,
-        })
+    /// The state.
+    pub fn new(services: Services, clock: Arc<dyn Clock>) -> Self {
+        Self { services, clock }
+    }
+
+    /// The request service (catalogue, directory, rendering).
+    pub fn cases(&self) -> &imi_apps::requests::Cases {
+        self.services.cases()
     }
 }
 

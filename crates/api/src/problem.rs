@@ -73,8 +73,25 @@ impl From<imi_engine::EngineError> for ApiError {
                 "shutting_down",
                 "the node is shutting down",
             ),
+            imi_engine::EngineError::Refused(r) => r.into(),
             other => Self::internal(other),
         }
+    }
+}
+
+impl From<imi_apps::AppError> for ApiError {
+    fn from(e: imi_apps::AppError) -> Self {
+        match e {
+            imi_apps::AppError::Engine(e) => e.into(),
+            imi_apps::AppError::Refused(r) => r.into(),
+            other => Self::internal(other),
+        }
+    }
+}
+
+impl From<imi_domain::message::Refused> for ApiError {
+    fn from(r: imi_domain::message::Refused) -> Self {
+        Refusal::new(r.code, r.detail).into()
     }
 }
 

@@ -7,22 +7,18 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
+use imi_apps::requests::{CaseIndex, CaseMessage, FileBytes, MESSAGE_VERSION, SubjectData};
+use imi_apps::services::IdempotencyKey;
 use imi_domain::User;
 use imi_domain::dates::{Date, rfc3339};
 use imi_domain::request::{
     Actor, AnswerPayload, AttachmentRef, CodedAnswer, Digest, Rating, Transition, TransitionBody,
 };
 use imi_domain::user::Role;
-use imi_engine::cases::{
-    AccessRecord, CaseIndex, CaseMessage, Cases, FileBytes, KIND_REQUEST, MESSAGE_VERSION,
-    SubjectData, encode_message,
-};
-use imi_engine::{LocalCtx, LocalOutcome, Refusal, Txn, keys};
-use imi_protocol::{AuthorityId, CaseId, Draft, Kind, MessageId, NodeId};
+use imi_protocol::{AuthorityId, CaseId, NodeId};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
-use std::sync::atomic::Ordering;
 
 /// Default page size of lists.
 pub const DEFAULT_LIMIT: usize = 50;
@@ -65,8 +61,8 @@ fn parse_json<T: DeserializeOwned>(headers: &HeaderMap, body: &Bytes) -> Result<
 }
 
 /// The caller, who must be allowed to work on cases.
-fn case_worker(state: &ApiState, headers: &HeaderMap) -> Result<User, ApiError> {
-    let user = users::authenticate(&state.engine, headers)?;
+async fn case_worker(state: &ApiState, headers: &HeaderMap) -> Result<User, ApiError> {
+    let user = users::authenticate(state, headers).await?;
     match user.role {
         Role::AuthorityUser | Role::Coordinator { .. } => Ok(user),
         _ => Err(ApiError::forbidden(format!(
@@ -92,22 +88,26 @@ pub fn visible(user: &User, index: &CaseIndex) -> bool {
 }
 
 /// The case `id` if it exists and the user may see it; otherwise the one 404.
-fn visible_case(state: &ApiState, user: &User, id: &str) -> Result<(CaseId, CaseIndex), ApiError> {
+async fn visible_case(
+    state: &ApiState,
+    user: &User,
+    id: &str,
+) -> Result<(CaseId, CaseIndex), ApiError> {
     let id: CaseId = id.parse().map_err(|_| ApiError::not_found())?;
-    let index =
-        Cases::index(state.engine.store().as_ref(), &id)?.ok_or_else(ApiError::not_found)?;
+    let (index, blocked) = state
+        .services
+        .case(id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
     // Blocked (retention) cases are invisible to ordinary users.
-    if visible(user, &index)
-        && !imi_engine::retention::is_blocked(state.engine.store().as_ref(), &id)?
-    {
+    if visible(user, &index) && !blocked {
         Ok((id, index))
     } else {
         Err(ApiError::not_found())
     }
 }
 
-/// An idempotency record's key (user ‖ 0 ‖ header) and the request's SHA-256.
-type Idem = (Vec<u8>, [u8; 32]);
+type Idem = IdempotencyKey;
 
 fn idempotency(
     user: &User,
@@ -138,7 +138,10 @@ fn idempotency(
     let mut h = route.as_bytes().to_vec();
     h.push(0);
     h.extend_from_slice(body);
-    Ok(Some((k, imi_protocol::sha256(&h))))
+    Ok(Some(IdempotencyKey {
+        key: k,
+        request_sha256: imi_protocol::sha256(&h),
+    }))
 }
 
 fn authority_id(s: &str, field: &str) -> Result<AuthorityId, ApiError> {
@@ -212,77 +215,36 @@ impl WaitQuery {
 /// How long `wait=delivered` waits for the other node's receipt.
 pub const DELIVERY_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// Runs a step locally (and sends it to the other party's node) in one atomic commit,
-/// with idempotency, and returns the step's result.
-#[allow(clippy::too_many_arguments)]
+/// Runs a step through the request application (one atomic commit with its envelope to
+/// the other party's node and its idempotency record) and returns the step's result.
 async fn submit(
     state: &ApiState,
     id: CaseId,
     actor: Actor,
     msg: CaseMessage,
-    to: Vec<NodeId>,
-    prev: Option<MessageId>,
     idem: Option<Idem>,
     wait: bool,
 ) -> Result<Value, ApiError> {
-    let draft = if to.is_empty() {
-        None
-    } else {
-        Some(Draft {
-            kind: Kind::new(KIND_REQUEST).map_err(ApiError::internal)?,
-            authority: actor.authority.clone(),
-            to,
-            case: Some(id),
-            prev: prev.into_iter().collect(),
-            body: encode_message(&msg),
-        })
-    };
-    let cases = state.cases.clone();
-    let apply = move |txn: &mut Txn<'_>, ctx: &LocalCtx| -> Result<LocalOutcome, Refusal> {
-        if let Some((k, h)) = &idem
-            && let Some(v) = txn.get(keys::IDEMPOTENCY, k)?
-        {
-            return if v.get(..32) == Some(h.as_slice()) {
-                Ok(LocalOutcome {
-                    write: false,
-                    result: v.get(32..).unwrap_or_default().to_vec(),
-                })
-            } else {
-                Err(Refusal::new(
-                    "idempotency_key_reused",
-                    "this Idempotency-Key was used with another request",
-                ))
-            };
-        }
-        let case = cases.apply_step(txn, id, &actor, &msg, ctx.at, ctx.message_id)?;
-        let result = json!({
+    let respond: imi_apps::services::Respond = Box::new(move |case, ctx| {
+        json!({
             "id": id.to_string(),
             "state": case.state.name(),
             "message_id": ctx.message_id.map(|m| m.to_string()),
             "at": rfc3339(ctx.at),
         })
         .to_string()
-        .into_bytes();
-        if let Some((k, h)) = idem {
-            let mut v = h.to_vec();
-            v.extend_from_slice(&result);
-            txn.put(keys::IDEMPOTENCY, k, v);
-        }
-        Ok(LocalOutcome {
-            write: true,
-            result,
-        })
-    };
-    let (outcome, receivers) = state
-        .engine
-        .local_step_watched(draft, Box::new(apply), wait)
-        .await?;
-    match outcome {
+        .into_bytes()
+    });
+    match state
+        .services
+        .submit(actor, id, msg, idem, respond, wait)
+        .await
+    {
         Ok(o) => {
-            let mut v: Value = serde_json::from_slice(&o.result).map_err(ApiError::internal)?;
-            if wait && o.write {
+            let mut v: Value = serde_json::from_slice(&o.response).map_err(ApiError::internal)?;
+            if wait && o.committed {
                 let mut delivery = Vec::new();
-                for rx in receivers {
+                for rx in o.deliveries {
                     match tokio::time::timeout(DELIVERY_WAIT, rx).await {
                         Ok(Ok(report)) => delivery.push(json!({
                             "node": report.to.to_string(),
@@ -302,10 +264,11 @@ async fn submit(
             }
             Ok(v)
         }
-        Err(r) => {
+        Err(imi_apps::AppError::Refused(r)) => {
             tracing::info!(case = %id, code = r.code.label(), "case step refused");
             Err(r.into())
         }
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -316,32 +279,7 @@ async fn record_access(
     case: CaseId,
     action: &str,
 ) -> Result<(), ApiError> {
-    let seq = state.access_seq.fetch_add(1, Ordering::SeqCst);
-    let rec = AccessRecord {
-        at: state.clock.now_ms(),
-        user: user.id.clone(),
-        authority: user.authority.clone(),
-        case,
-        action: action.to_owned(),
-    };
-    let leaf = imi_engine::cases::access_leaf(&rec);
-    let mut value = Vec::new();
-    ciborium::into_writer(&rec, &mut value).map_err(ApiError::internal)?;
-    let outcome = state
-        .engine
-        .local_step(
-            None,
-            Box::new(move |txn, _| {
-                txn.put(keys::ACCESS_LOG, seq.to_be_bytes().to_vec(), value);
-                txn.log(leaf);
-                Ok(LocalOutcome {
-                    write: true,
-                    result: Vec::new(),
-                })
-            }),
-        )
-        .await?;
-    outcome.map(|_| ()).map_err(ApiError::from)
+    Ok(state.services.record_access(user, case, action).await?)
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -351,7 +289,7 @@ pub(crate) struct LangQuery {
 }
 
 fn lang(state: &ApiState, q: Option<&str>, headers: &HeaderMap) -> String {
-    views::language(state.cases.catalogue(), q, headers)
+    views::language(state.cases().catalogue(), q, headers)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -364,7 +302,7 @@ pub(crate) async fn me(
     headers: HeaderMap,
     Query(q): Query<LangQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let user = users::authenticate(&state.engine, &headers)?;
+    let user = users::authenticate(&state, &headers).await?;
     let lang = lang(&state, q.lang.as_deref(), &headers);
     let areas: Vec<String> = match &user.role {
         Role::Coordinator {
@@ -375,7 +313,7 @@ pub(crate) async fn me(
     Ok(Json(json!({
         "id": user.id,
         "authority": user.authority.as_str(),
-        "authority_name": state.cases.directory().get(&user.authority).map(|a| a.name(&lang)),
+        "authority_name": state.cases().directory().get(&user.authority).map(|a| a.name(&lang)),
         "country": user.country().map(|c| c.to_string()),
         "role": user.role.as_str(),
         "areas": areas,
@@ -388,9 +326,9 @@ pub(crate) async fn catalogue(
     headers: HeaderMap,
     Query(q): Query<LangQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    users::authenticate(&state.engine, &headers)?;
+    users::authenticate(&state, &headers).await?;
     let lang = lang(&state, q.lang.as_deref(), &headers);
-    let cat = state.cases.catalogue();
+    let cat = state.cases().catalogue();
     let areas: Vec<Value> = cat
         .areas()
         .iter()
@@ -416,9 +354,9 @@ pub(crate) async fn catalogue_area(
     Path(area): Path<String>,
     Query(q): Query<LangQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    users::authenticate(&state.engine, &headers)?;
+    users::authenticate(&state, &headers).await?;
     let lang = lang(&state, q.lang.as_deref(), &headers);
-    let cat = state.cases.catalogue();
+    let cat = state.cases().catalogue();
     let a = cat.area(&area).ok_or_else(ApiError::not_found)?;
     Ok(Json(json!({
         "lang": lang,
@@ -463,12 +401,12 @@ pub(crate) async fn authorities(
     headers: HeaderMap,
     Query(q): Query<AuthoritiesQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    users::authenticate(&state.engine, &headers)?;
+    users::authenticate(&state, &headers).await?;
     let lang = lang(&state, q.lang.as_deref(), &headers);
     let limit = limit(q.limit)?;
     let mut items = Vec::new();
     let mut next = None;
-    for a in state.cases.directory().iter() {
+    for a in state.cases().directory().iter() {
         if q.cursor.as_deref().is_some_and(|c| a.id.as_str() <= c)
             || q.country.is_some_and(|c| a.country != c)
             || q.area.as_deref().is_some_and(|x| !a.handles_area(x))
@@ -491,11 +429,11 @@ pub(crate) async fn authority(
     Path(id): Path<String>,
     Query(q): Query<LangQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    users::authenticate(&state.engine, &headers)?;
+    users::authenticate(&state, &headers).await?;
     let lang = lang(&state, q.lang.as_deref(), &headers);
     let id = AuthorityId::new(&id).map_err(|_| ApiError::not_found())?;
     let a = state
-        .cases
+        .cases()
         .directory()
         .get(&id)
         .ok_or_else(ApiError::not_found)?;
@@ -534,7 +472,7 @@ pub(crate) async fn list(
     headers: HeaderMap,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let user = case_worker(&state, &headers)?;
+    let user = case_worker(&state, &headers).await?;
     let limit = limit(q.limit)?;
     if let Some(s) = &q.status
         && !STATES.contains(&s.as_str())
@@ -552,14 +490,13 @@ pub(crate) async fn list(
         ),
     };
     let now = state.clock.now_ms();
-    let store = state.engine.store();
     let my_country = user.country();
     let mut items = Vec::new();
     let mut next = None;
     'scan: loop {
-        let rows = Cases::scan_index(store.as_ref(), after.as_ref(), 512)?;
+        let rows = state.services.cases_after(after, 512).await?;
         let done = rows.len() < 512;
-        for (id, ix) in rows {
+        for (id, ix, blocked) in rows {
             after = Some(id);
             let counterpart = ix
                 .countries()
@@ -567,7 +504,7 @@ pub(crate) async fn list(
                 .find(|c| Some(*c) != my_country)
                 .or(my_country);
             let keep = visible(&user, &ix)
-                && !imi_engine::retention::is_blocked(store.as_ref(), &id)?
+                && !blocked
                 && q.status.as_deref().is_none_or(|s| ix.state == s)
                 && q.area.as_deref().is_none_or(|a| ix.area == a)
                 && q.overdue.is_none_or(|o| ix.overdue(now) == o)
@@ -613,7 +550,7 @@ pub(crate) async fn create(
     Query(wait): Query<WaitQuery>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let user = case_worker(&state, &headers)?;
+    let user = case_worker(&state, &headers).await?;
     let wait = wait.delivered()?;
     let idem = idempotency(&user, &headers, "/api/v1/requests", &body)?;
     let input: CreateInput = parse_json(&headers, &body)?;
@@ -639,7 +576,6 @@ pub(crate) async fn create(
         .actor(&input.area)
         .ok_or_else(|| ApiError::forbidden("this role does not work on cases"))?;
     let (refs, files) = attachments(input.attachments)?;
-    let to = state.cases.counterparts(&requester, &responder);
     let t = Transition::Create {
         requester,
         responder,
@@ -659,7 +595,7 @@ pub(crate) async fn create(
         files,
     };
     let id = CaseId::random();
-    let result = submit(&state, id, actor, msg, to, None, idem, wait).await?;
+    let result = submit(&state, id, actor, msg, idem, wait).await?;
     tracing::info!(case = %id, user = %user.id, "request created");
     Ok((StatusCode::CREATED, Json(result)).into_response())
 }
@@ -805,9 +741,9 @@ pub(crate) async fn transition(
     body: Bytes,
     action: &'static str,
 ) -> Result<Json<Value>, ApiError> {
-    let user = case_worker(&state, &headers)?;
+    let user = case_worker(&state, &headers).await?;
     let wait = wait.delivered()?;
-    let (id, index) = visible_case(&state, &user, &id)?;
+    let (id, index) = visible_case(&state, &user, &id).await?;
     let idem = idempotency(
         &user,
         &headers,
@@ -900,8 +836,7 @@ pub(crate) async fn transition(
         subject: None,
         files,
     };
-    let to = state.cases.counterparts(&index.requester, &index.responder);
-    let result = submit(&state, id, actor, msg, to, index.last_message, idem, wait).await?;
+    let result = submit(&state, id, actor, msg, idem, wait).await?;
     tracing::info!(case = %id, user = %user.id, action, "case step");
     Ok(Json(result))
 }
@@ -919,16 +854,17 @@ pub(crate) async fn read(
     Path(id): Path<String>,
     Query(q): Query<ReadQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let user = case_worker(&state, &headers)?;
-    let (id, index) = visible_case(&state, &user, &id)?;
+    let user = case_worker(&state, &headers).await?;
+    let (id, index) = visible_case(&state, &user, &id).await?;
     let record = state
-        .cases
-        .read(state.engine.store().as_ref(), &id)?
+        .services
+        .record(id)
+        .await?
         .ok_or_else(ApiError::not_found)?;
     let lang = lang(&state, q.lang.as_deref(), &headers);
     record_access(&state, &user, id, "read_request").await?;
     Ok(Json(views::case_view(
-        &state.cases,
+        state.cases(),
         &id,
         &index,
         &record,
@@ -944,12 +880,13 @@ pub(crate) async fn attachment(
     headers: HeaderMap,
     Path((id, sha)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let user = case_worker(&state, &headers)?;
-    let (id, _) = visible_case(&state, &user, &id)?;
+    let user = case_worker(&state, &headers).await?;
+    let (id, _) = visible_case(&state, &user, &id).await?;
     let sha = Digest::from_hex(&sha).ok_or_else(ApiError::not_found)?;
     let bytes = state
-        .cases
-        .read_file(state.engine.store().as_ref(), &id, &sha.0)?
+        .services
+        .attachment(id, sha.0)
+        .await?
         .ok_or_else(ApiError::not_found)?;
     record_access(&state, &user, id, "read_attachment").await?;
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
@@ -969,7 +906,7 @@ pub(crate) async fn access_log(
     headers: HeaderMap,
     Query(q): Query<AccessQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let user = users::authenticate(&state.engine, &headers)?;
+    let user = users::authenticate(&state, &headers).await?;
     if !user.is_auditor() {
         return Err(ApiError::forbidden("the access log is for auditors"));
     }
@@ -982,25 +919,13 @@ pub(crate) async fn access_log(
         ),
     };
     let mut start = q.cursor.map_or(0, |c| c.saturating_add(1));
-    let store = state.engine.store();
     let mut items = Vec::new();
     let mut next = None;
     'scan: loop {
-        let rows = store
-            .range(keys::ACCESS_LOG, &start.to_be_bytes(), None, 512)
-            .map_err(ApiError::internal)?;
+        let rows = state.services.access_log(start, 512).await?;
         let done = rows.len() < 512;
-        for (k, v) in rows {
-            let Some(seq) = <[u8; 8]>::try_from(k.as_slice())
-                .ok()
-                .map(u64::from_be_bytes)
-            else {
-                continue;
-            };
+        for (seq, rec) in rows {
             start = seq.saturating_add(1);
-            let Ok(rec) = ciborium::from_reader::<AccessRecord, _>(v.as_slice()) else {
-                continue;
-            };
             if case.is_some_and(|c| c != rec.case) {
                 continue;
             }
@@ -1039,8 +964,8 @@ pub fn bundle_selection(
     case: Option<&str>,
     from: Option<&str>,
     to: Option<&str>,
-) -> Result<imi_engine::audit::Selection, ApiError> {
-    use imi_engine::audit::Selection;
+) -> Result<imi_apps::evidence::Selection, ApiError> {
+    use imi_apps::evidence::Selection;
     let bad = |d: &str| ApiError::bad_request("bad_selection", d);
     match (case, from, to) {
         (Some(c), None, None) => Ok(Selection::Case(
@@ -1066,30 +991,25 @@ pub(crate) async fn bundle(
     headers: HeaderMap,
     Query(q): Query<BundleQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let user = users::authenticate(&state.engine, &headers)?;
+    let user = users::authenticate(&state, &headers).await?;
     if !user.is_auditor() {
         return Err(ApiError::forbidden("evidence bundles are for auditors"));
     }
     let selection = bundle_selection(q.case.as_deref(), q.from.as_deref(), q.to.as_deref())?;
-    if let imi_engine::audit::Selection::Case(case) = selection
-        && Cases::index(state.engine.store().as_ref(), &case)?.is_none()
-    {
-        return Err(ApiError::not_found());
-    }
-    let b = export_bundle(&state, selection).await?;
+    let b = export_bundle(&state, selection)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
     tracing::info!(user = %user.id, entries = b.entries.len(), "evidence bundle exported");
     Ok(Json(serde_json::to_value(b).map_err(ApiError::internal)?))
 }
 
-/// The evidence bundle of a selection (for the auditor route and the operator's CLI).
+/// The evidence bundle of a selection (for the auditor route and the operator's CLI);
+/// `None` for a case this node does not hold.
 pub async fn export_bundle(
     state: &ApiState,
-    selection: imi_engine::audit::Selection,
-) -> Result<imi_audit::bundle::Bundle, ApiError> {
-    Ok(state
-        .engine
-        .evidence_bundle(selection, &state.governance)
-        .await?)
+    selection: imi_apps::evidence::Selection,
+) -> Result<Option<imi_audit::bundle::Bundle>, ApiError> {
+    Ok(state.services.bundle(selection).await?)
 }
 
 /// `GET /api/v1/audit/alarms` (auditors): the witness alarms this node raised.
@@ -1097,11 +1017,11 @@ pub(crate) async fn alarms(
     State(state): State<ApiState>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    let user = users::authenticate(&state.engine, &headers)?;
+    let user = users::authenticate(&state, &headers).await?;
     if !user.is_auditor() {
         return Err(ApiError::forbidden("witness alarms are for auditors"));
     }
-    let alarms = state.engine.alarms()?;
+    let alarms = state.services.alarms().await?;
     Ok(Json(json!({ "items": alarms })))
 }
 
@@ -1113,7 +1033,7 @@ pub(crate) async fn read_blocked(
     Path(id): Path<String>,
     Query(q): Query<ReadQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let user = users::authenticate(&state.engine, &headers)?;
+    let user = users::authenticate(&state, &headers).await?;
     if !user.is_auditor() {
         return Err(ApiError::forbidden("blocked data is read by auditors only"));
     }
@@ -1131,12 +1051,15 @@ pub async fn blocked_view(
     lang: &str,
 ) -> Result<Value, ApiError> {
     let id: CaseId = id.parse().map_err(|_| ApiError::not_found())?;
-    let store = state.engine.store();
-    let index = Cases::index(store.as_ref(), &id)?.ok_or_else(ApiError::not_found)?;
-    if !imi_engine::retention::is_blocked(store.as_ref(), &id)? {
+    let (index, blocked) = state
+        .services
+        .case(id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    if !blocked {
         return Err(ApiError::not_found());
     }
-    let record = state.cases.read(store.as_ref(), &id)?.ok_or_else(|| {
+    let record = state.services.record(id).await?.ok_or_else(|| {
         ApiError::new(
             StatusCode::GONE,
             "case_erased",
@@ -1146,7 +1069,7 @@ pub async fn blocked_view(
     record_access(state, reader, id, "read_blocked").await?;
     tracing::warn!(case = %id, reader = %reader.id, role = reader.role.as_str(), "blocked case data read");
     Ok(views::case_view(
-        &state.cases,
+        state.cases(),
         &id,
         &index,
         &record,

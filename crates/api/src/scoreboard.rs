@@ -8,7 +8,6 @@ use crate::problem::ApiError;
 use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use imi_engine::facts;
 use imi_protocol::NodeId;
 use imi_protocol::dates::Date;
 use imi_scoreboard::{Board, Fact, Period};
@@ -46,24 +45,29 @@ impl ScoreboardQuery {
 
 /// The facts the node holds: on `EU` the cross-checked facts of every case; elsewhere the
 /// node's own latest reports.
-pub fn node_facts(state: &ApiState) -> Result<Vec<Fact>, ApiError> {
-    let store = state.engine.store();
-    if state.engine.node() == NodeId::EU {
-        Ok(facts::commission_cases(store.as_ref())?
+pub async fn node_facts(state: &ApiState) -> Result<Vec<Fact>, ApiError> {
+    if state.services.node() == NodeId::EU {
+        Ok(state
+            .services
+            .commission_cases()
+            .await?
             .into_iter()
             .map(|c| c.checked.fact)
             .collect())
     } else {
-        Ok(facts::own_reports(store.as_ref())?
+        Ok(state
+            .services
+            .own_reports()
+            .await?
             .into_iter()
             .map(|r| r.fact)
             .collect())
     }
 }
 
-fn board(state: &ApiState, period: Period) -> Result<Board, ApiError> {
+async fn board(state: &ApiState, period: Period) -> Result<Board, ApiError> {
     let mut b = Board::new(period);
-    for f in node_facts(state)? {
+    for f in node_facts(state).await? {
         if let Ok(r) = f.record() {
             b.add(&r);
         }
@@ -103,7 +107,7 @@ pub(crate) async fn scoreboard(
     Query(q): Query<ScoreboardQuery>,
 ) -> Result<Response, ApiError> {
     let period = q.period(&state)?;
-    render(&board(&state, period)?, q.format.as_deref())
+    render(&board(&state, period).await?, q.format.as_deref())
 }
 
 /// `GET /scoreboard`: the HTML page.
@@ -112,7 +116,7 @@ pub(crate) async fn page(
     Query(q): Query<ScoreboardQuery>,
 ) -> Result<Response, ApiError> {
     let period = q.period(&state)?;
-    render(&board(&state, period)?, Some("html"))
+    render(&board(&state, period).await?, Some("html"))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -134,7 +138,7 @@ pub(crate) async fn export(
         })?),
     };
     let mut out = String::new();
-    for f in node_facts(&state)? {
+    for f in node_facts(&state).await? {
         if let Some(p) = period {
             let Ok(r) = f.record() else { continue };
             let from = p.from.start_ms() as i64;
@@ -151,10 +155,10 @@ pub(crate) async fn export(
 
 /// `GET /api/v1/scoreboard/flags`: the Commission node's cross-check.
 pub(crate) async fn flags(State(state): State<ApiState>) -> Result<Response, ApiError> {
-    if state.engine.node() != NodeId::EU {
+    if state.services.node() != NodeId::EU {
         return Err(ApiError::not_found());
     }
-    let cases = facts::commission_cases(state.engine.store().as_ref())?;
+    let cases = state.services.commission_cases().await?;
     let flagged: Vec<_> = cases
         .iter()
         .filter(|c| c.flagged())

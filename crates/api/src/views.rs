@@ -1,11 +1,11 @@
 //! JSON views: cases, summaries, catalogue and authorities rendered in the caller's
 //! language next to their codes.
 use axum::http::{HeaderMap, header};
+use imi_apps::requests::{CaseIndex, CaseRecord, Cases};
 use imi_domain::Authority;
 use imi_domain::catalogue::Catalogue;
 use imi_domain::dates::{Date, rfc3339};
 use imi_domain::request::{AnswerPayload, AttachmentRef, RequestCase, RequestState};
-use imi_engine::cases::{CaseIndex, CaseRecord, Cases};
 use imi_protocol::{CaseId, Timestamp};
 use serde_json::{Value, json};
 

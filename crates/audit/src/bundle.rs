@@ -252,7 +252,7 @@ pub fn verify(bytes: &[u8], options: &Options) -> Vec<Check> {
         return r.0;
     };
     for w in checkpoints.windows(2) {
-        let (a, b) = (&w[0].0, &w[1].0);
+        let [(a, _), (b, _)] = w else { continue };
         let proof = bundle
             .log
             .consistency

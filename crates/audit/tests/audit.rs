@@ -1,5 +1,11 @@
 //! RFC 6962 test vectors (the Certificate Transparency reference data), mutated proofs that
 //! must fail, random trees, and signed notes with cosignatures.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 use imi_audit::leaf::Leaf;
 use imi_audit::merkle::{
     Hash, MemTree, consistency_proof, empty_root, inclusion_proof, leaf_hash, root,

@@ -19,21 +19,13 @@
 //! * [`limits`]: size limits and code/language well-formedness shared by the above.
 //!
 //! Everything that travels or is stored is serde-serializable and versioned (a `v` field).
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::indexing_slicing
-    )
-)]
 
 pub mod authority;
 pub mod catalogue;
 /// Calendar dates and RFC 3339 times (from `imi-protocol`).
 pub use imi_protocol::dates;
 pub mod limits;
+pub mod message;
 pub mod request;
 pub mod user;
 

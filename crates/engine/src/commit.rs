@@ -6,20 +6,20 @@
 //! group's earlier writes, writes the whole group once (synced if any job needs it), and
 //! only then answers each job. A receipt is therefore never sent before its commit is
 //! durable, and a message applied in a group is de-duplicated against the rest of that group.
-use crate::app::{Applications, Inbound, Txn};
+use crate::apply::{
+    Inbound, LocalCtx, LocalFn, LocalOutcome, Overlay, Routes, Txn, record_overlay,
+};
+use crate::error::EngineError;
+use crate::inbox::InboxRecord;
 use crate::keys;
-use crate::metrics::Metrics;
-use crate::{EngineError, InboxRecord};
+use crate::metrics::{KindLabel, Metrics};
 use imi_protocol::{
     Header, MessageId, NodeId, NodeSigner, Outcome, ReceiptBody, RejectCode, Timestamp,
 };
-use imi_store::{Column, Durability, Store, WriteBatch};
-use std::collections::{BTreeMap, HashMap};
+use imi_store::{Durability, Store, WriteBatch};
+use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
-
-/// The overlay of a group: writes not yet on disk, visible to later jobs in the group.
-pub(crate) type Overlay = BTreeMap<(Column, Vec<u8>), Option<Vec<u8>>>;
 
 /// Something to commit.
 pub(crate) enum Job {
@@ -48,10 +48,8 @@ pub(crate) enum Job {
     Local {
         envelope: Option<LocalEnvelope>,
         at: Timestamp,
-        apply: crate::app::LocalFn,
-        reply: oneshot::Sender<
-            Result<Result<crate::app::LocalOutcome, crate::app::Refusal>, EngineError>,
-        >,
+        apply: LocalFn,
+        reply: LocalReply,
     },
     /// Finish the current group and stop (graceful shutdown).
     Stop,
@@ -112,7 +110,7 @@ pub(crate) struct Committer {
     /// Group size at which lingering stops.
     pub linger_target: usize,
     pub store: Arc<dyn Store>,
-    pub apps: Applications,
+    pub routes: Routes,
     pub signer: NodeSigner,
     pub metrics: Metrics,
     pub max_group: usize,
@@ -124,27 +122,27 @@ pub(crate) struct Committer {
     pub log: crate::log::LogState,
 }
 
-type LocalReply =
-    oneshot::Sender<Result<Result<crate::app::LocalOutcome, crate::app::Refusal>, EngineError>>;
+/// Where a local action's result goes.
+pub(crate) type LocalReply = oneshot::Sender<Result<LocalOutcome, EngineError>>;
 
 enum Reply {
-    Inbound(oneshot::Sender<Result<Committed, EngineError>>, Committed),
+    /// With the header of an accepted message, for the after-commit hook and the metrics.
+    Inbound(
+        oneshot::Sender<Result<Committed, EngineError>>,
+        Committed,
+        Option<Box<Header>>,
+    ),
     Unit(oneshot::Sender<Result<(), EngineError>>),
-    Local(LocalReply, crate::app::LocalOutcome),
+    Local(LocalReply, LocalOutcome),
 }
 
 impl Committer {
     /// Initialises outbox sequence numbers from the store.
     pub fn load_sequences(&mut self) -> Result<(), EngineError> {
         for node in imi_protocol::NodeId::ALL {
-            let last = self
-                .store
-                .last_with_prefix(keys::OUTBOX, &node.as_bytes())?;
-            let next = last
-                .and_then(|(k, _)| keys::outbox_seq(&k))
-                .map_or(0, |s| s.saturating_add(1));
+            let next = crate::outbox::next_seq(self.store.as_ref(), *node)?;
             self.next_seq.insert(*node, next);
-            let depth = crate::delivery::count_queued(self.store.as_ref(), *node)?;
+            let depth = crate::outbox::count(self.store.as_ref(), *node)?;
             if depth > 0 {
                 let gauge = self
                     .metrics
@@ -235,11 +233,14 @@ impl Committer {
                     );
                     match outcome {
                         Ok(c) => {
-                            if matches!(c, Committed::Accepted(_)) {
+                            let header = if matches!(c, Committed::Accepted(_)) {
                                 durability = Durability::Sync;
                                 accepted += 1;
-                            }
-                            replies.push(Reply::Inbound(reply, c));
+                                Some(header)
+                            } else {
+                                None
+                            };
+                            replies.push(Reply::Inbound(reply, c, header));
                         }
                         Err(e) => {
                             let _ = reply.send(Err(e));
@@ -256,8 +257,8 @@ impl Committer {
                 } => {
                     durability = Durability::Sync;
                     let mut b = WriteBatch::new();
-                    self.log_envelope_out(&mut b, &signed, None);
-                    self.enqueue(&mut b, id, bytes, &to, enqueued, &mut depth_delta);
+                    let logged = self.log_envelope_out(&mut b, &signed, None);
+                    self.enqueue(&mut b, id, bytes, &to, enqueued, logged, &mut depth_delta);
                     enqueued_peers.extend_from_slice(&to);
                     record_overlay(&mut overlay, &b);
                     batch.append(b);
@@ -270,21 +271,21 @@ impl Committer {
                     reply,
                 } => {
                     let mut txn = Txn::new(self.store.as_ref(), &overlay);
-                    let ctx = crate::app::LocalCtx {
+                    let ctx = LocalCtx {
                         at,
                         message_id: envelope.as_ref().map(|e| e.id),
                     };
                     match apply(&mut txn, &ctx) {
                         Err(code) => {
-                            let _ = reply.send(Ok(Err(code)));
+                            let _ = reply.send(Err(EngineError::Refused(code)));
                         }
                         Ok(outcome) => {
                             let (mut b, leaves, step) = txn.into_parts();
                             if outcome.write {
                                 durability = Durability::Sync;
-                                if let Some(e) = &envelope {
-                                    self.log_envelope_out(&mut b, &e.signed, step.as_deref());
-                                }
+                                let logged = envelope.as_ref().is_some_and(|e| {
+                                    self.log_envelope_out(&mut b, &e.signed, step.as_deref())
+                                });
                                 for l in &leaves {
                                     self.log.append(&mut b, l);
                                 }
@@ -295,6 +296,7 @@ impl Committer {
                                         e.bytes,
                                         &e.to,
                                         at,
+                                        logged,
                                         &mut depth_delta,
                                     );
                                     enqueued_peers.extend_from_slice(&e.to);
@@ -352,14 +354,21 @@ impl Committer {
                 }
                 for r in replies {
                     match r {
-                        Reply::Inbound(tx, c) => {
+                        Reply::Inbound(tx, c, header) => {
+                            if let Some(h) = header {
+                                self.metrics
+                                    .committed_by_kind
+                                    .get_or_create(&KindLabel::of(h.kind.as_str()))
+                                    .inc();
+                                self.routes.committed(&h);
+                            }
                             let _ = tx.send(Ok(c));
                         }
                         Reply::Unit(tx) => {
                             let _ = tx.send(Ok(()));
                         }
                         Reply::Local(tx, o) => {
-                            let _ = tx.send(Ok(Ok(o)));
+                            let _ = tx.send(Ok(o));
                         }
                     }
                 }
@@ -375,16 +384,18 @@ impl Committer {
                 self.next_seq = seq_snapshot;
                 self.log = log_snapshot;
                 tracing::error!(error = %e, "group commit failed");
+                let e = Arc::new(e);
                 for r in replies {
+                    let err = EngineError::GroupCommit(e.clone());
                     match r {
-                        Reply::Inbound(tx, _) => {
-                            let _ = tx.send(Err(EngineError::Store(e.to_string())));
+                        Reply::Inbound(tx, _, _) => {
+                            let _ = tx.send(Err(err));
                         }
                         Reply::Unit(tx) => {
-                            let _ = tx.send(Err(EngineError::Store(e.to_string())));
+                            let _ = tx.send(Err(err));
                         }
                         Reply::Local(tx, _) => {
-                            let _ = tx.send(Err(EngineError::Store(e.to_string())));
+                            let _ = tx.send(Err(err));
                         }
                     }
                 }
@@ -392,15 +403,24 @@ impl Committer {
         }
     }
 
-    /// Appends the log leaf of an envelope this node signed.
-    fn log_envelope_out(&mut self, b: &mut WriteBatch, signed: &SignedHeader, step: Option<&str>) {
-        if !crate::log::is_witness_kind(signed.header.kind.as_str()) {
+    /// Appends the log leaf of an envelope this node signed, if its kind is logged; returns
+    /// whether it is.
+    fn log_envelope_out(
+        &mut self,
+        b: &mut WriteBatch,
+        signed: &SignedHeader,
+        step: Option<&str>,
+    ) -> bool {
+        let logged = self.routes.logged(signed.header.kind.as_str());
+        if logged {
             let leaf = crate::log::envelope_leaf(true, &signed.hash, &signed.header, step);
             self.log.append(b, &leaf);
         }
+        logged
     }
 
     /// Stores an outbound envelope and appends one outbox entry per recipient.
+    #[allow(clippy::too_many_arguments)]
     fn enqueue(
         &mut self,
         b: &mut WriteBatch,
@@ -408,6 +428,7 @@ impl Committer {
         bytes: Vec<u8>,
         to: &[NodeId],
         enqueued: Timestamp,
+        logged: bool,
         depth_delta: &mut HashMap<NodeId, i64>,
     ) {
         b.put(keys::ENV_OUT, id.as_bytes().to_vec(), bytes);
@@ -416,7 +437,7 @@ impl Committer {
             b.put(
                 keys::OUTBOX,
                 keys::outbox_key(*peer, *seq),
-                keys::outbox_value(&id, enqueued),
+                keys::outbox_value(&id, enqueued, logged),
             );
             *seq = seq.saturating_add(1);
             *depth_delta.entry(*peer).or_default() += 1;
@@ -455,7 +476,7 @@ impl Committer {
             received,
             trust,
         };
-        if let Err(code) = self.apps.apply(&msg, &mut txn) {
+        if let Err(code) = self.routes.apply(&msg, &mut txn) {
             return Ok(Committed::Rejected(code));
         }
         let (mut b, leaves, step) = txn.into_parts();
@@ -471,7 +492,7 @@ impl Committer {
         let receipt = receipt_body
             .sign(&self.signer)
             .map_err(|e| EngineError::Internal(e.to_string()))?;
-        if !crate::log::is_witness_kind(header.kind.as_str()) {
+        if self.routes.logged(header.kind.as_str()) {
             self.log.append(
                 &mut b,
                 &crate::log::envelope_leaf(false, &hash, header, step.as_deref()),
@@ -495,18 +516,5 @@ impl Committer {
         record_overlay(overlay, &b);
         batch.append(b);
         Ok(Committed::Accepted(receipt))
-    }
-}
-
-pub(crate) fn record_overlay(overlay: &mut Overlay, b: &WriteBatch) {
-    for op in b.ops() {
-        match op {
-            imi_store::Op::Put { col, key, value } => {
-                overlay.insert((*col, key.clone()), Some(value.clone()));
-            }
-            imi_store::Op::Delete { col, key } => {
-                overlay.insert((*col, key.clone()), None);
-            }
-        }
     }
 }

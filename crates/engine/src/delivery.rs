@@ -8,8 +8,10 @@
 //! starts again from the head of the outbox. A resent envelope that had in fact arrived is
 //! answered `duplicate`, which counts as delivered: the receiver applied it exactly once.
 use crate::commit::Job;
+use crate::error::EngineError;
+use crate::keys;
 use crate::metrics::{Metrics, PeerCodeLabel};
-use crate::{DeliveryReport, EngineError, Shared, keys};
+use crate::shared::{DeliveryReport, Shared};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use imi_protocol::{MessageId, NodeId, Outcome, Receipt, sha256};
@@ -31,8 +33,12 @@ enum Attempt {
 /// Sends one entry and, on a valid receipt, stores it, all inside the in-flight future:
 /// the delivery loop never waits for one entry's bookkeeping before handling the next.
 async fn attempt_and_settle(shared: Arc<Shared>, node: NodeId, entry: Entry) -> Attempt {
-    let Entry { key, id, bytes } = entry;
-    let logged = !crate::log::is_witness_traffic(&bytes);
+    let Entry {
+        key,
+        id,
+        bytes,
+        logged,
+    } = entry;
     let receipt = match attempt(&shared, node, id, bytes).await {
         Ok(r) => r,
         Err(error) => return Attempt::Failed { error },
@@ -50,11 +56,8 @@ struct Entry {
     key: Vec<u8>,
     id: MessageId,
     bytes: Vec<u8>,
-}
-
-fn prefix_end(node: NodeId) -> Vec<u8> {
-    let [a, b] = node.as_bytes();
-    vec![a, b.saturating_add(1)]
+    /// Whether its receipt gets a log leaf.
+    logged: bool,
 }
 
 /// Loads up to `limit` entries after `cursor` (or from the head).
@@ -64,56 +67,32 @@ fn load(
     cursor: Option<&[u8]>,
     limit: usize,
 ) -> Result<Vec<Entry>, EngineError> {
-    let start = match cursor {
-        Some(c) => {
-            let mut s = c.to_vec();
-            s.push(0);
-            s
-        }
-        None => node.as_bytes().to_vec(),
-    };
-    let end = prefix_end(node);
-    let rows = shared
-        .store
-        .range(keys::OUTBOX, &start, Some(&end), limit)?;
+    let rows = crate::outbox::entries(shared.store.as_ref(), node, cursor, limit)?;
     let mut out = Vec::with_capacity(rows.len());
     for (key, value) in rows {
-        let Some((id, _)) = keys::decode_outbox_value(&value) else {
+        let Some(value) = value else {
             tracing::error!(peer = %node, "corrupt outbox entry skipped");
             continue;
         };
+        let id = value.id;
         match shared.store.get(keys::ENV_OUT, id.as_bytes())? {
-            Some(bytes) => out.push(Entry { key, id, bytes }),
+            Some(bytes) => {
+                // Entries written before the flag existed: the stored envelope's kind says.
+                let logged = value.logged.unwrap_or_else(|| {
+                    imi_protocol::Envelope::parse(bytes.clone(), usize::MAX)
+                        .map_or(true, |e| shared.routes.logged(e.header().kind.as_str()))
+                });
+                out.push(Entry {
+                    key,
+                    id,
+                    bytes,
+                    logged,
+                });
+            }
             None => tracing::error!(peer = %node, msg = %id, "outbox entry without envelope"),
         }
     }
     Ok(out)
-}
-
-/// The enqueue time of the oldest queued entry.
-fn oldest_enqueued(shared: &Shared, node: NodeId) -> Result<Option<u64>, EngineError> {
-    let rows = shared
-        .store
-        .range(keys::OUTBOX, &node.as_bytes(), Some(&prefix_end(node)), 1)?;
-    Ok(rows
-        .first()
-        .and_then(|(_, v)| keys::decode_outbox_value(v))
-        .map(|(_, t)| t))
-}
-
-/// The number of queued entries (read once at start; the committer keeps the gauge exact).
-pub(crate) fn count_queued(
-    store: &dyn imi_store::Store,
-    node: NodeId,
-) -> Result<usize, EngineError> {
-    Ok(store
-        .range(
-            keys::OUTBOX,
-            &node.as_bytes(),
-            Some(&prefix_end(node)),
-            usize::MAX,
-        )?
-        .len())
 }
 
 /// Sends one envelope and returns its verified receipt; an error for anything to retry.
@@ -229,7 +208,7 @@ pub(crate) async fn run(shared: Arc<Shared>, node: NodeId, cancel: CancellationT
             _ = tokio::time::sleep_until(sleep_until), if paused && inflight.is_empty() => {}
             _ = tick.tick() => {
                 let s = shared.clone();
-                if let Ok(Ok(oldest)) = tokio::task::spawn_blocking(move || oldest_enqueued(&s, node)).await {
+                if let Ok(Ok(oldest)) = tokio::task::spawn_blocking(move || crate::outbox::oldest_enqueued(s.store.as_ref(), node)).await {
                     let age = oldest.map_or(0.0, |t| shared.clock.now_ms().saturating_sub(t) as f64 / 1000.0);
                     shared.metrics.oldest_queued_age_seconds.get_or_create(&label).set(age);
                 }

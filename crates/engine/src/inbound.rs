@@ -4,7 +4,10 @@
 //!
 //! Every envelope is answered with a signed receipt. A rejection writes nothing.
 use crate::commit::{Committed, Job};
-use crate::{Shared, keys};
+use crate::inbox::InboxRecord;
+use crate::keys;
+use crate::metrics::{CodeLabel, KindLabel};
+use crate::shared::Shared;
 use imi_network::{InboundId, InboundPayload, NetworkEvent, PeerId};
 use imi_protocol::{
     Envelope, Header, MessageId, NodeId, Outcome, ReceiptBody, RejectCode, Timestamp, sha256,
@@ -59,6 +62,7 @@ enum Prepared {
         id: MessageId,
         sender: NodeId,
         hash: [u8; 32],
+        kind: KindLabel,
     },
     Ready {
         header: Box<Header>,
@@ -93,7 +97,12 @@ async fn handle(shared: &Arc<Shared>, peer: PeerId, id: InboundId, payload: Inbo
             sender,
             hash,
         } => reject(shared, peer, code, id, sender, hash, received),
-        Prepared::Duplicate { id, sender, hash } => duplicate(shared, id, sender, hash, received),
+        Prepared::Duplicate {
+            id,
+            sender,
+            hash,
+            kind,
+        } => duplicate(shared, id, sender, hash, received, &kind),
         Prepared::Ready {
             header,
             bytes,
@@ -102,7 +111,7 @@ async fn handle(shared: &Arc<Shared>, peer: PeerId, id: InboundId, payload: Inbo
         } => {
             let msg = header.id;
             let sender = header.from;
-            let kind_is_diag = header.kind.as_str() == imi_protocol::Kind::DIAGNOSTIC;
+            let kind = KindLabel::of(header.kind.as_str());
             let committed = shared
                 .commit(|reply| Job::Inbound {
                     header,
@@ -116,14 +125,11 @@ async fn handle(shared: &Arc<Shared>, peer: PeerId, id: InboundId, payload: Inbo
                 .await;
             match committed {
                 Ok(Committed::Accepted(receipt)) => {
-                    shared.metrics.accepted.inc();
-                    if kind_is_diag {
-                        shared.metrics.diagnostic_applied.inc();
-                    }
+                    shared.metrics.accepted.get_or_create(&kind).inc();
                     tracing::debug!(peer = %sender, msg = %msg, "accepted");
                     Some(receipt)
                 }
-                Ok(Committed::Duplicate) => duplicate(shared, msg, sender, hash, received),
+                Ok(Committed::Duplicate) => duplicate(shared, msg, sender, hash, received, &kind),
                 Ok(Committed::Rejected(code)) => {
                     reject(shared, peer, code, Some(msg), Some(sender), hash, received)
                 }
@@ -185,10 +191,14 @@ fn prepare(shared: &Shared, bytes: Vec<u8>, received: Timestamp) -> Prepared {
         .get(keys::INBOX, &keys::node_msg_key(sender, &id))
     {
         Ok(Some(existing)) => {
-            let same =
-                crate::InboxRecord::decode(&existing).is_some_and(|r| r.envelope_hash == hash);
+            let same = InboxRecord::decode(&existing).is_some_and(|r| r.envelope_hash == hash);
             return if same {
-                Prepared::Duplicate { id, sender, hash }
+                Prepared::Duplicate {
+                    id,
+                    sender,
+                    hash,
+                    kind: KindLabel::of(verified.header().kind.as_str()),
+                }
             } else {
                 Prepared::Reject {
                     code: RejectCode::Conflict,
@@ -209,7 +219,7 @@ fn prepare(shared: &Shared, bytes: Vec<u8>, received: Timestamp) -> Prepared {
             };
         }
     }
-    if !shared.apps.handles(verified.header().kind.as_str()) {
+    if !shared.routes.handles(verified.header().kind.as_str()) {
         return Prepared::Reject {
             code: RejectCode::UnknownKind,
             id: Some(id),
@@ -252,8 +262,9 @@ fn duplicate(
     sender: NodeId,
     hash: [u8; 32],
     received: Timestamp,
+    kind: &KindLabel,
 ) -> Option<Vec<u8>> {
-    shared.metrics.duplicates.inc();
+    shared.metrics.duplicates.get_or_create(kind).inc();
     tracing::debug!(peer = %sender, msg = %id, "duplicate");
     sign(
         shared,
@@ -281,7 +292,7 @@ fn reject(
     shared
         .metrics
         .inbound_rejected
-        .get_or_create(&crate::metrics::CodeLabel {
+        .get_or_create(&CodeLabel {
             code: code.label().to_owned(),
         })
         .inc();

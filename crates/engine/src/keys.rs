@@ -1,36 +1,26 @@
-//! Column names and key layouts of the engine's persistent state.
+//! Column names and key layouts of the kernel's persistent state. Applications declare
+//! their own columns ([`crate::Application::columns`]); the store is opened with both.
 //!
 //! | column | key | value |
 //! |---|---|---|
-//! | `meta` | text name | engine metadata (trust list bytes, counters) |
+//! | `meta` | text name | kernel metadata (trust list bytes, log size, witness bookkeeping) |
 //! | `env_out` | message id (16) | envelope bytes as signed |
-//! | `outbox` | peer (2) ‖ seq (8, big-endian) | message id (16) ‖ enqueued ms (8, BE) |
+//! | `outbox` | peer (2) ‖ seq (8, big-endian) | message id (16) ‖ enqueued ms (8, BE) ‖ flags (1) |
 //! | `receipts_out` | peer (2) ‖ message id (16) | receipt bytes as received |
 //! | `dead` | peer (2) ‖ message id (16) | `rejected` receipt bytes as received |
 //! | `inbox` | sender (2) ‖ message id (16) | CBOR [`crate::InboxRecord`] incl. our signed receipt |
 //! | `env_in` | sender (2) ‖ message id (16) | envelope bytes as received |
-//! | `app` | application-defined | application-defined |
-//! | `case_keys` | case id (16) | the case's data key, wrapped under the node's data key |
-//! | `cases` | case id (16) | the case record (CBOR), encrypted under the case's data key |
-//! | `case_index` | case id (16) | CBOR [`crate::cases::CaseIndex`]: metadata only, no personal data |
-//! | `case_files` | case id (16) ‖ SHA-256 (32) | attachment bytes, encrypted under the case's data key |
-//! | `access_log` | seq (8, big-endian) | CBOR [`crate::cases::AccessRecord`]: reads of personal data |
-//! | `users` | `u/` ‖ user id, `t/` ‖ token SHA-256 | user record, user id |
-//! | `idempotency` | user id ‖ 0 ‖ key | SHA-256 of the request (32) ‖ the first response |
-//! | `facts` | member node: case id (16); `EU`: case hex ‖ 0 ‖ `q`/`s` | member: CBOR [`crate::facts::FactReport`] last reported; `EU`: CBOR [`crate::facts::StoredReport`] per side |
 //! | `log_leaves` | index (8, BE) | leaf text ([`imi_audit::leaf`]) |
 //! | `log_nodes` | level (1) ‖ index (8, BE) | hash of a perfect subtree |
 //! | `checkpoints` | size (8, BE) | signed checkpoint note (with cosignatures) |
-//! | `witness` | node id | CBOR size and root of that node's log this node saw last |
-//! | `witness_out` | node id | CBOR answer (cosignature) to send to that node |
-//! | `alarms` | seq (8, BE) | JSON witness alarm |
-//! | `blocked` | case id (16) | when it was blocked (ms, BE) |
-//! | `tombstones` | case id (16) | when its data was erased (ms, BE); never removed |
-//! | `facts_pending` | case id (16) | CBOR [`crate::facts::FactReport`] not yet enqueued for `EU` |
+//!
+//! The outbox flags byte: bit 0 set = the envelope's kind is logged (its receipt gets a log
+//! leaf). Entries written before the byte existed (24 bytes) are read by parsing the stored
+//! envelope's kind.
 use imi_protocol::{MessageId, NodeId};
 use imi_store::Column;
 
-/// Engine metadata.
+/// Kernel metadata.
 pub const META: Column = "meta";
 /// Envelopes this node signed.
 pub const ENV_OUT: Column = "env_out";
@@ -44,29 +34,6 @@ pub const DEAD: Column = "dead";
 pub const INBOX: Column = "inbox";
 /// Inbound envelope bytes.
 pub const ENV_IN: Column = "env_in";
-/// Application state.
-pub const APP: Column = "app";
-
-/// Wrapped per-case data keys.
-pub const CASE_KEYS: Column = "case_keys";
-/// Encrypted case records.
-pub const CASES: Column = "cases";
-/// Plaintext case metadata for lists and filters.
-pub const CASE_INDEX: Column = "case_index";
-/// Encrypted attachment contents.
-pub const CASE_FILES: Column = "case_files";
-/// Reads of personal data through the API.
-pub const ACCESS_LOG: Column = "access_log";
-/// API users and token hashes.
-pub const USERS: Column = "users";
-/// Idempotency keys of API POSTs.
-pub const IDEMPOTENCY: Column = "idempotency";
-
-/// Indicator facts (reported by a member node; received by the Commission node).
-pub const FACTS: Column = "facts";
-/// Fact reports waiting to be enqueued for the Commission node.
-pub const FACTS_PENDING: Column = "facts_pending";
-
 /// Log leaves.
 pub const LOG_LEAVES: Column = "log_leaves";
 /// Log perfect-subtree hashes.
@@ -74,19 +41,7 @@ pub const LOG_NODES: Column = "log_nodes";
 /// Signed checkpoints.
 pub const CHECKPOINTS: Column = "checkpoints";
 
-/// What this node, as a witness, saw last of each log: node → size and root.
-pub const WITNESS: Column = "witness";
-/// Witness answers waiting to be sent: node → answer.
-pub const WITNESS_OUT: Column = "witness_out";
-/// Witness alarms: seq → JSON record.
-pub const ALARMS: Column = "alarms";
-
-/// Blocked cases (retention): case id → when.
-pub const BLOCKED: Column = "blocked";
-/// Erased cases (retention): case id → when. Never removed.
-pub const TOMBSTONES: Column = "tombstones";
-
-/// Every column the engine uses.
+/// Every column the kernel uses.
 pub const ALL: &[Column] = &[
     META,
     ENV_OUT,
@@ -95,25 +50,13 @@ pub const ALL: &[Column] = &[
     DEAD,
     INBOX,
     ENV_IN,
-    APP,
-    CASE_KEYS,
-    CASES,
-    CASE_INDEX,
-    CASE_FILES,
-    ACCESS_LOG,
-    USERS,
-    IDEMPOTENCY,
-    FACTS,
-    FACTS_PENDING,
     LOG_LEAVES,
     LOG_NODES,
     CHECKPOINTS,
-    WITNESS,
-    WITNESS_OUT,
-    ALARMS,
-    BLOCKED,
-    TOMBSTONES,
 ];
+
+/// `meta` key of the newest accepted trust list (signed bytes).
+pub const TRUST_LIST_KEY: &[u8] = b"trust_list";
 
 /// `peer ‖ seq`.
 pub fn outbox_key(peer: NodeId, seq: u64) -> Vec<u8> {
@@ -129,21 +72,66 @@ pub fn node_msg_key(node: NodeId, id: &MessageId) -> Vec<u8> {
     k
 }
 
-/// Decodes an outbox value: message id and enqueue time.
-pub fn decode_outbox_value(v: &[u8]) -> Option<(MessageId, u64)> {
+/// A decoded outbox value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutboxValue {
+    /// The queued envelope.
+    pub id: MessageId,
+    /// When it was enqueued, ms.
+    pub enqueued: u64,
+    /// Whether its receipt gets a log leaf; `None` for an entry written before the flag.
+    pub logged: Option<bool>,
+}
+
+/// Decodes an outbox value.
+pub fn decode_outbox_value(v: &[u8]) -> Option<OutboxValue> {
     let id = MessageId::from_slice(v.get(..16)?)?;
-    let t = u64::from_be_bytes(v.get(16..24)?.try_into().ok()?);
-    Some((id, t))
+    let enqueued = u64::from_be_bytes(v.get(16..24)?.try_into().ok()?);
+    let logged = v.get(24).map(|f| f & 1 == 1);
+    Some(OutboxValue {
+        id,
+        enqueued,
+        logged,
+    })
 }
 
 /// Encodes an outbox value.
-pub fn outbox_value(id: &MessageId, enqueued: u64) -> Vec<u8> {
+pub fn outbox_value(id: &MessageId, enqueued: u64, logged: bool) -> Vec<u8> {
     let mut v = id.as_bytes().to_vec();
     v.extend_from_slice(&enqueued.to_be_bytes());
+    v.push(u8::from(logged));
     v
 }
 
 /// Decodes the sequence number of an outbox key.
 pub fn outbox_seq(key: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(key.get(2..10)?.try_into().ok()?))
+}
+
+/// The end (exclusive) of `node`'s key range in a `node ‖ …` column.
+pub fn prefix_end(node: NodeId) -> Vec<u8> {
+    let [a, b] = node.as_bytes();
+    vec![a, b.saturating_add(1)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outbox_values_round_trip_and_old_entries_decode() {
+        let id = MessageId::from_slice(&[7; 16]).unwrap();
+        let v = outbox_value(&id, 42, false);
+        assert_eq!(
+            decode_outbox_value(&v),
+            Some(OutboxValue {
+                id,
+                enqueued: 42,
+                logged: Some(false)
+            })
+        );
+        let old = &v[..24];
+        assert_eq!(decode_outbox_value(old).unwrap().logged, None);
+        assert_eq!(decode_outbox_value(&v[..23]), None);
+    }
 }

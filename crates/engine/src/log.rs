@@ -6,11 +6,15 @@
 //! leaf text (`log_leaves`), the hash of every perfect subtree the leaf completes
 //! (`log_nodes`), and the new size (`meta`, `log/size`), so that roots and proofs of any
 //! size cost O(log² n) reads. Checkpoints (C2SP signed notes) are stored in `checkpoints`.
+//!
+//! Which kinds are logged is the applications' choice ([`crate::Application::logged`]):
+//! witness traffic is not, since logging it would make each checkpoint grow the log the
+//! next one covers.
 use crate::keys;
 use imi_audit::leaf::Leaf;
 use imi_audit::merkle::{self, Hash, Nodes};
 use imi_protocol::{Header, MessageId, NodeId, ReceiptBody};
-use imi_store::{Store, StoreError, WriteBatch};
+use imi_store::{ReadStore, StoreError, WriteBatch};
 
 /// `meta` key of the log size.
 pub const SIZE_KEY: &[u8] = b"log/size";
@@ -23,7 +27,7 @@ pub fn node_key(level: u32, index: u64) -> Vec<u8> {
 }
 
 /// Reads perfect-subtree hashes from the store.
-pub struct StoreNodes<'a>(pub &'a dyn Store);
+pub struct StoreNodes<'a>(pub &'a dyn ReadStore);
 
 impl Nodes for StoreNodes<'_> {
     fn node(&self, level: u32, index: u64) -> Option<Hash> {
@@ -37,7 +41,7 @@ impl Nodes for StoreNodes<'_> {
 
 /// Every leaf of the log below `size`, parsed: index, leaf, exact text. Leaves that do not
 /// parse (none should) are skipped.
-pub fn leaves(store: &dyn Store, size: u64) -> Result<Vec<(u64, Leaf, String)>, StoreError> {
+pub fn leaves(store: &dyn ReadStore, size: u64) -> Result<Vec<(u64, Leaf, String)>, StoreError> {
     Ok(store
         .range(keys::LOG_LEAVES, &[], Some(&size.to_be_bytes()), usize::MAX)?
         .into_iter()
@@ -50,7 +54,7 @@ pub fn leaves(store: &dyn Store, size: u64) -> Result<Vec<(u64, Leaf, String)>, 
 }
 
 /// The log's size as stored.
-pub fn size(store: &dyn Store) -> Result<u64, StoreError> {
+pub fn size(store: &dyn ReadStore) -> Result<u64, StoreError> {
     Ok(store
         .get(keys::META, SIZE_KEY)?
         .and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
@@ -68,7 +72,7 @@ pub struct LogState {
 
 impl LogState {
     /// Loads the state from the store.
-    pub fn load(store: &dyn Store) -> Result<Self, StoreError> {
+    pub fn load(store: &dyn ReadStore) -> Result<Self, StoreError> {
         let size = size(store)?;
         let nodes = StoreNodes(store);
         let mut frontier = Vec::new();
@@ -128,25 +132,6 @@ impl LogState {
         );
         index
     }
-}
-
-/// Witness traffic (checkpoints and cosignatures) is not logged: it is the audit of the log
-/// itself, and logging it would make every checkpoint grow the log that the next one
-/// covers, for ever. Recognised by kind.
-pub fn is_witness_kind(kind: &str) -> bool {
-    kind == crate::witness::KIND_CHECKPOINT || kind == crate::witness::KIND_COSIGNATURE
-}
-
-/// Whether envelope bytes are witness traffic: their signed header holds the kind as a
-/// CBOR text string (the header is not encrypted; a false match in the encrypted body would
-/// need a 15- or 16-byte coincidence).
-pub fn is_witness_traffic(bytes: &[u8]) -> bool {
-    let mut a = vec![0x60 + 14u8];
-    a.extend_from_slice(crate::witness::KIND_CHECKPOINT.as_bytes());
-    let mut b = vec![0x60 + 15u8];
-    b.extend_from_slice(crate::witness::KIND_COSIGNATURE.as_bytes());
-    bytes.windows(a.len()).any(|w| w == a.as_slice())
-        || bytes.windows(b.len()).any(|w| w == b.as_slice())
 }
 
 /// The leaf of an envelope this node sent (`out`) or accepted.

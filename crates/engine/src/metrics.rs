@@ -23,6 +23,28 @@ pub struct PeerCodeLabel {
     pub code: String,
 }
 
+/// Label: a message kind. Only kinds an application of this node declares are used as
+/// labels (anything else is `other`), so the series are bounded.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    /// Message kind.
+    pub kind: String,
+}
+
+impl KindLabel {
+    /// The label of a kind this node implements; `other` for anything else.
+    pub fn of(kind: &str) -> Self {
+        let kind = imi_protocol::Kind::ALL
+            .iter()
+            .find(|k| **k == kind)
+            .copied()
+            .unwrap_or("other");
+        Self {
+            kind: kind.to_owned(),
+        }
+    }
+}
+
 /// Label: a rejection code.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CodeLabel {
@@ -47,18 +69,18 @@ pub struct Metrics {
     pub rejected_by_peer: Family<PeerCodeLabel, Counter>,
     /// Inbound envelopes received (all outcomes).
     pub received: Counter,
-    /// Inbound envelopes accepted.
-    pub accepted: Counter,
-    /// Inbound envelopes answered `duplicate`.
-    pub duplicates: Counter,
+    /// Inbound envelopes accepted, by kind.
+    pub accepted: Family<KindLabel, Counter>,
+    /// Inbound envelopes answered `duplicate`, by kind.
+    pub duplicates: Family<KindLabel, Counter>,
     /// Inbound envelopes rejected, by code.
     pub inbound_rejected: Family<CodeLabel, Counter>,
     /// Synced group commits (fsyncs of the write-ahead log).
     pub commit_groups_synced: Counter,
     /// Inbound messages committed.
     pub committed_messages: Counter,
-    /// Applied diagnostic messages (persistent count, loaded at start).
-    pub diagnostic_applied: Gauge,
+    /// Inbound messages committed, by kind (counted once the commit is durable).
+    pub committed_by_kind: Family<KindLabel, Counter>,
 }
 
 impl Metrics {
@@ -102,12 +124,12 @@ impl Metrics {
         );
         r.register(
             "inbound_accepted",
-            "Inbound envelopes accepted",
+            "Inbound envelopes accepted, by kind",
             self.accepted.clone(),
         );
         r.register(
             "inbound_duplicates",
-            "Inbound envelopes answered duplicate",
+            "Inbound envelopes answered duplicate, by kind",
             self.duplicates.clone(),
         );
         r.register(
@@ -126,9 +148,9 @@ impl Metrics {
             self.committed_messages.clone(),
         );
         r.register(
-            "diagnostic_applied",
-            "Applied diagnostic messages (persistent)",
-            self.diagnostic_applied.clone(),
+            "store_committed_messages_by_kind",
+            "Inbound messages committed, by kind",
+            self.committed_by_kind.clone(),
         );
     }
 

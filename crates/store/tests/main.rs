@@ -11,7 +11,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use imi_store::{
-    Column, Durability, MemStore, Op, RocksConfig, RocksStore, Store, StoreError, WriteBatch,
+    Column, Durability, MemStore, Op, ReadStore, RocksConfig, RocksStore, Store, StoreError,
+    WriteBatch,
 };
 
 const A: Column = "a";

@@ -1,0 +1,385 @@
+//! In-process tests of the authorities' API: the real router over the real applications and
+//! kernel, on the memory store, driven request by request without a listener or another
+//! process (the end-to-end suite in `tests/` covers the same API between real nodes).
+//!
+//! * [`authorization`]: 401 for a missing, unknown or revoked token; 403 for roles that do
+//!   not work on cases; one byte-identical 404 for a case that does not exist and a case
+//!   of another authority; coordinators see their country's cases.
+//! * [`idempotency`]: a retried POST gets the first response and creates nothing; the same
+//!   key with another body is refused.
+//! * [`pagination`]: cursor pages return every visible case exactly once.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use imi_api::ApiState;
+use imi_api::users::NewUser;
+use imi_domain::catalogue::Catalogue;
+use imi_engine::{Engine, EngineConfig, EngineTasks, Identity, Start};
+use imi_protocol::{
+    HpkeKeyEntry, HpkeKeyPair, Member, NodeId, NodeSigner, SigningKeyEntry, SystemClock, TrustList,
+};
+use imi_store::MemStore;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+
+const DAY_MS: u64 = 24 * 3600 * 1000;
+
+/// One DE node (HU is on the trust list, not running: steps are committed and queued).
+struct Node {
+    router: Router,
+    state: ApiState,
+    cancel: CancellationToken,
+    tasks: Option<EngineTasks>,
+    _engine: Engine,
+}
+
+impl Node {
+    async fn start() -> Node {
+        let now = imi_protocol::Clock::now_ms(&SystemClock);
+        let de = NodeSigner::generate(NodeId::DE);
+        let de_hpke = HpkeKeyPair::generate();
+        let member = |node: NodeId, public: [u8; 32], hpke: [u8; 32], port: u16| Member {
+            node,
+            role: node.default_role(),
+            signing_keys: vec![SigningKeyEntry {
+                public,
+                valid_from: now - DAY_MS,
+                valid_until: now + DAY_MS,
+            }],
+            hpke_keys: vec![HpkeKeyEntry {
+                public: hpke,
+                valid_from: now - DAY_MS,
+                valid_until: now + DAY_MS,
+            }],
+            addresses: vec![format!("/ip4/127.0.0.1/tcp/{port}")],
+        };
+        let hu = NodeSigner::generate(NodeId::HU);
+        let trust = TrustList {
+            version: 1,
+            issued: now,
+            members: vec![
+                member(NodeId::DE, de.public(), de_hpke.public(), 9),
+                // Port 9 (discard): HU never answers; its steps wait in the outbox.
+                member(NodeId::HU, hu.public(), HpkeKeyPair::generate().public(), 9),
+            ],
+        };
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../configs");
+        let catalogue = Arc::new(Catalogue::load_dir(format!("{root}/catalogue")).unwrap());
+        #[derive(serde::Deserialize)]
+        struct DirectoryFile {
+            authorities: Vec<imi_domain::Authority>,
+        }
+        let text = std::fs::read_to_string(format!("{root}/directory/authorities.toml")).unwrap();
+        let file: DirectoryFile = toml::from_str(&text).unwrap();
+        let mut directory = imi_domain::Directory::new();
+        for a in file.authorities {
+            directory.insert(a).unwrap();
+        }
+        let store = Arc::new(MemStore::new(&imi_apps::columns()));
+        let cases = imi_apps::requests::Cases::new(
+            NodeId::DE,
+            imi_apps::requests::DataKey::new([7; 32]),
+            catalogue,
+            Arc::new(directory),
+        );
+        let diagnostics = imi_apps::diagnostics::DiagnosticApp::load(store.as_ref()).unwrap();
+        let apps = imi_apps::member_node(&de, diagnostics, cases, None, false);
+        let cancel = CancellationToken::new();
+        let (client, events, _net) = imi_network::spawn(
+            imi_engine::libp2p_keypair(&de).unwrap(),
+            imi_network::NetworkConfig {
+                listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
+                ..imi_network::NetworkConfig::default()
+            },
+            imi_engine::allowed_peers(&trust, NodeId::DE),
+            cancel.clone(),
+        )
+        .unwrap();
+        let config = EngineConfig {
+            job_interval_ms: ["redial", "checkpoint", "retention", "fact-report"]
+                .into_iter()
+                .map(|j| (j.to_owned(), 0))
+                .collect(),
+            ..EngineConfig::default()
+        };
+        let (engine, tasks) = Engine::start(
+            Start {
+                identity: Identity {
+                    signer: de.clone(),
+                    hpke: vec![de_hpke],
+                },
+                trust,
+                store,
+                network: client,
+                events,
+                apps: apps.apps.clone(),
+                clock: Arc::new(SystemClock),
+                config,
+            },
+            cancel.clone(),
+        )
+        .unwrap();
+        let services = imi_apps::Services::new(engine.clone(), &apps, [0; 32]);
+        let state = ApiState::new(services, Arc::new(SystemClock));
+        Node {
+            router: imi_api::router(state.clone()),
+            state,
+            cancel,
+            tasks: Some(tasks),
+            _engine: engine,
+        }
+    }
+
+    async fn user(&self, id: &str, authority: &str, role: &str, areas: &[&str]) -> String {
+        let (_, token) = imi_api::users::add(
+            &self.state,
+            NewUser {
+                id: id.into(),
+                authority: authority.into(),
+                role: role.into(),
+                areas: areas.iter().map(|a| (*a).to_owned()).collect(),
+            },
+        )
+        .await
+        .unwrap();
+        token
+    }
+
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> (StatusCode, Value, String) {
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = match body {
+            Some(b) => req
+                .header("content-type", "application/json")
+                .body(Body::from(b.to_string())),
+            None => req.body(Body::empty()),
+        }
+        .unwrap();
+        let resp = self.router.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        (status, json, text)
+    }
+
+    async fn stop(mut self) {
+        self.cancel.cancel();
+        drop(self._engine);
+        self.tasks.take().unwrap().join().await;
+    }
+}
+
+fn create_body(responder: &str, name: &str) -> Value {
+    json!({
+        "responder": responder,
+        "area": "PQ",
+        "procedure": "PQ-P01",
+        "questions": ["PQ-Q01"],
+        "subject": {"name": name},
+        "answer_by": "2099-06-30",
+    })
+}
+
+mod authorization {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn tokens_roles_and_objects() {
+        let n = Node::start().await;
+        let anna = n.user("anna", "DE-BY-BLZK", "authority_user", &[]).await;
+        let other = n.user("otto", "DE-NW-ZAEK", "authority_user", &[]).await;
+        let coord = n.user("coord", "DE-NC", "coordinator", &[]).await;
+        let auditor = n.user("audit", "DE-NC", "auditor", &[]).await;
+
+        // No token, a token that was never issued: 401.
+        let (st, _, _) = n.call("GET", "/api/v1/requests", None, &[], None).await;
+        assert_eq!(st, StatusCode::UNAUTHORIZED);
+        let (st, body, _) = n
+            .call("GET", "/api/v1/requests", Some("imi_forged"), &[], None)
+            .await;
+        assert_eq!(st, StatusCode::UNAUTHORIZED);
+        assert_eq!(body["status"], 401);
+
+        let (st, created, _) = n
+            .call(
+                "POST",
+                "/api/v1/requests",
+                Some(&anna),
+                &[],
+                Some(create_body("HU-ENKK", "Dr. Kovács Éva")),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{created}");
+        let id = created["id"].as_str().unwrap().to_owned();
+        let path = format!("/api/v1/requests/{id}");
+
+        // The requester and the national coordinator see it.
+        let (st, case, _) = n.call("GET", &path, Some(&anna), &[], None).await;
+        assert_eq!(st, StatusCode::OK);
+        assert_eq!(case["subject"]["name"], "Dr. Kovács Éva");
+        let (st, _, _) = n.call("GET", &path, Some(&coord), &[], None).await;
+        assert_eq!(st, StatusCode::OK);
+
+        // Another authority: the same 404 as for a case that does not exist.
+        let (st, _, hidden) = n.call("GET", &path, Some(&other), &[], None).await;
+        assert_eq!(st, StatusCode::NOT_FOUND);
+        let missing = format!("/api/v1/requests/{}", imi_protocol::CaseId::random());
+        let (_, _, absent) = n.call("GET", &missing, Some(&other), &[], None).await;
+        assert_eq!(hidden, absent, "a hidden case must look like no case");
+        let (_, list, _) = n
+            .call("GET", "/api/v1/requests", Some(&other), &[], None)
+            .await;
+        assert_eq!(list["items"].as_array().unwrap().len(), 0);
+
+        // Auditors do not work on cases.
+        let (st, _, _) = n.call("GET", &path, Some(&auditor), &[], None).await;
+        assert_eq!(st, StatusCode::FORBIDDEN);
+
+        // Revoked: out at the next request.
+        imi_api::users::revoke(&n.state, "anna").await.unwrap();
+        let (st, _, _) = n.call("GET", &path, Some(&anna), &[], None).await;
+        assert_eq!(st, StatusCode::UNAUTHORIZED);
+        n.stop().await;
+    }
+}
+
+mod idempotency {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_retry_gets_the_first_response_and_creates_nothing() {
+        let n = Node::start().await;
+        let anna = n.user("anna", "DE-BY-BLZK", "authority_user", &[]).await;
+        let key = [("idempotency-key", "create-1")];
+        let body = create_body("HU-ENKK", "Kiss Anna");
+        let (st, first, first_text) = n
+            .call(
+                "POST",
+                "/api/v1/requests",
+                Some(&anna),
+                &key,
+                Some(body.clone()),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{first}");
+        let (st, _, again_text) = n
+            .call("POST", "/api/v1/requests", Some(&anna), &key, Some(body))
+            .await;
+        assert_eq!(st, StatusCode::CREATED);
+        assert_eq!(again_text, first_text, "the replay is the first response");
+        // The same key with another body.
+        let (st, refused, _) = n
+            .call(
+                "POST",
+                "/api/v1/requests",
+                Some(&anna),
+                &key,
+                Some(create_body("HU-ENKK", "Someone Else")),
+            )
+            .await;
+        assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(refused["code"], "idempotency_key_reused");
+        let (_, list, _) = n
+            .call("GET", "/api/v1/requests", Some(&anna), &[], None)
+            .await;
+        let items = list["items"].as_array().unwrap();
+        assert_eq!(items.len(), 1, "one case for three POSTs: {list}");
+        assert_eq!(items[0]["id"], first["id"]);
+        n.stop().await;
+    }
+}
+
+mod pagination {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn cursor_pages_return_every_visible_case_once() {
+        let n = Node::start().await;
+        let anna = n.user("anna", "DE-BY-BLZK", "authority_user", &[]).await;
+        let otto = n.user("otto", "DE-NW-ZAEK", "authority_user", &[]).await;
+        let mut mine = BTreeSet::new();
+        for i in 0..7 {
+            let (st, c, _) = n
+                .call(
+                    "POST",
+                    "/api/v1/requests",
+                    Some(&anna),
+                    &[],
+                    Some(create_body("HU-ENKK", &format!("Subject {i}"))),
+                )
+                .await;
+            assert_eq!(st, StatusCode::CREATED);
+            mine.insert(c["id"].as_str().unwrap().to_owned());
+        }
+        // Someone else's cases are interleaved in id order and must not show.
+        for i in 0..3 {
+            let (st, _, _) = n
+                .call(
+                    "POST",
+                    "/api/v1/requests",
+                    Some(&otto),
+                    &[],
+                    Some(create_body("HU-ENKK", &format!("Other {i}"))),
+                )
+                .await;
+            assert_eq!(st, StatusCode::CREATED);
+        }
+        let mut seen = Vec::new();
+        let mut cursor: Option<String> = None;
+        let mut pages = 0;
+        loop {
+            let path = match &cursor {
+                Some(c) => format!("/api/v1/requests?limit=2&cursor={c}"),
+                None => "/api/v1/requests?limit=2".to_owned(),
+            };
+            let (st, page, _) = n.call("GET", &path, Some(&anna), &[], None).await;
+            assert_eq!(st, StatusCode::OK, "{page}");
+            pages += 1;
+            let items = page["items"].as_array().unwrap();
+            assert!(items.len() <= 2);
+            seen.extend(items.iter().map(|i| i["id"].as_str().unwrap().to_owned()));
+            match page["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_owned()),
+                None => break,
+            }
+            assert!(pages < 10, "pagination does not end");
+        }
+        assert_eq!(seen.len(), 7, "each case once: {seen:?}");
+        assert_eq!(seen.iter().cloned().collect::<BTreeSet<_>>(), mine);
+        let (st, _, _) = n
+            .call(
+                "GET",
+                "/api/v1/requests?limit=1000000000",
+                Some(&anna),
+                &[],
+                None,
+            )
+            .await;
+        assert_eq!(st, StatusCode::BAD_REQUEST);
+        n.stop().await;
+    }
+}

@@ -1,0 +1,166 @@
+//! Evidence bundles ([`imi_audit::bundle`]): the envelopes and receipts of a case (or a time
+//! range) as exact bytes, each with its inclusion proof in the node's log, the latest
+//! checkpoints with their cosignatures and the consistency proofs between them, and the
+//! trust list in force. Reads the kernel's log and message columns; owns nothing.
+use crate::AppError;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use imi_audit::bundle::{Bundle, Consistency, Entry, FORMAT, LogPart};
+use imi_audit::leaf::Leaf;
+use imi_audit::merkle;
+use imi_audit::note::{Checkpoint, SignedNote, origin_of};
+use imi_engine::log::{self, StoreNodes};
+use imi_engine::{Engine, InboxRecord, TRUST_LIST_KEY, keys};
+use imi_protocol::{CaseId, MessageId, NodeId};
+use std::collections::BTreeSet;
+
+/// What a bundle covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Selection {
+    /// One case: its envelopes, their receipts, the reads of its data, its retention.
+    Case(CaseId),
+    /// Everything logged with a time (creation, receipt, read, retention) in `[from, to)`,
+    /// ms.
+    Range {
+        /// From, inclusive.
+        from: u64,
+        /// To, exclusive.
+        to: u64,
+    },
+}
+
+fn leaf_time(leaf: &Leaf) -> Option<u64> {
+    ["created", "received", "at"]
+        .iter()
+        .find_map(|f| leaf.get(f))
+        .and_then(|t| t.parse().ok())
+}
+
+/// Checkpoints included in a bundle (the latest and those before it).
+pub const BUNDLE_CHECKPOINTS: usize = 3;
+
+/// The evidence bundle of a case (or a time range): every envelope of the case this node sent or
+/// accepted and every receipt of those envelopes, as exact bytes, each with its
+/// inclusion proof in a fresh checkpoint; the latest checkpoints with their
+/// cosignatures and the consistency proofs between them; the trust list in force.
+pub async fn evidence_bundle(
+    engine: &Engine,
+    selection: Selection,
+    governance_public: &[u8; 32],
+) -> Result<Bundle, AppError> {
+    let latest = engine.checkpoint().await?;
+    let store = engine.reader();
+    let nodes = StoreNodes(store.as_ref());
+    let last = SignedNote::parse(&latest)
+        .ok()
+        .and_then(|n| Checkpoint::parse(&n.body).ok())
+        .ok_or_else(|| AppError::Internal("own checkpoint does not parse".into()))?;
+    let n = last.size;
+    let mut cps: Vec<(u64, String)> = imi_engine::checkpoint::stored(store.as_ref())?
+        .into_iter()
+        .filter(|(s, _)| *s <= n)
+        .collect();
+    let keep = cps.len().saturating_sub(BUNDLE_CHECKPOINTS);
+    cps.drain(..keep);
+    let mut consistency = Vec::new();
+    for w in cps.windows(2) {
+        if let [(a, _), (b, _)] = w {
+            let proof = merkle::consistency_proof(&nodes, *a, *b)
+                .ok_or_else(|| AppError::Internal("consistency proof".into()))?;
+            consistency.push(Consistency {
+                from: *a,
+                to: *b,
+                proof: proof.iter().map(hex::encode).collect(),
+            });
+        }
+    }
+    // The selected leaves, then the receipts of their envelopes.
+    let case_hex = match selection {
+        Selection::Case(case) => Some(case.to_string()),
+        Selection::Range { .. } => None,
+    };
+    let selected = |leaf: &Leaf| match selection {
+        Selection::Case(_) => leaf.get("case") == case_hex.as_deref(),
+        Selection::Range { from, to } => {
+            !leaf.kind.starts_with("receipt_")
+                && leaf_time(leaf).is_some_and(|t| t >= from && t < to)
+        }
+    };
+    let mut chosen: Vec<(u64, Leaf, String)> = Vec::new();
+    let mut ids: BTreeSet<String> = BTreeSet::new();
+    let mut senders: Vec<(String, String)> = Vec::new();
+    let parsed = log::leaves(store.as_ref(), n)?;
+    for (i, leaf, text) in &parsed {
+        if selected(leaf) {
+            if let Some(id) = leaf.get("id") {
+                ids.insert(id.to_owned());
+                if leaf.kind == "envelope_in"
+                    && let Some(from) = leaf.get("from")
+                {
+                    senders.push((id.to_owned(), from.to_owned()));
+                }
+            }
+            chosen.push((*i, leaf.clone(), text.clone()));
+        }
+    }
+    for (i, leaf, text) in &parsed {
+        if leaf.kind.starts_with("receipt_") && leaf.get("id").is_some_and(|id| ids.contains(id)) {
+            chosen.push((*i, leaf.clone(), text.clone()));
+        }
+    }
+    chosen.sort_by_key(|(i, _, _)| *i);
+    let mut entries = Vec::with_capacity(chosen.len());
+    for (i, leaf, text) in chosen {
+        let proof = merkle::inclusion_proof(&nodes, i, n)
+            .ok_or_else(|| AppError::Internal("inclusion proof".into()))?;
+        let id = leaf.get("id").and_then(|s| s.parse::<MessageId>().ok());
+        let node_of = |name: &str| leaf.get(name).and_then(|s| s.parse::<NodeId>().ok());
+        let bytes = match (leaf.kind.as_str(), id) {
+            ("envelope_out", Some(id)) => store.get(keys::ENV_OUT, id.as_bytes())?,
+            ("envelope_in", Some(id)) => match node_of("from") {
+                Some(from) => store.get(keys::ENV_IN, &keys::node_msg_key(from, &id))?,
+                None => None,
+            },
+            ("receipt_in", Some(id)) => match node_of("receiver") {
+                Some(r) => store.get(keys::RECEIPTS_OUT, &keys::node_msg_key(r, &id))?,
+                None => None,
+            },
+            ("receipt_out", Some(id)) => {
+                let from = senders
+                    .iter()
+                    .find(|(m, _)| *m == id.to_string())
+                    .and_then(|(_, f)| f.parse::<NodeId>().ok());
+                match from {
+                    Some(f) => store
+                        .get(keys::INBOX, &keys::node_msg_key(f, &id))?
+                        .and_then(|v| InboxRecord::decode(&v))
+                        .map(|r| r.receipt),
+                    None => None,
+                }
+            }
+            _ => None,
+        };
+        entries.push(Entry {
+            index: i,
+            leaf: text,
+            proof: proof.iter().map(hex::encode).collect(),
+            bytes: bytes.map(|b| B64.encode(b)),
+        });
+    }
+    let trust = store
+        .get(keys::META, TRUST_LIST_KEY)?
+        .ok_or_else(|| AppError::Internal("no trust list stored".into()))?;
+    Ok(Bundle {
+        format: FORMAT.to_owned(),
+        case: case_hex,
+        governance_public_key: hex::encode(governance_public),
+        trust_list: B64.encode(trust),
+        log: LogPart {
+            node: engine.node().to_string(),
+            origin: origin_of(engine.node().as_str()),
+            checkpoints: cps.into_iter().map(|(_, t)| t).collect(),
+            consistency,
+        },
+        entries,
+    })
+}

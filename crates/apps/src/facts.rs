@@ -1,0 +1,315 @@
+//! Indicator facts: what the Commission node (`EU`) learns about requests, and nothing else.
+//!
+//! **On a member-state node**, every step of a case ([`crate::requests::Cases::apply_step`],
+//! on the sending and on the receiving side) writes, in the same atomic batch as the step,
+//! the case's current [`FactReport`] to `facts` (what this node reported last; the export)
+//! and to `facts_pending`. The [`FactReporter`] job sends each pending report to `EU` as a
+//! signed envelope of kind [`KIND_FACT`] through the normal durable outbox (retried until
+//! `EU`'s receipt), then clears the pending row unless a newer report replaced it meanwhile.
+//! A report holds only [`Fact`]'s fields: an opaque case id, legal area, the two countries,
+//! times, the agreed date and the ratings. No name, text, attachment or user ever leaves.
+//!
+//! **On the Commission node**, [`FactApp`] accepts reports from the side's own node only (the
+//! requester's report from the requester's country, the responder's from the responder's),
+//! keeps the newest per case and side (by the number of steps it reflects), and the
+//! scoreboard cross-checks the two sides ([`imi_scoreboard::crosscheck`]).
+use crate::AppError;
+use imi_domain::request::{RequestCase, RequestState};
+use imi_engine::{Application, Engine, Inbound, PeriodicJob, Txn};
+use imi_protocol::dates::Date;
+use imi_protocol::{AuthorityId, CaseId, NodeId, RejectCode};
+use imi_scoreboard::Fact;
+use imi_scoreboard::crosscheck::{Checked, Side, check};
+use imi_store::Column;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// The envelope kind of indicator fact reports.
+pub const KIND_FACT: &str = imi_protocol::Kind::FACT;
+/// Indicator facts: a member node's last report per case; the Commission node's reports
+/// per case and side.
+pub const FACTS: Column = "facts";
+/// Fact reports waiting to be enqueued for the Commission node.
+pub const FACTS_PENDING: Column = "facts_pending";
+/// The version of the [`FactReport`] encoding.
+pub const REPORT_VERSION: u16 = 1;
+/// How often the reporter looks for pending reports.
+pub const REPORT_INTERVAL: Duration = Duration::from_millis(500);
+
+/// One side's report of a case's facts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FactReport {
+    /// Encoding version.
+    pub v: u16,
+    /// Which side reports.
+    pub side: Side,
+    /// How many steps of the case this report reflects (newer reports have more).
+    pub steps: u32,
+    /// The facts.
+    pub fact: Fact,
+}
+
+/// The facts of a case as one node sees it.
+pub fn fact_of(case: &RequestCase) -> Fact {
+    let country =
+        |a: &AuthorityId| imi_domain::country_of(a).map_or_else(String::new, |c| c.to_string());
+    Fact {
+        case: case.id.to_string(),
+        area: case.area.clone(),
+        requester: country(&case.requester),
+        responder: country(&case.responder),
+        sent_at: Fact::time(case.created),
+        accepted_at: case.accepted_at.map(Fact::time),
+        withdrawn_at: match case.state {
+            RequestState::Withdrawn => case.ended_at.map(Fact::time),
+            _ => None,
+        },
+        answered_at: case.answered_at.map(Fact::time),
+        deadline: Some(Date::of_ms(case.answer_by).to_string()),
+        timeliness: case.ratings.timeliness.map(|r| r.score()),
+        efforts: case.ratings.efforts.map(|r| r.score()),
+    }
+}
+
+fn cbor<T: Serialize>(v: &T) -> Vec<u8> {
+    let mut out = Vec::new();
+    let _ = ciborium::into_writer(v, &mut out);
+    out
+}
+
+/// Writes this node's report of `case` (after a step) into `txn`: the export row and the
+/// pending row the reporter sends. Nothing when `me` is party to neither side.
+pub fn record_report(txn: &mut Txn<'_>, me: NodeId, case: &RequestCase) {
+    let fact = fact_of(case);
+    let side = if fact.requester == me.as_str() {
+        Side::Requester
+    } else if fact.responder == me.as_str() {
+        Side::Responder
+    } else {
+        return;
+    };
+    let report = FactReport {
+        v: REPORT_VERSION,
+        side,
+        steps: u32::try_from(case.history.len()).unwrap_or(u32::MAX),
+        fact,
+    };
+    let bytes = cbor(&report);
+    txn.put(FACTS, case.id.as_bytes().to_vec(), bytes.clone());
+    txn.put(FACTS_PENDING, case.id.as_bytes().to_vec(), bytes);
+}
+
+/// A member node's reporter: sends pending fact reports to the Commission node (the
+/// `fact-report` job, every [`REPORT_INTERVAL`]).
+#[derive(Debug, Clone, Copy)]
+pub struct FactReporter {
+    to: NodeId,
+}
+
+impl FactReporter {
+    /// Reports to `to` (the Commission node).
+    pub fn new(to: NodeId) -> Self {
+        Self { to }
+    }
+}
+
+impl Application for FactReporter {
+    fn name(&self) -> &'static str {
+        "fact-reporter"
+    }
+    fn sends(&self) -> &'static [&'static str] {
+        &[KIND_FACT]
+    }
+    fn columns(&self) -> &'static [Column] {
+        &[FACTS, FACTS_PENDING]
+    }
+    fn jobs(&self) -> Vec<PeriodicJob> {
+        let to = self.to;
+        vec![PeriodicJob::new(
+            "fact-report",
+            REPORT_INTERVAL,
+            false,
+            move |engine: Engine| async move {
+                let n = report_pending(&engine, to).await?;
+                if n > 0 {
+                    tracing::debug!(reports = n, "indicator facts enqueued for the Commission");
+                }
+                Ok::<(), AppError>(())
+            },
+        )]
+    }
+}
+
+/// Enqueues every pending report once; returns how many.
+pub async fn report_pending(engine: &Engine, to: NodeId) -> Result<usize, AppError> {
+    Ok(engine
+        .send_pending(FACTS_PENDING, KIND_FACT, |key| {
+            Some((to, CaseId::from_slice(key)))
+        })
+        .await?)
+}
+
+/// What the Commission node stores per case and side.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredReport {
+    /// The report.
+    pub report: FactReport,
+    /// When it was received, ms.
+    pub received: u64,
+}
+
+fn stored_key(case: &str, side: Side) -> Vec<u8> {
+    let mut k = case.as_bytes().to_vec();
+    k.push(0);
+    k.push(match side {
+        Side::Requester => b'q',
+        Side::Responder => b's',
+    });
+    k
+}
+
+/// The Commission node's application: accepts fact reports.
+#[derive(Debug, Default)]
+pub struct FactApp;
+
+impl Application for FactApp {
+    fn name(&self) -> &'static str {
+        "facts"
+    }
+
+    fn kinds(&self) -> &'static [&'static str] {
+        &[KIND_FACT]
+    }
+
+    fn columns(&self) -> &'static [Column] {
+        &[FACTS]
+    }
+
+    fn apply(&self, msg: &Inbound<'_>, txn: &mut Txn<'_>) -> Result<(), RejectCode> {
+        let bad = |c: &str| RejectCode::Application(c.to_owned());
+        let report: FactReport =
+            ciborium::from_reader(msg.body).map_err(|_| bad("malformed_report"))?;
+        if report.v != REPORT_VERSION {
+            return Err(bad("unsupported_version"));
+        }
+        report.fact.record().map_err(|_| bad("invalid_fact"))?;
+        let case_ok = report.fact.case.len() == 32
+            && report.fact.case.bytes().all(|b| b.is_ascii_hexdigit())
+            && msg.header.case.map(|c| c.to_string()) == Some(report.fact.case.clone());
+        if !case_ok {
+            return Err(bad("case_mismatch"));
+        }
+        let own = match report.side {
+            Side::Requester => &report.fact.requester,
+            Side::Responder => &report.fact.responder,
+        };
+        if own != msg.header.from.as_str() {
+            return Err(bad("not_own_side"));
+        }
+        let key = stored_key(&report.fact.case, report.side);
+        if let Some(existing) = txn.get(FACTS, &key)?
+            && let Ok(old) = ciborium::from_reader::<StoredReport, _>(existing.as_slice())
+            && old.report.steps > report.steps
+        {
+            // An older report arriving late: already superseded.
+            return Ok(());
+        }
+        txn.put(
+            FACTS,
+            key,
+            cbor(&StoredReport {
+                report,
+                received: msg.received,
+            }),
+        );
+        Ok(())
+    }
+}
+
+/// A case as the Commission node sees it: both sides' latest reports, cross-checked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CaseFacts {
+    /// The case.
+    pub case: String,
+    /// The requester side's steps, if reported.
+    pub requester_steps: Option<u32>,
+    /// The responder side's steps, if reported.
+    pub responder_steps: Option<u32>,
+    /// The cross-check (flags only when both sides reported the same number of steps; a
+    /// difference in steps is a step still in flight).
+    pub checked: Checked,
+}
+
+impl CaseFacts {
+    /// Flagged: both sides reported the same steps and disagree.
+    pub fn flagged(&self) -> bool {
+        self.requester_steps.is_some()
+            && self.requester_steps == self.responder_steps
+            && !self.checked.disagreements.is_empty()
+    }
+}
+
+/// Every case the Commission node holds reports for, in case order, cross-checked.
+pub fn commission_cases(store: &dyn imi_store::ReadStore) -> Result<Vec<CaseFacts>, AppError> {
+    let rows = store.range(FACTS, &[], None, usize::MAX)?;
+    let mut out: Vec<CaseFacts> = Vec::new();
+    let mut current: Option<(String, Option<StoredReport>, Option<StoredReport>)> = None;
+    let flush = |c: Option<(String, Option<StoredReport>, Option<StoredReport>)>,
+                 out: &mut Vec<CaseFacts>| {
+        if let Some((case, q, s)) = c {
+            let mut checked = check(
+                q.as_ref().map(|r| &r.report.fact),
+                s.as_ref().map(|r| &r.report.fact),
+            );
+            let (qs, ss) = (q.map(|r| r.report.steps), s.map(|r| r.report.steps));
+            if let Some(c) = checked.as_mut()
+                && qs != ss
+            {
+                c.disagreements.clear();
+            }
+            if let Some(checked) = checked {
+                out.push(CaseFacts {
+                    case,
+                    requester_steps: qs,
+                    responder_steps: ss,
+                    checked,
+                });
+            }
+        }
+    };
+    for (k, v) in rows {
+        let Some(split) = k.iter().position(|b| *b == 0) else {
+            continue;
+        };
+        let (case, side) = (
+            String::from_utf8_lossy(k.get(..split).unwrap_or_default()).into_owned(),
+            k.get(split + 1).copied(),
+        );
+        let Ok(stored) = ciborium::from_reader::<StoredReport, _>(v.as_slice()) else {
+            continue;
+        };
+        if current.as_ref().is_none_or(|(c, _, _)| *c != case) {
+            flush(current.take(), &mut out);
+            current = Some((case, None, None));
+        }
+        if let Some((_, q, s)) = current.as_mut() {
+            match side {
+                Some(b'q') => *q = Some(stored),
+                Some(b's') => *s = Some(stored),
+                _ => {}
+            }
+        }
+    }
+    flush(current.take(), &mut out);
+    Ok(out)
+}
+
+/// The facts this member node reported last, per case.
+pub fn own_reports(store: &dyn imi_store::ReadStore) -> Result<Vec<FactReport>, AppError> {
+    Ok(store
+        .range(FACTS, &[], None, usize::MAX)?
+        .into_iter()
+        .filter_map(|(_, v)| ciborium::from_reader(v.as_slice()).ok())
+        .collect())
+}

@@ -1,0 +1,137 @@
+//! `imi-apps`: the applications of a national node, beside the messaging kernel
+//! (`imi-engine`). Each plugs into the kernel through [`imi_engine::Application`]: the
+//! message kinds it handles and sends, whether its traffic is logged, the columns it owns,
+//! its periodic jobs.
+//!
+//! | module | kinds | columns | jobs |
+//! |---|---|---|---|
+//! | [`diagnostics`] | `diagnostic` | `app` | — |
+//! | [`requests`] | `imi.request` | `case_keys`, `cases`, `case_index`, `case_files` | — |
+//! | [`facts`] | `imi.fact` (member: sends; `EU`: handles) | `facts`, `facts_pending` | `fact-report` |
+//! | [`witness`] | `imi.checkpoint`, `imi.cosignature` (not logged) | `witness`, `witness_out`, `alarms` | `checkpoint` |
+//! | [`retention`] | — | `blocked`, `tombstones` | `retention` |
+//! | [`evidence`] | — (reads the kernel's log) | — | — |
+//! | [`users`], [`idempotency`], [`access_log`] | — | `users`, `idempotency`, `access_log` | — |
+//!
+//! [`member_node`] and [`commission_node`] assemble the set a node runs. Depends on the
+//! kernel, `imi-domain`, `imi-audit` and `imi-scoreboard`; never on HTTP or the binary.
+
+pub mod access_log;
+pub mod diagnostics;
+pub mod error;
+pub mod evidence;
+pub mod facts;
+pub mod idempotency;
+pub mod requests;
+pub mod retention;
+pub mod services;
+pub mod users;
+pub mod witness;
+
+pub use error::AppError;
+pub use services::Services;
+
+use imi_engine::{Application, Applications};
+use imi_protocol::NodeSigner;
+use imi_store::Column;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Every column a node of this implementation may use: the kernel's and every
+/// application's (what [`member_node`] and [`commission_node`] declare is a subset; a test
+/// checks it). The store is opened with these before the trust list says which
+/// applications run.
+pub fn columns() -> Vec<Column> {
+    let mut cols: Vec<Column> = imi_engine::Engine::columns().to_vec();
+    cols.extend_from_slice(requests::COLUMNS);
+    cols.extend_from_slice(&[
+        diagnostics::APP,
+        facts::FACTS,
+        facts::FACTS_PENDING,
+        witness::WITNESS,
+        witness::WITNESS_OUT,
+        witness::ALARMS,
+        retention::BLOCKED,
+        retention::TOMBSTONES,
+        users::USERS,
+        idempotency::IDEMPOTENCY,
+        access_log::ACCESS_LOG,
+    ]);
+    cols
+}
+
+/// The applications of a node.
+#[derive(Clone)]
+pub struct NodeApps {
+    /// Every application, for the kernel.
+    pub apps: Applications,
+    /// The request service.
+    pub cases: Arc<requests::Cases>,
+    /// Retention.
+    pub retention: Arc<retention::Retention>,
+}
+
+/// What every node runs: diagnostics, witnessing, users, idempotency, the access log and
+/// retention.
+fn common(
+    signer: &NodeSigner,
+    diagnostics: diagnostics::DiagnosticApp,
+    retention: &Arc<retention::Retention>,
+) -> Vec<Arc<dyn Application>> {
+    vec![
+        Arc::new(diagnostics),
+        Arc::new(witness::WitnessApp::new(signer.clone())),
+        Arc::new(witness::CosignatureApp),
+        Arc::new(users::UsersApp),
+        Arc::new(idempotency::IdempotencyApp),
+        Arc::new(access_log::AccessLogApp),
+        retention.clone(),
+    ]
+}
+
+/// A member state's node: the common applications and requests, reporting indicator facts
+/// to `EU` when `report_facts`.
+pub fn member_node(
+    signer: &NodeSigner,
+    diagnostics: diagnostics::DiagnosticApp,
+    cases: requests::Cases,
+    tombstones: Option<PathBuf>,
+    report_facts: bool,
+) -> NodeApps {
+    let cases = Arc::new(if report_facts {
+        cases.with_fact_reports()
+    } else {
+        cases
+    });
+    let retention = Arc::new(retention::Retention::new(cases.clone(), tombstones));
+    let mut apps = common(signer, diagnostics, &retention);
+    apps.push(cases.application());
+    if report_facts {
+        apps.push(Arc::new(facts::FactReporter::new(imi_protocol::NodeId::EU)));
+    }
+    NodeApps {
+        apps: Applications::new(apps),
+        cases,
+        retention,
+    }
+}
+
+/// The Commission node: the common applications and the fact reports it receives. It takes
+/// part in no request (its case columns stay empty; `imi.request` is an unknown kind here).
+pub fn commission_node(
+    signer: &NodeSigner,
+    diagnostics: diagnostics::DiagnosticApp,
+    cases: requests::Cases,
+    tombstones: Option<PathBuf>,
+) -> NodeApps {
+    let cases = Arc::new(cases);
+    let retention = Arc::new(retention::Retention::new(cases.clone(), tombstones));
+    let mut apps = common(signer, diagnostics, &retention);
+    apps.push(Arc::new(facts::FactApp));
+    apps.push(Arc::new(requests::CaseColumns));
+    NodeApps {
+        apps: Applications::new(apps),
+        cases,
+        retention,
+    }
+}

@@ -1,0 +1,318 @@
+//! Retention of personal data (IMI Regulation 1024/2012, Art. 14): a closed or withdrawn
+//! case is **blocked** `block_after_days` after it ended (its data visible to no ordinary
+//! user; an auditor reads it only through an explicit, logged action) and **deleted**
+//! `delete_after_days` after it ended, per legal area (catalogue `[retention]`, defaults 183
+//! and 1096 days). Each node applies its own schedule to its own copy.
+//!
+//! Deletion destroys the case's data key, its encrypted record and attachments **and the
+//! stored copies of its envelopes** (whose bodies this node's HPKE key could still open) in
+//! one batch with a tombstone row and a `retention` log leaf (signed into the next
+//! checkpoint), then flushes and compacts the columns so that neither the key nor any
+//! ciphertext remains in RocksDB's files. What stays is what proves the trail without
+//! content: the log leaves (hashes and metadata of every envelope), the receipts both sides
+//! signed (each naming the envelope's hash) and the case's metadata — so the case's evidence
+//! bundle still verifies, with its envelopes marked erased by the signed retention leaf.
+//!
+//! A deleted key is never re-created: a later step or a replayed create of the case is
+//! refused (`case_erased`), and the case id is also appended (fsync) to a tombstone file
+//! outside the database *before* the deletion, which the node re-applies at start — so
+//! restoring an older backup of the database does not bring the data back.
+use crate::AppError;
+use crate::requests::{CASE_FILES, CASE_KEYS, CASES, Cases};
+use imi_audit::leaf::Leaf;
+use imi_engine::{Application, Engine, LocalOutcome, PeriodicJob, keys};
+use imi_protocol::CaseId;
+use imi_protocol::dates::DAY_MS;
+use imi_store::Column;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Blocked cases: case id → when (ms, BE).
+pub const BLOCKED: Column = "blocked";
+/// Erased cases: case id → when (ms, BE). Never removed.
+pub const TOMBSTONES: Column = "tombstones";
+
+/// The columns erasure purges: the case's key, record and files, and the stored copies of
+/// its envelopes.
+const PURGED: &[Column] = &[CASE_KEYS, CASES, CASE_FILES, keys::ENV_IN, keys::ENV_OUT];
+
+/// How often the retention schedule runs (the `retention` job; also once at start).
+pub const RETENTION_INTERVAL: Duration = Duration::from_secs(60);
+
+/// The retention application: owns [`BLOCKED`] and [`TOMBSTONES`] and runs the schedule.
+pub struct Retention {
+    cases: Arc<Cases>,
+    tombstones: Option<PathBuf>,
+}
+
+impl Retention {
+    /// Retention of `cases`' data; erased case ids are also appended to `tombstones` (a file
+    /// outside the database) when given.
+    pub fn new(cases: Arc<Cases>, tombstones: Option<PathBuf>) -> Self {
+        Self { cases, tombstones }
+    }
+
+    /// One run at `now` ([`run_retention`]).
+    pub async fn run(&self, engine: &Engine, now: u64) -> Result<RetentionReport, AppError> {
+        run_retention(engine, &self.cases, now, self.tombstones.as_deref()).await
+    }
+
+    /// Re-applies the tombstone file ([`enforce_tombstones`]); 0 without one.
+    pub async fn enforce_tombstones(&self, engine: &Engine) -> Result<usize, AppError> {
+        match &self.tombstones {
+            Some(p) => enforce_tombstones(engine, p).await,
+            None => Ok(0),
+        }
+    }
+
+    /// Erases one case's personal data now ([`erase_case`]).
+    pub async fn erase(&self, engine: &Engine, id: CaseId, now: u64) -> Result<(), AppError> {
+        erase_case(engine, id, now, self.tombstones.as_deref()).await
+    }
+}
+
+impl Application for Retention {
+    fn name(&self) -> &'static str {
+        "retention"
+    }
+
+    fn columns(&self) -> &'static [Column] {
+        &[BLOCKED, TOMBSTONES]
+    }
+
+    fn jobs(&self) -> Vec<PeriodicJob> {
+        let cases = self.cases.clone();
+        let tombstones = self.tombstones.clone();
+        vec![PeriodicJob::new(
+            "retention",
+            RETENTION_INTERVAL,
+            true,
+            move |engine: Engine| {
+                let cases = cases.clone();
+                let tombstones = tombstones.clone();
+                async move {
+                    let now = engine.now_ms();
+                    let r = run_retention(&engine, &cases, now, tombstones.as_deref()).await?;
+                    if r.blocked + r.deleted > 0 {
+                        tracing::info!(blocked = r.blocked, deleted = r.deleted, "retention run");
+                    }
+                    Ok::<(), AppError>(())
+                }
+            },
+        )]
+    }
+}
+
+/// What a retention run did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RetentionReport {
+    /// Cases blocked.
+    pub blocked: usize,
+    /// Cases deleted.
+    pub deleted: usize,
+}
+
+/// Whether a case is blocked.
+pub fn is_blocked(store: &dyn imi_store::ReadStore, id: &CaseId) -> Result<bool, AppError> {
+    Ok(store.get(BLOCKED, id.as_bytes())?.is_some())
+}
+
+/// Whether a case was erased.
+pub fn is_erased(store: &dyn imi_store::ReadStore, id: &CaseId) -> Result<bool, AppError> {
+    Ok(store.get(TOMBSTONES, id.as_bytes())?.is_some())
+}
+
+/// The stored envelopes of a case: (column, key) of every `envelope_out` and
+/// `envelope_in` leaf of the case in the log.
+fn case_envelopes(
+    store: &dyn imi_store::ReadStore,
+    id: &CaseId,
+) -> Result<Vec<(imi_store::Column, Vec<u8>)>, AppError> {
+    let case = id.to_string();
+    let mut out = Vec::new();
+    for (_, leaf, _) in imi_engine::log::leaves(store, imi_engine::log::size(store)?)? {
+        if leaf.get("case") != Some(case.as_str()) {
+            continue;
+        }
+        let Some(msg) = leaf
+            .get("id")
+            .and_then(|m| m.parse::<imi_protocol::MessageId>().ok())
+        else {
+            continue;
+        };
+        match (
+            leaf.kind.as_str(),
+            leaf.get("from").and_then(|f| f.parse().ok()),
+        ) {
+            ("envelope_out", _) => out.push((keys::ENV_OUT, msg.as_bytes().to_vec())),
+            ("envelope_in", Some(from)) => out.push((keys::ENV_IN, keys::node_msg_key(from, &msg))),
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+fn leaf(case: &CaseId, action: &str, at: u64) -> String {
+    Leaf::new("retention", &[&case.to_string(), action, &at.to_string()]).text()
+}
+
+/// Reads the tombstone file (one case id per line).
+pub fn read_tombstone_file(path: &Path) -> Result<Vec<CaseId>, AppError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(text.lines().filter_map(|l| l.trim().parse().ok()).collect()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(AppError::File {
+            path: path.to_owned(),
+            source: e,
+        }),
+    }
+}
+
+fn append_tombstone(path: &Path, id: &CaseId) -> Result<(), AppError> {
+    let io = |e: std::io::Error| AppError::File {
+        path: path.to_owned(),
+        source: e,
+    };
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(io)?;
+    writeln!(f, "{id}").map_err(io)?;
+    f.sync_all().map_err(io)
+}
+
+/// Deletes one case's personal data now (tombstone file first, then the atomic
+/// deletion with its log leaf, then the purge of the files).
+pub async fn erase_case(
+    engine: &Engine,
+    id: CaseId,
+    now: u64,
+    tombstone_file: Option<&Path>,
+) -> Result<(), AppError> {
+    if let Some(p) = tombstone_file {
+        append_tombstone(p, &id)?;
+    }
+    let store = engine.reader();
+    let files: Vec<Vec<u8>> = store
+        .scan_prefix(CASE_FILES, id.as_bytes(), usize::MAX)?
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    // The case's envelopes as stored (their bodies are encrypted to this node's HPKE key
+    // or to the counterpart's): found through the log's leaves of the case.
+    let envelopes = case_envelopes(store.as_ref(), &id)?;
+    engine
+        .local_step(
+            None,
+            Box::new(move |txn, _| {
+                let first = txn.get(TOMBSTONES, id.as_bytes())?.is_none();
+                txn.delete(CASE_KEYS, id.as_bytes().to_vec());
+                txn.delete(CASES, id.as_bytes().to_vec());
+                for k in files {
+                    txn.delete(CASE_FILES, k);
+                }
+                for (col, k) in envelopes {
+                    txn.delete(col, k);
+                }
+                if first {
+                    txn.put(
+                        TOMBSTONES,
+                        id.as_bytes().to_vec(),
+                        now.to_be_bytes().to_vec(),
+                    );
+                    txn.log(leaf(&id, "delete", now));
+                }
+                Ok(LocalOutcome {
+                    write: true,
+                    result: Vec::new(),
+                })
+            }),
+        )
+        .await?;
+    engine.purge(PURGED).await?;
+    tracing::info!(case = %id, "case data erased (retention)");
+    Ok(())
+}
+
+/// Re-applies the tombstone file (at start): any case listed there whose data is in
+/// the database again (a restored backup) is erased again.
+pub async fn enforce_tombstones(engine: &Engine, tombstone_file: &Path) -> Result<usize, AppError> {
+    let mut n = 0;
+    for id in read_tombstone_file(tombstone_file)? {
+        let store = engine.reader();
+        let resurrected = store.get(CASE_KEYS, id.as_bytes())?.is_some()
+            || store.get(CASES, id.as_bytes())?.is_some()
+            || store.get(TOMBSTONES, id.as_bytes())?.is_none();
+        if resurrected {
+            tracing::warn!(case = %id, "erased case found in the database (restored backup?); erasing again");
+            erase_case(engine, id, engine.now_ms(), None).await?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+/// One retention run at `now`: blocks and deletes what the schedule says.
+pub async fn run_retention(
+    engine: &Engine,
+    cases: &Cases,
+    now: u64,
+    tombstone_file: Option<&Path>,
+) -> Result<RetentionReport, AppError> {
+    let mut report = RetentionReport::default();
+    let mut after = None;
+    loop {
+        let rows = Cases::scan_index(engine.reader().as_ref(), after.as_ref(), 512)?;
+        let done = rows.len() < 512;
+        for (id, ix) in rows {
+            after = Some(id);
+            if !ix.terminal {
+                continue;
+            }
+            let r = cases
+                .catalogue()
+                .area(&ix.area)
+                .map(|a| a.retention())
+                .unwrap_or_default();
+            let delete_at = ix
+                .updated
+                .saturating_add(u64::from(r.delete_after_days) * DAY_MS);
+            let block_at = ix
+                .updated
+                .saturating_add(u64::from(r.block_after_days) * DAY_MS);
+            if now >= delete_at && !is_erased(engine.reader().as_ref(), &id)? {
+                erase_case(engine, id, now, tombstone_file).await?;
+                report.deleted += 1;
+            } else if now >= block_at && !is_blocked(engine.reader().as_ref(), &id)? {
+                engine
+                    .local_step(
+                        None,
+                        Box::new(move |txn, _| {
+                            if txn.get(BLOCKED, id.as_bytes())?.is_none() {
+                                txn.put(
+                                    BLOCKED,
+                                    id.as_bytes().to_vec(),
+                                    now.to_be_bytes().to_vec(),
+                                );
+                                txn.log(leaf(&id, "block", now));
+                            }
+                            Ok(LocalOutcome {
+                                write: true,
+                                result: Vec::new(),
+                            })
+                        }),
+                    )
+                    .await?;
+                tracing::info!(case = %id, "case data blocked (retention)");
+                report.blocked += 1;
+            }
+        }
+        if done {
+            break;
+        }
+    }
+    Ok(report)
+}

@@ -1,0 +1,385 @@
+//! The node's applications as the HTTP API sees them. The API calls these methods and never
+//! a column: every read of stored state runs on a blocking thread (off the async workers),
+//! every write is one local step whose decisions — the step's predecessor, the idempotency
+//! record, the access-log sequence number — are taken on the commit thread against the
+//! latest state.
+use crate::AppError;
+use crate::access_log;
+use crate::evidence::{Selection, evidence_bundle};
+use crate::facts::{self, CaseFacts, FactReport};
+use crate::idempotency::IDEMPOTENCY;
+use crate::requests::{AccessRecord, CaseIndex, CaseMessage, CaseRecord, Cases, encode_message};
+use crate::retention::{self, Retention};
+use crate::users::{self, UserRecord};
+use crate::witness::{self, Alarm};
+use imi_audit::bundle::Bundle;
+use imi_domain::request::{Actor, RequestCase};
+use imi_domain::user::User;
+use imi_engine::{DeliveryReport, Engine, LocalCtx, LocalOutcome, Refusal, Txn};
+use imi_protocol::{CaseId, Draft, Kind, NodeId, Timestamp};
+use imi_store::ReadStore;
+use std::sync::Arc;
+use tokio::sync::oneshot;
+
+/// How often a step is re-sealed when another step of the same case committed between its
+/// sealing and its commit (its predecessor went stale).
+pub const STALE_RETRIES: usize = 3;
+
+/// An idempotent POST: the key (user ‖ 0 ‖ Idempotency-Key) and the SHA-256 of the request
+/// (route ‖ 0 ‖ body).
+#[derive(Debug, Clone)]
+pub struct IdempotencyKey {
+    /// user ‖ 0 ‖ key.
+    pub key: Vec<u8>,
+    /// SHA-256 of route ‖ 0 ‖ body.
+    pub request_sha256: [u8; 32],
+}
+
+/// Builds a step's response on the commit thread (it is stored as the idempotency record,
+/// so a retry gets the very same bytes).
+pub type Respond = Box<dyn Fn(&RequestCase, &LocalCtx) -> Vec<u8> + Send + Sync>;
+
+/// What a submitted step produced.
+#[derive(Debug)]
+pub struct Submitted {
+    /// The response (the first one, for a replayed idempotent request).
+    pub response: Vec<u8>,
+    /// Whether the step was committed now (`false`: a replay, nothing written or sent).
+    pub committed: bool,
+    /// One receiver per recipient node of the step's envelope, when asked to watch.
+    pub deliveries: Vec<oneshot::Receiver<DeliveryReport>>,
+}
+
+/// The applications of a node, for the API.
+#[derive(Clone)]
+pub struct Services {
+    engine: Engine,
+    store: Arc<dyn ReadStore>,
+    cases: Arc<Cases>,
+    retention: Arc<Retention>,
+    governance: [u8; 32],
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, AppError> + Send + 'static,
+) -> Result<T, AppError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))?
+}
+
+impl Services {
+    /// The services of `engine`'s applications; `governance` goes into evidence bundles.
+    pub fn new(engine: Engine, apps: &crate::NodeApps, governance: [u8; 32]) -> Self {
+        Self {
+            store: engine.reader(),
+            engine,
+            cases: apps.cases.clone(),
+            retention: apps.retention.clone(),
+            governance,
+        }
+    }
+
+    /// The engine (messaging: trust list, peers, queues, diagnostics).
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// This node.
+    pub fn node(&self) -> NodeId {
+        self.engine.node()
+    }
+
+    /// Now, on the node's clock.
+    pub fn now_ms(&self) -> Timestamp {
+        self.engine.now_ms()
+    }
+
+    /// The request service (catalogue, directory, rendering).
+    pub fn cases(&self) -> &Arc<Cases> {
+        &self.cases
+    }
+
+    /// The federation's governance key.
+    pub fn governance(&self) -> [u8; 32] {
+        self.governance
+    }
+
+    // --- users -----------------------------------------------------------------------
+
+    /// The active user a token belongs to (`None`: unknown or revoked).
+    pub async fn authenticate(&self, token: String) -> Result<Option<User>, AppError> {
+        let store = self.store.clone();
+        blocking(move || users::by_token(store.as_ref(), &token)).await
+    }
+
+    /// Stores a new user; refused `user_exists` when the id is taken.
+    pub async fn add_user(&self, record: UserRecord) -> Result<(), AppError> {
+        users::insert(&self.engine, record).await
+    }
+
+    /// Every user, by id.
+    pub async fn users(&self) -> Result<Vec<UserRecord>, AppError> {
+        let store = self.store.clone();
+        blocking(move || users::list(store.as_ref())).await
+    }
+
+    /// Revokes a user's token; refused `not_found` for an unknown user.
+    pub async fn revoke_user(&self, id: String) -> Result<UserRecord, AppError> {
+        users::revoke(&self.engine, id).await
+    }
+
+    // --- requests --------------------------------------------------------------------
+
+    /// A case's index entry and whether it is blocked (retention).
+    pub async fn case(&self, id: CaseId) -> Result<Option<(CaseIndex, bool)>, AppError> {
+        let store = self.store.clone();
+        blocking(move || {
+            let Some(ix) = Cases::index(store.as_ref(), &id)? else {
+                return Ok(None);
+            };
+            let blocked = retention::is_blocked(store.as_ref(), &id)?;
+            Ok(Some((ix, blocked)))
+        })
+        .await
+    }
+
+    /// Up to `limit` cases after `after` in id order, each with whether it is blocked.
+    pub async fn cases_after(
+        &self,
+        after: Option<CaseId>,
+        limit: usize,
+    ) -> Result<Vec<(CaseId, CaseIndex, bool)>, AppError> {
+        let store = self.store.clone();
+        blocking(move || {
+            let rows = Cases::scan_index(store.as_ref(), after.as_ref(), limit)?;
+            rows.into_iter()
+                .map(|(id, ix)| {
+                    let blocked = retention::is_blocked(store.as_ref(), &id)?;
+                    Ok((id, ix, blocked))
+                })
+                .collect()
+        })
+        .await
+    }
+
+    /// A case's decrypted record (personal data: record the read first).
+    pub async fn record(&self, id: CaseId) -> Result<Option<CaseRecord>, AppError> {
+        let (store, cases) = (self.store.clone(), self.cases.clone());
+        blocking(move || cases.read(store.as_ref(), &id)).await
+    }
+
+    /// An attachment's decrypted bytes (personal data: record the read first).
+    pub async fn attachment(
+        &self,
+        id: CaseId,
+        sha256: [u8; 32],
+    ) -> Result<Option<Vec<u8>>, AppError> {
+        let (store, cases) = (self.store.clone(), self.cases.clone());
+        blocking(move || cases.read_file(store.as_ref(), &id, &sha256)).await
+    }
+
+    /// One step of case `id` by `actor`, in one atomic commit with its envelope to the other
+    /// party's node (when there is one), its idempotency record and its log leaf. The step's
+    /// predecessor and recipients come from the case as it is when the step is sealed; the
+    /// commit thread checks that no other step committed meanwhile and, if one did, the step
+    /// is sealed again against the new state (at most [`STALE_RETRIES`] times). With `watch`,
+    /// also returns a receiver per recipient for its signed receipt.
+    pub async fn submit(
+        &self,
+        actor: Actor,
+        id: CaseId,
+        msg: CaseMessage,
+        idempotency: Option<IdempotencyKey>,
+        respond: Respond,
+        watch: bool,
+    ) -> Result<Submitted, AppError> {
+        let respond = Arc::new(respond);
+        let msg = Arc::new(msg);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            // The case as it is now: its recipients and the predecessor of this step.
+            let seen = self.case(id).await?.map(|(ix, _)| ix);
+            let to = match (&seen, &msg.step.transition) {
+                (Some(ix), _) => self.cases.counterparts(&ix.requester, &ix.responder),
+                (
+                    None,
+                    imi_domain::request::Transition::Create {
+                        requester,
+                        responder,
+                        ..
+                    },
+                ) => self.cases.counterparts(requester, responder),
+                (None, _) => Vec::new(),
+            };
+            let draft = if to.is_empty() {
+                None
+            } else {
+                Some(Draft {
+                    kind: Kind::new(Kind::REQUEST)
+                        .map_err(|e| AppError::Internal(e.to_string()))?,
+                    authority: actor.authority.clone(),
+                    to,
+                    case: Some(id),
+                    prev: seen
+                        .as_ref()
+                        .and_then(|ix| ix.last_message)
+                        .into_iter()
+                        .collect(),
+                    body: encode_message(&msg),
+                })
+            };
+            let (cases, actor2, msg2, idem, respond2) = (
+                self.cases.clone(),
+                actor.clone(),
+                msg.clone(),
+                idempotency.clone(),
+                respond.clone(),
+            );
+            let apply = move |txn: &mut Txn<'_>, ctx: &LocalCtx| -> Result<LocalOutcome, Refusal> {
+                if let Some(idem) = &idem
+                    && let Some(v) = txn.get(IDEMPOTENCY, &idem.key)?
+                {
+                    return if v.get(..32) == Some(idem.request_sha256.as_slice()) {
+                        Ok(LocalOutcome {
+                            write: false,
+                            result: v.get(32..).unwrap_or_default().to_vec(),
+                        })
+                    } else {
+                        Err(Refusal::new(
+                            "idempotency_key_reused",
+                            "this Idempotency-Key was used with another request",
+                        ))
+                    };
+                }
+                // The predecessor decided on the commit thread: the case must be as it was
+                // when the step was sealed.
+                let now = txn
+                    .get(crate::requests::CASE_INDEX, id.as_bytes())?
+                    .and_then(|v| ciborium::from_reader::<CaseIndex, _>(v.as_slice()).ok());
+                if now != seen {
+                    return Err(Refusal::new(
+                        "stale_predecessor",
+                        "another step of this case committed first",
+                    ));
+                }
+                let case = cases.apply_step(txn, id, &actor2, &msg2, ctx.at, ctx.message_id)?;
+                let result = respond2(&case, ctx);
+                if let Some(idem) = idem {
+                    let mut v = idem.request_sha256.to_vec();
+                    v.extend_from_slice(&result);
+                    txn.put(IDEMPOTENCY, idem.key, v);
+                }
+                Ok(LocalOutcome {
+                    write: true,
+                    result,
+                })
+            };
+            match self
+                .engine
+                .local_step_watched(draft, Box::new(apply), watch)
+                .await
+            {
+                Err(imi_engine::EngineError::Refused(r))
+                    if r.code.label() == "stale_predecessor" && attempt <= STALE_RETRIES =>
+                {
+                    tracing::debug!(case = %id, attempt, "step sealed against a stale state; again");
+                }
+                Err(e) => return Err(e.into()),
+                Ok((o, deliveries)) => {
+                    return Ok(Submitted {
+                        response: o.result,
+                        committed: o.write,
+                        deliveries,
+                    });
+                }
+            }
+        }
+    }
+
+    // --- access log ------------------------------------------------------------------
+
+    /// Records a read of personal data, durably, before the data is returned.
+    pub async fn record_access(
+        &self,
+        user: &User,
+        case: CaseId,
+        action: &str,
+    ) -> Result<(), AppError> {
+        access_log::record(
+            &self.engine,
+            AccessRecord {
+                at: self.engine.now_ms(),
+                user: user.id.clone(),
+                authority: user.authority.clone(),
+                case,
+                action: action.to_owned(),
+            },
+        )
+        .await
+    }
+
+    /// Up to `limit` access-log records from sequence number `from` on.
+    pub async fn access_log(
+        &self,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, AccessRecord)>, AppError> {
+        let store = self.store.clone();
+        blocking(move || access_log::page(store.as_ref(), from, limit)).await
+    }
+
+    // --- audit -----------------------------------------------------------------------
+
+    /// The evidence bundle of a case or time range; `None` for a case this node does not
+    /// hold.
+    pub async fn bundle(&self, selection: Selection) -> Result<Option<Bundle>, AppError> {
+        if let Selection::Case(case) = selection
+            && self.case(case).await?.is_none()
+        {
+            return Ok(None);
+        }
+        Ok(Some(
+            evidence_bundle(&self.engine, selection, &self.governance).await?,
+        ))
+    }
+
+    /// The witness alarms this node raised, oldest first.
+    pub async fn alarms(&self) -> Result<Vec<Alarm>, AppError> {
+        let engine = self.engine.clone();
+        blocking(move || witness::alarms(&engine)).await
+    }
+
+    /// Runs the retention schedule now.
+    pub async fn run_retention(&self) -> Result<retention::RetentionReport, AppError> {
+        self.retention.run(&self.engine, self.engine.now_ms()).await
+    }
+
+    /// Signs a checkpoint now, sends it to the witnesses with this node's own witness
+    /// answers, and returns it.
+    pub async fn checkpoint(&self) -> Result<String, AppError> {
+        witness::distribute_checkpoint(&self.engine).await?;
+        Ok(self.engine.checkpoint().await?)
+    }
+
+    // --- indicator facts --------------------------------------------------------------
+
+    /// On `EU`: every case it holds reports for, cross-checked.
+    pub async fn commission_cases(&self) -> Result<Vec<CaseFacts>, AppError> {
+        let store = self.store.clone();
+        blocking(move || facts::commission_cases(store.as_ref())).await
+    }
+
+    /// On a member node: the facts it reported last, per case.
+    pub async fn own_reports(&self) -> Result<Vec<FactReport>, AppError> {
+        let store = self.store.clone();
+        blocking(move || facts::own_reports(store.as_ref())).await
+    }
+
+    /// The persistent count of applied diagnostics.
+    pub async fn diagnostics_applied(&self) -> Result<u64, AppError> {
+        let store = self.store.clone();
+        blocking(move || Ok(crate::diagnostics::applied(store.as_ref())?)).await
+    }
+}

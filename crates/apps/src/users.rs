@@ -1,0 +1,148 @@
+//! API users and their bearer tokens: the `users` column (`u/` ‖ user id → JSON
+//! [`UserRecord`], `t/` ‖ SHA-256 of the token (hex) → user id, removed on revocation).
+//! Only the hash of a token is stored; writes go through the committer like every other.
+use crate::AppError;
+use imi_domain::dates::rfc3339;
+use imi_domain::user::{CoordinatorScope, Role, User};
+use imi_engine::{Application, Engine, LocalOutcome, Refusal};
+use imi_store::{Column, ReadStore};
+use serde::{Deserialize, Serialize};
+
+/// API users and token hashes.
+pub const USERS: Column = "users";
+
+/// The users application (owns [`USERS`]).
+#[derive(Debug, Default)]
+pub struct UsersApp;
+
+impl Application for UsersApp {
+    fn name(&self) -> &'static str {
+        "users"
+    }
+    fn columns(&self) -> &'static [Column] {
+        &[USERS]
+    }
+}
+
+/// A stored user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserRecord {
+    /// The user.
+    pub user: User,
+    /// Created, ms.
+    pub created: u64,
+    /// Revoked: the token no longer works.
+    pub revoked: bool,
+    /// SHA-256 of the token, hex.
+    pub token_sha256: String,
+}
+
+impl UserRecord {
+    /// The JSON view (never the token hash).
+    pub fn view(&self) -> serde_json::Value {
+        let areas: Vec<String> = match &self.user.role {
+            Role::Coordinator {
+                scope: CoordinatorScope::Delegated(a),
+            } => a.clone(),
+            _ => Vec::new(),
+        };
+        serde_json::json!({
+            "id": self.user.id,
+            "authority": self.user.authority.as_str(),
+            "role": self.user.role.as_str(),
+            "areas": areas,
+            "created": rfc3339(self.created),
+            "revoked": self.revoked,
+        })
+    }
+}
+
+fn user_key(id: &str) -> Vec<u8> {
+    let mut k = b"u/".to_vec();
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+fn token_key(hash_hex: &str) -> Vec<u8> {
+    let mut k = b"t/".to_vec();
+    k.extend_from_slice(hash_hex.as_bytes());
+    k
+}
+
+/// The SHA-256 of a token, hex: what is stored.
+pub fn token_hash(token: &str) -> String {
+    hex::encode(imi_protocol::sha256(token.as_bytes()))
+}
+
+/// Stores a new user (refused `user_exists` when the id is taken).
+pub async fn insert(engine: &Engine, record: UserRecord) -> Result<(), AppError> {
+    let json = serde_json::to_vec(&record).map_err(|e| AppError::Internal(e.to_string()))?;
+    engine
+        .local_step(
+            None,
+            Box::new(move |txn, _ctx| {
+                let k = user_key(&record.user.id);
+                if txn.get(USERS, &k)?.is_some() {
+                    return Err(Refusal::new("user_exists", "a user with this id exists"));
+                }
+                txn.put(USERS, k, json);
+                txn.put(
+                    USERS,
+                    token_key(&record.token_sha256),
+                    record.user.id.clone().into_bytes(),
+                );
+                Ok(LocalOutcome {
+                    write: true,
+                    result: Vec::new(),
+                })
+            }),
+        )
+        .await?;
+    Ok(())
+}
+
+/// Every user, by id.
+pub fn list(store: &dyn ReadStore) -> Result<Vec<UserRecord>, AppError> {
+    Ok(store
+        .scan_prefix(USERS, b"u/", usize::MAX)?
+        .into_iter()
+        .filter_map(|(_, v)| serde_json::from_slice(&v).ok())
+        .collect())
+}
+
+/// Revokes a user's token (refused `not_found` for an unknown user).
+pub async fn revoke(engine: &Engine, id: String) -> Result<UserRecord, AppError> {
+    let outcome = engine
+        .local_step(
+            None,
+            Box::new(move |txn, _ctx| {
+                let k = user_key(&id);
+                let mut rec: UserRecord = txn
+                    .get(USERS, &k)?
+                    .and_then(|v| serde_json::from_slice(&v).ok())
+                    .ok_or_else(|| Refusal::new("not_found", "no such user"))?;
+                rec.revoked = true;
+                txn.delete(USERS, token_key(&rec.token_sha256));
+                let json = serde_json::to_vec(&rec)
+                    .map_err(|_| Refusal::from(imi_protocol::RejectCode::Internal))?;
+                txn.put(USERS, k, json.clone());
+                Ok(LocalOutcome {
+                    write: true,
+                    result: json,
+                })
+            }),
+        )
+        .await?;
+    serde_json::from_slice(&outcome.result).map_err(|e| AppError::Internal(e.to_string()))
+}
+
+/// The active user `token` belongs to; `None` for an unknown or revoked token.
+pub fn by_token(store: &dyn ReadStore, token: &str) -> Result<Option<User>, AppError> {
+    let Some(id) = store.get(USERS, &token_key(&token_hash(token)))? else {
+        return Ok(None);
+    };
+    let rec: Option<UserRecord> = store
+        .get(USERS, &[b"u/".as_slice(), &id].concat())?
+        .and_then(|v| serde_json::from_slice(&v).ok());
+    Ok(rec.filter(|r| !r.revoked).map(|r| r.user))
+}

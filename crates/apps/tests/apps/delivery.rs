@@ -1,0 +1,223 @@
+//! Delivery between real engines: exactly once, grouped commits, outages and restarts.
+use crate::rig::{Federation, diag_draft, wait_until, within};
+use imi_engine::keys;
+use imi_protocol::NodeId::{AT, BE};
+use imi_protocol::Outcome;
+use std::collections::HashSet;
+
+/// 3 sequential then 500 concurrent diagnostics A→B: every one receipted `accepted` exactly
+/// once, applied exactly once, the outbox drained, and B's commits grouped (> 1 message per
+/// fsync on average).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn diagnostics_are_applied_exactly_once_with_group_commit() {
+    let fed = Federation::new(&[AT, BE]);
+    let a = fed.start(AT).await;
+    let b = fed.start(BE).await;
+
+    for n in 1..=3u64 {
+        let (id, reports) = a.send_diag(&[BE]).await;
+        assert_eq!(reports.len(), 1);
+        let r = &reports[0];
+        assert_eq!(r.to, BE);
+        assert_eq!(r.receipt.outcome, Outcome::Accepted);
+        assert_eq!(r.receipt.message_id, Some(id));
+        assert_eq!(r.receipt.receiver, BE);
+        assert_eq!(r.receipt.sender, Some(AT));
+        // The receipt is sent only after B's commit is durable.
+        assert_eq!(b.applied(), n);
+    }
+
+    let m = b.engine().metrics();
+    let (groups_before, msgs_before) = (m.commit_groups_synced.get(), m.committed_messages.get());
+    const N: usize = 500;
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..N {
+        let engine = a.engine().clone();
+        set.spawn(async move {
+            let (id, mut rx) = engine
+                .send_watched(diag_draft(AT, &[BE]))
+                .await
+                .expect("send_watched");
+            assert_eq!(rx.len(), 1);
+            let report = rx.pop().unwrap().await.expect("delivery report");
+            (id, report)
+        });
+    }
+    let results = within("500 concurrent deliveries", set.join_all()).await;
+    let mut ids = HashSet::new();
+    for (id, report) in &results {
+        assert_eq!(
+            report.receipt.outcome,
+            Outcome::Accepted,
+            "{id}: {:?}",
+            report.receipt
+        );
+        assert_eq!(report.receipt.message_id, Some(*id));
+        assert!(ids.insert(*id), "message id {id} reported twice");
+    }
+    assert_eq!(ids.len(), N);
+
+    let total = 3 + N as u64;
+    assert_eq!(b.applied(), total);
+    assert_eq!(b.count(keys::INBOX), total as usize);
+    assert_eq!(b.count(keys::ENV_IN), total as usize);
+    let diag = imi_engine::metrics::KindLabel::of(imi_protocol::Kind::DIAGNOSTIC);
+    assert_eq!(m.accepted.get_or_create(&diag).get(), total);
+    assert_eq!(
+        m.duplicates.get_or_create(&diag).get(),
+        0,
+        "no envelope was sent twice"
+    );
+    assert_eq!(m.committed_by_kind.get_or_create(&diag).get(), total);
+    for id in &ids {
+        assert!(b.inbox_record(AT, id).is_some(), "no inbox record for {id}");
+    }
+
+    // Reports are sent as soon as a receipt is verified; storing it follows.
+    wait_until("A to settle every receipt", || a.count(keys::OUTBOX) == 0).await;
+    // A stored one signed `accepted` receipt from B per message.
+    let stored = a.rows(keys::RECEIPTS_OUT);
+    assert_eq!(stored.len(), total as usize);
+    for (key, bytes) in stored {
+        let r = fed.verify_receipt(bytes, BE);
+        assert_eq!(r.body.outcome, Outcome::Accepted);
+        assert_eq!(keys::node_msg_key(BE, &r.body.message_id.unwrap()), key);
+    }
+    assert_eq!(a.count(keys::DEAD), 0);
+    assert_eq!(a.delivered(BE), total);
+    wait_until("A's queue depth for B to return to 0", || {
+        a.queue_depth(BE) == 0
+    })
+    .await;
+
+    let groups = m.commit_groups_synced.get() - groups_before;
+    let msgs = m.committed_messages.get() - msgs_before;
+    assert_eq!(msgs, N as u64);
+    let per_sync = msgs as f64 / groups as f64;
+    eprintln!(
+        "group commit on B: {msgs} messages in {groups} synced commits ({per_sync:.1} per fsync)"
+    );
+    assert!(
+        per_sync > 1.0,
+        "no group commit: {msgs} messages in {groups} synced commits"
+    );
+
+    a.stop().await;
+    b.stop().await;
+}
+
+/// B goes down; A queues 200 (persistently), retries with backoff; B comes back on the same
+/// data and port; everything drains, applied exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receiver_outage_queues_retries_and_drains() {
+    let fed = Federation::new(&[AT, BE]);
+    let a = fed.start(AT).await;
+    let b = fed.start(BE).await;
+    a.send_diag_accepted(&[BE]).await;
+    assert_eq!(b.applied(), 1);
+    b.stop().await;
+
+    let retries_before = a.retries(BE);
+    const N: usize = 200;
+    let sends = (0..N).map(|_| a.engine().send(diag_draft(AT, &[BE])));
+    let ids = within("200 sends", futures::future::try_join_all(sends))
+        .await
+        .expect("send");
+    assert_eq!(ids.iter().collect::<HashSet<_>>().len(), N);
+    assert_eq!(a.count(keys::OUTBOX), N);
+    wait_until("A's queue depth for B to be 200", || {
+        a.queue_depth(BE) == N as i64
+    })
+    .await;
+    wait_until("A to retry B at least twice", || {
+        a.retries(BE) >= retries_before + 2
+    })
+    .await;
+    assert!(
+        a.backoff_seconds(BE) > 0.0,
+        "backoff gauge while B is down: {}",
+        a.backoff_seconds(BE)
+    );
+    let m = a.engine().metrics();
+    let age = || {
+        m.oldest_queued_age_seconds
+            .get_or_create(&imi_engine::metrics::PeerLabel { peer: "BE".into() })
+            .get()
+    };
+    wait_until("the oldest queued age to be reported", || age() > 0.0).await;
+    // Nothing was delivered while B was down.
+    assert_eq!(a.count(keys::OUTBOX), N);
+    assert_eq!(a.delivered(BE), 1);
+
+    let b = fed.start(BE).await;
+    wait_until("B to apply all 200", || b.applied() > N as u64).await;
+    wait_until("A's outbox for B to drain", || {
+        a.count(keys::OUTBOX) == 0 && a.queue_depth(BE) == 0
+    })
+    .await;
+    wait_until("A's backoff to reset", || a.backoff_seconds(BE) == 0.0).await;
+    assert_eq!(b.applied(), 1 + N as u64, "applied exactly once");
+    assert_eq!(b.count(keys::INBOX), 1 + N);
+    assert_eq!(a.count(keys::RECEIPTS_OUT), 1 + N);
+    assert_eq!(a.count(keys::DEAD), 0);
+    for id in &ids {
+        assert!(b.inbox_record(AT, id).is_some(), "{id} was not applied");
+    }
+    // B still works normally.
+    a.send_diag_accepted(&[BE]).await;
+    assert_eq!(b.applied(), 2 + N as u64);
+
+    a.stop().await;
+    b.stop().await;
+}
+
+/// A enqueues 300 while B is down, stops, restarts from its data directory (the outbox is
+/// persistent, sequence numbers continue), then B starts: all delivered, applied exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sender_restart_keeps_and_delivers_its_outbox() {
+    let fed = Federation::new(&[AT, BE]);
+    let a = fed.start(AT).await;
+    const N: usize = 300;
+    let sends = (0..N).map(|_| a.engine().send(diag_draft(AT, &[BE])));
+    let mut ids = within("300 sends", futures::future::try_join_all(sends))
+        .await
+        .expect("send");
+    assert_eq!(a.count(keys::OUTBOX), N);
+    assert_eq!(a.count(keys::ENV_OUT), N);
+    a.stop().await;
+
+    let a = fed.start(AT).await;
+    wait_until("the restarted A to count 300 queued for B", || {
+        a.queue_depth(BE) == N as i64
+    })
+    .await;
+    assert_eq!(a.count(keys::OUTBOX), N);
+    // A new entry after the restart must not overwrite a queued one.
+    ids.push(
+        a.engine()
+            .send(diag_draft(AT, &[BE]))
+            .await
+            .expect("send after restart"),
+    );
+    assert_eq!(
+        a.count(keys::OUTBOX),
+        N + 1,
+        "outbox sequence numbers must continue after a restart"
+    );
+
+    let b = fed.start(BE).await;
+    wait_until("B to apply all 301", || b.applied() > N as u64).await;
+    wait_until("A's outbox for B to drain", || {
+        a.count(keys::OUTBOX) == 0 && a.queue_depth(BE) == 0
+    })
+    .await;
+    assert_eq!(b.applied(), N as u64 + 1, "applied exactly once");
+    assert_eq!(b.count(keys::INBOX), N + 1);
+    assert_eq!(a.count(keys::RECEIPTS_OUT), N + 1);
+    for id in &ids {
+        assert!(b.inbox_record(AT, id).is_some(), "{id} was not applied");
+    }
+
+    a.stop().await;
+    b.stop().await;
+}

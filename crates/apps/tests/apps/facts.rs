@@ -1,0 +1,348 @@
+//! Indicator facts. DE and HU run the request application with fact reporting and the
+//! reporter; EU runs the fact application behind a recorder that decrypts and keeps
+//! **every** envelope EU receives, whatever its kind. Requests go through their lifecycle;
+//! then every envelope EU received is inspected: a fact report with exactly the fact fields,
+//! none of the subject's data, no text. A raw endpoint with HU's identity then sends a
+//! falsified report, which the cross-check flags.
+use crate::cases::{cases_plain, create, subject};
+use crate::rig::{Federation, Node, now_ms, within};
+use imi_apps::facts::{FactApp, FactReport, KIND_FACT, commission_cases};
+use imi_apps::requests::{CaseMessage, Cases, KIND_REQUEST, MESSAGE_VERSION};
+use imi_domain::request::{Actor, Transition, TransitionBody};
+use imi_engine::{Application, Inbound, Txn};
+use imi_engine::{Applications, LocalOutcome};
+use imi_protocol::NodeId::{AT, DE, EU, HU};
+use imi_protocol::{AuthorityId, CaseId, Draft, Kind, Outcome, RejectCode, SealRandomness};
+use imi_scoreboard::crosscheck::Side;
+use std::sync::{Arc, Mutex};
+use tokio_util::sync::CancellationToken;
+
+/// Decrypts and records every envelope, then lets the fact application decide.
+#[derive(Default)]
+struct Recorder {
+    seen: Mutex<Vec<(String, NodeId, Vec<u8>)>>,
+}
+
+use imi_protocol::NodeId;
+
+impl Application for Recorder {
+    fn name(&self) -> &'static str {
+        "recorder"
+    }
+    fn kinds(&self) -> &'static [&'static str] {
+        imi_protocol::Kind::ALL
+    }
+    fn apply(&self, msg: &Inbound<'_>, txn: &mut Txn<'_>) -> Result<(), RejectCode> {
+        self.seen.lock().unwrap().push((
+            msg.header.kind.to_string(),
+            msg.header.from,
+            msg.body.to_vec(),
+        ));
+        if FactApp.kinds().contains(&msg.header.kind.as_str()) {
+            FactApp.apply(msg, txn)
+        } else {
+            Err(RejectCode::UnknownKind)
+        }
+    }
+}
+
+struct RecorderApp(Arc<Recorder>);
+
+impl Application for RecorderApp {
+    fn name(&self) -> &'static str {
+        "recorder"
+    }
+    fn kinds(&self) -> &'static [&'static str] {
+        self.0.kinds()
+    }
+    fn apply(&self, msg: &Inbound<'_>, txn: &mut Txn<'_>) -> Result<(), RejectCode> {
+        self.0.apply(msg, txn)
+    }
+}
+
+/// What the `fact-report` job does, until `stop`: every pending report to `EU`.
+async fn run_reporter(engine: imi_engine::Engine, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(imi_apps::facts::REPORT_INTERVAL) => {}
+        }
+        let _ = imi_apps::facts::report_pending(&engine, EU).await;
+    }
+}
+
+/// A step by `authority` on `node`, committed with its envelope to the other party.
+async fn step(
+    node: &Node,
+    cases: &Arc<Cases>,
+    id: CaseId,
+    authority: &str,
+    t: Transition,
+    with_subject: bool,
+) {
+    let authority = AuthorityId::new(authority).unwrap();
+    let actor = Actor {
+        country: node.id,
+        authority: authority.clone(),
+        coordinator: false,
+    };
+    let msg = CaseMessage {
+        v: MESSAGE_VERSION,
+        step: TransitionBody::new(t),
+        coordinator: false,
+        subject: with_subject.then(subject),
+        files: vec![],
+    };
+    let other = if node.id == DE { HU } else { DE };
+    let draft = Draft {
+        kind: Kind::new(KIND_REQUEST).unwrap(),
+        authority,
+        to: vec![other],
+        case: Some(id),
+        prev: vec![],
+        body: imi_apps::requests::encode_message(&msg),
+    };
+    let c = cases.clone();
+    let (outcome, receivers) = node
+        .engine()
+        .local_step_watched(
+            Some(draft),
+            Box::new(move |txn, ctx| {
+                c.apply_step(txn, id, &actor, &msg, ctx.at, ctx.message_id)?;
+                Ok(LocalOutcome {
+                    write: true,
+                    result: vec![],
+                })
+            }),
+            true,
+        )
+        .await
+        .expect("the step is valid");
+    assert!(outcome.write);
+    for r in receivers {
+        let report = within("the other side's receipt", r).await.unwrap();
+        assert_eq!(report.receipt.outcome, Outcome::Accepted);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn facts_reach_the_commission_carry_nothing_personal_and_falsified_sides_are_flagged() {
+    let fed = Federation::new(&[DE, HU, EU, AT]);
+    let de_cases = Arc::new(cases_plain(DE).with_fact_reports());
+    let hu_cases = Arc::new(cases_plain(HU).with_fact_reports());
+    let de = fed
+        .start_with(DE, Applications::new(vec![de_cases.application()]))
+        .await;
+    let hu = fed
+        .start_with(HU, Applications::new(vec![hu_cases.application()]))
+        .await;
+    let recorder = Arc::new(Recorder::default());
+    let eu = fed
+        .start_with(
+            EU,
+            Applications::new(vec![Arc::new(RecorderApp(recorder.clone()))]),
+        )
+        .await;
+    let stop = CancellationToken::new();
+    let reporters = [
+        tokio::spawn(run_reporter(de.engine().clone(), stop.clone())),
+        tokio::spawn(run_reporter(hu.engine().clone(), stop.clone())),
+    ];
+
+    // Two requests: one answered and closed with ratings, one withdrawn.
+    let (a, b) = (CaseId::random(), CaseId::random());
+    step(
+        &de,
+        &de_cases,
+        a,
+        "DE-BY-BLZK",
+        create(&["PQ-Q01"], "HU-ENKK"),
+        true,
+    )
+    .await;
+    step(&hu, &hu_cases, a, "HU-ENKK", Transition::Accept, false).await;
+    step(
+        &hu,
+        &hu_cases,
+        a,
+        "HU-ENKK",
+        Transition::Answer {
+            answers: vec![],
+            free_text: "Secret answer text".into(),
+            attachments: vec![],
+        },
+        false,
+    )
+    .await;
+    step(
+        &de,
+        &de_cases,
+        a,
+        "DE-BY-BLZK",
+        Transition::Close {
+            timeliness: Some(imi_domain::request::Rating::Satisfied),
+            efforts: Some(imi_domain::request::Rating::Dissatisfied),
+        },
+        false,
+    )
+    .await;
+    step(
+        &de,
+        &de_cases,
+        b,
+        "DE-BY-BLZK",
+        create(&["PQ-Q01"], "HU-ENKK"),
+        true,
+    )
+    .await;
+    step(
+        &de,
+        &de_cases,
+        b,
+        "DE-BY-BLZK",
+        Transition::Withdraw {
+            reason: "Secret reason".into(),
+        },
+        false,
+    )
+    .await;
+
+    // EU ends up with both sides' final reports of both cases, in agreement.
+    crate::rig::wait_until("EU holds both sides' final reports", || {
+        let cases = commission_cases(eu.store()).unwrap();
+        cases.len() == 2
+            && cases.iter().all(|c| {
+                c.checked.both_reported
+                    && c.requester_steps == c.responder_steps
+                    && c.requester_steps == Some(if c.case == a.to_string() { 4 } else { 2 })
+            })
+    })
+    .await;
+    let cases = commission_cases(eu.store()).unwrap();
+    assert!(cases.iter().all(|c| !c.flagged()), "{cases:?}");
+    let fa = &cases
+        .iter()
+        .find(|c| c.case == a.to_string())
+        .unwrap()
+        .checked
+        .fact;
+    assert_eq!((fa.timeliness, fa.efforts), (Some(4), Some(2)));
+    assert!(fa.accepted_at.is_some() && fa.answered_at.is_some() && fa.withdrawn_at.is_none());
+    let fb = &cases
+        .iter()
+        .find(|c| c.case == b.to_string())
+        .unwrap()
+        .checked
+        .fact;
+    assert!(fb.withdrawn_at.is_some());
+
+    // Every envelope EU received: a fact report, exactly the fact's fields, nothing personal.
+    let seen = recorder.seen.lock().unwrap().clone();
+    // Both sides report each case; pending reports of quick successive steps coalesce.
+    assert!(seen.len() >= 4, "{}", seen.len());
+    for (kind, from, body) in &seen {
+        assert_eq!(kind, KIND_FACT);
+        assert!([DE, HU].contains(from));
+        let report: FactReport = ciborium::from_reader(body.as_slice())
+            .expect("every body is a fact report (unknown fields are refused)");
+        let v: serde_json::Value = serde_json::to_value(&report.fact).unwrap();
+        let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
+        assert_eq!(keys.len(), 11, "{keys:?}");
+        for secret in [
+            subject().name.as_bytes(),
+            b"1980-01-31".as_slice(),
+            b"Secret answer text",
+            b"Secret reason",
+            b"DE-BY-BLZK",
+            b"HU-ENKK",
+        ] {
+            assert!(
+                !body.windows(secret.len()).any(|w| w == secret),
+                "{:?} reached EU",
+                String::from_utf8_lossy(secret)
+            );
+        }
+    }
+
+    // A falsified side: HU claims it accepted case `a` a day earlier than it did.
+    let raw = fed.raw_client(HU, imi_network::DEFAULT_MAX_MESSAGE_BYTES);
+    let mut forged = fa.clone();
+    let honest_ms = imi_protocol::dates::parse_rfc3339(fa.accepted_at.as_ref().unwrap()).unwrap();
+    forged.accepted_at = Some(imi_scoreboard::Fact::time(honest_ms - 86_400_000));
+    let send = |report: FactReport, case: CaseId| {
+        let draft = Draft {
+            kind: Kind::new(KIND_FACT).unwrap(),
+            authority: AuthorityId::new("HU-IMI").unwrap(),
+            to: vec![EU],
+            case: Some(case),
+            prev: vec![],
+            body: {
+                let mut out = Vec::new();
+                ciborium::into_writer(&report, &mut out).unwrap();
+                out
+            },
+        };
+        let rnd = SealRandomness::random(1);
+        imi_protocol::seal_and_sign(&draft, now_ms(), &fed.member(HU).signer, &fed.trust, &rnd)
+            .unwrap()
+    };
+    let peer = fed.member(EU).peer_id();
+    let bytes = send(
+        FactReport {
+            v: 1,
+            side: Side::Responder,
+            steps: 4,
+            fact: forged,
+        },
+        a,
+    );
+    let r = fed.verify_receipt(
+        within("EU answers", raw.client.request(peer, bytes))
+            .await
+            .unwrap(),
+        EU,
+    );
+    assert_eq!(r.body.outcome, Outcome::Accepted);
+    let flagged: Vec<_> = commission_cases(eu.store())
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.flagged())
+        .collect();
+    assert_eq!(flagged.len(), 1);
+    assert_eq!(flagged[0].case, a.to_string());
+    assert_eq!(flagged[0].checked.disagreements, ["accepted_at"]);
+    assert_eq!(
+        flagged[0].checked.fact.accepted_at, fa.accepted_at,
+        "the requester's report is used"
+    );
+
+    // HU cannot report DE's side.
+    let bytes = send(
+        FactReport {
+            v: 1,
+            side: Side::Requester,
+            steps: 9,
+            fact: fa.clone(),
+        },
+        a,
+    );
+    let r = fed.verify_receipt(
+        within("EU answers", raw.client.request(peer, bytes))
+            .await
+            .unwrap(),
+        EU,
+    );
+    assert_eq!(
+        r.body.outcome,
+        Outcome::Rejected(RejectCode::Application("not_own_side".into()))
+    );
+
+    raw.stop().await;
+    stop.cancel();
+    for r in reporters {
+        r.await.unwrap();
+    }
+    de.stop().await;
+    hu.stop().await;
+    eu.stop().await;
+}

@@ -1,0 +1,233 @@
+//! Retention on HU's copy of a case DE sent and withdrew: blocked after 183 days, erased
+//! after 1096; after erasure a raw byte scan of HU's database directory finds neither the
+//! subject's name nor the case key (raw or wrapped); a replayed create, a new step and a
+//! create with the same case id are refused; restoring a backup taken before the erasure
+//! does not bring the data back (the tombstone file outside the database is re-applied).
+use crate::cases::{cases_for, create, message, subject};
+use crate::rig::{Federation, now_ms, within};
+use imi_domain::request::Transition;
+use imi_engine::{Applications, keys};
+use imi_protocol::NodeId::{DE, HU};
+use imi_protocol::{AuthorityId, CaseId, Draft, Kind, Outcome, RejectCode, SealRandomness};
+
+const DAY: u64 = 86_400_000;
+
+fn scan(dir: &std::path::Path, needle: &[u8]) -> Vec<String> {
+    let mut hits = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            hits.extend(scan(&p, needle));
+        } else if std::fs::read(&p)
+            .unwrap()
+            .windows(needle.len())
+            .any(|w| w == needle)
+        {
+            hits.push(p.display().to_string());
+        }
+    }
+    hits
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn block_then_erase_without_trace_or_resurrection() {
+    let fed = Federation::new(&[DE, HU]);
+    let cases = cases_for(HU);
+    let apps = || Applications::new(vec![cases.application()]);
+    let hu = fed.start_with(HU, apps()).await;
+    let raw = fed.raw_client(DE, imi_network::DEFAULT_MAX_MESSAGE_BYTES);
+    let peer = fed.member(HU).peer_id();
+    let seal = |case: CaseId, body: Vec<u8>| {
+        let draft = Draft {
+            kind: Kind::new(imi_apps::requests::KIND_REQUEST).unwrap(),
+            authority: AuthorityId::new("DE-BY-BLZK").unwrap(),
+            to: vec![HU],
+            case: Some(case),
+            prev: vec![],
+            body,
+        };
+        imi_protocol::seal_and_sign(
+            &draft,
+            now_ms(),
+            &fed.member(DE).signer,
+            &fed.trust,
+            &SealRandomness::random(1),
+        )
+        .unwrap()
+    };
+    let send = |bytes: Vec<u8>| {
+        let raw = &raw;
+        let fed = &fed;
+        async move {
+            let r = within("HU answers", raw.client.request(peer, bytes))
+                .await
+                .unwrap();
+            fed.verify_receipt(r, HU).body.outcome
+        }
+    };
+    let id = CaseId::random();
+    let create_bytes = seal(id, message(create(&["PQ-Q01"], "HU-ENKK"), Some(subject())));
+    assert_eq!(send(create_bytes.clone()).await, Outcome::Accepted);
+    assert_eq!(
+        send(seal(
+            id,
+            message(
+                Transition::Withdraw {
+                    reason: "not needed".into()
+                },
+                None
+            )
+        ))
+        .await,
+        Outcome::Accepted
+    );
+    let ended = now_ms();
+    let raw_key = cases.unwrap_case_key(hu.store(), &id).unwrap().unwrap();
+    let wrapped = hu
+        .store()
+        .get(imi_apps::requests::CASE_KEYS, id.as_bytes())
+        .unwrap()
+        .unwrap();
+    let name = subject().name.into_bytes();
+    // Control: the wrapped key is in the files now (the scan does see what is there).
+    assert!(!scan(&fed.data_dir(HU), &wrapped).is_empty());
+
+    // A backup taken now (node stopped), restored later.
+    let db = fed.data_dir(HU);
+    let backup = tempfile::tempdir().unwrap();
+    hu.stop().await;
+    copy_dir(&db, backup.path());
+    let hu = fed.start_with(HU, apps()).await;
+    let tombstones = backup
+        .path()
+        .parent()
+        .unwrap()
+        .join(format!("erased-{}", id));
+    let _ = std::fs::remove_file(&tombstones);
+
+    // Not yet due; then blocked after six months.
+    let r = imi_apps::retention::run_retention(
+        hu.engine(),
+        &cases,
+        ended + 100 * DAY,
+        Some(&tombstones),
+    )
+    .await
+    .unwrap();
+    assert_eq!((r.blocked, r.deleted), (0, 0));
+    let r = imi_apps::retention::run_retention(
+        hu.engine(),
+        &cases,
+        ended + 184 * DAY,
+        Some(&tombstones),
+    )
+    .await
+    .unwrap();
+    assert_eq!((r.blocked, r.deleted), (1, 0));
+    assert!(imi_apps::retention::is_blocked(hu.store(), &id).unwrap());
+    assert!(
+        cases.read(hu.store(), &id).unwrap().is_some(),
+        "blocked, not deleted"
+    );
+    // Erased after three years.
+    let r = imi_apps::retention::run_retention(
+        hu.engine(),
+        &cases,
+        ended + 1097 * DAY,
+        Some(&tombstones),
+    )
+    .await
+    .unwrap();
+    assert_eq!((r.blocked, r.deleted), (0, 1));
+    assert!(cases.read(hu.store(), &id).unwrap().is_none());
+    assert!(imi_apps::retention::is_erased(hu.store(), &id).unwrap());
+    // The stored envelope (whose body HU's HPKE key could open) is gone too; its inbox
+    // record (hash and HU's signed receipt, no content) stays for de-duplication and audit.
+    let create_id = imi_protocol::Envelope::parse(create_bytes.clone(), usize::MAX)
+        .unwrap()
+        .header()
+        .id;
+    let env_key = keys::node_msg_key(DE, &create_id);
+    assert!(hu.store().get(keys::ENV_IN, &env_key).unwrap().is_none());
+    assert!(hu.store().get(keys::INBOX, &env_key).unwrap().is_some());
+    assert!(
+        scan(&db, &create_bytes[create_bytes.len() - 64..]).is_empty(),
+        "no envelope bytes left"
+    );
+    let leaves: Vec<String> = hu
+        .rows(keys::LOG_LEAVES)
+        .into_iter()
+        .map(|(_, v)| String::from_utf8(v).unwrap())
+        .filter(|l| l.contains("type=retention"))
+        .collect();
+    assert_eq!(leaves.len(), 2, "{leaves:?}");
+    assert!(leaves[1].contains("action=delete") && leaves[1].contains(&id.to_string()));
+    for (what, needle) in [
+        ("subject name", name.as_slice()),
+        ("case key", &raw_key[..]),
+        ("wrapped case key", wrapped.as_slice()),
+    ] {
+        let hits = scan(&db, needle);
+        assert!(hits.is_empty(), "{what} still in {hits:?}");
+    }
+    assert!(
+        !scan(&db, id.to_string().as_bytes()).is_empty(),
+        "control: the case id (log leaves) is found"
+    );
+
+    // No resurrection by replay or by a new create of the same case.
+    assert_eq!(send(create_bytes).await, Outcome::Duplicate);
+    assert_eq!(
+        send(seal(
+            id,
+            message(
+                Transition::Withdraw {
+                    reason: "again".into()
+                },
+                None
+            )
+        ))
+        .await,
+        Outcome::Rejected(RejectCode::Application("case_erased".into()))
+    );
+    assert_eq!(
+        send(seal(
+            id,
+            message(create(&["PQ-Q01"], "HU-ENKK"), Some(subject()))
+        ))
+        .await,
+        Outcome::Rejected(RejectCode::Application("case_erased".into()))
+    );
+    assert!(cases.unwrap_case_key(hu.store(), &id).unwrap().is_none());
+
+    // Restore the backup from before the erasure: the data is back in the files...
+    hu.stop().await;
+    std::fs::remove_dir_all(&db).unwrap();
+    copy_dir(backup.path(), &db);
+    let hu = fed.start_with(HU, apps()).await;
+    assert!(
+        cases.read(hu.store(), &id).unwrap().is_some(),
+        "the backup holds the data"
+    );
+    // ...until the node re-applies its tombstone file (as imi-node does at start).
+    assert_eq!(
+        imi_apps::retention::enforce_tombstones(hu.engine(), &tombstones)
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(cases.read(hu.store(), &id).unwrap().is_none());
+    assert!(scan(&db, &name).is_empty());
+    assert!(scan(&db, &raw_key).is_empty());
+    let _ = std::fs::remove_file(&tombstones);
+    raw.stop().await;
+    hu.stop().await;
+}

@@ -1,0 +1,231 @@
+//! The transparency log and witnessing between real engines: DE's log records what it sends
+//! and receives, HU witnesses DE's checkpoints. A raw endpoint with DE's identity then shows
+//! HU a split view, a rollback and an inconsistent extension, each signed with DE's real key:
+//! HU refuses to cosign, records an alarm and counts it; a valid extension is still cosigned.
+use crate::rig::{Federation, Node, now_ms, within};
+use imi_apps::diagnostics::DiagnosticApp;
+use imi_apps::witness::{CheckpointMessage, CosignatureApp, KIND_CHECKPOINT, WitnessApp};
+use imi_audit::bundle::witness_name;
+use imi_audit::merkle;
+use imi_audit::note::{Checkpoint, SignedNote, origin_of};
+use imi_engine::Applications;
+use imi_engine::log::StoreNodes;
+use imi_engine::metrics::PeerCodeLabel;
+use imi_protocol::NodeId::{DE, HU};
+use imi_protocol::{AuthorityId, Draft, Kind, Outcome, SealRandomness};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use std::sync::Arc;
+
+fn apps(
+    fed: &Federation,
+    node: imi_protocol::NodeId,
+) -> (Applications, Family<PeerCodeLabel, Counter>) {
+    let witness = WitnessApp::new(fed.member(node).signer.clone());
+    let alarms = witness.alarm_counter().clone();
+    (
+        Applications::new(vec![
+            Arc::new(DiagnosticApp::default()),
+            Arc::new(witness),
+            Arc::new(CosignatureApp),
+        ]),
+        alarms,
+    )
+}
+
+fn stored_note(n: &Node, size: u64) -> Option<SignedNote> {
+    n.store()
+        .get(imi_engine::keys::CHECKPOINTS, &size.to_be_bytes())
+        .unwrap()
+        .map(|v| SignedNote::parse(std::str::from_utf8(&v).unwrap()).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn witnesses_cosign_extensions_and_refuse_split_views_and_rollbacks() {
+    let fed = Federation::new(&[DE, HU]);
+    let (de_apps, _de_alarms) = apps(&fed, DE);
+    let (hu_apps, hu_alarms) = apps(&fed, HU);
+    let de = fed.start_with(DE, de_apps).await;
+    let hu = fed.start_with(HU, hu_apps).await;
+
+    // DE's log records its envelopes and the receipts it gets back.
+    for _ in 0..3 {
+        de.send_diag_accepted(&[HU]).await;
+    }
+    crate::rig::wait_until("DE's log holds 3 envelopes and 3 receipts", || {
+        imi_engine::log::size(de.store()).unwrap() == 6
+    })
+    .await;
+    // HU's log: 3 envelopes received and the 3 receipts it signed.
+    assert_eq!(imi_engine::log::size(hu.store()).unwrap(), 6);
+
+    // DE distributes its checkpoint; HU cosigns; DE keeps the cosignature.
+    assert_eq!(
+        imi_apps::witness::distribute_checkpoint(de.engine())
+            .await
+            .unwrap(),
+        1
+    );
+    crate::rig::wait_until("HU has seen DE's checkpoint", || {
+        hu.store()
+            .get(imi_apps::witness::WITNESS, b"DE")
+            .unwrap()
+            .is_some()
+    })
+    .await;
+    imi_apps::witness::send_witness_answers(hu.engine())
+        .await
+        .unwrap();
+    crate::rig::wait_until("DE's checkpoint carries HU's cosignature", || {
+        stored_note(&de, 6).is_some_and(|n| n.signatures.len() == 2)
+    })
+    .await;
+    let note = stored_note(&de, 6).unwrap();
+    assert!(note.verify(&origin_of("DE"), &fed.member(DE).signer.public()));
+    assert!(
+        note.verify_cosignature(&witness_name("HU"), &fed.member(HU).signer.public())
+            .is_some()
+    );
+    // Witness traffic is not logged (it would grow the log it audits for ever).
+    assert_eq!(imi_engine::log::size(de.store()).unwrap(), 6);
+
+    let raw = fed.raw_client(DE, imi_network::DEFAULT_MAX_MESSAGE_BYTES);
+    let peer = fed.member(HU).peer_id();
+    let signer = fed.member(DE).signer.clone();
+    let honest = Checkpoint::parse(&note.body).unwrap();
+    let send = |cp: Checkpoint, base: u64, proof: Vec<[u8; 32]>| {
+        let note = SignedNote::sign(&cp.body(), &cp.origin, &signer).text();
+        let mut body = Vec::new();
+        ciborium::into_writer(&CheckpointMessage { note, base, proof }, &mut body).unwrap();
+        let draft = Draft {
+            kind: Kind::new(KIND_CHECKPOINT).unwrap(),
+            authority: AuthorityId::new("DE-IMI").unwrap(),
+            to: vec![HU],
+            case: None,
+            prev: vec![],
+            body,
+        };
+        imi_protocol::seal_and_sign(
+            &draft,
+            now_ms(),
+            &signer,
+            &fed.trust,
+            &SealRandomness::random(1),
+        )
+        .unwrap()
+    };
+    let answer = |hu: &Node| {
+        hu.store()
+            .get(imi_apps::witness::WITNESS_OUT, b"DE")
+            .unwrap()
+            .map(|v| {
+                ciborium::from_reader::<imi_apps::witness::CosignatureMessage, _>(v.as_slice())
+                    .unwrap()
+            })
+    };
+    let alarms = |kind: &str| {
+        hu_alarms
+            .get_or_create(&PeerCodeLabel {
+                peer: "DE".into(),
+                code: kind.into(),
+            })
+            .get()
+    };
+    let mut expected_alarms = 0;
+    for (what, cp, base, proof) in [
+        (
+            "split_view",
+            Checkpoint {
+                root: [7; 32],
+                ..honest.clone()
+            },
+            6,
+            vec![],
+        ),
+        (
+            "rollback",
+            Checkpoint {
+                size: 5,
+                root: merkle::root(&StoreNodes(de.store()), 5).unwrap(),
+                ..honest.clone()
+            },
+            6,
+            vec![],
+        ),
+        (
+            "inconsistent",
+            Checkpoint {
+                size: 9,
+                root: [9; 32],
+                ..honest.clone()
+            },
+            6,
+            vec![[1; 32]],
+        ),
+    ] {
+        let bytes = send(cp.clone(), base, proof);
+        let r = fed.verify_receipt(
+            within("HU answers", raw.client.request(peer, bytes))
+                .await
+                .unwrap(),
+            HU,
+        );
+        assert_eq!(
+            r.body.outcome,
+            Outcome::Accepted,
+            "{what}: the alarm is committed"
+        );
+        let a = answer(&hu).unwrap();
+        assert_eq!(a.size, cp.size);
+        assert!(a.cosignature.is_none(), "{what}: HU must not cosign");
+        assert_eq!(a.known, 6, "{what}: HU still knows DE at size 6");
+        assert_eq!(alarms(what), 1, "{what}: metric");
+        expected_alarms += 1;
+        let recorded = imi_apps::witness::alarms(hu.engine()).unwrap();
+        assert_eq!(recorded.len(), expected_alarms);
+        let last = recorded.last().unwrap();
+        assert_eq!((last.node.as_str(), last.kind.as_str()), ("DE", what));
+        assert_eq!(last.known.0, 6);
+    }
+    // HU still remembers DE's honest checkpoint.
+    let seen: imi_apps::witness::Seen = ciborium::from_reader(
+        hu.store()
+            .get(imi_apps::witness::WITNESS, b"DE")
+            .unwrap()
+            .unwrap()
+            .as_slice(),
+    )
+    .unwrap();
+    assert_eq!((seen.size, seen.root), (6, honest.root));
+
+    // An honest extension is cosigned.
+    de.send_diag_accepted(&[HU]).await;
+    crate::rig::wait_until("DE's log grew", || {
+        imi_engine::log::size(de.store()).unwrap() == 8
+    })
+    .await;
+    let root8 = merkle::root(&StoreNodes(de.store()), 8).unwrap();
+    let proof = merkle::consistency_proof(&StoreNodes(de.store()), 6, 8).unwrap();
+    let bytes = send(
+        Checkpoint {
+            size: 8,
+            root: root8,
+            ..honest.clone()
+        },
+        6,
+        proof,
+    );
+    let r = fed.verify_receipt(
+        within("HU answers", raw.client.request(peer, bytes))
+            .await
+            .unwrap(),
+        HU,
+    );
+    assert_eq!(r.body.outcome, Outcome::Accepted);
+    let a = answer(&hu).unwrap();
+    assert!(a.cosignature.is_some() && a.known == 8, "{a:?}");
+
+    raw.stop().await;
+    de.stop().await;
+    hu.stop().await;
+}

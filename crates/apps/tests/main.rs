@@ -1,0 +1,42 @@
+//! Integration tests of the kernel (`imi-engine`) and the applications (`imi-apps`): real
+//! engines in one process, each with RocksDB in a
+//! temporary directory and libp2p on loopback, talking to each other (see [`rig`]).
+//!
+//! * [`delivery`]: exactly-once delivery, group commit, receiver down, sender restart.
+//! * [`hostile`]: hostile inputs on the wire are rejected with signed receipts and change nothing.
+//! * [`cases`]: request steps from another node go through the same state machine; invalid
+//!   ones are rejected with their code and change nothing.
+//! * [`facts`]: indicator facts reach the Commission node and carry nothing personal; a
+//!   falsified side is flagged.
+//! * [`witness`]: the transparency log, checkpoints and cosignatures; split views,
+//!   rollbacks and inconsistent proofs are refused with an alarm.
+//! * [`retention`]: blocking and erasure on schedule; no trace in the files; no
+//!   resurrection by a replayed envelope or a restored backup.
+//! * [`lifecycle`]: periodic jobs run on schedule or on demand and none outlives the engine.
+//! * [`receipts`]: where receipts are stored on both sides; rejected envelopes go to `dead`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+#[path = "apps/cases.rs"]
+mod cases;
+#[path = "apps/facts.rs"]
+mod facts;
+#[path = "apps/lifecycle.rs"]
+mod lifecycle;
+#[path = "apps/retention.rs"]
+mod retention;
+#[path = "apps/witness.rs"]
+mod witness;
+// The modules live in a subdirectory so that cargo does not take each for a test binary.
+#[path = "apps/delivery.rs"]
+mod delivery;
+#[path = "apps/hostile.rs"]
+mod hostile;
+#[path = "apps/receipts.rs"]
+mod receipts;
+#[path = "apps/rig.rs"]
+mod rig;

@@ -1,0 +1,298 @@
+//! The body of a request envelope ([`CaseMessage`]) and the checks the state machine leaves
+//! to its callers, run identically by the sending and the receiving node: codes exist in
+//! the catalogue and belong to the case's legal area, answers have the question's type,
+//! authorities are in the directory, attachments match their references, the subject's
+//! data is well formed. Pure: no I/O, no clock.
+use crate::Directory;
+use crate::catalogue::{AnswerType, AnswerValue, Catalogue, ProcedureKind};
+use crate::request::{
+    AnswerPayload, AttachmentRef, RequestCase, SubjectRef, Transition, TransitionBody,
+};
+use imi_protocol::AuthorityId;
+use imi_protocol::dates::Date;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The version of the [`CaseMessage`] encoding.
+pub const MESSAGE_VERSION: u16 = 1;
+/// Most attachment bytes in one step (the envelope limit is 4 MiB).
+pub const MAX_STEP_FILE_BYTES: usize = 3 * 1024 * 1024;
+/// Most entries in [`SubjectData::details`].
+pub const MAX_SUBJECT_DETAILS: usize = 32;
+/// Longest subject detail value, bytes.
+pub const MAX_DETAIL_BYTES: usize = 2048;
+
+/// Why a step's content was refused: a stable code (the same a receiving node puts in its
+/// `rejected` receipt) and what exactly was wrong, without personal data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    /// The code, e.g. `unknown_question`.
+    pub code: &'static str,
+    /// The detail.
+    pub detail: String,
+}
+
+impl Refused {
+    /// A refusal.
+    pub fn new(code: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            code,
+            detail: detail.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.detail)
+    }
+}
+
+impl std::error::Error for Refused {}
+
+/// The bytes of an attached file in a [`CaseMessage`].
+pub type FileBytes = serde_bytes::ByteBuf;
+
+/// The personal data of a request's subject (a professional, a worker, a patient...).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubjectData {
+    /// Full name.
+    pub name: String,
+    /// Date of birth, `YYYY-MM-DD`.
+    #[serde(default)]
+    pub date_of_birth: Option<String>,
+    /// Further identifying details (diploma number, registration number, ...).
+    #[serde(default)]
+    pub details: BTreeMap<String, String>,
+}
+
+impl SubjectData {
+    /// Checks sizes and formats; the error names the field (never its value).
+    pub fn validate(&self) -> Result<(), Refused> {
+        let bad = |detail: &str| Refused::new("invalid_subject", detail);
+        if self.name.trim().is_empty() || self.name.len() > crate::limits::MAX_NAME_BYTES {
+            return Err(bad("subject name must have 1 to 512 bytes"));
+        }
+        if let Some(d) = &self.date_of_birth
+            && Date::parse(d).is_none()
+        {
+            return Err(bad(
+                "subject date_of_birth is not a YYYY-MM-DD calendar date",
+            ));
+        }
+        if self.details.len() > MAX_SUBJECT_DETAILS {
+            return Err(bad("too many subject details"));
+        }
+        for (k, v) in &self.details {
+            if !crate::limits::valid_code(k) {
+                return Err(bad(
+                    "subject detail keys must be codes ([A-Za-z0-9._-], 1-64)",
+                ));
+            }
+            if v.len() > MAX_DETAIL_BYTES {
+                return Err(bad("a subject detail is longer than 2048 bytes"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The commitment the case carries instead of the data: SHA-256 of the CBOR encoding.
+    pub fn commitment(&self) -> SubjectRef {
+        SubjectRef(hex::encode(imi_protocol::sha256(&cbor(self))))
+    }
+}
+
+/// The body of a request envelope.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaseMessage {
+    /// Encoding version, [`MESSAGE_VERSION`].
+    pub v: u16,
+    /// The step.
+    pub step: TransitionBody,
+    /// Whether the acting user is an IMI coordinator of the sending country for the area.
+    pub coordinator: bool,
+    /// The subject's data: with `create` only.
+    #[serde(default)]
+    pub subject: Option<SubjectData>,
+    /// The contents of the step's attachments, in any order.
+    #[serde(default)]
+    pub files: Vec<FileBytes>,
+}
+
+/// Encodes a message body (CBOR).
+pub fn encode_message(m: &CaseMessage) -> Vec<u8> {
+    cbor(m)
+}
+
+/// Decodes a message body; `None` if it is not a [`CaseMessage`].
+pub fn decode_message(b: &[u8]) -> Option<CaseMessage> {
+    ciborium::from_reader(b).ok()
+}
+
+fn cbor<T: Serialize>(v: &T) -> Vec<u8> {
+    let mut out = Vec::new();
+    // Serializing plain data into a Vec cannot fail.
+    let _ = ciborium::into_writer(v, &mut out);
+    out
+}
+
+fn authority_known(directory: &Directory, id: &AuthorityId) -> Result<(), Refused> {
+    if directory.contains(id) {
+        Ok(())
+    } else {
+        Err(Refused::new(
+            "unknown_authority",
+            format!("authority {id} is not in the directory"),
+        ))
+    }
+}
+
+/// The checks the state machine leaves to its callers, for step `t` that leads to `next`.
+pub fn check_step(
+    catalogue: &Catalogue,
+    directory: &Directory,
+    t: &Transition,
+    next: &RequestCase,
+) -> Result<(), Refused> {
+    match t {
+        Transition::Create {
+            requester,
+            responder,
+            area,
+            procedure,
+            questions,
+            ..
+        } => {
+            authority_known(directory, requester)?;
+            authority_known(directory, responder)?;
+            let a = catalogue.area(area).ok_or_else(|| {
+                Refused::new(
+                    "unknown_area",
+                    format!("legal area {area} is not in the catalogue"),
+                )
+            })?;
+            let p = a
+                .procedures()
+                .iter()
+                .find(|p| p.code() == procedure)
+                .ok_or_else(|| {
+                    Refused::new(
+                        "unknown_procedure",
+                        format!("procedure {procedure} is not in area {area}"),
+                    )
+                })?;
+            if p.kind() != ProcedureKind::Request {
+                return Err(Refused::new(
+                    "unknown_procedure",
+                    format!("procedure {procedure} is not a request procedure"),
+                ));
+            }
+            for q in questions {
+                if !a.questions().iter().any(|x| x.code() == q) {
+                    return Err(Refused::new(
+                        "unknown_question",
+                        format!("question {q} is not a question of area {area}"),
+                    ));
+                }
+            }
+        }
+        Transition::Forward { to } | Transition::Reassign { to } => authority_known(directory, to)?,
+        Transition::Answer {
+            answers,
+            attachments,
+            ..
+        } => {
+            for a in answers {
+                let qtype = catalogue
+                    .question(&a.question)
+                    .map(|q| q.answer_type())
+                    .ok_or_else(|| {
+                        Refused::new(
+                            "unknown_question",
+                            format!("question {} is not in the catalogue", a.question),
+                        )
+                    })?;
+                let value = match &a.answer {
+                    AnswerPayload::NotAvailable => continue,
+                    AnswerPayload::Text(t) if qtype == AnswerType::Attachment => {
+                        if attachments.iter().any(|r| r.sha256.to_string() == *t) {
+                            continue;
+                        }
+                        return Err(Refused::new(
+                            "invalid_answer",
+                            format!(
+                                "question {} needs the SHA-256 of an attachment of the answer",
+                                a.question
+                            ),
+                        ));
+                    }
+                    AnswerPayload::Bool(b) => AnswerValue::YesNo(*b),
+                    AnswerPayload::Text(t) => AnswerValue::FreeText(t.clone()),
+                    AnswerPayload::Number(n) => AnswerValue::Number(*n as f64),
+                    AnswerPayload::Date(ms) => AnswerValue::Date(Date::of_ms(*ms).to_string()),
+                    AnswerPayload::Choice(c) => AnswerValue::Choice(c.clone()),
+                    AnswerPayload::Choices(_) => {
+                        return Err(Refused::new(
+                            "invalid_answer",
+                            format!("question {} takes one choice", a.question),
+                        ));
+                    }
+                };
+                catalogue
+                    .validate_answer(&a.question, &value)
+                    .map_err(|e| Refused::new("invalid_answer", e.to_string()))?;
+            }
+        }
+        _ => {}
+    }
+    // The state machine keeps parties in one country per side; both must be known.
+    authority_known(directory, &next.responder)
+}
+
+/// The attachment references a step introduces.
+pub fn step_attachments(t: &Transition) -> &[AttachmentRef] {
+    match t {
+        Transition::Create { attachments, .. }
+        | Transition::Answer { attachments, .. }
+        | Transition::ProvideInfo { attachments, .. } => attachments,
+        _ => &[],
+    }
+}
+
+/// A file of a step: its SHA-256 and its bytes.
+pub type StepFile<'a> = ([u8; 32], &'a [u8]);
+
+/// Pairs every reference with exactly one file of the right hash and size.
+pub fn match_files<'a>(
+    refs: &[AttachmentRef],
+    files: &'a [serde_bytes::ByteBuf],
+) -> Result<Vec<StepFile<'a>>, Refused> {
+    let bad = |d: &str| Refused::new("attachment_mismatch", d);
+    if refs.len() != files.len() {
+        return Err(bad("the step's files do not match its attachment list"));
+    }
+    let total: usize = files.iter().map(|f| f.len()).sum();
+    if total > MAX_STEP_FILE_BYTES {
+        return Err(Refused::new(
+            "too_large",
+            format!("attachments exceed {MAX_STEP_FILE_BYTES} bytes"),
+        ));
+    }
+    let mut by_hash: BTreeMap<[u8; 32], &[u8]> = BTreeMap::new();
+    for f in files {
+        by_hash.insert(imi_protocol::sha256(f), f.as_slice());
+    }
+    let mut out = Vec::with_capacity(refs.len());
+    for r in refs {
+        let f = by_hash
+            .get(&r.sha256.0)
+            .ok_or_else(|| bad("an attachment's content is missing"))?;
+        if u64::try_from(f.len()).ok() != Some(r.size) {
+            return Err(bad("an attachment's size does not match"));
+        }
+        out.push((r.sha256.0, *f));
+    }
+    Ok(out)
+}

@@ -1,0 +1,16 @@
+//! Integration tests of `imi-domain`, one binary:
+//!
+//! * [`catalogue`]: the shipped catalogue and the loader's validation.
+//! * [`request`]: the request lifecycle state machine.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+// The modules live in a subdirectory so that cargo does not take each for a test binary.
+#[path = "domain/catalogue.rs"]
+mod catalogue;
+#[path = "domain/request.rs"]
+mod request;

@@ -1,0 +1,53 @@
+//! The kernel's settings (`[engine]` in a node's config file).
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Engine settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EngineConfig {
+    /// Largest envelope accepted or sent, bytes.
+    pub max_envelope_bytes: usize,
+    /// How far in the future a creation time may lie, ms.
+    pub max_future_skew_ms: u64,
+    /// Envelopes in flight per destination.
+    pub delivery_window: usize,
+    /// First retry delay, ms.
+    pub backoff_initial_ms: u64,
+    /// Largest retry delay, ms.
+    pub backoff_max_ms: u64,
+    /// Most jobs in one group commit.
+    pub max_commit_group: usize,
+    /// Inbound envelopes processed concurrently.
+    pub max_inbound_concurrency: usize,
+    /// Capacity of the committer's queue.
+    pub commit_queue: usize,
+    /// Under load, how long the committer may wait for more commits to share one fsync, µs
+    /// (0 disables). Never applies to an isolated commit.
+    pub group_commit_linger_us: u64,
+    /// Group size at which the committer stops lingering.
+    pub group_commit_target: usize,
+    /// Periodic jobs whose interval differs from the application's default: job name
+    /// (`redial`, `checkpoint`, `retention`, `fact-report`, …) → interval in ms; `0` turns
+    /// the job's schedule off (it still runs on demand, e.g. `imi-node audit checkpoint`).
+    /// Tests use this to run jobs only when they say so.
+    pub job_interval_ms: BTreeMap<String, u64>,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            max_envelope_bytes: imi_protocol::DEFAULT_MAX_ENVELOPE_BYTES,
+            max_future_skew_ms: 5 * 60 * 1000,
+            delivery_window: 64,
+            backoff_initial_ms: 200,
+            backoff_max_ms: 30_000,
+            max_commit_group: 512,
+            max_inbound_concurrency: 256,
+            commit_queue: 4096,
+            group_commit_linger_us: 2000,
+            group_commit_target: 32,
+            job_interval_ms: BTreeMap::new(),
+        }
+    }
+}

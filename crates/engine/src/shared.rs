@@ -1,0 +1,84 @@
+//! The state every kernel task shares: identity, trust list, store, clock, config,
+//! metrics, the network client, the committer's queue, the routing table and the delivery
+//! wake-ups and watchers.
+use crate::apply::Routes;
+use crate::commit;
+use crate::config::EngineConfig;
+use crate::error::EngineError;
+use crate::metrics::Metrics;
+use crate::trust::{Identity, peer_id_of};
+use imi_network::{NetworkClient, PeerId};
+use imi_protocol::{Clock, MessageId, NodeId, ReceiptBody, TrustList};
+use imi_store::Store;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+use tokio::sync::{Notify, mpsc, oneshot};
+
+/// What a destination said about a sent envelope.
+#[derive(Debug, Clone)]
+pub struct DeliveryReport {
+    /// Destination.
+    pub to: NodeId,
+    /// The verified receipt.
+    pub receipt: ReceiptBody,
+    /// Time from the send call to the verified receipt.
+    pub round_trip: Duration,
+}
+
+/// A waiter for one delivery: when the send started, and where to report.
+pub(crate) type Watcher = (std::time::Instant, oneshot::Sender<DeliveryReport>);
+
+pub(crate) struct Shared {
+    pub me: NodeId,
+    pub identity: Identity,
+    pub trust: RwLock<Arc<TrustList>>,
+    /// PeerId → node, for every listed signing key.
+    pub peers: RwLock<HashMap<PeerId, NodeId>>,
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub config: EngineConfig,
+    pub metrics: Metrics,
+    pub network: NetworkClient,
+    pub commit_tx: mpsc::Sender<commit::Job>,
+    pub routes: Routes,
+    /// Wakes a destination's delivery task.
+    pub wake: HashMap<NodeId, Arc<Notify>>,
+    /// Watchers of pending deliveries: (destination, message id) → waiter.
+    pub watchers: Mutex<HashMap<(NodeId, MessageId), Watcher>>,
+}
+
+impl Shared {
+    pub(crate) fn trust(&self) -> Arc<TrustList> {
+        self.trust
+            .read()
+            .map(|t| t.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    /// Hands a job to the committer and waits for its answer (given after the write).
+    pub(crate) async fn commit<T>(
+        &self,
+        job: impl FnOnce(oneshot::Sender<Result<T, EngineError>>) -> commit::Job,
+    ) -> Result<T, EngineError> {
+        let (reply, done) = oneshot::channel();
+        self.commit_tx
+            .send(job(reply))
+            .await
+            .map_err(|_| EngineError::ShuttingDown)?;
+        done.await.map_err(|_| EngineError::ShuttingDown)?
+    }
+
+    pub(crate) fn peer_id(&self, node: NodeId) -> Option<PeerId> {
+        let trust = self.trust();
+        let now = self.clock.now_ms();
+        let m = trust.member(node)?;
+        let key = m
+            .signing_keys
+            .iter()
+            .filter(|k| k.valid_from <= now && now < k.valid_until)
+            .max_by_key(|k| k.valid_from)
+            .or_else(|| m.signing_keys.last())?;
+        peer_id_of(&key.public).ok()
+    }
+}

@@ -1,0 +1,25 @@
+//! End-to-end tests with real `imi-node` processes, one binary (the modules live in a
+//! subdirectory so that cargo does not take each for a test binary):
+//!
+//! * [`e2e`]: the substrate: exactly-once delivery, crashes, hostile peers, shutdown.
+//! * [`requests`]: IMI requests through the authorities' API.
+//! * [`api_authz`]: the authorization matrix and bad input.
+//! * [`scoreboard`]: the Commission node and the scoreboard.
+//! * [`audit`]: trails, witnessing, bundles and retention.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+#[path = "e2e/api_authz.rs"]
+mod api_authz;
+#[path = "e2e/audit.rs"]
+mod audit;
+#[path = "e2e/e2e.rs"]
+mod e2e;
+#[path = "e2e/requests.rs"]
+mod requests;
+#[path = "e2e/scoreboard.rs"]
+mod scoreboard;
