@@ -10,13 +10,15 @@ setup:
 build: setup
 	$(CARGO) build --locked -p imi-node -p imi-sim
 
-# fmt check, clippy on all targets with warnings denied, then every test. The imi-node
-# binary is built first: the end-to-end tests in tests/ start real node processes.
+# fmt check, clippy on all targets with warnings denied, then every test. The end-to-end
+# tests in tests/ start real imi-node processes: `cargo test --workspace` builds the binary
+# (imi-node has integration tests of its own) with the same features as the tests, before
+# any test runs; a separate `cargo build -p imi-node` would resolve other features and
+# compile much of the dependency tree a second time.
 test: setup
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --locked --workspace --no-deps -q
-	$(CARGO) build --locked -p imi-node
 	$(CARGO) test --locked --workspace
 
 # A local federation of all 31 nodes on loopback: every node sends diagnostics to every
