@@ -89,7 +89,7 @@ pub fn init(opts: &InitOptions) -> Result<Vec<PathBuf>> {
     // broken file is reported here rather than by 31 nodes at start.
     let catalogue_src = opts.catalogue.clone().unwrap_or_else(default_catalogue);
     let directory_src = opts.directory.clone().unwrap_or_else(default_directory);
-    imi_domain::catalogue::Catalogue::load_dir(&catalogue_src)?;
+    imi_apps::catalogue_files::load_dir(&catalogue_src)?;
     crate::config::load_directory(&directory_src)?;
     copy_dir(&catalogue_src, &opts.out.join("catalogue"))?;
     std::fs::copy(&directory_src, opts.out.join("directory.toml"))

@@ -54,7 +54,7 @@ pub async fn run(
     // The catalogue and the directory are validated before anything else starts: an error
     // names the file and the item.
     let catalogue = Arc::new(
-        imi_domain::catalogue::Catalogue::load_dir(&cfg.catalogue)
+        imi_apps::catalogue_files::load_dir(&cfg.catalogue)
             .with_context(|| format!("catalogue {}", cfg.catalogue.display()))?,
     );
     let directory = Arc::new(crate::config::load_directory(&cfg.directory)?);

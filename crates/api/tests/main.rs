@@ -21,7 +21,6 @@ use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use imi_api::ApiState;
 use imi_api::users::NewUser;
-use imi_domain::catalogue::Catalogue;
 use imi_engine::{Engine, EngineConfig, EngineTasks, Identity, Start};
 use imi_protocol::{
     HpkeKeyEntry, HpkeKeyPair, Member, NodeId, NodeSigner, SigningKeyEntry, SystemClock, TrustList,
@@ -74,7 +73,8 @@ impl Node {
             ],
         };
         let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../configs");
-        let catalogue = Arc::new(Catalogue::load_dir(format!("{root}/catalogue")).unwrap());
+        let catalogue =
+            Arc::new(imi_apps::catalogue_files::load_dir(format!("{root}/catalogue")).unwrap());
         #[derive(serde::Deserialize)]
         struct DirectoryFile {
             authorities: Vec<imi_domain::Authority>,

@@ -17,6 +17,7 @@
 //! kernel, `imi-domain`, `imi-audit` and `imi-scoreboard`; never on HTTP or the binary.
 
 pub mod access_log;
+pub mod catalogue_files;
 pub mod diagnostics;
 pub mod error;
 pub mod evidence;

@@ -11,19 +11,28 @@
 //! node renders a code in its reader's language with [`Catalogue::text`], and checks a received
 //! answer against the question's answer type with [`Catalogue::validate_answer`].
 //!
-//! [`Catalogue::load_dir`] validates the whole catalogue when the node starts: a missing,
+//! [`Catalogue::load`] validates the whole catalogue when the node starts: a missing,
 //! empty or unknown translation, a duplicate code, a procedure naming a question that does not
 //! exist, a choice question with fewer than two options, an area file whose code does not match
 //! its name or an unknown field stops the node with a [`CatalogueError`] naming the file and the
-//! item. Apart from reading those files this module does no I/O, and [`Catalogue::from_sources`]
-//! validates in-memory text without touching a disk.
+//! item. This module does no I/O: the files come through [`CatalogueFiles`] (the node reads
+//! them from disk), and [`Catalogue::from_sources`] validates in-memory text.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+
+/// Where a catalogue's files come from. This crate does no I/O: the node reads them from
+/// disk (`imi_apps::catalogue_files`); a test may serve them from memory.
+pub trait CatalogueFiles {
+    /// The paths of the entries of directory `dir`.
+    fn entries(&self, dir: &Path) -> std::io::Result<Vec<PathBuf>>;
+    /// The text of the file at `path`, at most `limit` bytes of it (a longer file yields
+    /// `limit` bytes, which the caller reports as too large).
+    fn read(&self, path: &Path, limit: u64) -> std::io::Result<String>;
+}
 
 /// The languages file inside a catalogue directory.
 pub const LANGUAGES_FILE: &str = "languages.toml";
@@ -661,25 +670,23 @@ pub struct Catalogue {
 
 impl Catalogue {
     /// Loads and validates `dir/languages.toml` and every `dir/areas/*.toml` (file names
-    /// starting with `.` are skipped). Errors name the file and the item.
-    pub fn load_dir(dir: impl AsRef<Path>) -> Result<Catalogue, CatalogueError> {
-        let dir = dir.as_ref();
-        let languages = read_source(&dir.join(LANGUAGES_FILE))?;
+    /// starting with `.` are skipped), read through `files`. Errors name the file and the
+    /// item.
+    pub fn load(dir: &Path, files: &dyn CatalogueFiles) -> Result<Catalogue, CatalogueError> {
+        let languages = read_source(files, &dir.join(LANGUAGES_FILE))?;
         let areas_dir = dir.join(AREAS_DIR);
-        let entries = std::fs::read_dir(&areas_dir).map_err(|source| CatalogueError::Io {
-            path: areas_dir.clone(),
-            source,
-        })?;
-        let mut paths = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(|source| CatalogueError::Io {
+        let entries = files
+            .entries(&areas_dir)
+            .map_err(|source| CatalogueError::Io {
                 path: areas_dir.clone(),
                 source,
             })?;
-            let path = entry.path();
-            let name = entry.file_name();
-            let name = name.to_string_lossy();
-            if name.starts_with('.') || path.extension().is_none_or(|e| e != "toml") {
+        let mut paths = Vec::new();
+        for path in entries {
+            let hidden = path
+                .file_name()
+                .is_none_or(|n| n.to_string_lossy().starts_with('.'));
+            if hidden || path.extension().is_none_or(|e| e != "toml") {
                 continue;
             }
             if paths.len() >= MAX_AREAS {
@@ -690,7 +697,7 @@ impl Catalogue {
         paths.sort();
         let areas = paths
             .iter()
-            .map(|p| read_source(p))
+            .map(|p| read_source(files, p))
             .collect::<Result<Vec<_>, _>>()?;
         if areas.is_empty() {
             return Err(CatalogueError::NoAreas { path: areas_dir });
@@ -889,16 +896,13 @@ impl Catalogue {
     }
 }
 
-fn read_source(path: &Path) -> Result<Source, CatalogueError> {
-    let io = |source| CatalogueError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let file = std::fs::File::open(path).map_err(io)?;
-    let mut text = String::new();
-    file.take(MAX_FILE_BYTES + 1)
-        .read_to_string(&mut text)
-        .map_err(io)?;
+fn read_source(files: &dyn CatalogueFiles, path: &Path) -> Result<Source, CatalogueError> {
+    let text = files
+        .read(path, MAX_FILE_BYTES + 1)
+        .map_err(|source| CatalogueError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
     if text.len() as u64 > MAX_FILE_BYTES {
         return Err(CatalogueError::FileTooLarge {
             path: path.to_path_buf(),

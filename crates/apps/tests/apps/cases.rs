@@ -6,7 +6,6 @@ use crate::rig::{Federation, Node, RawClient, now_ms, within};
 use imi_apps::diagnostics::DiagnosticApp;
 use imi_apps::requests::{CASE_FILES, CASE_INDEX, CASE_KEYS, CASES};
 use imi_apps::requests::{CaseMessage, Cases, DataKey, KIND_REQUEST, MESSAGE_VERSION, SubjectData};
-use imi_domain::catalogue::Catalogue;
 use imi_domain::request::{Transition, TransitionBody};
 use imi_domain::{Authority, Directory, Level};
 use imi_engine::{Applications, keys};
@@ -34,7 +33,7 @@ pub fn cases_for(node: NodeId) -> Arc<Cases> {
 
 /// A node's request service without fact reporting.
 pub fn cases_plain(node: NodeId) -> Cases {
-    let catalogue = Catalogue::load_dir(concat!(
+    let catalogue = imi_apps::catalogue_files::load_dir(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../configs/catalogue"
     ))
