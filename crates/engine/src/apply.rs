@@ -272,3 +272,35 @@ pub fn read_counter(
 ) -> Result<u64, imi_store::StoreError> {
     Ok(decode_counter(store.get(col, key)?))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(apply: bool, logged: bool) -> Route {
+        Route {
+            apply: apply.then(|| -> ApplyFn { Arc::new(|_, _| Ok(())) }),
+            committed: None,
+            logged,
+        }
+    }
+
+    #[test]
+    fn routes_follow_the_declaring_application() {
+        let mut r = Routes::default();
+        // A kind only sent here (no handler) takes the sender's logging choice.
+        r.insert("imi.cosignature", route(false, false));
+        assert!(!r.handles("imi.cosignature"));
+        assert!(!r.logged("imi.cosignature"));
+        // The handler, registered later, takes the kind over.
+        r.insert("imi.cosignature", route(true, false));
+        assert!(r.handles("imi.cosignature"));
+        // The first handler keeps it.
+        r.insert("diagnostic", route(true, true));
+        r.insert("diagnostic", route(true, false));
+        assert!(r.logged("diagnostic"));
+        // Kinds no application declares are not handled and are logged.
+        assert!(!r.handles("unknown.kind"));
+        assert!(r.logged("unknown.kind"));
+    }
+}
