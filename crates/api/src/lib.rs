@@ -29,6 +29,7 @@
     )
 )]
 
+pub mod numbers;
 pub mod problem;
 pub mod requests;
 pub mod scoreboard;

@@ -717,10 +717,11 @@ struct InfoInput {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CloseInput {
+    /// A JSON number, so that `4.0` is the rating 4 (see [`crate::numbers`]).
     #[serde(default)]
-    timeliness: Option<u8>,
+    timeliness: Option<serde_json::Number>,
     #[serde(default)]
-    efforts: Option<u8>,
+    efforts: Option<serde_json::Number>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -736,8 +737,8 @@ struct NoteInput {
     note: String,
 }
 
-fn rating(v: Option<u8>, field: &str) -> Result<Option<Rating>, ApiError> {
-    Ok(match v {
+fn rating(v: Option<&serde_json::Number>, field: &str) -> Result<Option<Rating>, ApiError> {
+    Ok(match v.map(|n| crate::numbers::integer(n).unwrap_or(0)) {
         None => None,
         Some(1) => Some(Rating::VeryDissatisfied),
         Some(2) => Some(Rating::Dissatisfied),
@@ -763,7 +764,7 @@ fn answer(a: AnswerInput) -> Result<CodedAnswer, ApiError> {
     let payload = match a.ty.as_str() {
         "bool" => AnswerPayload::Bool(a.value.as_bool().ok_or_else(bad)?),
         "text" => AnswerPayload::Text(a.value.as_str().ok_or_else(bad)?.to_owned()),
-        "number" => AnswerPayload::Number(a.value.as_i64().ok_or_else(bad)?),
+        "number" => AnswerPayload::Number(crate::numbers::integer_value(&a.value).ok_or_else(bad)?),
         "date" => {
             let d = date_field(a.value.as_str().ok_or_else(bad)?, "value")?;
             if d.before_epoch() {
@@ -875,8 +876,8 @@ pub(crate) async fn transition(
         "close" => {
             let b = parse_json::<CloseInput>(&headers, &body)?;
             Transition::Close {
-                timeliness: rating(b.timeliness, "timeliness")?,
-                efforts: rating(b.efforts, "efforts")?,
+                timeliness: rating(b.timeliness.as_ref(), "timeliness")?,
+                efforts: rating(b.efforts.as_ref(), "efforts")?,
             }
         }
         "withdraw" => Transition::Withdraw {
