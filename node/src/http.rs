@@ -6,6 +6,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
 use axum::{Json, Router};
+use imi_api::requests::{NoQuery, QueryOf, query};
 use imi_engine::Engine;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
@@ -101,9 +102,13 @@ async fn operator_read_blocked(
     State(state): State<HttpState>,
     headers: HeaderMap,
     axum::extract::Path(id): axum::extract::Path<String>,
+    q: QueryOf<NoQuery>,
 ) -> Response {
     if let Some(refused) = operator_refusal(&state, &headers) {
         return refused;
+    }
+    if let Err(e) = query(q) {
+        return e.into_response();
     }
     let node = state.engine.node();
     let Ok(authority) = imi_protocol::AuthorityId::new(&format!("{node}-IMI")) else {
@@ -120,9 +125,16 @@ async fn operator_read_blocked(
     }
 }
 
-async fn retention_run(State(state): State<HttpState>, headers: HeaderMap) -> Response {
+async fn retention_run(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    q: QueryOf<NoQuery>,
+) -> Response {
     if let Some(refused) = operator_refusal(&state, &headers) {
         return refused;
+    }
+    if let Err(e) = query(q) {
+        return e.into_response();
     }
     let api = &state.api;
     match state
@@ -135,9 +147,16 @@ async fn retention_run(State(state): State<HttpState>, headers: HeaderMap) -> Re
     }
 }
 
-async fn audit_checkpoint(State(state): State<HttpState>, headers: HeaderMap) -> Response {
+async fn audit_checkpoint(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    q: QueryOf<NoQuery>,
+) -> Response {
     if let Some(refused) = operator_refusal(&state, &headers) {
         return refused;
+    }
+    if let Err(e) = query(q) {
+        return e.into_response();
     }
     // Sign, send to witnesses and send this node's own witness answers now.
     if let Err(e) = state.engine.distribute_checkpoint().await {
@@ -160,11 +179,15 @@ struct BundleQuery {
 async fn audit_bundle(
     State(state): State<HttpState>,
     headers: HeaderMap,
-    axum::extract::Query(q): axum::extract::Query<BundleQuery>,
+    q: QueryOf<BundleQuery>,
 ) -> Response {
     if let Some(refused) = operator_refusal(&state, &headers) {
         return refused;
     }
+    let q = match query(q) {
+        Ok(q) => q,
+        Err(e) => return e.into_response(),
+    };
     let selection = match imi_api::requests::bundle_selection(
         q.case.as_deref(),
         q.from.as_deref(),
@@ -179,9 +202,16 @@ async fn audit_bundle(
     }
 }
 
-async fn users_list(State(state): State<HttpState>, headers: HeaderMap) -> Response {
+async fn users_list(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    q: QueryOf<NoQuery>,
+) -> Response {
     if let Some(refused) = operator_refusal(&state, &headers) {
         return refused;
+    }
+    if let Err(e) = query(q) {
+        return e.into_response();
     }
     match imi_api::users::list(&state.engine) {
         Ok(list) => Json(json!({"items": list.iter().map(|u| u.view()).collect::<Vec<_>>()}))
@@ -193,10 +223,14 @@ async fn users_list(State(state): State<HttpState>, headers: HeaderMap) -> Respo
 async fn users_add(
     State(state): State<HttpState>,
     headers: HeaderMap,
+    q: QueryOf<NoQuery>,
     body: axum::body::Bytes,
 ) -> Response {
     if let Some(refused) = operator_refusal(&state, &headers) {
         return refused;
+    }
+    if let Err(e) = query(q) {
+        return e.into_response();
     }
     let new: imi_api::users::NewUser = match serde_json::from_slice(&body) {
         Ok(n) => n,
@@ -219,9 +253,13 @@ async fn users_revoke(
     State(state): State<HttpState>,
     headers: HeaderMap,
     axum::extract::Path(user): axum::extract::Path<String>,
+    q: QueryOf<NoQuery>,
 ) -> Response {
     if let Some(refused) = operator_refusal(&state, &headers) {
         return refused;
+    }
+    if let Err(e) = query(q) {
+        return e.into_response();
     }
     match imi_api::users::revoke(&state.engine, &user).await {
         Ok(record) => Json(record.view()).into_response(),
@@ -330,10 +368,14 @@ async fn metrics(State(state): State<HttpState>) -> Response {
 async fn diag_send(
     State(state): State<HttpState>,
     headers: HeaderMap,
+    q: QueryOf<NoQuery>,
     body: axum::body::Bytes,
 ) -> Response {
     if let Some(refused) = operator_refusal(&state, &headers) {
         return refused;
+    }
+    if let Err(e) = query(q) {
+        return e.into_response();
     }
     let req: DiagRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
@@ -346,9 +388,16 @@ async fn diag_send(
     }
 }
 
-async fn status(State(state): State<HttpState>, headers: HeaderMap) -> Response {
+async fn status(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    q: QueryOf<NoQuery>,
+) -> Response {
     if let Some(refused) = operator_refusal(&state, &headers) {
         return refused;
+    }
+    if let Err(e) = query(q) {
+        return e.into_response();
     }
     let engine = &state.engine;
     let queues: serde_json::Map<String, serde_json::Value> = engine
@@ -376,10 +425,14 @@ async fn status(State(state): State<HttpState>, headers: HeaderMap) -> Response 
 async fn trust_list_update(
     State(state): State<HttpState>,
     headers: HeaderMap,
+    q: QueryOf<NoQuery>,
     body: axum::body::Bytes,
 ) -> Response {
     if let Some(refused) = operator_refusal(&state, &headers) {
         return refused;
+    }
+    if let Err(e) = query(q) {
+        return e.into_response();
     }
     match state
         .engine

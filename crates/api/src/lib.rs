@@ -185,7 +185,7 @@ fn table() -> Vec<(&'static str, String, MethodRouter<ApiState>)> {
                 move |s: axum::extract::State<ApiState>,
                       p: axum::extract::Path<String>,
                       h: axum::http::HeaderMap,
-                      q: axum::extract::Query<requests::WaitQuery>,
+                      q: requests::QueryOf<requests::WaitQuery>,
                       b: axum::body::Bytes| {
                     requests::transition(s, p, h, q, b, action)
                 },

@@ -3,6 +3,7 @@ use crate::problem::ApiError;
 use crate::{ApiState, users, views};
 use axum::Json;
 use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -30,6 +31,23 @@ pub const DEFAULT_LIMIT: usize = 50;
 pub const MAX_LIMIT: usize = 200;
 /// Longest `Idempotency-Key`.
 pub const MAX_IDEMPOTENCY_KEY: usize = 128;
+
+/// A route's query string, extracted without failing so that the handler parses it only
+/// after authenticating the caller: a stranger gets the 401, never a 400 that describes the
+/// parameters.
+pub type QueryOf<T> = Result<Query<T>, QueryRejection>;
+
+/// The parsed query: parameters the route does not document, duplicates and malformed
+/// values are a 400 `bad_request`.
+pub fn query<T>(q: QueryOf<T>) -> Result<T, ApiError> {
+    q.map(|Query(q)| q)
+        .map_err(|e| ApiError::bad_request("bad_request", e.body_text()))
+}
+
+/// The query of a route that takes no parameters: any parameter is a 400.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoQuery {}
 
 // ---------------------------------------------------------------------------------------
 // Helpers
@@ -362,9 +380,10 @@ fn lang(state: &ApiState, q: Option<&str>, headers: &HeaderMap) -> String {
 pub(crate) async fn me(
     State(state): State<ApiState>,
     headers: HeaderMap,
-    Query(q): Query<LangQuery>,
+    q: QueryOf<LangQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let user = users::authenticate(&state.engine, &headers)?;
+    let q = query(q)?;
     let lang = lang(&state, q.lang.as_deref(), &headers);
     let areas: Vec<String> = match &user.role {
         Role::Coordinator {
@@ -386,9 +405,10 @@ pub(crate) async fn me(
 pub(crate) async fn catalogue(
     State(state): State<ApiState>,
     headers: HeaderMap,
-    Query(q): Query<LangQuery>,
+    q: QueryOf<LangQuery>,
 ) -> Result<Json<Value>, ApiError> {
     users::authenticate(&state.engine, &headers)?;
+    let q = query(q)?;
     let lang = lang(&state, q.lang.as_deref(), &headers);
     let cat = state.cases.catalogue();
     let areas: Vec<Value> = cat
@@ -414,9 +434,10 @@ pub(crate) async fn catalogue_area(
     State(state): State<ApiState>,
     headers: HeaderMap,
     Path(area): Path<String>,
-    Query(q): Query<LangQuery>,
+    q: QueryOf<LangQuery>,
 ) -> Result<Json<Value>, ApiError> {
     users::authenticate(&state.engine, &headers)?;
+    let q = query(q)?;
     let lang = lang(&state, q.lang.as_deref(), &headers);
     let cat = state.cases.catalogue();
     let a = cat.area(&area).ok_or_else(ApiError::not_found)?;
@@ -461,9 +482,10 @@ fn limit(l: Option<usize>) -> Result<usize, ApiError> {
 pub(crate) async fn authorities(
     State(state): State<ApiState>,
     headers: HeaderMap,
-    Query(q): Query<AuthoritiesQuery>,
+    q: QueryOf<AuthoritiesQuery>,
 ) -> Result<Json<Value>, ApiError> {
     users::authenticate(&state.engine, &headers)?;
+    let q = query(q)?;
     let lang = lang(&state, q.lang.as_deref(), &headers);
     let limit = limit(q.limit)?;
     let mut items = Vec::new();
@@ -489,9 +511,10 @@ pub(crate) async fn authority(
     State(state): State<ApiState>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    Query(q): Query<LangQuery>,
+    q: QueryOf<LangQuery>,
 ) -> Result<Json<Value>, ApiError> {
     users::authenticate(&state.engine, &headers)?;
+    let q = query(q)?;
     let lang = lang(&state, q.lang.as_deref(), &headers);
     let id = AuthorityId::new(&id).map_err(|_| ApiError::not_found())?;
     let a = state
@@ -532,9 +555,10 @@ pub(crate) struct ListQuery {
 pub(crate) async fn list(
     State(state): State<ApiState>,
     headers: HeaderMap,
-    Query(q): Query<ListQuery>,
+    q: QueryOf<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let user = case_worker(&state, &headers)?;
+    let q = query(q)?;
     let limit = limit(q.limit)?;
     if let Some(s) = &q.status
         && !STATES.contains(&s.as_str())
@@ -610,10 +634,11 @@ struct CreateInput {
 pub(crate) async fn create(
     State(state): State<ApiState>,
     headers: HeaderMap,
-    Query(wait): Query<WaitQuery>,
+    wait: QueryOf<WaitQuery>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let user = case_worker(&state, &headers)?;
+    let wait = query(wait)?;
     let wait = wait.delivered()?;
     let idem = idempotency(&user, &headers, "/api/v1/requests", &body)?;
     let input: CreateInput = parse_json(&headers, &body)?;
@@ -802,11 +827,12 @@ pub(crate) async fn transition(
     State(state): State<ApiState>,
     Path(id): Path<String>,
     headers: HeaderMap,
-    Query(wait): Query<WaitQuery>,
+    wait: QueryOf<WaitQuery>,
     body: Bytes,
     action: &'static str,
 ) -> Result<Json<Value>, ApiError> {
     let user = case_worker(&state, &headers)?;
+    let wait = query(wait)?;
     let wait = wait.delivered()?;
     let (id, index) = visible_case(&state, &user, &id)?;
     let idem = idempotency(
@@ -918,9 +944,10 @@ pub(crate) async fn read(
     State(state): State<ApiState>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    Query(q): Query<ReadQuery>,
+    q: QueryOf<ReadQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let user = case_worker(&state, &headers)?;
+    let q = query(q)?;
     let (id, index) = visible_case(&state, &user, &id)?;
     let record = state
         .cases
@@ -944,8 +971,10 @@ pub(crate) async fn attachment(
     State(state): State<ApiState>,
     headers: HeaderMap,
     Path((id, sha)): Path<(String, String)>,
+    q: QueryOf<NoQuery>,
 ) -> Result<Response, ApiError> {
     let user = case_worker(&state, &headers)?;
+    query(q)?;
     let (id, _) = visible_case(&state, &user, &id)?;
     let sha = Digest::from_hex(&sha).ok_or_else(ApiError::not_found)?;
     let bytes = state
@@ -968,12 +997,13 @@ pub(crate) struct AccessQuery {
 pub(crate) async fn access_log(
     State(state): State<ApiState>,
     headers: HeaderMap,
-    Query(q): Query<AccessQuery>,
+    q: QueryOf<AccessQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let user = users::authenticate(&state.engine, &headers)?;
     if !user.is_auditor() {
         return Err(ApiError::forbidden("the access log is for auditors"));
     }
+    let q = query(q)?;
     let limit = limit(q.limit)?;
     let case: Option<CaseId> = match &q.case {
         None => None,
@@ -1065,21 +1095,34 @@ pub fn bundle_selection(
 pub(crate) async fn bundle(
     State(state): State<ApiState>,
     headers: HeaderMap,
-    Query(q): Query<BundleQuery>,
+    q: QueryOf<BundleQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let user = users::authenticate(&state.engine, &headers)?;
     if !user.is_auditor() {
         return Err(ApiError::forbidden("evidence bundles are for auditors"));
     }
+    let q = query(q)?;
     let selection = bundle_selection(q.case.as_deref(), q.from.as_deref(), q.to.as_deref())?;
-    if let imi_engine::audit::Selection::Case(case) = selection
-        && Cases::index(state.engine.store().as_ref(), &case)?.is_none()
-    {
-        return Err(ApiError::not_found());
-    }
+    case_must_exist(&state, &selection)?;
     let b = export_bundle(&state, selection).await?;
     tracing::info!(user = %user.id, entries = b.entries.len(), "evidence bundle exported");
     Ok(Json(serde_json::to_value(b).map_err(ApiError::internal)?))
+}
+
+/// The one 404 for a bundle of a case this node does not hold (a case id that does not
+/// parse is already a 404 in [`bundle_selection`]).
+pub fn case_must_exist(
+    state: &ApiState,
+    selection: &imi_engine::audit::Selection,
+) -> Result<(), ApiError> {
+    match selection {
+        imi_engine::audit::Selection::Case(case)
+            if Cases::index(state.engine.store().as_ref(), case)?.is_none() =>
+        {
+            Err(ApiError::not_found())
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The evidence bundle of a selection (for the auditor route and the operator's CLI).
@@ -1097,11 +1140,13 @@ pub async fn export_bundle(
 pub(crate) async fn alarms(
     State(state): State<ApiState>,
     headers: HeaderMap,
+    q: QueryOf<NoQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let user = users::authenticate(&state.engine, &headers)?;
     if !user.is_auditor() {
         return Err(ApiError::forbidden("witness alarms are for auditors"));
     }
+    query(q)?;
     let alarms = state.engine.alarms()?;
     Ok(Json(json!({ "items": alarms })))
 }
@@ -1112,12 +1157,13 @@ pub(crate) async fn read_blocked(
     State(state): State<ApiState>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    Query(q): Query<ReadQuery>,
+    q: QueryOf<ReadQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let user = users::authenticate(&state.engine, &headers)?;
     if !user.is_auditor() {
         return Err(ApiError::forbidden("blocked data is read by auditors only"));
     }
+    let q = query(q)?;
     let lang = lang(&state, q.lang.as_deref(), &headers);
     Ok(Json(blocked_view(&state, &user, &id, &lang).await?))
 }
