@@ -196,6 +196,10 @@ async fn audit_bundle(
         Ok(s) => s,
         Err(e) => return e.into_response(),
     };
+    // A case this node does not hold is the 404 of the auditor's route, not an empty bundle.
+    if let Err(e) = imi_api::requests::case_must_exist(&state.api, &selection) {
+        return e.into_response();
+    }
     match imi_api::requests::export_bundle(&state.api, selection).await {
         Ok(b) => Json(b).into_response(),
         Err(e) => e.into_response(),
