@@ -28,14 +28,17 @@ fn default_wait() -> bool {
 pub struct DiagRequest {
     /// Destination node.
     pub to: NodeId,
-    /// Number of envelopes.
-    #[serde(default = "default_count")]
+    /// Number of envelopes (a JSON number with a zero fraction, like `2.0`, counts).
+    #[serde(
+        default = "default_count",
+        deserialize_with = "imi_api::numbers::deserialize"
+    )]
     pub count: u32,
     /// Wait for the receipts.
     #[serde(default = "default_wait")]
     pub wait: bool,
     /// Body size in bytes (padding).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "imi_api::numbers::deserialize")]
     pub body_bytes: usize,
     /// Offered load: send at this many messages per second instead of as fast as possible.
     #[serde(default)]

@@ -6,6 +6,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
 use axum::{Json, Router};
+use imi_api::requests::{NoQuery, QueryOf, query};
 use imi_engine::Engine;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
@@ -111,7 +112,11 @@ pub fn router(state: HttpState) -> Router {
 async fn operator_read_blocked(
     State(state): State<HttpState>,
     axum::extract::Path(id): axum::extract::Path<String>,
+    q: QueryOf<NoQuery>,
 ) -> Response {
+    if let Err(e) = query(q) {
+        return e.into_response();
+    }
     let node = state.engine.node();
     let Ok(authority) = imi_protocol::AuthorityId::new(&format!("{node}-IMI")) else {
         return imi_api::ApiError::internal("operator authority id").into_response();
@@ -127,14 +132,20 @@ async fn operator_read_blocked(
     }
 }
 
-async fn retention_run(State(state): State<HttpState>) -> Response {
+async fn retention_run(State(state): State<HttpState>, q: QueryOf<NoQuery>) -> Response {
+    if let Err(e) = query(q) {
+        return e.into_response();
+    }
     match state.api.services.run_retention().await {
         Ok(r) => Json(json!({"blocked": r.blocked, "deleted": r.deleted})).into_response(),
         Err(e) => imi_api::ApiError::from(e).into_response(),
     }
 }
 
-async fn audit_checkpoint(State(state): State<HttpState>) -> Response {
+async fn audit_checkpoint(State(state): State<HttpState>, q: QueryOf<NoQuery>) -> Response {
+    if let Err(e) = query(q) {
+        return e.into_response();
+    }
     // Sign, send to witnesses and send this node's own witness answers now.
     match state.api.services.checkpoint().await {
         Ok(note) => Json(json!({"checkpoint": note})).into_response(),
@@ -150,10 +161,11 @@ struct BundleQuery {
     to: Option<String>,
 }
 
-async fn audit_bundle(
-    State(state): State<HttpState>,
-    axum::extract::Query(q): axum::extract::Query<BundleQuery>,
-) -> Response {
+async fn audit_bundle(State(state): State<HttpState>, q: QueryOf<BundleQuery>) -> Response {
+    let q = match query(q) {
+        Ok(q) => q,
+        Err(e) => return e.into_response(),
+    };
     let selection = match imi_api::requests::bundle_selection(
         q.case.as_deref(),
         q.from.as_deref(),
@@ -162,6 +174,7 @@ async fn audit_bundle(
         Ok(s) => s,
         Err(e) => return e.into_response(),
     };
+    // A case this node does not hold is the 404 of the auditor's route, not an empty bundle.
     match imi_api::requests::export_bundle(&state.api, selection).await {
         Ok(Some(b)) => Json(b).into_response(),
         Ok(None) => imi_api::ApiError::not_found().into_response(),
@@ -169,7 +182,10 @@ async fn audit_bundle(
     }
 }
 
-async fn users_list(State(state): State<HttpState>) -> Response {
+async fn users_list(State(state): State<HttpState>, q: QueryOf<NoQuery>) -> Response {
+    if let Err(e) = query(q) {
+        return e.into_response();
+    }
     match imi_api::users::list(&state.api).await {
         Ok(list) => Json(json!({"items": list.iter().map(|u| u.view()).collect::<Vec<_>>()}))
             .into_response(),
@@ -177,7 +193,14 @@ async fn users_list(State(state): State<HttpState>) -> Response {
     }
 }
 
-async fn users_add(State(state): State<HttpState>, body: axum::body::Bytes) -> Response {
+async fn users_add(
+    State(state): State<HttpState>,
+    q: QueryOf<NoQuery>,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Err(e) = query(q) {
+        return e.into_response();
+    }
     let new: imi_api::users::NewUser = match serde_json::from_slice(&body) {
         Ok(n) => n,
         Err(e) => {
@@ -199,7 +222,11 @@ async fn users_add(State(state): State<HttpState>, body: axum::body::Bytes) -> R
 async fn users_revoke(
     State(state): State<HttpState>,
     axum::extract::Path(user): axum::extract::Path<String>,
+    q: QueryOf<NoQuery>,
 ) -> Response {
+    if let Err(e) = query(q) {
+        return e.into_response();
+    }
     match imi_api::users::revoke(&state.api, &user).await {
         Ok(record) => Json(record.view()).into_response(),
         Err(e) => e.into_response(),
@@ -312,7 +339,14 @@ async fn metrics(State(state): State<HttpState>) -> Response {
         .into_response()
 }
 
-async fn diag_send(State(state): State<HttpState>, body: axum::body::Bytes) -> Response {
+async fn diag_send(
+    State(state): State<HttpState>,
+    q: QueryOf<NoQuery>,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Err(e) = query(q) {
+        return e.into_response();
+    }
     let req: DiagRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => return problem(StatusCode::BAD_REQUEST, "invalid request", e.to_string()),
@@ -324,7 +358,10 @@ async fn diag_send(State(state): State<HttpState>, body: axum::body::Bytes) -> R
     }
 }
 
-async fn status(State(state): State<HttpState>) -> Response {
+async fn status(State(state): State<HttpState>, q: QueryOf<NoQuery>) -> Response {
+    if let Err(e) = query(q) {
+        return e.into_response();
+    }
     let engine = &state.engine;
     let queues: serde_json::Map<String, serde_json::Value> = engine
         .peers()
@@ -348,7 +385,14 @@ async fn status(State(state): State<HttpState>) -> Response {
     .into_response()
 }
 
-async fn trust_list_update(State(state): State<HttpState>, body: axum::body::Bytes) -> Response {
+async fn trust_list_update(
+    State(state): State<HttpState>,
+    q: QueryOf<NoQuery>,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Err(e) = query(q) {
+        return e.into_response();
+    }
     match state
         .engine
         .update_trust_list(body.to_vec(), &state.governance)

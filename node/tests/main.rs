@@ -207,6 +207,77 @@ fn openapi_covers_every_route() {
                 op.get("operationId").is_some(),
                 "{method} {path} has no operationId"
             );
+            let route = format!("{} {path}", method.to_uppercase());
+            let responses = op["responses"].as_object().unwrap();
+            for (status, r) in responses {
+                let r = match r.get("$ref").and_then(|r| r.as_str()) {
+                    Some(r) => doc
+                        .pointer(r.trim_start_matches('#'))
+                        .unwrap_or_else(|| panic!("{route} {status}: {r} does not resolve")),
+                    None => r,
+                };
+                if status.starts_with('4')
+                    || (status.starts_with('5') && r["content"].get("application/json").is_none())
+                {
+                    assert_eq!(
+                        r["content"]["application/problem+json"]["schema"]["$ref"],
+                        "#/components/schemas/Problem",
+                        "{route} {status} is not a problem+json document"
+                    );
+                }
+            }
+            // The bearer token is checked before anything else: every protected route
+            // documents its 401.
+            let open = op["security"].as_array().is_some_and(|s| s.is_empty());
+            if !open {
+                assert!(
+                    responses.contains_key("401"),
+                    "{route} does not document 401"
+                );
+            }
+            // Undocumented query parameters are refused on every route but the probes,
+            // the metrics and this document.
+            let lenient = path.starts_with("/health/")
+                || path == "/metrics"
+                || path == "/api/v1/openapi.json";
+            if !lenient {
+                assert!(
+                    responses.contains_key("400"),
+                    "{route} refuses unknown query parameters but does not document 400"
+                );
+            }
+            // Every template segment is a documented path parameter.
+            let params: Vec<&serde_json::Value> = op["parameters"]
+                .as_array()
+                .map(|ps| {
+                    ps.iter()
+                        .map(|p| match p.get("$ref").and_then(|r| r.as_str()) {
+                            Some(r) => doc.pointer(r.trim_start_matches('#')).unwrap(),
+                            None => p,
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            for seg in path.split('/').filter(|s| s.starts_with('{')) {
+                let name = seg.trim_matches(['{', '}']);
+                assert!(
+                    params
+                        .iter()
+                        .any(|p| p["in"] == "path" && p["name"] == name),
+                    "{route}: path parameter {name} is not documented"
+                );
+            }
+            // A client can build a valid JSON body from the document alone.
+            if let Some(body) = op["requestBody"]["content"].get("application/json") {
+                let schema = match body["schema"].get("$ref").and_then(|r| r.as_str()) {
+                    Some(r) => doc.pointer(r.trim_start_matches('#')).unwrap(),
+                    None => &body["schema"],
+                };
+                assert!(
+                    body.get("examples").is_some() || schema.get("examples").is_some(),
+                    "{route}: the JSON request body has no example"
+                );
+            }
         }
     }
 }

@@ -3,7 +3,8 @@
 //! * [`Federation::init`] runs `imi-node federation init` into a fresh temp dir on free ports.
 //! * [`Federation::start`] / [`NodeProc::start`] spawn `imi-node run`, stderr/stdout into
 //!   `<dir>/logs/<ID>.<n>.log`, and wait until `GET /health/live` answers 200.
-//! * [`NodeClient`] talks HTTPS to a node (trusting only the federation's `ca.crt`).
+//! * [`NodeClient`] talks HTTPS to a node (trusting only the federation's `ca.crt`) and
+//!   checks every response of a documented route against `openapi.json` ([`openapi`]).
 //! * [`Federation::wait_until`] polls; its timeout is a failure guard only and panics with the
 //!   tail of every node log of the federation.
 //!
@@ -30,6 +31,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
+
+pub mod openapi;
 
 /// Default poll interval of the wait helpers.
 pub const POLL: Duration = Duration::from_millis(50);
@@ -801,11 +804,49 @@ impl NodeClient {
         }
     }
 
+    /// Fails the test unless the document describes this response of `method path`:
+    /// a documented status, content type and body ([`openapi::Document::check_response`]).
+    pub fn check_documented(
+        &self,
+        method: &str,
+        path: &str,
+        status: u16,
+        content_type: &str,
+        body: &str,
+    ) {
+        if let Err(e) = openapi::document().check_response(method, path, status, content_type, body)
+        {
+            self.fail(&format!(
+                "{method} {path} answered {status}, which openapi.json does not describe: {e}"
+            ));
+        }
+    }
+
+    /// Sends a request and reads the answer: status, content type and body, checked
+    /// against the document.
+    fn send(
+        &self,
+        method: &str,
+        path: &str,
+        rb: reqwest::blocking::RequestBuilder,
+    ) -> reqwest::Result<(u16, String, String)> {
+        let r = rb.send()?;
+        let st = r.status().as_u16();
+        let ct = r
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let body = r.text()?;
+        self.check_documented(method, path, st, &ct, &body);
+        Ok((st, ct, body))
+    }
+
     /// GET with the token (if any); returns status and body.
     pub fn get(&self, path: &str) -> reqwest::Result<(u16, String)> {
-        let r = self.auth(self.http.get(self.url(path))).send()?;
-        let st = r.status().as_u16();
-        Ok((st, r.text()?))
+        let (st, _, body) = self.send("GET", path, self.auth(self.http.get(self.url(path))))?;
+        Ok((st, body))
     }
 
     /// POST JSON with the token (if any); returns status and body.
@@ -814,12 +855,12 @@ impl NodeClient {
         path: &str,
         body: &serde_json::Value,
     ) -> reqwest::Result<(u16, String)> {
-        let r = self
-            .auth(self.http.post(self.url(path)))
-            .json(body)
-            .send()?;
-        let st = r.status().as_u16();
-        Ok((st, r.text()?))
+        let (st, _, text) = self.send(
+            "POST",
+            path,
+            self.auth(self.http.post(self.url(path))).json(body),
+        )?;
+        Ok((st, text))
     }
 
     /// A raw request with the token (if any): method, path, extra headers, body bytes.
@@ -839,15 +880,7 @@ impl NodeClient {
         if let Some(b) = body {
             rb = rb.body(b);
         }
-        let r = rb.send()?;
-        let st = r.status().as_u16();
-        let ct = r
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string();
-        Ok((st, ct, r.text()?))
+        self.send(method, path, rb)
     }
 
     /// GET a JSON document; panics (with the node logs) unless the status is `want`.
@@ -886,12 +919,13 @@ impl NodeClient {
 
     /// Status code of `GET /health/live`, `None` if unreachable.
     pub fn live(&self) -> Option<u16> {
-        self.http
+        let rb = self
+            .http
             .get(self.url("/health/live"))
-            .timeout(Duration::from_secs(2))
-            .send()
+            .timeout(Duration::from_secs(2));
+        self.send("GET", "/health/live", rb)
             .ok()
-            .map(|r| r.status().as_u16())
+            .map(|(st, _, _)| st)
     }
 
     /// `GET /health/ready`: status code and parsed JSON body.

@@ -20,6 +20,7 @@
 //! The OpenAPI 3.1 description of every route is [`OPENAPI`], served at
 //! `/api/v1/openapi.json`.
 
+pub mod numbers;
 pub mod problem;
 pub mod requests;
 pub mod scoreboard;
@@ -156,7 +157,7 @@ fn table() -> Vec<(&'static str, String, MethodRouter<ApiState>)> {
                 move |s: axum::extract::State<ApiState>,
                       p: axum::extract::Path<String>,
                       h: axum::http::HeaderMap,
-                      q: axum::extract::Query<requests::WaitQuery>,
+                      q: requests::QueryOf<requests::WaitQuery>,
                       b: axum::body::Bytes| {
                     requests::transition(s, p, h, q, b, action)
                 },

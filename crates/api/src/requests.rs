@@ -3,6 +3,7 @@ use crate::problem::ApiError;
 use crate::{ApiState, users, views};
 use axum::Json;
 use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -26,6 +27,23 @@ pub const DEFAULT_LIMIT: usize = 50;
 pub const MAX_LIMIT: usize = 200;
 /// Longest `Idempotency-Key`.
 pub const MAX_IDEMPOTENCY_KEY: usize = 128;
+
+/// A route's query string, extracted without failing so that the handler parses it only
+/// after authenticating the caller: a stranger gets the 401, never a 400 that describes the
+/// parameters.
+pub type QueryOf<T> = Result<Query<T>, QueryRejection>;
+
+/// The parsed query: parameters the route does not document, duplicates and malformed
+/// values are a 400 `bad_request`.
+pub fn query<T>(q: QueryOf<T>) -> Result<T, ApiError> {
+    q.map(|Query(q)| q)
+        .map_err(|e| ApiError::bad_request("bad_request", e.body_text()))
+}
+
+/// The query of a route that takes no parameters: any parameter is a 400.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoQuery {}
 
 // ---------------------------------------------------------------------------------------
 // Helpers
@@ -300,9 +318,10 @@ fn lang(state: &ApiState, q: Option<&str>, headers: &HeaderMap) -> String {
 pub(crate) async fn me(
     State(state): State<ApiState>,
     headers: HeaderMap,
-    Query(q): Query<LangQuery>,
+    q: QueryOf<LangQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let user = users::authenticate(&state, &headers).await?;
+    let q = query(q)?;
     let lang = lang(&state, q.lang.as_deref(), &headers);
     let areas: Vec<String> = match &user.role {
         Role::Coordinator {
@@ -324,9 +343,10 @@ pub(crate) async fn me(
 pub(crate) async fn catalogue(
     State(state): State<ApiState>,
     headers: HeaderMap,
-    Query(q): Query<LangQuery>,
+    q: QueryOf<LangQuery>,
 ) -> Result<Json<Value>, ApiError> {
     users::authenticate(&state, &headers).await?;
+    let q = query(q)?;
     let lang = lang(&state, q.lang.as_deref(), &headers);
     let cat = state.cases().catalogue();
     let areas: Vec<Value> = cat
@@ -352,9 +372,10 @@ pub(crate) async fn catalogue_area(
     State(state): State<ApiState>,
     headers: HeaderMap,
     Path(area): Path<String>,
-    Query(q): Query<LangQuery>,
+    q: QueryOf<LangQuery>,
 ) -> Result<Json<Value>, ApiError> {
     users::authenticate(&state, &headers).await?;
+    let q = query(q)?;
     let lang = lang(&state, q.lang.as_deref(), &headers);
     let cat = state.cases().catalogue();
     let a = cat.area(&area).ok_or_else(ApiError::not_found)?;
@@ -399,9 +420,10 @@ fn limit(l: Option<usize>) -> Result<usize, ApiError> {
 pub(crate) async fn authorities(
     State(state): State<ApiState>,
     headers: HeaderMap,
-    Query(q): Query<AuthoritiesQuery>,
+    q: QueryOf<AuthoritiesQuery>,
 ) -> Result<Json<Value>, ApiError> {
     users::authenticate(&state, &headers).await?;
+    let q = query(q)?;
     let lang = lang(&state, q.lang.as_deref(), &headers);
     let limit = limit(q.limit)?;
     let mut items = Vec::new();
@@ -427,9 +449,10 @@ pub(crate) async fn authority(
     State(state): State<ApiState>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    Query(q): Query<LangQuery>,
+    q: QueryOf<LangQuery>,
 ) -> Result<Json<Value>, ApiError> {
     users::authenticate(&state, &headers).await?;
+    let q = query(q)?;
     let lang = lang(&state, q.lang.as_deref(), &headers);
     let id = AuthorityId::new(&id).map_err(|_| ApiError::not_found())?;
     let a = state
@@ -470,9 +493,10 @@ pub(crate) struct ListQuery {
 pub(crate) async fn list(
     State(state): State<ApiState>,
     headers: HeaderMap,
-    Query(q): Query<ListQuery>,
+    q: QueryOf<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let user = case_worker(&state, &headers).await?;
+    let q = query(q)?;
     let limit = limit(q.limit)?;
     if let Some(s) = &q.status
         && !STATES.contains(&s.as_str())
@@ -547,10 +571,11 @@ struct CreateInput {
 pub(crate) async fn create(
     State(state): State<ApiState>,
     headers: HeaderMap,
-    Query(wait): Query<WaitQuery>,
+    wait: QueryOf<WaitQuery>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let user = case_worker(&state, &headers).await?;
+    let wait = query(wait)?;
     let wait = wait.delivered()?;
     let idem = idempotency(&user, &headers, "/api/v1/requests", &body)?;
     let input: CreateInput = parse_json(&headers, &body)?;
@@ -653,10 +678,11 @@ struct InfoInput {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CloseInput {
+    /// A JSON number, so that `4.0` is the rating 4 (see [`crate::numbers`]).
     #[serde(default)]
-    timeliness: Option<u8>,
+    timeliness: Option<serde_json::Number>,
     #[serde(default)]
-    efforts: Option<u8>,
+    efforts: Option<serde_json::Number>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -672,8 +698,8 @@ struct NoteInput {
     note: String,
 }
 
-fn rating(v: Option<u8>, field: &str) -> Result<Option<Rating>, ApiError> {
-    Ok(match v {
+fn rating(v: Option<&serde_json::Number>, field: &str) -> Result<Option<Rating>, ApiError> {
+    Ok(match v.map(|n| crate::numbers::integer(n).unwrap_or(0)) {
         None => None,
         Some(1) => Some(Rating::VeryDissatisfied),
         Some(2) => Some(Rating::Dissatisfied),
@@ -699,7 +725,7 @@ fn answer(a: AnswerInput) -> Result<CodedAnswer, ApiError> {
     let payload = match a.ty.as_str() {
         "bool" => AnswerPayload::Bool(a.value.as_bool().ok_or_else(bad)?),
         "text" => AnswerPayload::Text(a.value.as_str().ok_or_else(bad)?.to_owned()),
-        "number" => AnswerPayload::Number(a.value.as_i64().ok_or_else(bad)?),
+        "number" => AnswerPayload::Number(crate::numbers::integer_value(&a.value).ok_or_else(bad)?),
         "date" => {
             let d = date_field(a.value.as_str().ok_or_else(bad)?, "value")?;
             if d.before_epoch() {
@@ -737,11 +763,12 @@ pub(crate) async fn transition(
     State(state): State<ApiState>,
     Path(id): Path<String>,
     headers: HeaderMap,
-    Query(wait): Query<WaitQuery>,
+    wait: QueryOf<WaitQuery>,
     body: Bytes,
     action: &'static str,
 ) -> Result<Json<Value>, ApiError> {
     let user = case_worker(&state, &headers).await?;
+    let wait = query(wait)?;
     let wait = wait.delivered()?;
     let (id, index) = visible_case(&state, &user, &id).await?;
     let idem = idempotency(
@@ -811,8 +838,8 @@ pub(crate) async fn transition(
         "close" => {
             let b = parse_json::<CloseInput>(&headers, &body)?;
             Transition::Close {
-                timeliness: rating(b.timeliness, "timeliness")?,
-                efforts: rating(b.efforts, "efforts")?,
+                timeliness: rating(b.timeliness.as_ref(), "timeliness")?,
+                efforts: rating(b.efforts.as_ref(), "efforts")?,
             }
         }
         "withdraw" => Transition::Withdraw {
@@ -852,9 +879,10 @@ pub(crate) async fn read(
     State(state): State<ApiState>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    Query(q): Query<ReadQuery>,
+    q: QueryOf<ReadQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let user = case_worker(&state, &headers).await?;
+    let q = query(q)?;
     let (id, index) = visible_case(&state, &user, &id).await?;
     let record = state
         .services
@@ -879,8 +907,10 @@ pub(crate) async fn attachment(
     State(state): State<ApiState>,
     headers: HeaderMap,
     Path((id, sha)): Path<(String, String)>,
+    q: QueryOf<NoQuery>,
 ) -> Result<Response, ApiError> {
     let user = case_worker(&state, &headers).await?;
+    query(q)?;
     let (id, _) = visible_case(&state, &user, &id).await?;
     let sha = Digest::from_hex(&sha).ok_or_else(ApiError::not_found)?;
     let bytes = state
@@ -904,12 +934,13 @@ pub(crate) struct AccessQuery {
 pub(crate) async fn access_log(
     State(state): State<ApiState>,
     headers: HeaderMap,
-    Query(q): Query<AccessQuery>,
+    q: QueryOf<AccessQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let user = users::authenticate(&state, &headers).await?;
     if !user.is_auditor() {
         return Err(ApiError::forbidden("the access log is for auditors"));
     }
+    let q = query(q)?;
     let limit = limit(q.limit)?;
     let case: Option<CaseId> = match &q.case {
         None => None,
@@ -989,12 +1020,13 @@ pub fn bundle_selection(
 pub(crate) async fn bundle(
     State(state): State<ApiState>,
     headers: HeaderMap,
-    Query(q): Query<BundleQuery>,
+    q: QueryOf<BundleQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let user = users::authenticate(&state, &headers).await?;
     if !user.is_auditor() {
         return Err(ApiError::forbidden("evidence bundles are for auditors"));
     }
+    let q = query(q)?;
     let selection = bundle_selection(q.case.as_deref(), q.from.as_deref(), q.to.as_deref())?;
     let b = export_bundle(&state, selection)
         .await?
@@ -1016,11 +1048,13 @@ pub async fn export_bundle(
 pub(crate) async fn alarms(
     State(state): State<ApiState>,
     headers: HeaderMap,
+    q: QueryOf<NoQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let user = users::authenticate(&state, &headers).await?;
     if !user.is_auditor() {
         return Err(ApiError::forbidden("witness alarms are for auditors"));
     }
+    query(q)?;
     let alarms = state.services.alarms().await?;
     Ok(Json(json!({ "items": alarms })))
 }
@@ -1031,12 +1065,13 @@ pub(crate) async fn read_blocked(
     State(state): State<ApiState>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    Query(q): Query<ReadQuery>,
+    q: QueryOf<ReadQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let user = users::authenticate(&state, &headers).await?;
     if !user.is_auditor() {
         return Err(ApiError::forbidden("blocked data is read by auditors only"));
     }
+    let q = query(q)?;
     let lang = lang(&state, q.lang.as_deref(), &headers);
     Ok(Json(blocked_view(&state, &user, &id, &lang).await?))
 }

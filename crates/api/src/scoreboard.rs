@@ -115,6 +115,12 @@ pub(crate) async fn page(
     State(state): State<ApiState>,
     Query(q): Query<ScoreboardQuery>,
 ) -> Result<Response, ApiError> {
+    if q.format.is_some() {
+        return Err(ApiError::bad_request(
+            "bad_request",
+            "the scoreboard page is HTML; use /api/v1/scoreboard?format= for other formats",
+        ));
+    }
     let period = q.period(&state)?;
     render(&board(&state, period).await?, Some("html"))
 }
@@ -154,7 +160,11 @@ pub(crate) async fn export(
 }
 
 /// `GET /api/v1/scoreboard/flags`: the Commission node's cross-check.
-pub(crate) async fn flags(State(state): State<ApiState>) -> Result<Response, ApiError> {
+pub(crate) async fn flags(
+    State(state): State<ApiState>,
+    q: crate::requests::QueryOf<crate::requests::NoQuery>,
+) -> Result<Response, ApiError> {
+    crate::requests::query(q)?;
     if state.services.node() != NodeId::EU {
         return Err(ApiError::not_found());
     }

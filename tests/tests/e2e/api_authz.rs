@@ -7,6 +7,11 @@
 //! * `bad_input_is_refused_and_stores_nothing`: malformed, oversized, unknown-field,
 //!   impossible-date and out-of-catalogue input is a problem+json error with a `code`, and
 //!   none of it stores or sends anything.
+//! * `the_server_enforces_what_the_document_says`: 401 before any query check, 400 for an
+//!   undocumented query parameter on every route the document lists, empty values checked,
+//!   404 for the operator's bundle of an unknown case, ratings as integral JSON numbers.
+//!
+//! Every response is also checked against `openapi.json` by the harness ([`NodeClient`]).
 //!
 //! Needs the binary: `cargo build -p imi-node` (or `IMI_NODE_BIN=...`).
 
@@ -968,6 +973,257 @@ fn bad_input_is_refused_and_stores_nothing() {
     assert_eq!(list_ids(&fed, &requester), expected, "requester's list");
     eprintln!(
         "bad_input_is_refused_and_stores_nothing took {:?}",
+        started.elapsed()
+    );
+    drop((de, hu));
+}
+
+/// What the OpenAPI document says the server enforces, on real nodes:
+///
+/// * the bearer token is checked first: a stranger gets 401 whatever the query, and a
+///   user's role (403) comes before their query;
+/// * every route but the probes, the metrics and the document refuses a query parameter it
+///   does not document with 400 (the list of routes is read from the document), and empty
+///   values are values like any other;
+/// * the operator's evidence bundle of a case the node does not hold is the 404 the
+///   document promises, not an empty bundle;
+/// * a rating written as a JSON number with a zero fraction (`2.0`) is that integer, and
+///   `2.5` is refused.
+#[test]
+fn the_server_enforces_what_the_document_says() {
+    let _g = lock(&HEAVY);
+    let started = Instant::now();
+    let fed = Federation::init(&["DE", "HU"]);
+    let de = fed.start("DE");
+    let hu = fed.start("HU");
+    let requester = fed.user(
+        "DE",
+        &fed.add_user("DE", "requester", "DE-BY-BLZK", "authority_user", &[]),
+    );
+    let auditor = fed.user(
+        "DE",
+        &fed.add_user("DE", "auditor", "DE-NC", "auditor", &[]),
+    );
+    let responder = fed.user(
+        "HU",
+        &fed.add_user("HU", "responder", "HU-ENKK", "authority_user", &[]),
+    );
+    let operator = fed.client("DE");
+    let anon = operator.without_token();
+
+    // A case answered by HU, for the bundles and the ratings.
+    let id = create(
+        &fed,
+        &requester,
+        &create_body("HU-ENKK", "Dr. Rated Person", None),
+    );
+    wait_case(&fed, &responder, &id);
+    responder.post_status(&format!("/api/v1/requests/{id}/accept"), &json!({}), 200);
+    responder.post_status(
+        &format!("/api/v1/requests/{id}/answer"),
+        &action_body("answer"),
+        200,
+    );
+    wait_state(&fed, &requester, &id, "answered");
+    let sha = random_hex(32);
+
+    // --- Authentication before the query: 401, never a 400 --------------------------------
+    let bad_queries: Vec<(&str, String)> = vec![
+        ("GET", "/api/v1/requests?bogus=1".into()),
+        ("GET", "/api/v1/requests?limit=abc".into()),
+        ("GET", "/api/v1/me?lang=de&lang=fr".into()),
+        ("GET", "/api/v1/authorities?country=".into()),
+        ("GET", format!("/api/v1/requests/{id}?bogus=1")),
+        (
+            "GET",
+            format!("/api/v1/requests/{id}/attachments/{sha}?x=1"),
+        ),
+        ("POST", format!("/api/v1/requests/{id}/accept?wait=later")),
+        ("POST", "/api/v1/requests?bogus=1".into()),
+        ("GET", "/api/v1/audit/access-log?cursor=".into()),
+        (
+            "GET",
+            "/api/v1/audit/bundle?from=2026-01-01T00:00:00Z".into(),
+        ),
+        ("GET", "/api/v1/audit/alarms?x=1".into()),
+        ("GET", "/operator/audit/bundle?bogus=1".into()),
+        ("GET", "/operator/status?x=1".into()),
+        ("POST", "/operator/retention/run?x=1".into()),
+        ("POST", "/operator/users?x=1".into()),
+    ];
+    for stranger in [anon.clone(), anon.with_token("imi_garbage")] {
+        for (m, p) in &bad_queries {
+            let a = call(&fed, &stranger, m, p, None);
+            assert_problem(
+                &fed,
+                &format!("stranger: {m} {p}"),
+                &a,
+                401,
+                Some("unauthorized"),
+            );
+        }
+    }
+    // The role before the query: an auditor on a request route, a user on an audit route.
+    for (c, p) in [
+        (&auditor, "/api/v1/requests?bogus=1".to_string()),
+        (&auditor, format!("/api/v1/requests/{id}?bogus=1")),
+        (&requester, "/api/v1/audit/access-log?bogus=1".to_string()),
+        (&requester, "/api/v1/audit/bundle?bogus=1".to_string()),
+    ] {
+        let a = call(&fed, c, "GET", &p, None);
+        assert_problem(&fed, &format!("GET {p}"), &a, 403, Some("forbidden"));
+    }
+
+    // --- Every route refuses an undocumented query parameter ------------------------------
+    let doc = imi_e2e::openapi::document().json();
+    let mut refused = 0;
+    for (template, item) in doc["paths"].as_object().expect("paths") {
+        let lenient = template.starts_with("/health/")
+            || template == "/metrics"
+            || template == "/api/v1/openapi.json";
+        if lenient {
+            continue;
+        }
+        let path = template
+            .replace("{id}", &id)
+            .replace("{sha256}", &sha)
+            .replace("{area}", "PQ")
+            .replace("{authority}", "HU-ENKK")
+            .replace("{user}", "requester");
+        for (method, op) in item.as_object().expect("path item") {
+            let open = op["security"].as_array().is_some_and(|s| s.is_empty());
+            let c = if open {
+                &anon
+            } else if template.starts_with("/operator/") {
+                &operator
+            } else if template.starts_with("/api/v1/audit/") {
+                &auditor
+            } else {
+                &requester
+            };
+            let m = method.to_uppercase();
+            let p = format!("{path}?unknown_parameter=1");
+            let a = call(&fed, c, &m, &p, None);
+            assert_problem(&fed, &format!("{m} {p}"), &a, 400, None);
+            refused += 1;
+        }
+    }
+    assert!(refused >= 30, "only {refused} routes tried");
+    // Empty values are values: they must match the parameter's schema.
+    for (c, p, code) in [
+        (&requester, "/api/v1/authorities?country=", None),
+        (&requester, "/api/v1/requests?country=", None),
+        (&requester, "/api/v1/requests?cursor=", Some("bad_cursor")),
+        (&requester, "/api/v1/requests?limit=", None),
+        (&anon, "/api/v1/scoreboard?period=", Some("bad_period")),
+        (
+            &anon,
+            "/api/v1/scoreboard/facts?period=",
+            Some("bad_period"),
+        ),
+        (
+            &anon,
+            "/api/v1/scoreboard?from=2021-01-01",
+            Some("bad_period"),
+        ),
+        (&anon, "/scoreboard?format=csv", None),
+        (&auditor, "/api/v1/audit/access-log?cursor=", None),
+        (
+            &auditor,
+            "/api/v1/audit/bundle?from=2026-01-01T00:00:00Z",
+            Some("bad_selection"),
+        ),
+        (
+            &operator,
+            "/operator/audit/bundle?to=2026-01-01T00:00:00Z",
+            Some("bad_selection"),
+        ),
+    ] {
+        let a = call(&fed, c, "GET", p, None);
+        assert_problem(&fed, &format!("GET {p}"), &a, 400, code);
+    }
+
+    // --- The operator's bundle of a case the node does not hold is a 404 ------------------
+    for p in [
+        format!("/operator/audit/bundle?case={}", random_case_id()),
+        "/operator/audit/bundle?case=not-a-case".to_string(),
+    ] {
+        let a = call(&fed, &operator, "GET", &p, None);
+        assert_problem(
+            &fed,
+            &format!("operator GET {p}"),
+            &a,
+            404,
+            Some("not_found"),
+        );
+        let a = call(
+            &fed,
+            &auditor,
+            "GET",
+            &p.replace("/operator/", "/api/v1/"),
+            None,
+        );
+        assert_problem(
+            &fed,
+            &format!("auditor GET {p}"),
+            &a,
+            404,
+            Some("not_found"),
+        );
+    }
+    let held = operator.get_json(&format!("/operator/audit/bundle?case={id}"));
+    assert_eq!(
+        held["case"],
+        id.as_str(),
+        "the bundle of a case the node holds"
+    );
+    let range = operator
+        .get_json("/operator/audit/bundle?from=2000-01-01T00:00:00Z&to=2100-01-01T00:00:00Z");
+    assert_eq!(
+        range["case"],
+        Value::Null,
+        "a time-range bundle has no case"
+    );
+
+    // --- Ratings: 2.0 is the integer 2, 2.5 is refused --------------------------------------
+    let close = format!("/api/v1/requests/{id}/close");
+    for body in [
+        json!({"timeliness": 2.5}),
+        json!({"timeliness": 4, "efforts": 0.5}),
+        json!({"timeliness": 6.0}),
+    ] {
+        let a = call(&fed, &requester, "POST", &close, Some(&body));
+        assert_problem(
+            &fed,
+            &format!("close with {body}"),
+            &a,
+            422,
+            Some("invalid_rating"),
+        );
+    }
+    let raw_body = br#"{"timeliness": 2.0, "efforts": 5.0}"#.to_vec();
+    let a = raw(
+        &fed,
+        &requester,
+        "POST",
+        &close,
+        Some("application/json"),
+        Some(raw_body),
+    );
+    assert_eq!(a.status, 200, "close with integral floats: {a:?}");
+    assert_eq!(a.body["state"], "closed", "{a:?}");
+    let hu_view = wait_state(&fed, &responder, &id, "closed");
+    assert_eq!(
+        hu_view["ratings"],
+        json!({"timeliness": 2, "efforts": 5}),
+        "HU holds the ratings as integers"
+    );
+    assert_eq!(
+        requester.get_json(&format!("/api/v1/requests/{id}"))["ratings"],
+        json!({"timeliness": 2, "efforts": 5})
+    );
+    eprintln!(
+        "the_server_enforces_what_the_document_says took {:?}",
         started.elapsed()
     );
     drop((de, hu));
