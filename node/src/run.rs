@@ -153,14 +153,13 @@ pub async fn run(
         store_memory.clone(),
     );
     let services = imi_apps::Services::new(engine.clone(), &node_apps, governance);
-    let api = imi_api::ApiState::new(services, clock.clone());
+    let api = imi_api::ApiState::new(services, clock.clone())
+        .with_operator_token(imi_protocol::sha256(token.as_bytes()));
     let state = HttpState {
         api,
         store: store.clone(),
-        governance,
         engine: engine.clone(),
         registry: Arc::new(registry),
-        token_hash: imi_protocol::sha256(token.as_bytes()),
         rss,
         store_memory,
     };

@@ -21,6 +21,7 @@
 //! `/api/v1/openapi.json`.
 
 pub mod numbers;
+pub mod operator;
 pub mod problem;
 pub mod requests;
 pub mod scoreboard;
@@ -65,12 +66,24 @@ pub struct ApiState {
     pub services: Services,
     /// The clock.
     pub clock: Arc<dyn Clock>,
+    /// SHA-256 of the operator token (`None`: every operator route answers 401).
+    pub operator_token_sha256: Option<[u8; 32]>,
 }
 
 impl ApiState {
-    /// The state.
+    /// The state (no operator token yet).
     pub fn new(services: Services, clock: Arc<dyn Clock>) -> Self {
-        Self { services, clock }
+        Self {
+            services,
+            clock,
+            operator_token_sha256: None,
+        }
+    }
+
+    /// With the operator API open to the bearer of the token whose SHA-256 this is.
+    pub fn with_operator_token(mut self, sha256: [u8; 32]) -> Self {
+        self.operator_token_sha256 = Some(sha256);
+        self
     }
 
     /// The request service (catalogue, directory, rendering).
@@ -167,16 +180,25 @@ fn table() -> Vec<(&'static str, String, MethodRouter<ApiState>)> {
     v
 }
 
-/// Every route of [`router`], as `(method, path)` in OpenAPI path syntax.
+/// Every route of [`router`], as `(method, path)` in OpenAPI path syntax: the
+/// authorities' API and the operator API.
 pub fn routes() -> Vec<(&'static str, String)> {
-    table().into_iter().map(|(m, p, _)| (m, p)).collect()
+    table()
+        .into_iter()
+        .map(|(m, p, _)| (m, p))
+        .chain(
+            operator::table()
+                .into_iter()
+                .map(|(m, p, _)| (m, p.to_owned())),
+        )
+        .collect()
 }
 
-/// The `/api/v1` router.
-pub fn router(state: ApiState) -> Router {
+/// A router of `routes`, one method router per path.
+fn routed(routes: impl IntoIterator<Item = (String, MethodRouter<ApiState>)>) -> Router<ApiState> {
     let mut by_path: std::collections::BTreeMap<String, MethodRouter<ApiState>> =
         std::collections::BTreeMap::new();
-    for (_, path, handler) in table() {
+    for (path, handler) in routes {
         let merged = match by_path.remove(&path) {
             Some(existing) => existing.merge(handler),
             None => handler,
@@ -187,6 +209,25 @@ pub fn router(state: ApiState) -> Router {
     for (path, handler) in by_path {
         r = r.route(&path, handler);
     }
-    r.layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(state)
+    r
+}
+
+/// The router of `/api/v1` and of the operator API (`/operator/...`, behind one
+/// authorization layer, [`operator`]).
+pub fn router(state: ApiState) -> Router {
+    let api = routed(table().into_iter().map(|(_, p, h)| (p, h)))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES));
+    let operator = routed(
+        operator::table()
+            .into_iter()
+            .map(|(_, p, h)| (p.to_owned(), h)),
+    )
+    .route_layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        operator::operator_only,
+    ))
+    .layer(axum::extract::DefaultBodyLimit::max(
+        operator::MAX_OPERATOR_BODY_BYTES,
+    ));
+    api.merge(operator).with_state(state)
 }

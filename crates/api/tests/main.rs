@@ -5,6 +5,7 @@
 //! * [`authorization`]: 401 for a missing, unknown or revoked token; 403 for roles that do
 //!   not work on cases; one byte-identical 404 for a case that does not exist and a case
 //!   of another authority; coordinators see their country's cases.
+//! * [`operator`]: one authorization layer in front of every operator route.
 //! * [`idempotency`]: a retried POST gets the first response and creates nothing; the same
 //!   key with another body is refused.
 //! * [`pagination`]: cursor pages return every visible case exactly once.
@@ -32,6 +33,7 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 const DAY_MS: u64 = 24 * 3600 * 1000;
+const OPERATOR_TOKEN: &str = "operator-secret";
 
 /// One DE node (HU is on the trust list, not running: steps are committed and queued).
 struct Node {
@@ -130,7 +132,8 @@ impl Node {
         )
         .unwrap();
         let services = imi_apps::Services::new(engine.clone(), &apps, [0; 32]);
-        let state = ApiState::new(services, Arc::new(SystemClock));
+        let state = ApiState::new(services, Arc::new(SystemClock))
+            .with_operator_token(imi_protocol::sha256(OPERATOR_TOKEN.as_bytes()));
         Node {
             router: imi_api::router(state.clone()),
             state,
@@ -262,6 +265,63 @@ mod authorization {
         imi_api::users::revoke(&n.state, "anna").await.unwrap();
         let (st, _, _) = n.call("GET", &path, Some(&anna), &[], None).await;
         assert_eq!(st, StatusCode::UNAUTHORIZED);
+        n.stop().await;
+    }
+}
+
+mod operator {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_layer_guards_every_operator_route() {
+        let n = Node::start().await;
+        let anna = n.user("anna", "DE-BY-BLZK", "authority_user", &[]).await;
+        let routes: Vec<(String, String)> = imi_api::routes()
+            .into_iter()
+            .filter(|(_, p)| p.starts_with("/operator/"))
+            .map(|(m, p)| {
+                (
+                    m.to_uppercase(),
+                    p.replace("{user}", "anna").replace("{id}", "0"),
+                )
+            })
+            .collect();
+        assert_eq!(routes.len(), 10, "{routes:?}");
+        // No token, a user's token, a wrong token: 401 before the query or body is read.
+        for token in [None, Some(anna.as_str()), Some("wrong")] {
+            for (method, path) in &routes {
+                let path = format!("{path}?unknown=1");
+                let body = (method == "POST").then(|| json!({"garbage": true}));
+                let (st, problem, _) = n.call(method, &path, token, &[], body).await;
+                assert_eq!(
+                    st,
+                    StatusCode::UNAUTHORIZED,
+                    "{method} {path} with {token:?}"
+                );
+                assert_eq!(problem["code"], "unauthorized");
+            }
+        }
+        // The operator's token opens them; the query is checked next.
+        let (st, status, _) = n
+            .call("GET", "/operator/status", Some(OPERATOR_TOKEN), &[], None)
+            .await;
+        assert_eq!(st, StatusCode::OK, "{status}");
+        assert_eq!(status["node"], "DE");
+        let (st, _, _) = n
+            .call(
+                "GET",
+                "/operator/status?unknown=1",
+                Some(OPERATOR_TOKEN),
+                &[],
+                None,
+            )
+            .await;
+        assert_eq!(st, StatusCode::BAD_REQUEST);
+        let (st, users, _) = n
+            .call("GET", "/operator/users", Some(OPERATOR_TOKEN), &[], None)
+            .await;
+        assert_eq!(st, StatusCode::OK);
+        assert_eq!(users["items"][0]["id"], "anna");
         n.stop().await;
     }
 }
