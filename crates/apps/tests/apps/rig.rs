@@ -1,10 +1,11 @@
 //! The test rig: a federation of real engines in one process, each with its own RocksDB in a
-//! temporary directory and its own libp2p network on a fixed loopback port (so a node can be
-//! stopped and restarted on the same data and address).
+//! temporary directory and its own libp2p network on loopback. A node listens on port 0 the
+//! first time (the system picks a free port, no race with other processes) and on that same
+//! port when restarted; the rig tells every running node where the others listen.
 use imi_apps::diagnostics::DiagnosticApp;
 use imi_engine::metrics::PeerLabel;
 use imi_engine::{Applications, Engine, EngineConfig, EngineTasks, Identity, InboxRecord, keys};
-use imi_network::{NetworkClient, NetworkConfig, NetworkEvent, PeerId};
+use imi_network::{Multiaddr, NetworkClient, NetworkConfig, NetworkEvent, PeerId};
 use imi_protocol::{
     AuthorityId, Draft, HpkeKeyEntry, HpkeKeyPair, Kind, Member, MessageId, NodeId, NodeSigner,
     Outcome, Receipt, SealRandomness, SigningKeyEntry, SystemClock, Timestamp, TrustList,
@@ -12,7 +13,7 @@ use imi_protocol::{
 use imi_store::{Column, ReadStore, RocksConfig, RocksStore, Store};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
@@ -51,17 +52,6 @@ fn init_tracing() {
         .try_init();
 }
 
-/// Picks free loopback ports: binds them all at once (so they are distinct), then releases them.
-fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<std::net::TcpListener> = (0..n)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0"))
-        .collect();
-    listeners
-        .iter()
-        .map(|l| l.local_addr().expect("local addr").port())
-        .collect()
-}
-
 /// Options of a federation.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -86,7 +76,9 @@ pub struct MemberKeys {
     pub hpke: HpkeKeyPair,
     /// A signing key on the trust list whose validity ended before now, if asked for.
     pub expired: Option<NodeSigner>,
-    pub port: u16,
+    /// The port the node listens on: chosen by the system (port 0) when it first starts,
+    /// kept so that a restart listens at the same address.
+    port: Mutex<Option<u16>>,
     pub dir: tempfile::TempDir,
 }
 
@@ -94,8 +86,21 @@ impl MemberKeys {
     pub fn peer_id(&self) -> PeerId {
         imi_engine::peer_id_of(&self.signer.public()).expect("peer id")
     }
-    pub fn address(&self) -> String {
-        format!("/ip4/127.0.0.1/tcp/{}", self.port)
+    /// Where the node listens once it has started; `None` before.
+    pub fn address(&self) -> Option<Multiaddr> {
+        let port = (*self.port.lock().expect("port lock"))?;
+        Some(
+            format!("/ip4/127.0.0.1/tcp/{port}")
+                .parse()
+                .expect("multiaddr"),
+        )
+    }
+    /// Where to listen: the known port, or port 0 the first time.
+    fn listen_address(&self) -> Multiaddr {
+        let port = self.port.lock().expect("port lock").unwrap_or(0);
+        format!("/ip4/127.0.0.1/tcp/{port}")
+            .parse()
+            .expect("multiaddr")
     }
 }
 
@@ -104,6 +109,8 @@ pub struct Federation {
     pub trust: TrustList,
     pub members: BTreeMap<NodeId, MemberKeys>,
     pub options: Options,
+    /// The network clients of the nodes started so far, told every address a node learns.
+    running: Mutex<Vec<(NodeId, NetworkClient)>>,
 }
 
 impl Federation {
@@ -114,10 +121,9 @@ impl Federation {
     pub fn with(nodes: &[NodeId], options: Options) -> Self {
         init_tracing();
         let now = now_ms();
-        let ports = free_ports(nodes.len());
         let mut members = BTreeMap::new();
         let mut list = Vec::new();
-        for (node, port) in nodes.iter().zip(ports) {
+        for node in nodes {
             let signer = NodeSigner::generate(*node);
             let hpke = HpkeKeyPair::generate();
             let expired = options
@@ -146,7 +152,7 @@ impl Federation {
                 signer,
                 hpke,
                 expired,
-                port,
+                port: Mutex::new(None),
                 dir,
             };
             list.push(Member {
@@ -158,7 +164,9 @@ impl Federation {
                     valid_from: now - DAY_MS,
                     valid_until: now + DAY_MS,
                 }],
-                addresses: vec![keys.address()],
+                // Ports are chosen by the system when each node first starts (port 0); the
+                // rig tells the running nodes (`Federation::allowed`).
+                addresses: Vec::new(),
             });
             members.insert(*node, keys);
         }
@@ -172,6 +180,60 @@ impl Federation {
             trust,
             members,
             options,
+            running: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// `node`'s allow list: every other member's keys, at the address it listens on once
+    /// it has started.
+    pub fn allowed(&self, node: NodeId) -> Vec<imi_network::AllowedPeer> {
+        let mut out = imi_engine::allowed_peers(&self.trust, node);
+        for p in &mut out {
+            let addr = self
+                .members
+                .values()
+                .find(|m| {
+                    m.peer_id() == p.peer
+                        || m.expired.as_ref().is_some_and(|e| {
+                            imi_engine::peer_id_of(&e.public()).ok() == Some(p.peer)
+                        })
+                })
+                .and_then(MemberKeys::address);
+            p.addrs = addr.into_iter().collect();
+        }
+        out
+    }
+
+    /// Records where `node` listens and tells every running node (and the raw clients).
+    async fn learned(&self, node: NodeId, client: &NetworkClient) {
+        let m = self.member(node);
+        let deadline = Instant::now() + TIMEOUT;
+        let port = loop {
+            let port = client
+                .listen_addrs()
+                .await
+                .expect("listen addrs")
+                .iter()
+                .find_map(|a| {
+                    let text = a.to_string();
+                    let (_, port) = text.split_once("/tcp/")?;
+                    port.split('/').next()?.parse::<u16>().ok()
+                });
+            if let Some(port) = port {
+                break port;
+            }
+            assert!(Instant::now() < deadline, "{node} never started listening");
+            tokio::time::sleep(POLL).await;
+        };
+        *m.port.lock().expect("port lock") = Some(port);
+        let clients: Vec<(NodeId, NetworkClient)> = {
+            let mut running = self.running.lock().expect("running lock");
+            running.push((node, client.clone()));
+            running.clone()
+        };
+        for (n, c) in clients {
+            // A stopped node's client answers with an error; nothing to tell it.
+            let _ = c.set_allowed(self.allowed(n)).await;
         }
     }
 
@@ -233,7 +295,7 @@ impl Federation {
         );
         let cancel = CancellationToken::new();
         let config = NetworkConfig {
-            listen: vec![m.address().parse().expect("multiaddr")],
+            listen: vec![m.listen_address()],
             max_message_bytes: self.options.max_message_bytes,
             request_timeout: Duration::from_secs(20),
             ..NetworkConfig::default()
@@ -241,7 +303,7 @@ impl Federation {
         let (client, events, net_task) = imi_network::spawn(
             imi_engine::libp2p_keypair(&m.signer).expect("libp2p keypair"),
             config,
-            imi_engine::allowed_peers(&self.trust, node),
+            self.allowed(node),
             cancel.clone(),
         )
         .expect("spawn network");
@@ -263,21 +325,8 @@ impl Federation {
             cancel.clone(),
         )
         .expect("start engine");
-        // Listening before we return, so that peers do not race the bind.
-        let deadline = Instant::now() + TIMEOUT;
-        while client
-            .listen_addrs()
-            .await
-            .expect("listen addrs")
-            .is_empty()
-        {
-            assert!(
-                Instant::now() < deadline,
-                "{node} never started listening on {}",
-                m.address()
-            );
-            tokio::time::sleep(POLL).await;
-        }
+        // Listening before we return, and every running node knows where.
+        self.learned(node, &client).await;
         Node {
             id: node,
             engine: Some(engine),
@@ -293,11 +342,7 @@ impl Federation {
     pub fn raw_client(&self, node: NodeId, max_message_bytes: usize) -> RawClient {
         let m = self.member(node);
         let keypair = imi_engine::libp2p_keypair(&m.signer).expect("libp2p keypair");
-        self.raw_client_with(
-            keypair,
-            imi_engine::allowed_peers(&self.trust, node),
-            max_message_bytes,
-        )
+        self.raw_client_with(keypair, self.allowed(node), max_message_bytes)
     }
 
     /// A network client with a fresh identity that is on nobody's trust list, but which
@@ -310,7 +355,7 @@ impl Federation {
             .values()
             .map(|m| imi_network::AllowedPeer {
                 peer: m.peer_id(),
-                addrs: vec![m.address().parse().expect("multiaddr")],
+                addrs: m.address().into_iter().collect(),
             })
             .collect();
         self.raw_client_with(keypair, allowed, imi_network::DEFAULT_MAX_MESSAGE_BYTES)
