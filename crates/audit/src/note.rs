@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 
 /// Why a note could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum NoteError {
     /// Not the shape of a signed note or a checkpoint.
     #[error("malformed note: {0}")]

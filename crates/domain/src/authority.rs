@@ -64,6 +64,7 @@ pub struct Authority {
 
 /// Why an authority record is not valid.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum AuthorityError {
     /// The id does not start with the country code and a dash.
     #[error("authority id {id} does not start with {country}-")]

@@ -666,6 +666,7 @@ pub fn is_overdue(case: &RequestCase, now: Timestamp) -> bool {
 
 /// Why a transition is refused. [`TransitionError::code`] goes into rejection receipts.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum TransitionError {
     /// The step is not allowed in the current state.
     #[error("{kind} is not allowed in state {state}")]

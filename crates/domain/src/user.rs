@@ -81,6 +81,7 @@ pub struct User {
 
 /// Why a user record is not valid.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum UserError {
     /// The user id is empty, too long or has control characters or blanks.
     #[error("bad user id")]

@@ -108,6 +108,7 @@ pub struct Record {
 
 /// Why a fact is not valid.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum FactError {
     /// A time is not RFC 3339 UTC.
     #[error("{0} is not an RFC 3339 UTC time")]

@@ -14,6 +14,7 @@ pub const MAX_LINE: usize = 64 * 1024;
 
 /// Why facts could not be read.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ReadError {
     /// Reading failed.
     #[error("reading facts: {0}")]
