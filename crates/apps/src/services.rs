@@ -199,8 +199,12 @@ impl Services {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            // The case as it is now: its recipients and the predecessor of this step.
-            let seen = self.case(id).await?.map(|(ix, _)| ix);
+            // The case as it is now: its recipients and the predecessor of this step. A
+            // create names a new case: nothing to read (the commit thread checks it is new).
+            let seen = match &msg.step.transition {
+                imi_domain::request::Transition::Create { .. } if attempt == 1 => None,
+                _ => self.case(id).await?.map(|(ix, _)| ix),
+            };
             let to = match (&seen, &msg.step.transition) {
                 (Some(ix), _) => self.cases.counterparts(&ix.requester, &ix.responder),
                 (
