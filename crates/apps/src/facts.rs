@@ -15,12 +15,15 @@
 //! scoreboard cross-checks the two sides ([`imi_scoreboard::crosscheck`]).
 use crate::AppError;
 use imi_domain::request::{RequestCase, RequestState};
+use imi_engine::metrics::PeerCodeLabel;
 use imi_engine::{Application, Engine, Inbound, PeriodicJob, Txn};
 use imi_protocol::dates::Date;
 use imi_protocol::{AuthorityId, CaseId, NodeId, RejectCode};
 use imi_scoreboard::Fact;
 use imi_scoreboard::crosscheck::{Checked, Side, check};
 use imi_store::Column;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -169,11 +172,64 @@ fn stored_key(case: &str, side: Side) -> Vec<u8> {
     k
 }
 
-/// The Commission node's application: accepts fact reports.
+/// Whether a fact's times are in the order a request lives them: sent ≤ accepted ≤ first
+/// answered, and sent ≤ withdrawn.
+pub fn timeline_ordered(f: &Fact) -> bool {
+    let t = |s: &Option<String>| s.as_deref().map(imi_protocol::dates::parse_rfc3339);
+    let Some(sent) = imi_protocol::dates::parse_rfc3339(&f.sent_at) else {
+        return false;
+    };
+    let (accepted, answered, withdrawn) =
+        (t(&f.accepted_at), t(&f.answered_at), t(&f.withdrawn_at));
+    if [accepted, answered, withdrawn]
+        .iter()
+        .any(|x| matches!(x, Some(None)))
+    {
+        return false;
+    }
+    let (accepted, answered, withdrawn) =
+        (accepted.flatten(), answered.flatten(), withdrawn.flatten());
+    accepted.is_none_or(|a| a >= sent)
+        && answered.is_none_or(|x| x >= sent && accepted.is_none_or(|a| x >= a))
+        && withdrawn.is_none_or(|w| w >= sent)
+}
+
+/// The Commission node's application: accepts fact reports from a party of the case for
+/// its own side, with the case's parties, a plausible number of steps and times in order;
+/// anything else is refused with a signed code and counted as an alarm
+/// (`imi_fact_alarms_total{peer, code}`) with an error log line.
 #[derive(Debug, Default)]
-pub struct FactApp;
+pub struct FactApp {
+    alarms: Family<PeerCodeLabel, Counter>,
+}
+
+impl FactApp {
+    /// The alarm counter (`imi_fact_alarms`).
+    pub fn alarm_counter(&self) -> &Family<PeerCodeLabel, Counter> {
+        &self.alarms
+    }
+
+    fn alarm(&self, msg: &Inbound<'_>, code: &'static str) -> RejectCode {
+        tracing::error!(peer = %msg.header.from, msg = %msg.header.id, code, "FACT ALARM: a fact report the Commission node cannot accept");
+        self.alarms
+            .get_or_create(&PeerCodeLabel {
+                peer: msg.header.from.to_string(),
+                code: code.to_owned(),
+            })
+            .inc();
+        RejectCode::Application(code.to_owned())
+    }
+}
 
 impl Application for FactApp {
+    fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
+        registry.register(
+            "imi_fact_alarms",
+            "Fact reports refused as forged or impossible (other parties, impossible timeline, implausible steps), by sending node and code",
+            self.alarms.clone(),
+        );
+    }
+
     fn name(&self) -> &'static str {
         "facts"
     }
@@ -206,6 +262,25 @@ impl Application for FactApp {
         };
         if own != msg.header.from.as_str() {
             return Err(bad("not_own_side"));
+        }
+        // A case has at most `MAX_HISTORY` steps: a report claiming more could never be
+        // superseded by a genuine one.
+        if usize::try_from(report.steps).map_or(true, |s| s > imi_domain::limits::MAX_HISTORY) {
+            return Err(self.alarm(msg, "implausible_steps"));
+        }
+        if !timeline_ordered(&report.fact) {
+            return Err(self.alarm(msg, "impossible_timeline"));
+        }
+        // The parties of a case are those of the reports already held for it: a member that
+        // is not one of them (or claims other parties) cannot report it.
+        for side in [Side::Requester, Side::Responder] {
+            if let Some(existing) = txn.get(FACTS, &stored_key(&report.fact.case, side))?
+                && let Ok(old) = ciborium::from_reader::<StoredReport, _>(existing.as_slice())
+                && (old.report.fact.requester != report.fact.requester
+                    || old.report.fact.responder != report.fact.responder)
+            {
+                return Err(self.alarm(msg, "parties_mismatch"));
+            }
         }
         let key = stored_key(&report.fact.case, report.side);
         if let Some(existing) = txn.get(FACTS, &key)?

@@ -128,7 +128,7 @@ pub fn commission_node(
     let cases = Arc::new(cases);
     let retention = Arc::new(retention::Retention::new(cases.clone(), tombstones));
     let mut apps = common(signer, diagnostics, &retention);
-    apps.push(Arc::new(facts::FactApp));
+    apps.push(Arc::new(facts::FactApp::default()));
     apps.push(Arc::new(requests::CaseColumns));
     NodeApps {
         apps: Applications::new(apps),

@@ -90,6 +90,8 @@ pub struct Record {
     pub area: Option<usize>,
     /// Index into [`COUNTRIES`] of the responder, `None` if it is not an EEA country.
     pub responder: Option<usize>,
+    /// Requester and responder in the same country: not cross-border, not counted.
+    pub domestic: bool,
     /// Sent, ms.
     pub sent: i64,
     /// Accepted, ms.
@@ -217,6 +219,7 @@ pub fn record(
     Ok(Record {
         area: AREAS.iter().position(|a| *a == area),
         responder: check_country(responder, "responder")?,
+        domestic: requester == responder,
         sent: time(sent_at, "sent_at")?,
         accepted: opt_time(accepted_at, "accepted_at")?,
         withdrawn: opt_time(withdrawn_at, "withdrawn_at")?,
@@ -578,13 +581,17 @@ impl Board {
         self.period
     }
 
-    /// Adds one fact's record: counted if its area is counted, its responder an EEA country
-    /// and it was sent within the period.
+    /// Adds one fact's record: counted if its area is counted, its responder an EEA country,
+    /// it is cross-border (a domestic case is not an IMI exchange between Member States) and
+    /// it was sent within the period.
     pub fn add(&mut self, r: &Record) {
         self.facts += 1;
         let (Some(area), Some(country)) = (r.area, r.responder) else {
             return;
         };
+        if r.domestic {
+            return;
+        }
         if r.sent < self.period.start_ms() || r.sent >= self.period.end_ms() {
             return;
         }

@@ -431,3 +431,17 @@ fn time_formats() {
     f.sent_at = "2024-02-29T23:59:59Z".into();
     assert_eq!(f.record().unwrap().sent, 1_709_251_199_000);
 }
+
+#[test]
+fn domestic_cases_are_not_counted() {
+    // A DE→DE case is no exchange between Member States: it grades nobody.
+    let mut domestic = fact("DE");
+    domestic.accepted_at = Some(t(T0 + 30 * DAY));
+    let sb = board(&[domestic]);
+    let de = sb.countries.iter().find(|c| c.country == "DE").unwrap();
+    assert!(de.indicators.iter().all(|i| i.n == 0), "{de:?}");
+    // The same case between DE and HU counts for HU.
+    let mut cross = fact("HU");
+    cross.accepted_at = Some(t(T0 + 30 * DAY));
+    assert_eq!(n(&board(&[cross]), 1), 1);
+}

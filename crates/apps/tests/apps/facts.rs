@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 #[derive(Default)]
 struct Recorder {
     seen: Mutex<Vec<(String, NodeId, Vec<u8>)>>,
+    facts: FactApp,
 }
 
 use imi_protocol::NodeId;
@@ -38,8 +39,8 @@ impl Application for Recorder {
             msg.header.from,
             msg.body.to_vec(),
         ));
-        if FactApp.kinds().contains(&msg.header.kind.as_str()) {
-            FactApp.apply(msg, txn)
+        if self.facts.kinds().contains(&msg.header.kind.as_str()) {
+            self.facts.apply(msg, txn)
         } else {
             Err(RejectCode::UnknownKind)
         }
@@ -264,11 +265,13 @@ async fn facts_reach_the_commission_carry_nothing_personal_and_falsified_sides_a
         }
     }
 
-    // A falsified side: HU claims it accepted case `a` a day earlier than it did.
+    // A falsified side: HU claims it accepted case `a` the moment it was sent, earlier than
+    // it did (a timeline still in order; one before the sending is refused, see
+    // `forged_and_impossible_fact_reports_are_refused_and_alarmed`).
     let raw = fed.raw_client(HU, imi_network::DEFAULT_MAX_MESSAGE_BYTES);
     let mut forged = fa.clone();
-    let honest_ms = imi_protocol::dates::parse_rfc3339(fa.accepted_at.as_ref().unwrap()).unwrap();
-    forged.accepted_at = Some(imi_scoreboard::Fact::time(honest_ms - 86_400_000));
+    assert_ne!(fa.accepted_at.as_ref(), Some(&fa.sent_at));
+    forged.accepted_at = Some(fa.sent_at.clone());
     let send = |report: FactReport, case: CaseId| {
         let draft = Draft {
             kind: Kind::new(KIND_FACT).unwrap(),
@@ -344,5 +347,159 @@ async fn facts_reach_the_commission_carry_nothing_personal_and_falsified_sides_a
     }
     de.stop().await;
     hu.stop().await;
+    eu.stop().await;
+}
+
+/// A hostile member cannot rewrite the Commission's facts of a case between other
+/// countries, and nobody can report an impossible timeline or an unbounded step count:
+/// each is refused with its code, counted as an alarm, and changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_and_impossible_fact_reports_are_refused_and_alarmed() {
+    let fed = Federation::new(&[DE, HU, AT, EU]);
+    let facts = FactApp::default();
+    let alarms = facts.alarm_counter().clone();
+    let eu = fed
+        .start_with(EU, Applications::new(vec![Arc::new(facts)]))
+        .await;
+    let peer = fed.member(EU).peer_id();
+    let case = CaseId::random();
+    let t = |s: &str| format!("2026-11-{s}Z");
+    let genuine = imi_scoreboard::Fact {
+        case: case.to_string(),
+        area: "PQ".into(),
+        requester: "DE".into(),
+        responder: "HU".into(),
+        sent_at: t("02T10:00:00"),
+        accepted_at: Some(t("03T10:00:00")),
+        withdrawn_at: None,
+        answered_at: Some(t("10T10:00:00")),
+        deadline: Some("2026-12-01".into()),
+        timeliness: Some(5),
+        efforts: Some(5),
+    };
+    let send = |from: imi_protocol::NodeId, side: Side, steps: u32, fact: imi_scoreboard::Fact| {
+        let raw = fed.raw_client(from, imi_network::DEFAULT_MAX_MESSAGE_BYTES);
+        let draft = Draft {
+            kind: Kind::new(KIND_FACT).unwrap(),
+            authority: AuthorityId::new(&format!("{from}-IMI")).unwrap(),
+            to: vec![EU],
+            case: Some(case),
+            prev: vec![],
+            body: {
+                let mut out = Vec::new();
+                ciborium::into_writer(
+                    &FactReport {
+                        v: 1,
+                        side,
+                        steps,
+                        fact,
+                    },
+                    &mut out,
+                )
+                .unwrap();
+                out
+            },
+        };
+        let rnd = SealRandomness::random(1);
+        let bytes = imi_protocol::seal_and_sign(
+            &draft,
+            now_ms(),
+            &fed.member(from).signer,
+            &fed.trust,
+            &rnd,
+        )
+        .unwrap();
+        (raw, bytes)
+    };
+    let fed = &fed;
+    let send = &send;
+    let outcome = |from, side, steps, fact| {
+        let (raw, bytes) = send(from, side, steps, fact);
+        async move {
+            let r = fed.verify_receipt(
+                within("EU answers", raw.client.request(peer, bytes))
+                    .await
+                    .unwrap(),
+                EU,
+            );
+            raw.stop().await;
+            r.body.outcome
+        }
+    };
+    let alarm = |from: &str, code: &str| {
+        alarms
+            .get_or_create(&imi_engine::metrics::PeerCodeLabel {
+                peer: from.into(),
+                code: code.into(),
+            })
+            .get()
+    };
+    let rejected = |c: &str| Outcome::Rejected(RejectCode::Application(c.into()));
+
+    // DE's genuine report of its side.
+    assert_eq!(
+        outcome(DE, Side::Requester, 6, genuine.clone()).await,
+        Outcome::Accepted
+    );
+    let before = commission_cases(eu.store()).unwrap();
+
+    // AT claims to be the requester of DE's case (ratings 1/1, never accepted).
+    let mut forged = genuine.clone();
+    forged.requester = "AT".into();
+    forged.timeliness = Some(1);
+    forged.efforts = Some(1);
+    forged.accepted_at = None;
+    assert_eq!(
+        outcome(AT, Side::Requester, 7, forged.clone()).await,
+        rejected("parties_mismatch")
+    );
+    // … or its responder.
+    let mut forged = genuine.clone();
+    forged.responder = "AT".into();
+    assert_eq!(
+        outcome(AT, Side::Responder, 7, forged).await,
+        rejected("parties_mismatch")
+    );
+    // HU, the real responder, cannot change who the requester is.
+    let mut forged = genuine.clone();
+    forged.requester = "AT".into();
+    assert_eq!(
+        outcome(HU, Side::Responder, 7, forged).await,
+        rejected("parties_mismatch")
+    );
+    // Answered before it was sent; accepted before it was sent.
+    let mut impossible = genuine.clone();
+    impossible.answered_at = Some("1970-01-01T00:00:00Z".into());
+    assert_eq!(
+        outcome(HU, Side::Responder, 7, impossible).await,
+        rejected("impossible_timeline")
+    );
+    let mut impossible = genuine.clone();
+    impossible.accepted_at = Some(t("01T10:00:00"));
+    assert_eq!(
+        outcome(DE, Side::Requester, 7, impossible).await,
+        rejected("impossible_timeline")
+    );
+    // A step count no case can reach would block every later genuine report.
+    assert_eq!(
+        outcome(DE, Side::Requester, u32::MAX, genuine.clone()).await,
+        rejected("implausible_steps")
+    );
+
+    assert_eq!(alarm("AT", "parties_mismatch"), 2);
+    assert_eq!(alarm("HU", "parties_mismatch"), 1);
+    assert_eq!(alarm("HU", "impossible_timeline"), 1);
+    assert_eq!(alarm("DE", "impossible_timeline"), 1);
+    assert_eq!(alarm("DE", "implausible_steps"), 1);
+    assert_eq!(
+        commission_cases(eu.store()).unwrap(),
+        before,
+        "nothing refused changed the Commission's facts"
+    );
+    // The genuine responder's report is still accepted.
+    assert_eq!(
+        outcome(HU, Side::Responder, 6, genuine).await,
+        Outcome::Accepted
+    );
     eu.stop().await;
 }
