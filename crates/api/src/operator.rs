@@ -32,7 +32,6 @@ pub(crate) fn table() -> Vec<(&'static str, &'static str, MethodRouter<ApiState>
         ("post", "/operator/audit/checkpoint", post(audit_checkpoint)),
         ("get", "/operator/audit/bundle", get(audit_bundle)),
         ("post", "/operator/retention/run", post(retention_run)),
-        ("get", "/operator/audit/blocked/{id}", get(read_blocked)),
     ]
 }
 
@@ -71,25 +70,6 @@ pub(crate) async fn operator_only(
 
 fn invalid(e: impl std::fmt::Display) -> Response {
     crate::problem::problem_response(StatusCode::BAD_REQUEST, "invalid_request", &e.to_string())
-}
-
-async fn read_blocked(
-    State(state): State<ApiState>,
-    Path(id): Path<String>,
-    q: QueryOf<NoQuery>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    query(q)?;
-    let node = state.services.node();
-    let authority = AuthorityId::new(&format!("{node}-IMI"))
-        .map_err(|_| ApiError::internal("operator authority id"))?;
-    let reader = imi_domain::User {
-        id: "operator".into(),
-        authority,
-        role: imi_domain::Role::Operator,
-    };
-    Ok(Json(
-        crate::requests::blocked_view(&state, &reader, &id, "en").await?,
-    ))
 }
 
 async fn retention_run(

@@ -1076,10 +1076,10 @@ pub(crate) async fn read_blocked(
     Ok(Json(blocked_view(&state, &user, &id, &lang).await?))
 }
 
-/// The explicit read of a blocked case by `reader` (an auditor, or the operator through
-/// the operator API): recorded in the access log and the transparency log
+/// The explicit read of a blocked case by `reader` (an auditor; the operator cannot read
+/// case data): recorded in the access log and the transparency log
 /// (`read_blocked`) before the data is returned.
-pub async fn blocked_view(
+pub(crate) async fn blocked_view(
     state: &ApiState,
     reader: &User,
     id: &str,
