@@ -115,9 +115,10 @@ async fn attempt(
         return Err("receipt does not match the envelope".into());
     }
     match &r.body.outcome {
-        Outcome::Rejected(code) if code.is_transient() => {
-            Err(format!("transient rejection: {code}"))
-        }
+        Outcome::Rejected(code) if code.is_transient() => Err(format!(
+            "transient rejection: {}",
+            shared.metrics.peer_codes.label(node.as_str(), code)
+        )),
         _ => Ok(r),
     }
 }
@@ -254,12 +255,13 @@ async fn settle(
             shared.metrics.delivered.get_or_create(&label).inc();
         }
         Outcome::Rejected(code) => {
+            let code = shared.metrics.peer_codes.label(node.as_str(), code);
             shared
                 .metrics
                 .rejected_by_peer
                 .get_or_create(&PeerCodeLabel {
                     peer: node.to_string(),
-                    code: code.label().to_owned(),
+                    code: code.clone(),
                 })
                 .inc();
             tracing::warn!(peer = %node, msg = %id, code = %code, "destination rejected an envelope");

@@ -52,9 +52,52 @@ pub struct CodeLabel {
     pub code: String,
 }
 
+/// Most distinct application rejection codes kept as labels per peer; later ones are
+/// counted as `other`.
+pub const MAX_CODES_PER_PEER: usize = 32;
+
+/// A rejection code a peer sent, as it may appear in a metric label or a log line: protocol
+/// codes as they are; an application code only if it has the shape of one (`[a-z0-9_]`, 1 to
+/// 48 characters) and is among the first [`MAX_CODES_PER_PEER`] distinct ones seen from that
+/// peer; anything else `other`. A peer chooses these strings; they must not choose our series.
+#[derive(Clone, Default)]
+pub struct PeerCodes(
+    std::sync::Arc<
+        std::sync::Mutex<std::collections::HashMap<String, std::collections::HashSet<String>>>,
+    >,
+);
+
+impl PeerCodes {
+    /// The bounded label of `code` from `peer`.
+    pub fn label(&self, peer: &str, code: &imi_protocol::RejectCode) -> String {
+        let imi_protocol::RejectCode::Application(c) = code else {
+            return code.label().to_owned();
+        };
+        let shaped = !c.is_empty()
+            && c.len() <= 48
+            && c.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if !shaped {
+            return "other".to_owned();
+        }
+        let Ok(mut seen) = self.0.lock() else {
+            return "other".to_owned();
+        };
+        let codes = seen.entry(peer.to_owned()).or_default();
+        if codes.contains(c.as_str()) || codes.len() < MAX_CODES_PER_PEER {
+            codes.insert(c.clone());
+            c.clone()
+        } else {
+            "other".to_owned()
+        }
+    }
+}
+
 /// All engine metrics. Cloning shares them.
 #[derive(Clone, Default)]
 pub struct Metrics {
+    /// The labels of peers' rejection codes (bounded).
+    pub peer_codes: PeerCodes,
     /// Outbox entries per destination.
     pub queue_depth: Family<PeerLabel, Gauge>,
     /// Age of the oldest outbox entry per destination, seconds.
@@ -158,5 +201,37 @@ impl Metrics {
         PeerLabel {
             peer: node.to_string(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use imi_protocol::RejectCode;
+
+    #[test]
+    fn peer_codes_are_bounded() {
+        let codes = PeerCodes::default();
+        assert_eq!(codes.label("DE", &RejectCode::Malformed), "malformed");
+        let app = |c: &str| RejectCode::Application(c.to_owned());
+        assert_eq!(
+            codes.label("DE", &app("invalid_transition")),
+            "invalid_transition"
+        );
+        // Free text a peer chose is not a label.
+        assert_eq!(codes.label("DE", &app("x\" } evil{")), "other");
+        assert_eq!(codes.label("DE", &app(&"a".repeat(49))), "other");
+        // At most MAX_CODES_PER_PEER distinct codes per peer; known ones keep their label.
+        for i in 0..100 {
+            let _ = codes.label("AT", &app(&format!("code_{i}")));
+        }
+        let distinct: std::collections::HashSet<String> = (0..100)
+            .map(|i| codes.label("AT", &app(&format!("code_{i}"))))
+            .collect();
+        assert_eq!(distinct.len(), MAX_CODES_PER_PEER + 1, "{distinct:?}");
+        assert!(distinct.contains("other"));
+        assert_eq!(codes.label("AT", &app("code_0")), "code_0");
+        // Another peer has its own budget.
+        assert_eq!(codes.label("HU", &app("code_99")), "code_99");
     }
 }
