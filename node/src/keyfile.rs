@@ -2,7 +2,7 @@
 //! others can read (as Garage refuses world-readable secrets).
 use anyhow::{Context, Result, bail};
 use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 /// Writes a secret file with mode 0600 (creating or truncating it).
@@ -32,6 +32,49 @@ pub fn read_secret(path: &Path) -> Result<String> {
         );
     }
     Ok(std::fs::read_to_string(path)?.trim().to_owned())
+}
+
+/// The node's data directory: created 0700 if it is missing, refused (naming it) if group or
+/// others may enter, read or write it. The database holds case metadata, the access log with
+/// user ids and token hashes: no other local user gets in. See also [`private_files`].
+pub fn private_dir(path: &Path) -> Result<()> {
+    if !path.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(path)
+            .with_context(|| format!("creating {}", path.display()))?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))?;
+    }
+    let mode = std::fs::metadata(path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .permissions()
+        .mode()
+        & 0o777;
+    if mode & 0o077 != 0 {
+        bail!(
+            "refusing data directory {}: mode {:o} lets others in (chmod 700 it)",
+            path.display(),
+            mode
+        );
+    }
+    Ok(())
+}
+
+/// Makes every file in `path` 0600 (run after the store is opened, which writes some). Files
+/// RocksDB creates later get the process's umask, inside the 0700 directory.
+pub fn private_files(path: &Path) -> Result<()> {
+    for entry in std::fs::read_dir(path)? {
+        let entry = entry?;
+        if entry.file_type()?.is_file() {
+            let p = entry.path();
+            if entry.metadata()?.permissions().mode() & 0o077 != 0 {
+                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600))
+                    .with_context(|| format!("chmod 600 {}", p.display()))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Reads 32 secret bytes in hex.

@@ -59,11 +59,12 @@ pub async fn run(
     );
     let directory = Arc::new(crate::config::load_directory(&cfg.directory)?);
     let data_key = imi_apps::requests::DataKey::new(crate::keyfile::read_secret32(&cfg.data_key)?);
-    std::fs::create_dir_all(&cfg.data_dir)?;
+    crate::keyfile::private_dir(&cfg.data_dir)?;
     let store: Arc<dyn Store> = Arc::new(
         RocksStore::open(&cfg.data_dir, &imi_apps::columns(), &cfg.store.rocks())
             .with_context(|| format!("opening store {}", cfg.data_dir.display()))?,
     );
+    crate::keyfile::private_files(&cfg.data_dir)?;
     // The store decides between the file's list and a newer one accepted earlier.
     let trust =
         imi_engine::settle_trust_list(store.as_ref(), std::fs::read(&cfg.trust_list)?, &governance)

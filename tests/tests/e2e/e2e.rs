@@ -461,6 +461,41 @@ fn graceful_sigterm() {
 
 /// DESIGN.md: "the node refuses to start on a key file that others can read".
 #[test]
+fn data_directory_is_private() {
+    let fed = Federation::init(&["AT", "DE"]);
+    // Created 0700 at the first start, files inside 0600.
+    let at = fed.start("AT");
+    let data = fed.node_dir("AT").join("data");
+    drop(at);
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&data), 0o700, "{}", data.display());
+    let p = NodeProc::start(&fed, "AT");
+    for f in std::fs::read_dir(&data).unwrap() {
+        let f = f.unwrap();
+        if f.file_type().unwrap().is_file() {
+            assert_eq!(
+                f.metadata().unwrap().permissions().mode() & 0o077,
+                0,
+                "{} was readable by others after the start",
+                f.path().display()
+            );
+        }
+    }
+    drop(p);
+    // A data directory others may enter: refused, naming it.
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let p = NodeProc::spawn(&fed, "AT");
+    let log = p.log.clone();
+    let st = p.wait_exit(Duration::from_secs(20));
+    assert!(!st.success(), "node started with a 0755 data directory");
+    let log = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        log.contains("refusing data directory"),
+        "the error does not name the data directory:\n{log}"
+    );
+}
+
+#[test]
 fn refuses_world_readable_identity_key() {
     let fed = Federation::init(&["AT", "DE"]);
     let key = fed.node_dir("AT").join("identity.key");
