@@ -44,6 +44,10 @@ fn refusal(r: imi_domain::message::Refused) -> Refusal {
     Refusal::new(r.code, r.detail)
 }
 
+/// How much older than its receipt a step's signed time may be and still be used for
+/// retention (delivery after an outage is later; a backdated step is much older), ms.
+pub const MAX_PAST_SKEW_MS: Timestamp = 10 * 60 * 1000;
+
 /// The envelope kind of request steps.
 pub const KIND_REQUEST: &str = imi_protocol::Kind::REQUEST;
 
@@ -373,10 +377,10 @@ impl Cases {
         Ok(open(&key, &aad(FILE_CONTEXT, id, sha256), &sealed))
     }
 
-    /// Runs one step of case `id` by `actor` at `at` against the latest state in `txn` and,
-    /// if every check passes, writes the new encrypted record, its index entry and the
-    /// step's attachments into `txn`. `message_id` is the step's envelope (if any).
-    /// `inbound` says whether the step came from another node.
+    /// Runs one step of case `id` by `actor` at `at` (this node's own step: its clock) against
+    /// the latest state in `txn` and, if every check passes, writes the new encrypted record,
+    /// its index entry and the step's attachments into `txn`. `message_id` is the step's
+    /// envelope (if any).
     pub fn apply_step(
         &self,
         txn: &mut Txn<'_>,
@@ -386,6 +390,31 @@ impl Cases {
         at: Timestamp,
         message_id: Option<MessageId>,
     ) -> Result<RequestCase, Refusal> {
+        self.apply_received_step(txn, id, actor, msg, at, message_id, at)
+    }
+
+    /// Like [`Cases::apply_step`] for a step another node signed at `at` and this node
+    /// received at `received`. The case keeps the signed time (both nodes hold the same
+    /// history); the index — what retention schedules from — keeps the time this node can
+    /// defend: the signed one if it is at most [`MAX_PAST_SKEW_MS`] older than the receipt,
+    /// else the receipt time. A sender that backdates its close cannot make this node block
+    /// or erase its copy early.
+    #[allow(clippy::too_many_arguments)]
+    pub fn apply_received_step(
+        &self,
+        txn: &mut Txn<'_>,
+        id: CaseId,
+        actor: &Actor,
+        msg: &CaseMessage,
+        at: Timestamp,
+        message_id: Option<MessageId>,
+        received: Timestamp,
+    ) -> Result<RequestCase, Refusal> {
+        let defended = if received.saturating_sub(at) > MAX_PAST_SKEW_MS {
+            received
+        } else {
+            at
+        };
         if msg.v != MESSAGE_VERSION {
             return Err(Refusal::new(
                 "unsupported_version",
@@ -492,7 +521,7 @@ impl Cases {
         txn.put(
             CASE_INDEX,
             id.as_bytes().to_vec(),
-            cbor(&CaseIndex::of(&next, at, message_id)),
+            cbor(&CaseIndex::of(&next, defended, message_id)),
         );
         if self.report_facts {
             crate::facts::record_report(txn, self.node, &next);
@@ -539,13 +568,14 @@ impl Application for RequestApp {
             country: msg.header.from,
             coordinator: body.coordinator,
         };
-        match self.0.apply_step(
+        match self.0.apply_received_step(
             txn,
             id,
             &actor,
             &body,
             msg.header.created,
             Some(msg.header.id),
+            msg.received,
         ) {
             Ok(case) => {
                 tracing::info!(case = %id, from = %msg.header.from, kind = case.history.last().map_or("", |h| h.kind.as_str()), state = case.state.name(), "case step applied");

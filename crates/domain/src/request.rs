@@ -664,6 +664,10 @@ pub fn is_overdue(case: &RequestCase, now: Timestamp) -> bool {
 // Errors
 // ---------------------------------------------------------------------------------------
 
+/// How much earlier than the previous step of its case a step may be dated: the clock skew
+/// tolerated between two nodes, ms.
+pub const MAX_STEP_CLOCK_SKEW_MS: Timestamp = 60_000;
+
 /// Why a transition is refused. [`TransitionError::code`] goes into rejection receipts.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -735,6 +739,10 @@ pub enum TransitionError {
     /// The transition names another case.
     #[error("the transition is for another case")]
     WrongCase,
+    /// The step is dated before the previous step of the case (beyond the clock skew
+    /// [`MAX_STEP_CLOCK_SKEW_MS`] allowed between two nodes).
+    #[error("the step is dated before the previous step of the case")]
+    TimeBeforePrevious,
 }
 
 impl TransitionError {
@@ -760,6 +768,7 @@ impl TransitionError {
             TransitionError::BadAttachment => "bad_attachment",
             TransitionError::UnsupportedVersion(_) => "unsupported_version",
             TransitionError::WrongCase => "wrong_case",
+            TransitionError::TimeBeforePrevious => "time_before_previous",
         }
     }
 }
@@ -992,6 +1001,16 @@ pub fn apply(
     }
     if case.history.len() >= MAX_HISTORY {
         return Err(TransitionError::TooLarge("history"));
+    }
+    // Steps are signed by two nodes with two clocks: a step may not be dated before the
+    // previous one by more than their allowed skew (a responder cannot date its answer
+    // before the request).
+    if case
+        .history
+        .last()
+        .is_some_and(|h| at.saturating_add(MAX_STEP_CLOCK_SKEW_MS) < h.at)
+    {
+        return Err(TransitionError::TimeBeforePrevious);
     }
     let mut next = case.clone();
     let note = |text: &str, attachments: &[AttachmentRef]| Note {

@@ -231,3 +231,91 @@ async fn block_then_erase_without_trace_or_resurrection() {
     raw.stop().await;
     hu.stop().await;
 }
+
+/// A requester that backdates its withdrawal (within its key's validity) cannot make the
+/// responder's node block or erase its copy early: retention counts from the time HU can
+/// defend, its receipt, when the signed time is older than the allowed skew.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backdated_step_does_not_advance_retention() {
+    let fed = Federation::new(&[DE, HU]);
+    let cases = cases_for(HU);
+    let hu = fed
+        .start_with(HU, Applications::new(vec![cases.application()]))
+        .await;
+    let raw = fed.raw_client(DE, imi_network::DEFAULT_MAX_MESSAGE_BYTES);
+    let peer = fed.member(HU).peer_id();
+    // Twenty hours ago: inside the signing key's validity (the rig's keys are a day old).
+    let backdated = now_ms() - 20 * 3_600_000;
+    let seal = |case: CaseId, body: Vec<u8>, created: u64| {
+        let draft = Draft {
+            kind: Kind::new(imi_apps::requests::KIND_REQUEST).unwrap(),
+            authority: AuthorityId::new("DE-BY-BLZK").unwrap(),
+            to: vec![HU],
+            case: Some(case),
+            prev: vec![],
+            body,
+        };
+        imi_protocol::seal_and_sign(
+            &draft,
+            created,
+            &fed.member(DE).signer,
+            &fed.trust,
+            &SealRandomness::random(1),
+        )
+        .unwrap()
+    };
+    let send = |bytes: Vec<u8>| {
+        let raw = &raw;
+        let fed = &fed;
+        async move {
+            let r = within("HU answers", raw.client.request(peer, bytes))
+                .await
+                .unwrap();
+            fed.verify_receipt(r, HU).body.outcome
+        }
+    };
+    let id = CaseId::random();
+    let create_msg = message(create(&["PQ-Q01"], "HU-ENKK"), Some(subject()));
+    assert_eq!(
+        send(seal(id, create_msg, backdated)).await,
+        Outcome::Accepted
+    );
+    let withdraw = message(
+        Transition::Withdraw {
+            reason: "backdated".into(),
+        },
+        None,
+    );
+    let received = now_ms();
+    assert_eq!(
+        send(seal(id, withdraw, backdated + 1000)).await,
+        Outcome::Accepted
+    );
+    let ix = imi_apps::requests::Cases::index(hu.store(), &id)
+        .unwrap()
+        .unwrap();
+    assert!(ix.terminal);
+    assert!(
+        ix.updated >= received,
+        "retention counts from HU's receipt ({received}), not the signed {}",
+        backdated + 1000
+    );
+    // Six months after the signed time, but not after the receipt: nothing is blocked.
+    let r = imi_apps::retention::run_retention(
+        hu.engine(),
+        &cases,
+        backdated + 1000 + 183 * DAY + 3_600_000,
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!((r.blocked, r.deleted), (0, 0));
+    assert!(!imi_apps::retention::is_blocked(hu.store(), &id).unwrap());
+    // Six months after the receipt: blocked.
+    let r = imi_apps::retention::run_retention(hu.engine(), &cases, received + 184 * DAY, None)
+        .await
+        .unwrap();
+    assert_eq!(r.blocked, 1);
+    raw.stop().await;
+    hu.stop().await;
+}

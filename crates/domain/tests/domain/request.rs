@@ -1559,3 +1559,30 @@ fn random_walks_reach_every_transition() {
     assert!(missing.is_empty(), "never reached: {missing:?}");
     assert_eq!(terminal.len(), 2, "{terminal:?}");
 }
+
+#[test]
+fn a_step_is_not_dated_before_the_previous_one() {
+    use imi_domain::request::MAX_STEP_CLOCK_SKEW_MS;
+    // The responder dates its acceptance four minutes before the request was sent.
+    refused(
+        &sent(),
+        &responder(),
+        Transition::Accept,
+        T0 - 4 * 60_000,
+        "time_before_previous",
+    );
+    // Within the clock skew two nodes may have: accepted.
+    ok(
+        &sent(),
+        &responder(),
+        Transition::Accept,
+        T0 - MAX_STEP_CLOCK_SKEW_MS,
+    );
+    refused(
+        &sent(),
+        &responder(),
+        Transition::Accept,
+        T0 - MAX_STEP_CLOCK_SKEW_MS - 1,
+        "time_before_previous",
+    );
+}
