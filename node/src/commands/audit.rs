@@ -37,12 +37,13 @@ pub enum Command {
     Verify {
         /// The bundle file.
         file: PathBuf,
-        /// The governance public key to trust (hex file, e.g. fed/governance.pub); default:
-        /// the key in the bundle.
+        /// The governance public key to trust (hex file, e.g. fed/governance.pub). Required:
+        /// a bundle's own key proves nothing about who exported it.
         #[arg(long)]
-        governance_key: Option<PathBuf>,
-        /// Witness cosignatures required on the last checkpoint.
-        #[arg(long, default_value_t = 0)]
+        governance_key: PathBuf,
+        /// Witness cosignations (by members other than the log's node) required on the last
+        /// checkpoint; 0 accepts an unwitnessed log and says so in the report.
+        #[arg(long, default_value_t = 1)]
         witnesses: usize,
         /// JSON output.
         #[arg(long)]
@@ -103,17 +104,36 @@ pub fn exec(command: Command) -> Result<()> {
         } => {
             let bytes =
                 std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
-            let governance_key = match governance_key {
-                Some(p) => Some(imi_node::keyfile::read_public32(&p)?),
-                None => None,
-            };
-            let checks = imi_audit::bundle::verify(
+            let pinned = imi_node::keyfile::read_public32(&governance_key)
+                .with_context(|| format!("governance key {}", governance_key.display()))?;
+            // What the verdict rests on comes first in the report.
+            let mut checks = vec![
+                imi_audit::bundle::Check {
+                    name: "trust.governance_key".into(),
+                    ok: true,
+                    detail: format!(
+                        "pinned {} from {}",
+                        hex::encode(pinned),
+                        governance_key.display()
+                    ),
+                },
+                imi_audit::bundle::Check {
+                    name: "trust.witnesses_required".into(),
+                    ok: true,
+                    detail: if witnesses == 0 {
+                        "0: an unwitnessed log is accepted".into()
+                    } else {
+                        witnesses.to_string()
+                    },
+                },
+            ];
+            checks.extend(imi_audit::bundle::verify(
                 &bytes,
                 &imi_audit::bundle::Options {
-                    governance_key,
+                    governance_key: Some(pinned),
                     min_witnesses: witnesses,
                 },
-            );
+            ));
             let failed: Vec<&imi_audit::bundle::Check> = checks.iter().filter(|c| !c.ok).collect();
             if json {
                 println!("{}", serde_json::to_string(&checks)?);

@@ -13,6 +13,8 @@ fn step(c: &NodeClient, id: &str, action: &str, body: Value) {
     );
 }
 
+/// `imi-node audit verify FILE --governance-key fed/governance.pub` and `extra`; without a
+/// `--witnesses` in `extra`, `--witnesses 0` (most bundles here are not witnessed yet).
 fn verify(fed: &Federation, file: &std::path::Path, extra: &[&str]) -> (bool, String) {
     let gov = fed.root().join("governance.pub");
     let mut args = vec![
@@ -22,6 +24,9 @@ fn verify(fed: &Federation, file: &std::path::Path, extra: &[&str]) -> (bool, St
         "--governance-key",
         gov.to_str().unwrap(),
     ];
+    if !extra.contains(&"--witnesses") {
+        args.extend_from_slice(&["--witnesses", "0"]);
+    }
     args.extend_from_slice(extra);
     let out = fed.run_cli(&args);
     (
@@ -158,6 +163,32 @@ fn evidence_bundles_verify_offline_and_tampering_is_named() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let (ok, out) = verify(&fed, &hu_file, &[]);
     assert!(ok, "{out}");
+    assert!(
+        out.contains("PASS trust.witnesses_required (0: an unwitnessed log is accepted)"),
+        "{out}"
+    );
+    // The defaults: a pinned governance key is required, and one witness.
+    let o = fed.run_cli(&["audit", "verify", hu_file.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && stderr.contains("--governance-key"),
+        "verify ran without a pinned key: {stderr}"
+    );
+    let gov = fed.root().join("governance.pub");
+    let o = fed.run_cli(&[
+        "audit",
+        "verify",
+        hu_file.to_str().unwrap(),
+        "--governance-key",
+        gov.to_str().unwrap(),
+    ]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        !o.status.success(),
+        "an unwitnessed bundle passed the default: {out}"
+    );
+    assert!(out.contains("PASS trust.witnesses_required (1)"), "{out}");
+    assert!(out.contains("PASS trust.governance_key (pinned "), "{out}");
     // Without witnesses yet, requiring one fails and says so.
     let (ok, out) = verify(&fed, &hu_file, &["--witnesses", "1"]);
     assert!(
