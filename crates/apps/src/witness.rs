@@ -42,6 +42,14 @@ pub const WITNESS_OUT: Column = "witness_out";
 /// Witness alarms: seq → JSON record.
 pub const ALARMS: Column = "alarms";
 
+/// Most alarm records kept per log node (the metric counts every alarm).
+pub const MAX_ALARMS_PER_NODE: u64 = 100;
+/// Largest offending note kept in an alarm record; a larger one is kept as its SHA-256.
+pub const MAX_ALARM_NOTE_BYTES: usize = 16 * 1024;
+/// `alarms` keys of the bookkeeping rows (after every record key, a sequence number).
+const ALARM_DEDUP_PREFIX: &[u8] = b"\xffdedup/";
+const ALARM_COUNT_PREFIX: &[u8] = b"\xffcount/";
+
 /// How often the node signs a checkpoint of its log (when it grew) and sends it to the
 /// witnesses (the `checkpoint` job).
 pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(10);
@@ -130,7 +138,7 @@ impl WitnessApp {
         &self.alarms
     }
 
-    fn alarm(&self, txn: &mut Txn<'_>, alarm: Alarm) -> Result<(), RejectCode> {
+    fn alarm(&self, txn: &mut Txn<'_>, mut alarm: Alarm) -> Result<(), RejectCode> {
         tracing::error!(log = %alarm.node, kind = %alarm.kind, claimed_size = alarm.claimed.0, known_size = alarm.known.0, "WITNESS ALARM: a log showed a checkpoint inconsistent with one it showed before");
         self.alarms
             .get_or_create(&PeerCodeLabel {
@@ -138,6 +146,37 @@ impl WitnessApp {
                 code: alarm.kind.clone(),
             })
             .inc();
+        // One record per distinct claim: a log that repeats the same bad checkpoint is
+        // counted (the metric), not stored again.
+        let mut dedup = ALARM_DEDUP_PREFIX.to_vec();
+        dedup.extend_from_slice(&imi_protocol::sha256(
+            format!(
+                "{}\n{}\n{}\n{}",
+                alarm.node, alarm.kind, alarm.claimed.0, alarm.claimed.1
+            )
+            .as_bytes(),
+        ));
+        if txn.get(ALARMS, &dedup)?.is_some() {
+            return Ok(());
+        }
+        // At most MAX_ALARMS_PER_NODE records per log node; the metric keeps counting.
+        let mut count_key = ALARM_COUNT_PREFIX.to_vec();
+        count_key.extend_from_slice(alarm.node.as_bytes());
+        if txn.counter(ALARMS, &count_key)? >= MAX_ALARMS_PER_NODE {
+            tracing::warn!(log = %alarm.node, "witness alarm not stored: this log's alarm records are at their cap");
+            return Ok(());
+        }
+        txn.add(ALARMS, &count_key, 1)?;
+        txn.put(ALARMS, dedup, Vec::new());
+        // The offending note is kept when it is the size of a checkpoint; a padded one is
+        // kept as its hash.
+        if alarm.note.len() > MAX_ALARM_NOTE_BYTES {
+            alarm.note = format!(
+                "sha256:{} ({} bytes, not kept)",
+                hex::encode(imi_protocol::sha256(alarm.note.as_bytes())),
+                alarm.note.len()
+            );
+        }
         let seq = txn.add(keys::META, b"witness/alarm-seq", 1)?;
         txn.put(
             ALARMS,
@@ -405,7 +444,7 @@ pub async fn send_witness_answers(engine: &Engine) -> Result<usize, AppError> {
 pub fn alarms(engine: &Engine) -> Result<Vec<Alarm>, AppError> {
     Ok(engine
         .reader()
-        .range(ALARMS, &[], None, usize::MAX)?
+        .range(ALARMS, &[], Some(b"\xff"), usize::MAX)?
         .into_iter()
         .filter_map(|(_, v)| serde_json::from_slice(&v).ok())
         .collect())

@@ -187,6 +187,111 @@ async fn witnesses_cosign_extensions_and_refuse_split_views_and_rollbacks() {
         assert_eq!((last.node.as_str(), last.kind.as_str()), ("DE", what));
         assert_eq!(last.known.0, 6);
     }
+    // The same split view again: counted, not stored again.
+    let split = Checkpoint {
+        root: [7; 32],
+        ..honest.clone()
+    };
+    let bytes = send(split, 6, vec![]);
+    let r = fed.verify_receipt(
+        within("HU answers", raw.client.request(peer, bytes))
+            .await
+            .unwrap(),
+        HU,
+    );
+    assert_eq!(r.body.outcome, Outcome::Accepted);
+    assert_eq!(alarms("split_view"), 2, "every alarm is counted");
+    assert_eq!(
+        imi_apps::witness::alarms(hu.engine()).unwrap().len(),
+        expected_alarms,
+        "a repeated claim is not stored twice"
+    );
+    // A split view whose note DE padded to a megabyte with junk signature lines: the
+    // record keeps the note's hash, not the megabyte.
+    let padded = {
+        let cp = Checkpoint {
+            root: [8; 32],
+            ..honest.clone()
+        };
+        let mut note = SignedNote::sign(&cp.body(), &cp.origin, &signer).text();
+        let junk = format!("\u{2014} junk {}\n", "A".repeat(96));
+        while note.len() < 1024 * 1024 {
+            note.push_str(&junk);
+        }
+        let mut body = Vec::new();
+        ciborium::into_writer(
+            &CheckpointMessage {
+                note,
+                base: 6,
+                proof: vec![],
+            },
+            &mut body,
+        )
+        .unwrap();
+        let draft = Draft {
+            kind: Kind::new(KIND_CHECKPOINT).unwrap(),
+            authority: AuthorityId::new("DE-IMI").unwrap(),
+            to: vec![HU],
+            case: None,
+            prev: vec![],
+            body,
+        };
+        imi_protocol::seal_and_sign(
+            &draft,
+            now_ms(),
+            &signer,
+            &fed.trust,
+            &SealRandomness::random(1),
+        )
+        .unwrap()
+    };
+    let r = fed.verify_receipt(
+        within("HU answers", raw.client.request(peer, padded))
+            .await
+            .unwrap(),
+        HU,
+    );
+    // The note parses (extra signature lines are allowed), so this is an alarm.
+    assert_eq!(r.body.outcome, Outcome::Accepted);
+    let recorded = imi_apps::witness::alarms(hu.engine()).unwrap();
+    assert_eq!(recorded.len(), expected_alarms + 1);
+    let last = recorded.last().unwrap();
+    assert!(
+        last.note.starts_with("sha256:") && last.note.len() < 200,
+        "{}",
+        &last.note[..last.note.len().min(200)]
+    );
+    // Distinct claims are stored up to MAX_ALARMS_PER_NODE per log; later ones only counted.
+    let stored = recorded.len() as u64;
+    let extra = imi_apps::witness::MAX_ALARMS_PER_NODE - stored + 3;
+    for i in 0..extra {
+        let mut root = [0x40; 32];
+        root[..8].copy_from_slice(&i.to_be_bytes());
+        let bytes = send(
+            Checkpoint {
+                root,
+                ..honest.clone()
+            },
+            6,
+            vec![],
+        );
+        let r = fed.verify_receipt(
+            within("HU answers", raw.client.request(peer, bytes))
+                .await
+                .unwrap(),
+            HU,
+        );
+        assert_eq!(r.body.outcome, Outcome::Accepted);
+    }
+    assert_eq!(
+        imi_apps::witness::alarms(hu.engine()).unwrap().len() as u64,
+        imi_apps::witness::MAX_ALARMS_PER_NODE
+    );
+    assert_eq!(
+        alarms("split_view"),
+        3 + extra,
+        "every alarm is still counted"
+    );
     // HU still remembers DE's honest checkpoint.
     let seen: imi_apps::witness::Seen = ciborium::from_reader(
         hu.store()
