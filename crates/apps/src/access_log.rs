@@ -4,8 +4,9 @@
 //! thread (the last key + 1, seen through the group's own writes), so concurrent reads
 //! never share one.
 use crate::AppError;
+use crate::OwnedColumns;
 pub use crate::requests::AccessRecord;
-use imi_engine::{Application, Engine, LocalOutcome, Refusal};
+use imi_engine::{Engine, LocalOutcome, Refusal};
 use imi_store::{Column, ReadStore};
 
 /// Reads of personal data through the API.
@@ -16,17 +17,7 @@ pub const ACCESS_LOG: Column = "access_log";
 const NEXT_SEQ: &[u8] = b"\xffnext-seq";
 
 /// The access-log application (owns [`ACCESS_LOG`]).
-#[derive(Debug, Default)]
-pub struct AccessLogApp;
-
-impl Application for AccessLogApp {
-    fn name(&self) -> &'static str {
-        "access-log"
-    }
-    fn columns(&self) -> &'static [Column] {
-        &[ACCESS_LOG]
-    }
-}
+pub const APP: OwnedColumns = OwnedColumns::new("access-log", &[ACCESS_LOG]);
 
 /// Records one read, durably, with its log leaf.
 pub async fn record(engine: &Engine, rec: AccessRecord) -> Result<(), AppError> {

@@ -46,13 +46,3 @@ impl From<EngineError> for AppError {
         }
     }
 }
-
-impl AppError {
-    /// The refusal, if this is one.
-    pub fn refusal(&self) -> Option<&imi_engine::Refusal> {
-        match self {
-            AppError::Refused(r) => Some(r),
-            _ => None,
-        }
-    }
-}

@@ -19,8 +19,8 @@ use imi_engine::metrics::PeerCodeLabel;
 use imi_engine::{Application, Engine, Inbound, PeriodicJob, Txn};
 use imi_protocol::dates::Date;
 use imi_protocol::{AuthorityId, CaseId, NodeId, RejectCode};
-use imi_scoreboard::Fact;
 use imi_scoreboard::crosscheck::{Checked, Side, check};
+use imi_scoreboard::{Fact, Record};
 use imi_store::Column;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -172,26 +172,13 @@ fn stored_key(case: &str, side: Side) -> Vec<u8> {
     k
 }
 
-/// Whether a fact's times are in the order a request lives them: sent ≤ accepted ≤ first
-/// answered, and sent ≤ withdrawn.
-pub fn timeline_ordered(f: &Fact) -> bool {
-    let t = |s: &Option<String>| s.as_deref().map(imi_protocol::dates::parse_rfc3339);
-    let Some(sent) = imi_protocol::dates::parse_rfc3339(&f.sent_at) else {
-        return false;
-    };
-    let (accepted, answered, withdrawn) =
-        (t(&f.accepted_at), t(&f.answered_at), t(&f.withdrawn_at));
-    if [accepted, answered, withdrawn]
-        .iter()
-        .any(|x| matches!(x, Some(None)))
-    {
-        return false;
-    }
-    let (accepted, answered, withdrawn) =
-        (accepted.flatten(), answered.flatten(), withdrawn.flatten());
-    accepted.is_none_or(|a| a >= sent)
-        && answered.is_none_or(|x| x >= sent && accepted.is_none_or(|a| x >= a))
-        && withdrawn.is_none_or(|w| w >= sent)
+/// Whether a fact's times (as its validated [`Record`]) are in the order a request lives
+/// them: sent ≤ accepted ≤ first answered, and sent ≤ withdrawn.
+pub fn timeline_ordered(r: &Record) -> bool {
+    r.accepted.is_none_or(|a| a >= r.sent)
+        && r.answered
+            .is_none_or(|x| x >= r.sent && r.accepted.is_none_or(|a| x >= a))
+        && r.withdrawn.is_none_or(|w| w >= r.sent)
 }
 
 /// The Commission node's application: accepts fact reports from a party of the case for
@@ -249,7 +236,7 @@ impl Application for FactApp {
         if report.v != REPORT_VERSION {
             return Err(bad("unsupported_version"));
         }
-        report.fact.record().map_err(|_| bad("invalid_fact"))?;
+        let record = report.fact.record().map_err(|_| bad("invalid_fact"))?;
         let case_ok = report.fact.case.len() == 32
             && report.fact.case.bytes().all(|b| b.is_ascii_hexdigit())
             && msg.header.case.map(|c| c.to_string()) == Some(report.fact.case.clone());
@@ -268,7 +255,7 @@ impl Application for FactApp {
         if usize::try_from(report.steps).map_or(true, |s| s > imi_domain::limits::MAX_HISTORY) {
             return Err(self.alarm(msg, "implausible_steps"));
         }
-        if !timeline_ordered(&report.fact) {
+        if !timeline_ordered(&record) {
             return Err(self.alarm(msg, "impossible_timeline"));
         }
         // The parties of a case are those of the reports already held for it: a member that

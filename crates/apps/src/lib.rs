@@ -38,6 +38,30 @@ use imi_store::Column;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+/// An application that only owns columns (users, idempotency keys, the access log; the case
+/// columns on the Commission node): no message kinds, no jobs.
+#[derive(Debug, Clone, Copy)]
+pub struct OwnedColumns {
+    name: &'static str,
+    columns: &'static [Column],
+}
+
+impl OwnedColumns {
+    /// The application `name` owning `columns`.
+    pub const fn new(name: &'static str, columns: &'static [Column]) -> Self {
+        Self { name, columns }
+    }
+}
+
+impl Application for OwnedColumns {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn columns(&self) -> &'static [Column] {
+        self.columns
+    }
+}
+
 /// Every column a node of this implementation may use: the kernel's and every
 /// application's (what [`member_node`] and [`commission_node`] declare is a subset; a test
 /// checks it). The store is opened with these before the trust list says which
@@ -83,9 +107,9 @@ fn common(
         Arc::new(diagnostics),
         Arc::new(witness::WitnessApp::new(signer.clone())),
         Arc::new(witness::CosignatureApp),
-        Arc::new(users::UsersApp),
-        Arc::new(idempotency::IdempotencyApp),
-        Arc::new(access_log::AccessLogApp),
+        Arc::new(users::APP),
+        Arc::new(idempotency::APP),
+        Arc::new(access_log::APP),
         retention.clone(),
     ]
 }
@@ -129,7 +153,7 @@ pub fn commission_node(
     let retention = Arc::new(retention::Retention::new(cases.clone(), tombstones));
     let mut apps = common(signer, diagnostics, &retention);
     apps.push(Arc::new(facts::FactApp::default()));
-    apps.push(Arc::new(requests::CaseColumns));
+    apps.push(Arc::new(requests::CASE_COLUMNS));
     NodeApps {
         apps: Applications::new(apps),
         cases,

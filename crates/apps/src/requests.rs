@@ -591,17 +591,7 @@ impl Application for RequestApp {
 
 /// The request columns without the application: a node that takes part in no request (the
 /// Commission node) still opens them, so its API answers lists with nothing.
-#[derive(Debug, Default)]
-pub struct CaseColumns;
-
-impl Application for CaseColumns {
-    fn name(&self) -> &'static str {
-        "request-columns"
-    }
-    fn columns(&self) -> &'static [Column] {
-        COLUMNS
-    }
-}
+pub const CASE_COLUMNS: crate::OwnedColumns = crate::OwnedColumns::new("request-columns", COLUMNS);
 
 /// The log leaf of a read of personal data (the user appears only as a hash of their id).
 pub fn access_leaf(rec: &AccessRecord) -> String {

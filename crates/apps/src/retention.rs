@@ -66,11 +66,6 @@ impl Retention {
             None => Ok(0),
         }
     }
-
-    /// Erases one case's personal data now ([`erase_case`]).
-    pub async fn erase(&self, engine: &Engine, id: CaseId, now: u64) -> Result<(), AppError> {
-        erase_case(engine, id, now, self.tombstones.as_deref()).await
-    }
 }
 
 impl Application for Retention {

@@ -2,9 +2,10 @@
 //! [`UserRecord`], `t/` ‖ SHA-256 of the token (hex) → user id, removed on revocation).
 //! Only the hash of a token is stored; writes go through the committer like every other.
 use crate::AppError;
+use crate::OwnedColumns;
 use imi_domain::dates::rfc3339;
 use imi_domain::user::{CoordinatorScope, Role, User};
-use imi_engine::{Application, Engine, LocalOutcome, Refusal};
+use imi_engine::{Engine, LocalOutcome, Refusal};
 use imi_store::{Column, ReadStore};
 use serde::{Deserialize, Serialize};
 
@@ -12,17 +13,7 @@ use serde::{Deserialize, Serialize};
 pub const USERS: Column = "users";
 
 /// The users application (owns [`USERS`]).
-#[derive(Debug, Default)]
-pub struct UsersApp;
-
-impl Application for UsersApp {
-    fn name(&self) -> &'static str {
-        "users"
-    }
-    fn columns(&self) -> &'static [Column] {
-        &[USERS]
-    }
-}
+pub const APP: OwnedColumns = OwnedColumns::new("users", &[USERS]);
 
 /// A stored user.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

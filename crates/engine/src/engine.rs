@@ -221,11 +221,6 @@ impl EngineTasks {
             let _ = tokio::task::spawn_blocking(move || c.join()).await;
         }
     }
-
-    /// Tasks still running (0 after [`EngineTasks::join`]).
-    pub fn running(&self) -> usize {
-        self.tracker.len()
-    }
 }
 
 impl Engine {
@@ -395,11 +390,6 @@ impl Engine {
     /// The node's clock, now.
     pub fn now_ms(&self) -> imi_protocol::Timestamp {
         self.shared.clock.now_ms()
-    }
-
-    /// The node's clock.
-    pub fn clock(&self) -> Arc<dyn Clock> {
-        self.shared.clock.clone()
     }
 
     /// This node.

@@ -37,6 +37,35 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     }
 }
 
+/// A request step of `case` by DE-BY-BLZK to HU, signed by DE at `created`.
+fn de_step(fed: &Federation, case: CaseId, body: Vec<u8>, created: u64) -> Vec<u8> {
+    let draft = Draft {
+        kind: Kind::new(imi_apps::requests::KIND_REQUEST).unwrap(),
+        authority: AuthorityId::new("DE-BY-BLZK").unwrap(),
+        to: vec![HU],
+        case: Some(case),
+        prev: vec![],
+        body,
+    };
+    imi_protocol::seal_and_sign(
+        &draft,
+        created,
+        &fed.member(DE).signer,
+        &fed.trust,
+        &SealRandomness::random(1),
+    )
+    .unwrap()
+}
+
+/// Sends envelope bytes to HU over `raw` and returns the outcome of HU's verified receipt.
+async fn to_hu(fed: &Federation, raw: &crate::rig::RawClient, bytes: Vec<u8>) -> Outcome {
+    let peer = fed.member(HU).peer_id();
+    let r = within("HU answers", raw.client.request(peer, bytes))
+        .await
+        .unwrap();
+    fed.verify_receipt(r, HU).body.outcome
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn block_then_erase_without_trace_or_resurrection() {
     let fed = Federation::new(&[DE, HU]);
@@ -44,35 +73,8 @@ async fn block_then_erase_without_trace_or_resurrection() {
     let apps = || Applications::new(vec![cases.application()]);
     let hu = fed.start_with(HU, apps()).await;
     let raw = fed.raw_client(DE, imi_network::DEFAULT_MAX_MESSAGE_BYTES);
-    let peer = fed.member(HU).peer_id();
-    let seal = |case: CaseId, body: Vec<u8>| {
-        let draft = Draft {
-            kind: Kind::new(imi_apps::requests::KIND_REQUEST).unwrap(),
-            authority: AuthorityId::new("DE-BY-BLZK").unwrap(),
-            to: vec![HU],
-            case: Some(case),
-            prev: vec![],
-            body,
-        };
-        imi_protocol::seal_and_sign(
-            &draft,
-            now_ms(),
-            &fed.member(DE).signer,
-            &fed.trust,
-            &SealRandomness::random(1),
-        )
-        .unwrap()
-    };
-    let send = |bytes: Vec<u8>| {
-        let raw = &raw;
-        let fed = &fed;
-        async move {
-            let r = within("HU answers", raw.client.request(peer, bytes))
-                .await
-                .unwrap();
-            fed.verify_receipt(r, HU).body.outcome
-        }
-    };
+    let seal = |case: CaseId, body: Vec<u8>| de_step(&fed, case, body, now_ms());
+    let send = |bytes: Vec<u8>| to_hu(&fed, &raw, bytes);
     let id = CaseId::random();
     let create_bytes = seal(id, message(create(&["PQ-Q01"], "HU-ENKK"), Some(subject())));
     assert_eq!(send(create_bytes.clone()).await, Outcome::Accepted);
@@ -243,37 +245,10 @@ async fn a_backdated_step_does_not_advance_retention() {
         .start_with(HU, Applications::new(vec![cases.application()]))
         .await;
     let raw = fed.raw_client(DE, imi_network::DEFAULT_MAX_MESSAGE_BYTES);
-    let peer = fed.member(HU).peer_id();
     // Twenty hours ago: inside the signing key's validity (the rig's keys are a day old).
     let backdated = now_ms() - 20 * 3_600_000;
-    let seal = |case: CaseId, body: Vec<u8>, created: u64| {
-        let draft = Draft {
-            kind: Kind::new(imi_apps::requests::KIND_REQUEST).unwrap(),
-            authority: AuthorityId::new("DE-BY-BLZK").unwrap(),
-            to: vec![HU],
-            case: Some(case),
-            prev: vec![],
-            body,
-        };
-        imi_protocol::seal_and_sign(
-            &draft,
-            created,
-            &fed.member(DE).signer,
-            &fed.trust,
-            &SealRandomness::random(1),
-        )
-        .unwrap()
-    };
-    let send = |bytes: Vec<u8>| {
-        let raw = &raw;
-        let fed = &fed;
-        async move {
-            let r = within("HU answers", raw.client.request(peer, bytes))
-                .await
-                .unwrap();
-            fed.verify_receipt(r, HU).body.outcome
-        }
-    };
+    let seal = |case: CaseId, body: Vec<u8>, created: u64| de_step(&fed, case, body, created);
+    let send = |bytes: Vec<u8>| to_hu(&fed, &raw, bytes);
     let id = CaseId::random();
     let create_msg = message(create(&["PQ-Q01"], "HU-ENKK"), Some(subject()));
     assert_eq!(

@@ -93,8 +93,8 @@ async fn witnesses_cosign_extensions_and_refuse_split_views_and_rollbacks() {
     let peer = fed.member(HU).peer_id();
     let signer = fed.member(DE).signer.clone();
     let honest = Checkpoint::parse(&note.body).unwrap();
-    let send = |cp: Checkpoint, base: u64, proof: Vec<[u8; 32]>| {
-        let note = SignedNote::sign(&cp.body(), &cp.origin, &signer).text();
+    // A checkpoint envelope from DE carrying `note` (signed, possibly padded).
+    let send_note = |note: String, base: u64, proof: Vec<[u8; 32]>| {
         let mut body = Vec::new();
         ciborium::into_writer(&CheckpointMessage { note, base, proof }, &mut body).unwrap();
         let draft = Draft {
@@ -113,6 +113,13 @@ async fn witnesses_cosign_extensions_and_refuse_split_views_and_rollbacks() {
             &SealRandomness::random(1),
         )
         .unwrap()
+    };
+    let send = |cp: Checkpoint, base: u64, proof: Vec<[u8; 32]>| {
+        send_note(
+            SignedNote::sign(&cp.body(), &cp.origin, &signer).text(),
+            base,
+            proof,
+        )
     };
     let answer = |hu: &Node| {
         hu.store()
@@ -218,32 +225,7 @@ async fn witnesses_cosign_extensions_and_refuse_split_views_and_rollbacks() {
         while note.len() < 1024 * 1024 {
             note.push_str(&junk);
         }
-        let mut body = Vec::new();
-        ciborium::into_writer(
-            &CheckpointMessage {
-                note,
-                base: 6,
-                proof: vec![],
-            },
-            &mut body,
-        )
-        .unwrap();
-        let draft = Draft {
-            kind: Kind::new(KIND_CHECKPOINT).unwrap(),
-            authority: AuthorityId::new("DE-IMI").unwrap(),
-            to: vec![HU],
-            case: None,
-            prev: vec![],
-            body,
-        };
-        imi_protocol::seal_and_sign(
-            &draft,
-            now_ms(),
-            &signer,
-            &fed.trust,
-            &SealRandomness::random(1),
-        )
-        .unwrap()
+        send_note(note, 6, vec![])
     };
     let r = fed.verify_receipt(
         within("HU answers", raw.client.request(peer, padded))
