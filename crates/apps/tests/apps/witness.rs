@@ -121,6 +121,16 @@ async fn witnesses_cosign_extensions_and_refuse_split_views_and_rollbacks() {
             proof,
         )
     };
+    // Delivers envelope bytes to HU; the outcome of its verified receipt.
+    let to_hu = |bytes: Vec<u8>| {
+        let (fed, raw) = (&fed, &raw);
+        async move {
+            let r = within("HU answers", raw.client.request(peer, bytes))
+                .await
+                .unwrap();
+            fed.verify_receipt(r, HU).body.outcome
+        }
+    };
     let answer = |hu: &Node| {
         hu.store()
             .get(imi_apps::witness::WITNESS_OUT, b"DE")
@@ -171,17 +181,8 @@ async fn witnesses_cosign_extensions_and_refuse_split_views_and_rollbacks() {
         ),
     ] {
         let bytes = send(cp.clone(), base, proof);
-        let r = fed.verify_receipt(
-            within("HU answers", raw.client.request(peer, bytes))
-                .await
-                .unwrap(),
-            HU,
-        );
-        assert_eq!(
-            r.body.outcome,
-            Outcome::Accepted,
-            "{what}: the alarm is committed"
-        );
+        let outcome = to_hu(bytes).await;
+        assert_eq!(outcome, Outcome::Accepted, "{what}: the alarm is committed");
         let a = answer(&hu).unwrap();
         assert_eq!(a.size, cp.size);
         assert!(a.cosignature.is_none(), "{what}: HU must not cosign");
@@ -200,13 +201,8 @@ async fn witnesses_cosign_extensions_and_refuse_split_views_and_rollbacks() {
         ..honest.clone()
     };
     let bytes = send(split, 6, vec![]);
-    let r = fed.verify_receipt(
-        within("HU answers", raw.client.request(peer, bytes))
-            .await
-            .unwrap(),
-        HU,
-    );
-    assert_eq!(r.body.outcome, Outcome::Accepted);
+    let outcome = to_hu(bytes).await;
+    assert_eq!(outcome, Outcome::Accepted);
     assert_eq!(alarms("split_view"), 2, "every alarm is counted");
     assert_eq!(
         imi_apps::witness::alarms(hu.engine()).unwrap().len(),
@@ -227,14 +223,9 @@ async fn witnesses_cosign_extensions_and_refuse_split_views_and_rollbacks() {
         }
         send_note(note, 6, vec![])
     };
-    let r = fed.verify_receipt(
-        within("HU answers", raw.client.request(peer, padded))
-            .await
-            .unwrap(),
-        HU,
-    );
+    let outcome = to_hu(padded).await;
     // The note parses (extra signature lines are allowed), so this is an alarm.
-    assert_eq!(r.body.outcome, Outcome::Accepted);
+    assert_eq!(outcome, Outcome::Accepted);
     let recorded = imi_apps::witness::alarms(hu.engine()).unwrap();
     assert_eq!(recorded.len(), expected_alarms + 1);
     let last = recorded.last().unwrap();
@@ -257,13 +248,8 @@ async fn witnesses_cosign_extensions_and_refuse_split_views_and_rollbacks() {
             6,
             vec![],
         );
-        let r = fed.verify_receipt(
-            within("HU answers", raw.client.request(peer, bytes))
-                .await
-                .unwrap(),
-            HU,
-        );
-        assert_eq!(r.body.outcome, Outcome::Accepted);
+        let outcome = to_hu(bytes).await;
+        assert_eq!(outcome, Outcome::Accepted);
     }
     assert_eq!(
         imi_apps::witness::alarms(hu.engine()).unwrap().len() as u64,
@@ -302,13 +288,8 @@ async fn witnesses_cosign_extensions_and_refuse_split_views_and_rollbacks() {
         6,
         proof,
     );
-    let r = fed.verify_receipt(
-        within("HU answers", raw.client.request(peer, bytes))
-            .await
-            .unwrap(),
-        HU,
-    );
-    assert_eq!(r.body.outcome, Outcome::Accepted);
+    let outcome = to_hu(bytes).await;
+    assert_eq!(outcome, Outcome::Accepted);
     let a = answer(&hu).unwrap();
     assert!(a.cosignature.is_some() && a.known == 8, "{a:?}");
 
