@@ -18,7 +18,7 @@ use imi_domain::request::{RequestCase, RequestState};
 use imi_engine::metrics::PeerCodeLabel;
 use imi_engine::{Application, Engine, Inbound, PeriodicJob, Txn};
 use imi_protocol::dates::Date;
-use imi_protocol::{AuthorityId, CaseId, NodeId, RejectCode};
+use imi_protocol::{AuthorityId, CaseId, NodeId, RejectCode, Timestamp};
 use imi_scoreboard::crosscheck::{Checked, Side, check};
 use imi_scoreboard::{Fact, Record};
 use imi_store::Column;
@@ -53,22 +53,35 @@ pub struct FactReport {
     pub fact: Fact,
 }
 
-/// The facts of a case as one node sees it.
-pub fn fact_of(case: &RequestCase) -> Fact {
+/// The facts of a case as one node sees it, with the times it defends: `defended` holds,
+/// beside each step of the history, the time this node defends for it
+/// ([`crate::requests::CaseRecord::defended`]); a step time the case records (sent, accepted,
+/// answered, ended) is replaced by the defended time of the first step signed at that time.
+/// Missing entries keep the signed time.
+pub fn fact_of(case: &RequestCase, defended: &[Timestamp]) -> Fact {
     let country =
         |a: &AuthorityId| imi_domain::country_of(a).map_or_else(String::new, |c| c.to_string());
+    let defend = |t: Timestamp| {
+        let d = case
+            .history
+            .iter()
+            .position(|h| h.at == t)
+            .and_then(|i| defended.get(i).copied())
+            .unwrap_or(t);
+        Fact::time(d)
+    };
     Fact {
         case: case.id.to_string(),
         area: case.area.clone(),
         requester: country(&case.requester),
         responder: country(&case.responder),
-        sent_at: Fact::time(case.created),
-        accepted_at: case.accepted_at.map(Fact::time),
+        sent_at: defend(case.created),
+        accepted_at: case.accepted_at.map(defend),
         withdrawn_at: match case.state {
-            RequestState::Withdrawn => case.ended_at.map(Fact::time),
+            RequestState::Withdrawn => case.ended_at.map(defend),
             _ => None,
         },
-        answered_at: case.answered_at.map(Fact::time),
+        answered_at: case.answered_at.map(defend),
         deadline: Some(Date::of_ms(case.answer_by).to_string()),
         timeliness: case.ratings.timeliness.map(|r| r.score()),
         efforts: case.ratings.efforts.map(|r| r.score()),
@@ -82,9 +95,10 @@ fn cbor<T: Serialize>(v: &T) -> Vec<u8> {
 }
 
 /// Writes this node's report of `case` (after a step) into `txn`: the export row and the
-/// pending row the reporter sends. Nothing when `me` is party to neither side.
-pub fn record_report(txn: &mut Txn<'_>, me: NodeId, case: &RequestCase) {
-    let fact = fact_of(case);
+/// pending row the reporter sends, with the times this node defends (`defended`, beside
+/// each step: [`fact_of`]). Nothing when `me` is party to neither side.
+pub fn record_report(txn: &mut Txn<'_>, me: NodeId, case: &RequestCase, defended: &[Timestamp]) {
+    let fact = fact_of(case, defended);
     let side = if fact.requester == me.as_str() {
         Side::Requester
     } else if fact.responder == me.as_str() {

@@ -27,6 +27,7 @@ use imi_domain::catalogue::Catalogue;
 use imi_domain::request::{self, Actor, RequestCase, Transition};
 use imi_domain::{Directory, country_of};
 use imi_engine::{Application, Inbound, Refusal, Txn};
+use imi_protocol::clock::{PreviousStep, step_time};
 use imi_protocol::{AuthorityId, CaseId, MessageId, NodeId, RejectCode, Timestamp};
 use imi_store::Column;
 use imi_store::ReadStore;
@@ -44,9 +45,7 @@ fn refusal(r: imi_domain::message::Refused) -> Refusal {
     Refusal::new(r.code, r.detail)
 }
 
-/// How much older than its receipt a step's signed time may be and still be used for
-/// retention (delivery after an outage is later; a backdated step is much older), ms.
-pub const MAX_PAST_SKEW_MS: Timestamp = 10 * 60 * 1000;
+pub use imi_protocol::clock::MAX_PAST_SKEW_MS;
 
 /// The envelope kind of request steps.
 pub const KIND_REQUEST: &str = imi_protocol::Kind::REQUEST;
@@ -68,6 +67,25 @@ pub struct CaseRecord {
     pub case: RequestCase,
     /// The subject's data.
     pub subject: SubjectData,
+    /// Beside each step of `case.history`, the time this node defends for it
+    /// ([`imi_protocol::clock::step_time`]): the signed time, or this node's receipt time
+    /// when the signed one lies more than [`MAX_PAST_SKEW_MS`] before it; never earlier than
+    /// the previous step's. Retention and the indicator facts use these times. Records
+    /// written before this field have none: their steps' signed times stand.
+    #[serde(default)]
+    pub defended: Vec<Timestamp>,
+}
+
+impl CaseRecord {
+    /// The defended time of every step (the signed time where none was recorded).
+    pub fn defended_times(&self) -> Vec<Timestamp> {
+        self.case
+            .history
+            .iter()
+            .enumerate()
+            .map(|(i, h)| self.defended.get(i).copied().unwrap_or(h.at))
+            .collect()
+    }
 }
 
 /// The plaintext metadata of a case: what lists and filters need, no personal data.
@@ -395,10 +413,12 @@ impl Cases {
 
     /// Like [`Cases::apply_step`] for a step another node signed at `at` and this node
     /// received at `received`. The case keeps the signed time (both nodes hold the same
-    /// history); the index — what retention schedules from — keeps the time this node can
-    /// defend: the signed one if it is at most [`MAX_PAST_SKEW_MS`] older than the receipt,
-    /// else the receipt time. A sender that backdates its close cannot make this node block
-    /// or erase its copy early.
+    /// history); beside it the record keeps the time this node can defend
+    /// ([`imi_protocol::clock::step_time`]: the signed one if it is at most
+    /// [`MAX_PAST_SKEW_MS`] older than the receipt, else the receipt time, never before the
+    /// previous step's), and the index — what retention schedules from — and the indicator
+    /// facts use that one. A sender that backdates its close cannot make this node block or
+    /// erase its copy early, nor move the Commission's figures.
     #[allow(clippy::too_many_arguments)]
     pub fn apply_received_step(
         &self,
@@ -410,11 +430,6 @@ impl Cases {
         message_id: Option<MessageId>,
         received: Timestamp,
     ) -> Result<RequestCase, Refusal> {
-        let defended = if received.saturating_sub(at) > MAX_PAST_SKEW_MS {
-            received
-        } else {
-            at
-        };
         if msg.v != MESSAGE_VERSION {
             return Err(Refusal::new(
                 "unsupported_version",
@@ -457,6 +472,23 @@ impl Cases {
         };
         let next = request::step_body(previous.as_ref().map(|r| &r.case), id, actor, &msg.step, at)
             .map_err(|e| Refusal::new(e.code(), e.to_string()))?;
+        let mut defended = previous
+            .as_ref()
+            .map(CaseRecord::defended_times)
+            .unwrap_or_default();
+        let before = previous
+            .as_ref()
+            .and_then(|r| r.case.history.last())
+            .zip(defended.last())
+            .map(|(h, d)| PreviousStep {
+                signed: h.at,
+                defended: *d,
+            });
+        // The future bound was checked on the envelope; the bound against the previous step
+        // by the transition.
+        let now = step_time(before, at, received, Timestamp::MAX)
+            .map_err(|e| Refusal::new(e.code(), "the step's time is refused"))?;
+        defended.push(now);
         // Whoever sends, this node must hold one of the parties.
         if !self.counterparts_of(&next).contains(&self.node) {
             return Err(Refusal::new(
@@ -514,6 +546,7 @@ impl Cases {
         let record = CaseRecord {
             case: next.clone(),
             subject,
+            defended,
         };
         let sealed =
             seal(&key, &aad(RECORD_CONTEXT, &id, &[]), &cbor(&record)).map_err(internal)?;
@@ -521,10 +554,10 @@ impl Cases {
         txn.put(
             CASE_INDEX,
             id.as_bytes().to_vec(),
-            cbor(&CaseIndex::of(&next, defended, message_id)),
+            cbor(&CaseIndex::of(&next, now, message_id)),
         );
         if self.report_facts {
-            crate::facts::record_report(txn, self.node, &next);
+            crate::facts::record_report(txn, self.node, &next, &record.defended);
         }
         if let Some(h) = next.history.last() {
             txn.set_step(h.kind.as_str());

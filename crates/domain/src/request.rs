@@ -665,8 +665,8 @@ pub fn is_overdue(case: &RequestCase, now: Timestamp) -> bool {
 // ---------------------------------------------------------------------------------------
 
 /// How much earlier than the previous step of its case a step may be dated: the clock skew
-/// tolerated between two nodes, ms.
-pub const MAX_STEP_CLOCK_SKEW_MS: Timestamp = 60_000;
+/// tolerated between two nodes, ms (the protocol's time rule).
+pub use imi_protocol::clock::MAX_STEP_CLOCK_SKEW_MS;
 
 /// Why a transition is refused. [`TransitionError::code`] goes into rejection receipts.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -6,7 +6,8 @@
 //!   `protocol/vectors/README.md` using only ciborium, ed25519-dalek, hpke and
 //!   chacha20poly1305);
 //! - [`props`]: property tests (round trips, bit flips, parser robustness, size limits);
-//! - [`unit`]: rejection paths, key rotation and trust-list updates.
+//! - [`unit`]: rejection paths, key rotation and trust-list updates;
+//! - [`time`]: the time rule of a case step against `protocol/vectors/time.json`.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -16,5 +17,6 @@
 
 mod common;
 mod props;
+mod time;
 mod unit;
 mod vectors;

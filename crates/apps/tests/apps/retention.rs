@@ -234,13 +234,14 @@ async fn block_then_erase_without_trace_or_resurrection() {
     hu.stop().await;
 }
 
-/// A requester that backdates its withdrawal (within its key's validity) cannot make the
-/// responder's node block or erase its copy early: retention counts from the time HU can
-/// defend, its receipt, when the signed time is older than the allowed skew.
+/// A requester that backdates its request and withdrawal (within its key's validity) cannot
+/// make the responder's node block or erase its copy early, nor date the indicator facts HU
+/// reports: retention and facts count from the time HU can defend, its receipt, when the
+/// signed time is older than the allowed skew (`protocol/vectors/time.json`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backdated_step_does_not_advance_retention() {
     let fed = Federation::new(&[DE, HU]);
-    let cases = cases_for(HU);
+    let cases = std::sync::Arc::new(crate::cases::cases_plain(HU).with_fact_reports());
     let hu = fed
         .start_with(HU, Applications::new(vec![cases.application()]))
         .await;
@@ -251,6 +252,7 @@ async fn a_backdated_step_does_not_advance_retention() {
     let send = |bytes: Vec<u8>| to_hu(&fed, &raw, bytes);
     let id = CaseId::random();
     let create_msg = message(create(&["PQ-Q01"], "HU-ENKK"), Some(subject()));
+    let created_received = now_ms();
     assert_eq!(
         send(seal(id, create_msg, backdated)).await,
         Outcome::Accepted
@@ -274,6 +276,26 @@ async fn a_backdated_step_does_not_advance_retention() {
         ix.updated >= received,
         "retention counts from HU's receipt ({received}), not the signed {}",
         backdated + 1000
+    );
+    // The facts HU reports to the Commission carry HU's receipt times, not DE's claims.
+    let report: imi_apps::facts::FactReport = ciborium::from_reader(
+        hu.store()
+            .get(imi_apps::facts::FACTS, id.as_bytes())
+            .unwrap()
+            .expect("HU recorded its fact report")
+            .as_slice(),
+    )
+    .unwrap();
+    // Fact times are whole seconds.
+    let r = report.fact.record().unwrap();
+    let second = |ms: u64| i64::try_from(ms / 1000 * 1000).unwrap();
+    assert!(
+        r.sent >= second(created_received) && r.sent <= second(received) + 1000,
+        "sent_at is HU's receipt of the request, not the signed {backdated}"
+    );
+    assert!(
+        r.withdrawn.unwrap() >= second(received),
+        "withdrawn_at is HU's receipt"
     );
     // Six months after the signed time, but not after the receipt: nothing is blocked.
     let r = imi_apps::retention::run_retention(
