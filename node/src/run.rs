@@ -108,7 +108,7 @@ pub async fn run(
     let (client, events, net_task) = imi_network::spawn(
         keypair,
         net_cfg,
-        imi_engine::allowed_peers(&trust, me),
+        imi_engine::allowed_peers(&trust, me, clock.now_ms()),
         cancel.child_token(),
     )?;
     tracing::info!(

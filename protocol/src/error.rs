@@ -28,6 +28,12 @@ pub enum RejectCode {
     UnknownKind,
     /// A different envelope with this message id was already accepted from this sender.
     Conflict,
+    /// The envelope arrived over a connection authenticated as another node than its sender:
+    /// nodes do not relay, every envelope comes over its sender's own connection.
+    WrongPeer,
+    /// The sender exceeded a per-peer quota of the receiver (bytes stored per day, or
+    /// envelopes in process); the sender should retry later.
+    QuotaExceeded,
     /// The application refused the content (for example an invalid case transition).
     Application(String),
     /// The node failed internally; the sender should retry later.
@@ -49,6 +55,8 @@ impl RejectCode {
             RejectCode::FromFuture => "from_future",
             RejectCode::UnknownKind => "unknown_kind",
             RejectCode::Conflict => "conflict",
+            RejectCode::WrongPeer => "wrong_peer",
+            RejectCode::QuotaExceeded => "quota_exceeded",
             RejectCode::Application(code) => code.as_str(),
             RejectCode::Internal => "internal",
         }
@@ -56,7 +64,10 @@ impl RejectCode {
 
     /// Whether retrying the same bytes later could succeed.
     pub fn is_transient(&self) -> bool {
-        matches!(self, RejectCode::Internal | RejectCode::FromFuture)
+        matches!(
+            self,
+            RejectCode::Internal | RejectCode::FromFuture | RejectCode::QuotaExceeded
+        )
     }
 }
 

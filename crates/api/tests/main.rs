@@ -103,7 +103,11 @@ impl Node {
                 listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
                 ..imi_network::NetworkConfig::default()
             },
-            imi_engine::allowed_peers(&trust, NodeId::DE),
+            imi_engine::allowed_peers(
+                &trust,
+                NodeId::DE,
+                imi_protocol::Clock::now_ms(&imi_protocol::SystemClock),
+            ),
             cancel.clone(),
         )
         .unwrap();

@@ -258,7 +258,7 @@ impl Engine {
         for m in trust.members.iter().filter(|m| m.node != me) {
             wake.insert(m.node, Arc::new(Notify::new()));
         }
-        let peers = peer_map(&trust);
+        let peers = peer_map(&trust, clock.now_ms());
         let routes = apps.routes();
         let stop_tx = commit_tx.clone();
         let shared = Arc::new(Shared {
@@ -304,9 +304,12 @@ impl Engine {
             REDIAL_INTERVAL,
             true,
             |e: Engine| async move {
+                // Keys that expired since the last run leave the allow list.
+                e.refresh_allow_list().await?;
                 // A peer that was down (or started after us) is reconnected without waiting
                 // for traffic, so readiness recovers by itself.
-                e.shared.network.dial_all().await
+                e.shared.network.dial_all().await?;
+                Ok::<(), EngineError>(())
             },
         )];
         jobs.extend(apps.jobs());
@@ -438,16 +441,43 @@ impl Engine {
         })
         .await?;
         let version = newer.version;
-        let allowed = allowed_peers(&newer, s.me);
-        *s.peers
-            .write()
-            .map_err(|_| EngineError::Internal("poisoned".into()))? = peer_map(&newer);
         *s.trust
             .write()
             .map_err(|_| EngineError::Internal("poisoned".into()))? = Arc::new(newer);
-        s.network.set_allowed(allowed).await?;
+        self.set_allow_list().await?;
         tracing::info!(version, "accepted a newer trust list");
         Ok(version)
+    }
+
+    /// Recomputes the allow list from the trust list at the clock's now and, if a key
+    /// expired (or was added) since, hands it to the network (which disconnects peers that
+    /// left it). Runs with every `redial`.
+    pub async fn refresh_allow_list(&self) -> Result<(), EngineError> {
+        let s = &self.shared;
+        let now = s.clock.now_ms();
+        let fresh = peer_map(&s.trust(), now);
+        let same = s
+            .peers
+            .read()
+            .map_err(|_| EngineError::Internal("poisoned".into()))?
+            .eq(&fresh);
+        if !same {
+            self.set_allow_list().await?;
+        }
+        Ok(())
+    }
+
+    async fn set_allow_list(&self) -> Result<(), EngineError> {
+        let s = &self.shared;
+        let now = s.clock.now_ms();
+        let trust = s.trust();
+        *s.peers
+            .write()
+            .map_err(|_| EngineError::Internal("poisoned".into()))? = peer_map(&trust, now);
+        s.network
+            .set_allowed(allowed_peers(&trust, s.me, now))
+            .await?;
+        Ok(())
     }
 
     /// The network client.

@@ -1,6 +1,7 @@
 //! The receiving path: size check → decode → verify against the sender's key valid at
-//! creation time → check this node is a recipient → de-duplicate → decrypt → application →
-//! atomic commit → signed receipt (only after the commit is durable).
+//! creation time → check this node is a recipient → check the connection is the sender's
+//! own (no relaying) → de-duplicate → decrypt → application → atomic commit → signed
+//! receipt (only after the commit is durable).
 //!
 //! Every envelope is answered with a signed receipt. A rejection writes nothing.
 use crate::commit::{Committed, Job};
@@ -88,7 +89,7 @@ async fn handle(shared: &Arc<Shared>, peer: PeerId, id: InboundId, payload: Inbo
         // Verification and decryption run inline on the runtime's worker: ~150 µs of CPU
         // per envelope, and a hop to the blocking pool cost more in context switches than it
         // saved (measured: 9 % of the receiver's CPU in task switching).
-        InboundPayload::Bytes(bytes) => prepare(shared, bytes, received),
+        InboundPayload::Bytes(bytes) => prepare(shared, peer, bytes, received),
     };
     let receipt = match prepared {
         Prepared::Reject {
@@ -155,7 +156,7 @@ async fn handle(shared: &Arc<Shared>, peer: PeerId, id: InboundId, payload: Inbo
     }
 }
 
-fn prepare(shared: &Shared, bytes: Vec<u8>, received: Timestamp) -> Prepared {
+fn prepare(shared: &Shared, peer: PeerId, bytes: Vec<u8>, received: Timestamp) -> Prepared {
     let hash = sha256(&bytes);
     let env = match Envelope::parse(bytes, shared.config.max_envelope_bytes) {
         Ok(e) => e,
@@ -186,6 +187,16 @@ fn prepare(shared: &Shared, bytes: Vec<u8>, received: Timestamp) -> Prepared {
             };
         }
     };
+    // No relaying: the connection must be authenticated with one of the sender's own
+    // signing keys on the trust list (its libp2p identity).
+    if shared.node_of_peer(&peer) != Some(sender) {
+        return Prepared::Reject {
+            code: RejectCode::WrongPeer,
+            id: Some(id),
+            sender: Some(sender),
+            hash,
+        };
+    }
     match shared
         .store
         .get(keys::INBOX, &keys::node_msg_key(sender, &id))

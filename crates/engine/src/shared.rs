@@ -69,6 +69,14 @@ impl Shared {
         done.await.map_err(|_| EngineError::ShuttingDown)?
     }
 
+    /// The node whose listed signing key is `peer`'s identity.
+    pub(crate) fn node_of_peer(&self, peer: &PeerId) -> Option<NodeId> {
+        self.peers
+            .read()
+            .map(|m| m.get(peer).copied())
+            .unwrap_or_else(|p| p.into_inner().get(peer).copied())
+    }
+
     pub(crate) fn peer_id(&self, node: NodeId) -> Option<PeerId> {
         let trust = self.trust();
         let now = self.clock.now_ms();

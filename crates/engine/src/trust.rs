@@ -3,7 +3,7 @@
 use crate::error::EngineError;
 use crate::keys::{self, TRUST_LIST_KEY};
 use imi_network::{AllowedPeer, Multiaddr, PeerId};
-use imi_protocol::{HpkeKeyPair, NodeId, NodeSigner, TrustList};
+use imi_protocol::{HpkeKeyPair, NodeId, NodeSigner, Timestamp, TrustList};
 use imi_store::Store;
 use std::collections::HashMap;
 
@@ -60,10 +60,18 @@ pub fn peer_id_of(public: &[u8; 32]) -> Result<PeerId, EngineError> {
     Ok(libp2p_identity::PublicKey::from(pk).to_peer_id())
 }
 
-/// PeerId → node, for every signing key on the trust list.
-pub(crate) fn peer_map(trust: &TrustList) -> HashMap<PeerId, NodeId> {
+/// Whether a signing key may still hold a connection at `now`: until its `valid_until`. A
+/// retired key leaves the allow list (and its connections are closed) when it expires; a
+/// key valid from a later date is listed already, so a rotation needs no new list.
+fn connectable(key: &imi_protocol::SigningKeyEntry, now: Timestamp) -> bool {
+    now < key.valid_until
+}
+
+/// PeerId → node, for every signing key on the trust list that may connect at `now`.
+pub(crate) fn peer_map(trust: &TrustList, now: Timestamp) -> HashMap<PeerId, NodeId> {
     trust
         .all_signing_keys()
+        .filter(|(_, k)| connectable(k, now))
         .filter_map(|(node, k)| peer_id_of(&k.public).ok().map(|p| (p, node)))
         .collect()
 }
@@ -74,12 +82,13 @@ pub fn libp2p_keypair(signer: &NodeSigner) -> Result<imi_network::Keypair, Engin
         .map_err(|e| EngineError::Invalid(e.to_string()))
 }
 
-/// The allow list for the network: every other member's keys and addresses.
-pub fn allowed_peers(trust: &TrustList, me: NodeId) -> Vec<AllowedPeer> {
+/// The allow list for the network at `now`: every other member's unexpired signing keys and
+/// its addresses.
+pub fn allowed_peers(trust: &TrustList, me: NodeId, now: Timestamp) -> Vec<AllowedPeer> {
     let mut out = Vec::new();
     for m in trust.members.iter().filter(|m| m.node != me) {
         let addrs: Vec<Multiaddr> = m.addresses.iter().filter_map(|a| a.parse().ok()).collect();
-        for k in &m.signing_keys {
+        for k in m.signing_keys.iter().filter(|k| connectable(k, now)) {
             if let Ok(peer) = peer_id_of(&k.public) {
                 out.push(AllowedPeer {
                     peer,

@@ -252,16 +252,22 @@ async fn hostile_inputs_are_rejected_and_change_nothing() {
         .get(keys::ENV_OUT, a_id.as_bytes())
         .unwrap()
         .expect("A's envelope");
-    let before = snapshot(&rig.b);
-    let r = rig.send_raw(a_env).await;
-    assert_eq!(r.body.outcome, Outcome::Duplicate);
+    // Nodes do not relay: AT's envelope arriving over CY's connection is refused, whether B
+    // holds it already or not.
+    let r = rig
+        .rejected("a third-party replay", a_env, &[RejectCode::WrongPeer])
+        .await;
     assert_eq!((r.body.message_id, r.body.sender), (Some(a_id), Some(AT)));
-    assert_eq!(
-        snapshot(&rig.b),
-        before,
-        "a third-party replay changed B's state"
+    let (fresh_id, fresh) = rig.fed.seal(
+        &rig.fed.member(AT).signer,
+        "diagnostic",
+        &[BE],
+        b"relayed".to_vec(),
+        now_ms(),
     );
-    rig.b_still_serves_a("replays", &before).await;
+    rig.rejected("a relayed envelope", fresh, &[RejectCode::WrongPeer])
+        .await;
+    assert!(rig.b.inbox_record(AT, &fresh_id).is_none());
 
     // (g) Not an envelope at all.
     let noise: Vec<u8> = (0..1000).map(|_| rand::random::<u8>()).collect();
@@ -354,6 +360,36 @@ async fn hostile_inputs_are_rejected_and_change_nothing() {
     assert_eq!(snapshot(&rig.b), before);
     rig.b_still_serves_a("a stranger's attempt", &before).await;
     stranger.stop().await;
+
+    // CY's retired key (expired an hour ago) is listed, but no longer on B's allow list: a
+    // connection with it as identity is refused before any request reaches B's engine.
+    let retired = rig
+        .fed
+        .member(CY)
+        .expired
+        .clone()
+        .expect("CY's expired key");
+    let (before, received) = (snapshot(&rig.b), rig.b.engine().metrics().received.get());
+    let old = rig.fed.raw_client_as(CY, &retired);
+    let (_, env) = rig.fed.seal(
+        rig.c_signer(),
+        "diagnostic",
+        &[BE],
+        b"old".to_vec(),
+        now_ms(),
+    );
+    let result = within(
+        "the retired key's request fails",
+        old.client.request(rig.fed.member(BE).peer_id(), env),
+    )
+    .await;
+    assert!(
+        result.is_err(),
+        "a retired key's connection got an answer: {result:?}"
+    );
+    assert_eq!(rig.b.engine().metrics().received.get(), received);
+    assert_eq!(snapshot(&rig.b), before);
+    old.stop().await;
 
     let Rig { a, b, c, .. } = rig;
     c.stop().await;

@@ -187,7 +187,7 @@ impl Federation {
     /// `node`'s allow list: every other member's keys, at the address it listens on once
     /// it has started.
     pub fn allowed(&self, node: NodeId) -> Vec<imi_network::AllowedPeer> {
-        let mut out = imi_engine::allowed_peers(&self.trust, node);
+        let mut out = imi_engine::allowed_peers(&self.trust, node, now_ms());
         for p in &mut out {
             let addr = self
                 .members
@@ -343,6 +343,22 @@ impl Federation {
         let m = self.member(node);
         let keypair = imi_engine::libp2p_keypair(&m.signer).expect("libp2p keypair");
         self.raw_client_with(keypair, self.allowed(node), max_message_bytes)
+    }
+
+    /// A network client of `node` with the identity of `signer` (one of `node`'s keys, e.g.
+    /// its expired one), which knows every member's address.
+    pub fn raw_client_as(&self, node: NodeId, signer: &NodeSigner) -> RawClient {
+        let keypair = imi_engine::libp2p_keypair(signer).expect("libp2p keypair");
+        let allowed = self
+            .members
+            .values()
+            .filter(|m| m.signer.node != node)
+            .map(|m| imi_network::AllowedPeer {
+                peer: m.peer_id(),
+                addrs: m.address().into_iter().collect(),
+            })
+            .collect();
+        self.raw_client_with(keypair, allowed, imi_network::DEFAULT_MAX_MESSAGE_BYTES)
     }
 
     /// A network client with a fresh identity that is on nobody's trust list, but which
