@@ -60,15 +60,26 @@ pub struct NetworkSection {
     pub request_timeout_ms: u64,
     /// Idle connection timeout, ms.
     pub idle_connection_timeout_ms: u64,
+    /// Connections one peer may hold at once.
+    pub max_connections_per_peer: u32,
+    /// Bytes of inbound envelopes received and not yet answered, from all peers; beyond it
+    /// an envelope is dropped unanswered (the sender retries).
+    pub max_pending_inbound_bytes: usize,
+    /// The same, per peer.
+    pub max_pending_inbound_bytes_per_peer: usize,
 }
 
 impl Default for NetworkSection {
     fn default() -> Self {
+        let net = imi_network::NetworkConfig::default();
         Self {
             listen: vec!["/ip4/127.0.0.1/tcp/0".into()],
             max_message_bytes: imi_network::DEFAULT_MAX_MESSAGE_BYTES,
             request_timeout_ms: 30_000,
             idle_connection_timeout_ms: 300_000,
+            max_connections_per_peer: net.max_connections_per_peer,
+            max_pending_inbound_bytes: net.max_pending_inbound_bytes,
+            max_pending_inbound_bytes_per_peer: net.max_pending_inbound_bytes_per_peer,
         }
     }
 }

@@ -102,6 +102,9 @@ pub async fn run(
         max_message_bytes: cfg.network.max_message_bytes,
         request_timeout: Duration::from_millis(cfg.network.request_timeout_ms),
         idle_connection_timeout: Duration::from_millis(cfg.network.idle_connection_timeout_ms),
+        max_connections_per_peer: cfg.network.max_connections_per_peer,
+        max_pending_inbound_bytes: cfg.network.max_pending_inbound_bytes,
+        max_pending_inbound_bytes_per_peer: cfg.network.max_pending_inbound_bytes_per_peer,
         ..imi_network::NetworkConfig::default()
     };
     let keypair = imi_engine::libp2p_keypair(&identity.signer)?;

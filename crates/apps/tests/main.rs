@@ -13,6 +13,8 @@
 //! * [`retention`]: blocking and erasure on schedule; no trace in the files; no
 //!   resurrection by a replayed envelope or a restored backup.
 //! * [`lifecycle`]: periodic jobs run on schedule or on demand and none outlives the engine.
+//! * [`quotas`]: per-peer daily byte quota (persisted, with the operator's override) and
+//!   fair handler slots under a flood.
 //! * [`receipts`]: where receipts are stored on both sides; rejected envelopes go to `dead`.
 #![allow(
     clippy::unwrap_used,
@@ -36,6 +38,8 @@ mod witness;
 mod delivery;
 #[path = "apps/hostile.rs"]
 mod hostile;
+#[path = "apps/quotas.rs"]
+mod quotas;
 #[path = "apps/receipts.rs"]
 mod receipts;
 #[path = "apps/rig.rs"]

@@ -12,7 +12,7 @@ use crate::apply::{
 use crate::error::EngineError;
 use crate::inbox::InboxRecord;
 use crate::keys;
-use crate::metrics::{KindLabel, Metrics};
+use crate::metrics::{KindLabel, Metrics, PeerQuotaLabel};
 use imi_protocol::{
     Header, MessageId, NodeId, NodeSigner, Outcome, ReceiptBody, RejectCode, Timestamp,
 };
@@ -120,6 +120,8 @@ pub(crate) struct Committer {
     pub on_enqueued: Box<dyn Fn(NodeId) + Send>,
     /// The transparency log's right edge.
     pub log: crate::log::LogState,
+    /// Settings (the per-peer daily byte quota).
+    pub config: crate::config::EngineConfig,
 }
 
 /// Where a local action's result goes.
@@ -469,6 +471,33 @@ impl Committer {
                 Committed::Rejected(RejectCode::Conflict)
             });
         }
+        // The sender's daily byte quota, counted on this thread (one writer), in the same
+        // batch as the message: a restart neither forgets nor double-counts it.
+        let quota = match self.config.bytes_per_day_of(header.from) {
+            Some(limit) => {
+                let key = keys::quota_key(header.from);
+                let stored = match overlay.get(&(keys::META, key.clone())) {
+                    Some(v) => v.clone(),
+                    None => self.store.get(keys::META, &key)?,
+                };
+                let day = received / keys::DAY_MS;
+                let used = stored
+                    .as_deref()
+                    .and_then(keys::decode_quota)
+                    .filter(|(d, _)| *d == day)
+                    .map_or(0, |(_, used)| used);
+                let used = used.saturating_add(bytes.len() as u64);
+                if used > limit {
+                    self.metrics
+                        .quota_refused
+                        .get_or_create(&PeerQuotaLabel::new(header.from, "bytes_per_day"))
+                        .inc();
+                    return Ok(Committed::Rejected(RejectCode::QuotaExceeded));
+                }
+                Some((key, keys::encode_quota(day, used), used))
+            }
+            None => None,
+        };
         let mut txn = Txn::new(self.store.as_ref(), overlay);
         let msg = Inbound {
             header,
@@ -513,6 +542,13 @@ impl Committer {
         };
         b.put(keys::INBOX, inbox_key.clone(), record.encode()?);
         b.put(keys::ENV_IN, inbox_key, bytes);
+        if let Some((key, value, used)) = quota {
+            b.put(keys::META, key, value);
+            self.metrics
+                .peer_bytes_today
+                .get_or_create(&Metrics::peer(header.from))
+                .set(i64::try_from(used).unwrap_or(i64::MAX));
+        }
         record_overlay(overlay, &b);
         batch.append(b);
         Ok(Committed::Accepted(receipt))

@@ -27,11 +27,38 @@ pub struct EngineConfig {
     pub group_commit_linger_us: u64,
     /// Group size at which the committer stops lingering.
     pub group_commit_target: usize,
+    /// Inbound envelopes one peer may have in process at once (of
+    /// `max_inbound_concurrency`); more are answered `quota_exceeded` at once, without
+    /// decoding.
+    pub max_inbound_per_peer: usize,
+    /// Envelope bytes accepted from one peer per UTC day; beyond it envelopes are refused
+    /// `quota_exceeded` (the sender retries the next day). `0` = no limit.
+    pub peer_bytes_per_day: u64,
+    /// The operator's per-peer overrides of `peer_bytes_per_day`: node id → bytes (`0` = no
+    /// limit), e.g. `{ EU = 0, DE = 8589934592 }`.
+    pub peer_bytes_per_day_overrides: BTreeMap<String, u64>,
     /// Periodic jobs whose interval differs from the application's default: job name
     /// (`redial`, `checkpoint`, `retention`, `fact-report`, …) → interval in ms; `0` turns
     /// the job's schedule off (it still runs on demand, e.g. `imi-node audit checkpoint`).
     /// Tests use this to run jobs only when they say so.
     pub job_interval_ms: BTreeMap<String, u64>,
+}
+
+/// The default daily quota of envelope bytes per peer: 1 GiB (a year of a large member
+/// state's requests with attachments is far below it per day; 40 × 1 MB of diagnostics is
+/// not).
+pub const DEFAULT_PEER_BYTES_PER_DAY: u64 = 1 << 30;
+
+impl EngineConfig {
+    /// The daily byte quota of `peer` (`None`: no limit), with the operator's override.
+    pub fn bytes_per_day_of(&self, peer: imi_protocol::NodeId) -> Option<u64> {
+        let q = self
+            .peer_bytes_per_day_overrides
+            .get(peer.as_str())
+            .copied()
+            .unwrap_or(self.peer_bytes_per_day);
+        (q > 0).then_some(q)
+    }
 }
 
 impl Default for EngineConfig {
@@ -47,6 +74,9 @@ impl Default for EngineConfig {
             commit_queue: 4096,
             group_commit_linger_us: 2000,
             group_commit_target: 32,
+            max_inbound_per_peer: 64,
+            peer_bytes_per_day: DEFAULT_PEER_BYTES_PER_DAY,
+            peer_bytes_per_day_overrides: BTreeMap::new(),
             job_interval_ms: BTreeMap::new(),
         }
     }

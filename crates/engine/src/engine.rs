@@ -288,6 +288,7 @@ impl Engine {
             metrics,
             max_group: config.max_commit_group.max(1),
             next_seq: HashMap::new(),
+            config: config.clone(),
             on_enqueued: Box::new(move |peer| {
                 if let Some(n) = wake_for_committer.get(&peer) {
                     n.notify_one();

@@ -7,12 +7,13 @@
 use crate::commit::{Committed, Job};
 use crate::inbox::InboxRecord;
 use crate::keys;
-use crate::metrics::{CodeLabel, KindLabel};
+use crate::metrics::{CodeLabel, KindLabel, Metrics, PeerQuotaLabel};
 use crate::shared::Shared;
 use imi_network::{InboundId, InboundPayload, NetworkEvent, PeerId};
 use imi_protocol::{
     Envelope, Header, MessageId, NodeId, Outcome, ReceiptBody, RejectCode, Timestamp, sha256,
 };
+use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -24,6 +25,14 @@ pub(crate) async fn run(
     cancel: CancellationToken,
 ) {
     let limit = Arc::new(Semaphore::new(shared.config.max_inbound_concurrency.max(1)));
+    // Fairness: one peer holds at most `max_inbound_per_peer` of the handler slots; its
+    // envelopes beyond that are answered `quota_exceeded` at once, so a flooding peer
+    // neither waits in front of the others nor holds their slots.
+    let per_peer = shared
+        .config
+        .max_inbound_per_peer
+        .clamp(1, shared.config.max_inbound_concurrency.max(1));
+    let mut slots: HashMap<PeerId, Arc<Semaphore>> = HashMap::new();
     loop {
         let ev = tokio::select! {
             _ = cancel.cancelled() => break,
@@ -31,14 +40,49 @@ pub(crate) async fn run(
         };
         match ev {
             NetworkEvent::InboundRequest { peer, id, payload } => {
+                let node = shared.node_of_peer(&peer);
+                let gauge = node.map(|n| {
+                    shared
+                        .metrics
+                        .peer_inbound_in_process
+                        .get_or_create(&Metrics::peer(n))
+                        .clone()
+                });
+                let slot = slots
+                    .entry(peer)
+                    .or_insert_with(|| Arc::new(Semaphore::new(per_peer)))
+                    .clone()
+                    .try_acquire_owned();
+                let Ok(slot) = slot else {
+                    let shared = shared.clone();
+                    tokio::spawn(async move { over_slots(&shared, peer, node, id, payload).await });
+                    continue;
+                };
                 let Ok(permit) = limit.clone().acquire_owned().await else {
                     break;
                 };
                 let shared = shared.clone();
+                if let Some(g) = &gauge {
+                    g.inc();
+                }
                 tokio::spawn(async move {
                     handle(&shared, peer, id, payload).await;
-                    drop(permit);
+                    if let Some(g) = gauge {
+                        g.dec();
+                    }
+                    drop((permit, slot));
                 });
+            }
+            NetworkEvent::Shed { peer, bytes } => {
+                let node = shared
+                    .node_of_peer(&peer)
+                    .map_or_else(|| "other".to_owned(), |n| n.to_string());
+                tracing::warn!(peer = %node, bytes, "an inbound envelope was shed: the peer's unanswered bytes are over budget");
+                shared
+                    .metrics
+                    .quota_refused
+                    .get_or_create(&PeerQuotaLabel::new(node, "pending_bytes"))
+                    .inc();
             }
             NetworkEvent::PeerConnected(p) => tracing::debug!(peer = %p, "peer connected"),
             NetworkEvent::PeerDisconnected(p) => tracing::debug!(peer = %p, "peer disconnected"),
@@ -49,6 +93,46 @@ pub(crate) async fn run(
         }
     }
     tracing::debug!("inbound loop stopped");
+}
+
+/// Answers an envelope from a peer that has all its handler slots in use: `quota_exceeded`,
+/// signed, naming the bytes but nothing decoded from them (the sender retries later).
+async fn over_slots(
+    shared: &Arc<Shared>,
+    peer: PeerId,
+    node: Option<NodeId>,
+    id: InboundId,
+    payload: InboundPayload,
+) {
+    let received = shared.clock.now_ms();
+    shared.metrics.received.inc();
+    let hash = match &payload {
+        InboundPayload::Bytes(b) => sha256(b),
+        InboundPayload::Oversized { .. } => [0; 32],
+    };
+    drop(payload);
+    shared
+        .metrics
+        .quota_refused
+        .get_or_create(&PeerQuotaLabel::new(
+            node.map_or_else(|| "other".to_owned(), |n| n.to_string()),
+            "inbound_slots",
+        ))
+        .inc();
+    let receipt = reject(
+        shared,
+        peer,
+        RejectCode::QuotaExceeded,
+        None,
+        None,
+        hash,
+        received,
+    );
+    if let Some(receipt) = receipt
+        && let Err(e) = shared.network.respond(id, receipt).await
+    {
+        tracing::debug!(peer = %peer, error = %e, "could not send receipt");
+    }
 }
 
 /// The decision before commit.

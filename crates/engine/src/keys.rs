@@ -66,6 +66,32 @@ pub fn outbox_key(peer: NodeId, seq: u64) -> Vec<u8> {
 }
 
 /// `node ‖ message id`.
+/// `META` key of a peer's daily byte quota usage: `quota/bytes/<node>` → the UTC day
+/// (days since 1970) and the envelope bytes accepted from the peer that day, two `u64`
+/// big-endian.
+pub fn quota_key(node: NodeId) -> Vec<u8> {
+    let mut k = b"quota/bytes/".to_vec();
+    k.extend_from_slice(&node.as_bytes());
+    k
+}
+
+/// Encodes a quota usage row ([`quota_key`]).
+pub fn encode_quota(day: u64, used: u64) -> Vec<u8> {
+    let mut v = day.to_be_bytes().to_vec();
+    v.extend_from_slice(&used.to_be_bytes());
+    v
+}
+
+/// Decodes a quota usage row ([`quota_key`]).
+pub fn decode_quota(v: &[u8]) -> Option<(u64, u64)> {
+    let day = u64::from_be_bytes(v.get(..8)?.try_into().ok()?);
+    let used = u64::from_be_bytes(v.get(8..16)?.try_into().ok()?);
+    Some((day, used))
+}
+
+/// Milliseconds in a day.
+pub const DAY_MS: u64 = 86_400_000;
+
 pub fn node_msg_key(node: NodeId, id: &MessageId) -> Vec<u8> {
     let mut k = node.as_bytes().to_vec();
     k.extend_from_slice(id.as_bytes());

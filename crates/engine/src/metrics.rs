@@ -45,6 +45,25 @@ impl KindLabel {
     }
 }
 
+/// Label: a peer node and one of its quotas (`inbound_slots`, `bytes_per_day`,
+/// `pending_bytes`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PeerQuotaLabel {
+    /// Node id.
+    pub peer: String,
+    /// The quota.
+    pub quota: String,
+}
+
+impl PeerQuotaLabel {
+    pub(crate) fn new(peer: impl std::fmt::Display, quota: &str) -> Self {
+        Self {
+            peer: peer.to_string(),
+            quota: quota.to_owned(),
+        }
+    }
+}
+
 /// Label: a rejection code.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CodeLabel {
@@ -124,6 +143,12 @@ pub struct Metrics {
     pub committed_messages: Counter,
     /// Inbound messages committed, by kind (counted once the commit is durable).
     pub committed_by_kind: Family<KindLabel, Counter>,
+    /// Inbound envelopes refused (or shed unanswered) because a peer was over a quota.
+    pub quota_refused: Family<PeerQuotaLabel, Counter>,
+    /// Envelope bytes accepted from each peer today (UTC), against its daily quota.
+    pub peer_bytes_today: Family<PeerLabel, Gauge>,
+    /// Inbound envelopes in process per peer, against its slot quota.
+    pub peer_inbound_in_process: Family<PeerLabel, Gauge>,
 }
 
 impl Metrics {
@@ -189,6 +214,21 @@ impl Metrics {
             "store_committed_messages",
             "Inbound messages committed",
             self.committed_messages.clone(),
+        );
+        r.register(
+            "quota_refused",
+            "Inbound envelopes refused or shed because a peer was over a quota, by peer and quota",
+            self.quota_refused.clone(),
+        );
+        r.register(
+            "peer_bytes_today",
+            "Envelope bytes accepted from a peer today (UTC), against its daily quota",
+            self.peer_bytes_today.clone(),
+        );
+        r.register(
+            "peer_inbound_in_process",
+            "Inbound envelopes in process per peer, against its slot quota",
+            self.peer_inbound_in_process.clone(),
         );
         r.register(
             "store_committed_messages_by_kind",

@@ -50,7 +50,12 @@
 //!
 //! ## Bounds
 //!
-//! Commands, events, outstanding requests (queued plus in flight, at most
+//! Connections per peer ([`NetworkConfig::max_connections_per_peer`]) and handshakes in
+//! progress ([`NetworkConfig::max_pending_incoming`]) are limited; so are the bytes of inbound
+//! requests received and not yet answered, in all and per peer
+//! ([`NetworkConfig::max_pending_inbound_bytes`]): a request beyond them is dropped unanswered
+//! (the sender retries) and reported as [`NetworkEvent::Shed`]. Commands, events, outstanding
+//! requests (queued plus in flight, at most
 //! [`NetworkConfig::command_buffer`]), concurrent streams per connection
 //! ([`NetworkConfig::max_concurrent_streams`]; at most half of them are used for our own
 //! requests to one peer, the rest queue in the task), frame sizes, and request lifetimes
@@ -96,6 +101,17 @@ pub struct NetworkConfig {
     pub command_buffer: usize,
     /// Capacity of the event channel (default 1024).
     pub event_buffer: usize,
+    /// Connections one peer may hold at once, in both directions (default 2: one each way
+    /// when two nodes dial each other at the same moment).
+    pub max_connections_per_peer: u32,
+    /// Connections still in their handshake, from anyone (default 64).
+    pub max_pending_incoming: u32,
+    /// Bytes of inbound requests received and not yet answered, from all peers together
+    /// (default 256 MiB). A request beyond it is dropped unanswered, and reported as
+    /// [`NetworkEvent::Shed`]: the sender retries later.
+    pub max_pending_inbound_bytes: usize,
+    /// The same, per peer (default 64 MiB): one peer cannot take the whole budget.
+    pub max_pending_inbound_bytes_per_peer: usize,
 }
 
 impl Default for NetworkConfig {
@@ -108,6 +124,10 @@ impl Default for NetworkConfig {
             max_concurrent_streams: 256,
             command_buffer: 1024,
             event_buffer: 1024,
+            max_connections_per_peer: 2,
+            max_pending_incoming: 64,
+            max_pending_inbound_bytes: 256 * 1024 * 1024,
+            max_pending_inbound_bytes_per_peer: 64 * 1024 * 1024,
         }
     }
 }
@@ -130,6 +150,16 @@ impl NetworkConfig {
         }
         if self.event_buffer == 0 {
             return invalid("event_buffer must be at least 1");
+        }
+        if self.max_connections_per_peer == 0 || self.max_pending_incoming == 0 {
+            return invalid("connection limits must be at least 1");
+        }
+        if self.max_pending_inbound_bytes_per_peer < self.max_message_bytes
+            || self.max_pending_inbound_bytes < self.max_pending_inbound_bytes_per_peer
+        {
+            return invalid(
+                "max_message_bytes <= max_pending_inbound_bytes_per_peer <= max_pending_inbound_bytes",
+            );
         }
         if self.request_timeout.is_zero() {
             return invalid("request_timeout must be positive");
@@ -177,6 +207,14 @@ pub enum NetworkEvent {
     PeerConnected(PeerId),
     /// The last connection to this peer was closed.
     PeerDisconnected(PeerId),
+    /// An inbound request was dropped unanswered because the peer's (or everyone's) budget
+    /// of unanswered request bytes was spent ([`NetworkConfig::max_pending_inbound_bytes`]).
+    Shed {
+        /// The peer.
+        peer: PeerId,
+        /// The request's size.
+        bytes: usize,
+    },
     /// A connection from/to a peer not on the allow list was refused (logged at `warn`).
     Refused {
         /// The peer, if it got far enough to prove its identity.

@@ -7,7 +7,7 @@ use std::{
 
 use futures::StreamExt;
 use libp2p::{
-    Multiaddr, PeerId, StreamProtocol, Swarm, allow_block_list, identify,
+    Multiaddr, PeerId, StreamProtocol, Swarm, allow_block_list, connection_limits, identify,
     identity::Keypair,
     noise, ping,
     request_response::{
@@ -36,6 +36,8 @@ const IDENTIFY_PROTOCOL_VERSION: &str = "/imi/1.0.0";
 pub(crate) struct Behaviour {
     /// Connection gating: only allowed peers keep a connection.
     gate: allow_block_list::Behaviour<allow_block_list::AllowedPeers>,
+    /// Connections per peer and handshakes in progress.
+    limits: connection_limits::Behaviour,
     request_response: request_response::Behaviour<FrameCodec>,
     identify: identify::Behaviour,
     ping: ping::Behaviour,
@@ -47,6 +49,13 @@ struct QueuedRequest {
     reply: oneshot::Sender<Result<Vec<u8>, NetworkError>>,
     permit: OwnedSemaphorePermit,
     queued_at: Instant,
+}
+
+/// An inbound request waiting for the consumer's response.
+struct Awaiting {
+    channel: ResponseChannel<Vec<u8>>,
+    peer: PeerId,
+    bytes: usize,
 }
 
 /// A request handed to libp2p, awaiting its response.
@@ -68,7 +77,12 @@ pub(crate) struct SwarmTask {
     queued: HashMap<PeerId, VecDeque<QueuedRequest>>,
     in_flight: HashMap<OutboundRequestId, InFlight>,
     in_flight_per_peer: HashMap<PeerId, usize>,
-    awaiting_response: HashMap<InboundId, ResponseChannel<Vec<u8>>>,
+    awaiting_response: HashMap<InboundId, Awaiting>,
+    /// Bytes of inbound requests not yet answered, in all and per peer, with their limits.
+    pending_bytes: usize,
+    pending_bytes_per_peer: HashMap<PeerId, usize>,
+    max_pending_bytes: usize,
+    max_pending_bytes_per_peer: usize,
     events: mpsc::Sender<NetworkEvent>,
     /// Events the consumer has not taken yet; while non-empty the swarm is not polled, so this
     /// holds at most the events of one swarm event.
@@ -83,6 +97,8 @@ fn build_swarm(keypair: Keypair, config: &NetworkConfig) -> Result<Swarm<Behavio
         .with_max_concurrent_streams(config.max_concurrent_streams);
     let idle = config.idle_connection_timeout;
     let negotiating = config.max_concurrent_streams;
+    let (max_per_peer, max_pending_incoming) =
+        (config.max_connections_per_peer, config.max_pending_incoming);
     let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
         .with_tcp(
@@ -93,6 +109,11 @@ fn build_swarm(keypair: Keypair, config: &NetworkConfig) -> Result<Swarm<Behavio
         .map_err(|e| NetworkError::Other(format!("cannot set up the Noise transport: {e}")))?
         .with_behaviour(|key| Behaviour {
             gate: allow_block_list::Behaviour::default(),
+            limits: connection_limits::Behaviour::new(
+                connection_limits::ConnectionLimits::default()
+                    .with_max_established_per_peer(Some(max_per_peer))
+                    .with_max_pending_incoming(Some(max_pending_incoming)),
+            ),
             request_response: request_response::Behaviour::with_codec(
                 codec,
                 [(StreamProtocol::new(PROTOCOL), ProtocolSupport::Full)],
@@ -163,6 +184,10 @@ impl SwarmTask {
             in_flight: HashMap::new(),
             in_flight_per_peer: HashMap::new(),
             awaiting_response: HashMap::new(),
+            pending_bytes: 0,
+            pending_bytes_per_peer: HashMap::new(),
+            max_pending_bytes: config.max_pending_inbound_bytes,
+            max_pending_bytes_per_peer: config.max_pending_inbound_bytes_per_peer,
             events,
             outbox: VecDeque::new(),
             events_closed: false,
@@ -248,8 +273,21 @@ impl SwarmTask {
     fn discard(&mut self, event: NetworkEvent) {
         if let NetworkEvent::InboundRequest { id, .. } = event {
             // Dropping the channel tells the remote there will be no answer.
-            self.awaiting_response.remove(&id);
+            drop(self.take_awaiting(id));
         }
+    }
+
+    /// Removes an inbound request from those awaiting a response and releases its bytes.
+    fn take_awaiting(&mut self, id: InboundId) -> Option<ResponseChannel<Vec<u8>>> {
+        let a = self.awaiting_response.remove(&id)?;
+        self.pending_bytes = self.pending_bytes.saturating_sub(a.bytes);
+        if let Some(n) = self.pending_bytes_per_peer.get_mut(&a.peer) {
+            *n = n.saturating_sub(a.bytes);
+            if *n == 0 {
+                self.pending_bytes_per_peer.remove(&a.peer);
+            }
+        }
+        Some(a.channel)
     }
 
     // ---- commands ----------------------------------------------------------------------------
@@ -386,7 +424,7 @@ impl SwarmTask {
                 limit: self.max_message_bytes,
             });
         }
-        let channel = self.awaiting_response.remove(&id).ok_or_else(|| {
+        let channel = self.take_awaiting(id).ok_or_else(|| {
             NetworkError::Other(format!("unknown or expired inbound request {id}"))
         })?;
         self.swarm
@@ -562,6 +600,22 @@ impl SwarmTask {
                     warn!(peer = %peer, "dropping request from a peer no longer allowed");
                     return;
                 }
+                let size = match &request {
+                    Frame::Bytes(bytes) => bytes.len(),
+                    Frame::Oversized(_) => 0,
+                };
+                let of_peer = self.pending_bytes_per_peer.get(&peer).copied().unwrap_or(0);
+                if size > 0
+                    && (of_peer + size > self.max_pending_bytes_per_peer
+                        || self.pending_bytes + size > self.max_pending_bytes)
+                {
+                    // Dropping the channel closes the stream unanswered; the sender's delivery
+                    // retries later. Nothing of it was queued.
+                    warn!(peer = %peer, request = %id, bytes = size, peer_pending = of_peer, pending = self.pending_bytes, "inbound request shed: unanswered request bytes over budget");
+                    drop(channel);
+                    self.emit(NetworkEvent::Shed { peer, bytes: size });
+                    return;
+                }
                 let payload = match request {
                     Frame::Bytes(bytes) => {
                         debug!(peer = %peer, request = %id, bytes = bytes.len(), "inbound request");
@@ -572,7 +626,16 @@ impl SwarmTask {
                         InboundPayload::Oversized { declared }
                     }
                 };
-                self.awaiting_response.insert(id, channel);
+                self.pending_bytes += size;
+                *self.pending_bytes_per_peer.entry(peer).or_default() += size;
+                self.awaiting_response.insert(
+                    id,
+                    Awaiting {
+                        channel,
+                        peer,
+                        bytes: size,
+                    },
+                );
                 self.emit(NetworkEvent::InboundRequest { peer, id, payload });
             }
             request_response::Event::Message {
@@ -609,7 +672,7 @@ impl SwarmTask {
                 ..
             } => {
                 let id = InboundId(request_id);
-                self.awaiting_response.remove(&id);
+                drop(self.take_awaiting(id));
                 match error {
                     request_response::InboundFailure::Io(e) => {
                         warn!(peer = %peer, request = %id, error = %e, "inbound request failed");

@@ -626,3 +626,127 @@ async fn responses_are_checked_and_ids_expire() {
     ));
     b.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unanswered_request_bytes_are_bounded_per_peer_and_the_excess_is_shed() {
+    const LIMIT: usize = 64 * 1024;
+    let a_key = Keypair::generate_ed25519();
+    let a_peer = a_key.public().to_peer_id();
+    let mut b = Node::start(
+        Keypair::generate_ed25519(),
+        NetworkConfig {
+            max_pending_inbound_bytes_per_peer: 2 * LIMIT,
+            max_pending_inbound_bytes: 16 * LIMIT,
+            ..local_config(LIMIT)
+        },
+        vec![AllowedPeer {
+            peer: a_peer,
+            addrs: vec![],
+        }],
+    )
+    .await;
+    let a = Node::start(a_key, local_config(LIMIT), vec![b.allowed_entry()]).await;
+    // Three requests of almost the limit each; B answers none of them yet.
+    let mut requests = Vec::new();
+    for i in 0..3u8 {
+        let (client, peer) = (a.client.clone(), b.peer);
+        requests.push(tokio::spawn(async move {
+            client.request(peer, vec![i; LIMIT - 100]).await
+        }));
+    }
+    let (mut held, mut shed) = (Vec::new(), 0);
+    while held.len() + shed < 3 {
+        match b
+            .wait_for("B's requests", |e| {
+                matches!(
+                    e,
+                    NetworkEvent::InboundRequest { .. } | NetworkEvent::Shed { .. }
+                )
+            })
+            .await
+        {
+            NetworkEvent::InboundRequest { id, .. } => held.push(id),
+            NetworkEvent::Shed { peer, bytes } => {
+                assert_eq!((peer, bytes), (a_peer, LIMIT - 100));
+                shed += 1;
+            }
+            _ => unreachable!(),
+        }
+    }
+    // Two fit in the peer's budget of unanswered bytes; the third was dropped unanswered.
+    assert_eq!((held.len(), shed), (2, 1));
+    // Answering one frees its bytes: the next request is delivered.
+    b.client
+        .respond(held.remove(0), b"done".to_vec())
+        .await
+        .unwrap();
+    let (client, peer) = (a.client.clone(), b.peer);
+    let next = tokio::spawn(async move { client.request(peer, vec![9; LIMIT - 100]).await });
+    let id = match b
+        .wait_for("the next request", |e| {
+            matches!(
+                e,
+                NetworkEvent::InboundRequest { .. } | NetworkEvent::Shed { .. }
+            )
+        })
+        .await
+    {
+        NetworkEvent::InboundRequest { id, .. } => id,
+        other => panic!("the freed budget did not admit the next request: {other:?}"),
+    };
+    for id in held.into_iter().chain([id]) {
+        b.client.respond(id, b"done".to_vec()).await.unwrap();
+    }
+    let mut answered = 0;
+    for r in requests {
+        if guarded("A's request ends", r).await.unwrap().is_ok() {
+            answered += 1;
+        }
+    }
+    assert_eq!(
+        answered, 2,
+        "the shed request failed at A, the others were answered"
+    );
+    assert_eq!(
+        guarded("the next request", next).await.unwrap().unwrap(),
+        b"done"
+    );
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_peer_holds_at_most_the_allowed_number_of_connections() {
+    let a_key = Keypair::generate_ed25519();
+    let a_peer = a_key.public().to_peer_id();
+    let b = Node::start(
+        Keypair::generate_ed25519(),
+        NetworkConfig {
+            max_connections_per_peer: 2,
+            ..local_config(1024)
+        },
+        vec![AllowedPeer {
+            peer: a_peer,
+            addrs: vec![],
+        }],
+    )
+    .await;
+    let (b, _seen) = b.serve();
+    // Three endpoints with A's identity, each with its own connection to B.
+    let mut nodes = Vec::new();
+    let mut results = Vec::new();
+    for _ in 0..3 {
+        let n = Node::start(a_key.clone(), local_config(1024), vec![b.allowed_entry()]).await;
+        results.push(guarded("a request", n.client.request(b.peer, b"hi".to_vec())).await);
+        nodes.push(n);
+    }
+    assert!(results[0].is_ok() && results[1].is_ok(), "{results:?}");
+    assert!(
+        results[2].is_err(),
+        "a third connection of the same peer was accepted: {results:?}"
+    );
+    for n in nodes {
+        n.stop().await;
+    }
+    b.stop().await;
+}
