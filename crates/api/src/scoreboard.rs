@@ -180,11 +180,26 @@ pub(crate) async fn flags(
             })
         })
         .collect();
+    // Counted in the figures on one side's word only (the other side's report may still be
+    // in flight, or never come).
+    let one_sided: Vec<_> = cases
+        .iter()
+        .filter_map(|c| {
+            c.one_sided().map(|side| {
+                serde_json::json!({
+                    "case": c.case,
+                    "side": side,
+                    "steps": c.requester_steps.or(c.responder_steps),
+                })
+            })
+        })
+        .collect();
     let body = serde_json::json!({
         "cases": cases.len(),
         "both_reported": cases.iter().filter(|c| c.checked.both_reported).count(),
         "in_flight": cases.iter().filter(|c| c.requester_steps != c.responder_steps).count(),
         "flagged": flagged,
+        "one_sided": one_sided,
     });
     Ok(axum::Json(body).into_response())
 }

@@ -8,11 +8,16 @@
 //! `EU`'s receipt), then clears the pending row unless a newer report replaced it meanwhile.
 //! A report holds only [`Fact`]'s fields: an opaque case id, legal area, the two countries,
 //! times, the agreed date and the ratings. No name, text, attachment or user ever leaves.
+//! The times are those the node defends ([`fact_of`]); when one differs from the signed
+//! time of its step, the signed facts travel beside them ([`FactReport::signed`]).
 //!
-//! **On the Commission node**, [`FactApp`] accepts reports from the side's own node only (the
-//! requester's report from the requester's country, the responder's from the responder's),
-//! keeps the newest per case and side (by the number of steps it reflects), and the
-//! scoreboard cross-checks the two sides ([`imi_scoreboard::crosscheck`]).
+//! **On the Commission node**, [`FactApp`] accepts a report only from a party of the case,
+//! for its own side, naming the same parties as every report already held for the case,
+//! with times in order (no defended time before its signed one) and a plausible step count;
+//! anything else is refused with a signed code and alarmed. It keeps the newest report per
+//! case and side (by the number of steps it reflects). The scoreboard cross-checks the two
+//! sides' signed facts ([`imi_scoreboard::crosscheck`]); a case reported by one side only
+//! counts on that side's word and is listed as one-sided ([`CaseFacts::one_sided`]).
 use crate::AppError;
 use imi_domain::request::{RequestCase, RequestState};
 use imi_engine::metrics::PeerCodeLabel;
@@ -49,8 +54,21 @@ pub struct FactReport {
     pub side: Side,
     /// How many steps of the case this report reflects (newer reports have more).
     pub steps: u32,
-    /// The facts.
+    /// The facts, with the times this node defends ([`fact_of`]): what the figures use.
     pub fact: Fact,
+    /// The same facts with the signed times of the steps, when any differs from `fact`'s
+    /// (a step this node received more than 10 minutes after it was signed). Both sides hold
+    /// the same signed history, so the Commission compares these; absent, they equal
+    /// `fact`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed: Option<Fact>,
+}
+
+impl FactReport {
+    /// The facts with the signed times (what both sides must agree on).
+    pub fn signed_fact(&self) -> &Fact {
+        self.signed.as_ref().unwrap_or(&self.fact)
+    }
 }
 
 /// The facts of a case as one node sees it, with the times it defends: `defended` holds,
@@ -99,6 +117,7 @@ fn cbor<T: Serialize>(v: &T) -> Vec<u8> {
 /// each step: [`fact_of`]). Nothing when `me` is party to neither side.
 pub fn record_report(txn: &mut Txn<'_>, me: NodeId, case: &RequestCase, defended: &[Timestamp]) {
     let fact = fact_of(case, defended);
+    let signed = Some(fact_of(case, &[])).filter(|s| *s != fact);
     let side = if fact.requester == me.as_str() {
         Side::Requester
     } else if fact.responder == me.as_str() {
@@ -111,6 +130,7 @@ pub fn record_report(txn: &mut Txn<'_>, me: NodeId, case: &RequestCase, defended
         side,
         steps: u32::try_from(case.history.len()).unwrap_or(u32::MAX),
         fact,
+        signed,
     };
     let bytes = cbor(&report);
     txn.put(FACTS, case.id.as_bytes().to_vec(), bytes.clone());
@@ -272,6 +292,31 @@ impl Application for FactApp {
         if !timeline_ordered(&record) {
             return Err(self.alarm(msg, "impossible_timeline"));
         }
+        // The signed facts: the same case and parties, in order, and no defended time earlier
+        // than the signed one (a receiver only ever moves a time later, to its receipt).
+        if let Some(signed) = &report.signed {
+            let s = signed.record().map_err(|_| bad("invalid_fact"))?;
+            let same = signed.case == report.fact.case
+                && signed.area == report.fact.area
+                && signed.requester == report.fact.requester
+                && signed.responder == report.fact.responder;
+            if !same {
+                return Err(self.alarm(msg, "parties_mismatch"));
+            }
+            let later = |d: Option<i64>, s: Option<i64>| match (d, s) {
+                (Some(d), Some(s)) => d >= s,
+                (None, None) => true,
+                _ => false,
+            };
+            if !timeline_ordered(&s)
+                || record.sent < s.sent
+                || !later(record.accepted, s.accepted)
+                || !later(record.answered, s.answered)
+                || !later(record.withdrawn, s.withdrawn)
+            {
+                return Err(self.alarm(msg, "impossible_timeline"));
+            }
+        }
         // The parties of a case are those of the reports already held for it: a member that
         // is not one of them (or claims other parties) cannot report it.
         for side in [Side::Requester, Side::Responder] {
@@ -324,6 +369,16 @@ impl CaseFacts {
             && self.requester_steps == self.responder_steps
             && !self.checked.disagreements.is_empty()
     }
+
+    /// The side whose report is the only one held, if only one is: its figures count
+    /// unconfirmed by the other side (published as such).
+    pub fn one_sided(&self) -> Option<Side> {
+        match (self.requester_steps, self.responder_steps) {
+            (Some(_), None) => Some(Side::Requester),
+            (None, Some(_)) => Some(Side::Responder),
+            _ => None,
+        }
+    }
 }
 
 /// Every case the Commission node holds reports for, in case order, cross-checked.
@@ -334,10 +389,17 @@ pub fn commission_cases(store: &dyn imi_store::ReadStore) -> Result<Vec<CaseFact
     let flush = |c: Option<(String, Option<StoredReport>, Option<StoredReport>)>,
                  out: &mut Vec<CaseFacts>| {
         if let Some((case, q, s)) = c {
+            // The sides agree or not on the signed facts; the figures use the defended ones
+            // of the side the cross-check chose (the requester's when both reported).
             let mut checked = check(
-                q.as_ref().map(|r| &r.report.fact),
-                s.as_ref().map(|r| &r.report.fact),
+                q.as_ref().map(|r| r.report.signed_fact()),
+                s.as_ref().map(|r| r.report.signed_fact()),
             );
+            if let Some(c) = checked.as_mut()
+                && let Some(chosen) = q.as_ref().or(s.as_ref())
+            {
+                c.fact = chosen.report.fact.clone();
+            }
             let (qs, ss) = (q.map(|r| r.report.steps), s.map(|r| r.report.steps));
             if let Some(c) = checked.as_mut()
                 && qs != ss

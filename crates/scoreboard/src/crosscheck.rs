@@ -1,8 +1,10 @@
 //! Both sides of a request report its facts; the Commission node compares them.
 //!
-//! Every time in a fact is the signed creation time of the envelope of that step, which
-//! both nodes hold (one signed it, the other received it and signed a receipt for it), so
-//! two honest reports of a case are identical. A difference means one side reported
+//! The facts compared are those with the signed creation times of the steps' envelopes,
+//! which both nodes hold (one signed it, the other received it and signed a receipt for it),
+//! so two honest reports of a case are identical. (A member also reports the times it
+//! defends, its receipt time for a step received late: `protocol/vectors/README.md`, "Time of
+//! a step"; the figures use those.) A difference means one side reported
 //! something the other side's signed messages contradict: the case is **flagged**, naming
 //! the fields. The published figures then use the **requester's** report: the indicators
 //! grade the responder, every time in them (acceptance, answer) comes from the responder's

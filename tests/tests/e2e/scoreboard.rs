@@ -114,6 +114,7 @@ fn facts_reporting_cross_check_and_recompute() {
             .then_some(v)
     });
     assert!(flags["flagged"].as_array().unwrap().is_empty(), "{flags}");
+    assert!(flags["one_sided"].as_array().unwrap().is_empty(), "{flags}");
 
     let year = current_year();
     let sb = eu.get_json(&format!("/api/v1/scoreboard?period={year}"));

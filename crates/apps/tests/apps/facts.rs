@@ -296,6 +296,7 @@ async fn facts_reach_the_commission_carry_nothing_personal_and_falsified_sides_a
             side: Side::Responder,
             steps: 4,
             fact: forged,
+            signed: None,
         },
         a,
     );
@@ -326,6 +327,7 @@ async fn facts_reach_the_commission_carry_nothing_personal_and_falsified_sides_a
             side: Side::Requester,
             steps: 9,
             fact: fa.clone(),
+            signed: None,
         },
         a,
     );
@@ -377,7 +379,11 @@ async fn forged_and_impossible_fact_reports_are_refused_and_alarmed() {
         timeliness: Some(5),
         efforts: Some(5),
     };
-    let send = |from: imi_protocol::NodeId, side: Side, steps: u32, fact: imi_scoreboard::Fact| {
+    let send = |from: imi_protocol::NodeId,
+                side: Side,
+                steps: u32,
+                fact: imi_scoreboard::Fact,
+                signed: Option<imi_scoreboard::Fact>| {
         let raw = fed.raw_client(from, imi_network::DEFAULT_MAX_MESSAGE_BYTES);
         let draft = Draft {
             kind: Kind::new(KIND_FACT).unwrap(),
@@ -393,6 +399,7 @@ async fn forged_and_impossible_fact_reports_are_refused_and_alarmed() {
                         side,
                         steps,
                         fact,
+                        signed,
                     },
                     &mut out,
                 )
@@ -413,8 +420,8 @@ async fn forged_and_impossible_fact_reports_are_refused_and_alarmed() {
     };
     let fed = &fed;
     let send = &send;
-    let outcome = |from, side, steps, fact| {
-        let (raw, bytes) = send(from, side, steps, fact);
+    let outcome = |from, side, steps, fact, signed| {
+        let (raw, bytes) = send(from, side, steps, fact, signed);
         async move {
             let r = fed.verify_receipt(
                 within("EU answers", raw.client.request(peer, bytes))
@@ -436,11 +443,37 @@ async fn forged_and_impossible_fact_reports_are_refused_and_alarmed() {
     };
     let rejected = |c: &str| Outcome::Rejected(RejectCode::Application(c.into()));
 
-    // DE's genuine report of its side.
+    // A report whose defended time lies before the signed one (a receiver only ever moves a
+    // time later, to its receipt) is impossible.
+    let mut earlier = genuine.clone();
+    earlier.accepted_at = Some(t("03T09:00:00"));
     assert_eq!(
-        outcome(DE, Side::Requester, 6, genuine.clone()).await,
+        outcome(DE, Side::Requester, 6, earlier, Some(genuine.clone())).await,
+        rejected("impossible_timeline")
+    );
+    assert_eq!(alarm("DE", "impossible_timeline"), 1);
+    assert!(commission_cases(eu.store()).unwrap().is_empty());
+
+    // DE's genuine report of its side: HU's accept reached DE two hours after HU signed it,
+    // so DE defends its receipt time and reports the signed facts beside.
+    let mut delayed = genuine.clone();
+    delayed.accepted_at = Some(t("03T12:00:00"));
+    assert_eq!(
+        outcome(
+            DE,
+            Side::Requester,
+            6,
+            delayed.clone(),
+            Some(genuine.clone())
+        )
+        .await,
         Outcome::Accepted
     );
+    // One side only so far: counted, and published as one-sided.
+    let one = commission_cases(eu.store()).unwrap();
+    assert_eq!(one.len(), 1);
+    assert_eq!(one[0].one_sided(), Some(Side::Requester));
+    assert!(!one[0].flagged());
     let before = commission_cases(eu.store()).unwrap();
 
     // AT claims to be the requester of DE's case (ratings 1/1, never accepted).
@@ -450,56 +483,64 @@ async fn forged_and_impossible_fact_reports_are_refused_and_alarmed() {
     forged.efforts = Some(1);
     forged.accepted_at = None;
     assert_eq!(
-        outcome(AT, Side::Requester, 7, forged.clone()).await,
+        outcome(AT, Side::Requester, 7, forged.clone(), None).await,
         rejected("parties_mismatch")
     );
     // … or its responder.
     let mut forged = genuine.clone();
     forged.responder = "AT".into();
     assert_eq!(
-        outcome(AT, Side::Responder, 7, forged).await,
+        outcome(AT, Side::Responder, 7, forged, None).await,
         rejected("parties_mismatch")
     );
     // HU, the real responder, cannot change who the requester is.
     let mut forged = genuine.clone();
     forged.requester = "AT".into();
     assert_eq!(
-        outcome(HU, Side::Responder, 7, forged).await,
+        outcome(HU, Side::Responder, 7, forged, None).await,
         rejected("parties_mismatch")
     );
     // Answered before it was sent; accepted before it was sent.
     let mut impossible = genuine.clone();
     impossible.answered_at = Some("1970-01-01T00:00:00Z".into());
     assert_eq!(
-        outcome(HU, Side::Responder, 7, impossible).await,
+        outcome(HU, Side::Responder, 7, impossible, None).await,
         rejected("impossible_timeline")
     );
     let mut impossible = genuine.clone();
     impossible.accepted_at = Some(t("01T10:00:00"));
     assert_eq!(
-        outcome(DE, Side::Requester, 7, impossible).await,
+        outcome(DE, Side::Requester, 7, impossible, None).await,
         rejected("impossible_timeline")
     );
     // A step count no case can reach would block every later genuine report.
     assert_eq!(
-        outcome(DE, Side::Requester, u32::MAX, genuine.clone()).await,
+        outcome(DE, Side::Requester, u32::MAX, genuine.clone(), None).await,
         rejected("implausible_steps")
     );
 
     assert_eq!(alarm("AT", "parties_mismatch"), 2);
     assert_eq!(alarm("HU", "parties_mismatch"), 1);
     assert_eq!(alarm("HU", "impossible_timeline"), 1);
-    assert_eq!(alarm("DE", "impossible_timeline"), 1);
+    assert_eq!(alarm("DE", "impossible_timeline"), 2);
     assert_eq!(alarm("DE", "implausible_steps"), 1);
     assert_eq!(
         commission_cases(eu.store()).unwrap(),
         before,
         "nothing refused changed the Commission's facts"
     );
-    // The genuine responder's report is still accepted.
+    // The genuine responder's report is still accepted. Both sides' signed facts agree: not
+    // flagged, not one-sided; the figures use the requester's defended times.
     assert_eq!(
-        outcome(HU, Side::Responder, 6, genuine).await,
+        outcome(HU, Side::Responder, 6, genuine, None).await,
         Outcome::Accepted
     );
+    let both = commission_cases(eu.store()).unwrap();
+    assert_eq!(both.len(), 1);
+    assert!(
+        !both[0].flagged() && both[0].one_sided().is_none(),
+        "{both:?}"
+    );
+    assert_eq!(both[0].checked.fact, delayed);
     eu.stop().await;
 }
