@@ -1044,19 +1044,45 @@ pub async fn export_bundle(
     Ok(state.services.bundle(selection).await?)
 }
 
-/// `GET /api/v1/audit/alarms` (auditors): the witness alarms this node raised.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AlarmsQuery {
+    limit: Option<usize>,
+    cursor: Option<u64>,
+}
+
+/// `GET /api/v1/audit/alarms` (auditors): the witness alarms this node raised, a page at a
+/// time.
 pub(crate) async fn alarms(
     State(state): State<ApiState>,
     headers: HeaderMap,
-    q: QueryOf<NoQuery>,
+    q: QueryOf<AlarmsQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let user = users::authenticate(&state, &headers).await?;
     if !user.is_auditor() {
         return Err(ApiError::forbidden("witness alarms are for auditors"));
     }
-    query(q)?;
-    let alarms = state.services.alarms().await?;
-    Ok(Json(json!({ "items": alarms })))
+    let q = query(q)?;
+    let limit = limit(q.limit)?;
+    let from = q.cursor.map_or(0, |c| c.saturating_add(1));
+    let mut page = state.services.alarms(from, limit + 1).await?;
+    let next = (page.len() > limit).then(|| {
+        page.truncate(limit);
+        page.last().map(|(seq, _)| seq.to_string())
+    });
+    let items: Vec<Value> = page
+        .into_iter()
+        .map(|(seq, a)| {
+            let mut v = serde_json::to_value(a).unwrap_or(Value::Null);
+            if let Some(o) = v.as_object_mut() {
+                o.insert("seq".into(), json!(seq));
+            }
+            v
+        })
+        .collect();
+    Ok(Json(
+        json!({ "items": items, "next_cursor": next.flatten() }),
+    ))
 }
 
 /// `GET /api/v1/audit/blocked/{id}` (auditors): the explicit, logged read of a blocked

@@ -349,10 +349,11 @@ impl Services {
         ))
     }
 
-    /// The witness alarms this node raised, oldest first.
-    pub async fn alarms(&self) -> Result<Vec<Alarm>, AppError> {
+    /// Up to `limit` witness alarms this node raised from sequence number `from` on,
+    /// oldest first ([`witness::alarms`]).
+    pub async fn alarms(&self, from: u64, limit: usize) -> Result<Vec<(u64, Alarm)>, AppError> {
         let engine = self.engine.clone();
-        blocking(move || witness::alarms(&engine)).await
+        blocking(move || witness::alarms(&engine, from, limit)).await
     }
 
     /// Runs the retention schedule now.

@@ -440,12 +440,16 @@ pub async fn send_witness_answers(engine: &Engine) -> Result<usize, AppError> {
         .await?)
 }
 
-/// The witness alarms this node raised, oldest first.
-pub fn alarms(engine: &Engine) -> Result<Vec<Alarm>, AppError> {
+/// Up to `limit` witness alarms this node raised with a sequence number of at least `from`,
+/// oldest first, each with its sequence number.
+pub fn alarms(engine: &Engine, from: u64, limit: usize) -> Result<Vec<(u64, Alarm)>, AppError> {
     Ok(engine
         .reader()
-        .range(ALARMS, &[], Some(b"\xff"), usize::MAX)?
+        .range(ALARMS, &from.to_be_bytes(), Some(b"\xff"), limit)?
         .into_iter()
-        .filter_map(|(_, v)| serde_json::from_slice(&v).ok())
+        .filter_map(|(k, v)| {
+            let seq = u64::from_be_bytes(k.as_slice().try_into().ok()?);
+            Some((seq, serde_json::from_slice(&v).ok()?))
+        })
         .collect())
 }

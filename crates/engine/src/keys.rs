@@ -66,6 +66,12 @@ pub fn outbox_key(peer: NodeId, seq: u64) -> Vec<u8> {
 }
 
 /// `node ‖ message id`.
+pub fn node_msg_key(node: NodeId, id: &MessageId) -> Vec<u8> {
+    let mut k = node.as_bytes().to_vec();
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
 /// `META` key of a peer's daily byte quota usage: `quota/bytes/<node>` → the UTC day
 /// (days since 1970) and the envelope bytes accepted from the peer that day, two `u64`
 /// big-endian.
@@ -91,12 +97,6 @@ pub fn decode_quota(v: &[u8]) -> Option<(u64, u64)> {
 
 /// Milliseconds in a day.
 pub const DAY_MS: u64 = 86_400_000;
-
-pub fn node_msg_key(node: NodeId, id: &MessageId) -> Vec<u8> {
-    let mut k = node.as_bytes().to_vec();
-    k.extend_from_slice(id.as_bytes());
-    k
-}
 
 /// A decoded outbox value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -227,7 +227,15 @@ fn evidence_bundles_verify_offline_and_tampering_is_named() {
     assert!(ok, "{out}");
     assert!(out.contains("1 witnesses, 1 required"), "{out}");
     // No alarms between honest nodes.
-    assert_eq!(auditor.get_json("/api/v1/audit/alarms")["items"], json!([]));
+    assert_eq!(
+        auditor.get_json("/api/v1/audit/alarms?limit=5"),
+        json!({"items": [], "next_cursor": null})
+    );
+    assert_eq!(
+        auditor.get("/api/v1/audit/alarms?cursor=x").unwrap().0,
+        400,
+        "a malformed cursor"
+    );
 
     // Tampering: an envelope byte, a receipt byte, a leaf, a proof hash, the checkpoint.
     let text = std::fs::read_to_string(&api_file).unwrap();

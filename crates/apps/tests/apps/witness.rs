@@ -189,7 +189,7 @@ async fn witnesses_cosign_extensions_and_refuse_split_views_and_rollbacks() {
         assert_eq!(a.known, 6, "{what}: HU still knows DE at size 6");
         assert_eq!(alarms(what), 1, "{what}: metric");
         expected_alarms += 1;
-        let recorded = imi_apps::witness::alarms(hu.engine()).unwrap();
+        let recorded = all_alarms(&hu);
         assert_eq!(recorded.len(), expected_alarms);
         let last = recorded.last().unwrap();
         assert_eq!((last.node.as_str(), last.kind.as_str()), ("DE", what));
@@ -205,7 +205,7 @@ async fn witnesses_cosign_extensions_and_refuse_split_views_and_rollbacks() {
     assert_eq!(outcome, Outcome::Accepted);
     assert_eq!(alarms("split_view"), 2, "every alarm is counted");
     assert_eq!(
-        imi_apps::witness::alarms(hu.engine()).unwrap().len(),
+        all_alarms(&hu).len(),
         expected_alarms,
         "a repeated claim is not stored twice"
     );
@@ -226,7 +226,7 @@ async fn witnesses_cosign_extensions_and_refuse_split_views_and_rollbacks() {
     let outcome = to_hu(padded).await;
     // The note parses (extra signature lines are allowed), so this is an alarm.
     assert_eq!(outcome, Outcome::Accepted);
-    let recorded = imi_apps::witness::alarms(hu.engine()).unwrap();
+    let recorded = all_alarms(&hu);
     assert_eq!(recorded.len(), expected_alarms + 1);
     let last = recorded.last().unwrap();
     assert!(
@@ -252,9 +252,21 @@ async fn witnesses_cosign_extensions_and_refuse_split_views_and_rollbacks() {
         assert_eq!(outcome, Outcome::Accepted);
     }
     assert_eq!(
-        imi_apps::witness::alarms(hu.engine()).unwrap().len() as u64,
+        all_alarms(&hu).len() as u64,
         imi_apps::witness::MAX_ALARMS_PER_NODE
     );
+    // Read a page at a time: every record once, in order, pages no larger than asked.
+    let (mut from, mut paged, mut pages) = (0, Vec::new(), 0);
+    loop {
+        let page = imi_apps::witness::alarms(hu.engine(), from, 7).unwrap();
+        assert!(page.len() <= 7);
+        let Some((last, _)) = page.last() else { break };
+        from = last + 1;
+        pages += 1;
+        paged.extend(page.into_iter().map(|(_, a)| a));
+    }
+    assert_eq!(paged, all_alarms(&hu));
+    assert_eq!(pages, imi_apps::witness::MAX_ALARMS_PER_NODE.div_ceil(7));
     assert_eq!(
         alarms("split_view"),
         3 + extra,
@@ -296,4 +308,13 @@ async fn witnesses_cosign_extensions_and_refuse_split_views_and_rollbacks() {
     raw.stop().await;
     de.stop().await;
     hu.stop().await;
+}
+
+/// Every witness alarm record of `node`, oldest first.
+fn all_alarms(node: &crate::rig::Node) -> Vec<imi_apps::witness::Alarm> {
+    imi_apps::witness::alarms(node.engine(), 0, usize::MAX)
+        .unwrap()
+        .into_iter()
+        .map(|(_, a)| a)
+        .collect()
 }
