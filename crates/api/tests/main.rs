@@ -112,7 +112,7 @@ impl Node {
         )
         .unwrap();
         let config = EngineConfig {
-            job_interval_ms: ["redial", "checkpoint", "retention", "fact-report"]
+            job_interval_ms: ["redial", "checkpoint", "retention", "fact-report", "prune"]
                 .into_iter()
                 .map(|j| (j.to_owned(), 0))
                 .collect(),

@@ -228,6 +228,7 @@ impl Application for WitnessApp {
     }
 
     fn apply(&self, msg: &Inbound<'_>, txn: &mut Txn<'_>) -> Result<(), RejectCode> {
+        refuse_stale(msg)?;
         let bad = |c: &str| RejectCode::Application(c.to_owned());
         let m: CheckpointMessage =
             ciborium::from_reader(msg.body).map_err(|_| bad("malformed_checkpoint"))?;
@@ -342,6 +343,7 @@ impl Application for CosignatureApp {
     }
 
     fn apply(&self, msg: &Inbound<'_>, txn: &mut Txn<'_>) -> Result<(), RejectCode> {
+        refuse_stale(msg)?;
         let bad = |c: &str| RejectCode::Application(c.to_owned());
         let m: CosignatureMessage =
             ciborium::from_reader(msg.body).map_err(|_| bad("malformed_cosignature"))?;
@@ -438,6 +440,17 @@ pub async fn send_witness_answers(engine: &Engine) -> Result<usize, AppError> {
             Some((to, None))
         })
         .await?)
+}
+
+/// Checkpoint and cosignature envelopes are pruned after a week ([`imi_engine::prune`]):
+/// one signed more than half of that before its receipt is refused (`stale`), so that a
+/// resend whose inbox record is gone can never be applied again. A newer checkpoint
+/// supersedes it anyway.
+fn refuse_stale(msg: &Inbound<'_>) -> Result<(), RejectCode> {
+    if msg.received.saturating_sub(msg.header.created) > imi_engine::prune::STALE_UNLOGGED_MS {
+        return Err(RejectCode::Application("stale".into()));
+    }
+    Ok(())
 }
 
 /// Up to `limit` witness alarms this node raised with a sequence number of at least `from`,

@@ -313,6 +313,17 @@ impl Engine {
                 Ok::<(), EngineError>(())
             },
         )];
+        jobs.push(PeriodicJob::new(
+            "prune",
+            crate::prune::PRUNE_INTERVAL,
+            false,
+            |e: Engine| async move {
+                let before = e
+                    .now_ms()
+                    .saturating_sub(crate::prune::UNLOGGED_RETENTION_MS);
+                e.prune_unlogged(before).await.map(|_| ())
+            },
+        ));
         jobs.extend(apps.jobs());
         let engine = Engine {
             shared: shared.clone(),
@@ -373,6 +384,34 @@ impl Engine {
             tracing::info!("log checkpoint signed");
         }
         Ok(note)
+    }
+
+    /// Deletes the envelopes of unlogged kinds (witness traffic) received or sent before
+    /// `before`, with their inbox records and receipts ([`crate::prune`]; the `prune` job
+    /// runs it for what is older than [`crate::prune::UNLOGGED_RETENTION_MS`]).
+    pub async fn prune_unlogged(
+        &self,
+        before: imi_protocol::Timestamp,
+    ) -> Result<crate::prune::PruneReport, EngineError> {
+        let (store, routes, max) = (
+            self.shared.store.clone(),
+            self.shared.routes.clone(),
+            self.shared.config.max_envelope_bytes,
+        );
+        let (batch, report) = tokio::task::spawn_blocking(move || {
+            crate::prune::plan(store.as_ref(), &routes, before, max)
+        })
+        .await
+        .map_err(|e| EngineError::Internal(e.to_string()))??;
+        if report != crate::prune::PruneReport::default() {
+            self.write(batch, Durability::Buffered).await?;
+            tracing::info!(
+                inbound = report.inbound,
+                outbound = report.outbound,
+                "pruned witness traffic audit does not need"
+            );
+        }
+        Ok(report)
     }
 
     /// Writes a batch through the committer (so it is ordered with every other write).

@@ -1,5 +1,7 @@
 //! The inbox record: what this node keeps of every envelope it accepted, so that a resend
-//! is answered `duplicate` (same bytes) or `conflict` (same id, other bytes) for ever.
+//! is answered `duplicate` (same bytes) or `conflict` (same id, other bytes) for ever. The
+//! exception are unlogged kinds (witness traffic): their records are pruned after a week,
+//! and their applications refuse envelopes too old to be de-duplicated ([`crate::prune`]).
 use crate::error::EngineError;
 use serde::{Deserialize, Serialize};
 

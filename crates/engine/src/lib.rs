@@ -40,6 +40,7 @@ pub mod keys;
 pub mod log;
 pub mod metrics;
 mod outbox;
+pub mod prune;
 mod shared;
 pub mod trust;
 

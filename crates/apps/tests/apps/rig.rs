@@ -140,7 +140,8 @@ impl Federation {
             }
             signing_keys.push(SigningKeyEntry {
                 public: signer.public(),
-                valid_from: now - DAY_MS,
+                // Ten days back: tests may date envelopes days into the past.
+                valid_from: now - 10 * DAY_MS,
                 valid_until: now + DAY_MS,
             });
             // In the base directory of integration tests (on disk, so fsync costs something).
@@ -161,7 +162,7 @@ impl Federation {
                 signing_keys,
                 hpke_keys: vec![HpkeKeyEntry {
                     public: keys.hpke.public(),
-                    valid_from: now - DAY_MS,
+                    valid_from: now - 10 * DAY_MS,
                     valid_until: now + DAY_MS,
                 }],
                 // Ports are chosen by the system when each node first starts (port 0); the
@@ -254,7 +255,7 @@ impl Federation {
         EngineConfig {
             backoff_initial_ms: 50,
             backoff_max_ms: 500,
-            job_interval_ms: ["redial", "checkpoint", "retention", "fact-report"]
+            job_interval_ms: ["redial", "checkpoint", "retention", "fact-report", "prune"]
                 .into_iter()
                 .map(|j| (j.to_owned(), 0))
                 .collect(),

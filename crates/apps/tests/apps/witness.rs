@@ -318,3 +318,136 @@ fn all_alarms(node: &crate::rig::Node) -> Vec<imi_apps::witness::Alarm> {
         .map(|(_, a)| a)
         .collect()
 }
+
+/// Witness traffic is pruned to what audit needs: the checkpoint and cosignature envelopes,
+/// their inbox records and receipts go; the cosigned checkpoint, the witness's view of the
+/// log and the logged traffic stay. A resend too old to be de-duplicated is refused `stale`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn witness_traffic_is_pruned_and_a_stale_resend_is_refused() {
+    let fed = Federation::new(&[DE, HU]);
+    let (de_apps, _) = apps(&fed, DE);
+    let (hu_apps, _) = apps(&fed, HU);
+    let de = fed.start_with(DE, de_apps).await;
+    let hu = fed.start_with(HU, hu_apps).await;
+    de.send_diag_accepted(&[HU]).await;
+    crate::rig::wait_until("DE's log holds the envelope and its receipt", || {
+        imi_engine::log::size(de.store()).unwrap() == 2
+    })
+    .await;
+    imi_apps::witness::distribute_checkpoint(de.engine())
+        .await
+        .unwrap();
+    crate::rig::wait_until("HU has seen DE's checkpoint", || {
+        hu.store()
+            .get(imi_apps::witness::WITNESS, b"DE")
+            .unwrap()
+            .is_some()
+    })
+    .await;
+    imi_apps::witness::send_witness_answers(hu.engine())
+        .await
+        .unwrap();
+    crate::rig::wait_until(
+        "DE's checkpoint is cosigned and every outbox is empty",
+        || {
+            stored_note(&de, 2).is_some_and(|n| n.signatures.len() == 2)
+                && de.count(imi_engine::keys::OUTBOX) == 0
+                && hu.count(imi_engine::keys::OUTBOX) == 0
+        },
+    )
+    .await;
+    let kinds = |n: &Node| -> Vec<String> {
+        let mut k: Vec<String> = n
+            .rows(imi_engine::keys::INBOX)
+            .iter()
+            .map(|(_, v)| imi_engine::InboxRecord::decode(v).unwrap().kind)
+            .collect();
+        k.sort();
+        k
+    };
+    assert_eq!(kinds(&hu), ["diagnostic", "imi.checkpoint"]);
+    assert_eq!(kinds(&de), ["imi.cosignature"]);
+    let (de_out, hu_out) = (
+        de.count(imi_engine::keys::ENV_OUT),
+        hu.count(imi_engine::keys::ENV_OUT),
+    );
+    assert_eq!(
+        (de_out, hu_out),
+        (2, 1),
+        "DE: diagnostic + checkpoint; HU: cosignature"
+    );
+
+    // Nothing is old enough yet: the job's cut-off is a week back.
+    let week_ago = now_ms() - imi_engine::prune::UNLOGGED_RETENTION_MS;
+    assert_eq!(
+        de.engine().prune_unlogged(week_ago).await.unwrap(),
+        imi_engine::prune::PruneReport::default()
+    );
+    // A week later (the cut-off after everything): the witness traffic goes, the rest stays.
+    let later = now_ms() + 1;
+    let r = de.engine().prune_unlogged(later).await.unwrap();
+    assert_eq!((r.inbound, r.outbound), (1, 1));
+    let r = hu.engine().prune_unlogged(later).await.unwrap();
+    assert_eq!((r.inbound, r.outbound), (1, 1));
+    assert_eq!(kinds(&hu), ["diagnostic"]);
+    assert!(kinds(&de).is_empty());
+    assert_eq!(
+        de.count(imi_engine::keys::ENV_OUT),
+        1,
+        "the diagnostic stays"
+    );
+    assert_eq!(hu.count(imi_engine::keys::ENV_OUT), 0);
+    assert_eq!(hu.count(imi_engine::keys::ENV_IN), 1);
+    assert_eq!(de.count(imi_engine::keys::RECEIPTS_OUT), 1);
+    assert!(
+        stored_note(&de, 2).is_some_and(|n| n.signatures.len() == 2),
+        "the cosigned checkpoint audit needs stays"
+    );
+    assert!(
+        hu.store()
+            .get(imi_apps::witness::WITNESS, b"DE")
+            .unwrap()
+            .is_some()
+    );
+
+    // A checkpoint envelope signed four days ago (inside the key's validity) is refused.
+    let raw = fed.raw_client(DE, imi_network::DEFAULT_MAX_MESSAGE_BYTES);
+    let mut body = Vec::new();
+    ciborium::into_writer(
+        &CheckpointMessage {
+            note: stored_note(&de, 2).unwrap().text(),
+            base: 0,
+            proof: vec![],
+        },
+        &mut body,
+    )
+    .unwrap();
+    let old = imi_protocol::seal_and_sign(
+        &Draft {
+            kind: Kind::new(KIND_CHECKPOINT).unwrap(),
+            authority: AuthorityId::new("DE-IMI").unwrap(),
+            to: vec![HU],
+            case: None,
+            prev: vec![],
+            body,
+        },
+        now_ms() - 4 * 86_400_000,
+        &fed.member(DE).signer,
+        &fed.trust,
+        &SealRandomness::random(1),
+    )
+    .unwrap();
+    let r = within(
+        "HU answers",
+        raw.client.request(fed.member(HU).peer_id(), old),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        fed.verify_receipt(r, HU).body.outcome,
+        Outcome::Rejected(imi_protocol::RejectCode::Application("stale".into()))
+    );
+    raw.stop().await;
+    de.stop().await;
+    hu.stop().await;
+}
