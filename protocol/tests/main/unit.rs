@@ -444,3 +444,120 @@ fn retired_key_cannot_sign_backdated_envelopes() {
         .unwrap_err();
     assert_eq!(err, RejectCode::KeyNotValid);
 }
+
+/// Frames a COSE_Sign1 from its protected header, payload and signature.
+type Frame<'a> = dyn Fn(&[u8], &[u8], &[u8]) -> Vec<u8> + 'a;
+
+/// The COSE structure has one encoding: validly signed variants of a good envelope whose
+/// protected header or framing differs (other order, an extra label, a duplicate label,
+/// non-shortest lengths, an indefinite length, a non-empty unprotected map) are `malformed`,
+/// and a megabyte of protected header is refused without decoding it into a value tree.
+#[test]
+fn cose_structure_has_one_encoding() {
+    use crate::common::{decode_cose, encode, sig_structure};
+    use ed25519_dalek::Signer;
+    let fx = Fixture::new();
+    let good = seal(&fx, fx.signer(NodeId::AT), &[NodeId::DE], T);
+    assert!(verify(&fx.trust, &good, NodeId::DE, T).is_ok());
+    let parts = decode_cose(&good);
+    let sk = ed25519_dalek::SigningKey::from_bytes(&fx.signer(NodeId::AT).seed());
+    let kid = parts.protected[parts.protected.len() - 8..].to_vec();
+    let ct = "application/imi-envelope+cbor; v=1";
+    let int = |i: i64| Value::Integer(i.into());
+    // A signed COSE_Sign1 from raw protected bytes and raw framing of the four items.
+    let build = |protected: Vec<u8>, frame: &Frame<'_>| {
+        let sig = sk
+            .sign(&sig_structure(&protected, &parts.payload))
+            .to_bytes();
+        frame(&protected, &parts.payload, &sig)
+    };
+    let bstr = |b: &[u8]| encode(&Value::Bytes(b.to_vec()));
+    let standard = |p: &[u8], pl: &[u8], s: &[u8]| {
+        let mut out = vec![0xd2, 0x84];
+        out.extend(bstr(p));
+        out.push(0xa0);
+        out.extend(bstr(pl));
+        out.extend(bstr(s));
+        out
+    };
+    // Control: rebuilt the standard way, it verifies (the builder is right).
+    let control = build(parts.protected.clone(), &standard);
+    assert_eq!(control, good);
+    let map = |entries: Vec<(Value, Value)>| encode(&Value::Map(entries));
+    let alg = (int(1), int(-8));
+    let ctv = (int(3), Value::Text(ct.into()));
+    let kidv = (int(4), Value::Bytes(kid.clone()));
+    let headers = [
+        (
+            "other key order",
+            map(vec![ctv.clone(), alg.clone(), kidv.clone()]),
+        ),
+        (
+            "an extra label",
+            map(vec![
+                alg.clone(),
+                ctv.clone(),
+                kidv.clone(),
+                (int(99), int(0)),
+            ]),
+        ),
+        (
+            "a duplicate label",
+            map(vec![alg.clone(), ctv.clone(), kidv.clone(), kidv.clone()]),
+        ),
+        ("a missing kid", map(vec![alg.clone(), ctv.clone()])),
+        ("a megabyte of labels", {
+            let mut e = vec![alg.clone(), ctv.clone(), kidv.clone()];
+            e.extend((0..100_000).map(|i| (int(1000 + i), int(0))));
+            map(e)
+        }),
+    ];
+    for (what, protected) in headers {
+        let bytes = build(protected, &standard);
+        assert_eq!(
+            verify(&fx.trust, &bytes, NodeId::DE, T).unwrap_err(),
+            RejectCode::Malformed,
+            "{what}"
+        );
+    }
+    let long_len = |p: &[u8], pl: &[u8], s: &[u8]| {
+        // The protected header's length as `59 00 nn` instead of `58 nn`.
+        let mut out = vec![0xd2, 0x84, 0x59, 0x00, p.len() as u8];
+        out.extend_from_slice(p);
+        out.push(0xa0);
+        out.extend(bstr(pl));
+        out.extend(bstr(s));
+        out
+    };
+    let indefinite = |p: &[u8], pl: &[u8], s: &[u8]| {
+        let mut out = vec![0xd2, 0x9f];
+        out.extend(bstr(p));
+        out.push(0xa0);
+        out.extend(bstr(pl));
+        out.extend(bstr(s));
+        out.push(0xff);
+        out
+    };
+    let unprotected = |p: &[u8], pl: &[u8], s: &[u8]| {
+        let mut out = vec![0xd2, 0x84];
+        out.extend(bstr(p));
+        out.extend([0xa1, 0x04, 0x48]);
+        out.extend_from_slice(&kid);
+        out.extend(bstr(pl));
+        out.extend(bstr(s));
+        out
+    };
+    let frames: [(&str, &Frame<'_>); 3] = [
+        ("a non-shortest length", &long_len),
+        ("an indefinite-length array", &indefinite),
+        ("a non-empty unprotected header", &unprotected),
+    ];
+    for (what, frame) in frames {
+        let bytes = build(parts.protected.clone(), frame);
+        assert_eq!(
+            verify(&fx.trust, &bytes, NodeId::DE, T).unwrap_err(),
+            RejectCode::Malformed,
+            "{what}"
+        );
+    }
+}
