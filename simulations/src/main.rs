@@ -41,6 +41,7 @@
 mod bench;
 mod bench_api;
 mod bench_audit;
+mod bench_flood;
 mod bench_scoreboard;
 mod demo;
 mod federation;
@@ -79,6 +80,9 @@ enum BenchCommand {
     Api(bench_api::ApiArgs),
     /// `imi-node scoreboard compute` over 10 million generated facts: time and peak memory.
     Scoreboard(bench_scoreboard::ScoreboardArgs),
+    /// One peer floods a node: the p99 round trip of another peer's steady load, alone and
+    /// under the flood (target: within 2×); JSON on stdout.
+    Flood(bench_flood::FloodArgs),
     /// The transparency log: proof generation on a 1M-leaf RocksDB log, `audit verify` of a
     /// bundle of 10,000 envelopes.
     Audit(bench_audit::AuditArgs),
@@ -115,6 +119,9 @@ fn real_main() -> Result<bool> {
             Command::Bench {
                 command: BenchCommand::Audit(args),
             } => bench_audit::run(&args).await,
+            Command::Bench {
+                command: BenchCommand::Flood(args),
+            } => bench_flood::run(&args).await,
         }
     })
 }
