@@ -24,6 +24,21 @@ pub(crate) fn from_slice<T: DeserializeOwned>(bytes: &[u8], max: usize) -> Resul
     Ok(value)
 }
 
+/// Like [`from_slice`], and the bytes must be exactly the encoding of the decoded value
+/// ([`to_vec`]): the one deterministic form (map keys in the documented order, shortest
+/// integer and length forms, definite lengths), no unknown or duplicate keys. Anything else
+/// is `malformed`, so two receivers cannot read the same signed bytes differently.
+pub(crate) fn from_slice_canonical<T: DeserializeOwned + Serialize>(
+    bytes: &[u8],
+    max: usize,
+) -> Result<T, RejectCode> {
+    let value: T = from_slice(bytes, max)?;
+    match to_vec(&value) {
+        Ok(again) if again == bytes => Ok(value),
+        _ => Err(RejectCode::Malformed),
+    }
+}
+
 /// Serde adapter: `[u8; N]` as a CBOR byte string.
 pub(crate) mod fixed {
     use serde::{Deserialize, Deserializer, Serializer, de::Error};

@@ -351,7 +351,7 @@ impl Envelope {
         }
         let hash = sha256(&bytes);
         let cose = cose::parse(&bytes, max, CT_ENVELOPE)?;
-        let payload: EnvelopePayload = cbor::from_slice(&cose.payload, max)?;
+        let payload: EnvelopePayload = cbor::from_slice_canonical(&cose.payload, max)?;
         let EnvelopePayload { header, sealed } = payload;
         check_recipients(&header.to)?;
         if header.prev.len() > MAX_PREDECESSORS {
@@ -486,7 +486,7 @@ impl VerifiedEnvelope {
                 },
             )
             .map_err(|_| RejectCode::DecryptFailed)?;
-        let inner: Inner = cbor::from_slice(&inner, self.inner.bytes.len())
+        let inner: Inner = cbor::from_slice_canonical(&inner, self.inner.bytes.len())
             .map_err(|_| RejectCode::DecryptFailed)?;
         let mut committed = inner.salt.to_vec();
         committed.extend_from_slice(&inner.body);

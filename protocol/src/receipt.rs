@@ -81,7 +81,7 @@ impl Receipt {
         expected_receiver: NodeId,
     ) -> Result<Receipt, RejectCode> {
         let parsed = cose::parse(&bytes, MAX_RECEIPT_BYTES, CT_RECEIPT)?;
-        let body: ReceiptBody = cbor::from_slice(&parsed.payload, MAX_RECEIPT_BYTES)?;
+        let body: ReceiptBody = cbor::from_slice_canonical(&parsed.payload, MAX_RECEIPT_BYTES)?;
         if body.receiver != expected_receiver {
             return Err(RejectCode::UnknownSender);
         }

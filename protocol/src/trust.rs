@@ -73,7 +73,8 @@ impl TrustList {
             return Err(RejectCode::BadSignature.into());
         }
         parsed.verify(governance_public)?;
-        let list: TrustList = cbor::from_slice(&parsed.payload, crate::MAX_TRUST_LIST_BYTES)?;
+        let list: TrustList =
+            cbor::from_slice_canonical(&parsed.payload, crate::MAX_TRUST_LIST_BYTES)?;
         list.validate()?;
         Ok(list)
     }

@@ -561,3 +561,82 @@ fn cose_structure_has_one_encoding() {
         );
     }
 }
+
+/// An edit of a decoded payload.
+type Edit<'a> = dyn FnOnce(&mut Value) + 'a;
+
+/// A payload is accepted only in its one encoding: validly re-signed payloads with the keys
+/// of the header in another order, an unknown key, a duplicated key, or an integer in a
+/// longer form than needed are `malformed`.
+#[test]
+fn payloads_have_one_encoding() {
+    let fx = Fixture::new();
+    let signer = fx.signer(NodeId::AT);
+    let bytes = seal(&fx, signer, &[NodeId::DE], T);
+    let header = |p: &mut Value| -> Vec<(Value, Value)> {
+        let Value::Map(entries) = field_mut(p, "header") else {
+            panic!("header is a map")
+        };
+        std::mem::take(entries)
+    };
+    let set = |p: &mut Value, entries: Vec<(Value, Value)>| {
+        *field_mut(p, "header") = Value::Map(entries);
+    };
+    let variants: [(&str, Box<Edit<'_>>); 3] = [
+        (
+            "keys in another order",
+            Box::new(|p: &mut Value| {
+                let mut e = header(p);
+                e.reverse();
+                set(p, e);
+            }),
+        ),
+        (
+            "an unknown key",
+            Box::new(|p: &mut Value| {
+                let mut e = header(p);
+                e.push((Value::Text("extra".into()), Value::Integer(1.into())));
+                set(p, e);
+            }),
+        ),
+        (
+            "a duplicated key",
+            Box::new(|p: &mut Value| {
+                let mut e = header(p);
+                let first = e[0].clone();
+                e.push(first);
+                set(p, e);
+            }),
+        ),
+    ];
+    for (what, mutate) in variants {
+        let edited = resign(&bytes, &signer.seed(), mutate);
+        assert_ne!(edited, bytes);
+        assert_eq!(
+            verify(&fx.trust, &edited, NodeId::DE, T).unwrap_err(),
+            RejectCode::Malformed,
+            "{what}"
+        );
+    }
+    // The version as `19 00 01` instead of `01`: same value, longer form.
+    let parts = crate::common::decode_cose(&bytes);
+    let needle = [0x61, b'v', 0x01];
+    let at = parts
+        .payload
+        .windows(3)
+        .position(|w| w == needle)
+        .expect("the header's v");
+    let mut payload = parts.payload.clone();
+    payload.splice(at + 2..at + 3, [0x19, 0x00, 0x01]);
+    let sk = ed25519_dalek::SigningKey::from_bytes(&signer.seed());
+    let sig = ed25519_dalek::Signer::sign(
+        &sk,
+        &crate::common::sig_structure(&parts.protected, &payload),
+    );
+    let longer = crate::common::encode_cose(&parts.protected, &payload, &sig.to_bytes());
+    assert_eq!(
+        verify(&fx.trust, &longer, NodeId::DE, T).unwrap_err(),
+        RejectCode::Malformed,
+        "a non-shortest integer"
+    );
+}
