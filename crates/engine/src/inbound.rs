@@ -13,26 +13,93 @@ use imi_network::{InboundId, InboundPayload, NetworkEvent, PeerId};
 use imi_protocol::{
     Envelope, Header, MessageId, NodeId, Outcome, ReceiptBody, RejectCode, Timestamp, sha256,
 };
-use std::collections::HashMap;
-use std::sync::Arc;
-use tokio::sync::{Semaphore, mpsc};
+use prometheus_client::metrics::gauge::Gauge;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
+/// An inbound envelope waiting for verification.
+struct Queued {
+    id: InboundId,
+    payload: InboundPayload,
+    received: Timestamp,
+    /// The peer's handler slot, held until the envelope is answered.
+    slot: OwnedSemaphorePermit,
+    /// The peer's in-process gauge, decremented when it is answered.
+    gauge: Option<Gauge>,
+}
+
+/// Envelopes waiting for verification, one queue per peer, served round robin: a peer
+/// with a thousand envelopes waiting delays another peer's next envelope by at most one of
+/// its own per verifier.
+struct Fair<T> {
+    queues: HashMap<PeerId, VecDeque<T>>,
+    ring: VecDeque<PeerId>,
+}
+
+impl<T> Default for Fair<T> {
+    fn default() -> Self {
+        Self {
+            queues: HashMap::new(),
+            ring: VecDeque::new(),
+        }
+    }
+}
+
+impl<T> Fair<T> {
+    fn push(&mut self, peer: PeerId, item: T) {
+        let q = self.queues.entry(peer).or_default();
+        if q.is_empty() {
+            self.ring.push_back(peer);
+        }
+        q.push_back(item);
+    }
+
+    fn pop(&mut self) -> Option<(PeerId, T)> {
+        let peer = self.ring.pop_front()?;
+        let q = self.queues.get_mut(&peer)?;
+        let item = q.pop_front()?;
+        if q.is_empty() {
+            self.queues.remove(&peer);
+        } else {
+            self.ring.push_back(peer);
+        }
+        Some((peer, item))
+    }
+}
+
 /// Runs the inbound loop until cancelled or the network stops.
+///
+/// The loop itself never waits: it puts each envelope in its peer's queue (or, when the peer
+/// holds all its `max_inbound_per_peer` slots, answers `quota_exceeded` at once) and goes on.
+/// Verifiers, one per core, take envelopes round robin across peers and verify and decrypt
+/// them (the CPU-heavy part); the commit and the receipt then proceed in a task of their own,
+/// at most `max_inbound_concurrency` at once.
 pub(crate) async fn run(
     shared: Arc<Shared>,
     mut events: mpsc::Receiver<NetworkEvent>,
     cancel: CancellationToken,
 ) {
     let limit = Arc::new(Semaphore::new(shared.config.max_inbound_concurrency.max(1)));
-    // Fairness: one peer holds at most `max_inbound_per_peer` of the handler slots; its
-    // envelopes beyond that are answered `quota_exceeded` at once, so a flooding peer
-    // neither waits in front of the others nor holds their slots.
     let per_peer = shared
         .config
         .max_inbound_per_peer
         .clamp(1, shared.config.max_inbound_concurrency.max(1));
     let mut slots: HashMap<PeerId, Arc<Semaphore>> = HashMap::new();
+    let fair = Arc::new(Mutex::new(Fair::<Queued>::default()));
+    let ready = Arc::new(Notify::new());
+    let verifiers = std::thread::available_parallelism().map_or(2, |n| n.get().max(2));
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..verifiers {
+        workers.spawn(verifier(
+            shared.clone(),
+            fair.clone(),
+            ready.clone(),
+            limit.clone(),
+            cancel.clone(),
+        ));
+    }
     loop {
         let ev = tokio::select! {
             _ = cancel.cancelled() => break,
@@ -40,14 +107,8 @@ pub(crate) async fn run(
         };
         match ev {
             NetworkEvent::InboundRequest { peer, id, payload } => {
+                let received = shared.clock.now_ms();
                 let node = shared.node_of_peer(&peer);
-                let gauge = node.map(|n| {
-                    shared
-                        .metrics
-                        .peer_inbound_in_process
-                        .get_or_create(&Metrics::peer(n))
-                        .clone()
-                });
                 let slot = slots
                     .entry(peer)
                     .or_insert_with(|| Arc::new(Semaphore::new(per_peer)))
@@ -58,20 +119,29 @@ pub(crate) async fn run(
                     tokio::spawn(async move { over_slots(&shared, peer, node, id, payload).await });
                     continue;
                 };
-                let Ok(permit) = limit.clone().acquire_owned().await else {
-                    break;
-                };
-                let shared = shared.clone();
+                let gauge = node.map(|n| {
+                    shared
+                        .metrics
+                        .peer_inbound_in_process
+                        .get_or_create(&Metrics::peer(n))
+                        .clone()
+                });
                 if let Some(g) = &gauge {
                     g.inc();
                 }
-                tokio::spawn(async move {
-                    handle(&shared, peer, id, payload).await;
-                    if let Some(g) = gauge {
-                        g.dec();
-                    }
-                    drop((permit, slot));
-                });
+                if let Ok(mut f) = fair.lock() {
+                    f.push(
+                        peer,
+                        Queued {
+                            id,
+                            payload,
+                            received,
+                            slot,
+                            gauge,
+                        },
+                    );
+                }
+                ready.notify_one();
             }
             NetworkEvent::Shed { peer, bytes } => {
                 let node = shared
@@ -92,7 +162,60 @@ pub(crate) async fn run(
             NetworkEvent::ListeningOn(a) => tracing::info!(addr = %a, "listening"),
         }
     }
+    cancel.cancel();
+    while workers.join_next().await.is_some() {}
     tracing::debug!("inbound loop stopped");
+}
+
+/// Takes envelopes round robin across peers, verifies and decrypts each, and hands it to a
+/// task that commits it and answers.
+async fn verifier(
+    shared: Arc<Shared>,
+    fair: Arc<Mutex<Fair<Queued>>>,
+    ready: Arc<Notify>,
+    limit: Arc<Semaphore>,
+    cancel: CancellationToken,
+) {
+    loop {
+        let next = fair.lock().ok().and_then(|mut f| f.pop());
+        let Some((peer, q)) = next else {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = ready.notified() => continue,
+            }
+        };
+        let permit = tokio::select! {
+            _ = cancel.cancelled() => return,
+            p = limit.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+        };
+        shared.metrics.received.inc();
+        let prepared = match q.payload {
+            InboundPayload::Oversized { declared } => {
+                tracing::warn!(peer = %peer, declared, "oversized envelope refused before decoding");
+                Prepared::Reject {
+                    code: RejectCode::Oversized,
+                    id: None,
+                    sender: None,
+                    hash: [0; 32],
+                }
+            }
+            // Verification and decryption run inline on the runtime's worker: ~150 µs of CPU
+            // per envelope, and a hop to the blocking pool cost more in context switches than
+            // it saved (measured: 9 % of the receiver's CPU in task switching).
+            InboundPayload::Bytes(bytes) => prepare(&shared, peer, bytes, q.received),
+        };
+        let (shared, id, received, slot, gauge) =
+            (shared.clone(), q.id, q.received, q.slot, q.gauge);
+        tokio::spawn(async move {
+            answer(&shared, peer, id, prepared, received).await;
+            if let Some(g) = gauge {
+                g.dec();
+            }
+            drop((permit, slot));
+        });
+        // Let the other verifiers and tasks run between two envelopes.
+        tokio::task::yield_now().await;
+    }
 }
 
 /// Answers an envelope from a peer that has all its handler slots in use: `quota_exceeded`,
@@ -157,24 +280,14 @@ enum Prepared {
     },
 }
 
-async fn handle(shared: &Arc<Shared>, peer: PeerId, id: InboundId, payload: InboundPayload) {
-    let received = shared.clock.now_ms();
-    shared.metrics.received.inc();
-    let prepared = match payload {
-        InboundPayload::Oversized { declared } => {
-            tracing::warn!(peer = %peer, declared, "oversized envelope refused before decoding");
-            Prepared::Reject {
-                code: RejectCode::Oversized,
-                id: None,
-                sender: None,
-                hash: [0; 32],
-            }
-        }
-        // Verification and decryption run inline on the runtime's worker: ~150 µs of CPU
-        // per envelope, and a hop to the blocking pool cost more in context switches than it
-        // saved (measured: 9 % of the receiver's CPU in task switching).
-        InboundPayload::Bytes(bytes) => prepare(shared, peer, bytes, received),
-    };
+/// Commits a prepared envelope (or refuses it) and sends the signed receipt.
+async fn answer(
+    shared: &Arc<Shared>,
+    peer: PeerId,
+    id: InboundId,
+    prepared: Prepared,
+    received: Timestamp,
+) {
     let receipt = match prepared {
         Prepared::Reject {
             code,
@@ -404,4 +517,26 @@ fn reject(
             outcome: Outcome::Rejected(code),
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peers_are_served_round_robin() {
+        let (a, b) = (PeerId::random(), PeerId::random());
+        let mut f = Fair::default();
+        for i in 0..5 {
+            f.push(a, i);
+        }
+        f.push(b, 100);
+        let order: Vec<(PeerId, i32)> = std::iter::from_fn(|| f.pop()).collect();
+        assert_eq!(
+            order,
+            [(a, 0), (b, 100), (a, 1), (a, 2), (a, 3), (a, 4)],
+            "B's one envelope waits for one of A's, not for all five"
+        );
+        assert!(f.queues.is_empty() && f.ring.is_empty());
+    }
 }
