@@ -34,6 +34,10 @@ pub struct FloodArgs {
     /// Envelopes of the flood (it should outlast the measured run).
     #[arg(long, default_value_t = 20_000)]
     pub flood_messages: u32,
+    /// Override a node setting in every node's node.toml (`--set engine.max_inbound_per_peer=16`);
+    /// for experiments only: the published figures use the defaults.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
     /// Also write the JSON result to this file.
     #[arg(long)]
     pub json_out: Option<PathBuf>,
@@ -88,6 +92,7 @@ pub async fn run(args: &FloodArgs) -> Result<bool> {
     let members = [SENDER, TARGET, FLOODER];
     let base = federation::free_base_port(members.len())?;
     federation::init_federation(&bin, &dir, &members, base)?;
+    federation::override_configs(&dir, &members, &args.set)?;
     federation::override_configs(
         &dir,
         &[FLOODER],
@@ -226,8 +231,9 @@ async fn measure(fed: &mut Federation, args: &FloodArgs) -> Result<Value> {
     let refused_slots = delta("imi_quota_refused_total", "inbound_slots");
     let refused_bytes = delta("imi_quota_refused_total", "bytes_per_day");
     let shed = delta("imi_quota_refused_total", "pending_bytes");
+    let sender_refused = delta("imi_quota_refused_total", &format!("peer=\"{SENDER}\""));
     eprintln!(
-        "  under flood: p50 {flood_p50:.2} ms, p99 {flood_p99:.2} ms; {TARGET} took {:.0} flood msg/s, refused {refused_slots:.0} (slots) + {refused_bytes:.0} (bytes/day), shed {shed:.0}",
+        "  under flood: p50 {flood_p50:.2} ms, p99 {flood_p99:.2} ms; {TARGET} took {:.0} flood msg/s, refused {refused_slots:.0} (slots) + {refused_bytes:.0} (bytes/day), shed {shed:.0}; {SENDER} refused {sender_refused:.0}",
         flood_accepted / wall
     );
     let ratio = flood_p99 / alone_p99.max(0.001);
@@ -242,6 +248,7 @@ async fn measure(fed: &mut Federation, args: &FloodArgs) -> Result<Value> {
         "body_bytes": args.body,
         "flood_body_bytes": args.flood_body,
         "flood_window": args.flood_window,
+        "settings": args.set,
         "flood_ended_before_the_measurement": flood_ended_early,
         "alone": { "p50_ms": round(alone_p50, 3), "p99_ms": round(alone_p99, 3) },
         "under_flood": { "p50_ms": round(flood_p50, 3), "p99_ms": round(flood_p99, 3) },
@@ -249,6 +256,7 @@ async fn measure(fed: &mut Federation, args: &FloodArgs) -> Result<Value> {
         "flood_accepted_per_s": round(flood_accepted / wall, 1),
         "flood_refused_inbound_slots": refused_slots,
         "flood_refused_bytes_per_day": refused_bytes,
+        "sender_refused": sender_refused,
         "flood_shed_pending_bytes": shed,
         "target_rss_mib": round(rss, 1),
         "targets": {

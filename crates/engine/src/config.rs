@@ -29,7 +29,9 @@ pub struct EngineConfig {
     pub group_commit_target: usize,
     /// Inbound envelopes one peer may have in process at once (of
     /// `max_inbound_concurrency`); more are answered `quota_exceeded` at once, without
-    /// decoding.
+    /// decoding. Keep it well above the senders' `delivery_window` (64): a receipt reaches
+    /// the sender a moment before the receiver frees the slot, and an honest sender must
+    /// never meet this limit.
     pub max_inbound_per_peer: usize,
     /// Envelope bytes accepted from one peer per UTC day; beyond it envelopes are refused
     /// `quota_exceeded` (the sender retries the next day). `0` = no limit.
@@ -74,7 +76,7 @@ impl Default for EngineConfig {
             commit_queue: 4096,
             group_commit_linger_us: 2000,
             group_commit_target: 32,
-            max_inbound_per_peer: 64,
+            max_inbound_per_peer: 128,
             peer_bytes_per_day: DEFAULT_PEER_BYTES_PER_DAY,
             peer_bytes_per_day_overrides: BTreeMap::new(),
             job_interval_ms: BTreeMap::new(),
