@@ -318,3 +318,135 @@ fn leaves_round_trip() {
     );
     assert!(Leaf::parse("imi-leaf/1\ntype=unknown\n").is_none());
 }
+
+// ---------------------------------------------------------------------------------------
+// case.lifecycle against the table of docs/request-lifecycle.md
+// ---------------------------------------------------------------------------------------
+
+const LIFECYCLE_DOC: &str = include_str!("../../../docs/request-lifecycle.md");
+
+/// The table at node level: (step, nodes that may send it, from states, next state), with
+/// `info_requested` split by who asked and nodes `q` (requester's) and `s` (responder's).
+fn node_level_rows() -> Vec<(String, Vec<char>, Vec<String>)> {
+    let states = |cell: &str| -> Vec<String> {
+        if cell.starts_with("(none") {
+            return vec!["none".into()];
+        }
+        cell.split("`, `")
+            .flat_map(|s| s.split(", `"))
+            .map(|item| {
+                let name = item.trim().trim_start_matches('`');
+                let (name, rest) = name.split_once('`').unwrap_or((name, ""));
+                match rest {
+                    r if r.contains("by the requester") => format!("{name}:q"),
+                    r if r.contains("by the responder") => format!("{name}:s"),
+                    _ => name.to_owned(),
+                }
+            })
+            .collect()
+    };
+    LIFECYCLE_DOC
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .map(|l| {
+            let cells: Vec<&str> = l.trim_matches('|').split(" | ").map(str::trim).collect();
+            let nodes = cells[1]
+                .split(", ")
+                .map(|w| if w == "requester" { 'q' } else { 's' })
+                .collect();
+            (
+                cells[0].trim_matches('`').to_owned(),
+                nodes,
+                states(cells[2]),
+            )
+        })
+        .collect()
+}
+
+/// Every step, from either node, after a path to every state: `case.lifecycle` accepts it
+/// exactly where the documented table does (at node level).
+#[test]
+fn the_verifier_lifecycle_is_the_documented_table() {
+    use imi_audit::bundle::lifecycle;
+    let rows = node_level_rows();
+    assert_eq!(rows.len(), 16);
+    let (q, s) = (NodeId::FR, NodeId::DE);
+    let node = |c: char| if c == 'q' { q } else { s };
+    // Paths to every state: (step, sending node).
+    let paths: Vec<(&str, Vec<(&str, char)>)> = vec![
+        ("sent", vec![("create", 'q')]),
+        ("accepted", vec![("create", 'q'), ("accept", 's')]),
+        (
+            "deadline_proposed",
+            vec![("create", 'q'), ("accept", 's'), ("propose_deadline", 's')],
+        ),
+        (
+            "info_requested:s",
+            vec![("create", 'q'), ("accept", 's'), ("request_info", 's')],
+        ),
+        (
+            "answered",
+            vec![("create", 'q'), ("accept", 's'), ("answer", 's')],
+        ),
+        (
+            "info_requested:q",
+            vec![
+                ("create", 'q'),
+                ("accept", 's'),
+                ("answer", 's'),
+                ("request_info", 'q'),
+            ],
+        ),
+        (
+            "referred",
+            vec![("create", 'q'), ("accept", 's'), ("refer", 'q')],
+        ),
+        (
+            "closed",
+            vec![
+                ("create", 'q'),
+                ("accept", 's'),
+                ("answer", 's'),
+                ("close", 'q'),
+            ],
+        ),
+        ("withdrawn", vec![("create", 'q'), ("withdraw", 'q')]),
+    ];
+    let steps: Vec<&str> = rows
+        .iter()
+        .map(|r| r.0.as_str())
+        .filter(|s| *s != "create")
+        .collect();
+    let mut allowed = 0;
+    for (state, path) in &paths {
+        let mut seq: Vec<(u64, String, NodeId, Vec<NodeId>)> = path
+            .iter()
+            .enumerate()
+            .map(|(i, (st, by))| {
+                let from = node(*by);
+                let to = if from == q { s } else { q };
+                (i as u64, (*st).to_owned(), from, vec![to])
+            })
+            .collect();
+        assert!(lifecycle(&seq).0, "the path to {state}");
+        for step in &steps {
+            for by in ['q', 's'] {
+                let want = rows.iter().any(|(st, nodes, from)| {
+                    st == step
+                        && nodes.contains(&by)
+                        && from
+                            .iter()
+                            .any(|f| f == state || state.starts_with(&format!("{f}:")))
+                });
+                let from = node(by);
+                let to = if from == q { s } else { q };
+                seq.push((99, (*step).to_owned(), from, vec![to]));
+                let (got, detail) = lifecycle(&seq);
+                seq.pop();
+                assert_eq!(got, want, "{step} from {by} in {state}: {detail}");
+                allowed += usize::from(got);
+            }
+        }
+    }
+    assert!(allowed >= 20, "{allowed}");
+}

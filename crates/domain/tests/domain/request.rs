@@ -1586,3 +1586,235 @@ fn a_step_is_not_dated_before_the_previous_one() {
         "time_before_previous",
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// The lifecycle table of docs/request-lifecycle.md
+// ---------------------------------------------------------------------------------------
+
+const LIFECYCLE_DOC: &str = include_str!("../../../../docs/request-lifecycle.md");
+
+/// A state cell's items: `sent`, `info_requested:requester`, `none`, `resume`.
+fn lifecycle_states(cell: &str) -> Vec<String> {
+    if cell.starts_with("(none") {
+        return vec!["none".into()];
+    }
+    if cell.starts_with("the state it was referred from") {
+        return vec!["resume".into()];
+    }
+    let mut out = Vec::new();
+    for item in cell.split("`, `").flat_map(|s| s.split(", `")) {
+        let name = item.trim().trim_start_matches('`');
+        let (name, rest) = name.split_once('`').unwrap_or((name, ""));
+        if rest.contains("by the requester") {
+            out.push(format!("{name}:requester"));
+        } else if rest.contains("by the responder") {
+            out.push(format!("{name}:responder"));
+        } else {
+            out.push(name.to_owned());
+        }
+    }
+    out
+}
+
+/// The table's rows: (step, who, from states, next state).
+fn lifecycle_rows() -> Vec<(String, Vec<String>, Vec<String>, String)> {
+    LIFECYCLE_DOC
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .map(|l| {
+            let cells: Vec<&str> = l.trim_matches('|').split(" | ").map(str::trim).collect();
+            assert_eq!(cells.len(), 4, "{l}");
+            let who = cells[1].split(", ").map(str::to_owned).collect();
+            let next = lifecycle_states(cells[3]);
+            assert_eq!(next.len(), 1, "{l}");
+            (
+                cells[0].trim_matches('`').to_owned(),
+                who,
+                lifecycle_states(cells[2]),
+                next[0].clone(),
+            )
+        })
+        .collect()
+}
+
+fn state_label(s: &RequestState) -> String {
+    match s {
+        RequestState::InfoRequested { by } => format!("info_requested:{}", by.as_str()),
+        other => other.name().to_owned(),
+    }
+}
+
+/// Every step, by every party and the responder's coordinator, in every state: allowed
+/// exactly where the table says, leading where it says.
+#[test]
+fn the_state_machine_is_the_documented_table() {
+    let rows = lifecycle_rows();
+    assert_eq!(rows.len(), 16);
+    let info = |c: &RequestCase, a: &Actor| {
+        ok(
+            c,
+            a,
+            Transition::RequestInfo {
+                text: "More, please.".into(),
+            },
+            T0 + 4 * DAY,
+        )
+    };
+    let fixtures: Vec<(&str, RequestCase)> = vec![
+        ("sent", sent()),
+        ("accepted", accepted()),
+        (
+            "deadline_proposed",
+            ok(
+                &accepted(),
+                &responder(),
+                Transition::ProposeDeadline { new: T0 + 20 * DAY },
+                T0 + 2 * DAY,
+            ),
+        ),
+        ("info_requested:responder", info(&accepted(), &responder())),
+        ("answered", answered()),
+        ("info_requested:requester", info(&answered(), &requester())),
+        (
+            "referred",
+            ok(
+                &accepted(),
+                &requester(),
+                Transition::Refer {
+                    reason: "We disagree.".into(),
+                },
+                T0 + 2 * DAY,
+            ),
+        ),
+        (
+            "closed",
+            ok(
+                &answered(),
+                &requester(),
+                Transition::Close {
+                    timeliness: None,
+                    efforts: None,
+                },
+                T0 + 4 * DAY,
+            ),
+        ),
+        (
+            "withdrawn",
+            ok(
+                &sent(),
+                &requester(),
+                Transition::Withdraw {
+                    reason: "No longer needed.".into(),
+                },
+                T0 + DAY,
+            ),
+        ),
+    ];
+    let steps: Vec<(&str, Transition)> = vec![
+        ("accept", Transition::Accept),
+        (
+            "forward",
+            Transition::Forward {
+                to: other_de().authority,
+            },
+        ),
+        (
+            "propose_deadline",
+            Transition::ProposeDeadline { new: T0 + 30 * DAY },
+        ),
+        ("accept_deadline", Transition::AcceptDeadline),
+        ("refuse_deadline", Transition::RefuseDeadline),
+        ("answer", answer_t()),
+        (
+            "request_info",
+            Transition::RequestInfo {
+                text: "And this?".into(),
+            },
+        ),
+        (
+            "provide_info",
+            Transition::ProvideInfo {
+                text: "Here it is.".into(),
+                attachments: vec![],
+            },
+        ),
+        (
+            "close",
+            Transition::Close {
+                timeliness: Some(Rating::Satisfied),
+                efforts: None,
+            },
+        ),
+        (
+            "withdraw",
+            Transition::Withdraw {
+                reason: "Withdrawn.".into(),
+            },
+        ),
+        (
+            "refer",
+            Transition::Refer {
+                reason: "Referred.".into(),
+            },
+        ),
+        (
+            "reassign",
+            Transition::Reassign {
+                to: other_de().authority,
+            },
+        ),
+        (
+            "resolve",
+            Transition::Resolve {
+                note: String::new(),
+            },
+        ),
+    ];
+    let actors = [
+        ("requester", requester()),
+        ("responder", responder()),
+        ("coordinator", de_coordinator()),
+    ];
+    let mut used = vec![false; rows.len()];
+    let mut allowed = 0;
+    for (state, case) in &fixtures {
+        assert_eq!(&state_label(&case.state), state);
+        for (step, t) in &steps {
+            for (who, actor) in &actors {
+                let row = rows.iter().position(|(s, by, from, _)| {
+                    s == step
+                        && by.iter().any(|b| b == who)
+                        && from
+                            .iter()
+                            .any(|f| f == state || state.starts_with(&format!("{f}:")))
+                });
+                let got = apply(case, actor, t, T0 + 5 * DAY);
+                match (row, got) {
+                    (Some(i), Ok(next)) => {
+                        used[i] = true;
+                        allowed += 1;
+                        let want = match rows[i].3.as_str() {
+                            "resume" => "accepted".to_owned(), // the fixture referred from it
+                            "info_requested" => format!("info_requested:{who}"),
+                            other => other.to_owned(),
+                        };
+                        assert_eq!(state_label(&next.state), want, "{step} by {who} in {state}");
+                    }
+                    (None, Err(_)) => {}
+                    (Some(_), Err(e)) => {
+                        panic!("{step} by {who} in {state}: the table allows it, refused: {e}")
+                    }
+                    (None, Ok(_)) => {
+                        panic!("{step} by {who} in {state}: not in the table, allowed")
+                    }
+                }
+            }
+        }
+    }
+    // `create` is checked by the tests above (it starts every fixture); every other row
+    // was exercised.
+    for (i, (step, ..)) in rows.iter().enumerate() {
+        assert!(used[i] || step == "create", "row {step} never exercised");
+    }
+    assert!(allowed >= 20, "{allowed}");
+}
