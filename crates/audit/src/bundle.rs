@@ -93,7 +93,17 @@ pub struct Options {
     pub min_witnesses: usize,
 }
 
+/// Lowercase hex only: a bundle has one encoding.
+fn lower_hex(s: &str, len: usize) -> bool {
+    s.len() == len
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
 fn hex32(s: &str) -> Option<Hash> {
+    if !lower_hex(s, 64) {
+        return None;
+    }
     let v = hex::decode(s).ok()?;
     v.try_into().ok()
 }
@@ -129,6 +139,21 @@ pub fn verify(bytes: &[u8], options: &Options) -> Vec<Check> {
     if !r.add("bundle.format", bundle.format == FORMAT, &bundle.format) {
         return r.0;
     }
+    // One encoding: lowercase hex, entries in strictly ascending index order (so none
+    // twice), one consistency proof per pair of consecutive checkpoints, in order (the
+    // checkpoints' own order is checked once they are parsed).
+    let ascending = bundle
+        .entries
+        .windows(2)
+        .all(|w| matches!(w, [a, b] if a.index < b.index));
+    r.add(
+        "bundle.canonical",
+        lower_hex(&bundle.governance_public_key, 64)
+            && bundle.case.as_deref().is_none_or(|c| lower_hex(c, 32))
+            && ascending
+            && bundle.log.consistency.len() + 1 == bundle.log.checkpoints.len().max(1),
+        "lowercase hex, entries strictly ascending, one consistency proof per consecutive pair",
+    );
     // 1. The trust list.
     let gov = match options.governance_key {
         Some(k) => Some(k),
@@ -207,6 +232,8 @@ pub fn verify(bytes: &[u8], options: &Options) -> Vec<Check> {
                     signed && c.origin == bundle.log.origin,
                     format!("size {}", c.size),
                 );
+                // A cosignature counts when it verifies under a key of the witness and is
+                // dated (seconds) inside that key's validity period.
                 let witnesses: Vec<String> = trust
                     .members
                     .iter()
@@ -214,7 +241,10 @@ pub fn verify(bytes: &[u8], options: &Options) -> Vec<Check> {
                     .filter(|m| {
                         m.signing_keys.iter().any(|k| {
                             n.verify_cosignature(&witness_name(m.node.as_str()), &k.public)
-                                .is_some()
+                                .is_some_and(|ts| {
+                                    let ms = ts.saturating_mul(1000);
+                                    k.valid_from <= ms && ms < k.valid_until
+                                })
                         })
                     })
                     .map(|m| m.node.to_string())
@@ -251,13 +281,20 @@ pub fn verify(bytes: &[u8], options: &Options) -> Vec<Check> {
         r.add("checkpoints", false, "no checkpoint");
         return r.0;
     };
-    for w in checkpoints.windows(2) {
+    r.add(
+        "checkpoints.ascending",
+        checkpoints
+            .windows(2)
+            .all(|w| matches!(w, [a, b] if a.0.size < b.0.size)),
+        "strictly ascending sizes",
+    );
+    for (i, w) in checkpoints.windows(2).enumerate() {
         let [(a, _), (b, _)] = w else { continue };
         let proof = bundle
             .log
             .consistency
-            .iter()
-            .find(|c| c.from == a.size && c.to == b.size);
+            .get(i)
+            .filter(|c| c.from == a.size && c.to == b.size);
         let ok = proof.is_some_and(|p| {
             let hashes: Option<Vec<Hash>> = p.proof.iter().map(|h| hex32(h)).collect();
             hashes.is_some_and(|h| merkle::verify_consistency(a.size, b.size, &h, &a.root, &b.root))

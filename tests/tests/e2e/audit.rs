@@ -339,6 +339,36 @@ fn evidence_bundles_verify_offline_and_tampering_is_named() {
         );
     }
     eprintln!("{} flips checked in {:?}", bytes.len(), started.elapsed());
+    // Every hex letter's case changed, one at a time: a bundle has one encoding, so none
+    // of these verifies either (outside hex, a case change alters the bytes anyway).
+    let mut case_edits = 0;
+    for pos in 0..bytes.len() {
+        if !(b'a'..=b'f').contains(&bytes[pos]) {
+            continue;
+        }
+        let mut b = bytes.clone();
+        b[pos] = b[pos].to_ascii_uppercase();
+        case_edits += 1;
+        assert!(
+            imi_audit::bundle::verify(&b, &opts).iter().any(|c| !c.ok),
+            "upper-casing byte {pos} ({:?}) still verifies",
+            bytes[pos] as char
+        );
+    }
+    assert!(case_edits > 100, "{case_edits}");
+    // A checkpoint repeated, an entry duplicated: not the one encoding either.
+    for what in ["checkpoint", "entry"] {
+        let mut b: Value = serde_json::from_slice(&bytes).unwrap();
+        let list = if what == "checkpoint" {
+            b["log"]["checkpoints"].as_array_mut().unwrap()
+        } else {
+            b["entries"].as_array_mut().unwrap()
+        };
+        let first = list[0].clone();
+        list.insert(0, first);
+        let checks = imi_audit::bundle::verify(&serde_json::to_vec(&b).unwrap(), &opts);
+        assert!(checks.iter().any(|c| !c.ok), "a duplicated {what} verifies");
+    }
     let _ = &mut v;
 }
 
