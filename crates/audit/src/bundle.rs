@@ -310,6 +310,15 @@ pub fn verify(bytes: &[u8], options: &Options) -> Vec<Check> {
         .filter(|l| l.kind == "retention" && l.get("action") == Some("delete"))
         .filter_map(|l| l.get("case").map(str::to_owned))
         .collect();
+    // The envelopes of the bundle (id → hash, from their leaves, which are checked against
+    // the signed bytes below): every receipt must name one of them.
+    let envelopes: std::collections::HashMap<String, String> = bundle
+        .entries
+        .iter()
+        .filter_map(|e| Leaf::parse(&e.leaf))
+        .filter(|l| l.kind == "envelope_out" || l.kind == "envelope_in")
+        .filter_map(|l| Some((l.get("id")?.to_owned(), l.get("sha256")?.to_owned())))
+        .collect();
     let mut steps: Vec<(u64, String, NodeId, Vec<NodeId>)> = Vec::new();
     for e in &bundle.entries {
         let name = format!("entry[{}]", e.index);
@@ -403,6 +412,18 @@ pub fn verify(bytes: &[u8], options: &Options) -> Vec<Check> {
                             meta_ok,
                             "leaf matches the signed header",
                         );
+                        // The direction the leaf claims is the signed header's: this log's
+                        // node sent an `envelope_out` and is a recipient of an `envelope_in`.
+                        let direction = if leaf.kind == "envelope_out" {
+                            h.from == node
+                        } else {
+                            h.from != node && h.to.contains(&node)
+                        };
+                        r.add(
+                            format!("{name}.direction"),
+                            direction,
+                            format!("{} in the log of {node}", leaf.kind),
+                        );
                         if let Some(step) = leaf.get("step").filter(|s| *s != "-") {
                             steps.push((h.created, step.to_owned(), h.from, h.to.clone()));
                         }
@@ -430,7 +451,8 @@ pub fn verify(bytes: &[u8], options: &Options) -> Vec<Check> {
                                     .map_or(String::new(), |m| m.to_string())
                                     .as_str(),
                             )
-                            && leaf.get("received") == Some(rc.body.received.to_string().as_str());
+                            && leaf.get("received") == Some(rc.body.received.to_string().as_str())
+                            && leaf.get("outcome") == Some(rc.body.outcome.label());
                         r.add(
                             format!("{name}.signature"),
                             true,
@@ -439,8 +461,35 @@ pub fn verify(bytes: &[u8], options: &Options) -> Vec<Check> {
                         r.add(
                             format!("{name}.metadata"),
                             ok,
-                            "leaf matches the signed receipt",
+                            "leaf matches the signed receipt (message, receiver, outcome, time)",
                         );
+                        // This log's node signed a `receipt_out` and received a `receipt_in`
+                        // for an envelope it sent.
+                        let direction = if leaf.kind == "receipt_out" {
+                            rc.body.receiver == node
+                        } else {
+                            rc.body.receiver != node && rc.body.sender == Some(node)
+                        };
+                        r.add(
+                            format!("{name}.direction"),
+                            direction,
+                            format!("{} in the log of {node}", leaf.kind),
+                        );
+                        // The receipt answers an envelope of this bundle: named by id, with
+                        // that envelope's hash (a receipt cannot be moved to another case,
+                        // nor outlive its envelope's removal).
+                        let answered = rc
+                            .body
+                            .message_id
+                            .and_then(|m| envelopes.get(&m.to_string()))
+                            .is_some_and(|h| *h == hex::encode(rc.body.envelope_hash));
+                        if bundle.case.is_some() {
+                            r.add(
+                                format!("{name}.envelope"),
+                                answered,
+                                "names an envelope of this case's bundle and its hash",
+                            );
+                        }
                     }
                     Some(Err(c)) => {
                         r.add(format!("{name}.signature"), false, c.label());

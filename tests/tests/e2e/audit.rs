@@ -300,6 +300,24 @@ fn evidence_bundles_verify_offline_and_tampering_is_named() {
         b["trust_list"] = json!(format!("A{}", &b["trust_list"].as_str().unwrap()[1..]));
         cases.push(("trust list".into(), b, "trust_list"));
     }
+    {
+        // The envelope a receipt answers removed: the receipt left behind names an envelope
+        // that is not in the case's bundle.
+        let i = find("type=receipt_in");
+        let id = entries[i]["leaf"]
+            .as_str()
+            .unwrap()
+            .split('\n')
+            .find_map(|l| l.strip_prefix("id="))
+            .unwrap()
+            .to_owned();
+        let mut b = v.clone();
+        b["entries"].as_array_mut().unwrap().retain(|e| {
+            let leaf = e["leaf"].as_str().unwrap();
+            !(leaf.contains("type=envelope_") && leaf.contains(&format!("id={id}")))
+        });
+        cases.push(("a receipt without its envelope".into(), b, ".envelope"));
+    }
     for (what, b, want) in cases {
         let f = dir.path().join("tampered.json");
         std::fs::write(&f, serde_json::to_vec(&b).unwrap()).unwrap();
