@@ -389,7 +389,14 @@ impl Application for CosignatureApp {
 pub async fn distribute_checkpoint(engine: &Engine) -> Result<usize, AppError> {
     let note = engine.checkpoint().await?;
     let store = engine.reader();
-    let size = imi_engine::log::size(store.as_ref())?;
+    // The note's own size: the log may have grown since it was signed, and a proof up to
+    // the log's size now would not match the note (the witness would see an inconsistent
+    // extension).
+    let size = SignedNote::parse(&note)
+        .ok()
+        .and_then(|n| Checkpoint::parse(&n.body).ok())
+        .ok_or_else(|| AppError::Internal("own checkpoint does not parse".into()))?
+        .size;
     let authority = AuthorityId::new(&format!("{}-IMI", engine.node()))
         .map_err(|e| AppError::Internal(e.to_string()))?;
     let mut sent = 0;

@@ -297,3 +297,83 @@ async fn witnesses_cosign_extensions_and_refuse_split_views_and_rollbacks() {
     de.stop().await;
     hu.stop().await;
 }
+
+/// Found by `imi-sim torture`: a checkpoint distributed while the log grows (steady traffic)
+/// was sent with a consistency proof up to the log's size a moment later, not up to the
+/// note's own size, so its witness saw an inconsistent extension and raised a false alarm.
+/// DE distributes checkpoints while it sends diagnostics without pause: HU cosigns and
+/// raises no alarm.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkpoints_distributed_while_the_log_grows_raise_no_alarm() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let fed = Federation::new(&[DE, HU]);
+    let (de_apps, _) = apps(&fed, DE);
+    let (hu_apps, hu_alarms) = apps(&fed, HU);
+    let de = fed.start_with(DE, de_apps).await;
+    let hu = fed.start_with(HU, hu_apps).await;
+    de.send_diag_accepted(&[HU]).await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let traffic = {
+        let (engine, stop) = (de.engine().clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut sent = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                engine
+                    .send(crate::rig::diag_draft(DE, &[HU]))
+                    .await
+                    .unwrap();
+                sent += 1;
+            }
+            sent
+        })
+    };
+    for _ in 0..30 {
+        imi_apps::witness::distribute_checkpoint(de.engine())
+            .await
+            .unwrap();
+        imi_apps::witness::send_witness_answers(hu.engine())
+            .await
+            .unwrap();
+    }
+    stop.store(true, Ordering::Relaxed);
+    let sent = within("the traffic to stop", traffic).await.unwrap();
+    assert!(sent > 0);
+    crate::rig::wait_until("DE's outbox to drain", || {
+        de.count(imi_engine::keys::OUTBOX) == 0
+    })
+    .await;
+    let alarms = imi_apps::witness::alarms(hu.engine()).unwrap();
+    assert!(
+        alarms.is_empty(),
+        "{} false alarms, the first: {:?}",
+        alarms.len(),
+        alarms.first().map(|a| (&a.kind, a.claimed.0, a.known.0))
+    );
+    let counted: u64 = ["inconsistent", "rollback", "split_view"]
+        .iter()
+        .map(|k| {
+            hu_alarms
+                .get_or_create(&PeerCodeLabel {
+                    peer: "DE".into(),
+                    code: (*k).into(),
+                })
+                .get()
+        })
+        .sum();
+    assert_eq!(counted, 0);
+    // HU cosigned DE's checkpoints along the way.
+    let cosigned = imi_engine::checkpoint::stored(de.store())
+        .unwrap()
+        .into_iter()
+        .filter(|(_, note)| {
+            SignedNote::parse(note)
+                .unwrap()
+                .verify_cosignature(&witness_name("HU"), &fed.member(HU).signer.public())
+                .is_some()
+        })
+        .count();
+    assert!(cosigned > 0, "HU cosigned none of DE's checkpoints");
+    de.stop().await;
+    hu.stop().await;
+}
