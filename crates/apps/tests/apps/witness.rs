@@ -377,3 +377,112 @@ async fn checkpoints_distributed_while_the_log_grows_raise_no_alarm() {
     de.stop().await;
     hu.stop().await;
 }
+
+/// Found by `imi-sim torture`: a backlog of checkpoint envelopes is delivered concurrently, so
+/// an older, smaller checkpoint can reach the witness after a newer one it cosigned; it was
+/// taken for a rollback (a false alarm). A smaller checkpoint in an envelope created before
+/// the one HU holds is stale: not cosigned, answered with what HU knows, no alarm. In an
+/// envelope created after it, it is a rollback.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_older_checkpoint_is_stale_and_a_newer_smaller_one_a_rollback() {
+    let fed = Federation::new(&[DE, HU]);
+    let (de_apps, _) = apps(&fed, DE);
+    let (hu_apps, hu_alarms) = apps(&fed, HU);
+    let de = fed.start_with(DE, de_apps).await;
+    let hu = fed.start_with(HU, hu_apps).await;
+    for _ in 0..3 {
+        de.send_diag_accepted(&[HU]).await;
+    }
+    crate::rig::wait_until("DE's log holds 6 leaves", || {
+        imi_engine::log::size(de.store()).unwrap() == 6
+    })
+    .await;
+    let signer = fed.member(DE).signer.clone();
+    let checkpoint = |size: u64| {
+        let cp = Checkpoint {
+            origin: origin_of("DE"),
+            size,
+            root: merkle::root(&StoreNodes(de.store()), size).unwrap(),
+        };
+        SignedNote::sign(&cp.body(), &cp.origin, &signer).text()
+    };
+    let raw = fed.raw_client(DE, imi_network::DEFAULT_MAX_MESSAGE_BYTES);
+    let peer = fed.member(HU).peer_id();
+    let deliver = |size: u64, base: u64, created: u64| {
+        let mut body = Vec::new();
+        ciborium::into_writer(
+            &CheckpointMessage {
+                note: checkpoint(size),
+                base,
+                proof: vec![],
+            },
+            &mut body,
+        )
+        .unwrap();
+        let draft = Draft {
+            kind: Kind::new(KIND_CHECKPOINT).unwrap(),
+            authority: AuthorityId::new("DE-IMI").unwrap(),
+            to: vec![HU],
+            case: None,
+            prev: vec![],
+            body,
+        };
+        let bytes = imi_protocol::seal_and_sign(
+            &draft,
+            created,
+            &signer,
+            &fed.trust,
+            &SealRandomness::random(1),
+        )
+        .unwrap();
+        let (fed, raw) = (&fed, &raw);
+        async move {
+            let r = within("HU answers", raw.client.request(peer, bytes))
+                .await
+                .unwrap();
+            fed.verify_receipt(r, HU).body.outcome
+        }
+    };
+    let answer = || {
+        ciborium::from_reader::<imi_apps::witness::CosignatureMessage, _>(
+            hu.store()
+                .get(imi_apps::witness::WITNESS_OUT, b"DE")
+                .unwrap()
+                .unwrap()
+                .as_slice(),
+        )
+        .unwrap()
+    };
+    let rollbacks = || {
+        hu_alarms
+            .get_or_create(&PeerCodeLabel {
+                peer: "DE".into(),
+                code: "rollback".into(),
+            })
+            .get()
+    };
+    let t = now_ms();
+    // Size 6, sent at t: cosigned (the first checkpoint HU sees of DE).
+    assert_eq!(deliver(6, 0, t).await, Outcome::Accepted);
+    assert!(answer().cosignature.is_some());
+    // Size 5, sent before it and delivered late: stale.
+    assert_eq!(deliver(5, 0, t - 1000).await, Outcome::Accepted);
+    let a = answer();
+    assert_eq!((a.size, a.known), (5, 6));
+    assert!(
+        a.cosignature.is_none(),
+        "a stale checkpoint is not cosigned"
+    );
+    assert_eq!(rollbacks(), 0, "a late message is not a rollback");
+    assert!(imi_apps::witness::alarms(hu.engine()).unwrap().is_empty());
+    // Size 5, sent after it: DE takes back what it logged.
+    assert_eq!(deliver(5, 6, t + 1000).await, Outcome::Accepted);
+    let a = answer();
+    assert!(a.cosignature.is_none());
+    assert_eq!(rollbacks(), 1);
+    let recorded = imi_apps::witness::alarms(hu.engine()).unwrap();
+    assert_eq!(recorded.len(), 1);
+    assert_eq!(recorded[0].kind, "rollback");
+    de.stop().await;
+    hu.stop().await;
+}
