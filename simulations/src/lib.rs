@@ -2,9 +2,11 @@
 //!
 //! The simulator never links a node into its own process for the traffic it measures: it
 //! runs `imi-node federation init`, starts one `imi-node run` process per member, talks to
-//! each node only through its HTTPS listener (`/health/live`, `/health/ready`, `/metrics`
-//! and the operator API `POST /operator/diag/send`, bearer token from the node's
-//! `operator.token`) and stops the nodes with SIGTERM, as an operator would.
+//! each node only through its HTTPS listener (`/health/live`, `/health/ready`, `/metrics`,
+//! the operator API with the bearer token from the node's `operator.token`, and the
+//! authorities' API with users made by `imi-node users add`) and stops the nodes with
+//! SIGTERM, as an operator would (the torture also SIGKILLs them, and reads their
+//! RocksDB once they have stopped).
 //!
 //! Subcommands:
 //!
@@ -26,6 +28,13 @@
 //! * `imi-sim bench scoreboard [--facts 10000000]`: `imi-node scoreboard compute` over a
 //!   generated facts file and one a tenth its size: wall time and peak memory.
 //!
+//! * `imi-sim torture [--nodes 5] [--kills 1000] [--interval-ms 3000] [--seed S]
+//!   [--json-out FILE]` ([`torture`]): five nodes under steady request traffic, a random
+//!   node killed with SIGKILL every few seconds and restarted; at the end, per node and
+//!   message kind, sent = receipted = applied, nothing lost or duplicated, every checkpoint
+//!   consistent and cosigned. `make test` runs 20 kills (the end-to-end test
+//!   `tests/tests/e2e/torture.rs`, through this library).
+//!
 //! The node binary is `$IMI_NODE_BIN`, else the `imi-node` next to this executable (so
 //! `cargo build -p imi-node -p imi-sim` in the same profile is all the set-up needed).
 //! Ports: member i of the federation listens for libp2p on base+2i and HTTPS on base+2i+1
@@ -44,4 +53,5 @@ pub mod bench_audit;
 pub mod bench_scoreboard;
 pub mod demo;
 pub mod federation;
+pub mod torture;
 pub mod ui;

@@ -7,7 +7,7 @@
     clippy::indexing_slicing
 )]
 
-use imi_sim::{bench, bench_api, bench_audit, bench_scoreboard, demo};
+use imi_sim::{bench, bench_api, bench_audit, bench_scoreboard, demo, torture};
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -26,6 +26,10 @@ enum Command {
     /// All 31 nodes on loopback; every node sends diagnostics to every other; prints the
     /// table of receipts and round-trip times; stops every node with SIGTERM.
     Demo(demo::DemoArgs),
+    /// Five nodes under steady request traffic, a random node killed with SIGKILL every few
+    /// seconds and restarted; at the end every message accounted for per node and kind,
+    /// every checkpoint consistent and cosigned. Exits non-zero if an invariant failed.
+    Torture(torture::TortureArgs),
     /// Benchmarks against real node processes.
     Bench {
         #[command(subcommand)]
@@ -66,6 +70,7 @@ fn real_main() -> Result<bool> {
     runtime.block_on(async move {
         match cli.command {
             Command::Demo(args) => demo::run(&args).await,
+            Command::Torture(args) => torture::run_cli(&args).await,
             Command::Bench {
                 command: BenchCommand::Exchange(args),
             } => bench::exchange(&args).await,
