@@ -62,15 +62,23 @@ pub fn private_dir(path: &Path) -> Result<()> {
 }
 
 /// Makes every file in `path` 0600 (run after the store is opened, which writes some). Files
-/// RocksDB creates later get the process's umask, inside the 0700 directory.
+/// RocksDB creates later get the process's umask, inside the 0700 directory. The store's
+/// background work runs meanwhile and may delete a file (an obsolete log or table) between
+/// the listing and its `stat` or `chmod`: a file that is gone is skipped.
 pub fn private_files(path: &Path) -> Result<()> {
-    for entry in std::fs::read_dir(path)? {
-        let entry = entry?;
-        if entry.file_type()?.is_file() {
-            let p = entry.path();
-            if entry.metadata()?.permissions().mode() & 0o077 != 0 {
-                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600))
-                    .with_context(|| format!("chmod 600 {}", p.display()))?;
+    let gone = |e: &std::io::Error| e.kind() == std::io::ErrorKind::NotFound;
+    for entry in std::fs::read_dir(path).with_context(|| format!("reading {}", path.display()))? {
+        let entry = entry.with_context(|| format!("reading {}", path.display()))?;
+        let p = entry.path();
+        let meta = match entry.metadata() {
+            Ok(m) => m,
+            Err(e) if gone(&e) => continue,
+            Err(e) => return Err(e).with_context(|| format!("reading {}", p.display())),
+        };
+        if meta.is_file() && meta.permissions().mode() & 0o077 != 0 {
+            match std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)) {
+                Err(e) if gone(&e) => {}
+                r => r.with_context(|| format!("chmod 600 {}", p.display()))?,
             }
         }
     }

@@ -281,3 +281,45 @@ fn openapi_covers_every_route() {
         }
     }
 }
+
+/// Found by `imi-sim torture` (restart 310 of a 1,000-kill run): a node failed to start with
+/// a bare "No such file or directory". The store's background work, running as soon as it
+/// is opened, deleted an obsolete file between `private_files`' listing of the data
+/// directory and its `stat` of that file. A file that vanishes is no longer a file to make
+/// private: the files that remain are made 0600 and nothing fails.
+#[test]
+fn private_files_skips_files_deleted_meanwhile() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    imi_node::keyfile::private_dir(&data).unwrap();
+    let kept = data.join("CURRENT");
+    std::fs::write(&kept, b"x").unwrap();
+    // A few rounds: the race is between two threads.
+    for round in 0..4 {
+        const N: usize = 2_000;
+        for i in 0..N {
+            let p = data.join(format!("{round}-{i:06}.sst"));
+            std::fs::write(&p, b"x").unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+        std::fs::set_permissions(&kept, std::fs::Permissions::from_mode(0o644)).unwrap();
+        // Delete the tables in the reverse of the directory's listing order while it is
+        // scanned from the front: the two meet, and the scan meets entries already gone.
+        let mut listed: Vec<std::path::PathBuf> = std::fs::read_dir(&data)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p != &kept)
+            .collect();
+        listed.reverse();
+        let deleter = std::thread::spawn(move || {
+            for p in listed {
+                std::fs::remove_file(p).unwrap();
+            }
+        });
+        let scanned = imi_node::keyfile::private_files(&data);
+        deleter.join().unwrap();
+        scanned.unwrap_or_else(|e| panic!("round {round}: {e:#}"));
+        let mode = std::fs::metadata(&kept).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "round {round}");
+    }
+}

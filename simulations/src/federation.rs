@@ -5,7 +5,6 @@ use anyhow::{Context, Result, anyhow, bail};
 use imi_node::diag::DiagResult;
 use imi_protocol::NodeId;
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -150,6 +149,25 @@ pub fn tail(path: &Path, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
+/// Starts `imi-node run` for `id` (output to `dir/node.log`, appended to on a restart).
+fn spawn(bin: &Path, id: NodeId, dir: &Path, append: bool) -> Result<Child> {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .append(append)
+        .truncate(!append)
+        .open(dir.join("node.log"))?;
+    Command::new(bin)
+        .arg("run")
+        .arg("--config")
+        .arg(dir.join("node.toml"))
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .with_context(|| format!("starting {} for {id}", bin.display()))
+}
+
 /// One running node process.
 pub struct Node {
     /// Its node id.
@@ -210,6 +228,8 @@ impl StopReport {
 pub struct Federation {
     /// The federation directory.
     pub dir: PathBuf,
+    /// The `imi-node` binary.
+    bin: PathBuf,
     /// The nodes, in member order.
     pub nodes: Vec<Node>,
     client: reqwest::Client,
@@ -222,6 +242,7 @@ impl Federation {
         let client = imi_node::tls::http_client(&dir.join("ca.crt"))?;
         let mut fed = Federation {
             dir: dir.to_path_buf(),
+            bin: bin.to_path_buf(),
             nodes: Vec::with_capacity(members.len()),
             client,
         };
@@ -232,16 +253,7 @@ impl Federation {
                 .with_context(|| format!("reading the operator token of {id}"))?
                 .trim()
                 .to_owned();
-            let log = File::create(ndir.join("node.log"))?;
-            let child = Command::new(bin)
-                .arg("run")
-                .arg("--config")
-                .arg(ndir.join("node.toml"))
-                .stdin(Stdio::null())
-                .stdout(log.try_clone()?)
-                .stderr(log)
-                .spawn()
-                .with_context(|| format!("starting {} for {id}", bin.display()))?;
+            let child = spawn(bin, *id, &ndir, false)?;
             fed.nodes.push(Node {
                 id: *id,
                 dir: ndir,
@@ -252,6 +264,96 @@ impl Federation {
             });
         }
         Ok(fed)
+    }
+
+    fn node_mut(&mut self, id: NodeId) -> Result<&mut Node> {
+        self.nodes
+            .iter_mut()
+            .find(|n| n.id == id)
+            .ok_or_else(|| anyhow!("{id} is not a member"))
+    }
+
+    /// SIGKILL node `id` and reap it (no shutdown path runs: what a power cut does to
+    /// the process, not to the disk).
+    pub fn kill(&mut self, id: NodeId) -> Result<()> {
+        let node = self.node_mut(id)?;
+        let mut child = node
+            .child
+            .take()
+            .with_context(|| format!("{id} is not running"))?;
+        if let Some(status) = child.try_wait()? {
+            bail!(
+                "{id} had exited by itself ({status}) before it was killed; the end of {}:\n{}",
+                node.log_path().display(),
+                tail(&node.log_path(), 15)
+            );
+        }
+        child.kill().with_context(|| format!("SIGKILL {id}"))?;
+        child.wait().with_context(|| format!("reaping {id}"))?;
+        Ok(())
+    }
+
+    /// Starts node `id` again on its data directory and ports (its log is appended to).
+    pub fn restart(&mut self, id: NodeId) -> Result<()> {
+        let bin = self.bin.clone();
+        let node = self.node_mut(id)?;
+        if node.child.is_some() {
+            bail!("{id} is still running");
+        }
+        let child = spawn(&bin, id, &node.dir, true)?;
+        node.pid = child.id();
+        node.child = Some(child);
+        Ok(())
+    }
+
+    /// The nodes that exited by themselves (a crash): id and exit status.
+    pub fn exited_nodes(&mut self) -> Result<Vec<(NodeId, ExitStatus)>> {
+        let mut out = Vec::new();
+        for n in &mut self.nodes {
+            if let Some(status) = n.exited()? {
+                out.push((n.id, status));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The operator token of node `id`.
+    pub fn operator_token(&self, id: NodeId) -> Result<&str> {
+        Ok(&self.node(id)?.token)
+    }
+
+    /// Waits until node `id` answers `GET path` with a success status; fails at once if the
+    /// process exits meanwhile.
+    pub async fn wait_node(&mut self, id: NodeId, path: &str, timeout: Duration) -> Result<()> {
+        let start = Instant::now();
+        loop {
+            let node = self.node_mut(id)?;
+            if let Some(status) = node.exited()? {
+                bail!(
+                    "{id} exited ({status}) before GET {path} succeeded; the end of {}:\n{}",
+                    node.log_path().display(),
+                    tail(&node.log_path(), 15)
+                );
+            }
+            let url = node.url(path);
+            let ok = self
+                .client
+                .get(url)
+                .timeout(Duration::from_secs(3))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if ok {
+                return Ok(());
+            }
+            if start.elapsed() > timeout {
+                bail!(
+                    "no success from GET {path} on {id} after {:.0} s",
+                    timeout.as_secs_f64()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// The HTTPS client (trusts the federation CA only).

@@ -6,6 +6,7 @@
 //! * [`api_authz`]: the authorization matrix and bad input.
 //! * [`scoreboard`]: the Commission node and the scoreboard.
 //! * [`audit`]: trails, witnessing, bundles and retention.
+//! * [`torture`]: the short `imi-sim torture`: 20 SIGKILLs under traffic, every invariant.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -23,3 +24,5 @@ mod e2e;
 mod requests;
 #[path = "e2e/scoreboard.rs"]
 mod scoreboard;
+#[path = "e2e/torture.rs"]
+mod torture;

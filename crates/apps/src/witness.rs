@@ -8,9 +8,12 @@
 //!   checkpoint extends the last one it saw of that log (same size: same root; larger: a valid
 //!   consistency proof from exactly that size). If so it remembers the new one and queues its
 //!   cosignature (`cosignature/v1`, timestamped); if not — a **split view** (same size, other
-//!   root), a **rollback** (smaller) or a proof that does not verify — it refuses, raises an
-//!   alarm (metric `imi_witness_alarms_total`, a log line, a record in `alarms` that auditors
-//!   export) and cosigns nothing. The witness answers with an envelope of kind
+//!   root), a **rollback** (smaller, in an envelope created after the one that showed the
+//!   larger checkpoint) or a proof that does not verify — it refuses, raises an alarm
+//!   (metric `imi_witness_alarms_total`, a log line, a record in `alarms` that auditors
+//!   export) and cosigns nothing. A smaller checkpoint in an envelope created before that
+//!   one is an old message delivered late (a backlog is delivered concurrently): not
+//!   cosigned, no alarm. The witness answers with an envelope of kind
 //!   [`KIND_COSIGNATURE`] carrying the cosignature (or none) and the size it knows.
 //! * The log node ([`CosignatureApp`]) checks the cosignature and adds it to its stored
 //!   checkpoint, so bundles carry it.
@@ -85,6 +88,10 @@ pub struct Seen {
     pub size: u64,
     /// Root.
     pub root: Hash,
+    /// The signed creation time of the newest checkpoint envelope that showed it, ms (0 in
+    /// records written before it was kept).
+    #[serde(default)]
+    pub created: u64,
 }
 
 /// An alarm raised by the witness.
@@ -267,6 +274,9 @@ impl Application for WitnessApp {
         let ok = match &known {
             // The first checkpoint of a log this witness sees: trust on first use.
             None => true,
+            // Smaller, but sent before the one this witness holds: an old message delivered
+            // late (a backlog is delivered concurrently), not a log taking back its history.
+            Some(k) if cp.size < k.size && msg.header.created <= k.created => false,
             Some(k) if cp.size < k.size => {
                 alarm("rollback", k, txn)?;
                 false
@@ -290,6 +300,10 @@ impl Application for WitnessApp {
             let seen = Seen {
                 size: cp.size,
                 root: cp.root,
+                created: known
+                    .as_ref()
+                    .map_or(0, |k| k.created)
+                    .max(msg.header.created),
             };
             txn.put(WITNESS, key.clone(), cbor(&seen));
             cp.size
@@ -386,12 +400,25 @@ impl Application for CosignatureApp {
     }
 }
 
+/// One distribution at a time in a process: two at once (the job and `imi-node audit
+/// checkpoint`) could seal a smaller checkpoint after a larger one, which its witness would
+/// take for a rollback.
+static DISTRIBUTING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Sends the newest checkpoint to every peer that has not cosigned it, with a
 /// consistency proof from the size that peer knows; then sends queued witness answers.
 pub async fn distribute_checkpoint(engine: &Engine) -> Result<usize, AppError> {
+    let _one_at_a_time = DISTRIBUTING.lock().await;
     let note = engine.checkpoint().await?;
     let store = engine.reader();
-    let size = imi_engine::log::size(store.as_ref())?;
+    // The note's own size: the log may have grown since it was signed, and a proof up to
+    // the log's size now would not match the note (the witness would see an inconsistent
+    // extension).
+    let size = SignedNote::parse(&note)
+        .ok()
+        .and_then(|n| Checkpoint::parse(&n.body).ok())
+        .ok_or_else(|| AppError::Internal("own checkpoint does not parse".into()))?
+        .size;
     let authority = AuthorityId::new(&format!("{}-IMI", engine.node()))
         .map_err(|e| AppError::Internal(e.to_string()))?;
     let mut sent = 0;

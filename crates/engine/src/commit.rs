@@ -6,8 +6,10 @@
 //! group's earlier writes, writes the whole group once (synced if any job needs it), and
 //! only then answers each job. A receipt is therefore never sent before its commit is
 //! durable, and a message applied in a group is de-duplicated against the rest of that group.
+//! A local action that refused is answered after the write too: a caller who tries again
+//! reads the state it was refused against.
 use crate::apply::{
-    Inbound, LocalCtx, LocalFn, LocalOutcome, Overlay, Routes, Txn, record_overlay,
+    Inbound, LocalCtx, LocalFn, LocalOutcome, Overlay, Refusal, Routes, Txn, record_overlay,
 };
 use crate::error::EngineError;
 use crate::inbox::InboxRecord;
@@ -136,6 +138,9 @@ enum Reply {
     ),
     Unit(oneshot::Sender<Result<(), EngineError>>),
     Local(LocalReply, LocalOutcome),
+    /// A local action that refused: answered after the group's write too, so that a caller
+    /// who tries again reads the state it was refused against.
+    Refused(LocalReply, Refusal),
 }
 
 impl Committer {
@@ -278,9 +283,7 @@ impl Committer {
                         message_id: envelope.as_ref().map(|e| e.id),
                     };
                     match apply(&mut txn, &ctx) {
-                        Err(code) => {
-                            let _ = reply.send(Err(EngineError::Refused(code)));
-                        }
+                        Err(refusal) => replies.push(Reply::Refused(reply, refusal)),
                         Ok(outcome) => {
                             let (mut b, leaves, step) = txn.into_parts();
                             if outcome.write {
@@ -372,6 +375,9 @@ impl Committer {
                         Reply::Local(tx, o) => {
                             let _ = tx.send(Ok(o));
                         }
+                        Reply::Refused(tx, refusal) => {
+                            let _ = tx.send(Err(EngineError::Refused(refusal)));
+                        }
                     }
                 }
                 enqueued_peers.sort();
@@ -396,7 +402,7 @@ impl Committer {
                         Reply::Unit(tx) => {
                             let _ = tx.send(Err(err));
                         }
-                        Reply::Local(tx, _) => {
+                        Reply::Local(tx, _) | Reply::Refused(tx, _) => {
                             let _ = tx.send(Err(err));
                         }
                     }

@@ -7,6 +7,12 @@
 //! lets in-flight attempts finish, waits a capped exponential backoff with jitter, and
 //! starts again from the head of the outbox. A resent envelope that had in fact arrived is
 //! answered `duplicate`, which counts as delivered: the receiver applied it exactly once.
+//!
+//! Envelopes of one case are delivered one after the other, in outbox order: the receiver
+//! handles the requests in flight concurrently, so two steps of a case in flight at once
+//! could be applied in the wrong order (an `answer` before its `accept`, refused as an
+//! invalid transition). An envelope whose case already has one in flight waits, with every
+//! entry after it, until that one is receipted.
 use crate::commit::Job;
 use crate::error::EngineError;
 use crate::keys;
@@ -14,7 +20,7 @@ use crate::metrics::{Metrics, PeerCodeLabel};
 use crate::shared::{DeliveryReport, Shared};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
-use imi_protocol::{MessageId, NodeId, Outcome, Receipt, sha256};
+use imi_protocol::{CaseId, MessageId, NodeId, Outcome, Receipt, sha256};
 use imi_store::{Durability, WriteBatch};
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,23 +38,30 @@ enum Attempt {
 
 /// Sends one entry and, on a valid receipt, stores it, all inside the in-flight future:
 /// the delivery loop never waits for one entry's bookkeeping before handling the next.
-async fn attempt_and_settle(shared: Arc<Shared>, node: NodeId, entry: Entry) -> Attempt {
+/// Returns the entry's case with the outcome.
+async fn attempt_and_settle(
+    shared: Arc<Shared>,
+    node: NodeId,
+    entry: Entry,
+) -> (Option<CaseId>, Attempt) {
     let Entry {
         key,
         id,
         bytes,
         logged,
+        case,
     } = entry;
     let receipt = match attempt(&shared, node, id, bytes).await {
         Ok(r) => r,
-        Err(error) => return Attempt::Failed { error },
+        Err(error) => return (case, Attempt::Failed { error }),
     };
-    match settle(&shared, node, key, id, receipt, logged).await {
+    let outcome = match settle(&shared, node, key, id, receipt, logged).await {
         Ok(()) => Attempt::Settled,
         Err(e) => Attempt::Failed {
             error: format!("could not store receipt: {e}"),
         },
-    }
+    };
+    (case, outcome)
 }
 
 /// One outbox entry ready to send.
@@ -58,6 +71,8 @@ struct Entry {
     bytes: Vec<u8>,
     /// Whether its receipt gets a log leaf.
     logged: bool,
+    /// The case its envelope belongs to (from the signed header).
+    case: Option<CaseId>,
 }
 
 /// Loads up to `limit` entries after `cursor` (or from the head).
@@ -77,16 +92,22 @@ fn load(
         let id = value.id;
         match shared.store.get(keys::ENV_OUT, id.as_bytes())? {
             Some(bytes) => {
-                // Entries written before the flag existed: the stored envelope's kind says.
+                // This node signed the bytes; the header gives the case (for the order of
+                // delivery) and, for entries written before the flag existed, the kind.
+                let header = imi_protocol::Envelope::parse(bytes.clone(), usize::MAX)
+                    .ok()
+                    .map(|e| e.header().clone());
                 let logged = value.logged.unwrap_or_else(|| {
-                    imi_protocol::Envelope::parse(bytes.clone(), usize::MAX)
-                        .map_or(true, |e| shared.routes.logged(e.header().kind.as_str()))
+                    header
+                        .as_ref()
+                        .is_none_or(|h| shared.routes.logged(h.kind.as_str()))
                 });
                 out.push(Entry {
                     key,
                     id,
                     bytes,
                     logged,
+                    case: header.and_then(|h| h.case),
                 });
             }
             None => tracing::error!(peer = %node, msg = %id, "outbox entry without envelope"),
@@ -149,6 +170,9 @@ pub(crate) async fn run(shared: Arc<Shared>, node: NodeId, cancel: CancellationT
         .get_or_create(&label);
     let window = shared.config.delivery_window.max(1);
     let mut inflight = FuturesUnordered::new();
+    // The cases with an envelope in flight, and the case whose next envelope waits for it.
+    let mut inflight_cases: std::collections::HashSet<CaseId> = std::collections::HashSet::new();
+    let mut waiting_for: Option<CaseId> = None;
     let mut cursor: Option<Vec<u8>> = None;
     let mut failures: u32 = 0;
     let mut paused = false;
@@ -162,10 +186,15 @@ pub(crate) async fn run(shared: Arc<Shared>, node: NodeId, cancel: CancellationT
             resume_at = None;
             cursor = None;
             maybe_more = true;
+            waiting_for = None;
         }
         // Refill in bulk (when half the window is free) and only while the outbox may hold
         // more than was loaded: one store read serves many envelopes.
-        if !paused && maybe_more && (inflight.is_empty() || inflight.len() <= window / 2) {
+        if !paused
+            && maybe_more
+            && waiting_for.is_none()
+            && (inflight.is_empty() || inflight.len() <= window / 2)
+        {
             let s = shared.clone();
             let c = cursor.clone();
             let need = window - inflight.len();
@@ -173,6 +202,14 @@ pub(crate) async fn run(shared: Arc<Shared>, node: NodeId, cancel: CancellationT
                 Ok(Ok(entries)) => {
                     maybe_more = entries.len() >= need;
                     for e in entries {
+                        if let Some(case) = e.case {
+                            // Its case has an envelope in flight: in order, after it.
+                            if !inflight_cases.insert(case) {
+                                waiting_for = Some(case);
+                                maybe_more = true;
+                                break;
+                            }
+                        }
                         cursor = Some(e.key.clone());
                         inflight.push(attempt_and_settle(shared.clone(), node, e));
                     }
@@ -184,7 +221,13 @@ pub(crate) async fn run(shared: Arc<Shared>, node: NodeId, cancel: CancellationT
         let sleep_until = resume_at.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
         tokio::select! {
             _ = cancel.cancelled() => break,
-            Some(result) = inflight.next(), if !inflight.is_empty() => {
+            Some((case, result)) = inflight.next(), if !inflight.is_empty() => {
+                if let Some(case) = case {
+                    inflight_cases.remove(&case);
+                    if waiting_for == Some(case) {
+                        waiting_for = None;
+                    }
+                }
                 match result {
                     Attempt::Settled => {
                         if !paused {

@@ -221,3 +221,187 @@ async fn sender_restart_keeps_and_delivers_its_outbox() {
     a.stop().await;
     b.stop().await;
 }
+
+/// An application that applies the steps of a case only in order: a step must name the
+/// case's last applied step as its predecessor (as request steps do), else it is refused.
+struct InOrder;
+
+const IN_ORDER: &str = "test.in-order";
+
+impl imi_engine::Application for InOrder {
+    fn name(&self) -> &'static str {
+        "in-order"
+    }
+    fn kinds(&self) -> &'static [&'static str] {
+        &[IN_ORDER]
+    }
+    fn apply(
+        &self,
+        msg: &imi_engine::Inbound<'_>,
+        txn: &mut imi_engine::Txn<'_>,
+    ) -> Result<(), imi_protocol::RejectCode> {
+        let case = msg.header.case.expect("a case");
+        let mut key = b"in-order/".to_vec();
+        key.extend_from_slice(case.as_bytes());
+        let last = txn.get(imi_apps::diagnostics::APP, &key)?;
+        let prev = msg.header.prev.first().map(|p| p.as_bytes().to_vec());
+        if last != prev {
+            return Err(imi_protocol::RejectCode::Application("out_of_order".into()));
+        }
+        txn.put(
+            imi_apps::diagnostics::APP,
+            key,
+            msg.header.id.as_bytes().to_vec(),
+        );
+        Ok(())
+    }
+}
+
+/// A backlog of steps of a few cases (B was down) is delivered in each case's order: the
+/// receiver handles the envelopes in flight concurrently, so two steps of a case in flight
+/// at once could be applied the wrong way round (found by `imi-sim torture`: an `answer`
+/// applied before its `accept` and refused). Every step is accepted, none is dead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_is_delivered_in_each_cases_order() {
+    use imi_engine::Applications;
+    use imi_protocol::{AuthorityId, CaseId, Draft, Kind};
+    use std::sync::Arc;
+    let fed = Federation::new(&[AT, BE]);
+    let apps = || Applications::new(vec![Arc::new(InOrder)]);
+    let a = fed.start_with(AT, apps()).await;
+    const CASES: usize = 6;
+    const STEPS: usize = 40;
+    let cases: Vec<CaseId> = (0..CASES).map(|_| CaseId::random()).collect();
+    let mut last: Vec<Option<imi_protocol::MessageId>> = vec![None; CASES];
+    for _ in 0..STEPS {
+        for (i, case) in cases.iter().enumerate() {
+            let id = a
+                .engine()
+                .send(Draft {
+                    kind: Kind::new(IN_ORDER).unwrap(),
+                    authority: AuthorityId::new("AT-OPS").unwrap(),
+                    to: vec![BE],
+                    case: Some(*case),
+                    prev: last[i].into_iter().collect(),
+                    body: b"step".to_vec(),
+                })
+                .await
+                .expect("send");
+            last[i] = Some(id);
+        }
+    }
+    let total = CASES * STEPS;
+    assert_eq!(a.count(keys::OUTBOX), total);
+
+    let b = fed.start_with(BE, apps()).await;
+    wait_until("A's outbox for B to drain", || {
+        a.count(keys::OUTBOX) == 0 && a.queue_depth(BE) == 0
+    })
+    .await;
+    assert_eq!(a.count(keys::DEAD), 0, "steps refused as out of order");
+    assert_eq!(a.count(keys::RECEIPTS_OUT), total);
+    assert_eq!(b.count(keys::INBOX), total);
+    for (i, case) in cases.iter().enumerate() {
+        let mut key = b"in-order/".to_vec();
+        key.extend_from_slice(case.as_bytes());
+        let applied = b
+            .store()
+            .get(imi_apps::diagnostics::APP, &key)
+            .unwrap()
+            .expect("the case's last step");
+        assert_eq!(applied, last[i].unwrap().as_bytes().to_vec());
+    }
+    a.stop().await;
+    b.stop().await;
+}
+
+/// Found by `imi-sim torture`: an authority's `close` was answered `422 stale_predecessor`
+/// ("another step of this case committed first") although the step was valid. The request
+/// service seals a step against the case as it reads it and, if another step of the case
+/// committed meanwhile, seals it again (three times at most). The committer answered a
+/// refused local action at once, before the group it was decided in (holding the other
+/// step) was written, so every retry read the old state again and was refused again.
+/// A refusal is now answered after its group's write: what refused it is readable then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_local_step_is_answered_once_its_group_is_written() {
+    use imi_apps::diagnostics::APP;
+    use imi_engine::{EngineError, LocalOutcome, Refusal};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, mpsc};
+    let fed = Federation::new(&[AT, BE]);
+    let a = fed.start(AT).await;
+    let engine = a.engine().clone();
+    let reader = engine.reader();
+    for round in 0..5 {
+        let key = format!("test/refusal/{round}").into_bytes();
+        // Hold the commit thread while two actions are queued behind it, so that they form
+        // the next group: W writes the key; R sees it (in the group, not yet in the store)
+        // and refuses.
+        let (release, hold) = mpsc::sync_channel::<()>(1);
+        let (held_tx, held) = tokio::sync::oneshot::channel::<()>();
+        let holder = {
+            let e = engine.clone();
+            tokio::spawn(async move {
+                e.local_step(
+                    None,
+                    Box::new(move |_, _| {
+                        let _ = held_tx.send(());
+                        let _ = hold.recv_timeout(std::time::Duration::from_secs(30));
+                        Ok(LocalOutcome {
+                            write: false,
+                            result: Vec::new(),
+                        })
+                    }),
+                )
+                .await
+            })
+        };
+        within("the commit thread to be held", held).await.unwrap();
+        let w_key = key.clone();
+        let mut w = Box::pin(engine.local_step(
+            None,
+            Box::new(move |txn, _| {
+                txn.put(APP, w_key, b"written".to_vec());
+                Ok(LocalOutcome {
+                    write: true,
+                    result: Vec::new(),
+                })
+            }),
+        ));
+        let (r_key, r_reader) = (key.clone(), reader.clone());
+        let saw_the_group = Arc::new(AtomicBool::new(false));
+        let flag = saw_the_group.clone();
+        let mut r = Box::pin(engine.local_step(
+            None,
+            Box::new(move |txn, _| {
+                let in_group = txn.get(APP, &r_key)?.is_some();
+                let in_store = r_reader.get(APP, &r_key).ok().flatten().is_some();
+                flag.store(in_group && !in_store, Ordering::SeqCst);
+                Err(Refusal::new("test_refused", "refused on purpose"))
+            }),
+        ));
+        // One poll each puts W's job, then R's, in the committer's queue.
+        assert!(futures::poll!(&mut w).is_pending());
+        assert!(futures::poll!(&mut r).is_pending());
+        release.send(()).unwrap();
+        let refused = within("R's answer", r).await;
+        // The moment R is answered, the write that refused it is on disk.
+        let visible = reader.get(APP, &key).unwrap().is_some();
+        assert!(
+            matches!(refused, Err(EngineError::Refused(_))),
+            "{refused:?}"
+        );
+        assert!(
+            saw_the_group.load(Ordering::SeqCst),
+            "round {round}: W and R did not share a group"
+        );
+        assert!(
+            visible,
+            "round {round}: R was answered before its group was written"
+        );
+        within("W", w).await.unwrap();
+        within("the holder", holder).await.unwrap().unwrap();
+    }
+    drop((engine, reader));
+    a.stop().await;
+}

@@ -310,6 +310,195 @@ async fn witnesses_cosign_extensions_and_refuse_split_views_and_rollbacks() {
     hu.stop().await;
 }
 
+/// Found by `imi-sim torture`: a checkpoint distributed while the log grows (steady traffic)
+/// was sent with a consistency proof up to the log's size a moment later, not up to the
+/// note's own size, so its witness saw an inconsistent extension and raised a false alarm.
+/// DE distributes checkpoints while it sends diagnostics without pause: HU cosigns and
+/// raises no alarm.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkpoints_distributed_while_the_log_grows_raise_no_alarm() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let fed = Federation::new(&[DE, HU]);
+    let (de_apps, _) = apps(&fed, DE);
+    let (hu_apps, hu_alarms) = apps(&fed, HU);
+    let de = fed.start_with(DE, de_apps).await;
+    let hu = fed.start_with(HU, hu_apps).await;
+    de.send_diag_accepted(&[HU]).await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let traffic = {
+        let (engine, stop) = (de.engine().clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut sent = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                engine
+                    .send(crate::rig::diag_draft(DE, &[HU]))
+                    .await
+                    .unwrap();
+                sent += 1;
+            }
+            sent
+        })
+    };
+    for _ in 0..30 {
+        imi_apps::witness::distribute_checkpoint(de.engine())
+            .await
+            .unwrap();
+        imi_apps::witness::send_witness_answers(hu.engine())
+            .await
+            .unwrap();
+    }
+    stop.store(true, Ordering::Relaxed);
+    let sent = within("the traffic to stop", traffic).await.unwrap();
+    assert!(sent > 0);
+    crate::rig::wait_until("DE's outbox to drain", || {
+        de.count(imi_engine::keys::OUTBOX) == 0
+    })
+    .await;
+    let alarms = all_alarms(&hu);
+    assert!(
+        alarms.is_empty(),
+        "{} false alarms, the first: {:?}",
+        alarms.len(),
+        alarms.first().map(|a| (&a.kind, a.claimed.0, a.known.0))
+    );
+    let counted: u64 = ["inconsistent", "rollback", "split_view"]
+        .iter()
+        .map(|k| {
+            hu_alarms
+                .get_or_create(&PeerCodeLabel {
+                    peer: "DE".into(),
+                    code: (*k).into(),
+                })
+                .get()
+        })
+        .sum();
+    assert_eq!(counted, 0);
+    // HU cosigned DE's checkpoints along the way.
+    let cosigned = imi_engine::checkpoint::stored(de.store())
+        .unwrap()
+        .into_iter()
+        .filter(|(_, note)| {
+            SignedNote::parse(note)
+                .unwrap()
+                .verify_cosignature(&witness_name("HU"), &fed.member(HU).signer.public())
+                .is_some()
+        })
+        .count();
+    assert!(cosigned > 0, "HU cosigned none of DE's checkpoints");
+    de.stop().await;
+    hu.stop().await;
+}
+
+/// Found by `imi-sim torture`: a backlog of checkpoint envelopes is delivered concurrently, so
+/// an older, smaller checkpoint can reach the witness after a newer one it cosigned; it was
+/// taken for a rollback (a false alarm). A smaller checkpoint in an envelope created before
+/// the one HU holds is stale: not cosigned, answered with what HU knows, no alarm. In an
+/// envelope created after it, it is a rollback.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_older_checkpoint_is_stale_and_a_newer_smaller_one_a_rollback() {
+    let fed = Federation::new(&[DE, HU]);
+    let (de_apps, _) = apps(&fed, DE);
+    let (hu_apps, hu_alarms) = apps(&fed, HU);
+    let de = fed.start_with(DE, de_apps).await;
+    let hu = fed.start_with(HU, hu_apps).await;
+    for _ in 0..3 {
+        de.send_diag_accepted(&[HU]).await;
+    }
+    crate::rig::wait_until("DE's log holds 6 leaves", || {
+        imi_engine::log::size(de.store()).unwrap() == 6
+    })
+    .await;
+    let signer = fed.member(DE).signer.clone();
+    let checkpoint = |size: u64| {
+        let cp = Checkpoint {
+            origin: origin_of("DE"),
+            size,
+            root: merkle::root(&StoreNodes(de.store()), size).unwrap(),
+        };
+        SignedNote::sign(&cp.body(), &cp.origin, &signer).text()
+    };
+    let raw = fed.raw_client(DE, imi_network::DEFAULT_MAX_MESSAGE_BYTES);
+    let peer = fed.member(HU).peer_id();
+    let deliver = |size: u64, base: u64, created: u64| {
+        let mut body = Vec::new();
+        ciborium::into_writer(
+            &CheckpointMessage {
+                note: checkpoint(size),
+                base,
+                proof: vec![],
+            },
+            &mut body,
+        )
+        .unwrap();
+        let draft = Draft {
+            kind: Kind::new(KIND_CHECKPOINT).unwrap(),
+            authority: AuthorityId::new("DE-IMI").unwrap(),
+            to: vec![HU],
+            case: None,
+            prev: vec![],
+            body,
+        };
+        let bytes = imi_protocol::seal_and_sign(
+            &draft,
+            created,
+            &signer,
+            &fed.trust,
+            &SealRandomness::random(1),
+        )
+        .unwrap();
+        let (fed, raw) = (&fed, &raw);
+        async move {
+            let r = within("HU answers", raw.client.request(peer, bytes))
+                .await
+                .unwrap();
+            fed.verify_receipt(r, HU).body.outcome
+        }
+    };
+    let answer = || {
+        ciborium::from_reader::<imi_apps::witness::CosignatureMessage, _>(
+            hu.store()
+                .get(imi_apps::witness::WITNESS_OUT, b"DE")
+                .unwrap()
+                .unwrap()
+                .as_slice(),
+        )
+        .unwrap()
+    };
+    let rollbacks = || {
+        hu_alarms
+            .get_or_create(&PeerCodeLabel {
+                peer: "DE".into(),
+                code: "rollback".into(),
+            })
+            .get()
+    };
+    let t = now_ms();
+    // Size 6, sent at t: cosigned (the first checkpoint HU sees of DE).
+    assert_eq!(deliver(6, 0, t).await, Outcome::Accepted);
+    assert!(answer().cosignature.is_some());
+    // Size 5, sent before it and delivered late: stale.
+    assert_eq!(deliver(5, 0, t - 1000).await, Outcome::Accepted);
+    let a = answer();
+    assert_eq!((a.size, a.known), (5, 6));
+    assert!(
+        a.cosignature.is_none(),
+        "a stale checkpoint is not cosigned"
+    );
+    assert_eq!(rollbacks(), 0, "a late message is not a rollback");
+    assert!(all_alarms(&hu).is_empty());
+    // Size 5, sent after it: DE takes back what it logged.
+    assert_eq!(deliver(5, 6, t + 1000).await, Outcome::Accepted);
+    let a = answer();
+    assert!(a.cosignature.is_none());
+    assert_eq!(rollbacks(), 1);
+    let recorded = all_alarms(&hu);
+    assert_eq!(recorded.len(), 1);
+    assert_eq!(recorded[0].kind, "rollback");
+    de.stop().await;
+    hu.stop().await;
+}
+
 /// Every witness alarm record of `node`, oldest first.
 fn all_alarms(node: &crate::rig::Node) -> Vec<imi_apps::witness::Alarm> {
     imi_apps::witness::alarms(node.engine(), 0, usize::MAX)
