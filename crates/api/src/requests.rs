@@ -16,7 +16,7 @@ use imi_domain::request::{
     Actor, AnswerPayload, AttachmentRef, CodedAnswer, Digest, Rating, Transition, TransitionBody,
 };
 use imi_domain::user::Role;
-use imi_protocol::{AuthorityId, CaseId, NodeId};
+use imi_protocol::{AuthorityId, CaseId, NodeId, Timestamp};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -49,26 +49,34 @@ pub struct NoQuery {}
 // Helpers
 // ---------------------------------------------------------------------------------------
 
-/// Parses a JSON body: 415 unless JSON, 400 for malformed JSON, 422 for a body of the wrong
-/// shape (unknown fields, missing fields, wrong types). An empty body reads as `{}`.
-fn parse_json<T: DeserializeOwned>(headers: &HeaderMap, body: &Bytes) -> Result<T, ApiError> {
-    let text: &[u8] = if body.is_empty() { b"{}" } else { body };
-    if !body.is_empty() {
-        let json = headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| {
-                let v = v.trim().to_ascii_lowercase();
-                v == "application/json" || v.starts_with("application/json;")
-            });
-        if !json {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "the body must be application/json",
-            ));
-        }
+/// A non-empty body must be declared `application/json` (else 415).
+fn json_content_type(headers: &HeaderMap, body: &[u8]) -> Result<(), ApiError> {
+    if body.is_empty() {
+        return Ok(());
     }
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            let v = v.trim().to_ascii_lowercase();
+            v == "application/json" || v.starts_with("application/json;")
+        });
+    if json {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "the body must be application/json",
+        ))
+    }
+}
+
+/// Parses a JSON body whose content type was checked: 400 for malformed JSON, 422 for a
+/// body of the wrong shape (unknown fields, missing fields, wrong types). An empty body
+/// reads as `{}`.
+pub fn json_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let text: &[u8] = if body.is_empty() { b"{}" } else { body };
     serde_json::from_slice(text).map_err(|e| {
         if e.is_syntax() || e.is_eof() {
             ApiError::bad_request("malformed_json", format!("malformed JSON: {e}"))
@@ -578,7 +586,24 @@ pub(crate) async fn create(
     let wait = query(wait)?;
     let wait = wait.delivered()?;
     let idem = idempotency(&user, &headers, "/api/v1/requests", &body)?;
-    let input: CreateInput = parse_json(&headers, &body)?;
+    json_content_type(&headers, &body)?;
+    let (actor, msg) = create_message(&user, &body, state.clock.now_ms())?;
+    let id = CaseId::random();
+    let result = submit(&state, id, actor, msg, idem, wait).await?;
+    tracing::info!(case = %id, user = %user.id, "request created");
+    Ok((StatusCode::CREATED, Json(result)).into_response())
+}
+
+/// The step of `POST /api/v1/requests` by `user` at `now`, from its JSON body (whose content
+/// type the handler checked): the actor and the message to submit, or the 4xx the body
+/// earns. Pure: the state machine and the catalogue checks come later, in the request
+/// application; the `api_bodies` fuzz target runs this on hostile bodies.
+pub fn create_message(
+    user: &User,
+    body: &[u8],
+    now: Timestamp,
+) -> Result<(Actor, CaseMessage), ApiError> {
+    let input: CreateInput = json_body(body)?;
     let requester = match &input.requester {
         Some(r) => authority_id(r, "requester")?,
         None => user.authority.clone(),
@@ -590,7 +615,7 @@ pub(crate) async fn create(
     }
     let responder = authority_id(&input.responder, "responder")?;
     let answer_by = date_field(&input.answer_by, "answer_by")?.end_ms();
-    if answer_by <= state.clock.now_ms() {
+    if answer_by <= now {
         return Err(ApiError::unprocessable(
             "deadline_in_past",
             "answer_by must be a future date",
@@ -619,10 +644,7 @@ pub(crate) async fn create(
         subject: Some(input.subject),
         files,
     };
-    let id = CaseId::random();
-    let result = submit(&state, id, actor, msg, idem, wait).await?;
-    tracing::info!(case = %id, user = %user.id, "request created");
-    Ok((StatusCode::CREATED, Json(result)).into_response())
+    Ok((actor, msg))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -777,22 +799,40 @@ pub(crate) async fn transition(
         &format!("/api/v1/requests/{id}/{action}"),
         &body,
     )?;
+    json_content_type(&headers, &body)?;
+    let (actor, msg) = step_message(&user, &index.area, action, &body, state.clock.now_ms())?;
+    let result = submit(&state, id, actor, msg, idem, wait).await?;
+    tracing::info!(case = %id, user = %user.id, action, "case step");
+    Ok(Json(result))
+}
+
+/// The step `action` (`accept`, `forward`, ..., the last segment of the route) by `user`
+/// at `now` on a case of legal area `area`, from its JSON body (whose content type the
+/// handler checked): the actor and the message to submit, or the 4xx the body earns. Pure,
+/// like [`create_message`].
+pub fn step_message(
+    user: &User,
+    area: &str,
+    action: &str,
+    body: &[u8],
+    now: Timestamp,
+) -> Result<(Actor, CaseMessage), ApiError> {
     let mut files = Vec::new();
     let t = match action {
         "accept" => {
-            parse_json::<Empty>(&headers, &body)?;
+            json_body::<Empty>(body)?;
             Transition::Accept
         }
         "forward" => Transition::Forward {
-            to: authority_id(&parse_json::<ToInput>(&headers, &body)?.to, "to")?,
+            to: authority_id(&json_body::<ToInput>(body)?.to, "to")?,
         },
         "reassign" => Transition::Reassign {
-            to: authority_id(&parse_json::<ToInput>(&headers, &body)?.to, "to")?,
+            to: authority_id(&json_body::<ToInput>(body)?.to, "to")?,
         },
         "propose-deadline" => {
-            let d = parse_json::<DeadlineInput>(&headers, &body)?;
+            let d = json_body::<DeadlineInput>(body)?;
             let new = date_field(&d.answer_by, "answer_by")?.end_ms();
-            if new <= state.clock.now_ms() {
+            if new <= now {
                 return Err(ApiError::unprocessable(
                     "deadline_in_past",
                     "answer_by must be a future date",
@@ -801,15 +841,15 @@ pub(crate) async fn transition(
             Transition::ProposeDeadline { new }
         }
         "accept-deadline" => {
-            parse_json::<Empty>(&headers, &body)?;
+            json_body::<Empty>(body)?;
             Transition::AcceptDeadline
         }
         "refuse-deadline" => {
-            parse_json::<Empty>(&headers, &body)?;
+            json_body::<Empty>(body)?;
             Transition::RefuseDeadline
         }
         "answer" => {
-            let b = parse_json::<AnswerBody>(&headers, &body)?;
+            let b = json_body::<AnswerBody>(body)?;
             let answers = b
                 .answers
                 .into_iter()
@@ -824,10 +864,10 @@ pub(crate) async fn transition(
             }
         }
         "request-info" => Transition::RequestInfo {
-            text: parse_json::<TextInput>(&headers, &body)?.text,
+            text: json_body::<TextInput>(body)?.text,
         },
         "provide-info" => {
-            let b = parse_json::<InfoInput>(&headers, &body)?;
+            let b = json_body::<InfoInput>(body)?;
             let (refs, f) = attachments(b.attachments)?;
             files = f;
             Transition::ProvideInfo {
@@ -836,25 +876,25 @@ pub(crate) async fn transition(
             }
         }
         "close" => {
-            let b = parse_json::<CloseInput>(&headers, &body)?;
+            let b = json_body::<CloseInput>(body)?;
             Transition::Close {
                 timeliness: rating(b.timeliness.as_ref(), "timeliness")?,
                 efforts: rating(b.efforts.as_ref(), "efforts")?,
             }
         }
         "withdraw" => Transition::Withdraw {
-            reason: parse_json::<ReasonInput>(&headers, &body)?.reason,
+            reason: json_body::<ReasonInput>(body)?.reason,
         },
         "refer" => Transition::Refer {
-            reason: parse_json::<ReasonInput>(&headers, &body)?.reason,
+            reason: json_body::<ReasonInput>(body)?.reason,
         },
         "resolve" => Transition::Resolve {
-            note: parse_json::<NoteInput>(&headers, &body)?.note,
+            note: json_body::<NoteInput>(body)?.note,
         },
         _ => return Err(ApiError::not_found()),
     };
     let actor = user
-        .actor(&index.area)
+        .actor(area)
         .ok_or_else(|| ApiError::forbidden("this role does not work on cases"))?;
     let msg = CaseMessage {
         v: MESSAGE_VERSION,
@@ -863,9 +903,7 @@ pub(crate) async fn transition(
         subject: None,
         files,
     };
-    let result = submit(&state, id, actor, msg, idem, wait).await?;
-    tracing::info!(case = %id, user = %user.id, action, "case step");
-    Ok(Json(result))
+    Ok((actor, msg))
 }
 
 #[derive(Debug, Default, Deserialize)]

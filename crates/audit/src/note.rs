@@ -133,15 +133,17 @@ pub struct SignedNote {
 }
 
 impl SignedNote {
-    /// Parses a signed note.
+    /// Parses a signed note (C2SP `signed-note`): the text may contain empty lines, the
+    /// signatures follow the last one; no control character but newline anywhere; key names
+    /// without spaces or `+`.
     pub fn parse(text: &str) -> Result<SignedNote, NoteError> {
+        if text.chars().any(|c| c.is_control() && c != '\n') {
+            return Err(NoteError::Malformed("control character in the note"));
+        }
         let (body, sigs) = text
-            .split_once("\n\n")
+            .rsplit_once("\n\n")
             .ok_or(NoteError::Malformed("no empty line before the signatures"))?;
         let body = format!("{body}\n");
-        if body.chars().any(|c| c.is_control() && c != '\n') {
-            return Err(NoteError::Malformed("control character in the body"));
-        }
         let mut signatures = Vec::new();
         if !sigs.ends_with('\n') {
             return Err(NoteError::Malformed("signatures must end with a newline"));
@@ -156,7 +158,11 @@ impl SignedNote {
             let bytes = B64
                 .decode(b64)
                 .map_err(|_| NoteError::Malformed("signature base64"))?;
-            if name.is_empty() || name.contains('+') || bytes.len() < 5 {
+            if name.is_empty()
+                || name.contains('+')
+                || name.chars().any(char::is_whitespace)
+                || bytes.len() < 5
+            {
                 return Err(NoteError::Malformed("signature line"));
             }
             signatures.push(NoteSignature {

@@ -1,5 +1,6 @@
 //! RFC 6962 test vectors (the Certificate Transparency reference data), mutated proofs that
-//! must fail, random trees, and signed notes with cosignatures.
+//! must fail, random trees, and signed notes with cosignatures ([`notes`]: the C2SP rules,
+//! from fuzz inputs).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -14,6 +15,10 @@ use imi_audit::merkle::{
 use imi_audit::note::{Checkpoint, SignedNote, origin_of};
 use imi_protocol::{NodeId, NodeSigner};
 use proptest::prelude::*;
+
+// In a subdirectory so that cargo does not take it for a test binary.
+#[path = "audit/notes.rs"]
+mod notes;
 
 const LEAVES: [&str; 8] = [
     "",

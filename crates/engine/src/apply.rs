@@ -160,6 +160,9 @@ pub(crate) fn record_overlay(overlay: &mut Overlay, b: &WriteBatch) {
     }
 }
 
+/// The overlay of a transaction outside any group commit ([`Txn::detached`]).
+static NO_GROUP: Overlay = BTreeMap::new();
+
 /// A transaction: reads see the store, the group's earlier writes and this transaction's
 /// own writes; writes are buffered until the engine commits them.
 pub struct Txn<'a> {
@@ -181,6 +184,20 @@ impl<'a> Txn<'a> {
             leaves: Vec::new(),
             step: None,
         }
+    }
+
+    /// A transaction over `store` alone, outside the committer: it reads the store and its
+    /// own writes, and buffers its writes for [`Txn::into_batch`]. It runs an application's
+    /// `apply` without an engine (the fuzz targets in `fuzz/` feed it hostile bodies); the
+    /// engine itself never makes one.
+    pub fn detached(store: &'a dyn ReadStore) -> Self {
+        Self::new(store, &NO_GROUP)
+    }
+
+    /// The writes of a [`Txn::detached`] transaction, for the caller to write or discard
+    /// (its log leaves and step name are dropped).
+    pub fn into_batch(self) -> WriteBatch {
+        self.batch
     }
 
     /// Appends a leaf to the node's log with this transaction (`crate::log`).
@@ -302,5 +319,23 @@ mod tests {
         // Kinds no application declares are not handled and are logged.
         assert!(!r.handles("unknown.kind"));
         assert!(r.logged("unknown.kind"));
+    }
+
+    #[test]
+    fn a_detached_transaction_reads_the_store_and_its_writes_and_hands_them_over() {
+        use imi_store::{Durability, MemStore, Store};
+        let store = MemStore::new(&["c"]);
+        let mut seed = WriteBatch::new();
+        seed.put("c", b"k".to_vec(), b"stored".to_vec());
+        store.write(seed, Durability::Buffered).unwrap();
+        let mut txn = Txn::detached(&store);
+        assert_eq!(txn.get("c", b"k").unwrap(), Some(b"stored".to_vec()));
+        txn.put("c", b"k".to_vec(), b"new".to_vec());
+        txn.delete("c", b"gone".to_vec());
+        assert_eq!(txn.get("c", b"k").unwrap(), Some(b"new".to_vec()));
+        let batch = txn.into_batch();
+        assert_eq!(batch.len(), 2);
+        // Nothing reached the store.
+        assert_eq!(store.get("c", b"k").unwrap(), Some(b"stored".to_vec()));
     }
 }

@@ -16,6 +16,10 @@
 //!
 //! Errors about sizes carry a [`FrameTooLarge`] so the swarm task can turn them into
 //! [`NetworkError::TooLarge`](crate::NetworkError::TooLarge).
+//!
+//! The module is public so that the framing can be exercised on its own, over any
+//! `AsyncRead` (the `frame` fuzz target in `fuzz/` reads hostile bytes with it); the engine
+//! never uses it directly, only through [`NetworkClient`](crate::NetworkClient).
 
 use std::{fmt, io};
 
@@ -23,15 +27,15 @@ use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::{StreamProtocol, request_response};
 
 /// Oversized requests up to this multiple of the limit are drained instead of refused outright.
-pub(crate) const DRAIN_FACTOR: u64 = 4;
+pub const DRAIN_FACTOR: u64 = 4;
 /// Size of the scratch buffer used to drain oversized request bodies.
-pub(crate) const DRAIN_CHUNK: usize = 64 * 1024;
+pub const DRAIN_CHUNK: usize = 64 * 1024;
 /// Bytes of the length prefix.
 const LENGTH_PREFIX_BYTES: usize = 4;
 
 /// A request frame as read from (or written to) a stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Frame {
+pub enum Frame {
     /// A body within the limit.
     Bytes(Vec<u8>),
     /// The declared body length exceeded the limit; the body was drained, not kept.
@@ -41,13 +45,13 @@ pub(crate) enum Frame {
 
 /// The size error carried inside [`io::Error`]s produced by the codec.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct FrameTooLarge {
+pub struct FrameTooLarge {
     /// What was too large ("request", "response").
-    pub(crate) what: &'static str,
+    pub what: &'static str,
     /// The body length, declared or actual.
-    pub(crate) size: u64,
+    pub size: u64,
     /// The configured limit.
-    pub(crate) limit: usize,
+    pub limit: usize,
 }
 
 impl fmt::Display for FrameTooLarge {
@@ -68,7 +72,7 @@ impl FrameTooLarge {
     }
 
     /// Finds a `FrameTooLarge` inside an I/O error, if the codec put one there.
-    pub(crate) fn find(error: &io::Error) -> Option<Self> {
+    pub fn find(error: &io::Error) -> Option<Self> {
         error
             .get_ref()
             .and_then(|inner| inner.downcast_ref::<Self>())
@@ -78,12 +82,13 @@ impl FrameTooLarge {
 
 /// The request-response codec: raw byte frames, size-checked both ways.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct FrameCodec {
+pub struct FrameCodec {
     max: usize,
 }
 
 impl FrameCodec {
-    pub(crate) fn new(max_message_bytes: usize) -> Self {
+    /// A codec whose frames, in both directions, carry at most `max_message_bytes`.
+    pub fn new(max_message_bytes: usize) -> Self {
         Self {
             max: max_message_bytes,
         }

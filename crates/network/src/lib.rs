@@ -62,7 +62,7 @@
 //! ([`NetworkConfig::request_timeout`], counted once in the queue and once on the wire) are all
 //! bounded.
 
-mod codec;
+pub mod codec;
 mod task;
 
 use std::{fmt, sync::Arc, time::Duration};
