@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: setup test demo bench fmt clippy build
+.PHONY: setup test demo bench fmt clippy build fuzz
 
 setup:
 	@./scripts/setup.sh
@@ -41,3 +41,30 @@ fmt:
 
 clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+# Coverage-guided fuzzing (cargo-fuzz, libFuzzer) of every decoder another node or an API
+# client reaches; docs/fuzzing.md. Not part of `make test`. Installs the pinned cargo-fuzz,
+# regenerates the seed corpora (fuzz/seeds/, from protocol/vectors/v1.json and the
+# repository's fixtures), builds on the stable toolchain (RUSTC_BOOTSTRAP=1 lets stable take
+# the sanitizer flags) and runs each target for FUZZ_SECONDS. A crash, a timeout or running
+# out of memory fails the run; libFuzzer leaves the input in fuzz/artifacts/<target>/.
+# `make fuzz FUZZ_TARGETS=envelope FUZZ_SECONDS=600` runs one target longer.
+CARGO_FUZZ_VERSION := 0.13.2
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= frame envelope receipt trust_list case_message fact_report checkpoint witness bundle api_bodies
+FUZZ_TARGET_DIR ?= $(CURDIR)/fuzz/target
+FUZZ_FLAGS := --target-dir $(FUZZ_TARGET_DIR)
+
+fuzz: setup
+	@cargo fuzz --version 2>/dev/null | grep -qx 'cargo-fuzz $(CARGO_FUZZ_VERSION)' || \
+		$(CARGO) install --locked cargo-fuzz --version $(CARGO_FUZZ_VERSION)
+	$(CARGO) run --locked -q --manifest-path fuzz/Cargo.toml --target-dir $(FUZZ_TARGET_DIR) \
+		-p imi-fuzz-fixtures --bin imi-fuzz-seeds
+	RUSTC_BOOTSTRAP=1 $(CARGO) fuzz build $(FUZZ_FLAGS)
+	@for t in $(FUZZ_TARGETS); do \
+		mkdir -p fuzz/corpus/$$t && \
+		echo "fuzz: $$t for $(FUZZ_SECONDS) s" && \
+		RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $(FUZZ_FLAGS) $$t fuzz/corpus/$$t fuzz/seeds/$$t -- \
+			-max_total_time=$(FUZZ_SECONDS) -timeout=30 -rss_limit_mb=2048 \
+			-print_final_stats=1 || exit 1; \
+	done
