@@ -22,7 +22,7 @@
 //! sha256=<hex of the receipt's exact bytes>
 //! id=<message id>
 //! receiver=<node that signed it>
-//! outcome=<accepted|duplicate|rejected:<code>>
+//! outcome=<accepted|duplicate|rejected>   (the code is in the signed receipt)
 //! received=<ms>
 //! ```
 //!
