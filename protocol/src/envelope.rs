@@ -94,6 +94,10 @@ pub struct Header {
     pub id: MessageId,
     /// Kind.
     pub kind: Kind,
+    /// The application step this message takes (for `imi.request`, the request step:
+    /// `create`, `accept`, ...), in the syntax of a kind; `null` for kinds without steps.
+    /// Signed so that the step a log leaf names is checkable against the sender's signature.
+    pub step: Option<Kind>,
     /// Sender node.
     pub from: NodeId,
     /// Sending authority (or the node's operator identity for diagnostics).
@@ -159,6 +163,8 @@ struct Inner {
 pub struct Draft {
     /// Kind.
     pub kind: Kind,
+    /// The step, for kinds that have steps (see [`Header::step`]).
+    pub step: Option<Kind>,
     /// Sending authority.
     pub authority: AuthorityId,
     /// Recipients (1 to 31, distinct).
@@ -313,6 +319,7 @@ pub fn seal_and_sign(
         v: PROTOCOL_VERSION,
         id: rnd.id,
         kind: draft.kind.clone(),
+        step: draft.step.clone(),
         from: signer.node,
         authority: draft.authority.clone(),
         to: draft.to.clone(),

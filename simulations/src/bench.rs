@@ -121,6 +121,7 @@ fn measure_primitives(iterations: u32, body_len: usize) -> Result<Primitives> {
     for i in 0..iterations + warmup {
         let draft = Draft {
             kind: kind.clone(),
+            step: None,
             authority: authority.clone(),
             to: vec![RECEIVER],
             case: None,

@@ -60,9 +60,9 @@ fn measure(args: &AuditArgs) -> Result<serde_json::Value> {
     let mut batch = WriteBatch::new();
     for i in 0..args.leaves {
         let leaf = format!(
-            "imi-leaf/1\ntype=access\nuser={i:064x}\nauthority=DE-NC\ncase={i:032x}\naction=read_request\nat={i}\n"
+            "imi-leaf/1\ntype=access\nuser={i:064x}\nauthority=DE-NC\ncase={i:032x}\naction=read_request\nat={i}\nprev=-\n"
         );
-        log.append(&mut batch, &leaf);
+        log.append(&store, &mut batch, &leaf);
         if i % 1000 == 999 {
             store.write(std::mem::take(&mut batch), Durability::Buffered)?;
         }
@@ -90,7 +90,7 @@ fn measure(args: &AuditArgs) -> Result<serde_json::Value> {
         let p = merkle::inclusion_proof(&nodes, i, n).ok_or_else(|| anyhow::anyhow!("proof"))?;
         incl.push(t.elapsed().as_secs_f64() * 1e6);
         let leaf = format!(
-            "imi-leaf/1\ntype=access\nuser={i:064x}\nauthority=DE-NC\ncase={i:032x}\naction=read_request\nat={i}\n"
+            "imi-leaf/1\ntype=access\nuser={i:064x}\nauthority=DE-NC\ncase={i:032x}\naction=read_request\nat={i}\nprev=-\n"
         );
         anyhow::ensure!(merkle::verify_inclusion(
             i,
@@ -146,6 +146,7 @@ fn measure(args: &AuditArgs) -> Result<serde_json::Value> {
     for i in 0..args.envelopes {
         let draft = Draft {
             kind: Kind::new("diagnostic")?,
+            step: None,
             authority: AuthorityId::new("DE-IMI")?,
             to: vec![NodeId::HU],
             case: None,
@@ -158,7 +159,7 @@ fn measure(args: &AuditArgs) -> Result<serde_json::Value> {
         let env = imi_protocol::Envelope::parse(bytes.clone(), usize::MAX)
             .map_err(|c| anyhow::anyhow!("{c}"))?;
         let leaf =
-            imi_engine::log::envelope_leaf(true, &imi_protocol::sha256(&bytes), env.header(), None);
+            imi_engine::log::envelope_leaf(true, &imi_protocol::sha256(&bytes), env.header());
         tree.push(merkle::leaf_hash(leaf.as_bytes()));
         items.push((leaf, bytes));
     }
@@ -195,6 +196,7 @@ fn measure(args: &AuditArgs) -> Result<serde_json::Value> {
             checkpoints: vec![note],
             consistency: vec![],
         },
+        head: None,
         entries,
     };
     let json = serde_json::to_vec(&bundle)?;

@@ -356,6 +356,7 @@ pub async fn run_diag(engine: &Engine, req: DiagRequest) -> Result<DiagResult, A
             body.resize(body.len().max(req.body_bytes), b' ');
             let draft = Draft {
                 kind: kind.clone(),
+                step: None,
                 authority: authority.clone(),
                 to: vec![req.to],
                 case: None,

@@ -8,7 +8,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use imi_audit::bundle::{Bundle, Consistency, Entry, FORMAT, LogPart};
 use imi_audit::leaf::Leaf;
 use imi_audit::merkle;
-use imi_audit::note::{Checkpoint, SignedNote, origin_of};
+use imi_audit::note::{CaseHead, Checkpoint, SignedNote, head_origin_of, origin_of};
 use imi_engine::log::{self, StoreNodes};
 use imi_engine::{Engine, InboxRecord, TRUST_LIST_KEY, keys};
 use imi_protocol::{CaseId, MessageId, NodeId};
@@ -74,41 +74,55 @@ pub async fn evidence_bundle(
             });
         }
     }
-    // The selected leaves, then the receipts of their envelopes.
     let case_hex = match selection {
         Selection::Case(case) => Some(case.to_string()),
         Selection::Range { .. } => None,
     };
-    let selected = |leaf: &Leaf| match selection {
-        Selection::Case(_) => leaf.get("case") == case_hex.as_deref(),
-        Selection::Range { from, to } => {
-            !leaf.kind.starts_with("receipt_")
-                && leaf_time(leaf).is_some_and(|t| t >= from && t < to)
-        }
-    };
+    // A case: its chain of leaves from its head below `n` (every leaf of the case the log
+    // holds, receipts included), and the node's signed statement of that head. A range:
+    // every leaf with a time in it, then the receipts of its envelopes.
     let mut chosen: Vec<(u64, Leaf, String)> = Vec::new();
-    let mut ids: BTreeSet<String> = BTreeSet::new();
-    let mut senders: Vec<(String, String)> = Vec::new();
-    let parsed = log::leaves(store.as_ref(), n)?;
-    for (i, leaf, text) in &parsed {
-        if selected(leaf) {
-            if let Some(id) = leaf.get("id") {
-                ids.insert(id.to_owned());
-                if leaf.kind == "envelope_in"
-                    && let Some(from) = leaf.get("from")
+    let mut head = None;
+    match selection {
+        Selection::Case(case) => {
+            chosen = log::case_chain(store.as_ref(), &case, n)?;
+            let statement = CaseHead {
+                origin: head_origin_of(engine.node().as_str()),
+                case: case.to_string(),
+                size: n,
+                head: chosen.first().map(|(i, _, _)| *i),
+            };
+            head = Some(engine.sign_note(&statement.body(), &statement.origin));
+        }
+        Selection::Range { from, to } => {
+            let mut ids: BTreeSet<String> = BTreeSet::new();
+            let parsed = log::leaves(store.as_ref(), n)?;
+            for (i, leaf, text) in &parsed {
+                if !leaf.kind.starts_with("receipt_")
+                    && leaf_time(leaf).is_some_and(|t| t >= from && t < to)
                 {
-                    senders.push((id.to_owned(), from.to_owned()));
+                    if let Some(id) = leaf.get("id") {
+                        ids.insert(id.to_owned());
+                    }
+                    chosen.push((*i, leaf.clone(), text.clone()));
                 }
             }
-            chosen.push((*i, leaf.clone(), text.clone()));
-        }
-    }
-    for (i, leaf, text) in &parsed {
-        if leaf.kind.starts_with("receipt_") && leaf.get("id").is_some_and(|id| ids.contains(id)) {
-            chosen.push((*i, leaf.clone(), text.clone()));
+            for (i, leaf, text) in &parsed {
+                if leaf.kind.starts_with("receipt_")
+                    && leaf.get("id").is_some_and(|id| ids.contains(id))
+                {
+                    chosen.push((*i, leaf.clone(), text.clone()));
+                }
+            }
         }
     }
     chosen.sort_by_key(|(i, _, _)| *i);
+    // The sender of each envelope received, to find the receipts this node signed for them.
+    let senders: Vec<(String, String)> = chosen
+        .iter()
+        .filter(|(_, l, _)| l.kind == "envelope_in")
+        .filter_map(|(_, l, _)| Some((l.get("id")?.to_owned(), l.get("from")?.to_owned())))
+        .collect();
     let mut entries = Vec::with_capacity(chosen.len());
     for (i, leaf, text) in chosen {
         let proof = merkle::inclusion_proof(&nodes, i, n)
@@ -161,6 +175,7 @@ pub async fn evidence_bundle(
             checkpoints: cps.into_iter().map(|(_, t)| t).collect(),
             consistency,
         },
+        head,
         entries,
     })
 }

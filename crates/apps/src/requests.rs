@@ -559,9 +559,6 @@ impl Cases {
         if self.report_facts {
             crate::facts::record_report(txn, self.node, &next, &record.defended);
         }
-        if let Some(h) = next.history.last() {
-            txn.set_step(h.kind.as_str());
-        }
         Ok(next)
     }
 
@@ -596,6 +593,13 @@ impl Application for RequestApp {
             .ok_or_else(|| RejectCode::Application("missing_case".into()))?;
         let body: CaseMessage =
             decode(msg.body).ok_or_else(|| RejectCode::Application("malformed_body".into()))?;
+        // The signed header names the step (what the log leaf records and an auditor checks
+        // without the body): it must be the body's.
+        if msg.header.step.as_ref().map(imi_protocol::Kind::as_str)
+            != Some(body.step.transition.kind().as_str())
+        {
+            return Err(RejectCode::Application("step_mismatch".into()));
+        }
         let actor = Actor {
             authority: msg.header.authority.clone(),
             country: msg.header.from,

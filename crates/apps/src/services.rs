@@ -223,6 +223,10 @@ impl Services {
                 Some(Draft {
                     kind: Kind::new(Kind::REQUEST)
                         .map_err(|e| AppError::Internal(e.to_string()))?,
+                    step: Some(
+                        Kind::new(msg.step.transition.kind().as_str())
+                            .map_err(|e| AppError::Internal(e.to_string()))?,
+                    ),
                     authority: actor.authority.clone(),
                     to,
                     case: Some(id),

@@ -442,6 +442,7 @@ pub async fn distribute_checkpoint(engine: &Engine) -> Result<usize, AppError> {
         engine
             .send(Draft {
                 kind: Kind::new(KIND_CHECKPOINT).map_err(|e| AppError::Internal(e.to_string()))?,
+                step: None,
                 authority: authority.clone(),
                 to: vec![peer],
                 case: None,

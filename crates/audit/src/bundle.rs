@@ -1,8 +1,8 @@
 //! Evidence bundles and their offline verification. The format is specified in
 //! `docs/evidence-bundle.md`; this module is one implementation of that page.
-use crate::leaf::Leaf;
+use crate::leaf::{Leaf, Prev};
 use crate::merkle::{self, Hash};
-use crate::note::{Checkpoint, SignedNote, origin_of};
+use crate::note::{CaseHead, Checkpoint, SignedNote, head_origin_of, origin_of};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use imi_protocol::{Envelope, NodeId, Receipt, TrustList};
@@ -69,6 +69,9 @@ pub struct Bundle {
     pub trust_list: String,
     /// The exporting node's log.
     pub log: LogPart,
+    /// A case bundle: the node's signed case-head statement ([`CaseHead`]) for the last
+    /// checkpoint's size; `null` for a time-range bundle.
+    pub head: Option<String>,
     /// The entries.
     pub entries: Vec<Entry>,
 }
@@ -150,9 +153,10 @@ pub fn verify(bytes: &[u8], options: &Options) -> Vec<Check> {
         "bundle.canonical",
         lower_hex(&bundle.governance_public_key, 64)
             && bundle.case.as_deref().is_none_or(|c| lower_hex(c, 32))
+            && bundle.case.is_some() == bundle.head.is_some()
             && ascending
             && bundle.log.consistency.len() + 1 == bundle.log.checkpoints.len().max(1),
-        "lowercase hex, entries strictly ascending, one consistency proof per consecutive pair",
+        "lowercase hex, entries strictly ascending, one consistency proof per consecutive pair, a head exactly for a case",
     );
     // 1. The trust list.
     let gov = match options.governance_key {
@@ -312,12 +316,17 @@ pub fn verify(bytes: &[u8], options: &Options) -> Vec<Check> {
         .collect();
     // The envelopes of the bundle (id → hash, from their leaves, which are checked against
     // the signed bytes below): every receipt must name one of them.
-    let envelopes: std::collections::HashMap<String, String> = bundle
+    let envelopes: std::collections::HashMap<String, (String, String)> = bundle
         .entries
         .iter()
         .filter_map(|e| Leaf::parse(&e.leaf))
         .filter(|l| l.kind == "envelope_out" || l.kind == "envelope_in")
-        .filter_map(|l| Some((l.get("id")?.to_owned(), l.get("sha256")?.to_owned())))
+        .filter_map(|l| {
+            Some((
+                l.get("id")?.to_owned(),
+                (l.get("sha256")?.to_owned(), l.get("case")?.to_owned()),
+            ))
+        })
         .collect();
     let mut steps: Vec<(u64, String, NodeId, Vec<NodeId>)> = Vec::new();
     for e in &bundle.entries {
@@ -406,11 +415,13 @@ pub fn verify(bytes: &[u8], options: &Options) -> Vec<Check> {
                             && leaf.get("to") == Some(to.join(",").as_str())
                             && leaf.get("case")
                                 == Some(h.case.map_or("-".to_owned(), |c| c.to_string()).as_str())
-                            && leaf.get("created") == Some(h.created.to_string().as_str());
+                            && leaf.get("created") == Some(h.created.to_string().as_str())
+                            && leaf.get("step")
+                                == Some(h.step.as_ref().map_or("-", |k| k.as_str()));
                         r.add(
                             format!("{name}.metadata"),
                             meta_ok,
-                            "leaf matches the signed header",
+                            "leaf matches the signed header (id, kind, from, to, case, created, step)",
                         );
                         // The direction the leaf claims is the signed header's: this log's
                         // node sent an `envelope_out` and is a recipient of an `envelope_in`.
@@ -478,16 +489,19 @@ pub fn verify(bytes: &[u8], options: &Options) -> Vec<Check> {
                         // The receipt answers an envelope of this bundle: named by id, with
                         // that envelope's hash (a receipt cannot be moved to another case,
                         // nor outlive its envelope's removal).
-                        let answered = rc
+                        // Its leaf's case is that envelope's.
+                        let envelope = rc
                             .body
                             .message_id
-                            .and_then(|m| envelopes.get(&m.to_string()))
-                            .is_some_and(|h| *h == hex::encode(rc.body.envelope_hash));
-                        if bundle.case.is_some() {
+                            .and_then(|m| envelopes.get(&m.to_string()));
+                        let answered = envelope.is_some_and(|(h, c)| {
+                            *h == hex::encode(rc.body.envelope_hash) && leaf.get("case") == Some(c)
+                        });
+                        if bundle.case.is_some() || envelope.is_some() {
                             r.add(
                                 format!("{name}.envelope"),
                                 answered,
-                                "names an envelope of this case's bundle and its hash",
+                                "names an envelope of this bundle, its hash and its case",
                             );
                         }
                     }
@@ -504,7 +518,12 @@ pub fn verify(bytes: &[u8], options: &Options) -> Vec<Check> {
             }
         }
     }
-    // 4. The case's steps form a valid lifecycle (node level).
+    // 4. Completeness: the node's signed head of the case at the last checkpoint's size, and
+    // the case's `prev` chain from it, every link in the bundle.
+    if let Some(case) = &bundle.case {
+        complete(&mut r, &bundle, case, node, &node_keys, last.size);
+    }
+    // 5. The case's steps form a valid lifecycle (node level).
     if bundle.case.is_some() {
         steps.sort_by_key(|s| s.0);
         steps.dedup();
@@ -512,6 +531,89 @@ pub fn verify(bytes: &[u8], options: &Options) -> Vec<Check> {
         r.add("case.lifecycle", ok, detail);
     }
     r.0
+}
+
+/// `case.head` and `case.chain`: the bundle holds every leaf of the case the node's log has
+/// below the last checkpoint's size. The node's signed head statement names the case's
+/// latest leaf; each leaf of the case names the one before it (`prev`, in the leaf, so under
+/// the checkpoint); following the links from the head must visit every entry of the bundle
+/// and find each link in it, down to a leaf with `prev=-`.
+fn complete(
+    r: &mut Report,
+    bundle: &Bundle,
+    case: &str,
+    node: NodeId,
+    node_keys: &[[u8; 32]],
+    size: u64,
+) {
+    let name = head_origin_of(node.as_str());
+    let statement = bundle.head.as_deref().and_then(|text| {
+        let note = SignedNote::parse(text).ok()?;
+        let head = CaseHead::parse(&note.body).ok()?;
+        Some((note, head))
+    });
+    let Some((note, head)) = statement else {
+        r.add("case.head", false, "no parsable case-head statement");
+        return;
+    };
+    let signed = node_keys.iter().any(|k| note.verify(&name, k)) && note.signatures.len() == 1;
+    let ok = signed && head.origin == name && head.case == case && head.size == size;
+    let detail = format!(
+        "signed by {node}: the case's latest leaf below size {} is {}",
+        head.size,
+        head.head
+            .map_or_else(|| "none".to_owned(), |h| h.to_string())
+    );
+    if !r.add("case.head", ok, detail) {
+        return;
+    }
+    let by_index: std::collections::BTreeMap<u64, Option<Leaf>> = bundle
+        .entries
+        .iter()
+        .map(|e| (e.index, Leaf::parse(&e.leaf)))
+        .collect();
+    let mut visited = std::collections::BTreeSet::new();
+    let mut next = head.head;
+    let mut broken = None;
+    let mut from: Option<u64> = None;
+    while let Some(i) = next {
+        let Some(Some(leaf)) = by_index.get(&i) else {
+            broken = Some(match from {
+                Some(from) => format!("entry {from} names prev {i}, which the bundle lacks"),
+                None => format!("the head, entry {i}, is not in the bundle"),
+            });
+            break;
+        };
+        if leaf.case() != Some(case) {
+            broken = Some(format!("entry {i} on the chain is not a leaf of the case"));
+            break;
+        }
+        visited.insert(i);
+        from = Some(i);
+        next = match leaf.prev() {
+            Prev::After(p) if p < i => Some(p),
+            Prev::First => None,
+            _ => {
+                broken = Some(format!("entry {i} has no valid prev"));
+                break;
+            }
+        };
+    }
+    let detail = match broken {
+        Some(b) => b,
+        None => match by_index.keys().find(|i| !visited.contains(*i)) {
+            Some(extra) => format!("entry {extra} is not on the case's chain"),
+            None => {
+                r.add(
+                    "case.chain",
+                    true,
+                    format!("{} leaves, each linked to the one before", visited.len()),
+                );
+                return;
+            }
+        },
+    };
+    r.add("case.chain", false, detail);
 }
 
 /// Checks the sequence of request steps at node level: each step allowed in the state the

@@ -13,7 +13,8 @@
 //! to=<recipient nodes, comma-separated>
 //! case=<case id, 32 hex, or ->
 //! created=<creation time, ms since the epoch>
-//! step=<request step (create, accept, ...) or ->
+//! step=<the signed header's step (create, accept, ...) or ->
+//! prev=<index of the case's previous leaf, or ->
 //! ```
 //!
 //! ```text
@@ -21,9 +22,11 @@
 //! type=receipt_in              (a receipt received for an envelope sent; receipt_out: signed)
 //! sha256=<hex of the receipt's exact bytes>
 //! id=<message id>
+//! case=<the envelope's case, or ->
 //! receiver=<node that signed it>
 //! outcome=<accepted|duplicate|rejected>   (the code is in the signed receipt)
 //! received=<ms>
+//! prev=<index of the case's previous leaf, or ->
 //! ```
 //!
 //! ```text
@@ -34,6 +37,7 @@
 //! case=<case id>
 //! action=<read_request|read_attachment|read_blocked>
 //! at=<ms>
+//! prev=<index of the case's previous leaf, or ->
 //! ```
 //!
 //! ```text
@@ -42,10 +46,24 @@
 //! case=<case id>
 //! action=<block|delete>
 //! at=<ms>
+//! prev=<index of the case's previous leaf, or ->
 //! ```
 //!
-//! Every line ends with `\n`; fields appear exactly in this order.
+//! Every line ends with `\n`; fields appear exactly in this order. `prev` chains every
+//! leaf of a case to the one before it (the log's committer fills it in when it appends the
+//! leaf), so an auditor can tell a case's bundle is complete: see [`crate::bundle`].
 use std::collections::BTreeMap;
+
+/// A leaf's link to the case's previous leaf.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prev {
+    /// `prev=-`: the case's first leaf (or a leaf of no case).
+    First,
+    /// The index of the case's previous leaf.
+    After(u64),
+    /// Not `-` nor a decimal index in its one form.
+    Invalid,
+}
 
 /// The first line of every leaf.
 pub const MAGIC: &str = "imi-leaf/1";
@@ -63,26 +81,58 @@ pub struct Leaf {
 pub fn layout(kind: &str) -> Option<&'static [&'static str]> {
     Some(match kind {
         "envelope_out" | "envelope_in" => &[
-            "sha256", "id", "kind", "from", "to", "case", "created", "step",
+            "sha256", "id", "kind", "from", "to", "case", "created", "step", "prev",
         ],
-        "receipt_in" | "receipt_out" => &["sha256", "id", "receiver", "outcome", "received"],
-        "access" => &["user", "authority", "case", "action", "at"],
-        "retention" => &["case", "action", "at"],
+        "receipt_in" | "receipt_out" => &[
+            "sha256", "id", "case", "receiver", "outcome", "received", "prev",
+        ],
+        "access" => &["user", "authority", "case", "action", "at", "prev"],
+        "retention" => &["case", "action", "at", "prev"],
         _ => return None,
     })
 }
 
 impl Leaf {
-    /// A leaf of `kind` from its fields (in [`layout`] order).
+    /// A leaf of `kind` from its fields (in [`layout`] order); fields not given (`prev`,
+    /// which the log fills in) are `-`.
     pub fn new(kind: &str, values: &[&str]) -> Leaf {
         let names = layout(kind).unwrap_or(&[]);
         Leaf {
             kind: kind.to_owned(),
             fields: names
                 .iter()
-                .zip(values)
-                .map(|(n, v)| ((*n).to_owned(), sanitize(v)))
+                .enumerate()
+                .map(|(i, n)| {
+                    let v = values.get(i).copied().unwrap_or("-");
+                    ((*n).to_owned(), sanitize(v))
+                })
                 .collect(),
+        }
+    }
+
+    /// Sets a field's value (one the layout has).
+    pub fn set(&mut self, name: &str, value: &str) {
+        if let Some((_, v)) = self.fields.iter_mut().find(|(k, _)| k == name) {
+            *v = sanitize(value);
+        }
+    }
+
+    /// The case this leaf belongs to, if it names one.
+    pub fn case(&self) -> Option<&str> {
+        self.get("case").filter(|c| *c != "-")
+    }
+
+    /// The index of the case's previous leaf (`prev`): [`Prev::First`] for `-` (or no such
+    /// field), [`Prev::Invalid`] for anything but a decimal index without leading zeros.
+    pub fn prev(&self) -> Prev {
+        match self.get("prev") {
+            None | Some("-") => Prev::First,
+            Some(p)
+                if p == "0" || (!p.starts_with('0') && p.bytes().all(|b| b.is_ascii_digit())) =>
+            {
+                p.parse().map_or(Prev::Invalid, Prev::After)
+            }
+            Some(_) => Prev::Invalid,
         }
     }
 

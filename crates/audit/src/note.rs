@@ -11,7 +11,7 @@
 use crate::merkle::Hash;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use ed25519_dalek::{Signature, Verifier, VerifyingKey};
+use ed25519_dalek::{Signature, VerifyingKey};
 use imi_protocol::NodeSigner;
 use sha2::{Digest, Sha256};
 
@@ -81,6 +81,96 @@ impl Checkpoint {
 /// The origin line of a node's log.
 pub fn origin_of(node: &str) -> String {
     format!("imi-federation.invalid/log/{node}")
+}
+
+/// The key name (and first line) of a node's case-head statements.
+pub fn head_origin_of(node: &str) -> String {
+    format!("imi-federation.invalid/case-head/{node}")
+}
+
+/// A case-head statement: the node says which leaf was the case's latest in its log of a
+/// given size. Signed as a note by the node (key name [`head_origin_of`]), it is what makes a
+/// case's evidence bundle checkably complete: the case's leaves are chained by `prev`, and
+/// the chain from this head must be in the bundle.
+///
+/// ```text
+/// imi-federation.invalid/case-head/DE
+/// case 0123456789abcdef0123456789abcdef
+/// size 42
+/// head 40                 (or `head -`: no leaf of the case below that size)
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaseHead {
+    /// [`head_origin_of`] the node.
+    pub origin: String,
+    /// The case id, 32 lowercase hex digits.
+    pub case: String,
+    /// The log size the statement is about (the bundle's last checkpoint's).
+    pub size: u64,
+    /// The index of the case's latest leaf below `size`.
+    pub head: Option<u64>,
+}
+
+/// A decimal without leading zeros.
+fn decimal(s: &str) -> Option<u64> {
+    (!s.is_empty()
+        && s.bytes().all(|b| b.is_ascii_digit())
+        && (s.len() == 1 || !s.starts_with('0')))
+    .then(|| s.parse().ok())
+    .flatten()
+}
+
+impl CaseHead {
+    /// The note body.
+    pub fn body(&self) -> String {
+        format!(
+            "{}\ncase {}\nsize {}\nhead {}\n",
+            self.origin,
+            self.case,
+            self.size,
+            self.head.map_or_else(|| "-".to_owned(), |h| h.to_string())
+        )
+    }
+
+    /// Parses a note body: exactly the four lines, in the one encoding [`CaseHead::body`]
+    /// writes.
+    pub fn parse(body: &str) -> Result<CaseHead, NoteError> {
+        let bad = NoteError::Malformed("case head");
+        let mut lines = body.strip_suffix('\n').ok_or(bad.clone())?.split('\n');
+        let origin = lines.next().filter(|o| !o.is_empty()).ok_or(bad.clone())?;
+        let case = lines
+            .next()
+            .and_then(|l| l.strip_prefix("case "))
+            .filter(|c| {
+                c.len() == 32
+                    && c.bytes()
+                        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            })
+            .ok_or(bad.clone())?;
+        let size = lines
+            .next()
+            .and_then(|l| l.strip_prefix("size "))
+            .and_then(decimal)
+            .ok_or(bad.clone())?;
+        let head = match lines.next().and_then(|l| l.strip_prefix("head ")) {
+            Some("-") => None,
+            Some(h) => Some(decimal(h).ok_or(bad.clone())?),
+            None => return Err(bad),
+        };
+        if lines.next().is_some() {
+            return Err(bad);
+        }
+        let parsed = CaseHead {
+            origin: origin.to_owned(),
+            case: case.to_owned(),
+            size,
+            head,
+        };
+        if parsed.body() != body {
+            return Err(bad);
+        }
+        Ok(parsed)
+    }
 }
 
 fn key_id(name: &str, kind: u8, public: &[u8; 32]) -> [u8; 4] {
@@ -212,7 +302,7 @@ impl SignedNote {
                 && s.bytes
                     .get(4..)
                     .and_then(|b| Signature::from_slice(b).ok())
-                    .is_some_and(|sig| key.verify(self.body.as_bytes(), &sig).is_ok())
+                    .is_some_and(|sig| key.verify_strict(self.body.as_bytes(), &sig).is_ok())
         })
     }
 
@@ -238,7 +328,7 @@ impl SignedNote {
             }
             let ts = u64::from_be_bytes(s.bytes.get(4..12)?.try_into().ok()?);
             let sig = Signature::from_slice(s.bytes.get(12..)?).ok()?;
-            key.verify(cosigned_message(&self.body, ts).as_bytes(), &sig)
+            key.verify_strict(cosigned_message(&self.body, ts).as_bytes(), &sig)
                 .is_ok()
                 .then_some(ts)
         })

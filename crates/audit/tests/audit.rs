@@ -7,7 +7,7 @@
     clippy::panic,
     clippy::indexing_slicing
 )]
-use imi_audit::leaf::Leaf;
+use imi_audit::leaf::{Leaf, Prev};
 use imi_audit::merkle::{
     Hash, MemTree, consistency_proof, empty_root, inclusion_proof, leaf_hash, root,
     verify_consistency, verify_inclusion,
@@ -315,11 +315,21 @@ fn leaves_round_trip() {
     let l = Leaf::new("retention", &["00ff", "delete", "123"]);
     assert_eq!(
         l.text(),
-        "imi-leaf/1\ntype=retention\ncase=00ff\naction=delete\nat=123\n"
+        "imi-leaf/1\ntype=retention\ncase=00ff\naction=delete\nat=123\nprev=-\n"
     );
     assert_eq!(Leaf::parse(&l.text()).unwrap(), l);
+    assert_eq!(l.prev(), Prev::First);
+    let mut chained = l.clone();
+    chained.set("prev", "41");
+    assert!(chained.text().ends_with("at=123\nprev=41\n"));
+    assert_eq!(chained.prev(), Prev::After(41));
+    for bad in ["041", "", "x", "-1", "18446744073709551616"] {
+        chained.set("prev", bad);
+        assert_eq!(chained.prev(), Prev::Invalid, "{bad:?}");
+    }
     assert!(
-        Leaf::parse("imi-leaf/1\ntype=retention\naction=delete\ncase=00ff\nat=123\n").is_none()
+        Leaf::parse("imi-leaf/1\ntype=retention\naction=delete\ncase=00ff\nat=123\nprev=-\n")
+            .is_none()
     );
     assert!(Leaf::parse("imi-leaf/1\ntype=unknown\n").is_none());
 }
@@ -454,4 +464,37 @@ fn the_verifier_lifecycle_is_the_documented_table() {
         }
     }
     assert!(allowed >= 20, "{allowed}");
+}
+
+#[test]
+fn case_head_statements_have_one_encoding() {
+    use imi_audit::note::{CaseHead, head_origin_of};
+    let h = CaseHead {
+        origin: head_origin_of("DE"),
+        case: "0123456789abcdef0123456789abcdef".into(),
+        size: 42,
+        head: Some(40),
+    };
+    let body = h.body();
+    assert_eq!(
+        body,
+        "imi-federation.invalid/case-head/DE\ncase 0123456789abcdef0123456789abcdef\nsize 42\nhead 40\n"
+    );
+    assert_eq!(CaseHead::parse(&body).unwrap(), h);
+    let none = CaseHead {
+        head: None,
+        ..h.clone()
+    };
+    assert_eq!(CaseHead::parse(&none.body()).unwrap(), none);
+    for bad in [
+        body.replace("size 42", "size 042"),
+        body.replace("head 40", "head 040"),
+        body.replace("0123456789abcdef0123", "0123456789ABCDEF0123"),
+        body.replace("case ", "case  "),
+        body.trim_end().to_owned(),
+        format!("{body}extra\n"),
+        body.replace("head 40", "head"),
+    ] {
+        assert!(CaseHead::parse(&bad).is_err(), "{bad:?}");
+    }
 }

@@ -171,7 +171,6 @@ pub struct Txn<'a> {
     local: BTreeMap<(Column, Vec<u8>), Option<Vec<u8>>>,
     batch: WriteBatch,
     leaves: Vec<String>,
-    step: Option<String>,
 }
 
 impl<'a> Txn<'a> {
@@ -182,7 +181,6 @@ impl<'a> Txn<'a> {
             local: BTreeMap::new(),
             batch: WriteBatch::new(),
             leaves: Vec::new(),
-            step: None,
         }
     }
 
@@ -195,7 +193,7 @@ impl<'a> Txn<'a> {
     }
 
     /// The writes of a [`Txn::detached`] transaction, for the caller to write or discard
-    /// (its log leaves and step name are dropped).
+    /// (its log leaves are dropped).
     pub fn into_batch(self) -> WriteBatch {
         self.batch
     }
@@ -203,12 +201,6 @@ impl<'a> Txn<'a> {
     /// Appends a leaf to the node's log with this transaction (`crate::log`).
     pub fn log(&mut self, leaf: String) {
         self.leaves.push(leaf);
-    }
-
-    /// Names the request step this transaction applies (recorded in the log leaf of its
-    /// envelope).
-    pub fn set_step(&mut self, step: &str) {
-        self.step = Some(step.to_owned());
     }
 
     /// Reads a value.
@@ -270,8 +262,8 @@ impl<'a> Txn<'a> {
         Ok(v)
     }
 
-    pub(crate) fn into_parts(self) -> (WriteBatch, Vec<String>, Option<String>) {
-        (self.batch, self.leaves, self.step)
+    pub(crate) fn into_parts(self) -> (WriteBatch, Vec<String>) {
+        (self.batch, self.leaves)
     }
 }
 

@@ -213,6 +213,7 @@ impl Committer {
         let mut enqueued_peers = Vec::new();
         let mut accepted = 0u64;
         let seq_snapshot = self.next_seq.clone();
+        self.log.start_group();
         let log_snapshot = self.log.clone();
         // Outbox depth changes of this group, applied to the gauge once the write succeeds:
         // the committer sees every outbox write, so the gauge is exact.
@@ -264,7 +265,7 @@ impl Committer {
                 } => {
                     durability = Durability::Sync;
                     let mut b = WriteBatch::new();
-                    let logged = self.log_envelope_out(&mut b, &signed, None);
+                    let logged = self.log_envelope_out(&mut b, &signed);
                     self.enqueue(&mut b, id, bytes, &to, enqueued, logged, &mut depth_delta);
                     enqueued_peers.extend_from_slice(&to);
                     record_overlay(&mut overlay, &b);
@@ -285,14 +286,14 @@ impl Committer {
                     match apply(&mut txn, &ctx) {
                         Err(refusal) => replies.push(Reply::Refused(reply, refusal)),
                         Ok(outcome) => {
-                            let (mut b, leaves, step) = txn.into_parts();
+                            let (mut b, leaves) = txn.into_parts();
                             if outcome.write {
                                 durability = Durability::Sync;
-                                let logged = envelope.as_ref().is_some_and(|e| {
-                                    self.log_envelope_out(&mut b, &e.signed, step.as_deref())
-                                });
+                                let logged = envelope
+                                    .as_ref()
+                                    .is_some_and(|e| self.log_envelope_out(&mut b, &e.signed));
                                 for l in &leaves {
-                                    self.log.append(&mut b, l);
+                                    self.log.append(self.store.as_ref(), &mut b, l);
                                 }
                                 if let Some(e) = envelope {
                                     self.enqueue(
@@ -321,7 +322,7 @@ impl Committer {
                     reply,
                 } => {
                     for l in &leaves {
-                        self.log.append(&mut b, l);
+                        self.log.append(self.store.as_ref(), &mut b, l);
                     }
                     if d == Durability::Sync {
                         durability = Durability::Sync;
@@ -413,16 +414,11 @@ impl Committer {
 
     /// Appends the log leaf of an envelope this node signed, if its kind is logged; returns
     /// whether it is.
-    fn log_envelope_out(
-        &mut self,
-        b: &mut WriteBatch,
-        signed: &SignedHeader,
-        step: Option<&str>,
-    ) -> bool {
+    fn log_envelope_out(&mut self, b: &mut WriteBatch, signed: &SignedHeader) -> bool {
         let logged = self.routes.logged(signed.header.kind.as_str());
         if logged {
-            let leaf = crate::log::envelope_leaf(true, &signed.hash, &signed.header, step);
-            self.log.append(b, &leaf);
+            let leaf = crate::log::envelope_leaf(true, &signed.hash, &signed.header);
+            self.log.append(self.store.as_ref(), b, &leaf);
         }
         logged
     }
@@ -514,7 +510,7 @@ impl Committer {
         if let Err(code) = self.routes.apply(&msg, &mut txn) {
             return Ok(Committed::Rejected(code));
         }
-        let (mut b, leaves, step) = txn.into_parts();
+        let (mut b, leaves) = txn.into_parts();
         let receipt_body = ReceiptBody {
             v: imi_protocol::PROTOCOL_VERSION,
             message_id: Some(header.id),
@@ -529,15 +525,17 @@ impl Committer {
             .map_err(|e| EngineError::Internal(e.to_string()))?;
         if self.routes.logged(header.kind.as_str()) {
             self.log.append(
+                self.store.as_ref(),
                 &mut b,
-                &crate::log::envelope_leaf(false, &hash, header, step.as_deref()),
+                &crate::log::envelope_leaf(false, &hash, header),
             );
             for l in &leaves {
-                self.log.append(&mut b, l);
+                self.log.append(self.store.as_ref(), &mut b, l);
             }
             self.log.append(
+                self.store.as_ref(),
                 &mut b,
-                &crate::log::receipt_leaf(false, &receipt, &receipt_body),
+                &crate::log::receipt_leaf(false, &receipt, &receipt_body, header.case.as_ref()),
             );
         }
         let record = InboxRecord {

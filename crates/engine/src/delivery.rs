@@ -55,7 +55,7 @@ async fn attempt_and_settle(
         Ok(r) => r,
         Err(error) => return (case, Attempt::Failed { error }),
     };
-    let outcome = match settle(&shared, node, key, id, receipt, logged).await {
+    let outcome = match settle(&shared, node, key, id, receipt, logged, case).await {
         Ok(()) => Attempt::Settled,
         Err(e) => Attempt::Failed {
             error: format!("could not store receipt: {e}"),
@@ -271,6 +271,7 @@ async fn settle(
     id: MessageId,
     receipt: Receipt,
     logged: bool,
+    case: Option<CaseId>,
 ) -> Result<(), EngineError> {
     let label = Metrics::peer(node);
     // The receipt is verified: report it now; storing it is this node's bookkeeping.
@@ -321,6 +322,7 @@ async fn settle(
             true,
             &receipt.bytes,
             &receipt.body,
+            case.as_ref(),
         )]
     } else {
         Vec::new()

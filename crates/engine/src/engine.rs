@@ -386,6 +386,12 @@ impl Engine {
         Ok(note)
     }
 
+    /// Signs a C2SP note `body` with this node's signing key under the key name `name` (a
+    /// statement about its log, such as a case's head in an evidence bundle).
+    pub fn sign_note(&self, body: &str, name: &str) -> String {
+        imi_audit::note::SignedNote::sign(body, name, &self.shared.identity.signer).text()
+    }
+
     /// Deletes the envelopes of unlogged kinds (witness traffic) received or sent before
     /// `before`, with their inbox records and receipts ([`crate::prune`]; the `prune` job
     /// runs it for what is older than [`crate::prune::UNLOGGED_RETENTION_MS`]).
@@ -727,6 +733,7 @@ impl Engine {
             };
             self.send(Draft {
                 kind: kind.clone(),
+                step: None,
                 authority: authority.clone(),
                 to: vec![to],
                 case,

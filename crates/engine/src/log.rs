@@ -13,11 +13,62 @@
 use crate::keys;
 use imi_audit::leaf::Leaf;
 use imi_audit::merkle::{self, Hash, Nodes};
-use imi_protocol::{Header, MessageId, NodeId, ReceiptBody};
+use imi_protocol::{CaseId, Header, MessageId, NodeId, ReceiptBody};
 use imi_store::{ReadStore, StoreError, WriteBatch};
+use std::collections::HashMap;
 
 /// `meta` key of the log size.
 pub const SIZE_KEY: &[u8] = b"log/size";
+/// `meta` key prefix of a case's head: the index of the case's latest leaf (followed by the
+/// 16-byte case id).
+pub const CASE_HEAD_PREFIX: &[u8] = b"log/case/";
+
+/// `meta` key of a case's head.
+pub fn case_head_key(case: &CaseId) -> Vec<u8> {
+    let mut k = CASE_HEAD_PREFIX.to_vec();
+    k.extend_from_slice(case.as_bytes());
+    k
+}
+
+/// The index of the case's latest leaf, as stored.
+pub fn case_head(store: &dyn ReadStore, case: &CaseId) -> Result<Option<u64>, StoreError> {
+    Ok(store
+        .get(keys::META, &case_head_key(case))?
+        .and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
+        .map(u64::from_be_bytes))
+}
+
+/// One leaf by index.
+pub fn leaf_at(store: &dyn ReadStore, index: u64) -> Result<Option<(Leaf, String)>, StoreError> {
+    Ok(store
+        .get(keys::LOG_LEAVES, &index.to_be_bytes())?
+        .and_then(|v| String::from_utf8(v).ok())
+        .and_then(|t| Some((Leaf::parse(&t)?, t))))
+}
+
+/// The leaves of a case below tree size `size`, newest first, by following the `prev` chain
+/// from the case's head: the case's whole history in the log up to that size.
+pub fn case_chain(
+    store: &dyn ReadStore,
+    case: &CaseId,
+    size: u64,
+) -> Result<Vec<(u64, Leaf, String)>, StoreError> {
+    let mut out = Vec::new();
+    let mut next = case_head(store, case)?;
+    while let Some(i) = next {
+        let Some((leaf, text)) = leaf_at(store, i)? else {
+            break;
+        };
+        next = match leaf.prev() {
+            imi_audit::leaf::Prev::After(p) if p < i => Some(p),
+            _ => None,
+        };
+        if i < size {
+            out.push((i, leaf, text));
+        }
+    }
+    Ok(out)
+}
 
 /// `log_nodes` key.
 pub fn node_key(level: u32, index: u64) -> Vec<u8> {
@@ -68,6 +119,8 @@ pub struct LogState {
     /// Leaves so far.
     pub size: u64,
     frontier: Vec<Option<Hash>>,
+    /// Case heads appended in the current commit group (not yet readable from the store).
+    heads: HashMap<CaseId, u64>,
 }
 
 impl LogState {
@@ -86,12 +139,43 @@ impl LogState {
                 None
             });
         }
-        Ok(Self { size, frontier })
+        Ok(Self {
+            size,
+            frontier,
+            heads: HashMap::new(),
+        })
     }
 
-    /// Appends a leaf to `batch`; returns its index.
-    pub fn append(&mut self, batch: &mut WriteBatch, text: &str) -> u64 {
+    /// Starts a commit group: the case heads of earlier groups are read from the store (a
+    /// group that failed to write left none behind).
+    pub fn start_group(&mut self) {
+        self.heads.clear();
+    }
+
+    /// Appends a leaf to `batch`; returns its index. A leaf of a case gets `prev`, the index
+    /// of the case's previous leaf (read from `store` or this group's earlier appends), and
+    /// becomes the case's head in the same batch.
+    pub fn append(&mut self, store: &dyn ReadStore, batch: &mut WriteBatch, text: &str) -> u64 {
         let index = self.size;
+        let chained = Leaf::parse(text).and_then(|mut leaf| {
+            let case: CaseId = leaf.case()?.parse().ok()?;
+            let prev = match self.heads.get(&case) {
+                Some(p) => Some(*p),
+                None => case_head(store, &case).ok().flatten(),
+            };
+            leaf.set(
+                "prev",
+                &prev.map_or_else(|| "-".to_owned(), |p| p.to_string()),
+            );
+            self.heads.insert(case, index);
+            batch.put(
+                keys::META,
+                case_head_key(&case),
+                index.to_be_bytes().to_vec(),
+            );
+            Some(leaf.text())
+        });
+        let text = chained.as_deref().unwrap_or(text);
         batch.put(
             keys::LOG_LEAVES,
             index.to_be_bytes().to_vec(),
@@ -134,8 +218,9 @@ impl LogState {
     }
 }
 
-/// The leaf of an envelope this node sent (`out`) or accepted.
-pub fn envelope_leaf(out: bool, hash: &[u8; 32], h: &Header, step: Option<&str>) -> String {
+/// The leaf of an envelope this node sent (`out`) or accepted. Every field, the step
+/// included, is the signed header's.
+pub fn envelope_leaf(out: bool, hash: &[u8; 32], h: &Header) -> String {
     let to: Vec<&str> = h.to.iter().map(NodeId::as_str).collect();
     Leaf::new(
         if out { "envelope_out" } else { "envelope_in" },
@@ -147,14 +232,20 @@ pub fn envelope_leaf(out: bool, hash: &[u8; 32], h: &Header, step: Option<&str>)
             &to.join(","),
             &h.case.map_or_else(|| "-".to_owned(), |c| c.to_string()),
             &h.created.to_string(),
-            step.unwrap_or("-"),
+            h.step.as_ref().map_or("-", |s| s.as_str()),
         ],
     )
     .text()
 }
 
-/// The leaf of a receipt this node received (`incoming`) or signed.
-pub fn receipt_leaf(incoming: bool, bytes: &[u8], body: &ReceiptBody) -> String {
+/// The leaf of a receipt this node received (`incoming`) or signed, for an envelope of
+/// `case`.
+pub fn receipt_leaf(
+    incoming: bool,
+    bytes: &[u8],
+    body: &ReceiptBody,
+    case: Option<&CaseId>,
+) -> String {
     Leaf::new(
         if incoming {
             "receipt_in"
@@ -166,6 +257,7 @@ pub fn receipt_leaf(incoming: bool, bytes: &[u8], body: &ReceiptBody) -> String 
             &body
                 .message_id
                 .map_or_else(String::new, |m: MessageId| m.to_string()),
+            &case.map_or_else(|| "-".to_owned(), ToString::to_string),
             body.receiver.as_str(),
             body.outcome.label(),
             &body.received.to_string(),

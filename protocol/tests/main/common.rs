@@ -49,6 +49,7 @@ pub fn rnd(label: &[u8], n: usize) -> SealRandomness {
 pub fn draft(to: &[NodeId], body: &[u8]) -> Draft {
     Draft {
         kind: Kind::new(Kind::DIAGNOSTIC).unwrap(),
+        step: None,
         authority: AuthorityId::new("XX-OPS").unwrap(),
         to: to.to_vec(),
         case: None,

@@ -53,6 +53,7 @@ impl Case {
             v: PROTOCOL_VERSION,
             id: r.id,
             kind: self.draft.kind.clone(),
+            step: self.draft.step.clone(),
             from: self.sender,
             authority: self.draft.authority.clone(),
             to: self.draft.to.clone(),
@@ -67,14 +68,16 @@ impl Case {
 fn arb_draft(max_body: usize, max_prev: usize) -> impl Strategy<Value = Draft> {
     (
         "[a-z0-9._-]{1,64}",
+        proptest::option::of("[a-z0-9._-]{1,64}"),
         "[A-Z]{2}-[A-Za-z0-9._-]{0,61}",
         subsequence(MEMBERS.to_vec(), 1..=MEMBERS.len()).prop_shuffle(),
         proptest::option::of(any::<[u8; 16]>()),
         vec(any::<[u8; 16]>(), 0..=max_prev),
         vec(any::<u8>(), 0..max_body),
     )
-        .prop_map(|(kind, authority, to, case, prev, body)| Draft {
+        .prop_map(|(kind, step, authority, to, case, prev, body)| Draft {
             kind: Kind::new(&kind).unwrap(),
+            step: step.map(|s| Kind::new(&s).unwrap()),
             authority: AuthorityId::new(&authority).unwrap(),
             to,
             case: case.map(CaseId),
@@ -366,6 +369,7 @@ fn every_bit_flip_of_a_small_envelope_fails() {
         sender: NodeId::AT,
         draft: Draft {
             kind: Kind::new("request.create").unwrap(),
+            step: None,
             authority: AuthorityId::new("AT-W-1").unwrap(),
             to: vec![NodeId::DE, NodeId::NL],
             case: Some(CaseId([7; 16])),

@@ -135,6 +135,7 @@ struct EnvelopeVector {
 #[serde(deny_unknown_fields)]
 struct DraftVector {
     kind: String,
+    step: Option<String>,
     authority: String,
     to: Vec<NodeId>,
     case: Option<String>,
@@ -348,6 +349,7 @@ impl DraftVector {
     fn to_draft(&self) -> Draft {
         Draft {
             kind: Kind::new(&self.kind).unwrap(),
+            step: self.step.as_deref().map(|s| Kind::new(s).unwrap()),
             authority: AuthorityId::new(&self.authority).unwrap(),
             to: self.to.clone(),
             case: self.case.as_deref().map(|c| CaseId(arr(c))),
@@ -665,6 +667,7 @@ fn generate() -> VectorFile {
                 created,
                 draft: DraftVector {
                     kind: draft.kind.as_str().into(),
+                    step: draft.step.as_ref().map(|s| s.as_str().into()),
                     authority: draft.authority.as_str().into(),
                     to: draft.to.clone(),
                     case: draft.case.map(|c| h(c.0)),
@@ -687,6 +690,7 @@ fn generate() -> VectorFile {
         FEB_2026 + 10 * HOUR,
         Draft {
             kind: Kind::new(Kind::DIAGNOSTIC).unwrap(),
+            step: None,
             authority: AuthorityId::new("AT-OPS-1").unwrap(),
             to: vec![NodeId::DE],
             case: None,
@@ -704,7 +708,8 @@ fn generate() -> VectorFile {
         "DE-1",
         APR_2026 + 8 * HOUR + 30 * 60_000,
         Draft {
-            kind: Kind::new("request.create").unwrap(),
+            kind: Kind::new(Kind::REQUEST).unwrap(),
+            step: Some(Kind::new("create").unwrap()),
             authority: AuthorityId::new("DE-BY-0042").unwrap(),
             to: vec![NodeId::AT, NodeId::NL, NodeId::EU],
             case: Some(case),
@@ -730,7 +735,8 @@ fn generate() -> VectorFile {
         "AT-2",
         JUN_2026 + 14 * DAY + 12 * HOUR,
         Draft {
-            kind: Kind::new("request.reply").unwrap(),
+            kind: Kind::new(Kind::REQUEST).unwrap(),
+            step: Some(Kind::new("answer").unwrap()),
             authority: AuthorityId::new("AT-W-0007").unwrap(),
             to: vec![NodeId::DE],
             case: Some(case),
@@ -745,6 +751,7 @@ fn generate() -> VectorFile {
         MAR_2026 + 9 * HOUR,
         Draft {
             kind: Kind::new("indicator.ack").unwrap(),
+            step: None,
             authority: AuthorityId::new("EU-GROW-1").unwrap(),
             to: vec![NodeId::NL],
             case: None,
@@ -766,6 +773,7 @@ fn generate() -> VectorFile {
     let seal = |label: &str, signer: &NodeSigner, created: Timestamp, to: &[NodeId]| {
         let draft = Draft {
             kind: Kind::new(Kind::DIAGNOSTIC).unwrap(),
+            step: None,
             authority: AuthorityId::new(&format!("{}-OPS-1", signer.node)).unwrap(),
             to: to.to_vec(),
             case: None,
@@ -1498,6 +1506,7 @@ fn check_envelope_independently(v: &EnvelopeVector, ctx: &Ctx) {
             "v",
             "id",
             "kind",
+            "step",
             "from",
             "authority",
             "to",

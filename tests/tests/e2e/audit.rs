@@ -318,6 +318,60 @@ fn evidence_bundles_verify_offline_and_tampering_is_named() {
         });
         cases.push(("a receipt without its envelope".into(), b, ".envelope"));
     }
+    // Omissions: each must break the case's chain (or its head).
+    let drop_where = |pred: &dyn Fn(&str) -> bool| {
+        let mut b = v.clone();
+        b["entries"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|e| !pred(e["leaf"].as_str().unwrap()));
+        assert!(
+            b["entries"].as_array().unwrap().len() < entries.len(),
+            "the omission removes something"
+        );
+        b
+    };
+    let close_id = entries
+        .iter()
+        .map(|e| e["leaf"].as_str().unwrap())
+        .find(|l| l.contains("step=close"))
+        .and_then(|l| l.lines().find_map(|x| x.strip_prefix("id=")))
+        .unwrap()
+        .to_owned();
+    let last_index = entries.last().unwrap()["index"].clone();
+    for (what, b) in [
+        (
+            "the close envelope",
+            drop_where(&|l| l.contains("step=close")),
+        ),
+        (
+            "the close envelope and its receipt",
+            drop_where(&|l| l.contains(&format!("id={close_id}"))),
+        ),
+        (
+            "every receipt",
+            drop_where(&|l| l.contains("type=receipt_")),
+        ),
+        (
+            "the access leaf",
+            drop_where(&|l| l.contains("type=access")),
+        ),
+        ("the newest entry", {
+            let mut b = v.clone();
+            b["entries"]
+                .as_array_mut()
+                .unwrap()
+                .retain(|e| e["index"] != last_index);
+            b
+        }),
+    ] {
+        cases.push((format!("omitted: {what}"), b, "case.chain"));
+    }
+    {
+        let mut b = v.clone();
+        b["head"] = Value::Null;
+        cases.push(("no head statement".into(), b, "bundle.canonical"));
+    }
     for (what, b, want) in cases {
         let f = dir.path().join("tampered.json");
         std::fs::write(&f, serde_json::to_vec(&b).unwrap()).unwrap();
@@ -374,6 +428,75 @@ fn evidence_bundles_verify_offline_and_tampering_is_named() {
         );
     }
     assert!(case_edits > 100, "{case_edits}");
+    // A dishonest node re-logs the case in a fresh log of its own, signs a checkpoint and a
+    // head for it (it holds its keys; witnesses are not asked): labels that lie about
+    // signed bytes still fail, each by name. The control (re-logged unchanged) verifies.
+    let seed = std::fs::read_to_string(fed.node_dir("DE").join("identity.key")).unwrap();
+    let original: Value = serde_json::from_slice(&bytes).unwrap();
+    let relogged = |edit: &dyn Fn(&str) -> String| {
+        let b = relog(&original, seed.trim(), edit);
+        imi_audit::bundle::verify(&serde_json::to_vec(&b).unwrap(), &opts)
+    };
+    let failed = |checks: Vec<imi_audit::bundle::Check>| -> Vec<String> {
+        checks
+            .into_iter()
+            .filter(|c| !c.ok)
+            .map(|c| format!("{} ({})", c.name, c.detail))
+            .collect()
+    };
+    assert_eq!(failed(relogged(&|l| l.to_owned())), Vec::<String>::new());
+    for (what, from, to, want) in [
+        (
+            "a close relabelled withdraw",
+            "step=close",
+            "step=withdraw",
+            ".metadata",
+        ),
+        (
+            "a receipt's outcome relabelled",
+            "outcome=accepted",
+            "outcome=rejected",
+            ".metadata",
+        ),
+        (
+            "receipt_in relabelled receipt_out",
+            "type=receipt_in",
+            "type=receipt_out",
+            ".direction",
+        ),
+        (
+            "envelope_out relabelled envelope_in",
+            "type=envelope_out",
+            "type=envelope_in",
+            ".direction",
+        ),
+        (
+            "envelope_in relabelled envelope_out",
+            "type=envelope_in",
+            "type=envelope_out",
+            ".direction",
+        ),
+    ] {
+        let f = failed(relogged(&|l: &str| l.replacen(from, to, 1)));
+        assert!(
+            f.iter().any(|c| c.contains(want)),
+            "{what}: want a failed {want}, got {f:?}"
+        );
+    }
+    // A receipt leaf moved to another case (re-logged under a new case id) fails too.
+    let other = "00000000000000000000000000000001";
+    let f = failed(relogged(&|l: &str| {
+        if l.contains("type=receipt_") {
+            l.replace(&format!("case={id}"), &format!("case={other}"))
+        } else {
+            l.to_owned()
+        }
+    }));
+    assert!(
+        f.iter()
+            .any(|c| c.contains(".case") || c.contains("case.chain")),
+        "{f:?}"
+    );
     // A checkpoint repeated, an entry duplicated: not the one encoding either.
     for what in ["checkpoint", "entry"] {
         let mut b: Value = serde_json::from_slice(&bytes).unwrap();
@@ -388,6 +511,66 @@ fn evidence_bundles_verify_offline_and_tampering_is_named() {
         assert!(checks.iter().any(|c| !c.ok), "a duplicated {what} verifies");
     }
     let _ = &mut v;
+}
+
+/// What a node can do with its own signing key: put a bundle's leaves (each passed through
+/// `edit`) in a fresh log of its own, in order, their `prev` links renumbered; sign a
+/// checkpoint of that log and a head statement for the case; prove each entry in it.
+fn relog(bundle: &Value, seed_hex: &str, edit: &dyn Fn(&str) -> String) -> Value {
+    use imi_audit::merkle::{self, MemTree};
+    use imi_audit::note::{CaseHead, Checkpoint, SignedNote, head_origin_of, origin_of};
+    let signer =
+        imi_protocol::NodeSigner::from_seed(imi_protocol::NodeId::DE, &hex_decode(seed_hex));
+    let entries = bundle["entries"].as_array().unwrap();
+    let renumber: std::collections::HashMap<String, String> = entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e["index"].to_string(), i.to_string()))
+        .collect();
+    let leaves: Vec<String> = entries
+        .iter()
+        .map(|e| {
+            edit(e["leaf"].as_str().unwrap())
+                .lines()
+                .map(|line| match line.strip_prefix("prev=") {
+                    Some(p) if p != "-" => format!("prev={}\n", renumber[p]),
+                    _ => format!("{line}\n"),
+                })
+                .collect()
+        })
+        .collect();
+    let mut tree = MemTree::new();
+    for l in &leaves {
+        tree.push(merkle::leaf_hash(l.as_bytes()));
+    }
+    let size = tree.size();
+    let cp = Checkpoint {
+        origin: origin_of("DE"),
+        size,
+        root: tree.root(),
+    };
+    let head = CaseHead {
+        origin: head_origin_of("DE"),
+        case: bundle["case"].as_str().unwrap().to_owned(),
+        size,
+        head: Some(size - 1),
+    };
+    let mut b = bundle.clone();
+    b["log"]["checkpoints"] = json!([SignedNote::sign(&cp.body(), &cp.origin, &signer).text()]);
+    b["log"]["consistency"] = json!([]);
+    b["head"] = json!(SignedNote::sign(&head.body(), &head.origin, &signer).text());
+    for (i, l) in leaves.iter().enumerate() {
+        b["entries"][i]["index"] = json!(i);
+        b["entries"][i]["leaf"] = json!(l);
+        b["entries"][i]["proof"] = json!(
+            merkle::inclusion_proof(&tree, i as u64, size)
+                .unwrap()
+                .iter()
+                .map(|h| h.iter().map(|x| format!("{x:02x}")).collect::<String>())
+                .collect::<Vec<_>>()
+        );
+    }
+    b
 }
 
 fn hex_decode(s: &str) -> [u8; 32] {

@@ -109,8 +109,24 @@ impl Rig {
         body: Vec<u8>,
         created: Timestamp,
     ) -> Outcome {
+        // The header names the body's step, as an honest sender's does.
+        let step = imi_domain::message::decode_message(&body)
+            .map(|m| Kind::new(m.step.transition.kind().as_str()).unwrap());
+        self.send_with_step(authority, case, body, created, step)
+            .await
+    }
+
+    async fn send_with_step(
+        &self,
+        authority: &str,
+        case: Option<CaseId>,
+        body: Vec<u8>,
+        created: Timestamp,
+        step: Option<Kind>,
+    ) -> Outcome {
         let draft = Draft {
             kind: Kind::new(KIND_REQUEST).unwrap(),
+            step,
             authority: AuthorityId::new(authority).unwrap(),
             to: vec![HU],
             case,
@@ -240,6 +256,24 @@ async fn invalid_steps_from_another_node_are_rejected_and_change_nothing() {
         "malformed_body",
     )
     .await;
+    // The signed header's step must be the body's: a create labelled a withdraw (what a
+    // log leaf would record), or not labelled at all, is refused.
+    for label in [Some("withdraw"), None] {
+        let before = case_state(&r.hu);
+        assert_eq!(
+            r.send_with_step(
+                "DE-BY-BLZK",
+                Some(id),
+                message(create(&["PQ-Q01"], "HU-ENKK"), Some(subject())),
+                now_ms(),
+                label.map(|l| Kind::new(l).unwrap()),
+            )
+            .await,
+            Outcome::Rejected(RejectCode::Application("step_mismatch".into())),
+            "header step {label:?}"
+        );
+        assert_eq!(case_state(&r.hu), before);
+    }
     r.rejected(
         "DE signing as a Hungarian authority",
         "HU-ENKK",

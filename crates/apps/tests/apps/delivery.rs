@@ -279,6 +279,7 @@ async fn a_backlog_is_delivered_in_each_cases_order() {
                 .engine()
                 .send(Draft {
                     kind: Kind::new(IN_ORDER).unwrap(),
+                    step: None,
                     authority: AuthorityId::new("AT-OPS").unwrap(),
                     to: vec![BE],
                     case: Some(*case),

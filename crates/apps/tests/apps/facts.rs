@@ -97,6 +97,7 @@ async fn step(
     let other = if node.id == DE { HU } else { DE };
     let draft = Draft {
         kind: Kind::new(KIND_REQUEST).unwrap(),
+        step: Kind::new(msg.step.transition.kind().as_str()).ok(),
         authority,
         to: vec![other],
         case: Some(id),
@@ -275,6 +276,7 @@ async fn facts_reach_the_commission_carry_nothing_personal_and_falsified_sides_a
     let send = |report: FactReport, case: CaseId| {
         let draft = Draft {
             kind: Kind::new(KIND_FACT).unwrap(),
+            step: None,
             authority: AuthorityId::new("HU-IMI").unwrap(),
             to: vec![EU],
             case: Some(case),
@@ -387,6 +389,7 @@ async fn forged_and_impossible_fact_reports_are_refused_and_alarmed() {
         let raw = fed.raw_client(from, imi_network::DEFAULT_MAX_MESSAGE_BYTES);
         let draft = Draft {
             kind: Kind::new(KIND_FACT).unwrap(),
+            step: None,
             authority: AuthorityId::new(&format!("{from}-IMI")).unwrap(),
             to: vec![EU],
             case: Some(case),

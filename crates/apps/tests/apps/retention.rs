@@ -41,6 +41,7 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
 fn de_step(fed: &Federation, case: CaseId, body: Vec<u8>, created: u64) -> Vec<u8> {
     let draft = Draft {
         kind: Kind::new(imi_apps::requests::KIND_REQUEST).unwrap(),
+        step: crate::rig::step_of(&body),
         authority: AuthorityId::new("DE-BY-BLZK").unwrap(),
         to: vec![HU],
         case: Some(case),
@@ -172,6 +173,22 @@ async fn block_then_erase_without_trace_or_resurrection() {
         .collect();
     assert_eq!(leaves.len(), 2, "{leaves:?}");
     assert!(leaves[1].contains("action=delete") && leaves[1].contains(&id.to_string()));
+    // Every leaf of the case (envelopes, receipts, retention) is on the case's `prev` chain
+    // from its head, newest first: what makes the case's evidence bundle checkably complete.
+    let of_case: Vec<u64> = hu
+        .rows(keys::LOG_LEAVES)
+        .into_iter()
+        .filter(|(_, v)| String::from_utf8_lossy(v).contains(&format!("case={id}")))
+        .map(|(k, _)| u64::from_be_bytes(k.try_into().unwrap()))
+        .rev()
+        .collect();
+    let chain: Vec<u64> = imi_engine::log::case_chain(hu.store(), &id, u64::MAX)
+        .unwrap()
+        .into_iter()
+        .map(|(i, _, _)| i)
+        .collect();
+    assert!(of_case.len() >= 6, "{of_case:?}");
+    assert_eq!(chain, of_case);
     for (what, needle) in [
         ("subject name", name.as_slice()),
         ("case key", &raw_key[..]),

@@ -419,6 +419,7 @@ impl Federation {
     ) -> (MessageId, Vec<u8>) {
         let draft = Draft {
             kind: Kind::new(kind).expect("kind"),
+            step: None,
             authority: AuthorityId::new(&format!("{}-OPS", signer.node)).expect("authority"),
             to: to.to_vec(),
             case: None,
@@ -599,9 +600,17 @@ impl Drop for Node {
     }
 }
 
+/// The signed header's step of a request body (the body's transition), as an honest sender
+/// names it.
+pub fn step_of(body: &[u8]) -> Option<Kind> {
+    imi_domain::message::decode_message(body)
+        .and_then(|m| Kind::new(m.step.transition.kind().as_str()).ok())
+}
+
 pub fn diag_draft(from: NodeId, to: &[NodeId]) -> Draft {
     Draft {
         kind: Kind::new(Kind::DIAGNOSTIC).expect("kind"),
+        step: None,
         authority: AuthorityId::new(&format!("{from}-OPS")).expect("authority"),
         to: to.to_vec(),
         case: None,

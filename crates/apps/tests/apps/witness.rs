@@ -99,6 +99,7 @@ async fn witnesses_cosign_extensions_and_refuse_split_views_and_rollbacks() {
         ciborium::into_writer(&CheckpointMessage { note, base, proof }, &mut body).unwrap();
         let draft = Draft {
             kind: Kind::new(KIND_CHECKPOINT).unwrap(),
+            step: None,
             authority: AuthorityId::new("DE-IMI").unwrap(),
             to: vec![HU],
             case: None,
@@ -433,6 +434,7 @@ async fn a_late_older_checkpoint_is_stale_and_a_newer_smaller_one_a_rollback() {
         .unwrap();
         let draft = Draft {
             kind: Kind::new(KIND_CHECKPOINT).unwrap(),
+            step: None,
             authority: AuthorityId::new("DE-IMI").unwrap(),
             to: vec![HU],
             case: None,
@@ -614,6 +616,7 @@ async fn witness_traffic_is_pruned_and_a_stale_resend_is_refused() {
     let old = imi_protocol::seal_and_sign(
         &Draft {
             kind: Kind::new(KIND_CHECKPOINT).unwrap(),
+            step: None,
             authority: AuthorityId::new("DE-IMI").unwrap(),
             to: vec![HU],
             case: None,
