@@ -2504,3 +2504,158 @@ fn prev_list(n: usize) -> Value {
             .collect(),
     )
 }
+
+// ---------------------------------------------------------------------------------------
+// The README's tables against the vectors.
+
+const README_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/vectors/README.md");
+
+/// The rows `| `code` | yes/no | meaning | `vector`, ... |` of the README's "Reject codes"
+/// table: (code, from bytes alone, vector names).
+fn readme_reject_codes() -> Vec<(String, bool, Vec<String>)> {
+    let readme = std::fs::read_to_string(README_PATH).unwrap();
+    let section = readme
+        .split("\n### Reject codes\n")
+        .nth(1)
+        .expect("README has a \"### Reject codes\" section")
+        .split("\n#")
+        .next()
+        .unwrap();
+    section
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .map(|line| {
+            let cols: Vec<&str> = line.split(" | ").map(str::trim).collect();
+            assert_eq!(cols.len(), 4, "row {line}");
+            let code = cols[0].trim_start_matches("| ").trim_matches('`');
+            let code = if code.starts_with('{') {
+                "application"
+            } else {
+                code
+            };
+            let from_bytes = match cols[1] {
+                "yes" => true,
+                "no" => false,
+                other => panic!("{code}: column 2 is {other:?}"),
+            };
+            let names = cols[3]
+                .trim_end_matches(" |")
+                .trim_end_matches('|')
+                .split(',')
+                .map(|n| n.trim().trim_matches('`').to_owned())
+                .filter(|n| !n.is_empty() && n != "–")
+                .collect();
+            (code.to_owned(), from_bytes, names)
+        })
+        .collect()
+}
+
+/// Every reject code the README lists that can come from bytes alone has at least one
+/// negative vector; the table names every negative vector under its expected code; and the
+/// table lists exactly the codes of [`RejectCode`].
+#[test]
+fn readme_lists_every_negative_vector() {
+    let f = load();
+    let rows = readme_reject_codes();
+    let all = [
+        RejectCode::Oversized,
+        RejectCode::Malformed,
+        RejectCode::UnsupportedVersion,
+        RejectCode::UnknownSender,
+        RejectCode::BadSignature,
+        RejectCode::KeyNotValid,
+        RejectCode::NotRecipient,
+        RejectCode::DecryptFailed,
+        RejectCode::FromFuture,
+        RejectCode::UnknownKind,
+        RejectCode::Conflict,
+        RejectCode::WrongPeer,
+        RejectCode::QuotaExceeded,
+        RejectCode::Internal,
+        RejectCode::Application("application".into()),
+    ];
+    let codes: Vec<&str> = rows.iter().map(|(c, _, _)| c.as_str()).collect();
+    assert_eq!(
+        codes,
+        all.iter().map(RejectCode::label).collect::<Vec<_>>(),
+        "the README's reject codes"
+    );
+    for (code, from_bytes, names) in &rows {
+        let vectors: Vec<&NegativeVector> =
+            f.negative.iter().filter(|v| &v.expected == code).collect();
+        if *from_bytes {
+            assert!(!vectors.is_empty(), "no negative vector for {code}");
+        } else {
+            assert!(
+                vectors.is_empty() && names.is_empty(),
+                "{code} is not from bytes"
+            );
+        }
+        let mut listed = names.clone();
+        listed.sort();
+        let mut actual: Vec<String> = vectors.iter().map(|v| v.name.clone()).collect();
+        actual.sort();
+        assert_eq!(listed, actual, "README's vectors for {code}");
+    }
+    // Every vector named anywhere in the README exists and has the code of its row.
+    let readme = std::fs::read_to_string(README_PATH).unwrap();
+    for v in &f.negative {
+        assert!(
+            readme.contains(&format!("`{}`", v.name)),
+            "{} not in README",
+            v.name
+        );
+    }
+    for word in readme.split('`').skip(1).step_by(2) {
+        let prefixed = ["envelope_", "receipt_", "trust_list_"]
+            .iter()
+            .any(|p| word.starts_with(p));
+        // `envelope_hash` is a receipt field, not a vector.
+        if prefixed
+            && word != "envelope_hash"
+            && word
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        {
+            assert!(
+                f.negative.iter().any(|v| v.name == word),
+                "README names {word}, which is not a negative vector"
+            );
+        }
+    }
+}
+
+/// The limits in the README are the crate's constants.
+#[test]
+fn readme_limits_are_the_constants() {
+    fn thousands(n: usize) -> String {
+        let digits = n.to_string();
+        let mut out = String::new();
+        for (i, c) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i).is_multiple_of(3) {
+                out.push(',');
+            }
+            out.push(c);
+        }
+        out
+    }
+    let readme = std::fs::read_to_string(README_PATH).unwrap();
+    let grace = usize::try_from(imi_protocol::KEY_EXPIRY_GRACE_MS).unwrap();
+    for what in [
+        format!("4 MiB = {} bytes", thousands(DEFAULT_MAX_ENVELOPE_BYTES)),
+        format!(
+            "| receipt size | {} bytes |",
+            imi_protocol::MAX_RECEIPT_BYTES
+        ),
+        format!(
+            "1 MiB = {} bytes",
+            thousands(imi_protocol::MAX_TRUST_LIST_BYTES)
+        ),
+        format!("1 to {}, distinct", imi_protocol::MAX_RECIPIENTS),
+        format!("| at most {} |", imi_protocol::MAX_PREDECESSORS),
+        format!("({} ms)", thousands(grace)),
+        format!("1 to {} characters", imi_protocol::AuthorityId::MAX_LEN),
+    ] {
+        assert!(readme.contains(&what), "README lacks {what:?}");
+    }
+}
