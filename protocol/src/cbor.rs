@@ -59,3 +59,60 @@ pub(crate) mod fixed {
             .map_err(|_| D::Error::invalid_length(len, &"a byte string of the fixed length"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ciborium::Value;
+
+    /// `n` nested one-element arrays (`81`), then maps (`a1 00`), around the integer 0.
+    fn nested(arrays: usize, maps: usize) -> Vec<u8> {
+        let mut b = vec![0x81; arrays];
+        for _ in 0..maps {
+            b.extend([0xa1, 0x00]);
+        }
+        b.push(0x00);
+        b
+    }
+
+    #[test]
+    fn depth_counts_every_array_and_map() {
+        assert!(from_slice::<Value>(&nested(16, 0), 1000).is_ok());
+        assert!(from_slice::<Value>(&nested(8, 8), 1000).is_ok());
+        assert_eq!(
+            from_slice::<Value>(&nested(17, 0), 1000).err(),
+            Some(RejectCode::Malformed)
+        );
+        assert_eq!(
+            from_slice::<Value>(&nested(9, 8), 1000).err(),
+            Some(RejectCode::Malformed)
+        );
+        assert_eq!(
+            from_slice::<Value>(&nested(1_000_000, 0), 2_000_000).err(),
+            Some(RejectCode::Malformed)
+        );
+    }
+
+    #[test]
+    fn canonical_means_the_schema_order_not_sorted_keys() {
+        #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+        struct S {
+            bb: u8,
+            a: u8,
+        }
+        // {"bb": 1, "a": 2}: the declared order, although "a" sorts first.
+        let ok = [0xa2, 0x62, b'b', b'b', 0x01, 0x61, b'a', 0x02];
+        assert_eq!(from_slice_canonical::<S>(&ok, 100), Ok(S { bb: 1, a: 2 }));
+        let sorted = [0xa2, 0x61, b'a', 0x02, 0x62, b'b', b'b', 0x01];
+        assert!(from_slice::<S>(&sorted, 100).is_ok());
+        assert_eq!(
+            from_slice_canonical::<S>(&sorted, 100),
+            Err(RejectCode::Malformed)
+        );
+        let long = [0xa2, 0x62, b'b', b'b', 0x18, 0x01, 0x61, b'a', 0x02];
+        assert_eq!(
+            from_slice_canonical::<S>(&long, 100),
+            Err(RejectCode::Malformed)
+        );
+    }
+}

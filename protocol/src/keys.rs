@@ -69,8 +69,27 @@ impl NodeSigner {
     }
 }
 
-/// Verifies an ed25519 signature; `false` on any malformed input.
+/// Whether 32 bytes are an ed25519 public key that strict verification accepts: the
+/// canonical encoding (RFC 8032 §5.1.2, `y < p`, no sign bit on `x = 0`) of a point on the
+/// curve that is not of small order (`[8]A` is not the identity). Trust lists with any
+/// other signing key are `malformed`.
+pub fn is_strict_public_key(public: &[u8; 32]) -> bool {
+    let Ok(vk) = VerifyingKey::from_bytes(public) else {
+        return false;
+    };
+    !vk.is_weak() && vk.to_edwards().compress().to_bytes() == *public
+}
+
+/// Verifies an ed25519 signature strictly; `false` on any malformed input. The rules (see
+/// `protocol/vectors/README.md`, "Strict ed25519"): `A` passes [`is_strict_public_key`];
+/// then ed25519-dalek's `verify_strict` refuses `S >= L`, an `R` that does not decode or
+/// is of small order, and accepts only if the canonical encoding of `[S]B - [k]A` equals the
+/// 32 bytes of `R` (so a non-canonical `R` never verifies), with
+/// `k = SHA-512(R || A || msg) mod L` over the bytes as given.
 pub(crate) fn verify_ed25519(public: &[u8; 32], msg: &[u8], sig: &[u8]) -> bool {
+    if !is_strict_public_key(public) {
+        return false;
+    }
     let Ok(vk) = VerifyingKey::from_bytes(public) else {
         return false;
     };

@@ -6,7 +6,7 @@ use crate::clock::Timestamp;
 use crate::cose::{self, CT_TRUST_LIST};
 use crate::error::{ProtocolError, RejectCode};
 use crate::ids::{NodeId, Role};
-use crate::keys::{KeyId, key_id};
+use crate::keys::{KeyId, is_strict_public_key, key_id};
 use serde::{Deserialize, Serialize};
 
 /// A signing key and the period in which it may sign (milliseconds, `valid_from` inclusive,
@@ -66,7 +66,11 @@ impl TrustList {
         cose::sign_as(cbor::to_vec(self)?, CT_TRUST_LIST, governance)
     }
 
-    /// Parses and verifies a signed list against the governance public key.
+    /// Parses and verifies a signed list against the governance public key, in this order:
+    /// size and COSE structure (`oversized`, `malformed`), the governance key id and the
+    /// signature (`bad_signature`), the payload in its one encoding (`malformed`), every
+    /// signing key a strict ed25519 public key (`malformed`), then consistency
+    /// ([`TrustList::validate`], a local `Invalid` error).
     pub fn verify(bytes: &[u8], governance_public: &[u8; 32]) -> Result<TrustList, ProtocolError> {
         let parsed = cose::parse(bytes, crate::MAX_TRUST_LIST_BYTES, CT_TRUST_LIST)?;
         if parsed.kid != key_id(governance_public) {
@@ -75,12 +79,33 @@ impl TrustList {
         parsed.verify(governance_public)?;
         let list: TrustList =
             cbor::from_slice_canonical(&parsed.payload, crate::MAX_TRUST_LIST_BYTES)?;
+        list.check_signing_keys()?;
         list.validate()?;
         Ok(list)
     }
 
-    /// Checks internal consistency: unique members, sane key periods.
+    /// Every signing key must be one that strict ed25519 verification can accept (canonical
+    /// encoding of a curve point not of small order); otherwise `malformed`. A small-order key
+    /// would "verify" forged signatures under lax verifiers, so it is refused where it enters.
+    fn check_signing_keys(&self) -> Result<(), RejectCode> {
+        let all_strict = self
+            .all_signing_keys()
+            .all(|(_, k)| is_strict_public_key(&k.public));
+        if all_strict {
+            Ok(())
+        } else {
+            Err(RejectCode::Malformed)
+        }
+    }
+
+    /// Checks internal consistency: unique members, sane key periods, and signing keys that
+    /// strict ed25519 verification can accept.
     pub fn validate(&self) -> Result<(), ProtocolError> {
+        if self.check_signing_keys().is_err() {
+            return Err(ProtocolError::Invalid(
+                "a signing key is not a canonical ed25519 point of large order".into(),
+            ));
+        }
         let mut seen = std::collections::HashSet::new();
         for m in &self.members {
             if !seen.insert(m.node) {

@@ -296,3 +296,271 @@ pub fn bytes_of(v: &Value) -> Vec<u8> {
         .unwrap_or_else(|| panic!("not a byte string: {v:?}"))
         .clone()
 }
+
+/// Signs `payload` under an arbitrary `protected` header with an ed25519 seed (the header is
+/// taken as given, so malformed headers can be validly signed).
+pub fn sign_parts(protected: &[u8], payload: &[u8], seed: &[u8; 32]) -> Vec<u8> {
+    let sig = SigningKey::from_bytes(seed).sign(&sig_structure(protected, payload));
+    encode_cose(protected, payload, &sig.to_bytes())
+}
+
+/// Like [`resign`], but `encode` produces the new payload bytes from the decoded payload
+/// (so they can be in any encoding, canonical or not).
+pub fn resign_with(
+    bytes: &[u8],
+    seed: &[u8; 32],
+    encode: impl FnOnce(Value) -> Vec<u8>,
+) -> Vec<u8> {
+    let parts = decode_cose(bytes);
+    let payload = encode(decode(&parts.payload));
+    sign_parts(&parts.protected, &payload, seed)
+}
+
+// ---------------------------------------------------------------------------------------
+// A CBOR encoder that can write one item in a non-deterministic form.
+
+/// How [`encode_with`] writes the item it is pointed at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Form {
+    /// Its head (integer value, or string/array/map length) with an 8-byte argument
+    /// (`1b`, `5b`, `7b`, `9b`, `bb` ...), which is not the shortest form.
+    Long,
+    /// An indefinite length (`5f`/`7f` chunks, `9f`, `bf` ... `ff`); strings are split into
+    /// one chunk per byte.
+    Indefinite,
+}
+
+fn put_head(out: &mut Vec<u8>, major: u8, arg: u64, long: bool) {
+    let m = major << 5;
+    if long {
+        out.push(m | 27);
+        out.extend_from_slice(&arg.to_be_bytes());
+        return;
+    }
+    match arg {
+        0..=23 => out.push(m | arg as u8),
+        24..=0xff => out.extend([m | 24, arg as u8]),
+        0x100..=0xffff => {
+            out.push(m | 25);
+            out.extend_from_slice(&(arg as u16).to_be_bytes());
+        }
+        0x1_0000..=0xffff_ffff => {
+            out.push(m | 26);
+            out.extend_from_slice(&(arg as u32).to_be_bytes());
+        }
+        _ => {
+            out.push(m | 27);
+            out.extend_from_slice(&arg.to_be_bytes());
+        }
+    }
+}
+
+fn enc(v: &Value, path: Option<&[&str]>, form: Form, out: &mut Vec<u8>) {
+    let here = path.is_some_and(<[&str]>::is_empty);
+    let long = here && form == Form::Long;
+    let indef = here && form == Form::Indefinite;
+    match v {
+        Value::Integer(i) => {
+            let i = i128::from(*i);
+            if i >= 0 {
+                put_head(out, 0, i as u64, long);
+            } else {
+                put_head(out, 1, (-1 - i) as u64, long);
+            }
+        }
+        Value::Bytes(_) | Value::Text(_) if indef => {
+            let (major, b) = match v {
+                Value::Text(t) => (3, t.as_bytes()),
+                Value::Bytes(b) => (2, b.as_slice()),
+                _ => unreachable!(),
+            };
+            out.push((major << 5) | 31);
+            for byte in b {
+                put_head(out, major, 1, false);
+                out.push(*byte);
+            }
+            out.push(0xff);
+        }
+        Value::Bytes(b) => {
+            put_head(out, 2, b.len() as u64, long);
+            out.extend_from_slice(b);
+        }
+        Value::Text(t) => {
+            put_head(out, 3, t.len() as u64, long);
+            out.extend_from_slice(t.as_bytes());
+        }
+        Value::Array(items) => {
+            if indef {
+                out.push(0x9f);
+            } else {
+                put_head(out, 4, items.len() as u64, long);
+            }
+            for item in items {
+                enc(item, None, form, out);
+            }
+            if indef {
+                out.push(0xff);
+            }
+        }
+        Value::Map(entries) => {
+            if indef {
+                out.push(0xbf);
+            } else {
+                put_head(out, 5, entries.len() as u64, long);
+            }
+            for (k, item) in entries {
+                enc(k, None, form, out);
+                let sub = match (path, k.as_text()) {
+                    (Some([first, rest @ ..]), Some(t)) if *first == t => Some(rest),
+                    _ => None,
+                };
+                enc(item, sub, form, out);
+            }
+            if indef {
+                out.push(0xff);
+            }
+        }
+        Value::Tag(tag, inner) => {
+            put_head(out, 6, *tag, long);
+            enc(inner, None, form, out);
+        }
+        Value::Bool(b) => out.push(if *b { 0xf5 } else { 0xf4 }),
+        Value::Null => out.push(0xf6),
+        other => panic!("encode_with: unsupported {other:?}"),
+    }
+}
+
+/// Encodes `v` exactly like [`encode`], except that the item reached from the top-level map
+/// through the text keys of `path` is written in `form`.
+pub fn encode_with(v: &Value, path: &[&str], form: Form) -> Vec<u8> {
+    let mut out = Vec::new();
+    enc(v, Some(path), form, &mut out);
+    if path.is_empty() {
+        return out;
+    }
+    let mut plain = Vec::new();
+    enc(v, None, form, &mut plain);
+    assert_eq!(plain, encode(v), "encode_with must agree with ciborium");
+    assert_ne!(out, plain, "path {path:?} not found");
+    out
+}
+
+// ---------------------------------------------------------------------------------------
+// ed25519 arithmetic for crafting signatures that only a strict verifier refuses.
+
+/// The group order L = 2^252 + 27742317777372353535851937790883648493, little-endian.
+pub const ED25519_L: [u8; 32] = [
+    0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+];
+
+type U256 = [u64; 4];
+
+fn u256(le: &[u8; 32]) -> U256 {
+    std::array::from_fn(|i| u64::from_le_bytes(le[i * 8..i * 8 + 8].try_into().unwrap()))
+}
+
+fn le_bytes(x: &U256) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    for (i, limb) in x.iter().enumerate() {
+        out[i * 8..i * 8 + 8].copy_from_slice(&limb.to_le_bytes());
+    }
+    out
+}
+
+fn add(a: &U256, b: &U256) -> U256 {
+    let mut out = [0u64; 4];
+    let mut carry = false;
+    for i in 0..4 {
+        let (s, c1) = a[i].overflowing_add(b[i]);
+        let (s, c2) = s.overflowing_add(u64::from(carry));
+        out[i] = s;
+        carry = c1 || c2;
+    }
+    assert!(!carry);
+    out
+}
+
+fn sub(a: &U256, b: &U256) -> U256 {
+    let mut out = [0u64; 4];
+    let mut borrow = false;
+    for i in 0..4 {
+        let (s, b1) = a[i].overflowing_sub(b[i]);
+        let (s, b2) = s.overflowing_sub(u64::from(borrow));
+        out[i] = s;
+        borrow = b1 || b2;
+    }
+    assert!(!borrow);
+    out
+}
+
+fn ge(a: &U256, b: &U256) -> bool {
+    a.iter().rev().cmp(b.iter().rev()) != std::cmp::Ordering::Less
+}
+
+/// `2x + bit mod L` for `x < L`.
+fn double_add(x: &U256, bit: bool) -> U256 {
+    let l = u256(&ED25519_L);
+    let mut r = add(x, x);
+    if bit {
+        r = add(&r, &[1, 0, 0, 0]);
+    }
+    if ge(&r, &l) { sub(&r, &l) } else { r }
+}
+
+/// A little-endian integer of any length, reduced mod L.
+fn mod_l(le: &[u8]) -> U256 {
+    let mut r = [0u64; 4];
+    for byte in le.iter().rev() {
+        for bit in (0..8).rev() {
+            r = double_add(&r, byte >> bit & 1 == 1);
+        }
+    }
+    r
+}
+
+/// `a * b mod L` for `a, b < L`.
+fn mul_mod_l(a: &U256, b: &U256) -> U256 {
+    let l = u256(&ED25519_L);
+    let mut r = [0u64; 4];
+    for bit in (0..256).rev() {
+        r = double_add(&r, false);
+        if b[bit / 64] >> (bit % 64) & 1 == 1 {
+            r = add(&r, a);
+            if ge(&r, &l) {
+                r = sub(&r, &l);
+            }
+        }
+    }
+    r
+}
+
+/// The 64-byte signature with `L` added to its `S` (same value mod L, not canonical).
+pub fn signature_s_plus_l(sig: &[u8]) -> Vec<u8> {
+    let s: [u8; 32] = sig[32..64].try_into().unwrap();
+    let big = add(&u256(&s), &u256(&ED25519_L));
+    [&sig[..32], le_bytes(&big).as_slice()].concat()
+}
+
+/// An ed25519 "signature" of `msg` by `seed` with the given `R` encoding and
+/// `S = k * a mod L`, `k = SHA-512(R || A || msg)`. It satisfies the cofactorless equation
+/// `[S]B = R + [k]A` exactly when `R` decodes to the identity, whatever its encoding.
+pub fn signature_with_r(seed: &[u8; 32], r: &[u8; 32], msg: &[u8]) -> [u8; 64] {
+    use sha2::Digest as _;
+    let expanded = sha2::Sha512::digest(seed);
+    let mut a: [u8; 32] = expanded[..32].try_into().unwrap();
+    a[0] &= 248;
+    a[31] &= 127;
+    a[31] |= 64;
+    let public = SigningKey::from_bytes(seed).verifying_key().to_bytes();
+    let mut h = sha2::Sha512::new();
+    h.update(r);
+    h.update(public);
+    h.update(msg);
+    let k = mod_l(&h.finalize());
+    let s = mul_mod_l(&k, &mod_l(&a));
+    let mut out = [0u8; 64];
+    out[..32].copy_from_slice(r);
+    out[32..].copy_from_slice(&le_bytes(&s));
+    out
+}

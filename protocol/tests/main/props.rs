@@ -5,9 +5,9 @@ use crate::common::{
 use imi_protocol::cose::{CT_ENVELOPE, CT_RECEIPT, CT_TRUST_LIST};
 use imi_protocol::{
     AuthorityId, CaseId, DEFAULT_MAX_ENVELOPE_BYTES, Draft, Envelope, Header, HpkeKeyEntry, Kind,
-    MAX_RECEIPT_BYTES, MAX_TRUST_LIST_BYTES, Member, MessageId, NodeId, Outcome, PROTOCOL_VERSION,
-    Receipt, ReceiptBody, RejectCode, Role, SigningKeyEntry, Timestamp, TrustList, seal_and_sign,
-    sha256,
+    MAX_RECEIPT_BYTES, MAX_TRUST_LIST_BYTES, Member, MessageId, NodeId, NodeSigner, Outcome,
+    PROTOCOL_VERSION, Receipt, ReceiptBody, RejectCode, Role, SigningKeyEntry, Timestamp,
+    TrustList, seal_and_sign, sha256,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -158,7 +158,14 @@ fn arb_period() -> impl Strategy<Value = (Timestamp, Timestamp)> {
 fn arb_member(node: NodeId) -> impl Strategy<Value = Member> {
     (
         select(vec![Role::National, Role::Commission]),
-        vec((any::<[u8; 32]>(), arb_period()), 1..3),
+        // Signing keys are strict ed25519 public keys (a trust list refuses any other).
+        vec(
+            (
+                any::<[u8; 32]>().prop_map(move |s| NodeSigner::from_seed(node, &s).public()),
+                arb_period(),
+            ),
+            1..3,
+        ),
         vec((any::<[u8; 32]>(), arb_period()), 1..3),
         vec("[ -~]{0,40}", 0..3),
     )

@@ -640,3 +640,59 @@ fn payloads_have_one_encoding() {
         "a non-shortest integer"
     );
 }
+
+/// Strict ed25519 (README, "Strict ed25519"): small-order and non-canonical public keys never
+/// verify, and a trust list that carries one is `malformed`.
+#[test]
+fn small_order_and_non_canonical_signing_keys_are_refused() {
+    use imi_protocol::keys::is_strict_public_key;
+    let mut identity = [0u8; 32];
+    identity[0] = 1;
+    let mut y_p_plus_3 = [0xff; 32];
+    y_p_plus_3[0] = 0xf0;
+    y_p_plus_3[31] = 0x7f;
+    let mut y_2 = [0u8; 32];
+    y_2[0] = 2;
+    let fx = Fixture::new();
+    assert!(is_strict_public_key(&fx.signer(NodeId::AT).public()));
+    for bad in [identity, y_p_plus_3, y_2, [0u8; 32]] {
+        assert!(!is_strict_public_key(&bad), "{}", hex::encode(bad));
+        let mut weak = fx.trust.clone();
+        weak.members[0].signing_keys[0].public = bad;
+        assert!(matches!(weak.validate(), Err(ProtocolError::Invalid(_))));
+        assert_eq!(
+            TrustList::verify(&weak.sign(&fx.governance).unwrap(), &fx.governance.public())
+                .unwrap_err()
+                .reject_code(),
+            Some(&RejectCode::Malformed)
+        );
+    }
+
+    // A list built locally (not verified) with the identity as AT's key: R = identity,
+    // S = 0 satisfies [S]B = R + [k]A for every message, so a lax verifier accepts it.
+    let mut weak = fx.trust.clone();
+    weak.members[0].signing_keys[0].public = identity;
+    let good = seal(&fx, fx.signer(NodeId::AT), &[NodeId::DE], T);
+    let parts = crate::common::decode_cose(&good);
+    let protected = crate::common::protected_header(
+        imi_protocol::cose::CT_ENVELOPE,
+        &imi_protocol::key_id(&identity),
+    );
+    let mut sig = [0u8; 64];
+    sig[0] = 1;
+    let forged = crate::common::encode_cose(&protected, &parts.payload, &sig);
+    let lax = ed25519_dalek::VerifyingKey::from_bytes(&identity).unwrap();
+    assert!(
+        ed25519_dalek::Verifier::verify(
+            &lax,
+            &crate::common::sig_structure(&protected, &parts.payload),
+            &ed25519_dalek::Signature::from_bytes(&sig)
+        )
+        .is_ok()
+    );
+    let env = Envelope::parse(forged, MAX).unwrap();
+    assert_eq!(
+        env.verify(&weak, NodeId::DE, T + 1_000, 0).unwrap_err(),
+        RejectCode::BadSignature
+    );
+}

@@ -7,8 +7,9 @@
 //!   `protocol/vectors/README.md`, and runs the negative vectors.
 //! - `vectors_file_is_up_to_date` checks that the generator still produces the file exactly.
 use crate::common::{
-    DAY, JAN_2025, JAN_2026, bytes_of, decode, decode_cose, encode, encode_cose, field, field_mut,
-    flip, keys, protected_header, resign, sig_structure, verify_raw,
+    DAY, ED25519_L, Form, JAN_2025, JAN_2026, bytes_of, decode, decode_cose, encode, encode_cose,
+    encode_with, field, field_mut, flip, keys, protected_header, resign, resign_with,
+    sig_structure, sign_parts, signature_s_plus_l, signature_with_r, verify_raw,
 };
 use chacha20poly1305::aead::{Aead as _, KeyInit as _, Payload};
 use ciborium::Value;
@@ -228,7 +229,21 @@ struct NegativeVector {
     max_future_skew_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     max_bytes: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pad_to: Option<usize>,
     expected: String,
+}
+
+impl NegativeVector {
+    /// The input: `bytes`, followed by zero bytes up to `pad_to` bytes when that is given.
+    fn input(&self) -> Vec<u8> {
+        let mut bytes = unhex(&self.bytes);
+        if let Some(n) = self.pad_to {
+            assert!(n > bytes.len(), "{}: pad_to", self.name);
+            bytes.resize(n, 0);
+        }
+        bytes
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -482,7 +497,7 @@ fn expect_receipt(v: &ReceiptVector, ctx: &Ctx) -> ReceiptExpected {
 /// Runs a negative vector: envelope = parse, verify, open; receipt = verify; trust list =
 /// verify against the governance key.
 fn run_negative(v: &NegativeVector, ctx: &Ctx) -> Result<(), RejectCode> {
-    let bytes = unhex(&v.bytes);
+    let bytes = v.input();
     match v.object.as_str() {
         "envelope" => {
             let me = v.verifier.expect("verifier");
@@ -797,6 +812,7 @@ fn generate() -> VectorFile {
             now: Some(now),
             max_future_skew_ms: Some(SKEW),
             max_bytes: None,
+            pad_to: None,
             expected: expected.into(),
         }
     };
@@ -1160,6 +1176,7 @@ fn generate() -> VectorFile {
             now: None,
             max_future_skew_ms: None,
             max_bytes: None,
+            pad_to: None,
             expected: e.into(),
         }
     };
@@ -1261,6 +1278,7 @@ fn generate() -> VectorFile {
             "malformed",
         ),
     ]);
+    neg.extend(limit_and_encoding_vectors(&file, &ctx));
     for v in &neg {
         let got = run_negative(v, &ctx).expect_err(&v.name);
         assert_eq!(got.label(), v.expected, "{}", v.name);
@@ -1692,5 +1710,961 @@ fn check_receipt_independently(v: &ReceiptVector, ctx: &Ctx) {
             assert_eq!(keys(outcome), ["rejected"]);
             assert_eq!(field(outcome, "rejected").as_text(), Some(code.label()));
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Negative vectors for every limit, every deviation from the one encoding, and strict
+// ed25519. They are built by editing the bytes (or the decoded CBOR) of the positive vectors
+// generically, never by building typed structs, so they survive additions to the format.
+
+/// Replaces the one occurrence of `what` in `bytes` with `with`.
+fn splice(bytes: &[u8], what: &[u8], with: &[u8]) -> Vec<u8> {
+    let at: Vec<usize> = (0..=bytes.len() - what.len())
+        .filter(|i| bytes[*i..].starts_with(what))
+        .collect();
+    assert_eq!(at.len(), 1, "splice: {} matches", at.len());
+    [&bytes[..at[0]], with, &bytes[at[0] + what.len()..]].concat()
+}
+
+/// The entries of the map under `key` (or of the top-level map for `""`).
+fn entries<'a>(p: &'a mut Value, key: &str) -> &'a mut Vec<(Value, Value)> {
+    let m = if key.is_empty() { p } else { field_mut(p, key) };
+    let Value::Map(e) = m else {
+        panic!("not a map")
+    };
+    e
+}
+
+/// The first sealed recipient key entry of an envelope payload.
+fn first_key(p: &mut Value) -> &mut Value {
+    let Value::Array(ks) = field_mut(field_mut(p, "sealed"), "keys") else {
+        panic!("keys")
+    };
+    &mut ks[0]
+}
+
+fn resize_bytes(v: &mut Value, len: usize) {
+    let Value::Bytes(b) = v else {
+        panic!("not bytes")
+    };
+    b.resize(len, 0xab);
+}
+
+fn limit_and_encoding_vectors(file: &VectorFile, ctx: &Ctx) -> Vec<NegativeVector> {
+    let env = |name: &str| file.envelopes.iter().find(|e| e.name == name).unwrap();
+    let (env1, env2) = (env("one_recipient"), env("three_recipients"));
+    let env1_bytes = unhex(&env1.expected.envelope);
+    let env2_bytes = unhex(&env2.expected.envelope);
+    let at1 = ctx.signer("AT-1").seed();
+    let de1 = ctx.signer("DE-1").seed();
+    let gov = ctx.governance.seed();
+    let (t1, t2) = (env1.now, env2.now);
+    let accepted = unhex(
+        &file
+            .receipts
+            .iter()
+            .find(|r| r.name == "accepted")
+            .unwrap()
+            .expected
+            .signed,
+    );
+    let tl_bytes = unhex(&file.trust_list.expected.signed);
+
+    let base =
+        |object: &str, name: &str, description: &str, bytes: &[u8], e: &str| NegativeVector {
+            name: name.into(),
+            description: description.into(),
+            object: object.into(),
+            bytes: h(bytes),
+            verifier: None,
+            now: None,
+            max_future_skew_ms: None,
+            max_bytes: None,
+            pad_to: None,
+            expected: e.into(),
+        };
+    // Envelope negatives derived from one_recipient (DE verifies at its `now`) or
+    // three_recipients (AT verifies).
+    let e1 = |name: &str, description: &str, bytes: &[u8], e: &str| NegativeVector {
+        verifier: Some(NodeId::DE),
+        now: Some(t1),
+        max_future_skew_ms: Some(SKEW),
+        ..base("envelope", name, description, bytes, e)
+    };
+    let e2 = |name: &str, description: &str, bytes: &[u8], e: &str| NegativeVector {
+        verifier: Some(NodeId::AT),
+        now: Some(t2),
+        max_future_skew_ms: Some(SKEW),
+        ..base("envelope", name, description, bytes, e)
+    };
+    let rc = |name: &str, description: &str, bytes: &[u8], e: &str| NegativeVector {
+        verifier: Some(NodeId::DE),
+        ..base("receipt", name, description, bytes, e)
+    };
+    let tl = |name: &str, description: &str, bytes: &[u8], e: &str| {
+        base("trust_list", name, description, bytes, e)
+    };
+    let edit1 = |f: &dyn Fn(&mut Value)| resign(&env1_bytes, &at1, f);
+    let form1 =
+        |path: &[&str], form: Form| resign_with(&env1_bytes, &at1, |p| encode_with(&p, path, form));
+    let set1 = |path: &[&str], v: Value| {
+        edit1(&|p| {
+            let mut m = &mut *p;
+            for k in path {
+                m = field_mut(m, k);
+            }
+            *m = v.clone();
+        })
+    };
+    let parts1 = decode_cose(&env1_bytes);
+    let kid_at1 = ctx.signer("AT-1").key_id();
+    // The protected header up to (not including) the kid's head `48`.
+    let prot = &parts1.protected;
+    let prot_prefix = &prot[..prot.len() - 9];
+    assert_eq!(prot[prot.len() - 9], 0x48);
+    let ct_text = encode(&text(CT_ENVELOPE));
+    let sign1 = |protected: &[u8]| sign_parts(protected, &parts1.payload, &at1);
+    let bstr = |b: &[u8]| encode(&Value::Bytes(b.to_vec()));
+    let sig1 = &parts1.signature;
+
+    let mut v = vec![
+        // --- COSE structure and protected header. ---
+        e1(
+            "envelope_signature_63_bytes",
+            "one_recipient with its signature cut to 63 bytes (the byte string is 58 3f ...).",
+            &encode_cose(prot, &parts1.payload, &sig1[..63]),
+            "malformed",
+        ),
+        e1(
+            "envelope_signature_65_bytes",
+            "one_recipient with a byte 0x00 appended to its signature (65 bytes).",
+            &encode_cose(prot, &parts1.payload, &[sig1.as_slice(), &[0]].concat()),
+            "malformed",
+        ),
+        e1(
+            "envelope_signature_empty",
+            "one_recipient with an empty signature byte string (40).",
+            &encode_cose(prot, &parts1.payload, &[]),
+            "malformed",
+        ),
+        e1(
+            "envelope_kid_7_bytes",
+            "one_recipient with the protected kid cut to its first 7 bytes (47 ...), validly re-signed with AT-1.",
+            &sign1(&[prot_prefix, &[0x47], &kid_at1[..7]].concat()),
+            "malformed",
+        ),
+        e1(
+            "envelope_kid_9_bytes",
+            "one_recipient with a byte 0x00 appended to the protected kid (49 ...), validly re-signed with AT-1.",
+            &sign1(&[prot_prefix, &[0x49], &kid_at1, &[0]].concat()),
+            "malformed",
+        ),
+        e1(
+            "envelope_protected_unknown_label",
+            "one_recipient with an extra protected-header label 99 = 0 after the kid (a4 ... 18 63 00), validly re-signed with AT-1.",
+            &sign1(&[&[0xa4], &prot[1..], &[0x18, 0x63, 0x00]].concat()),
+            "malformed",
+        ),
+        e1(
+            "envelope_protected_duplicate_label",
+            "one_recipient with the alg label repeated (a4 01 27 01 27 03 ...), validly re-signed with AT-1.",
+            &sign1(&[&[0xa4, 0x01, 0x27], &prot[1..]].concat()),
+            "malformed",
+        ),
+        e1(
+            "envelope_protected_reordered",
+            "one_recipient with the protected header as {1: -8, 4: kid, 3: content type} (another key order), validly re-signed with AT-1.",
+            &sign1(
+                &[
+                    &[0xa3, 0x01, 0x27, 0x04, 0x48],
+                    kid_at1.as_slice(),
+                    &[0x03],
+                    &ct_text,
+                ]
+                .concat(),
+            ),
+            "malformed",
+        ),
+        e1(
+            "envelope_protected_long_length",
+            "one_recipient with the content type's length in a 2-byte argument (79 00 22 instead of 78 22), validly re-signed with AT-1.",
+            &sign1(
+                &[
+                    &[0xa3, 0x01, 0x27, 0x03, 0x79, 0x00],
+                    &ct_text[1..],
+                    &[0x04, 0x48],
+                    &kid_at1,
+                ]
+                .concat(),
+            ),
+            "malformed",
+        ),
+        e1(
+            "envelope_protected_alg_es256",
+            "one_recipient with alg -7 (ES256, 26) instead of -8 (EdDSA), validly re-signed with AT-1.",
+            &sign1(&[&[0xa3, 0x01, 0x26], &prot[3..]].concat()),
+            "malformed",
+        ),
+        e1(
+            "envelope_cose_tag_long",
+            "one_recipient with tag 18 written d8 12 instead of d2 (the signature still verifies: it does not cover the tag).",
+            &[&[0xd8, 0x12], &env1_bytes[1..]].concat(),
+            "malformed",
+        ),
+        e1(
+            "envelope_cose_indefinite_array",
+            "one_recipient with the COSE array written indefinite (9f ... ff) instead of 84; the signature still verifies.",
+            &[&[0xd2, 0x9f], &env1_bytes[2..], &[0xff]].concat(),
+            "malformed",
+        ),
+        e1(
+            "envelope_cose_unprotected_indefinite",
+            "one_recipient with the empty unprotected map written bf ff instead of a0; the signature still verifies.",
+            &[
+                &[0xd2, 0x84][..],
+                &bstr(prot),
+                &[0xbf, 0xff],
+                &bstr(&parts1.payload),
+                &bstr(sig1),
+            ]
+            .concat(),
+            "malformed",
+        ),
+        e1(
+            "envelope_cose_payload_long_length",
+            "one_recipient with the payload byte string's length in a 4-byte argument (5a 00 00 ..) instead of 2 bytes (59 ..); the signature still verifies.",
+            &{
+                let len = u32::try_from(parts1.payload.len()).unwrap();
+                assert!(len > 0xff && len <= 0xffff);
+                [
+                    &[0xd2, 0x84][..],
+                    &bstr(prot),
+                    &[0xa0, 0x5a],
+                    &len.to_be_bytes(),
+                    &parts1.payload,
+                    &bstr(sig1),
+                ]
+                .concat()
+            },
+            "malformed",
+        ),
+        // --- Payload: the one encoding (validly re-signed, so only the encoding is wrong). ---
+        e1(
+            "envelope_uint_long_form",
+            "one_recipient with header v = 1 written as the 8-byte integer 1b 00 00 00 00 00 00 00 01, re-signed with AT-1.",
+            &form1(&["header", "v"], Form::Long),
+            "malformed",
+        ),
+        e1(
+            "envelope_text_length_long_form",
+            "one_recipient with the length of header kind written 7b 00 00 00 00 00 00 00 0a, re-signed with AT-1.",
+            &form1(&["header", "kind"], Form::Long),
+            "malformed",
+        ),
+        e1(
+            "envelope_indefinite_map",
+            "one_recipient with the header map written indefinite (bf ... ff), re-signed with AT-1.",
+            &form1(&["header"], Form::Indefinite),
+            "malformed",
+        ),
+        e1(
+            "envelope_indefinite_array",
+            "one_recipient with header to written as the indefinite array 9f 62 44 45 ff, re-signed with AT-1.",
+            &form1(&["header", "to"], Form::Indefinite),
+            "malformed",
+        ),
+        e1(
+            "envelope_indefinite_bytes",
+            "one_recipient with sealed ct written as an indefinite byte string (5f, one-byte chunks, ff), re-signed with AT-1.",
+            &form1(&["sealed", "ct"], Form::Indefinite),
+            "malformed",
+        ),
+        e1(
+            "envelope_header_keys_reordered",
+            "one_recipient with the header keys v and id swapped (id first), re-signed with AT-1.",
+            &edit1(&|p| entries(p, "header").swap(0, 1)),
+            "malformed",
+        ),
+        e1(
+            "envelope_header_keys_core_deterministic",
+            "one_recipient with the header keys sorted as RFC 8949 §4.2.1 core deterministic encoding sorts them (bytewise by encoded key: v, id, to, case, from, kind, prev, created, authority, commitment), re-signed with AT-1.",
+            &edit1(&|p| entries(p, "header").sort_by_key(|(k, _)| encode(k))),
+            "malformed",
+        ),
+        e1(
+            "envelope_header_unknown_key",
+            "one_recipient with an extra header key \"x\": 0 after commitment, re-signed with AT-1.",
+            &edit1(&|p| entries(p, "header").push((text("x"), Value::Integer(0.into())))),
+            "malformed",
+        ),
+        e1(
+            "envelope_payload_unknown_key",
+            "one_recipient with an extra top-level payload key \"x\": null after sealed, re-signed with AT-1.",
+            &edit1(&|p| entries(p, "").push((text("x"), Value::Null))),
+            "malformed",
+        ),
+        e1(
+            "envelope_header_duplicate_key",
+            "one_recipient with the header entry \"v\": 1 repeated after commitment (11 entries), re-signed with AT-1.",
+            &edit1(&|p| {
+                let e = entries(p, "header");
+                let first = e[0].clone();
+                e.push(first);
+            }),
+            "malformed",
+        ),
+        e1(
+            "envelope_tagged_created",
+            "one_recipient with header created wrapped in tag 1 (c1 1b ...), re-signed with AT-1.",
+            &edit1(&|p| {
+                let c = field_mut(field_mut(p, "header"), "created");
+                *c = Value::Tag(1, Box::new(c.clone()));
+            }),
+            "malformed",
+        ),
+        e1(
+            "envelope_version_over_uint16",
+            "one_recipient with header v = 65536 (v is a uint16: larger is malformed, not unsupported_version), re-signed with AT-1.",
+            &set1(&["header", "v"], Value::Integer(65_536.into())),
+            "malformed",
+        ),
+        // --- Depth. ---
+        e1(
+            "envelope_depth_17",
+            "one_recipient with an extra header key \"x\" whose value is 15 nested arrays around 0: 17 nested containers counting the payload map and the header map (limit 16), re-signed with AT-1.",
+            &{
+                let mut deep = Value::Integer(0.into());
+                for _ in 0..15 {
+                    deep = Value::Array(vec![deep]);
+                }
+                edit1(&|p| entries(p, "header").push((text("x"), deep.clone())))
+            },
+            "malformed",
+        ),
+        e1(
+            "envelope_depth_10000",
+            "one_recipient with an extra header key \"x\" whose value is 10,000 nested one-element arrays (81 81 ... 00): must be refused without exhausting the stack, re-signed with AT-1.",
+            &{
+                let marker = b"depth marker 10000";
+                let payload = encode(&{
+                    let mut p = decode(&parts1.payload);
+                    entries(&mut p, "header").push((text("x"), Value::Bytes(marker.to_vec())));
+                    p
+                });
+                let deep = [vec![0x81; 10_000], vec![0x00]].concat();
+                sign_parts(prot, &splice(&payload, &bstr(marker), &deep), &at1)
+            },
+            "malformed",
+        ),
+        // --- Field lengths and syntax. ---
+        e1(
+            "envelope_sealed_kid_7_bytes",
+            "one_recipient with sealed.keys[0].kid cut to 7 bytes, re-signed with AT-1.",
+            &edit1(&|p| resize_bytes(field_mut(first_key(p), "kid"), 7)),
+            "malformed",
+        ),
+        e1(
+            "envelope_sealed_kid_9_bytes",
+            "one_recipient with a byte appended to sealed.keys[0].kid (9 bytes), re-signed with AT-1.",
+            &edit1(&|p| resize_bytes(field_mut(first_key(p), "kid"), 9)),
+            "malformed",
+        ),
+        e1(
+            "envelope_enc_31_bytes",
+            "one_recipient with sealed.keys[0].enc cut to 31 bytes, re-signed with AT-1.",
+            &edit1(&|p| resize_bytes(field_mut(first_key(p), "enc"), 31)),
+            "malformed",
+        ),
+        e1(
+            "envelope_enc_33_bytes",
+            "one_recipient with a byte appended to sealed.keys[0].enc (33 bytes), re-signed with AT-1.",
+            &edit1(&|p| resize_bytes(field_mut(first_key(p), "enc"), 33)),
+            "malformed",
+        ),
+        e1(
+            "envelope_long_sealed_key",
+            "one_recipient with a byte appended to sealed.keys[0].key (49 bytes), re-signed with AT-1.",
+            &edit1(&|p| resize_bytes(field_mut(first_key(p), "key"), 49)),
+            "malformed",
+        ),
+        e1(
+            "envelope_nonce_11_bytes",
+            "one_recipient with sealed.nonce cut to 11 bytes, re-signed with AT-1.",
+            &edit1(&|p| resize_bytes(field_mut(field_mut(p, "sealed"), "nonce"), 11)),
+            "malformed",
+        ),
+        e1(
+            "envelope_id_15_bytes",
+            "one_recipient with header id cut to 15 bytes, re-signed with AT-1.",
+            &edit1(&|p| resize_bytes(field_mut(field_mut(p, "header"), "id"), 15)),
+            "malformed",
+        ),
+        e1(
+            "envelope_commitment_31_bytes",
+            "one_recipient with header commitment cut to 31 bytes, re-signed with AT-1.",
+            &edit1(&|p| resize_bytes(field_mut(field_mut(p, "header"), "commitment"), 31)),
+            "malformed",
+        ),
+        e2(
+            "envelope_case_15_bytes",
+            "three_recipients with header case cut to 15 bytes, re-signed with DE-1.",
+            &resign(&env2_bytes, &de1, |p| {
+                resize_bytes(field_mut(field_mut(p, "header"), "case"), 15);
+            }),
+            "malformed",
+        ),
+        e1(
+            "envelope_from_unknown_node",
+            "one_recipient with header from = \"FR\" (a valid node id, not on the trust list), re-signed with AT-1.",
+            &set1(&["header", "from"], text("FR")),
+            "unknown_sender",
+        ),
+        e1(
+            "envelope_from_invalid_node_id",
+            "one_recipient with header from = \"GR\" (not a node id: Greece is EL), re-signed with AT-1.",
+            &set1(&["header", "from"], text("GR")),
+            "malformed",
+        ),
+        e1(
+            "envelope_from_lowercase_node_id",
+            "one_recipient with header from = \"at\" (node ids are upper case), re-signed with AT-1.",
+            &set1(&["header", "from"], text("at")),
+            "malformed",
+        ),
+        e1(
+            "envelope_to_invalid_node_id",
+            "one_recipient with header to = [\"XX\"] and sealed.keys[0].node = \"XX\", re-signed with AT-1.",
+            &edit1(&|p| {
+                *field_mut(field_mut(p, "header"), "to") = Value::Array(vec![text("XX")]);
+                *field_mut(first_key(p), "node") = text("XX");
+            }),
+            "malformed",
+        ),
+        e1(
+            "envelope_kind_65_chars",
+            "one_recipient with header kind of 65 characters \"a\" (limit 64), re-signed with AT-1.",
+            &set1(&["header", "kind"], text(&"a".repeat(65))),
+            "malformed",
+        ),
+        e1(
+            "envelope_kind_empty",
+            "one_recipient with header kind \"\", re-signed with AT-1.",
+            &set1(&["header", "kind"], text("")),
+            "malformed",
+        ),
+        e1(
+            "envelope_authority_65_chars",
+            "one_recipient with header authority of 65 characters \"A\" (limit 64), re-signed with AT-1.",
+            &set1(&["header", "authority"], text(&"A".repeat(65))),
+            "malformed",
+        ),
+        e1(
+            "envelope_authority_bad_char",
+            "one_recipient with header authority \"AT OPS\" (a space), re-signed with AT-1.",
+            &set1(&["header", "authority"], text("AT OPS")),
+            "malformed",
+        ),
+        e1(
+            "envelope_prev_65",
+            "one_recipient with 65 distinct 16-byte predecessors in header prev (limit 64), re-signed with AT-1.",
+            &set1(&["header", "prev"], prev_list(65)),
+            "malformed",
+        ),
+        e1(
+            "envelope_to_empty",
+            "one_recipient with header to = [] and sealed keys = [], re-signed with AT-1.",
+            &edit1(&|p| {
+                *field_mut(field_mut(p, "header"), "to") = Value::Array(vec![]);
+                *field_mut(field_mut(p, "sealed"), "keys") = Value::Array(vec![]);
+            }),
+            "malformed",
+        ),
+        e1(
+            "envelope_to_32",
+            "one_recipient with 32 recipients in header to (all 31 node ids, then DE again) and 32 sealed keys (copies of keys[0] with node set), re-signed with AT-1. There are only 31 node ids, so 32 recipients always repeat one.",
+            &edit1(&|p| {
+                let mut to: Vec<NodeId> = NodeId::ALL.to_vec();
+                to.push(NodeId::DE);
+                assert_eq!(to.len(), 32);
+                let k0 = first_key(p).clone();
+                let ks = to
+                    .iter()
+                    .map(|n| {
+                        let mut k = k0.clone();
+                        *field_mut(&mut k, "node") = text(n.as_str());
+                        k
+                    })
+                    .collect();
+                *field_mut(field_mut(p, "header"), "to") =
+                    Value::Array(to.iter().map(|n| text(n.as_str())).collect());
+                *field_mut(field_mut(p, "sealed"), "keys") = Value::Array(ks);
+            }),
+            "malformed",
+        ),
+        e1(
+            "envelope_keys_not_in_to_order",
+            "three_recipients-style mismatch on one_recipient: sealed.keys[0].node = \"NL\" while to = [\"DE\"], re-signed with AT-1.",
+            &edit1(&|p| *field_mut(first_key(p), "node") = text("NL")),
+            "malformed",
+        ),
+        e1(
+            "envelope_inner_not_canonical",
+            "one_recipient whose AEAD plaintext is {\"body\", \"salt\"} (keys in the other order), re-encrypted with its content key and nonce, re-signed with AT-1: the signature verifies, opening fails.",
+            &{
+                let key = arr::<32>(&env1.randomness.content_key);
+                let nonce = arr::<12>(&env1.randomness.nonce);
+                let aad = [BODY_AAD_PREFIX, &unhex(&env1.randomness.id)].concat();
+                let mut inner = decode(&unhex(&env1.expected.inner_plaintext));
+                entries(&mut inner, "").swap(0, 1);
+                let ct = chacha20poly1305::ChaCha20Poly1305::new((&key).into())
+                    .encrypt(
+                        (&nonce).into(),
+                        Payload {
+                            msg: &encode(&inner),
+                            aad: &aad,
+                        },
+                    )
+                    .unwrap();
+                edit1(&|p| *field_mut(field_mut(p, "sealed"), "ct") = Value::Bytes(ct.clone()))
+            },
+            "decrypt_failed",
+        ),
+        // --- Time. ---
+        e1(
+            "envelope_key_retired_beyond_grace",
+            "one_recipient (signed with AT-1 in its validity) received 30 days and 1 ms after AT-1's valid_until (2026-07-01): past the grace period.",
+            &env1_bytes,
+            "key_not_valid",
+        ),
+        // --- Strict ed25519. ---
+        e1(
+            "envelope_signature_s_plus_l",
+            "one_recipient with L added to the signature's S (same value mod L, S >= L).",
+            &encode_cose(prot, &parts1.payload, &signature_s_plus_l(sig1)),
+            "bad_signature",
+        ),
+        e1(
+            "envelope_signature_r_small_order",
+            "one_recipient signed with R = 01 00 .. 00 (the identity, small order) and S = k*a mod L: [S]B = R + [k]A holds (a lax verifier accepts), strict verification refuses R.",
+            &encode_cose(
+                prot,
+                &parts1.payload,
+                &forged_r(&at1, &[1], prot, &parts1.payload),
+            ),
+            "bad_signature",
+        ),
+        e1(
+            "envelope_signature_r_non_canonical",
+            "one_recipient signed with R = ee ff .. ff 7f (y = p + 1, a non-canonical encoding of the identity) and S = k*a mod L over these R bytes.",
+            &encode_cose(
+                prot,
+                &parts1.payload,
+                &forged_r(&at1, &NONCANONICAL_IDENTITY, prot, &parts1.payload),
+            ),
+            "bad_signature",
+        ),
+        e1(
+            "envelope_signature_r_non_canonical_large_order",
+            "one_recipient with R = f0 ff .. ff 7f (y = p + 3: a non-canonical encoding of a point on the curve of large order) and S = k*a mod L.",
+            &encode_cose(
+                prot,
+                &parts1.payload,
+                &forged_r(&at1, &NONCANONICAL_LARGE_ORDER, prot, &parts1.payload),
+            ),
+            "bad_signature",
+        ),
+    ];
+    for n in v.iter_mut() {
+        if n.name == "envelope_key_retired_beyond_grace" {
+            n.now = Some(JUL_2026 + imi_protocol::KEY_EXPIRY_GRACE_MS + 1);
+        }
+    }
+
+    // --- Receipts. ---
+    let de_receipt = |f: &dyn Fn(&mut Value)| resign(&accepted, &de1, f);
+    let big_outcome = |n: usize| {
+        Value::Map(vec![(
+            text("rejected"),
+            Value::Map(vec![(text("application"), text(&"x".repeat(n)))]),
+        )])
+    };
+    let sized = |n: usize| de_receipt(&|p| *field_mut(p, "outcome") = big_outcome(n));
+    let at_limit = sized(4096 - (sized(1000).len() - 1000));
+    assert_eq!(at_limit.len(), imi_protocol::MAX_RECEIPT_BYTES);
+    Receipt::verify(at_limit.clone(), &ctx.trust, NodeId::DE).expect("a receipt of 4096 bytes");
+    let over = sized(4097 - (sized(1000).len() - 1000));
+    assert_eq!(over.len(), 4097);
+    v.extend([
+        rc(
+            "receipt_oversized",
+            "A receipt by DE, validly signed with DE-1, of 4097 bytes (limit 4096): outcome rejected with a long application text.",
+            &over,
+            "oversized",
+        ),
+        rc(
+            "receipt_unsupported_version",
+            "receipt accepted with v = 2, re-signed with DE-1.",
+            &de_receipt(&|p| *field_mut(p, "v") = Value::Integer(2.into())),
+            "unsupported_version",
+        ),
+        rc(
+            "receipt_uint_long_form",
+            "receipt accepted with v = 1 written 1b 00 00 00 00 00 00 00 01, re-signed with DE-1.",
+            &resign_with(&accepted, &de1, |p| encode_with(&p, &["v"], Form::Long)),
+            "malformed",
+        ),
+        rc(
+            "receipt_unknown_key",
+            "receipt accepted with an extra key \"x\": 0 at the end, re-signed with DE-1.",
+            &de_receipt(&|p| entries(p, "").push((text("x"), Value::Integer(0.into())))),
+            "malformed",
+        ),
+        rc(
+            "receipt_unknown_reject_code",
+            "receipt accepted with outcome {\"rejected\": \"no_such_code\"}, re-signed with DE-1.",
+            &de_receipt(&|p| {
+                *field_mut(p, "outcome") =
+                    Value::Map(vec![(text("rejected"), text("no_such_code"))]);
+            }),
+            "malformed",
+        ),
+        rc(
+            "receipt_receiver_invalid_node_id",
+            "receipt accepted with receiver = \"XX\", re-signed with DE-1.",
+            &de_receipt(&|p| *field_mut(p, "receiver") = text("XX")),
+            "malformed",
+        ),
+        rc(
+            "receipt_signature_63_bytes",
+            "receipt accepted with its signature cut to 63 bytes.",
+            &{
+                let p = decode_cose(&accepted);
+                encode_cose(&p.protected, &p.payload, &p.signature[..63])
+            },
+            "malformed",
+        ),
+    ]);
+
+    // --- Trust lists. ---
+    let tl_edit = |f: &dyn Fn(&mut Value)| resign(&tl_bytes, &gov, f);
+    let with_key = |public: &[u8]| {
+        tl_edit(&|p| {
+            let Value::Array(ms) = field_mut(p, "members") else {
+                panic!()
+            };
+            let Value::Array(ks) = field_mut(&mut ms[0], "signing_keys") else {
+                panic!()
+            };
+            *field_mut(&mut ks[0], "public") = Value::Bytes(public.to_vec());
+        })
+    };
+    let mut identity = [0u8; 32];
+    identity[0] = 1;
+    let mut not_on_curve = [0u8; 32];
+    not_on_curve[0] = 2;
+    v.extend([
+        NegativeVector {
+            pad_to: Some(imi_protocol::MAX_TRUST_LIST_BYTES + 1),
+            ..tl(
+                "trust_list_oversized",
+                "The trust list followed by zero bytes up to 1 MiB + 1 = 1,048,577 bytes (pad_to; limit 1 MiB): refused by size before decoding.",
+                &tl_bytes,
+                "oversized",
+            )
+        },
+        tl(
+            "trust_list_uint_long_form",
+            "The trust list with version = 3 written 1b 00 00 00 00 00 00 00 03, re-signed with the governance key.",
+            &resign_with(&tl_bytes, &gov, |p| encode_with(&p, &["version"], Form::Long)),
+            "malformed",
+        ),
+        tl(
+            "trust_list_indefinite_array",
+            "The trust list with members written as an indefinite array, re-signed with the governance key.",
+            &resign_with(&tl_bytes, &gov, |p| encode_with(&p, &["members"], Form::Indefinite)),
+            "malformed",
+        ),
+        tl(
+            "trust_list_member_unknown_key",
+            "The trust list with an extra key \"x\": 0 in members[0], re-signed with the governance key.",
+            &tl_edit(&|p| {
+                let Value::Array(ms) = field_mut(p, "members") else { panic!() };
+                entries(&mut ms[0], "").push((text("x"), Value::Integer(0.into())));
+            }),
+            "malformed",
+        ),
+        tl(
+            "trust_list_signing_key_identity",
+            "The trust list with AT-1's public key replaced by 01 00 .. 00 (the identity point, small order), re-signed with the governance key.",
+            &with_key(&identity),
+            "malformed",
+        ),
+        tl(
+            "trust_list_signing_key_order_8",
+            "The trust list with AT-1's public key replaced by c7 17 6a .. 03 7a (a canonical point of order 8), re-signed with the governance key.",
+            &with_key(&ORDER_8_POINT),
+            "malformed",
+        ),
+        tl(
+            "trust_list_signing_key_non_canonical",
+            "The trust list with AT-1's public key replaced by f0 ff .. ff 7f (y = p + 3: a non-canonical encoding of a point of large order), re-signed with the governance key.",
+            &with_key(&NONCANONICAL_LARGE_ORDER),
+            "malformed",
+        ),
+        tl(
+            "trust_list_signing_key_not_on_curve",
+            "The trust list with AT-1's public key replaced by 02 00 .. 00 (y = 2 is not the y of any curve point), re-signed with the governance key.",
+            &with_key(&not_on_curve),
+            "malformed",
+        ),
+        tl(
+            "trust_list_signature_63_bytes",
+            "The trust list with its signature cut to 63 bytes.",
+            &{
+                let p = decode_cose(&tl_bytes);
+                encode_cose(&p.protected, &p.payload, &p.signature[..63])
+            },
+            "malformed",
+        ),
+    ]);
+    // The limits are exact: one less is accepted.
+    let prev64 = set1(&["header", "prev"], prev_list(64));
+    let kind64 = set1(&["header", "kind"], text(&"a".repeat(64)));
+    for ok in [&prev64, &kind64] {
+        let e = Envelope::parse(ok.clone(), DEFAULT_MAX_ENVELOPE_BYTES).unwrap();
+        e.verify(&ctx.trust, NodeId::DE, t1, SKEW).unwrap();
+    }
+    let in_grace = Envelope::parse(env1_bytes.clone(), DEFAULT_MAX_ENVELOPE_BYTES).unwrap();
+    in_grace
+        .verify(
+            &ctx.trust,
+            NodeId::DE,
+            JUL_2026 + imi_protocol::KEY_EXPIRY_GRACE_MS,
+            SKEW,
+        )
+        .unwrap();
+    let padded = NegativeVector {
+        pad_to: Some(imi_protocol::MAX_TRUST_LIST_BYTES),
+        ..tl("", "", &tl_bytes, "")
+    };
+    assert_eq!(
+        TrustList::verify(&padded.input(), &ctx.governance.public())
+            .unwrap_err()
+            .reject_code(),
+        Some(&RejectCode::Malformed),
+        "at the size limit, trailing bytes are malformed, not oversized"
+    );
+    // The crafted signatures really are what they claim.
+    use ed25519_dalek::Verifier as _;
+    let tbs = sig_structure(prot, &parts1.payload);
+    let at1_vk = ed25519_dalek::VerifyingKey::from_bytes(&ctx.signer("AT-1").public()).unwrap();
+    let lax = |sig: &[u8]| {
+        at1_vk
+            .verify(&tbs, &ed25519_dalek::Signature::from_slice(sig).unwrap())
+            .is_ok()
+    };
+    assert!(
+        lax(&forged_r(&at1, &[1], prot, &parts1.payload)),
+        "R = identity passes the cofactorless equation"
+    );
+    assert!(lax(sig1));
+    let s_plus_l = signature_s_plus_l(sig1);
+    assert!(s_plus_l[63] < 0x20 && s_plus_l[32..] != sig1[32..]);
+    assert_eq!(ED25519_L[31], 0x10);
+    v
+}
+
+/// A point of order 8 (canonical encoding).
+const ORDER_8_POINT: [u8; 32] = [
+    0xc7, 0x17, 0x6a, 0x70, 0x3d, 0x4d, 0xd8, 0x4f, 0xba, 0x3c, 0x0b, 0x76, 0x0d, 0x10, 0x67, 0x0f,
+    0x2a, 0x20, 0x53, 0xfa, 0x2c, 0x39, 0xcc, 0xc6, 0x4e, 0xc7, 0xfd, 0x77, 0x92, 0xac, 0x03, 0x7a,
+];
+
+/// `y = p + 1`: the identity, encoded non-canonically.
+const NONCANONICAL_IDENTITY: [u8; 32] = {
+    let mut b = [0xff; 32];
+    b[0] = 0xee;
+    b[31] = 0x7f;
+    b
+};
+
+/// `y = p + 3`: a point of large order, encoded non-canonically.
+const NONCANONICAL_LARGE_ORDER: [u8; 32] = {
+    let mut b = [0xff; 32];
+    b[0] = 0xf0;
+    b[31] = 0x7f;
+    b
+};
+
+/// A signature over the COSE Sig_structure of (`protected`, `payload`) with the given `R`
+/// (zero-extended to 32 bytes) and `S = k * a mod L`.
+fn forged_r(seed: &[u8; 32], r: &[u8], protected: &[u8], payload: &[u8]) -> Vec<u8> {
+    let mut rb = [0u8; 32];
+    rb[..r.len()].copy_from_slice(r);
+    signature_with_r(seed, &rb, &sig_structure(protected, payload)).to_vec()
+}
+
+/// `n` distinct 16-byte message ids.
+fn prev_list(n: usize) -> Value {
+    Value::Array(
+        (0..n)
+            .map(|i| Value::Bytes(vseed(&format!("prev {i}"))[..16].to_vec()))
+            .collect(),
+    )
+}
+
+// ---------------------------------------------------------------------------------------
+// The README's tables against the vectors.
+
+const README_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/vectors/README.md");
+
+/// The rows `| `code` | yes/no | meaning | `vector`, ... |` of the README's "Reject codes"
+/// table: (code, from bytes alone, vector names).
+fn readme_reject_codes() -> Vec<(String, bool, Vec<String>)> {
+    let readme = std::fs::read_to_string(README_PATH).unwrap();
+    let section = readme
+        .split("\n### Reject codes\n")
+        .nth(1)
+        .expect("README has a \"### Reject codes\" section")
+        .split("\n#")
+        .next()
+        .unwrap();
+    section
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .map(|line| {
+            let cols: Vec<&str> = line.split(" | ").map(str::trim).collect();
+            assert_eq!(cols.len(), 4, "row {line}");
+            let code = cols[0].trim_start_matches("| ").trim_matches('`');
+            let code = if code.starts_with('{') {
+                "application"
+            } else {
+                code
+            };
+            let from_bytes = match cols[1] {
+                "yes" => true,
+                "no" => false,
+                other => panic!("{code}: column 2 is {other:?}"),
+            };
+            let names = cols[3]
+                .trim_end_matches(" |")
+                .trim_end_matches('|')
+                .split(',')
+                .map(|n| n.trim().trim_matches('`').to_owned())
+                .filter(|n| !n.is_empty() && n != "–")
+                .collect();
+            (code.to_owned(), from_bytes, names)
+        })
+        .collect()
+}
+
+/// Every reject code the README lists that can come from bytes alone has at least one
+/// negative vector; the table names every negative vector under its expected code; and the
+/// table lists exactly the codes of [`RejectCode`].
+#[test]
+fn readme_lists_every_negative_vector() {
+    let f = load();
+    let rows = readme_reject_codes();
+    let all = [
+        RejectCode::Oversized,
+        RejectCode::Malformed,
+        RejectCode::UnsupportedVersion,
+        RejectCode::UnknownSender,
+        RejectCode::BadSignature,
+        RejectCode::KeyNotValid,
+        RejectCode::NotRecipient,
+        RejectCode::DecryptFailed,
+        RejectCode::FromFuture,
+        RejectCode::UnknownKind,
+        RejectCode::Conflict,
+        RejectCode::WrongPeer,
+        RejectCode::QuotaExceeded,
+        RejectCode::Internal,
+        RejectCode::Application("application".into()),
+    ];
+    let codes: Vec<&str> = rows.iter().map(|(c, _, _)| c.as_str()).collect();
+    assert_eq!(
+        codes,
+        all.iter().map(RejectCode::label).collect::<Vec<_>>(),
+        "the README's reject codes"
+    );
+    for (code, from_bytes, names) in &rows {
+        let vectors: Vec<&NegativeVector> =
+            f.negative.iter().filter(|v| &v.expected == code).collect();
+        if *from_bytes {
+            assert!(!vectors.is_empty(), "no negative vector for {code}");
+        } else {
+            assert!(
+                vectors.is_empty() && names.is_empty(),
+                "{code} is not from bytes"
+            );
+        }
+        let mut listed = names.clone();
+        listed.sort();
+        let mut actual: Vec<String> = vectors.iter().map(|v| v.name.clone()).collect();
+        actual.sort();
+        assert_eq!(listed, actual, "README's vectors for {code}");
+    }
+    // Every vector named anywhere in the README exists and has the code of its row.
+    let readme = std::fs::read_to_string(README_PATH).unwrap();
+    for v in &f.negative {
+        assert!(
+            readme.contains(&format!("`{}`", v.name)),
+            "{} not in README",
+            v.name
+        );
+    }
+    for word in readme.split('`').skip(1).step_by(2) {
+        let prefixed = ["envelope_", "receipt_", "trust_list_"]
+            .iter()
+            .any(|p| word.starts_with(p));
+        // `envelope_hash` is a receipt field, not a vector.
+        if prefixed
+            && word != "envelope_hash"
+            && word
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        {
+            assert!(
+                f.negative.iter().any(|v| v.name == word),
+                "README names {word}, which is not a negative vector"
+            );
+        }
+    }
+}
+
+/// The limits in the README are the crate's constants.
+#[test]
+fn readme_limits_are_the_constants() {
+    fn thousands(n: usize) -> String {
+        let digits = n.to_string();
+        let mut out = String::new();
+        for (i, c) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i).is_multiple_of(3) {
+                out.push(',');
+            }
+            out.push(c);
+        }
+        out
+    }
+    let readme = std::fs::read_to_string(README_PATH).unwrap();
+    let grace = usize::try_from(imi_protocol::KEY_EXPIRY_GRACE_MS).unwrap();
+    for what in [
+        format!("4 MiB = {} bytes", thousands(DEFAULT_MAX_ENVELOPE_BYTES)),
+        format!(
+            "| receipt size | {} bytes |",
+            imi_protocol::MAX_RECEIPT_BYTES
+        ),
+        format!(
+            "1 MiB = {} bytes",
+            thousands(imi_protocol::MAX_TRUST_LIST_BYTES)
+        ),
+        format!("1 to {}, distinct", imi_protocol::MAX_RECIPIENTS),
+        format!("| at most {} |", imi_protocol::MAX_PREDECESSORS),
+        format!("({} ms)", thousands(grace)),
+        format!("1 to {} characters", imi_protocol::AuthorityId::MAX_LEN),
+    ] {
+        assert!(readme.contains(&what), "README lacks {what:?}");
     }
 }
