@@ -129,6 +129,14 @@ impl Report {
     }
 }
 
+/// What an envelope leaf says (checked against the signed header), for its receipts.
+struct EnvelopeLabels {
+    sha256: String,
+    case: String,
+    from: String,
+    to: Vec<String>,
+}
+
 /// Verifies a bundle's bytes; returns every check made. The bundle verifies if all pass.
 pub fn verify(bytes: &[u8], options: &Options) -> Vec<Check> {
     let mut r = Report(Vec::new());
@@ -316,7 +324,7 @@ pub fn verify(bytes: &[u8], options: &Options) -> Vec<Check> {
         .collect();
     // The envelopes of the bundle (id → hash, from their leaves, which are checked against
     // the signed bytes below): every receipt must name one of them.
-    let envelopes: std::collections::HashMap<String, (String, String)> = bundle
+    let envelopes: std::collections::HashMap<String, EnvelopeLabels> = bundle
         .entries
         .iter()
         .filter_map(|e| Leaf::parse(&e.leaf))
@@ -324,7 +332,12 @@ pub fn verify(bytes: &[u8], options: &Options) -> Vec<Check> {
         .filter_map(|l| {
             Some((
                 l.get("id")?.to_owned(),
-                (l.get("sha256")?.to_owned(), l.get("case")?.to_owned()),
+                EnvelopeLabels {
+                    sha256: l.get("sha256")?.to_owned(),
+                    case: l.get("case")?.to_owned(),
+                    from: l.get("from")?.to_owned(),
+                    to: l.get("to")?.split(',').map(str::to_owned).collect(),
+                },
             ))
         })
         .collect();
@@ -494,14 +507,19 @@ pub fn verify(bytes: &[u8], options: &Options) -> Vec<Check> {
                             .body
                             .message_id
                             .and_then(|m| envelopes.get(&m.to_string()));
-                        let answered = envelope.is_some_and(|(h, c)| {
-                            *h == hex::encode(rc.body.envelope_hash) && leaf.get("case") == Some(c)
+                        // And its counterpart is that envelope's: signed by one of its
+                        // recipients, for its sender.
+                        let answered = envelope.is_some_and(|e| {
+                            e.sha256 == hex::encode(rc.body.envelope_hash)
+                                && leaf.get("case") == Some(e.case.as_str())
+                                && e.to.iter().any(|t| t == rc.body.receiver.as_str())
+                                && rc.body.sender.is_some_and(|s| s.as_str() == e.from)
                         });
                         if bundle.case.is_some() || envelope.is_some() {
                             r.add(
                                 format!("{name}.envelope"),
                                 answered,
-                                "names an envelope of this bundle, its hash and its case",
+                                "names an envelope of this bundle, its hash, its case, a recipient and its sender",
                             );
                         }
                     }
@@ -678,4 +696,144 @@ pub fn lifecycle(steps: &[(u64, String, NodeId, Vec<NodeId>)]) -> (bool, String)
         steps.first().is_some_and(|s| s.1 == "create"),
         format!("{} steps", steps.len()),
     )
+}
+
+/// Cross-checks the case bundles of the case's two nodes (each verified on its own first,
+/// with [`verify`]): what one node's signed records say the other received or sent must be
+/// in the other's bundle. A node's log can leave out what its own software chose not to log;
+/// it cannot make its counterpart's records, nor the receipts it signed, disappear.
+///
+/// For each side `X` and the other side `Y`:
+/// * `cross.<Y>.envelope_in`: every envelope `X` sent to `Y` for which `X` holds `Y`'s signed
+///   receipt `accepted` or `duplicate` is an `envelope_in` of `Y`'s bundle, with the same
+///   SHA-256;
+/// * `cross.<Y>.envelope_out`: every envelope `X` accepted from `Y` is an `envelope_out` of
+///   `Y`'s bundle, with the same SHA-256.
+///
+/// No allowance is made for when each bundle was exported: a bundle's dates are its own
+/// node's word, and a node that left out its last records would look merely older. Export
+/// both after the case's last exchange; an honest node's fresh bundle then passes.
+pub fn cross_check(a: &[u8], b: &[u8], options: &Options) -> Vec<Check> {
+    let mut r = Report(Vec::new());
+    let parse = |bytes: &[u8]| serde_json::from_slice::<Bundle>(bytes).ok();
+    let (Some(a), Some(b)) = (parse(a), parse(b)) else {
+        r.add("cross.parse", false, "both files must be evidence bundles");
+        return r.0;
+    };
+    let same_case = a.case.is_some() && a.case == b.case && a.log.node != b.log.node;
+    if !r.add(
+        "cross.case",
+        same_case,
+        format!(
+            "{} and {}, case {}",
+            a.log.node,
+            b.log.node,
+            a.case.as_deref().unwrap_or("null")
+        ),
+    ) {
+        return r.0;
+    }
+    for (x, y) in [(&a, &b), (&b, &a)] {
+        let gov = options
+            .governance_key
+            .or_else(|| hex32(&x.governance_public_key));
+        let trust = gov
+            .zip(B64.decode(&x.trust_list).ok())
+            .and_then(|(g, tl)| TrustList::verify(&tl, &g).ok());
+        let Some(trust) = trust else {
+            r.add(
+                format!("cross.{}.trust_list", x.log.node),
+                false,
+                "does not verify",
+            );
+            continue;
+        };
+        let Ok(y_node) = y.log.node.parse::<NodeId>() else {
+            r.add("cross.case", false, "unknown node");
+            continue;
+        };
+        let leaves = |bundle: &Bundle| -> Vec<(Leaf, Option<Vec<u8>>)> {
+            bundle
+                .entries
+                .iter()
+                .filter_map(|e| {
+                    Some((
+                        Leaf::parse(&e.leaf)?,
+                        e.bytes.as_ref().and_then(|s| B64.decode(s).ok()),
+                    ))
+                })
+                .collect()
+        };
+        let (xl, yl) = (leaves(x), leaves(y));
+        let y_has = |kind: &str, id: &str, sha: &str| {
+            yl.iter().any(|(l, _)| {
+                l.kind == kind && l.get("id") == Some(id) && l.get("sha256") == Some(sha)
+            })
+        };
+        let yn = y.log.node.as_str();
+        // Envelopes X sent that Y signed it accepted.
+        let mut missing_in = Vec::new();
+        let mut checked_in = 0;
+        for (l, raw) in &xl {
+            if l.kind != "receipt_in" || l.get("receiver") != Some(yn) {
+                continue;
+            }
+            let Some(rc) = raw.as_ref().and_then(|b| {
+                Receipt::verify(b.clone(), &trust, y_node)
+                    .ok()
+                    .filter(|rc| rc.body.outcome.label() != "rejected")
+            }) else {
+                continue;
+            };
+            let (Some(id), sha) = (rc.body.message_id, hex::encode(rc.body.envelope_hash)) else {
+                continue;
+            };
+            checked_in += 1;
+            if !y_has("envelope_in", &id.to_string(), &sha) {
+                missing_in.push(id.to_string());
+            }
+        }
+        r.add(
+            format!("cross.{yn}.envelope_in"),
+            missing_in.is_empty(),
+            if missing_in.is_empty() {
+                format!("{checked_in} envelopes {yn} signed receipts for are in its bundle")
+            } else {
+                format!(
+                    "{yn} signed receipts for envelopes its bundle lacks (or it was exported \
+                     before them): {}",
+                    missing_in.join(", ")
+                )
+            },
+        );
+        // Envelopes X accepted from Y.
+        let mut missing_out = Vec::new();
+        let mut checked_out = 0;
+        for (l, _) in &xl {
+            if l.kind != "envelope_in" || l.get("from") != Some(yn) {
+                continue;
+            }
+            let (Some(id), Some(sha)) = (l.get("id"), l.get("sha256")) else {
+                continue;
+            };
+            checked_out += 1;
+            if !y_has("envelope_out", id, sha) {
+                missing_out.push(id.to_owned());
+            }
+        }
+        r.add(
+            format!("cross.{yn}.envelope_out"),
+            missing_out.is_empty(),
+            if missing_out.is_empty() {
+                format!("{checked_out} envelopes {yn} signed are in its bundle")
+            } else {
+                format!(
+                    "{yn} signed envelopes its bundle lacks (or it was exported before \
+                     them): {}",
+                    missing_out.join(", ")
+                )
+            },
+        );
+    }
+    r.0
 }

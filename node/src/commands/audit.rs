@@ -45,6 +45,12 @@ pub enum Command {
         /// checkpoint; 0 accepts an unwitnessed log and says so in the report.
         #[arg(long, default_value_t = 1)]
         witnesses: usize,
+        /// The same case's bundle exported by the other party's node: it is verified too
+        /// (its checks prefixed `counterpart.`), then both are cross-checked (`cross.*`: what
+        /// one node's signed records say the other received or sent is in the other's
+        /// bundle; docs/evidence-bundle.md §8).
+        #[arg(long)]
+        counterpart: Option<PathBuf>,
         /// JSON output.
         #[arg(long)]
         json: bool,
@@ -100,6 +106,7 @@ pub fn exec(command: Command) -> Result<()> {
             file,
             governance_key,
             witnesses,
+            counterpart,
             json,
         } => {
             let bytes =
@@ -127,13 +134,28 @@ pub fn exec(command: Command) -> Result<()> {
                     },
                 },
             ];
-            checks.extend(imi_audit::bundle::verify(
-                &bytes,
-                &imi_audit::bundle::Options {
-                    governance_key: Some(pinned),
-                    min_witnesses: witnesses,
-                },
-            ));
+            let options = imi_audit::bundle::Options {
+                governance_key: Some(pinned),
+                min_witnesses: witnesses,
+            };
+            checks.extend(imi_audit::bundle::verify(&bytes, &options));
+            if let Some(other) = counterpart {
+                let other_bytes = std::fs::read(&other)
+                    .with_context(|| format!("reading {}", other.display()))?;
+                checks.extend(
+                    imi_audit::bundle::verify(&other_bytes, &options)
+                        .into_iter()
+                        .map(|mut c| {
+                            c.name = format!("counterpart.{}", c.name);
+                            c
+                        }),
+                );
+                checks.extend(imi_audit::bundle::cross_check(
+                    &bytes,
+                    &other_bytes,
+                    &options,
+                ));
+            }
             let failed: Vec<&imi_audit::bundle::Check> = checks.iter().filter(|c| !c.ok).collect();
             if json {
                 println!("{}", serde_json::to_string(&checks)?);

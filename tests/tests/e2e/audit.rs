@@ -167,6 +167,61 @@ fn evidence_bundles_verify_offline_and_tampering_is_named() {
         out.contains("PASS trust.witnesses_required (0: an unwitnessed log is accepted)"),
         "{out}"
     );
+    // Both sides' bundles cross-check: what each node's signed records say the other
+    // received or sent is in the other's bundle.
+    let (ok, out) = verify(
+        &fed,
+        &api_file,
+        &["--counterpart", hu_file.to_str().unwrap()],
+    );
+    assert!(ok, "{out}");
+    for c in [
+        "PASS counterpart.case.chain",
+        "PASS cross.HU.envelope_in (2 envelopes",
+        "PASS cross.HU.envelope_out (2 envelopes",
+        "PASS cross.DE.envelope_in (2 envelopes",
+        "PASS cross.DE.envelope_out (2 envelopes",
+    ] {
+        assert!(out.contains(c), "{c}: {out}");
+    }
+    // A dishonest HU re-logs the case without the close it accepted (and the receipt it
+    // signed for it), with its own keys: its bundle verifies alone, the cross-check names
+    // the omission, and DE holds HU's signed receipt for it.
+    let hu_bundle: Value = serde_json::from_slice(&std::fs::read(&hu_file).unwrap()).unwrap();
+    let hu_seed = std::fs::read_to_string(fed.node_dir("HU").join("identity.key")).unwrap();
+    let mut pruned = hu_bundle.clone();
+    let close_in = hu_bundle["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["leaf"].as_str().unwrap())
+        .find(|l| l.contains("type=envelope_in") && l.contains("step=close"))
+        .and_then(|l| l.lines().find_map(|x| x.strip_prefix("id=")))
+        .unwrap()
+        .to_owned();
+    pruned["entries"].as_array_mut().unwrap().retain(|e| {
+        !e["leaf"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("id={close_in}"))
+    });
+    let relinked = relink(&pruned);
+    let lying = relog(&relinked, "HU", hu_seed.trim(), &|l| l.to_owned());
+    let lying_file = dir.path().join("hu-lying.json");
+    std::fs::write(&lying_file, serde_json::to_vec(&lying).unwrap()).unwrap();
+    let (ok, out) = verify(&fed, &lying_file, &[]);
+    assert!(ok, "the dishonest node's own bundle verifies alone: {out}");
+    let (ok, out) = verify(
+        &fed,
+        &api_file,
+        &["--counterpart", lying_file.to_str().unwrap()],
+    );
+    assert!(!ok, "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("FAIL cross.HU.envelope_in") && l.contains(&close_in)),
+        "{out}"
+    );
     // The defaults: a pinned governance key is required, and one witness.
     let o = fed.run_cli(&["audit", "verify", hu_file.to_str().unwrap()]);
     let stderr = String::from_utf8_lossy(&o.stderr);
@@ -434,7 +489,7 @@ fn evidence_bundles_verify_offline_and_tampering_is_named() {
     let seed = std::fs::read_to_string(fed.node_dir("DE").join("identity.key")).unwrap();
     let original: Value = serde_json::from_slice(&bytes).unwrap();
     let relogged = |edit: &dyn Fn(&str) -> String| {
-        let b = relog(&original, seed.trim(), edit);
+        let b = relog(&original, "DE", seed.trim(), edit);
         imi_audit::bundle::verify(&serde_json::to_vec(&b).unwrap(), &opts)
     };
     let failed = |checks: Vec<imi_audit::bundle::Check>| -> Vec<String> {
@@ -516,11 +571,10 @@ fn evidence_bundles_verify_offline_and_tampering_is_named() {
 /// What a node can do with its own signing key: put a bundle's leaves (each passed through
 /// `edit`) in a fresh log of its own, in order, their `prev` links renumbered; sign a
 /// checkpoint of that log and a head statement for the case; prove each entry in it.
-fn relog(bundle: &Value, seed_hex: &str, edit: &dyn Fn(&str) -> String) -> Value {
+fn relog(bundle: &Value, node: &str, seed_hex: &str, edit: &dyn Fn(&str) -> String) -> Value {
     use imi_audit::merkle::{self, MemTree};
     use imi_audit::note::{CaseHead, Checkpoint, SignedNote, head_origin_of, origin_of};
-    let signer =
-        imi_protocol::NodeSigner::from_seed(imi_protocol::NodeId::DE, &hex_decode(seed_hex));
+    let signer = imi_protocol::NodeSigner::from_seed(node.parse().unwrap(), &hex_decode(seed_hex));
     let entries = bundle["entries"].as_array().unwrap();
     let renumber: std::collections::HashMap<String, String> = entries
         .iter()
@@ -545,12 +599,12 @@ fn relog(bundle: &Value, seed_hex: &str, edit: &dyn Fn(&str) -> String) -> Value
     }
     let size = tree.size();
     let cp = Checkpoint {
-        origin: origin_of("DE"),
+        origin: origin_of(node),
         size,
         root: tree.root(),
     };
     let head = CaseHead {
-        origin: head_origin_of("DE"),
+        origin: head_origin_of(node),
         case: bundle["case"].as_str().unwrap().to_owned(),
         size,
         head: Some(size - 1),
@@ -569,6 +623,30 @@ fn relog(bundle: &Value, seed_hex: &str, edit: &dyn Fn(&str) -> String) -> Value
                 .map(|h| h.iter().map(|x| format!("{x:02x}")).collect::<String>())
                 .collect::<Vec<_>>()
         );
+    }
+    b
+}
+
+/// A bundle whose entries were removed, its `prev` links rewritten to skip them (each entry
+/// linked to the previous entry that is left), as a node re-logging without them would.
+fn relink(bundle: &Value) -> Value {
+    let mut b = bundle.clone();
+    let mut before = "-".to_owned();
+    for e in b["entries"].as_array_mut().unwrap() {
+        let leaf: String = e["leaf"]
+            .as_str()
+            .unwrap()
+            .lines()
+            .map(|line| {
+                if line.starts_with("prev=") {
+                    format!("prev={before}\n")
+                } else {
+                    format!("{line}\n")
+                }
+            })
+            .collect();
+        before = e["index"].to_string();
+        e["leaf"] = json!(leaf);
     }
     b
 }
