@@ -483,6 +483,20 @@ fn evidence_bundles_verify_offline_and_tampering_is_named() {
         );
     }
     assert!(case_edits > 100, "{case_edits}");
+    // Any one entry left out: the case's chain (or its head) names the gap.
+    let full: Value = serde_json::from_slice(&bytes).unwrap();
+    let n = full["entries"].as_array().unwrap().len();
+    for i in 0..n {
+        let mut b = full.clone();
+        let gone = b["entries"].as_array_mut().unwrap().remove(i);
+        let checks = imi_audit::bundle::verify(&serde_json::to_vec(&b).unwrap(), &opts);
+        assert!(
+            checks.iter().any(|c| !c.ok && c.name == "case.chain"),
+            "leaving out entry {} passes case.chain: {}",
+            gone["index"],
+            gone["leaf"]
+        );
+    }
     // A dishonest node re-logs the case in a fresh log of its own, signs a checkpoint and a
     // head for it (it holds its keys; witnesses are not asked): labels that lie about
     // signed bytes still fail, each by name. The control (re-logged unchanged) verifies.
