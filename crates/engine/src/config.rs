@@ -33,6 +33,12 @@ pub struct EngineConfig {
     /// the sender a moment before the receiver frees the slot, and an honest sender must
     /// never meet this limit.
     pub max_inbound_per_peer: usize,
+    /// While more than one peer is sending (an envelope from each arrived within the last
+    /// second), the envelopes one peer may have in verification and commit at once; the rest
+    /// of its `max_inbound_per_peer` wait in its queue, and the others' envelopes pass them
+    /// round robin. A lone sender is not limited by it. Keeps a flooding peer's work from
+    /// filling the committer's groups ahead of everyone else's.
+    pub inbound_share_contended: usize,
     /// Envelope bytes accepted from one peer per UTC day; beyond it envelopes are refused
     /// `quota_exceeded` (the sender retries the next day). `0` = no limit.
     pub peer_bytes_per_day: u64,
@@ -77,6 +83,7 @@ impl Default for EngineConfig {
             group_commit_linger_us: 2000,
             group_commit_target: 32,
             max_inbound_per_peer: 128,
+            inbound_share_contended: 16,
             peer_bytes_per_day: DEFAULT_PEER_BYTES_PER_DAY,
             peer_bytes_per_day_overrides: BTreeMap::new(),
             job_interval_ms: BTreeMap::new(),

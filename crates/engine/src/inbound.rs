@@ -30,12 +30,19 @@ struct Queued {
     gauge: Option<Gauge>,
 }
 
+/// How long after its last envelope a peer still counts as sending.
+const ACTIVE_FOR: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Envelopes waiting for verification, one queue per peer, served round robin: a peer
 /// with a thousand envelopes waiting delays another peer's next envelope by at most one of
-/// its own per verifier.
+/// its own per verifier. While more than one peer is sending, a peer with `contended`
+/// envelopes in process (taken, not yet answered) is passed over until one is answered, so
+/// that its work cannot fill the committer's groups ahead of the others'.
 struct Fair<T> {
     queues: HashMap<PeerId, VecDeque<T>>,
     ring: VecDeque<PeerId>,
+    busy: HashMap<PeerId, usize>,
+    seen: HashMap<PeerId, std::time::Instant>,
 }
 
 impl<T> Default for Fair<T> {
@@ -43,29 +50,59 @@ impl<T> Default for Fair<T> {
         Self {
             queues: HashMap::new(),
             ring: VecDeque::new(),
+            busy: HashMap::new(),
+            seen: HashMap::new(),
         }
     }
 }
 
 impl<T> Fair<T> {
-    fn push(&mut self, peer: PeerId, item: T) {
+    fn push(&mut self, peer: PeerId, item: T, now: std::time::Instant) {
         let q = self.queues.entry(peer).or_default();
         if q.is_empty() {
             self.ring.push_back(peer);
         }
         q.push_back(item);
+        self.seen.insert(peer, now);
     }
 
-    fn pop(&mut self) -> Option<(PeerId, T)> {
-        let peer = self.ring.pop_front()?;
-        let q = self.queues.get_mut(&peer)?;
-        let item = q.pop_front()?;
-        if q.is_empty() {
-            self.queues.remove(&peer);
+    /// The next envelope, round robin over the peers that may take one more into process:
+    /// every peer while at most one is sending, those under `contended` otherwise.
+    fn pop(&mut self, now: std::time::Instant, contended: usize) -> Option<(PeerId, T)> {
+        self.seen
+            .retain(|_, t| now.saturating_duration_since(*t) < ACTIVE_FOR);
+        let share = if self.seen.len() > 1 {
+            contended.max(1)
         } else {
-            self.ring.push_back(peer);
+            usize::MAX
+        };
+        for _ in 0..self.ring.len() {
+            let peer = self.ring.pop_front()?;
+            if self.busy.get(&peer).copied().unwrap_or(0) >= share {
+                self.ring.push_back(peer);
+                continue;
+            }
+            let q = self.queues.get_mut(&peer)?;
+            let item = q.pop_front()?;
+            if q.is_empty() {
+                self.queues.remove(&peer);
+            } else {
+                self.ring.push_back(peer);
+            }
+            *self.busy.entry(peer).or_default() += 1;
+            return Some((peer, item));
         }
-        Some((peer, item))
+        None
+    }
+
+    /// An envelope taken by [`Fair::pop`] was answered.
+    fn done(&mut self, peer: PeerId) {
+        if let Some(n) = self.busy.get_mut(&peer) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.busy.remove(&peer);
+            }
+        }
     }
 }
 
@@ -139,6 +176,7 @@ pub(crate) async fn run(
                             slot,
                             gauge,
                         },
+                        std::time::Instant::now(),
                     );
                 }
                 ready.notify_one();
@@ -176,8 +214,12 @@ async fn verifier(
     limit: Arc<Semaphore>,
     cancel: CancellationToken,
 ) {
+    let contended = shared.config.inbound_share_contended;
     loop {
-        let next = fair.lock().ok().and_then(|mut f| f.pop());
+        let next = fair
+            .lock()
+            .ok()
+            .and_then(|mut f| f.pop(std::time::Instant::now(), contended));
         let Some((peer, q)) = next else {
             tokio::select! {
                 _ = cancel.cancelled() => return,
@@ -206,12 +248,18 @@ async fn verifier(
         };
         let (shared, id, received, slot, gauge) =
             (shared.clone(), q.id, q.received, q.slot, q.gauge);
+        let (fair, ready) = (fair.clone(), ready.clone());
         tokio::spawn(async move {
             answer(&shared, peer, id, prepared, received).await;
             if let Some(g) = gauge {
                 g.dec();
             }
             drop((permit, slot));
+            // Its share is free again: a verifier may be waiting for it.
+            if let Ok(mut f) = fair.lock() {
+                f.done(peer);
+            }
+            ready.notify_one();
         });
         // Let the other verifiers and tasks run between two envelopes.
         tokio::task::yield_now().await;
@@ -526,17 +574,54 @@ mod tests {
     #[test]
     fn peers_are_served_round_robin() {
         let (a, b) = (PeerId::random(), PeerId::random());
+        let now = std::time::Instant::now();
         let mut f = Fair::default();
         for i in 0..5 {
-            f.push(a, i);
+            f.push(a, i, now);
         }
-        f.push(b, 100);
-        let order: Vec<(PeerId, i32)> = std::iter::from_fn(|| f.pop()).collect();
+        f.push(b, 100, now);
+        let order: Vec<(PeerId, i32)> = std::iter::from_fn(|| f.pop(now, usize::MAX)).collect();
         assert_eq!(
             order,
             [(a, 0), (b, 100), (a, 1), (a, 2), (a, 3), (a, 4)],
             "B's one envelope waits for one of A's, not for all five"
         );
         assert!(f.queues.is_empty() && f.ring.is_empty());
+    }
+
+    #[test]
+    fn a_peer_holds_only_its_share_while_another_sends() {
+        let (a, b) = (PeerId::random(), PeerId::random());
+        let t0 = std::time::Instant::now();
+        let mut f = Fair::default();
+        // Alone, A is not limited by the contended share.
+        for i in 0..4 {
+            f.push(a, i, t0);
+        }
+        let alone: Vec<i32> = std::iter::from_fn(|| f.pop(t0, 2))
+            .map(|(_, i)| i)
+            .collect();
+        assert_eq!(alone, [0, 1, 2, 3]);
+        for _ in 0..4 {
+            f.done(a);
+        }
+        // With B sending too, A has at most 2 in process; B's envelope passes A's queue.
+        for i in 10..15 {
+            f.push(a, i, t0);
+        }
+        f.push(b, 100, t0);
+        let taken: Vec<(PeerId, i32)> = std::iter::from_fn(|| f.pop(t0, 2)).collect();
+        assert_eq!(taken, [(a, 10), (b, 100), (a, 11)]);
+        assert!(
+            f.pop(t0, 2).is_none(),
+            "A waits for one of its two to be answered"
+        );
+        f.done(a);
+        assert_eq!(f.pop(t0, 2), Some((a, 12)));
+        // A second after B's last envelope, A is alone again.
+        let later = t0 + ACTIVE_FOR + std::time::Duration::from_millis(1);
+        f.push(a, 15, later);
+        assert_eq!(f.pop(later, 2), Some((a, 13)));
+        assert_eq!(f.pop(later, 2), Some((a, 14)));
     }
 }
