@@ -10,10 +10,11 @@
 //! `fx::canon::strict_cose`) is `malformed`; a list signed by the governance key is
 //! `malformed` exactly when its payload is not the canonical encoding of a trust list (a
 //! canonical one is also deterministic CBOR by an independent check), and verifies exactly
-//! when it is canonical and consistent; a verified list is consistent (`validate`); it round-trips (encode →
-//! sign → verify gives the same list, and the encoding is a fixed point); key look-ups
-//! answer for every member, key id and validity boundary without panicking, and agree
-//! with the list (a key found is listed and valid at the time asked).
+//! when it is canonical and consistent; a verified list is its payload's canonical
+//! encoding and consistent (`validate`); it round-trips (encode → sign → verify gives the
+//! same list, and the encoding is a fixed point); key look-ups answer for every member, key
+//! id and validity boundary without panicking, and agree with the list (a key found is
+//! listed and valid at the time asked).
 #![no_main]
 
 use imi_fuzz_fixtures as fx;
