@@ -5,14 +5,19 @@
 //! as received. Set: they are a COSE payload the target signs with one of the vectors'
 //! keys (bits 1-3). Bits 4-5 choose the node the receipt is expected from.
 //!
-//! Asserts: no panic; the 4096-byte limit; a verified receipt is the bytes given, from the
-//! expected receiver, version 1, signed by its key valid at `received`; its body round-trips
-//! (decode → sign → verify gives the same body, and the encoding is a fixed point).
+//! Asserts: no panic; the 4096-byte limit; `Receipt::verify` refuses as `malformed` exactly
+//! what a model refuses: anything but the one COSE_Sign1 form (rebuilt with `coset`,
+//! `fx::canon::strict_cose`) around the canonical encoding of a receipt body (which is also
+//! deterministic CBOR by an independent check); a verified receipt is the bytes given, from
+//! the expected receiver, version 1, signed by its key valid at `received`; its body
+//! round-trips (decode → sign → verify gives the same body, and the encoding is a fixed
+//! point).
 #![no_main]
 
 use imi_fuzz_fixtures as fx;
+use imi_fuzz_fixtures::canon;
 use imi_protocol::cose::CT_RECEIPT;
-use imi_protocol::{MAX_RECEIPT_BYTES, NodeSigner, Receipt, ReceiptBody, TrustList};
+use imi_protocol::{MAX_RECEIPT_BYTES, NodeSigner, Receipt, ReceiptBody, RejectCode, TrustList};
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
 
@@ -39,7 +44,26 @@ fuzz_target!(|data: &[u8]| {
         rest.to_vec()
     };
     let expected = fx::MEMBERS[usize::from(sel >> 4 & 3)];
-    let r = match Receipt::verify(bytes.clone(), &f.trust, expected) {
+    let result = Receipt::verify(bytes.clone(), &f.trust, expected);
+    if bytes.len() > MAX_RECEIPT_BYTES {
+        assert_eq!(result.err(), Some(RejectCode::Oversized));
+        return;
+    }
+    // The model: the strict COSE form around a canonical body, or `malformed`.
+    let well_formed = canon::strict_cose(&bytes, CT_RECEIPT).is_some_and(|(_, payload)| {
+        ciborium::from_reader::<ReceiptBody, _>(payload.as_slice()).is_ok_and(|b| {
+            let canonical = fx::cbor(&b) == payload;
+            assert!(!canonical || canon::deterministic(&payload));
+            canonical
+        })
+    });
+    assert_eq!(
+        matches!(result, Err(RejectCode::Malformed)),
+        !well_formed,
+        "Receipt::verify disagrees with the model: {:?}",
+        result.as_ref().err()
+    );
+    let r = match result {
         Ok(r) => r,
         Err(_) => return,
     };

@@ -6,15 +6,23 @@
 //! list. Set: they are the CBOR payload, which the target signs with the vectors' governance
 //! key, so that mutated lists get past the signature.
 //!
-//! Asserts: no panic; a verified list is consistent (`validate`); it round-trips (encode →
-//! sign → verify gives the same list, and the encoding is a fixed point); key look-ups
-//! answer for every member, key id and validity boundary without panicking, and agree
-//! with the list (a key found is listed and valid at the time asked).
+//! Asserts: no panic; anything but the one COSE_Sign1 form (rebuilt with `coset`,
+//! `fx::canon::strict_cose`) is `malformed`; a list signed by the governance key is
+//! `malformed` exactly when its payload is not the canonical encoding of a trust list (a
+//! canonical one is also deterministic CBOR by an independent check), and verifies exactly
+//! when it is canonical and consistent; a verified list is its payload's canonical
+//! encoding and consistent (`validate`); it round-trips (encode → sign → verify gives the
+//! same list, and the encoding is a fixed point); key look-ups answer for every member, key
+//! id and validity boundary without panicking, and agree with the list (a key found is
+//! listed and valid at the time asked).
 #![no_main]
 
 use imi_fuzz_fixtures as fx;
+use imi_fuzz_fixtures::canon;
 use imi_protocol::cose::CT_TRUST_LIST;
-use imi_protocol::{MAX_TRUST_LIST_BYTES, NodeId, NodeSigner, TrustList, key_id};
+use imi_protocol::{
+    MAX_TRUST_LIST_BYTES, NodeId, NodeSigner, ProtocolError, RejectCode, TrustList, key_id,
+};
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
 
@@ -31,10 +39,40 @@ fuzz_target!(|data: &[u8]| {
     } else {
         rest.to_vec()
     };
-    let list = match TrustList::verify(&bytes, public) {
+    let result = TrustList::verify(&bytes, public);
+    let malformed = matches!(result, Err(ProtocolError::Rejected(RejectCode::Malformed)));
+    if bytes.len() <= MAX_TRUST_LIST_BYTES {
+        match canon::strict_cose(&bytes, CT_TRUST_LIST) {
+            None => assert!(malformed, "not the strict form, yet {result:?}"),
+            Some((kid, payload)) if sel & 1 == 1 => {
+                // Signed here with the governance key: only the payload decides.
+                assert_eq!(kid, key_id(public));
+                let decoded = ciborium::from_reader::<TrustList, _>(payload.as_slice())
+                    .ok()
+                    .filter(|l| fx::cbor(l) == payload);
+                if decoded.is_some() {
+                    assert!(canon::deterministic(&payload));
+                }
+                assert_eq!(malformed, decoded.is_none(), "{result:?}");
+                assert_eq!(
+                    result.is_ok(),
+                    decoded.is_some_and(|l| l.validate().is_ok()),
+                    "{result:?}"
+                );
+            }
+            Some(_) => {}
+        }
+    }
+    let list = match result {
         Ok(l) => l,
         Err(_) => return,
     };
+    let payload = fx::cose_payload(&bytes).expect("a verified list is a COSE_Sign1");
+    assert_eq!(
+        fx::cbor(&list),
+        payload,
+        "a verified list is its canonical encoding"
+    );
     assert!(bytes.len() <= MAX_TRUST_LIST_BYTES);
     list.validate().expect("a verified list is consistent");
 
