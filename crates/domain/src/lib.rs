@@ -16,6 +16,9 @@
 //!   every transition; its errors carry stable codes for rejection receipts.
 //! * [`catalogue`]: legal areas, procedures and question sets with their translations,
 //!   loaded from `configs/catalogue/`.
+//! * [`vocabulary`]: the controlled vocabularies of regulated professions and competence
+//!   keywords that authorities are tagged with, named in every catalogue language, loaded
+//!   from `configs/vocabularies/`.
 //! * [`limits`]: size limits and code/language well-formedness shared by the above.
 //!
 //! Everything that travels or is stored is serde-serializable and versioned (a `v` field).
@@ -28,6 +31,7 @@ pub mod limits;
 pub mod message;
 pub mod request;
 pub mod user;
+pub mod vocabulary;
 
 pub use authority::{Authority, AuthorityError, Directory, Level, country_of};
 pub use request::{
@@ -36,3 +40,4 @@ pub use request::{
     TransitionKind, apply, create, is_overdue,
 };
 pub use user::{CoordinatorScope, Role, User, UserError};
+pub use vocabulary::{Competence, Profession, Sector, Vocabulary, VocabularyError};

@@ -2,6 +2,7 @@
 //!
 //! * [`catalogue`]: the shipped catalogue and the loader's validation.
 //! * [`request`]: the request lifecycle state machine.
+//! * [`vocabulary`]: the shipped professions and competences and the loader's validation.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -14,3 +15,5 @@
 mod catalogue;
 #[path = "domain/request.rs"]
 mod request;
+#[path = "domain/vocabulary.rs"]
+mod vocabulary;
