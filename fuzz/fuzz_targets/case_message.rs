@@ -5,7 +5,8 @@
 //! in-memory store holding the fixture case in one of several states.
 //!
 //! Input: a selector byte (bits 0-2: the state of the case at DE; bits 3-4: the sending
-//! node and authority), a byte for the step's signed time (quarter hours after the case
+//! node and authority; bit 5: the signed header names `withdraw` rather than the body's
+//! step), a byte for the step's signed time (quarter hours after the case
 //! was created), then the body.
 //!
 //! Asserts: no panic; a body that decodes re-encodes to a fixed point; the application
@@ -43,11 +44,12 @@ struct Fixture {
     stores: Vec<MemStore>,
 }
 
-fn header(from: NodeId, authority: &str, created: Timestamp, id: u8) -> Header {
+fn header(from: NodeId, authority: &str, created: Timestamp, id: u8, step: Option<Kind>) -> Header {
     Header {
         v: 1,
         id: MessageId([id; 16]),
         kind: Kind::new(Kind::REQUEST).unwrap(),
+        step,
         from,
         authority: AuthorityId::new(authority).unwrap(),
         to: vec![NodeId::DE],
@@ -103,7 +105,13 @@ impl Fixture {
                     .apply_step(&mut txn, CASE, &actor, &msg, at, None)
                     .unwrap_or_else(|e| panic!("fixture step {kind}: {e}"));
             } else {
-                let h = header(*node, cases::REQUESTER, at, i as u8);
+                let h = header(
+                    *node,
+                    cases::REQUESTER,
+                    at,
+                    i as u8,
+                    Some(Kind::new(kind).unwrap()),
+                );
                 let body = encode_message(&msg);
                 let inbound = Inbound {
                     header: &h,
@@ -172,7 +180,14 @@ fuzz_target!(|data: &[u8]| {
     let store = &f.stores[usize::from(sel & 7)];
     let (from, authority) = SENDERS[usize::from(sel >> 3 & 3)];
     let created = NOW + u64::from(*time) * HOUR / 4;
-    let h = header(from, authority, created, 0xee);
+    // The signed header names the body's step, as an honest sender's does; with bit 5 of
+    // the selector it names `withdraw` instead (refused `step_mismatch` unless the body is one).
+    let step = if sel & 0x20 == 0 {
+        decode_message(body).and_then(|m| Kind::new(m.step.transition.kind().as_str()).ok())
+    } else {
+        Kind::new("withdraw").ok()
+    };
+    let h = header(from, authority, created, 0xee, step);
     let inbound = Inbound {
         header: &h,
         body,

@@ -37,6 +37,7 @@ fn header(from: NodeId, case: CaseId) -> Header {
         v: 1,
         id: MessageId([0xfa; 16]),
         kind: Kind::new(Kind::FACT).unwrap(),
+        step: None,
         from,
         authority: AuthorityId::new(&format!("{from}-OPS")).unwrap(),
         to: vec![NodeId::EU],

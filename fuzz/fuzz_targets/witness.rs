@@ -45,6 +45,7 @@ fn header(kind: &str, from: NodeId, to: NodeId) -> Header {
         v: 1,
         id: MessageId([0x77; 16]),
         kind: Kind::new(kind).unwrap(),
+        step: None,
         from,
         authority: AuthorityId::new(&format!("{from}-IMI")).unwrap(),
         to: vec![to],
