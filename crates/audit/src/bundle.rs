@@ -96,6 +96,18 @@ pub struct Options {
     pub min_witnesses: usize,
 }
 
+/// How far a cosignature's time may lie before the newest entry of the tree it cosigns: the
+/// wire's future skew (5 minutes), since entry times are the senders' clocks.
+pub const COSIGNATURE_SKEW_MS: u64 = 5 * 60 * 1000;
+
+/// The time a leaf records (creation, receipt, read or retention), ms.
+fn entry_time(leaf: &Leaf) -> Option<u64> {
+    ["created", "received", "at"]
+        .iter()
+        .find_map(|f| leaf.get(f))
+        .and_then(|t| t.parse().ok())
+}
+
 /// Lowercase hex only: a bundle has one encoding.
 fn lower_hex(s: &str, len: usize) -> bool {
     s.len() == len
@@ -226,6 +238,21 @@ pub fn verify(bytes: &[u8], options: &Options) -> Vec<Check> {
         .member(node)
         .map(|m| m.signing_keys.iter().map(|k| k.public).collect())
         .unwrap_or_default();
+    // The newest time any entry below a tree size records: a witness cannot have cosigned a
+    // tree before a leaf in it was written.
+    let times: Vec<(u64, u64)> = bundle
+        .entries
+        .iter()
+        .filter_map(|e| Some((e.index, entry_time(&Leaf::parse(&e.leaf)?)?)))
+        .collect();
+    let newest_below = |size: u64| {
+        times
+            .iter()
+            .filter(|(i, _)| *i < size)
+            .map(|(_, t)| *t)
+            .max()
+            .unwrap_or(0)
+    };
     let mut checkpoints: Vec<(Checkpoint, SignedNote)> = Vec::new();
     for (i, text) in bundle.log.checkpoints.iter().enumerate() {
         let name = format!("checkpoint[{i}]");
@@ -245,7 +272,9 @@ pub fn verify(bytes: &[u8], options: &Options) -> Vec<Check> {
                     format!("size {}", c.size),
                 );
                 // A cosignature counts when it verifies under a key of the witness and is
-                // dated (seconds) inside that key's validity period.
+                // dated (seconds) inside that key's validity period, and not before the
+                // newest entry of the tree it cosigns (less the clock skew allowed).
+                let not_before = newest_below(c.size).saturating_sub(COSIGNATURE_SKEW_MS);
                 let witnesses: Vec<String> = trust
                     .members
                     .iter()
@@ -255,7 +284,7 @@ pub fn verify(bytes: &[u8], options: &Options) -> Vec<Check> {
                             n.verify_cosignature(&witness_name(m.node.as_str()), &k.public)
                                 .is_some_and(|ts| {
                                     let ms = ts.saturating_mul(1000);
-                                    k.valid_from <= ms && ms < k.valid_until
+                                    k.valid_from <= ms && ms < k.valid_until && ms >= not_before
                                 })
                         })
                     })

@@ -281,6 +281,54 @@ fn evidence_bundles_verify_offline_and_tampering_is_named() {
     let (ok, out) = verify(&fed, &witnessed, &["--witnesses", "1"]);
     assert!(ok, "{out}");
     assert!(out.contains("1 witnesses, 1 required"), "{out}");
+    // A cosignature HU validly signs but dates an hour before the newest entry of the tree
+    // it cosigns (inside its key's validity) does not count.
+    {
+        use imi_audit::note::SignedNote;
+        let mut b: Value = serde_json::from_slice(&std::fs::read(&witnessed).unwrap()).unwrap();
+        let newest = b["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|e| {
+                e["leaf"].as_str().unwrap().lines().find_map(|l| {
+                    ["created=", "received=", "at="]
+                        .iter()
+                        .find_map(|p| l.strip_prefix(p))
+                        .and_then(|t| t.parse::<u64>().ok())
+                })
+            })
+            .max()
+            .unwrap();
+        let n = b["log"]["checkpoints"].as_array().unwrap().len() - 1;
+        let hu_seed = std::fs::read_to_string(fed.node_dir("HU").join("identity.key")).unwrap();
+        let hu_key = imi_protocol::NodeSigner::from_seed(
+            imi_protocol::NodeId::HU,
+            &hex_decode(hu_seed.trim()),
+        );
+        // Control: the same cosignature dated a minute after the newest entry counts.
+        for (at_ms, counts) in [(newest + 60_000, true), (newest - 3_600_000, false)] {
+            let mut note = SignedNote::parse(b["log"]["checkpoints"][n].as_str().unwrap()).unwrap();
+            note.signatures.truncate(1);
+            note.cosign(
+                &imi_audit::bundle::witness_name("HU"),
+                &hu_key,
+                at_ms / 1000,
+            );
+            b["log"]["checkpoints"][n] = json!(note.text());
+            let f = dir.path().join("recosigned.json");
+            std::fs::write(&f, serde_json::to_vec(&b).unwrap()).unwrap();
+            let (ok, out) = verify(&fed, &f, &["--witnesses", "1"]);
+            assert_eq!(ok, counts, "{out}");
+            if !counts {
+                assert!(
+                    out.lines()
+                        .any(|l| l.starts_with(&format!("FAIL checkpoint[{n}].cosignatures"))),
+                    "{out}"
+                );
+            }
+        }
+    }
     // No alarms between honest nodes.
     assert_eq!(
         auditor.get_json("/api/v1/audit/alarms?limit=5"),
