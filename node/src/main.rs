@@ -29,6 +29,11 @@ enum Command {
         #[arg(long)]
         json_logs: bool,
     },
+    /// The node's config file: `config check` validates it without starting.
+    Config {
+        #[command(subcommand)]
+        command: commands::config::Command,
+    },
     /// Key inspection.
     Keys {
         #[command(subcommand)]
@@ -69,6 +74,7 @@ fn dispatch() -> Result<()> {
     match cli.command {
         Command::Federation { command } => commands::federation::exec(command),
         Command::Run { config, json_logs } => commands::run::exec(&config, json_logs),
+        Command::Config { command } => commands::config::exec(command),
         Command::Keys { command } => commands::keys::exec(command),
         Command::Scoreboard { command } => commands::scoreboard::exec(command),
         Command::Audit { command } => commands::audit::exec(command),

@@ -6,6 +6,7 @@
 //! * [`api_authz`]: the authorization matrix and bad input.
 //! * [`scoreboard`]: the Commission node and the scoreboard.
 //! * [`audit`]: trails, witnessing, bundles and retention.
+//! * [`config_check`]: `imi-node config check` names every problem without starting.
 //! * [`torture`]: the short `imi-sim torture`: 20 SIGKILLs under traffic, every invariant.
 #![allow(
     clippy::unwrap_used,
@@ -18,6 +19,8 @@
 mod api_authz;
 #[path = "e2e/audit.rs"]
 mod audit;
+#[path = "e2e/config_check.rs"]
+mod config_check;
 #[path = "e2e/e2e.rs"]
 mod e2e;
 #[path = "e2e/requests.rs"]

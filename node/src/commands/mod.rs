@@ -1,5 +1,6 @@
 //! One module per subcommand of `imi-node`; `main.rs` only parses and dispatches.
 pub mod audit;
+pub mod config;
 pub mod diag;
 pub mod federation;
 pub mod keys;
