@@ -1,10 +1,15 @@
 //! Tests of the node's set-up pieces: config files, federation init, key-file checks.
+//!
+//! * [`config_doc`]: `docs/configuration.md` documents every config key and its default.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
     clippy::indexing_slicing
 )]
+
+#[path = "node/config_doc.rs"]
+mod config_doc;
 
 use imi_node::config::NodeConfig;
 use imi_node::init::{InitOptions, init, load_identity, load_trust_list};
