@@ -47,6 +47,32 @@ pub async fn run(args: &AuditArgs) -> Result<bool> {
     Ok(true)
 }
 
+/// Appends `n` access leaves to `store` as the committer does (groups of 1,000, each one
+/// batch): each group's leaves belong to `1000 / per_case` cases, `per_case` leaves each
+/// (with `per_case = 1`, every leaf has a case of its own).
+fn append_all(store: &RocksStore, n: u64, per_case: u64) -> Result<()> {
+    let mut log = LogState::default();
+    let mut batch = WriteBatch::new();
+    let open = 1000 / per_case.max(1);
+    log.start_group();
+    for i in 0..n {
+        // Cases in rounds: `open` cases at a time, each getting `per_case` leaves.
+        let case = (i / (open * per_case)) * open + i % open;
+        let leaf = format!(
+            "imi-leaf/1\ntype=access\nuser={i:064x}\nauthority=DE-NC\ncase={case:032x}\naction=read_request\nat={i}\nprev=-\n"
+        );
+        log.append(store, &mut batch, &leaf);
+        if i % 1000 == 999 {
+            store.write(std::mem::take(&mut batch), Durability::Buffered)?;
+            log.group_written();
+            log.start_group();
+        }
+    }
+    store.write(batch, Durability::Sync)?;
+    log.group_written();
+    Ok(())
+}
+
 fn measure(args: &AuditArgs) -> Result<serde_json::Value> {
     // 1. A RocksDB log of `leaves` leaves, appended in batches of 1000 as the committer does.
     let dir = tempfile::tempdir()?;
@@ -55,24 +81,27 @@ fn measure(args: &AuditArgs) -> Result<serde_json::Value> {
         imi_engine::Engine::columns(),
         &Default::default(),
     )?;
-    let mut log = LogState::default();
+    // Every leaf of a case of its own: each append looks for a head that is not there.
     let t = Instant::now();
-    let mut batch = WriteBatch::new();
-    for i in 0..args.leaves {
-        let leaf = format!(
-            "imi-leaf/1\ntype=access\nuser={i:064x}\nauthority=DE-NC\ncase={i:032x}\naction=read_request\nat={i}\nprev=-\n"
-        );
-        log.append(&store, &mut batch, &leaf);
-        if i % 1000 == 999 {
-            store.write(std::mem::take(&mut batch), Durability::Buffered)?;
-        }
-    }
-    store.write(batch, Durability::Sync)?;
+    append_all(&store, args.leaves, 1)?;
     let append_s = t.elapsed().as_secs_f64();
     eprintln!(
-        "imi-sim bench audit: {} leaves appended in {append_s:.1} s",
+        "imi-sim bench audit: {} leaves appended in {append_s:.1} s (a case each)",
         args.leaves
     );
+    // Ten leaves per case, cases interleaved a thousand at a time (a busy node's log).
+    let cased = args.leaves / 5;
+    let dir2 = tempfile::tempdir()?;
+    let store2 = RocksStore::open(
+        dir2.path(),
+        imi_engine::Engine::columns(),
+        &Default::default(),
+    )?;
+    let t = Instant::now();
+    append_all(&store2, cased, 10)?;
+    let cased_s = t.elapsed().as_secs_f64();
+    drop(store2);
+    eprintln!("  {cased} leaves, ten per case, appended in {cased_s:.1} s");
     let nodes = StoreNodes(&store);
     let n = args.leaves;
     let mut x = 0x9E37_79B9_7F4A_7C15u64;
@@ -225,6 +254,7 @@ fn measure(args: &AuditArgs) -> Result<serde_json::Value> {
     Ok(json!({
         "log_leaves": n,
         "append_leaves_per_s_in_process": round(n as f64 / append_s, 0),
+        "append_leaves_per_s_ten_per_case": round(cased as f64 / cased_s, 0),
         "inclusion_proof_us_p50": round(median(incl.clone()), 2),
         "inclusion_proof_us_p99": round({ let mut v = incl; v.sort_by(f64::total_cmp); v[v.len() * 99 / 100] }, 2),
         "consistency_proof_us_p50": round(median(cons), 2),

@@ -348,6 +348,7 @@ impl Committer {
         };
         match result {
             Ok(()) => {
+                self.log.group_written();
                 if durability == Durability::Sync {
                     self.metrics.commit_groups_synced.inc();
                 }

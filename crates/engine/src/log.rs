@@ -23,6 +23,9 @@ pub const SIZE_KEY: &[u8] = b"log/size";
 /// 16-byte case id).
 pub const CASE_HEAD_PREFIX: &[u8] = b"log/case/";
 
+/// How many written case heads the committer keeps in memory (then it starts over).
+const WRITTEN_HEADS: usize = 65_536;
+
 /// `meta` key of a case's head.
 pub fn case_head_key(case: &CaseId) -> Vec<u8> {
     let mut k = CASE_HEAD_PREFIX.to_vec();
@@ -121,6 +124,10 @@ pub struct LogState {
     frontier: Vec<Option<Hash>>,
     /// Case heads appended in the current commit group (not yet readable from the store).
     heads: HashMap<CaseId, u64>,
+    /// Case heads of written groups, most recent first to be kept: spares a store read for a
+    /// case that is active. Shared by the state's clones (the committer's snapshot) and only
+    /// filled after a group's write succeeded, so it never holds a head that is not stored.
+    written: std::sync::Arc<std::sync::Mutex<HashMap<CaseId, u64>>>,
 }
 
 impl LogState {
@@ -143,6 +150,7 @@ impl LogState {
             size,
             frontier,
             heads: HashMap::new(),
+            written: Default::default(),
         })
     }
 
@@ -150,6 +158,16 @@ impl LogState {
     /// group that failed to write left none behind).
     pub fn start_group(&mut self) {
         self.heads.clear();
+    }
+
+    /// The group's write succeeded: its case heads are stored, and kept for the next groups.
+    pub fn group_written(&mut self) {
+        if let Ok(mut w) = self.written.lock() {
+            if w.len() + self.heads.len() > WRITTEN_HEADS {
+                w.clear();
+            }
+            w.extend(self.heads.drain());
+        }
     }
 
     /// Appends a leaf to `batch`; returns its index. A leaf of a case gets `prev`, the index
@@ -161,7 +179,10 @@ impl LogState {
             let case: CaseId = leaf.case()?.parse().ok()?;
             let prev = match self.heads.get(&case) {
                 Some(p) => Some(*p),
-                None => case_head(store, &case).ok().flatten(),
+                None => match self.written.lock().ok().and_then(|w| w.get(&case).copied()) {
+                    Some(p) => Some(p),
+                    None => case_head(store, &case).ok().flatten(),
+                },
             };
             leaf.set(
                 "prev",
@@ -264,4 +285,66 @@ pub fn receipt_leaf(
         ],
     )
     .text()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use imi_store::{Durability, MemStore, Store};
+
+    fn leaf(case: &CaseId, at: u64) -> String {
+        Leaf::new("retention", &[&case.to_string(), "block", &at.to_string()]).text()
+    }
+
+    fn prev_of(store: &MemStore, index: u64) -> imi_audit::leaf::Prev {
+        leaf_at(store, index).unwrap().unwrap().0.prev()
+    }
+
+    #[test]
+    fn case_leaves_chain_across_groups_and_a_failed_group_leaves_no_trace() {
+        use imi_audit::leaf::Prev;
+        let store = MemStore::new(crate::Engine::columns());
+        let (a, b) = (CaseId([1; 16]), CaseId([2; 16]));
+        let mut log = LogState::default();
+        // Group 1: a, b, a.
+        log.start_group();
+        let mut batch = WriteBatch::new();
+        for (case, at) in [(&a, 1), (&b, 2), (&a, 3)] {
+            log.append(&store, &mut batch, &leaf(case, at));
+        }
+        store.write(batch, Durability::Sync).unwrap();
+        log.group_written();
+        assert_eq!(prev_of(&store, 0), Prev::First);
+        assert_eq!(prev_of(&store, 1), Prev::First);
+        assert_eq!(prev_of(&store, 2), Prev::After(0));
+        // Group 2 fails: its state is rolled back as the committer does, nothing written.
+        let snapshot = log.clone();
+        log.start_group();
+        let mut lost = WriteBatch::new();
+        log.append(&store, &mut lost, &leaf(&a, 4));
+        drop(lost);
+        log = snapshot;
+        // Group 3: a's next leaf names 2 (not the lost 3), b's names 1.
+        log.start_group();
+        let mut batch = WriteBatch::new();
+        log.append(&store, &mut batch, &leaf(&a, 5));
+        log.append(&store, &mut batch, &leaf(&b, 6));
+        store.write(batch, Durability::Sync).unwrap();
+        log.group_written();
+        assert_eq!(prev_of(&store, 3), Prev::After(2));
+        assert_eq!(prev_of(&store, 4), Prev::After(1));
+        // A fresh state (a restart) reads the heads from the store.
+        let mut again = LogState::load(&store).unwrap();
+        again.start_group();
+        let mut batch = WriteBatch::new();
+        again.append(&store, &mut batch, &leaf(&a, 7));
+        store.write(batch, Durability::Sync).unwrap();
+        assert_eq!(prev_of(&store, 5), Prev::After(3));
+        let chain: Vec<u64> = case_chain(&store, &a, u64::MAX)
+            .unwrap()
+            .into_iter()
+            .map(|(i, _, _)| i)
+            .collect();
+        assert_eq!(chain, [5, 3, 2, 0]);
+    }
 }
