@@ -53,6 +53,31 @@ pub async fn operator_call(
     Ok(serde_json::from_str(&text)?)
 }
 
+/// Client side: `POST path` with raw bytes and the operator token; returns the JSON answer.
+pub async fn operator_post_bytes(
+    cfg: &crate::config::NodeConfig,
+    path: &str,
+    bytes: Vec<u8>,
+) -> Result<serde_json::Value> {
+    let client = crate::tls::http_client(&cfg.http.ca_cert)?;
+    let token = crate::keyfile::read_secret(&cfg.http.operator_token)?;
+    let url = format!("https://{}{path}", connect_host(cfg));
+    let resp = client
+        .post(&url)
+        .bearer_auth(token)
+        .header("content-type", "application/octet-stream")
+        .body(bytes)
+        .send()
+        .await
+        .with_context(|| format!("is the node running? {url}"))?;
+    let status = resp.status();
+    let text = resp.text().await.unwrap_or_default();
+    if !status.is_success() {
+        bail!("{url}: {status}: {text}");
+    }
+    Ok(serde_json::from_str(&text)?)
+}
+
 /// Client side: `GET path` on the node of `cfg` without a token; returns the body.
 pub async fn public_get(cfg: &crate::config::NodeConfig, path: &str) -> Result<String> {
     let client = crate::tls::http_client(&cfg.http.ca_cert)?;

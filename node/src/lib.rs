@@ -16,6 +16,7 @@ pub mod init;
 pub mod keyfile;
 pub mod run;
 pub mod tls;
+pub mod trustfile;
 
 /// Installs aws-lc-rs as the process's rustls crypto provider (exactly one provider).
 pub fn install_crypto_provider() {

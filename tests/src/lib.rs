@@ -643,6 +643,7 @@ pub struct Status {
     pub diagnostic_applied: u64,
     pub queues: BTreeMap<String, u64>,
     pub connected: Vec<String>,
+    pub trust_list_version: u64,
 }
 
 /// One sample of the Prometheus text exposition.

@@ -7,6 +7,7 @@
 //! * [`scoreboard`]: the Commission node and the scoreboard.
 //! * [`audit`]: trails, witnessing, bundles and retention.
 //! * [`config_check`]: `imi-node config check` names every problem without starting.
+//! * [`governance`]: trust-list versions signed, shown, pushed, never rolled back; key rotation.
 //! * [`torture`]: the short `imi-sim torture`: 20 SIGKILLs under traffic, every invariant.
 #![allow(
     clippy::unwrap_used,
@@ -23,6 +24,8 @@ mod audit;
 mod config_check;
 #[path = "e2e/e2e.rs"]
 mod e2e;
+#[path = "e2e/governance.rs"]
+mod governance;
 #[path = "e2e/requests.rs"]
 mod requests;
 #[path = "e2e/scoreboard.rs"]

@@ -31,19 +31,85 @@ pub enum Command {
         #[arg(long)]
         directory: Option<PathBuf>,
     },
+    /// Prints a signed trust list (verified under the governance public key) as the TOML
+    /// file `federation sign` takes: edit it, raise `version`, sign it.
+    Show {
+        /// The signed trust list (e.g. fed/trust-list.cbor).
+        #[arg(long)]
+        trust_list: PathBuf,
+        /// The governance public key (hex file, e.g. fed/governance.pub).
+        #[arg(long)]
+        governance_public_key: PathBuf,
+    },
+    /// Signs a trust-list TOML file (see `federation show`) with the governance key as a new
+    /// version: refused unless it is valid and, with `--previous`, newer than that list.
+    /// Nodes take it at their next start (the file their config names), and keep refusing
+    /// an older one they see afterwards.
+    Sign {
+        /// The trust-list TOML file.
+        #[arg(long)]
+        members: PathBuf,
+        /// The governance secret key (hex, 0600, e.g. fed/governance.key).
+        #[arg(long)]
+        governance_key: PathBuf,
+        /// The list in force: the new version must be above its version.
+        #[arg(long)]
+        previous: Option<PathBuf>,
+        /// Where to write the signed list (COSE_Sign1 bytes).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Hands a signed trust list to a running node (operator API): it takes it only if it
+    /// is validly signed and newer than the one it holds, and keeps it across restarts.
+    Push {
+        /// The node's config file.
+        #[arg(long)]
+        config: PathBuf,
+        /// The signed trust list.
+        #[arg(long)]
+        trust_list: PathBuf,
+    },
 }
 
 /// Runs the subcommand.
 pub fn exec(command: Command) -> Result<()> {
-    let Command::Init {
-        out,
-        members,
-        all,
-        base_port,
-        host,
-        catalogue,
-        directory,
-    } = command;
+    let (out, members, all, base_port, host, catalogue, directory) = match command {
+        Command::Init {
+            out,
+            members,
+            all,
+            base_port,
+            host,
+            catalogue,
+            directory,
+        } => (out, members, all, base_port, host, catalogue, directory),
+        Command::Show {
+            trust_list,
+            governance_public_key,
+        } => return show(&trust_list, &governance_public_key),
+        Command::Sign {
+            members,
+            governance_key,
+            previous,
+            out,
+        } => return sign(&members, &governance_key, previous.as_deref(), &out),
+        Command::Push { config, trust_list } => {
+            let cfg = imi_node::config::NodeConfig::load(&config)?;
+            let bytes = std::fs::read(&trust_list)?;
+            let v = super::runtime()?.block_on(imi_node::diag::operator_post_bytes(
+                &cfg,
+                "/operator/trust-list",
+                bytes,
+            ))?;
+            println!(
+                "{} holds trust list version {}",
+                cfg.node,
+                v.get("trust_list_version")
+                    .unwrap_or(&serde_json::Value::Null)
+            );
+            return Ok(());
+        }
+    };
     let members = if all { NodeId::ALL.to_vec() } else { members };
     if members.is_empty() {
         bail!("give --members or --all");
@@ -64,5 +130,63 @@ pub fn exec(command: Command) -> Result<()> {
     for c in configs {
         println!("  {}", c.display());
     }
+    Ok(())
+}
+
+/// `federation show`.
+fn show(trust_list: &std::path::Path, governance_public_key: &std::path::Path) -> Result<()> {
+    let list = imi_node::init::load_trust_list(trust_list, governance_public_key)?;
+    println!(
+        "# trust list version {}, issued {} (ms since the epoch), {} members; raise `version`\n# to sign an edited copy with `imi-node federation sign`.",
+        list.version,
+        list.issued,
+        list.members.len()
+    );
+    print!(
+        "{}",
+        toml::to_string(&imi_node::trustfile::TrustListFile::of(&list))?
+    );
+    Ok(())
+}
+
+/// `federation sign`.
+fn sign(
+    members: &std::path::Path,
+    governance_key: &std::path::Path,
+    previous: Option<&std::path::Path>,
+    out: &std::path::Path,
+) -> Result<()> {
+    use anyhow::Context;
+    let text = std::fs::read_to_string(members)
+        .with_context(|| format!("reading {}", members.display()))?;
+    let file: imi_node::trustfile::TrustListFile =
+        toml::from_str(&text).with_context(|| format!("parsing {}", members.display()))?;
+    let seed = imi_node::keyfile::read_secret32(governance_key)?;
+    let governance = imi_protocol::NodeSigner::from_seed(NodeId::EU, &seed);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let list = file
+        .to_trust_list(now)
+        .with_context(|| members.display().to_string())?;
+    if let Some(p) = previous {
+        let bytes = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+        let old = imi_protocol::TrustList::verify(&bytes, &governance.public()).map_err(|e| {
+            anyhow::anyhow!("{}: not signed by this governance key: {e}", p.display())
+        })?;
+        old.check_update(&list)
+            .map_err(|e| anyhow::anyhow!("{e} (raise `version` in {})", members.display()))?;
+    }
+    let bytes = list.sign(&governance)?;
+    // What a node will do with it: it must verify.
+    imi_protocol::TrustList::verify(&bytes, &governance.public())
+        .map_err(|e| anyhow::anyhow!("the signed list does not verify: {e}"))?;
+    std::fs::write(out, &bytes).with_context(|| format!("writing {}", out.display()))?;
+    println!(
+        "trust list version {} ({} members) signed to {}",
+        list.version,
+        list.members.len(),
+        out.display()
+    );
     Ok(())
 }

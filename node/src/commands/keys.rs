@@ -1,4 +1,4 @@
-//! `imi-node keys`: key inspection.
+//! `imi-node keys`: key inspection, new keys for a rotation, the public half for governance.
 use anyhow::Result;
 use clap::Subcommand;
 use imi_node::config::NodeConfig;
@@ -12,11 +12,114 @@ pub enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Writes a new signing key (`identity.key`) and HPKE key (`hpke.key`), mode 0600, into a
+    /// directory (never over existing files), and prints their public halves as trust-list
+    /// entries: add them to the node's member in the trust-list file, sign it, then point
+    /// the node's config at the new files once the list is in force (the old keys stay
+    /// listed until their validity ends: that is the overlap).
+    Generate {
+        /// The node the keys are for.
+        #[arg(long)]
+        node: imi_protocol::NodeId,
+        /// The directory to write them in.
+        #[arg(long)]
+        out: PathBuf,
+        /// Valid from (ms since the epoch; default now).
+        #[arg(long)]
+        valid_from: Option<u64>,
+        /// Valid for this many days.
+        #[arg(long, default_value_t = 730)]
+        days: u64,
+    },
+    /// Prints the node's public keys as trust-list entries (for the governance's file).
+    ExportPublic {
+        /// The node's config file.
+        #[arg(long)]
+        config: PathBuf,
+        /// Valid from (ms since the epoch; default now).
+        #[arg(long)]
+        valid_from: Option<u64>,
+        /// Valid for this many days.
+        #[arg(long, default_value_t = 730)]
+        days: u64,
+    },
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The trust-list entries of a node's public keys.
+fn entries(node: imi_protocol::NodeId, signing: &[u8; 32], hpke: &[u8; 32], from: u64, days: u64) {
+    let until = from.saturating_add(days.saturating_mul(86_400_000));
+    println!(
+        "# {node}: add to its member in the trust-list file (imi-node federation show), then sign"
+    );
+    println!(
+        "signing_keys = [{{ public = \"{}\", valid_from = {from}, valid_until = {until} }}]",
+        hex::encode(signing)
+    );
+    println!(
+        "hpke_keys = [{{ public = \"{}\", valid_from = {from}, valid_until = {until} }}]",
+        hex::encode(hpke)
+    );
 }
 
 /// Runs the subcommand.
 pub fn exec(command: Command) -> Result<()> {
-    let Command::Show { config } = command;
+    let config = match command {
+        Command::Show { config } => config,
+        Command::Generate {
+            node,
+            out,
+            valid_from,
+            days,
+        } => {
+            std::fs::create_dir_all(&out)?;
+            let (id, hp) = (out.join("identity.key"), out.join("hpke.key"));
+            for p in [&id, &hp] {
+                if p.exists() {
+                    anyhow::bail!("{} exists: keys are never overwritten", p.display());
+                }
+            }
+            let signer = imi_protocol::NodeSigner::generate(node);
+            let hpke = imi_protocol::HpkeKeyPair::generate();
+            imi_node::keyfile::write_secret(&id, &hex::encode(signer.seed()))?;
+            imi_node::keyfile::write_secret(&hp, &hex::encode(hpke.secret_bytes()))?;
+            eprintln!("wrote {} and {} (0600)", id.display(), hp.display());
+            entries(
+                node,
+                &signer.public(),
+                &hpke.public(),
+                valid_from.unwrap_or_else(now_ms),
+                days,
+            );
+            return Ok(());
+        }
+        Command::ExportPublic {
+            config,
+            valid_from,
+            days,
+        } => {
+            let cfg = NodeConfig::load(&config)?;
+            let identity = imi_node::init::load_identity(&cfg)?;
+            let hpke = identity
+                .hpke
+                .first()
+                .map(imi_protocol::HpkeKeyPair::public)
+                .ok_or_else(|| anyhow::anyhow!("no HPKE key"))?;
+            entries(
+                cfg.node,
+                &identity.signer.public(),
+                &hpke,
+                valid_from.unwrap_or_else(now_ms),
+                days,
+            );
+            return Ok(());
+        }
+    };
     let cfg = NodeConfig::load(&config)?;
     let identity = imi_node::init::load_identity(&cfg)?;
     let peer = imi_engine::peer_id_of(&identity.signer.public())?;

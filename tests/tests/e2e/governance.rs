@@ -1,0 +1,168 @@
+//! Governance with the CLI against real nodes: the trust list in force shown as TOML,
+//! edited and signed as the next version, handed to a running node, which takes it and
+//! refuses the older one afterwards; a version that is not newer, or a malformed key, is
+//! refused at signing; new keys for a rotation and a node's public keys as trust-list
+//! entries.
+
+use imi_e2e::{Federation, HEAVY, lock};
+
+fn cli(fed: &Federation, args: &[&str]) -> (bool, String) {
+    let out = fed.run_cli(args);
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+fn trust_list_versions_are_signed_shown_pushed_and_never_rolled_back() {
+    let _g = lock(&HEAVY);
+    let fed = Federation::init(&["DE", "HU"]);
+    let de = fed.start("DE");
+    let root = fed.root().to_path_buf();
+    let p = |name: &str| root.join(name).to_str().unwrap().to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let q = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+
+    // The list in force, as TOML.
+    let (ok, shown) = cli(
+        &fed,
+        &[
+            "federation",
+            "show",
+            "--trust-list",
+            &p("trust-list.cbor"),
+            "--governance-public-key",
+            &p("governance.pub"),
+        ],
+    );
+    assert!(ok, "{shown}");
+    assert!(shown.contains("version = 1\n"), "{shown}");
+    assert!(shown.contains("node = \"DE\"") && shown.contains("node = \"HU\""));
+
+    // Signing it unchanged as version 1 again is refused: not newer.
+    std::fs::write(q("v1.toml"), &shown).unwrap();
+    let sign = |file: &str, out: &str| {
+        cli(
+            &fed,
+            &[
+                "federation",
+                "sign",
+                "--members",
+                file,
+                "--governance-key",
+                &p("governance.key"),
+                "--previous",
+                &p("trust-list.cbor"),
+                "--out",
+                out,
+            ],
+        )
+    };
+    let (ok, out) = sign(&q("v1.toml"), &q("v1-again.cbor"));
+    assert!(!ok && out.contains("not newer"), "{out}");
+    // A key that is not lowercase hex: refused, naming the member.
+    let first_key = shown
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("public = \""))
+        .unwrap()
+        .trim_end_matches('"')
+        .to_owned();
+    std::fs::write(
+        q("bad.toml"),
+        shown
+            .replacen("version = 1\n", "version = 2\n", 1)
+            .replacen(&first_key, &first_key.to_uppercase(), 1),
+    )
+    .unwrap();
+    let (ok, out) = sign(&q("bad.toml"), &q("bad.cbor"));
+    assert!(!ok && out.contains("lowercase hex"), "{out}");
+    assert!(!dir.path().join("bad.cbor").exists());
+
+    // Version 2: signed, shown again identical but for the version.
+    std::fs::write(
+        q("v2.toml"),
+        shown.replacen("version = 1\n", "version = 2\n", 1),
+    )
+    .unwrap();
+    let (ok, out) = sign(&q("v2.toml"), &q("v2.cbor"));
+    assert!(ok, "{out}");
+    let (ok, shown2) = cli(
+        &fed,
+        &[
+            "federation",
+            "show",
+            "--trust-list",
+            &q("v2.cbor"),
+            "--governance-public-key",
+            &p("governance.pub"),
+        ],
+    );
+    assert!(ok, "{shown2}");
+    let body = |s: &str| {
+        s.lines()
+            .filter(|l| !l.starts_with('#') && !l.starts_with("version"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(body(&shown2), body(&shown));
+
+    // DE takes version 2 while running, then refuses version 1.
+    let cfg = fed.config("DE");
+    let push = |file: &str| {
+        cli(
+            &fed,
+            &[
+                "federation",
+                "push",
+                "--config",
+                cfg.to_str().unwrap(),
+                "--trust-list",
+                file,
+            ],
+        )
+    };
+    let (ok, out) = push(&q("v2.cbor"));
+    assert!(ok && out.contains("version 2"), "{out}");
+    assert_eq!(de.client.status().trust_list_version, 2);
+    let (ok, out) = push(&p("trust-list.cbor"));
+    assert!(!ok && out.contains("422"), "{out}");
+    assert_eq!(de.client.status().trust_list_version, 2);
+
+    // Keys for a rotation: new files (never over existing ones) and their public halves.
+    let (ok, out) = cli(
+        &fed,
+        &["keys", "generate", "--node", "DE", "--out", &q("de-next")],
+    );
+    assert!(ok, "{out}");
+    assert!(out.contains("signing_keys = [{ public = \""), "{out}");
+    let mode = std::fs::metadata(dir.path().join("de-next/identity.key"))
+        .unwrap()
+        .permissions();
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(mode.mode() & 0o777, 0o600);
+    let (ok, out) = cli(
+        &fed,
+        &["keys", "generate", "--node", "DE", "--out", &q("de-next")],
+    );
+    assert!(!ok && out.contains("never overwritten"), "{out}");
+    // The running node's own public keys, as the list holds them.
+    let (ok, out) = cli(
+        &fed,
+        &["keys", "export-public", "--config", cfg.to_str().unwrap()],
+    );
+    assert!(ok, "{out}");
+    let exported = out
+        .lines()
+        .find_map(|l| l.strip_prefix("signing_keys = [{ public = \""))
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(shown.contains(&exported), "{exported} not in\n{shown}");
+}
