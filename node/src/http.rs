@@ -28,7 +28,15 @@ pub struct HttpState {
     pub rss: Gauge,
     /// Store memory (memtables + block cache), refreshed at each scrape.
     pub store_memory: Gauge,
+    /// The trust list's version and age, refreshed at each scrape.
+    pub trust_list_version: Gauge,
+    /// Seconds since the trust list in force was issued.
+    pub trust_list_age: Gauge,
 }
+
+/// A trust list issued longer ago than this is reported stale (readiness and the age
+/// metric tell the operator; the node keeps working: there is no hard expiry).
+pub const TRUST_LIST_STALE_DAYS: u64 = 180;
 
 /// The operations routes: method, path (OpenAPI syntax) and handler. The authorities' API
 /// and the operator API are [`imi_api::router`].
@@ -111,11 +119,15 @@ async fn ready(State(state): State<HttpState>) -> Response {
         .collect();
     let reachable: Vec<String> = connected.iter().map(|p| p.to_string()).collect();
     let ready = store_ok && (peers.is_empty() || !connected.is_empty());
+    let age_days = engine.now_ms().saturating_sub(trust.issued) / 86_400_000;
     let body = json!({
         "ready": ready,
         "node": engine.node().to_string(),
         "store": store_ok,
         "trust_list_version": trust.version,
+        "trust_list_issued": trust.issued,
+        "trust_list_age_days": age_days,
+        "trust_list_stale": age_days > TRUST_LIST_STALE_DAYS,
         "peers_reachable": reachable,
         "peers_unreachable": unreachable,
     });
@@ -134,6 +146,14 @@ async fn metrics(State(state): State<HttpState>) -> Response {
     state
         .store_memory
         .set(i64::try_from(state.store.memory_usage_bytes()).unwrap_or(i64::MAX));
+    let trust = state.engine.trust_list();
+    state
+        .trust_list_version
+        .set(i64::try_from(trust.version).unwrap_or(i64::MAX));
+    state.trust_list_age.set(
+        i64::try_from(state.engine.now_ms().saturating_sub(trust.issued) / 1000)
+            .unwrap_or(i64::MAX),
+    );
     let mut out = String::new();
     if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &state.registry) {
         return problem(

@@ -156,6 +156,18 @@ pub async fn run(
         "RocksDB memtables and block cache",
         store_memory.clone(),
     );
+    let trust_list_version = Gauge::default();
+    let trust_list_age = Gauge::default();
+    registry.register(
+        "imi_trust_list_version",
+        "Version of the trust list in force",
+        trust_list_version.clone(),
+    );
+    registry.register(
+        "imi_trust_list_age_seconds",
+        "Seconds since the trust list in force was issued (stale after 180 days; the node keeps working)",
+        trust_list_age.clone(),
+    );
     let services = imi_apps::Services::new(engine.clone(), &node_apps, governance);
     let api = imi_api::ApiState::new(services, clock.clone())
         .with_operator_token(imi_protocol::sha256(token.as_bytes()));
@@ -166,6 +178,8 @@ pub async fn run(
         registry: Arc::new(registry),
         rss,
         store_memory,
+        trust_list_version,
+        trust_list_age,
     };
     let handle = axum_server::Handle::new();
     let server = axum_server::bind_rustls(

@@ -466,15 +466,33 @@ impl Engine {
         governance_public: &[u8; 32],
     ) -> Result<u64, EngineError> {
         let s = &self.shared;
-        let newer = TrustList::verify(&bytes, governance_public)?;
-        s.trust().check_update(&newer)?;
+        let refused = |code: &str, e: EngineError| {
+            s.metrics
+                .trust_list_refused
+                .get_or_create(&crate::metrics::CodeLabel { code: code.into() })
+                .inc();
+            tracing::error!(code, error = %e, "refused a trust list");
+            e
+        };
+        let newer = TrustList::verify(&bytes, governance_public)
+            .map_err(|e| refused("bad_signature", e.into()))?;
+        let held = s.trust();
+        if let Err(e) = held.check_update(&newer) {
+            tracing::error!(
+                offered = newer.version,
+                held = held.version,
+                "a trust list not newer than the one in force was offered: a rollback or a replay"
+            );
+            return Err(refused("not_newer", e.into()));
+        }
         if newer.member(s.me).is_none_or(|m| {
             !m.signing_keys
                 .iter()
                 .any(|k| k.public == s.identity.signer.public())
         }) {
-            return Err(EngineError::Invalid(
-                "the new trust list does not list this node's key".into(),
+            return Err(refused(
+                "not_listed",
+                EngineError::Invalid("the new trust list does not list this node's key".into()),
             ));
         }
         let mut batch = imi_store::WriteBatch::new();

@@ -145,6 +145,9 @@ pub struct Metrics {
     pub committed_by_kind: Family<KindLabel, Counter>,
     /// Inbound envelopes refused (or shed unanswered) because a peer was over a quota.
     pub quota_refused: Family<PeerQuotaLabel, Counter>,
+    /// Trust lists refused (`code`: `not_newer` for a rollback or a replay, `bad_signature`,
+    /// `not_listed` when it drops this node's key, `invalid`).
+    pub trust_list_refused: Family<CodeLabel, Counter>,
     /// Envelope bytes accepted from each peer today (UTC), against its daily quota.
     pub peer_bytes_today: Family<PeerLabel, Gauge>,
     /// Inbound envelopes in process per peer, against its slot quota.
@@ -219,6 +222,11 @@ impl Metrics {
             "quota_refused",
             "Inbound envelopes refused or shed because a peer was over a quota, by peer and quota",
             self.quota_refused.clone(),
+        );
+        r.register(
+            "trust_list_refused",
+            "Trust lists refused: an older or equal version (rollback), a bad signature, one that drops this node's key",
+            self.trust_list_refused.clone(),
         );
         r.register(
             "peer_bytes_today",

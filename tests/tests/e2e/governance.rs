@@ -23,6 +23,7 @@ fn trust_list_versions_are_signed_shown_pushed_and_never_rolled_back() {
     let _g = lock(&HEAVY);
     let fed = Federation::init(&["DE", "HU"]);
     let de = fed.start("DE");
+    let _hu = fed.start("HU");
     let root = fed.root().to_path_buf();
     let p = |name: &str| root.join(name).to_str().unwrap().to_owned();
     let dir = tempfile::tempdir().unwrap();
@@ -132,6 +133,35 @@ fn trust_list_versions_are_signed_shown_pushed_and_never_rolled_back() {
     let (ok, out) = push(&p("trust-list.cbor"));
     assert!(!ok && out.contains("422"), "{out}");
     assert_eq!(de.client.status().trust_list_version, 2);
+    // The rollback attempt is counted (and logged as an error); the version and the list's
+    // age are in the metrics and in readiness, which an old list does not fail.
+    let samples = de.client.metrics();
+    let value = |name: &str, label: Option<(&str, &str)>| {
+        samples
+            .iter()
+            .filter(|s| s.name == name)
+            .filter(|s| label.is_none_or(|(k, v)| s.labels.get(k).map(String::as_str) == Some(v)))
+            .map(|s| s.value)
+            .sum::<f64>()
+    };
+    assert_eq!(
+        value("imi_trust_list_refused_total", Some(("code", "not_newer"))),
+        1.0
+    );
+    assert_eq!(value("imi_trust_list_version", None), 2.0);
+    assert!(value("imi_trust_list_age_seconds", None) < 3600.0);
+    let ready: serde_json::Value = fed.wait_until(
+        "DE ready (connected to HU)",
+        std::time::Duration::from_secs(60),
+        || {
+            let (st, body) = de.client.get("/health/ready").ok()?;
+            (st == 200).then(|| serde_json::from_str(&body).unwrap())
+        },
+    );
+    let body = ready.to_string();
+    assert_eq!(ready["trust_list_version"], 2, "{body}");
+    assert_eq!(ready["trust_list_stale"], false, "{body}");
+    assert_eq!(ready["trust_list_age_days"], 0, "{body}");
 
     // Keys for a rotation: new files (never over existing ones) and their public halves.
     let (ok, out) = cli(
