@@ -137,18 +137,20 @@ impl IntoResponse for ApiError {
 }
 
 /// Response middleware: turns every error the framework produces itself (unknown route,
-/// wrong method, body too large, unsupported media type, bad query) into problem+json.
+/// wrong method, body too large, unsupported media type, bad query) into problem+json. A
+/// handler's own JSON answer with an error status (readiness: 503 with its report, as the
+/// OpenAPI document describes) passes unchanged.
 pub async fn problems_everywhere(resp: Response) -> Response {
     let status = resp.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return resp;
     }
-    let is_problem = resp
+    let already_json = resp
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with(PROBLEM_JSON));
-    if is_problem {
+        .is_some_and(|v| v.starts_with(PROBLEM_JSON) || v.starts_with("application/json"));
+    if already_json {
         return resp;
     }
     let code = match status {

@@ -23,6 +23,17 @@ fn trust_list_versions_are_signed_shown_pushed_and_never_rolled_back() {
     let _g = lock(&HEAVY);
     let fed = Federation::init(&["DE", "HU"]);
     let de = fed.start("DE");
+    // Alone (HU not yet up), DE is not ready: 503 with its readiness report as JSON, as the
+    // OpenAPI document says (the harness checks the answer against it).
+    let (st, body) = de.client.get("/health/ready").unwrap();
+    assert_eq!(st, 503, "{body}");
+    let report: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(report["ready"], false, "{body}");
+    assert_eq!(
+        report["peers_unreachable"],
+        serde_json::json!(["HU"]),
+        "{body}"
+    );
     let _hu = fed.start("HU");
     let root = fed.root().to_path_buf();
     let p = |name: &str| root.join(name).to_str().unwrap().to_owned();
