@@ -29,13 +29,6 @@ pub enum Selection {
     },
 }
 
-fn leaf_time(leaf: &Leaf) -> Option<u64> {
-    ["created", "received", "at"]
-        .iter()
-        .find_map(|f| leaf.get(f))
-        .and_then(|t| t.parse().ok())
-}
-
 /// Checkpoints included in a bundle (the latest and those before it).
 pub const BUNDLE_CHECKPOINTS: usize = 3;
 
@@ -99,7 +92,7 @@ pub async fn evidence_bundle(
             let parsed = log::leaves(store.as_ref(), n)?;
             for (i, leaf, text) in &parsed {
                 if !leaf.kind.starts_with("receipt_")
-                    && leaf_time(leaf).is_some_and(|t| t >= from && t < to)
+                    && leaf.time().is_some_and(|t| t >= from && t < to)
                 {
                     if let Some(id) = leaf.get("id") {
                         ids.insert(id.to_owned());

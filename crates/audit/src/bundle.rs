@@ -100,14 +100,6 @@ pub struct Options {
 /// wire's future skew (5 minutes), since entry times are the senders' clocks.
 pub const COSIGNATURE_SKEW_MS: u64 = 5 * 60 * 1000;
 
-/// The time a leaf records (creation, receipt, read or retention), ms.
-fn entry_time(leaf: &Leaf) -> Option<u64> {
-    ["created", "received", "at"]
-        .iter()
-        .find_map(|f| leaf.get(f))
-        .and_then(|t| t.parse().ok())
-}
-
 /// Lowercase hex only: a bundle has one encoding.
 fn lower_hex(s: &str, len: usize) -> bool {
     s.len() == len
@@ -243,7 +235,7 @@ pub fn verify(bytes: &[u8], options: &Options) -> Vec<Check> {
     let times: Vec<(u64, u64)> = bundle
         .entries
         .iter()
-        .filter_map(|e| Some((e.index, entry_time(&Leaf::parse(&e.leaf)?)?)))
+        .filter_map(|e| Some((e.index, Leaf::parse(&e.leaf)?.time()?)))
         .collect();
     let newest_below = |size: u64| {
         times
@@ -762,7 +754,21 @@ pub fn cross_check(a: &[u8], b: &[u8], options: &Options) -> Vec<Check> {
     ) {
         return r.0;
     }
-    for (x, y) in [(&a, &b), (&b, &a)] {
+    // Each bundle's leaves (with their bytes), parsed once for both directions.
+    let leaves = |bundle: &Bundle| -> Vec<(Leaf, Option<Vec<u8>>)> {
+        bundle
+            .entries
+            .iter()
+            .filter_map(|e| {
+                Some((
+                    Leaf::parse(&e.leaf)?,
+                    e.bytes.as_ref().and_then(|s| B64.decode(s).ok()),
+                ))
+            })
+            .collect()
+    };
+    let (al, bl) = (leaves(&a), leaves(&b));
+    for ((x, xl), (y, yl)) in [((&a, &al), (&b, &bl)), ((&b, &bl), (&a, &al))] {
         let gov = options
             .governance_key
             .or_else(|| hex32(&x.governance_public_key));
@@ -781,19 +787,6 @@ pub fn cross_check(a: &[u8], b: &[u8], options: &Options) -> Vec<Check> {
             r.add("cross.case", false, "unknown node");
             continue;
         };
-        let leaves = |bundle: &Bundle| -> Vec<(Leaf, Option<Vec<u8>>)> {
-            bundle
-                .entries
-                .iter()
-                .filter_map(|e| {
-                    Some((
-                        Leaf::parse(&e.leaf)?,
-                        e.bytes.as_ref().and_then(|s| B64.decode(s).ok()),
-                    ))
-                })
-                .collect()
-        };
-        let (xl, yl) = (leaves(x), leaves(y));
         let y_has = |kind: &str, id: &str, sha: &str| {
             yl.iter().any(|(l, _)| {
                 l.kind == kind && l.get("id") == Some(id) && l.get("sha256") == Some(sha)
@@ -803,7 +796,7 @@ pub fn cross_check(a: &[u8], b: &[u8], options: &Options) -> Vec<Check> {
         // Envelopes X sent that Y signed it accepted.
         let mut missing_in = Vec::new();
         let mut checked_in = 0;
-        for (l, raw) in &xl {
+        for (l, raw) in xl {
             if l.kind != "receipt_in" || l.get("receiver") != Some(yn) {
                 continue;
             }
@@ -838,7 +831,7 @@ pub fn cross_check(a: &[u8], b: &[u8], options: &Options) -> Vec<Check> {
         // Envelopes X accepted from Y.
         let mut missing_out = Vec::new();
         let mut checked_out = 0;
-        for (l, _) in &xl {
+        for (l, _) in xl {
             if l.kind != "envelope_in" || l.get("from") != Some(yn) {
                 continue;
             }

@@ -117,6 +117,15 @@ impl Leaf {
         }
     }
 
+    /// The time the leaf records (an envelope's creation, a receipt's time, a read's or a
+    /// retention action's), ms since the epoch.
+    pub fn time(&self) -> Option<u64> {
+        ["created", "received", "at"]
+            .iter()
+            .find_map(|f| self.get(f))
+            .and_then(|t| t.parse().ok())
+    }
+
     /// The case this leaf belongs to, if it names one.
     pub fn case(&self) -> Option<&str> {
         self.get("case").filter(|c| *c != "-")
