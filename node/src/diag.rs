@@ -34,23 +34,14 @@ pub async fn operator_call(
     path: &str,
     body: Option<serde_json::Value>,
 ) -> Result<serde_json::Value> {
-    let client = crate::tls::http_client(&cfg.http.ca_cert)?;
-    let token = crate::keyfile::read_secret(&cfg.http.operator_token)?;
-    let url = format!("https://{}{path}", connect_host(cfg));
-    let mut req = client.request(method, &url).bearer_auth(token);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = req
-        .send()
-        .await
-        .with_context(|| format!("is the node running? {url}"))?;
-    let status = resp.status();
-    let text = resp.text().await.unwrap_or_default();
-    if !status.is_success() {
-        bail!("{url}: {status}: {text}");
-    }
-    Ok(serde_json::from_str(&text)?)
+    operator_send(cfg, path, |client, url| {
+        let req = client.request(method, url);
+        match body {
+            Some(b) => req.json(&b),
+            None => req,
+        }
+    })
+    .await
 }
 
 /// Client side: `POST path` with raw bytes and the operator token; returns the JSON answer.
@@ -59,14 +50,27 @@ pub async fn operator_post_bytes(
     path: &str,
     bytes: Vec<u8>,
 ) -> Result<serde_json::Value> {
+    operator_send(cfg, path, |client, url| {
+        client
+            .post(url)
+            .header("content-type", "application/octet-stream")
+            .body(bytes)
+    })
+    .await
+}
+
+/// Sends the request `build` makes for `path` on the node of `cfg`, with the operator
+/// token; a non-2xx answer is an error naming the URL, status and body.
+async fn operator_send(
+    cfg: &crate::config::NodeConfig,
+    path: &str,
+    build: impl FnOnce(&reqwest::Client, &str) -> reqwest::RequestBuilder,
+) -> Result<serde_json::Value> {
     let client = crate::tls::http_client(&cfg.http.ca_cert)?;
     let token = crate::keyfile::read_secret(&cfg.http.operator_token)?;
     let url = format!("https://{}{path}", connect_host(cfg));
-    let resp = client
-        .post(&url)
+    let resp = build(&client, &url)
         .bearer_auth(token)
-        .header("content-type", "application/octet-stream")
-        .body(bytes)
         .send()
         .await
         .with_context(|| format!("is the node running? {url}"))?;

@@ -258,6 +258,19 @@ impl Federation {
             .unwrap_or_else(|e| panic!("spawn imi-node {args:?}: {e}"))
     }
 
+    /// [`Federation::run_cli`], and whether it succeeded with its stdout and stderr as one text.
+    pub fn cli(&self, args: &[&str]) -> (bool, String) {
+        let out = self.run_cli(args);
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    }
+
     /// The last lines of every node log of this federation.
     pub fn logs_tail(&self) -> String {
         logs_tail(&self.logs_dir())

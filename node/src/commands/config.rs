@@ -24,10 +24,8 @@ pub enum Command {
 pub fn exec(command: Command) -> Result<()> {
     match command {
         Command::Check { config, json } => {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-            let findings = imi_node::check::check(&config, now);
+            use imi_protocol::Clock as _;
+            let findings = imi_node::check::check(&config, imi_protocol::SystemClock.now_ms());
             let failed: Vec<&str> = findings
                 .iter()
                 .filter(|f| !f.ok)

@@ -163,11 +163,9 @@ fn sign(
         toml::from_str(&text).with_context(|| format!("parsing {}", members.display()))?;
     let seed = imi_node::keyfile::read_secret32(governance_key)?;
     let governance = imi_protocol::NodeSigner::from_seed(NodeId::EU, &seed);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    use imi_protocol::Clock as _;
     let list = file
-        .to_trust_list(now)
+        .to_trust_list(imi_protocol::SystemClock.now_ms())
         .with_context(|| members.display().to_string())?;
     if let Some(p) = previous {
         let bytes = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;

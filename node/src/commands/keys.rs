@@ -46,9 +46,8 @@ pub enum Command {
 }
 
 fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    use imi_protocol::Clock as _;
+    imi_protocol::SystemClock.now_ms()
 }
 
 /// The trust-list entries of a node's public keys.

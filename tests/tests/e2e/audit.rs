@@ -28,15 +28,7 @@ fn verify(fed: &Federation, file: &std::path::Path, extra: &[&str]) -> (bool, St
         args.extend_from_slice(&["--witnesses", "0"]);
     }
     args.extend_from_slice(extra);
-    let out = fed.run_cli(&args);
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+    fed.cli(&args)
 }
 
 #[test]

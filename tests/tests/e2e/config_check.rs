@@ -7,15 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 
 fn check(fed: &Federation, id: &str) -> (bool, String) {
     let cfg = fed.config(id);
-    let out = fed.run_cli(&["config", "check", "--config", cfg.to_str().unwrap()]);
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+    fed.cli(&["config", "check", "--config", cfg.to_str().unwrap()])
 }
 
 fn failed(out: &str) -> Vec<String> {

@@ -6,18 +6,6 @@
 
 use imi_e2e::{Federation, HEAVY, lock};
 
-fn cli(fed: &Federation, args: &[&str]) -> (bool, String) {
-    let out = fed.run_cli(args);
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
-
 #[test]
 fn trust_list_versions_are_signed_shown_pushed_and_never_rolled_back() {
     let _g = lock(&HEAVY);
@@ -41,17 +29,14 @@ fn trust_list_versions_are_signed_shown_pushed_and_never_rolled_back() {
     let q = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
 
     // The list in force, as TOML.
-    let (ok, shown) = cli(
-        &fed,
-        &[
-            "federation",
-            "show",
-            "--trust-list",
-            &p("trust-list.cbor"),
-            "--governance-public-key",
-            &p("governance.pub"),
-        ],
-    );
+    let (ok, shown) = fed.cli(&[
+        "federation",
+        "show",
+        "--trust-list",
+        &p("trust-list.cbor"),
+        "--governance-public-key",
+        &p("governance.pub"),
+    ]);
     assert!(ok, "{shown}");
     assert!(shown.contains("version = 1\n"), "{shown}");
     assert!(shown.contains("node = \"DE\"") && shown.contains("node = \"HU\""));
@@ -59,21 +44,18 @@ fn trust_list_versions_are_signed_shown_pushed_and_never_rolled_back() {
     // Signing it unchanged as version 1 again is refused: not newer.
     std::fs::write(q("v1.toml"), &shown).unwrap();
     let sign = |file: &str, out: &str| {
-        cli(
-            &fed,
-            &[
-                "federation",
-                "sign",
-                "--members",
-                file,
-                "--governance-key",
-                &p("governance.key"),
-                "--previous",
-                &p("trust-list.cbor"),
-                "--out",
-                out,
-            ],
-        )
+        fed.cli(&[
+            "federation",
+            "sign",
+            "--members",
+            file,
+            "--governance-key",
+            &p("governance.key"),
+            "--previous",
+            &p("trust-list.cbor"),
+            "--out",
+            out,
+        ])
     };
     let (ok, out) = sign(&q("v1.toml"), &q("v1-again.cbor"));
     assert!(!ok && out.contains("not newer"), "{out}");
@@ -103,17 +85,14 @@ fn trust_list_versions_are_signed_shown_pushed_and_never_rolled_back() {
     .unwrap();
     let (ok, out) = sign(&q("v2.toml"), &q("v2.cbor"));
     assert!(ok, "{out}");
-    let (ok, shown2) = cli(
-        &fed,
-        &[
-            "federation",
-            "show",
-            "--trust-list",
-            &q("v2.cbor"),
-            "--governance-public-key",
-            &p("governance.pub"),
-        ],
-    );
+    let (ok, shown2) = fed.cli(&[
+        "federation",
+        "show",
+        "--trust-list",
+        &q("v2.cbor"),
+        "--governance-public-key",
+        &p("governance.pub"),
+    ]);
     assert!(ok, "{shown2}");
     let body = |s: &str| {
         s.lines()
@@ -126,17 +105,14 @@ fn trust_list_versions_are_signed_shown_pushed_and_never_rolled_back() {
     // DE takes version 2 while running, then refuses version 1.
     let cfg = fed.config("DE");
     let push = |file: &str| {
-        cli(
-            &fed,
-            &[
-                "federation",
-                "push",
-                "--config",
-                cfg.to_str().unwrap(),
-                "--trust-list",
-                file,
-            ],
-        )
+        fed.cli(&[
+            "federation",
+            "push",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--trust-list",
+            file,
+        ])
     };
     let (ok, out) = push(&q("v2.cbor"));
     assert!(ok && out.contains("version 2"), "{out}");
@@ -175,10 +151,7 @@ fn trust_list_versions_are_signed_shown_pushed_and_never_rolled_back() {
     assert_eq!(ready["trust_list_age_days"], 0, "{body}");
 
     // Keys for a rotation: new files (never over existing ones) and their public halves.
-    let (ok, out) = cli(
-        &fed,
-        &["keys", "generate", "--node", "DE", "--out", &q("de-next")],
-    );
+    let (ok, out) = fed.cli(&["keys", "generate", "--node", "DE", "--out", &q("de-next")]);
     assert!(ok, "{out}");
     assert!(out.contains("signing_keys = [{ public = \""), "{out}");
     let mode = std::fs::metadata(dir.path().join("de-next/identity.key"))
@@ -186,16 +159,10 @@ fn trust_list_versions_are_signed_shown_pushed_and_never_rolled_back() {
         .permissions();
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(mode.mode() & 0o777, 0o600);
-    let (ok, out) = cli(
-        &fed,
-        &["keys", "generate", "--node", "DE", "--out", &q("de-next")],
-    );
+    let (ok, out) = fed.cli(&["keys", "generate", "--node", "DE", "--out", &q("de-next")]);
     assert!(!ok && out.contains("never overwritten"), "{out}");
     // The running node's own public keys, as the list holds them.
-    let (ok, out) = cli(
-        &fed,
-        &["keys", "export-public", "--config", cfg.to_str().unwrap()],
-    );
+    let (ok, out) = fed.cli(&["keys", "export-public", "--config", cfg.to_str().unwrap()]);
     assert!(ok, "{out}");
     let exported = out
         .lines()
