@@ -45,6 +45,7 @@ pub fn country_of(id: &AuthorityId) -> Option<NodeId> {
 
 /// A competent authority registered in IMI.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Authority {
     /// Its id, starting with `country` and a dash.
     pub id: AuthorityId,
@@ -60,6 +61,18 @@ pub struct Authority {
     /// The procedures it handles (catalogue procedure codes).
     #[serde(default)]
     pub procedures: Vec<String>,
+    /// The regulated professions it is competent for (vocabulary codes, `PROF-DENTIST`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub professions: Vec<String>,
+    /// Its competences (vocabulary codes, `COMP-LICENSING`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub competences: Vec<String>,
+    /// The city of its seat, in the country's language.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub city: Option<String>,
+    /// The region (Land, county, province...) it covers or sits in, in the country's language.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
 }
 
 /// Why an authority record is not valid.
@@ -148,6 +161,17 @@ impl Authority {
         }
         check_codes(&self.areas)?;
         check_codes(&self.procedures)?;
+        check_codes(&self.professions)?;
+        check_codes(&self.competences)?;
+        for (what, place) in [("city", &self.city), ("region", &self.region)] {
+            if let Some(p) = place
+                && (p.trim().is_empty()
+                    || p.len() > MAX_NAME_BYTES
+                    || p.chars().any(char::is_control))
+            {
+                return Err(AuthorityError::BadName(what.to_owned()));
+            }
+        }
         Ok(())
     }
 
@@ -264,6 +288,10 @@ mod tests {
             level: Level::Regional,
             areas: vec!["PQ".into(), "SD".into()],
             procedures: vec!["PQ-REQ".into()],
+            professions: vec!["PROF-DENTIST".into()],
+            competences: vec![],
+            city: Some("München".into()),
+            region: Some("Bayern".into()),
         }
     }
 

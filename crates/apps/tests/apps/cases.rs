@@ -24,6 +24,10 @@ fn authority(id: &str, country: NodeId) -> Authority {
         level: Level::National,
         areas: vec!["PQ".into()],
         procedures: vec!["PQ-P01".into()],
+        professions: vec![],
+        competences: vec![],
+        city: None,
+        region: None,
     }
 }
 
