@@ -219,6 +219,20 @@ pub fn check(path: &Path, now_ms: u64) -> Vec<Finding> {
             )
         }),
     );
+    f.add(
+        "vocabularies",
+        imi_apps::catalogue_files::load_dir(&cfg.catalogue)
+            .map_err(|e| anyhow::anyhow!("{e}"))
+            .and_then(|c| crate::config::load_vocabulary(&cfg, &c))
+            .map(|v| {
+                format!(
+                    "{}: {} professions, {} competences",
+                    cfg.vocabularies_dir().display(),
+                    v.professions().len(),
+                    v.competences().len()
+                )
+            }),
+    );
     f.add("data_dir", data_dir(&cfg.data_dir));
     f.add("http.listen", bindable(cfg.http.listen));
     for (i, addr) in cfg.network.listen.iter().enumerate() {

@@ -30,6 +30,10 @@ pub struct NodeConfig {
     pub catalogue: PathBuf,
     /// The authority directory file (`[[authorities]]`), validated at start.
     pub directory: PathBuf,
+    /// The controlled vocabularies directory (`professions.toml`, `competences.toml`);
+    /// default: `vocabularies` beside the catalogue directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vocabularies: Option<PathBuf>,
     /// The node's data key (hex, 0600): wraps the data key of every case.
     pub data_key: PathBuf,
     /// libp2p settings.
@@ -168,6 +172,9 @@ impl NodeConfig {
         abs(&mut cfg.governance_public_key);
         abs(&mut cfg.catalogue);
         abs(&mut cfg.directory);
+        if let Some(v) = cfg.vocabularies.as_mut() {
+            abs(v);
+        }
         abs(&mut cfg.data_key);
         abs(&mut cfg.http.tls_cert);
         abs(&mut cfg.http.tls_key);
@@ -188,6 +195,32 @@ impl NodeConfig {
 #[serde(deny_unknown_fields)]
 struct DirectoryFile {
     authorities: Vec<imi_domain::Authority>,
+}
+
+impl NodeConfig {
+    /// The vocabularies directory: the configured one, else `vocabularies` beside the
+    /// catalogue directory.
+    pub fn vocabularies_dir(&self) -> PathBuf {
+        self.vocabularies.clone().unwrap_or_else(|| {
+            self.catalogue
+                .parent()
+                .map_or_else(|| PathBuf::from("vocabularies"), |p| p.join("vocabularies"))
+        })
+    }
+}
+
+/// Loads and validates the controlled vocabularies against the catalogue's languages.
+pub fn load_vocabulary(
+    cfg: &NodeConfig,
+    catalogue: &imi_domain::catalogue::Catalogue,
+) -> Result<imi_domain::Vocabulary> {
+    let dir = cfg.vocabularies_dir();
+    imi_domain::Vocabulary::load(
+        &dir,
+        catalogue.languages(),
+        &imi_apps::catalogue_files::Disk,
+    )
+    .map_err(|e| anyhow::anyhow!("vocabularies {}: {e}", dir.display()))
 }
 
 /// Loads and validates the authority directory file; errors name the file and the authority.

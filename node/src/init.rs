@@ -92,6 +92,13 @@ pub fn init(opts: &InitOptions) -> Result<Vec<PathBuf>> {
     imi_apps::catalogue_files::load_dir(&catalogue_src)?;
     crate::config::load_directory(&directory_src)?;
     copy_dir(&catalogue_src, &opts.out.join("catalogue"))?;
+    // The vocabularies beside the catalogue (the node's default place for them).
+    let vocabularies_src = catalogue_src
+        .parent()
+        .map(|p| p.join("vocabularies"))
+        .filter(|p| p.is_dir())
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/vocabularies"));
+    copy_dir(&vocabularies_src, &opts.out.join("vocabularies"))?;
     std::fs::copy(&directory_src, opts.out.join("directory.toml"))
         .with_context(|| format!("copying {}", directory_src.display()))?;
     let ca = Ca::generate("IMI federation local CA")?;
@@ -145,6 +152,7 @@ pub fn init(opts: &InitOptions) -> Result<Vec<PathBuf>> {
             governance_public_key: "../governance.pub".into(),
             catalogue: "../catalogue".into(),
             directory: "../directory.toml".into(),
+            vocabularies: None,
             data_key: "data.key".into(),
             network: NetworkSection {
                 listen: vec![listen],

@@ -54,6 +54,11 @@ enum Command {
         #[command(subcommand)]
         command: commands::users::Command,
     },
+    /// The replicated authority directory of a running node: status, import, export.
+    Directory {
+        #[command(subcommand)]
+        command: commands::directory::Command,
+    },
     /// Operator diagnostics against a running node.
     Diag {
         #[command(subcommand)]
@@ -79,6 +84,7 @@ fn dispatch() -> Result<()> {
         Command::Scoreboard { command } => commands::scoreboard::exec(command),
         Command::Audit { command } => commands::audit::exec(command),
         Command::Users { command } => commands::users::exec(command),
+        Command::Directory { command } => commands::directory::exec(command),
         Command::Diag { command } => commands::diag::exec(command),
     }
 }

@@ -58,6 +58,7 @@ pub async fn run(
             .with_context(|| format!("catalogue {}", cfg.catalogue.display()))?,
     );
     let directory = Arc::new(crate::config::load_directory(&cfg.directory)?);
+    let vocabulary = Arc::new(crate::config::load_vocabulary(&cfg, &catalogue)?);
     let data_key = imi_apps::requests::DataKey::new(crate::keyfile::read_secret32(&cfg.data_key)?);
     crate::keyfile::private_dir(&cfg.data_dir)?;
     let store: Arc<dyn Store> = Arc::new(
@@ -69,15 +70,26 @@ pub async fn run(
     let trust =
         imi_engine::settle_trust_list(store.as_ref(), std::fs::read(&cfg.trust_list)?, &governance)
             .with_context(|| format!("trust list {}", cfg.trust_list.display()))?;
-    let cases = imi_apps::requests::Cases::new(me, data_key, catalogue.clone(), directory.clone());
+    let replica = Arc::new(
+        imi_apps::directory::DirectoryApp::open(me, vocabulary, store.as_ref())
+            .context("opening the directory replica")?,
+    );
+    let cases = imi_apps::requests::Cases::new(me, data_key, catalogue.clone(), replica.shared());
     let diagnostics = imi_apps::diagnostics::DiagnosticApp::load(store.as_ref())?;
     let tombstones = Some(tombstone_file(&cfg));
     let node_apps = if me == imi_protocol::NodeId::EU {
-        imi_apps::commission_node(&identity.signer, diagnostics, cases, tombstones)
+        imi_apps::commission_node(&identity.signer, diagnostics, cases, replica, tombstones)
     } else {
         // Member states report indicator facts to the Commission node when it is listed.
         let report = trust.member(imi_protocol::NodeId::EU).is_some();
-        imi_apps::member_node(&identity.signer, diagnostics, cases, tombstones, report)
+        imi_apps::member_node(
+            &identity.signer,
+            diagnostics,
+            cases,
+            replica,
+            tombstones,
+            report,
+        )
     };
     let member = trust
         .member(me)
@@ -134,6 +146,15 @@ pub async fn run(
         },
         cancel.child_token(),
     )?;
+
+    // The directory seed: this country's authorities become this node's first signed
+    // directory change; other countries' fill what the replica has not heard of yet.
+    let (own, foreign) = node_apps
+        .directory
+        .bootstrap(&engine, &directory)
+        .await
+        .context("directory bootstrap")?;
+    tracing::info!(own, foreign, "directory seed applied");
 
     // Re-apply erasures before serving: a restored backup must not bring data back (the
     // retention job, which also runs at start, checks again every time).

@@ -44,6 +44,11 @@ impl Kind {
     pub const CHECKPOINT: &'static str = "imi.checkpoint";
     /// A witness's answer to a checkpoint: the body is a CBOR `CosignatureMessage`.
     pub const COSIGNATURE: &'static str = "imi.cosignature";
+    /// A home node's signed directory changes about its own authorities: the body is a JSON
+    /// `UpdateBatch` (`imi-directory`).
+    pub const DIRECTORY_UPDATE: &'static str = "imi.directory.update";
+    /// "I have your directory up to sequence n": the body is a JSON `SyncRequest`.
+    pub const DIRECTORY_SYNC: &'static str = "imi.directory.sync";
     /// Every kind this implementation sends or handles.
     pub const ALL: &'static [&'static str] = &[
         Self::DIAGNOSTIC,
@@ -51,6 +56,8 @@ impl Kind {
         Self::FACT,
         Self::CHECKPOINT,
         Self::COSIGNATURE,
+        Self::DIRECTORY_UPDATE,
+        Self::DIRECTORY_SYNC,
     ];
 
     /// Validates a kind.

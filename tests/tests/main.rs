@@ -7,6 +7,8 @@
 //! * [`scoreboard`]: the Commission node and the scoreboard.
 //! * [`audit`]: trails, witnessing, bundles and retention.
 //! * [`config_check`]: `imi-node config check` names every problem without starting.
+//! * [`directory`]: the replicated directory with five real nodes: convergence, catch-up
+//!   after downtime and after a wiped data directory, retirement, import and export.
 //! * [`governance`]: trust-list versions signed, shown, pushed, never rolled back; key rotation.
 //! * [`torture`]: the short `imi-sim torture`: 20 SIGKILLs under traffic, every invariant.
 #![allow(
@@ -22,6 +24,8 @@ mod api_authz;
 mod audit;
 #[path = "e2e/config_check.rs"]
 mod config_check;
+#[path = "e2e/directory.rs"]
+mod directory;
 #[path = "e2e/e2e.rs"]
 mod e2e;
 #[path = "e2e/governance.rs"]

@@ -20,6 +20,7 @@
 //! The OpenAPI 3.1 description of every route is [`OPENAPI`], served at
 //! `/api/v1/openapi.json`.
 
+pub mod directory;
 pub mod numbers;
 pub mod operator;
 pub mod problem;
@@ -118,6 +119,31 @@ fn table() -> Vec<(&'static str, String, MethodRouter<ApiState>)> {
             "get",
             "/api/v1/authorities".into(),
             get(requests::authorities),
+        ),
+        (
+            "get",
+            "/api/v1/directory/search".into(),
+            get(directory::search),
+        ),
+        (
+            "post",
+            "/api/v1/directory/authorities".into(),
+            post(directory::create),
+        ),
+        (
+            "get",
+            "/api/v1/directory/authorities/{authority}".into(),
+            get(directory::get_one),
+        ),
+        (
+            "put",
+            "/api/v1/directory/authorities/{authority}".into(),
+            axum::routing::put(directory::update),
+        ),
+        (
+            "post",
+            "/api/v1/directory/authorities/{authority}/retire".into(),
+            post(directory::retire),
         ),
         (
             "get",

@@ -25,6 +25,9 @@ pub(crate) fn table() -> Vec<(&'static str, &'static str, MethodRouter<ApiState>
     vec![
         ("post", "/operator/diag/send", post(diag_send)),
         ("get", "/operator/status", get(status)),
+        ("get", "/operator/directory", get(directory_status)),
+        ("post", "/operator/directory/import", post(directory_import)),
+        ("get", "/operator/directory/export", get(directory_export)),
         ("post", "/operator/trust-list", post(trust_list_update)),
         ("get", "/operator/users", get(users_list)),
         ("post", "/operator/users", post(users_add)),
@@ -463,4 +466,145 @@ pub async fn run_diag(engine: &Engine, req: DiagRequest) -> Result<DiagResult, A
         });
     }
     Ok(out)
+}
+
+/// `GET /operator/directory`: the replica's state: this node's last sequence number, what it
+/// has seen of every country's, counts, and a digest of every entry (replicas that hold the
+/// same updates have the same digest).
+async fn directory_status(
+    State(state): State<ApiState>,
+    q: QueryOf<NoQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    query(q)?;
+    let entries = state.services.directory_entries().await?;
+    let coverage = state.services.directory_coverage().await?;
+    let me = state.services.engine().node();
+    let mut digest = Vec::new();
+    let mut per_country: BTreeMap<String, u64> = BTreeMap::new();
+    let mut retired = 0u64;
+    let mut own_seq = 0;
+    for e in &entries {
+        digest.extend_from_slice(&e.encode());
+        digest.push(b'\n');
+        *per_country.entry(e.update.country.to_string()).or_default() += 1;
+        retired += u64::from(e.update.retired);
+        if e.update.country == me {
+            own_seq = own_seq.max(e.update.seq);
+        }
+    }
+    let coverage: BTreeMap<String, serde_json::Value> = coverage
+        .into_iter()
+        .map(|(c, cov)| {
+            (
+                c.to_string(),
+                json!({"mark": cov.mark, "highest": cov.highest()}),
+            )
+        })
+        .collect();
+    Ok(Json(json!({
+        "node": me.to_string(),
+        "own_seq": own_seq,
+        "authorities": entries.len(),
+        "retired": retired,
+        "by_country": per_country,
+        "coverage": coverage,
+        "digest": hex::encode(imi_protocol::sha256(&digest)),
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DirectoryImport {
+    authorities: Vec<imi_domain::Authority>,
+    #[serde(default)]
+    retire_missing: bool,
+}
+
+/// `POST /operator/directory/import`: creates or updates this node's country's authorities
+/// from a list (one signed change, published to every member); with `retire_missing`,
+/// retires the country's authorities the list leaves out.
+async fn directory_import(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    q: QueryOf<NoQuery>,
+    body: axum::body::Bytes,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    query(q)?;
+    crate::requests::json_content_type(&headers, &body)?;
+    let import: DirectoryImport = crate::requests::json_body(&body)?;
+    let me = state.services.engine().node();
+    let mut seen = std::collections::BTreeSet::new();
+    for a in &import.authorities {
+        if a.country != me {
+            return Err(ApiError::unprocessable(
+                "not_home_node",
+                format!("{} is not an authority of {me}", a.id),
+            ));
+        }
+        if !seen.insert(a.id.clone()) {
+            return Err(ApiError::unprocessable(
+                "duplicate_authority",
+                format!("{} is listed twice", a.id),
+            ));
+        }
+        crate::directory::check_codes(&state, a)?;
+    }
+    let mut records: Vec<(imi_domain::Authority, bool)> =
+        import.authorities.into_iter().map(|a| (a, false)).collect();
+    if import.retire_missing {
+        for e in state.services.directory_entries().await? {
+            let u = e.update;
+            if u.country == me && !u.retired && !seen.contains(&u.authority.id) {
+                records.push((u.authority, true));
+            }
+        }
+    }
+    let changes = state.services.directory_change(records.clone()).await?;
+    let mut applied = 0;
+    let mut retired = 0;
+    for ((_, r), c) in records.iter().zip(&changes) {
+        if matches!(c, imi_apps::directory::Change::Applied(_)) {
+            if *r {
+                retired += 1;
+            } else {
+                applied += 1;
+            }
+        }
+    }
+    Ok(Json(json!({
+        "applied": applied,
+        "retired": retired,
+        "unchanged": changes.len() - applied - retired,
+    })))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExportQuery {
+    country: Option<NodeId>,
+}
+
+/// `GET /operator/directory/export`: the replica's active authorities (of one country with
+/// `country`), in the seed file's shape, and the ids of the retired ones.
+async fn directory_export(
+    State(state): State<ApiState>,
+    q: QueryOf<ExportQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let q = query(q)?;
+    let mut authorities = Vec::new();
+    let mut retired = Vec::new();
+    for e in state.services.directory_entries().await? {
+        let u = e.update;
+        if q.country.is_some_and(|c| c != u.country) {
+            continue;
+        }
+        if u.retired {
+            retired.push(u.authority.id.to_string());
+        } else {
+            authorities.push(u.authority);
+        }
+    }
+    Ok(Json(
+        json!({"authorities": authorities, "retired": retired}),
+    ))
 }

@@ -50,7 +50,7 @@ pub struct NoQuery {}
 // ---------------------------------------------------------------------------------------
 
 /// A non-empty body must be declared `application/json` (else 415).
-fn json_content_type(headers: &HeaderMap, body: &[u8]) -> Result<(), ApiError> {
+pub(crate) fn json_content_type(headers: &HeaderMap, body: &[u8]) -> Result<(), ApiError> {
     if body.is_empty() {
         return Ok(());
     }
@@ -463,11 +463,8 @@ pub(crate) async fn authority(
     let q = query(q)?;
     let lang = lang(&state, q.lang.as_deref(), &headers);
     let id = AuthorityId::new(&id).map_err(|_| ApiError::not_found())?;
-    let a = state
-        .cases()
-        .directory()
-        .get(&id)
-        .ok_or_else(ApiError::not_found)?;
+    let directory = state.cases().directory();
+    let a = directory.get(&id).ok_or_else(ApiError::not_found)?;
     Ok(Json(views::authority(a, &lang)))
 }
 

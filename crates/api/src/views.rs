@@ -70,8 +70,11 @@ fn attachments(a: &[AttachmentRef]) -> Value {
     )
 }
 
-fn authority_name<'a>(cases: &'a Cases, id: &imi_protocol::AuthorityId, lang: &str) -> &'a str {
-    cases.directory().get(id).map_or("", |a| a.name(lang))
+fn authority_name(cases: &Cases, id: &imi_protocol::AuthorityId, lang: &str) -> String {
+    cases
+        .directory()
+        .get(id)
+        .map_or_else(String::new, |a| a.name(lang).to_owned())
 }
 
 fn party(cases: &Cases, id: &imi_protocol::AuthorityId, lang: &str) -> Value {

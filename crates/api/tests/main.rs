@@ -88,14 +88,26 @@ impl Node {
             directory.insert(a).unwrap();
         }
         let store = Arc::new(MemStore::new(&imi_apps::columns()));
+        let vocabulary = Arc::new(
+            imi_domain::Vocabulary::load(
+                std::path::Path::new(&format!("{root}/vocabularies")),
+                catalogue.languages(),
+                &imi_apps::catalogue_files::Disk,
+            )
+            .unwrap(),
+        );
+        let replica = Arc::new(
+            imi_apps::directory::DirectoryApp::open(NodeId::DE, vocabulary, store.as_ref())
+                .unwrap(),
+        );
         let cases = imi_apps::requests::Cases::new(
             NodeId::DE,
             imi_apps::requests::DataKey::new([7; 32]),
             catalogue,
-            Arc::new(directory),
+            replica.shared(),
         );
         let diagnostics = imi_apps::diagnostics::DiagnosticApp::load(store.as_ref()).unwrap();
-        let apps = imi_apps::member_node(&de, diagnostics, cases, None, false);
+        let apps = imi_apps::member_node(&de, diagnostics, cases, replica, None, false);
         let cancel = CancellationToken::new();
         let (client, events, _net) = imi_network::spawn(
             imi_engine::libp2p_keypair(&de).unwrap(),
@@ -112,10 +124,18 @@ impl Node {
         )
         .unwrap();
         let config = EngineConfig {
-            job_interval_ms: ["redial", "checkpoint", "retention", "fact-report", "prune"]
-                .into_iter()
-                .map(|j| (j.to_owned(), 0))
-                .collect(),
+            job_interval_ms: [
+                "redial",
+                "checkpoint",
+                "retention",
+                "fact-report",
+                "prune",
+                "directory-publish",
+                "directory-sync",
+            ]
+            .into_iter()
+            .map(|j| (j.to_owned(), 0))
+            .collect(),
             ..EngineConfig::default()
         };
         let (engine, tasks) = Engine::start(
@@ -135,6 +155,11 @@ impl Node {
             cancel.clone(),
         )
         .unwrap();
+        // The seed as a node starts from it: DE's own authorities as its first change (sent to
+        // HU, which never answers), the others preloaded.
+        let rt_dir = apps.directory.clone();
+        let (own, foreign) = rt_dir.bootstrap(&engine, &directory).await.unwrap();
+        assert!(own > 0 && foreign > 0);
         let services = imi_apps::Services::new(engine.clone(), &apps, [0; 32]);
         let state = ApiState::new(services, Arc::new(SystemClock))
             .with_operator_token(imi_protocol::sha256(OPERATOR_TOKEN.as_bytes()));
@@ -290,7 +315,7 @@ mod operator {
                 )
             })
             .collect();
-        assert_eq!(routes.len(), 9, "{routes:?}");
+        assert_eq!(routes.len(), 12, "{routes:?}");
         // No token, a user's token, a wrong token: 401 before the query or body is read.
         for token in [None, Some(anna.as_str()), Some("wrong")] {
             for (method, path) in &routes {
@@ -444,6 +469,245 @@ mod pagination {
             )
             .await;
         assert_eq!(st, StatusCode::BAD_REQUEST);
+        n.stop().await;
+    }
+}
+
+mod directory {
+    use super::*;
+
+    fn record(id: &str, name_de: &str) -> Value {
+        json!({
+            "id": id,
+            "country": "DE",
+            "names": {"de": name_de, "en": "Test chamber of dentists"},
+            "level": "regional",
+            "areas": ["PQ"],
+            "procedures": ["PQ-P01"],
+            "professions": ["PROF-DENTIST"],
+            "competences": ["COMP-LICENSING"],
+            "city": "Mainz",
+            "region": "Rheinland-Pfalz",
+        })
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn search_change_and_retire_through_the_api() {
+        let n = Node::start().await;
+        let anna = n.user("anna", "DE-BY-BLZK", "authority_user", &[]).await;
+        let coord = n.user("carl", "DE-NC", "coordinator", &[]).await;
+        let get = |path: String, token: String| {
+            let n = &n;
+            async move { n.call("GET", &path, Some(&token), &[], None).await }
+        };
+        // Cross-language: German for a Hungarian authority competent for dentists.
+        let (st, v, _) = get(
+            "/api/v1/directory/search?q=Zahnarzt&lang=de&country=HU".into(),
+            anna.clone(),
+        )
+        .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        let ids: Vec<&str> = v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["id"].as_str().unwrap())
+            .collect();
+        assert!(ids.contains(&"HU-ENKK"), "{v}");
+        // rendered in the caller's language
+        let enkk = v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["id"] == "HU-ENKK")
+            .unwrap();
+        assert!(
+            enkk["professions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["name"] == "Zahnarzt"),
+            "{enkk}"
+        );
+        // Bad input: a clear 400 each, nothing changed.
+        for (q, code) in [
+            ("q=", "empty_query"),
+            ("q=%20%2C", "empty_query"),
+            (
+                &format!("q={}", "a".repeat(10 * 1024)) as &str,
+                "query_too_long",
+            ),
+            ("q=%01%02%03", "bad_query"),
+            ("q=x&country=XX", "unknown_filter"),
+            ("q=x&level=federal", "unknown_filter"),
+            ("q=x&profession=PROF-NOSUCH", "unknown_filter"),
+            ("q=x&area=NOPE", "unknown_filter"),
+            ("q=x&limit=1000000000", "bad_page"),
+            ("q=x&limit=0", "bad_page"),
+            ("q=x&offset=99999", "bad_page"),
+            ("q=x&bogus=1", "bad_request"),
+            ("q=x&limit=1e99", "bad_request"),
+        ] {
+            let (st, p, _) = get(format!("/api/v1/directory/search?{q}"), anna.clone()).await;
+            assert_eq!(st, StatusCode::BAD_REQUEST, "{q}: {p}");
+            assert_eq!(p["code"], code, "{q}: {p}");
+        }
+        // Only coordinators of DE change DE's directory.
+        let (st, _, _) = n
+            .call(
+                "POST",
+                "/api/v1/directory/authorities",
+                Some(&anna),
+                &[],
+                Some(record("DE-TEST-ZK", "Zahnärztekammer Test")),
+            )
+            .await;
+        assert_eq!(st, StatusCode::FORBIDDEN);
+        let mut foreign = record("HU-TEST", "x");
+        foreign["country"] = json!("HU");
+        let (st, p, _) = n
+            .call(
+                "POST",
+                "/api/v1/directory/authorities",
+                Some(&coord),
+                &[],
+                Some(foreign),
+            )
+            .await;
+        assert_eq!(st, StatusCode::FORBIDDEN, "{p}");
+        let mut bad = record("DE-TEST-ZK", "x");
+        bad["professions"] = json!(["PROF-NOSUCH"]);
+        let (st, p, _) = n
+            .call(
+                "POST",
+                "/api/v1/directory/authorities",
+                Some(&coord),
+                &[],
+                Some(bad),
+            )
+            .await;
+        assert_eq!(
+            (st, p["code"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("unknown_code"))
+        );
+        // Created: searchable at once, with its sequence number.
+        let (st, p, _) = n
+            .call(
+                "POST",
+                "/api/v1/directory/authorities",
+                Some(&coord),
+                &[],
+                Some(record("DE-TEST-ZK", "Zahnärztekammer Rheinhessen")),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{p}");
+        let seq = p["seq"].as_u64().unwrap();
+        assert!(seq > 1, "after the seed's own records: {p}");
+        let (st, _, _) = n
+            .call(
+                "POST",
+                "/api/v1/directory/authorities",
+                Some(&coord),
+                &[],
+                Some(record("DE-TEST-ZK", "again")),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CONFLICT);
+        let (_, v, _) = get(
+            "/api/v1/directory/search?q=Rheinhessen".into(),
+            anna.clone(),
+        )
+        .await;
+        assert_eq!(v["items"][0]["id"], "DE-TEST-ZK", "{v}");
+        let (st, one, _) = get(
+            "/api/v1/directory/authorities/DE-TEST-ZK".into(),
+            anna.clone(),
+        )
+        .await;
+        assert_eq!((st, one["seq"].as_u64()), (StatusCode::OK, Some(seq)));
+        // Updated: the new name is found, the old one not.
+        let (st, p, _) = n
+            .call(
+                "PUT",
+                "/api/v1/directory/authorities/DE-TEST-ZK",
+                Some(&coord),
+                &[],
+                Some(record("DE-TEST-ZK", "Landeszahnärztekammer Pfalz")),
+            )
+            .await;
+        assert_eq!(
+            (st, p["seq"].as_u64()),
+            (StatusCode::OK, Some(seq + 1)),
+            "{p}"
+        );
+        let (_, v, _) = get(
+            "/api/v1/directory/search?q=Rheinhessen".into(),
+            anna.clone(),
+        )
+        .await;
+        assert_eq!(v["total"], 0, "{v}");
+        // The same record again changes nothing.
+        let (_, p, _) = n
+            .call(
+                "PUT",
+                "/api/v1/directory/authorities/DE-TEST-ZK",
+                Some(&coord),
+                &[],
+                Some(record("DE-TEST-ZK", "Landeszahnärztekammer Pfalz")),
+            )
+            .await;
+        assert_eq!(p["changed"], false, "{p}");
+        // Retired: out of searches, and requests from or to it are refused.
+        let tester = n.user("tess", "DE-TEST-ZK", "authority_user", &[]).await;
+        let (st, p, _) = n
+            .call(
+                "POST",
+                "/api/v1/directory/authorities/DE-TEST-ZK/retire",
+                Some(&coord),
+                &[],
+                None,
+            )
+            .await;
+        assert_eq!(
+            (st, p["retired"].as_bool()),
+            (StatusCode::OK, Some(true)),
+            "{p}"
+        );
+        let (_, v, _) = get("/api/v1/directory/search?q=Pfalz".into(), anna.clone()).await;
+        assert_eq!(v["total"], 0, "{v}");
+        let (_, v, _) = get(
+            "/api/v1/directory/search?q=Pfalz&include_retired=true".into(),
+            anna.clone(),
+        )
+        .await;
+        assert_eq!(v["items"][0]["retired"], true, "{v}");
+        let (st, p, _) = n
+            .call(
+                "POST",
+                "/api/v1/requests",
+                Some(&tester),
+                &[],
+                Some(create_body("HU-ENKK", "Jane Roe")),
+            )
+            .await;
+        assert_eq!(
+            (st, p["code"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("retired_authority")),
+            "{p}"
+        );
+        // The operator's view: own sequence number and a digest.
+        let (st, status, _) = n
+            .call(
+                "GET",
+                "/operator/directory",
+                Some(OPERATOR_TOKEN),
+                &[],
+                None,
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK);
+        assert_eq!(status["own_seq"].as_u64(), Some(seq + 2), "{status}");
+        assert_eq!(status["digest"].as_str().map(str::len), Some(64));
         n.stop().await;
     }
 }

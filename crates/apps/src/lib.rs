@@ -9,6 +9,7 @@
 //! | [`requests`] | `imi.request` | `case_keys`, `cases`, `case_index`, `case_files` | — |
 //! | [`facts`] | `imi.fact` (member: sends; `EU`: handles) | `facts`, `facts_pending` | `fact-report` |
 //! | [`witness`] | `imi.checkpoint`, `imi.cosignature` (not logged) | `witness`, `witness_out`, `alarms` | `checkpoint` |
+//! | [`directory`] | `imi.directory.update`, `imi.directory.sync` (not logged) | `directory`, `directory_meta`, `directory_out` | `directory-publish`, `directory-sync` |
 //! | [`retention`] | — | `blocked`, `tombstones` | `retention` |
 //! | [`evidence`] | — (reads the kernel's log) | — | — |
 //! | [`users`], [`idempotency`], [`access_log`] | — | `users`, `idempotency`, `access_log` | — |
@@ -19,6 +20,7 @@
 pub mod access_log;
 pub mod catalogue_files;
 pub mod diagnostics;
+pub mod directory;
 pub mod error;
 pub mod evidence;
 pub mod facts;
@@ -69,6 +71,7 @@ impl Application for OwnedColumns {
 pub fn columns() -> Vec<Column> {
     let mut cols: Vec<Column> = imi_engine::Engine::columns().to_vec();
     cols.extend_from_slice(requests::COLUMNS);
+    cols.extend_from_slice(directory::COLUMNS);
     cols.extend_from_slice(&[
         diagnostics::APP,
         facts::FACTS,
@@ -94,6 +97,8 @@ pub struct NodeApps {
     pub cases: Arc<requests::Cases>,
     /// Retention.
     pub retention: Arc<retention::Retention>,
+    /// The directory replica.
+    pub directory: Arc<directory::DirectoryApp>,
 }
 
 /// What every node runs: diagnostics, witnessing, users, idempotency, the access log and
@@ -102,8 +107,10 @@ fn common(
     signer: &NodeSigner,
     diagnostics: diagnostics::DiagnosticApp,
     retention: &Arc<retention::Retention>,
+    directory: &Arc<directory::DirectoryApp>,
 ) -> Vec<Arc<dyn Application>> {
     vec![
+        Arc::new(directory::DirectoryApplication(directory.clone())),
         Arc::new(diagnostics),
         Arc::new(witness::WitnessApp::new(signer.clone())),
         Arc::new(witness::CosignatureApp),
@@ -114,12 +121,14 @@ fn common(
     ]
 }
 
-/// A member state's node: the common applications and requests, reporting indicator facts
-/// to `EU` when `report_facts`.
+/// A member state's node: the common applications (the directory among them; `cases` should
+/// read `directory.shared()`) and requests, reporting indicator facts to `EU` when
+/// `report_facts`.
 pub fn member_node(
     signer: &NodeSigner,
     diagnostics: diagnostics::DiagnosticApp,
     cases: requests::Cases,
+    directory: Arc<directory::DirectoryApp>,
     tombstones: Option<PathBuf>,
     report_facts: bool,
 ) -> NodeApps {
@@ -129,7 +138,7 @@ pub fn member_node(
         cases
     });
     let retention = Arc::new(retention::Retention::new(cases.clone(), tombstones));
-    let mut apps = common(signer, diagnostics, &retention);
+    let mut apps = common(signer, diagnostics, &retention, &directory);
     apps.push(cases.application());
     if report_facts {
         apps.push(Arc::new(facts::FactReporter::new(imi_protocol::NodeId::EU)));
@@ -138,6 +147,7 @@ pub fn member_node(
         apps: Applications::new(apps),
         cases,
         retention,
+        directory,
     }
 }
 
@@ -147,16 +157,18 @@ pub fn commission_node(
     signer: &NodeSigner,
     diagnostics: diagnostics::DiagnosticApp,
     cases: requests::Cases,
+    directory: Arc<directory::DirectoryApp>,
     tombstones: Option<PathBuf>,
 ) -> NodeApps {
     let cases = Arc::new(cases);
     let retention = Arc::new(retention::Retention::new(cases.clone(), tombstones));
-    let mut apps = common(signer, diagnostics, &retention);
+    let mut apps = common(signer, diagnostics, &retention, &directory);
     apps.push(Arc::new(facts::FactApp::default()));
     apps.push(Arc::new(requests::CASE_COLUMNS));
     NodeApps {
         apps: Applications::new(apps),
         cases,
         retention,
+        directory,
     }
 }

@@ -21,6 +21,7 @@
 //! metadata (ids, legal area, state, dates) is stored in the clear, in the case index that
 //! lists and filters read.
 use crate::AppError;
+use crate::directory::SharedDirectory;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use imi_domain::catalogue::Catalogue;
@@ -249,7 +250,7 @@ pub struct Cases {
     report_facts: bool,
     data_key: DataKey,
     catalogue: Arc<Catalogue>,
-    directory: Arc<Directory>,
+    directory: SharedDirectory,
 }
 
 fn internal(e: impl std::fmt::Display) -> Refusal {
@@ -263,14 +264,14 @@ impl Cases {
         node: NodeId,
         data_key: DataKey,
         catalogue: Arc<Catalogue>,
-        directory: Arc<Directory>,
+        directory: impl Into<SharedDirectory>,
     ) -> Self {
         Self {
             node,
             report_facts: false,
             data_key,
             catalogue,
-            directory,
+            directory: directory.into(),
         }
     }
 
@@ -291,9 +292,9 @@ impl Cases {
         &self.catalogue
     }
 
-    /// The authority directory.
-    pub fn directory(&self) -> &Directory {
-        &self.directory
+    /// The authority directory as it is now (the replica changes as updates arrive).
+    pub fn directory(&self) -> Arc<Directory> {
+        self.directory.snapshot()
     }
 
     /// The application to register with the engine.
@@ -498,7 +499,7 @@ impl Cases {
         }
         imi_domain::message::check_step(
             &self.catalogue,
-            &self.directory,
+            &self.directory.snapshot(),
             &msg.step.transition,
             &next,
         )

@@ -57,6 +57,7 @@ pub struct Services {
     store: Arc<dyn ReadStore>,
     cases: Arc<Cases>,
     retention: Arc<Retention>,
+    directory: Arc<crate::directory::DirectoryApp>,
     governance: [u8; 32],
 }
 
@@ -76,6 +77,7 @@ impl Services {
             engine,
             cases: apps.cases.clone(),
             retention: apps.retention.clone(),
+            directory: apps.directory.clone(),
             governance,
         }
     }
@@ -98,6 +100,44 @@ impl Services {
     /// The request service (catalogue, directory, rendering).
     pub fn cases(&self) -> &Arc<Cases> {
         &self.cases
+    }
+
+    /// The directory replica.
+    pub fn directory(&self) -> &Arc<crate::directory::DirectoryApp> {
+        &self.directory
+    }
+
+    /// The replica's entry for an authority.
+    pub async fn directory_entry(
+        &self,
+        id: imi_protocol::AuthorityId,
+    ) -> Result<Option<imi_directory::Entry>, AppError> {
+        let store = self.store.clone();
+        let dir = self.directory.clone();
+        blocking(move || dir.entry(store.as_ref(), &id)).await
+    }
+
+    /// Creates, updates or retires this country's authorities (published to every member).
+    pub async fn directory_change(
+        &self,
+        records: Vec<(imi_domain::Authority, bool)>,
+    ) -> Result<Vec<crate::directory::Change>, AppError> {
+        self.directory.change(&self.engine, records).await
+    }
+
+    /// Every entry of the replica, ordered by id.
+    pub async fn directory_entries(&self) -> Result<Vec<imi_directory::Entry>, AppError> {
+        let store = self.store.clone();
+        blocking(move || crate::directory::read_all(store.as_ref())).await
+    }
+
+    /// What the replica has seen of each country's sequence.
+    pub async fn directory_coverage(
+        &self,
+    ) -> Result<Vec<(imi_protocol::NodeId, crate::directory::Coverage)>, AppError> {
+        let store = self.store.clone();
+        let dir = self.directory.clone();
+        blocking(move || dir.coverage(store.as_ref())).await
     }
 
     /// The federation's governance key.

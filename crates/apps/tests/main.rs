@@ -15,6 +15,8 @@
 //! * [`lifecycle`]: periodic jobs run on schedule or on demand and none outlives the engine.
 //! * [`quotas`]: per-peer daily byte quota (persisted, with the operator's override) and
 //!   fair handler slots under a flood.
+//! * [`directory`]: the replicated directory: changes reach every node, forged updates are
+//!   refused, duplicates and reorders converge byte for byte, a lost replica catches up by sync.
 //! * [`receipts`]: where receipts are stored on both sides; rejected envelopes go to `dead`.
 #![allow(
     clippy::unwrap_used,
@@ -36,6 +38,8 @@ mod witness;
 // The modules live in a subdirectory so that cargo does not take each for a test binary.
 #[path = "apps/delivery.rs"]
 mod delivery;
+#[path = "apps/directory.rs"]
+mod directory;
 #[path = "apps/hostile.rs"]
 mod hostile;
 #[path = "apps/quotas.rs"]

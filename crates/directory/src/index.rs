@@ -244,6 +244,21 @@ impl SearchIndex {
         Ok(())
     }
 
+    /// Replaces every document with these authorities.
+    pub fn replace_all<'a>(
+        &self,
+        authorities: impl IntoIterator<Item = (&'a Authority, bool)>,
+    ) -> Result<(), SearchError> {
+        {
+            let writer = self
+                .writer
+                .lock()
+                .map_err(|_| SearchError::Index("writer lock poisoned".into()))?;
+            writer.delete_all_documents()?;
+        }
+        self.apply(authorities)
+    }
+
     /// Number of documents (authorities, retired included).
     pub fn len(&self) -> usize {
         usize::try_from(self.reader.searcher().num_docs()).unwrap_or(usize::MAX)

@@ -25,9 +25,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
 /// The kind of the envelopes that carry an [`UpdateBatch`].
-pub const KIND_UPDATE: &str = "imi.directory.update";
+pub const KIND_UPDATE: &str = imi_protocol::Kind::DIRECTORY_UPDATE;
 /// The kind of the envelopes that carry a [`SyncRequest`].
-pub const KIND_SYNC: &str = "imi.directory.sync";
+pub const KIND_SYNC: &str = imi_protocol::Kind::DIRECTORY_SYNC;
 /// Largest update batch body decoded, in bytes.
 pub const MAX_BATCH_BYTES: usize = 2 * 1024 * 1024;
 /// Most updates in one batch (a sync answer is split into batches of at most this many).

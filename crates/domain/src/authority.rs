@@ -201,6 +201,8 @@ impl Authority {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Directory {
     by_id: BTreeMap<AuthorityId, Authority>,
+    #[serde(default)]
+    retired: BTreeSet<AuthorityId>,
 }
 
 impl Directory {
@@ -229,7 +231,31 @@ impl Directory {
 
     /// Removes a record.
     pub fn remove(&mut self, id: &AuthorityId) -> Option<Authority> {
+        self.retired.remove(id);
         self.by_id.remove(id)
+    }
+
+    /// Validates and inserts (or replaces) a record, retired or not.
+    pub fn set(&mut self, authority: Authority, retired: bool) -> Result<(), AuthorityError> {
+        let id = authority.id.clone();
+        self.insert(authority)?;
+        if retired {
+            self.retired.insert(id);
+        } else {
+            self.retired.remove(&id);
+        }
+        Ok(())
+    }
+
+    /// Whether the authority is retired (it stays known, for the cases that name it, but
+    /// takes no new request).
+    pub fn is_retired(&self, id: &AuthorityId) -> bool {
+        self.retired.contains(id)
+    }
+
+    /// Whether the authority is known and not retired.
+    pub fn is_active(&self, id: &AuthorityId) -> bool {
+        self.contains(id) && !self.is_retired(id)
     }
 
     /// The record with this id.
@@ -247,12 +273,14 @@ impl Directory {
         self.by_id.values()
     }
 
-    /// The authorities of one country, ordered by id.
+    /// The active authorities of one country, ordered by id.
     pub fn by_country(&self, country: NodeId) -> impl Iterator<Item = &Authority> {
-        self.by_id.values().filter(move |a| a.country == country)
+        self.by_id
+            .values()
+            .filter(move |a| a.country == country && !self.retired.contains(&a.id))
     }
 
-    /// The authorities of one country that handle a legal area, ordered by id.
+    /// The active authorities of one country that handle a legal area, ordered by id.
     pub fn handling<'a>(
         &'a self,
         country: NodeId,
@@ -369,6 +397,16 @@ mod tests {
         assert_eq!(d.len(), 3);
         assert!(d.remove(&id).is_some());
         assert!(!d.contains(&id));
+        d.set(authority("AT-W-MAG", NodeId::AT), true).unwrap();
+        let at = AuthorityId::new("AT-W-MAG").unwrap();
+        assert!(d.contains(&at) && d.is_retired(&at) && !d.is_active(&at));
+        assert_eq!(
+            d.by_country(NodeId::AT).count(),
+            0,
+            "retired ones are not listed"
+        );
+        d.set(authority("AT-W-MAG", NodeId::AT), false).unwrap();
+        assert!(d.is_active(&at));
         let json = toml::to_string(&authority("DE-BY-ZAEK", NodeId::DE)).unwrap();
         let back: Authority = toml::from_str(&json).unwrap();
         assert_eq!(back, authority("DE-BY-ZAEK", NodeId::DE));

@@ -149,6 +149,18 @@ fn authority_known(directory: &Directory, id: &AuthorityId) -> Result<(), Refuse
     }
 }
 
+/// A new request or a forward may only name an authority that is not retired.
+fn authority_active(directory: &Directory, id: &AuthorityId) -> Result<(), Refused> {
+    authority_known(directory, id)?;
+    if directory.is_retired(id) {
+        return Err(Refused::new(
+            "retired_authority",
+            format!("authority {id} is retired from the directory"),
+        ));
+    }
+    Ok(())
+}
+
 /// The checks the state machine leaves to its callers, for step `t` that leads to `next`.
 pub fn check_step(
     catalogue: &Catalogue,
@@ -165,8 +177,8 @@ pub fn check_step(
             questions,
             ..
         } => {
-            authority_known(directory, requester)?;
-            authority_known(directory, responder)?;
+            authority_active(directory, requester)?;
+            authority_active(directory, responder)?;
             let a = catalogue.area(area).ok_or_else(|| {
                 Refused::new(
                     "unknown_area",
@@ -198,7 +210,9 @@ pub fn check_step(
                 }
             }
         }
-        Transition::Forward { to } | Transition::Reassign { to } => authority_known(directory, to)?,
+        Transition::Forward { to } | Transition::Reassign { to } => {
+            authority_active(directory, to)?
+        }
         Transition::Answer {
             answers,
             attachments,

@@ -2,6 +2,7 @@
 pub mod audit;
 pub mod config;
 pub mod diag;
+pub mod directory;
 pub mod federation;
 pub mod keys;
 pub mod run;

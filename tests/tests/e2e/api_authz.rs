@@ -1008,6 +1008,10 @@ fn the_server_enforces_what_the_document_says() {
         "HU",
         &fed.add_user("HU", "responder", "HU-ENKK", "authority_user", &[]),
     );
+    let coordinator = fed.user(
+        "DE",
+        &fed.add_user("DE", "coordinator", "DE-NC", "coordinator", &[]),
+    );
     let operator = fed.client("DE");
     let anon = operator.without_token();
 
@@ -1098,6 +1102,8 @@ fn the_server_enforces_what_the_document_says() {
                 &operator
             } else if template.starts_with("/api/v1/audit/") {
                 &auditor
+            } else if template.starts_with("/api/v1/directory/authorities") && method != "get" {
+                &coordinator
             } else {
                 &requester
             };

@@ -223,25 +223,30 @@ fn kill9_sender_mid_stream() {
 fn receiver_down_backoff_then_drain() {
     let fed = Federation::init(&["AT", "DE"]);
     let at = fed.start("AT");
+    // What AT queued for DE before serving: its directory's first change and its sync ask
+    // (both enqueued before the node is live, so the count is stable).
+    let c = &at.client;
+    let before = c.status().queues.get("DE").copied().unwrap_or(0);
+    assert_eq!(before, 2, "the directory's start-up envelopes");
 
     let r = at.client.diag_send("DE", 500, false);
     assert_eq!(r.sent, 500, "{r:?}");
-    let c = &at.client;
+    let want = (before + 500) as f64;
     fed.wait_until(
-        "AT: retries{DE} >= 2, backoff{DE} > 0, queue{DE} == 500",
+        "AT: retries{DE} >= 2, backoff{DE} > 0, queue{DE} == 502",
         SHORT * 2,
         || {
             let m = c.try_metrics().ok()?;
             let get = |n: &str| imi_e2e::find_metric(&m, n, &[("peer", "DE")]).unwrap_or(0.0);
             (get("imi_delivery_retries_total") >= 2.0
                 && get("imi_delivery_backoff_seconds") > 0.0
-                && get("imi_outbox_queue_depth") == 500.0)
+                && get("imi_outbox_queue_depth") == want)
                 .then_some(())
         },
     );
     assert_eq!(
         c.status().queues.get("DE").copied(),
-        Some(500),
+        Some(before + 500),
         "status queues"
     );
 
@@ -256,7 +261,7 @@ fn receiver_down_backoff_then_drain() {
     });
     assert_eq!(
         c.metric_required("imi_delivered_total", &[("peer", "DE")]),
-        500.0,
+        want,
         "imi_delivered_total{{peer=\"DE\"}}"
     );
 }

@@ -1,0 +1,368 @@
+//! The federated authority directory: search, one authority, and the coordinators'
+//! create, update and retire of their own country's authorities.
+//!
+//! Searches run over this node's replica of every country's directory
+//! ([`imi_apps::directory`]); results are rendered in the caller's language (`lang`, else
+//! `Accept-Language`) where a translation exists: the authority's name, its professions and
+//! competences. A change made here is signed by this node and published to every member.
+
+use crate::problem::ApiError;
+use crate::requests::{NoQuery, QueryOf, json_body, json_content_type, query};
+use crate::{ApiState, users, views};
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use imi_apps::directory::{Change, DirectoryApp};
+use imi_directory::{Entry, SearchQuery};
+use imi_domain::user::Role;
+use imi_domain::{Authority, Level, User};
+use imi_protocol::{AuthorityId, NodeId};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// Default page size of a search.
+pub const DEFAULT_SEARCH_LIMIT: usize = 20;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SearchParams {
+    q: Option<String>,
+    lang: Option<String>,
+    country: Option<String>,
+    level: Option<String>,
+    area: Option<String>,
+    procedure: Option<String>,
+    profession: Option<String>,
+    competence: Option<String>,
+    include_retired: Option<bool>,
+    limit: Option<usize>,
+    offset: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LangParam {
+    lang: Option<String>,
+}
+
+fn unknown(what: &str, value: &str) -> ApiError {
+    let shown: String = value.chars().take(64).collect();
+    ApiError::bad_request("unknown_filter", format!("unknown {what} {shown:?}"))
+}
+
+/// The view of one authority in `lang`.
+pub(crate) fn view(dir: &DirectoryApp, a: &Authority, retired: bool, lang: &str) -> Value {
+    let v = dir.vocabulary();
+    let coded = |codes: &[String]| -> Vec<Value> {
+        codes
+            .iter()
+            .map(|c| json!({"code": c, "name": v.name(c, lang)}))
+            .collect()
+    };
+    json!({
+        "id": a.id.as_str(),
+        "country": a.country.as_str(),
+        "name": a.name(lang),
+        "names": a.names,
+        "level": a.level.as_str(),
+        "city": a.city,
+        "region": a.region,
+        "areas": a.areas,
+        "procedures": a.procedures,
+        "professions": coded(&a.professions),
+        "competences": coded(&a.competences),
+        "retired": retired,
+    })
+}
+
+fn entry_view(dir: &DirectoryApp, e: &Entry, lang: &str) -> Value {
+    let mut v = view(dir, &e.update.authority, e.update.retired, lang);
+    if let Some(o) = v.as_object_mut() {
+        o.insert("seq".into(), json!(e.update.seq));
+        // Records from the seed carry no time (0): null.
+        let at = u64::try_from(e.update.time_ms).ok().filter(|t| *t > 0);
+        o.insert(
+            "updated_at".into(),
+            json!(at.map(imi_domain::dates::rfc3339)),
+        );
+    }
+    v
+}
+
+/// `GET /api/v1/directory/search`.
+pub(crate) async fn search(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    q: QueryOf<SearchParams>,
+) -> Result<Json<Value>, ApiError> {
+    users::authenticate(&state, &headers).await?;
+    let p = query(q)?;
+    let lang = views::language(state.cases().catalogue(), p.lang.as_deref(), &headers);
+    let dir = state.services.directory().clone();
+    let catalogue = state.cases().catalogue();
+    let country = match p.country.as_deref() {
+        None => None,
+        Some(c) => Some(c.parse::<NodeId>().map_err(|_| unknown("country", c))?),
+    };
+    let level = match p.level.as_deref() {
+        None => None,
+        Some(l) => {
+            Some(serde_json::from_value::<Level>(json!(l)).map_err(|_| unknown("level", l))?)
+        }
+    };
+    if let Some(a) = p.area.as_deref()
+        && catalogue.area(a).is_none()
+    {
+        return Err(unknown("area", a));
+    }
+    if let Some(x) = p.procedure.as_deref()
+        && !catalogue
+            .areas()
+            .iter()
+            .any(|a| a.procedures().iter().any(|p| p.code() == x))
+    {
+        return Err(unknown("procedure", x));
+    }
+    if let Some(x) = p.profession.as_deref()
+        && dir.vocabulary().profession(x).is_none()
+    {
+        return Err(unknown("profession", x));
+    }
+    if let Some(x) = p.competence.as_deref()
+        && dir.vocabulary().competence(x).is_none()
+    {
+        return Err(unknown("competence", x));
+    }
+    let sq = SearchQuery {
+        text: p.q.unwrap_or_default(),
+        lang: Some(lang.clone()),
+        country,
+        level,
+        area: p.area,
+        procedure: p.procedure,
+        profession: p.profession,
+        competence: p.competence,
+        include_retired: p.include_retired.unwrap_or(false),
+        limit: p.limit.unwrap_or(DEFAULT_SEARCH_LIMIT),
+        offset: p.offset.unwrap_or(0),
+    };
+    imi_directory::SearchIndex::check(&sq)
+        .map_err(|e| ApiError::bad_request(e.code(), e.to_string()))?;
+    let d = dir.clone();
+    let sq2 = sq.clone();
+    let hits = tokio::task::spawn_blocking(move || d.search(&sq2))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|e| match e {
+            imi_directory::SearchError::Index(_) => ApiError::internal(e),
+            other => ApiError::bad_request(other.code(), other.to_string()),
+        })?;
+    let snapshot = dir.shared().snapshot();
+    let items: Vec<Value> = hits
+        .hits
+        .iter()
+        .filter_map(|h| {
+            let a = snapshot.get(&h.id)?;
+            let mut v = view(&dir, a, snapshot.is_retired(&h.id), &lang);
+            if let Some(o) = v.as_object_mut() {
+                o.insert("score".into(), json!(h.score));
+            }
+            Some(v)
+        })
+        .collect();
+    Ok(Json(json!({
+        "total": hits.total,
+        "offset": sq.offset,
+        "limit": sq.limit,
+        "lang": lang,
+        "items": items,
+    })))
+}
+
+/// `GET /api/v1/directory/authorities/{authority}`.
+pub(crate) async fn get_one(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    q: QueryOf<LangParam>,
+) -> Result<Json<Value>, ApiError> {
+    users::authenticate(&state, &headers).await?;
+    let q = query(q)?;
+    let lang = views::language(state.cases().catalogue(), q.lang.as_deref(), &headers);
+    let id = AuthorityId::new(&id).map_err(|_| ApiError::not_found())?;
+    let entry = state
+        .services
+        .directory_entry(id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    Ok(Json(entry_view(state.services.directory(), &entry, &lang)))
+}
+
+/// The caller, who must be a coordinator of this node's country.
+async fn home_coordinator(state: &ApiState, headers: &HeaderMap) -> Result<User, ApiError> {
+    let user = users::authenticate(state, headers).await?;
+    let me = state.cases().node();
+    match user.role {
+        Role::Coordinator { .. } if user.country() == Some(me) => Ok(user),
+        _ => Err(ApiError::forbidden(format!(
+            "only coordinators of {me} change its directory"
+        ))),
+    }
+}
+
+/// Checks a record's codes against the catalogue and the vocabularies.
+pub(crate) fn check_codes(state: &ApiState, a: &Authority) -> Result<(), ApiError> {
+    a.validate()
+        .map_err(|e| ApiError::unprocessable(e.code(), e.to_string()))?;
+    let catalogue = state.cases().catalogue();
+    let vocabulary = state.services.directory().vocabulary();
+    let bad = |what: &str, c: &str| {
+        ApiError::unprocessable("unknown_code", format!("unknown {what} code {c:?}"))
+    };
+    for c in &a.areas {
+        if catalogue.area(c).is_none() {
+            return Err(bad("area", c));
+        }
+    }
+    for c in &a.procedures {
+        let known = a.areas.iter().any(|area| {
+            catalogue
+                .area(area)
+                .is_some_and(|x| x.procedures().iter().any(|p| p.code() == c))
+        });
+        if !known {
+            return Err(bad("procedure (of its areas)", c));
+        }
+    }
+    for c in &a.professions {
+        if vocabulary.profession(c).is_none() {
+            return Err(bad("profession", c));
+        }
+    }
+    for c in &a.competences {
+        if vocabulary.competence(c).is_none() {
+            return Err(bad("competence", c));
+        }
+    }
+    Ok(())
+}
+
+async fn write(
+    state: &ApiState,
+    headers: &HeaderMap,
+    record: Authority,
+    retired: bool,
+    status: StatusCode,
+) -> Result<Response, ApiError> {
+    let lang = views::language(state.cases().catalogue(), None, headers);
+    let changes = state
+        .services
+        .directory_change(vec![(record.clone(), retired)])
+        .await?;
+    let (seq, changed) = match changes.first() {
+        Some(Change::Applied(u)) => (Some(u.seq), true),
+        _ => (None, false),
+    };
+    let mut v = view(state.services.directory(), &record, retired, &lang);
+    if let Some(o) = v.as_object_mut() {
+        o.insert("seq".into(), json!(seq));
+        o.insert("changed".into(), json!(changed));
+    }
+    Ok((status, Json(v)).into_response())
+}
+
+/// `POST /api/v1/directory/authorities`: a new authority of this node's country.
+pub(crate) async fn create(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    q: QueryOf<NoQuery>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    home_coordinator(&state, &headers).await?;
+    query(q)?;
+    json_content_type(&headers, &body)?;
+    let record: Authority = json_body(&body)?;
+    own_country(&state, &record)?;
+    check_codes(&state, &record)?;
+    if state
+        .services
+        .directory_entry(record.id.clone())
+        .await?
+        .is_some()
+    {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "authority_exists",
+            format!("authority {} exists; update it with PUT", record.id),
+        ));
+    }
+    write(&state, &headers, record, false, StatusCode::CREATED).await
+}
+
+fn own_country(state: &ApiState, a: &Authority) -> Result<(), ApiError> {
+    let me = state.cases().node();
+    if a.country != me {
+        return Err(ApiError::forbidden(format!(
+            "{me} may only change authorities of {me}"
+        )));
+    }
+    Ok(())
+}
+
+/// `PUT /api/v1/directory/authorities/{authority}`: replaces the record.
+pub(crate) async fn update(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    q: QueryOf<NoQuery>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    home_coordinator(&state, &headers).await?;
+    query(q)?;
+    let id = AuthorityId::new(&id).map_err(|_| ApiError::not_found())?;
+    json_content_type(&headers, &body)?;
+    let record: Authority = json_body(&body)?;
+    if record.id != id {
+        return Err(ApiError::unprocessable(
+            "id_mismatch",
+            "the record's id is not the path's",
+        ));
+    }
+    own_country(&state, &record)?;
+    check_codes(&state, &record)?;
+    let current = state
+        .services
+        .directory_entry(id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    if current.update.retired {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "retired_authority",
+            "a retired authority is not updated",
+        ));
+    }
+    write(&state, &headers, record, false, StatusCode::OK).await
+}
+
+/// `POST /api/v1/directory/authorities/{authority}/retire`.
+pub(crate) async fn retire(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    q: QueryOf<NoQuery>,
+) -> Result<Response, ApiError> {
+    home_coordinator(&state, &headers).await?;
+    query(q)?;
+    let id = AuthorityId::new(&id).map_err(|_| ApiError::not_found())?;
+    let current = state
+        .services
+        .directory_entry(id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    let record = current.update.authority;
+    own_country(&state, &record)?;
+    write(&state, &headers, record, true, StatusCode::OK).await
+}
