@@ -53,6 +53,7 @@ pub mod bench_audit;
 pub mod bench_flood;
 pub mod bench_scoreboard;
 pub mod demo;
+pub mod directory_gen;
 pub mod federation;
 pub mod torture;
 pub mod ui;
