@@ -35,6 +35,13 @@
 //!   consistent and cosigned. `make test` runs 20 kills (the end-to-end test
 //!   `tests/tests/e2e/torture.rs`, through this library).
 //!
+//! * `imi-sim directory generate [--count 12500] [--seed 1] --out FILE` ([`directory_gen`]):
+//!   a realistic, deterministic directory of competent authorities (IMI's real size by
+//!   default) across the 30 EEA countries: real regions and cities, names in each country's
+//!   languages and English, professions and competences from `configs/vocabularies/`, areas
+//!   and procedures from `configs/catalogue/`; written in the `[[authorities]]` format of
+//!   `configs/directory/authorities.toml`, with a line per country on stderr. Runs no node.
+//!
 //! The node binary is `$IMI_NODE_BIN`, else the `imi-node` next to this executable (so
 //! `cargo build -p imi-node -p imi-sim` in the same profile is all the set-up needed).
 //! Ports: member i of the federation listens for libp2p on base+2i and HTTPS on base+2i+1
@@ -53,6 +60,7 @@ pub mod bench_audit;
 pub mod bench_flood;
 pub mod bench_scoreboard;
 pub mod demo;
+pub mod directory_gen;
 pub mod federation;
 pub mod torture;
 pub mod ui;

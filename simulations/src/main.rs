@@ -7,7 +7,9 @@
     clippy::indexing_slicing
 )]
 
-use imi_sim::{bench, bench_api, bench_audit, bench_flood, bench_scoreboard, demo, torture};
+use imi_sim::{
+    bench, bench_api, bench_audit, bench_flood, bench_scoreboard, demo, directory_gen, torture,
+};
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -35,6 +37,19 @@ enum Command {
         #[command(subcommand)]
         command: BenchCommand,
     },
+    /// The authority directory of the benchmarks and simulations.
+    Directory {
+        #[command(subcommand)]
+        command: DirectoryCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum DirectoryCommand {
+    /// A realistic directory of competent authorities (12,500 by default) across the 30
+    /// countries, deterministic for a seed, in the format of configs/directory/authorities.toml;
+    /// a line per country on stderr.
+    Generate(directory_gen::GenerateArgs),
 }
 
 #[derive(Subcommand)]
@@ -89,6 +104,9 @@ fn real_main() -> Result<bool> {
             Command::Bench {
                 command: BenchCommand::Flood(args),
             } => bench_flood::run(&args).await,
+            Command::Directory {
+                command: DirectoryCommand::Generate(args),
+            } => directory_gen::run(&args),
         }
     })
 }
