@@ -57,6 +57,7 @@
 pub mod bench;
 pub mod bench_api;
 pub mod bench_audit;
+pub mod bench_directory;
 pub mod bench_flood;
 pub mod bench_scoreboard;
 pub mod demo;

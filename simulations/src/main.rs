@@ -8,7 +8,8 @@
 )]
 
 use imi_sim::{
-    bench, bench_api, bench_audit, bench_flood, bench_scoreboard, demo, directory_gen, torture,
+    bench, bench_api, bench_audit, bench_directory, bench_flood, bench_scoreboard, demo,
+    directory_gen, torture,
 };
 
 use anyhow::Result;
@@ -67,6 +68,9 @@ enum BenchCommand {
     /// The transparency log: proof generation on a 1M-leaf RocksDB log, `audit verify` of a
     /// bundle of 10,000 envelopes.
     Audit(bench_audit::AuditArgs),
+    /// The directory at 12,500 authorities: index build and size, search p50/p99 at 32
+    /// clients through the API, replication from scratch to 30 nodes; JSON on stdout.
+    Directory(bench_directory::DirectoryArgs),
 }
 
 fn main() -> ExitCode {
@@ -101,6 +105,9 @@ fn real_main() -> Result<bool> {
             Command::Bench {
                 command: BenchCommand::Audit(args),
             } => bench_audit::run(&args).await,
+            Command::Bench {
+                command: BenchCommand::Directory(args),
+            } => bench_directory::run(&args).await,
             Command::Bench {
                 command: BenchCommand::Flood(args),
             } => bench_flood::run(&args).await,

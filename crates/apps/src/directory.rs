@@ -115,7 +115,7 @@ impl From<Arc<Directory>> for SharedDirectory {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
     /// The record, as of its new sequence number.
-    Applied(DirectoryUpdate),
+    Applied(Box<DirectoryUpdate>),
     /// The record was already exactly so: nothing written, nothing sent.
     Unchanged,
 }
@@ -376,7 +376,7 @@ impl DirectoryApp {
                 match u {
                     Some(u) => {
                         applied.push(u.clone());
-                        changes.push(Change::Applied(u));
+                        changes.push(Change::Applied(Box::new(u)));
                     }
                     None => changes.push(Change::Unchanged),
                 }

@@ -77,9 +77,12 @@ pub fn exec(command: Command) -> Result<()> {
                 "/operator/directory/import",
                 Some(body),
             ))?;
+            let n = |k: &str| v.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
             println!(
                 "{} created or updated, {} retired, {} unchanged",
-                v["applied"], v["retired"], v["unchanged"]
+                n("applied"),
+                n("retired"),
+                n("unchanged")
             );
         }
         Command::Export {
@@ -99,7 +102,8 @@ pub fn exec(command: Command) -> Result<()> {
                 None,
             ))?;
             let authorities: Vec<imi_domain::Authority> =
-                serde_json::from_value(v["authorities"].clone()).context("the node's export")?;
+                serde_json::from_value(v.get("authorities").cloned().unwrap_or_default())
+                    .context("the node's export")?;
             let text = format!(
                 "# Exported from {}'s directory replica.\n\n{}",
                 cfg.node,

@@ -259,10 +259,12 @@ fn receiver_down_backoff_then_drain() {
             == 0.0)
             .then_some(())
     });
-    assert_eq!(
-        c.metric_required("imi_delivered_total", &[("peer", "DE")]),
-        want,
-        "imi_delivered_total{{peer=\"DE\"}}"
+    // Everything queued was delivered; at most one more: AT's answer to DE's directory sync
+    // ask, when DE asked before AT's first change reached it.
+    let delivered = c.metric_required("imi_delivered_total", &[("peer", "DE")]);
+    assert!(
+        delivered == want || delivered == want + 1.0,
+        "imi_delivered_total{{peer=\"DE\"}} = {delivered}, queued {want}"
     );
 }
 

@@ -132,14 +132,22 @@ async fn changes_reach_every_node_and_replicas_are_identical() {
     }
     assert_eq!(de.replica(), hu.replica());
     assert_eq!(de.replica(), at.replica());
-    // Searchable on the replicas, retired ones left out.
-    let snapshot = at.app.shared().snapshot();
-    assert!(snapshot.is_retired(&AuthorityId::new("DE-A").unwrap()));
+    // Searchable on the replicas once the commit is durable (the index follows the
+    // `committed` hook), retired ones left out.
+    let de_a = AuthorityId::new("DE-A").unwrap();
+    wait_until("AT's directory has DE-A retired", || {
+        at.app.shared().snapshot().is_retired(&de_a)
+    })
+    .await;
     let q = imi_directory::SearchQuery {
         text: "Saarbrücken".into(),
         limit: 5,
         ..Default::default()
     };
+    wait_until("AT's index has DE-B's new city", || {
+        at.app.search(&q).unwrap().total == 1
+    })
+    .await;
     let hits = at.app.search(&q).unwrap();
     assert_eq!(hits.hits.len(), 1);
     assert_eq!(hits.hits[0].id.as_str(), "DE-B");
@@ -281,6 +289,8 @@ async fn a_node_that_lost_its_replica_catches_up_by_one_sync() {
     .await;
     wait_until("HU has DE's last change", || hu.mark(DE) == n as u64 + 10).await;
     let replica = hu.replica();
+    // Every batch receipted, so nothing of them waits in DE's outbox for the new HU.
+    wait_until("DE's queue to HU is empty", || de.node.queue_depth(HU) == 0).await;
     // HU loses its data: a new, empty store.
     hu.node.stop().await;
     std::fs::remove_dir_all(fed.data_dir(HU)).unwrap();
@@ -289,15 +299,29 @@ async fn a_node_that_lost_its_replica_catches_up_by_one_sync() {
     // One sync: HU asks DE from 0; DE answers with the newest record of each authority, in
     // batches (the renamed ten once, not twice).
     assert_eq!(hu.app.sync(hu.node.engine()).await.unwrap(), 1);
+    let out = imi_apps::directory::DIRECTORY_OUT;
     wait_until("DE owes HU an answer", || {
-        de.node.rows(imi_apps::directory::DIRECTORY_OUT).len() == 1
+        de.node
+            .rows(out)
+            .iter()
+            .any(|(k, _)| k.as_slice() == b"sync/HU")
     })
     .await;
+    let owed: Vec<String> = de
+        .node
+        .rows(out)
+        .iter()
+        .map(|(k, _)| String::from_utf8_lossy(k).into_owned())
+        .collect();
+    assert_eq!(owed, ["sync/HU"], "nothing else queued");
     let sent = de.app.publish(de.node.engine()).await.unwrap();
     assert_eq!(sent, n.div_ceil(MAX_BATCH_UPDATES));
     wait_until("HU caught up", || hu.mark(DE) == n as u64 + 10).await;
     assert_eq!(hu.replica(), replica);
-    assert_eq!(hu.accepted(Kind::DIRECTORY_UPDATE), sent as u64);
+    wait_until("HU counted both batches", || {
+        hu.accepted(Kind::DIRECTORY_UPDATE) == sent as u64
+    })
+    .await;
     // Nothing new: the next sync is answered with nothing.
     assert_eq!(hu.app.sync(hu.node.engine()).await.unwrap(), 1);
     wait_until("DE took the second ask", || {
@@ -306,8 +330,11 @@ async fn a_node_that_lost_its_replica_catches_up_by_one_sync() {
     .await;
     assert_eq!(de.app.publish(de.node.engine()).await.unwrap(), 0);
     assert_eq!(hu.accepted(Kind::DIRECTORY_UPDATE), sent as u64);
-    // The in-memory directory and index were rebuilt from the synced replica.
-    assert_eq!(hu.app.shared().snapshot().len(), n);
+    // The in-memory directory follows the synced replica.
+    wait_until("HU's directory in memory", || {
+        hu.app.shared().snapshot().len() == n
+    })
+    .await;
     for x in [de, hu] {
         x.node.stop().await;
     }
