@@ -86,15 +86,21 @@ impl Client {
     }
 }
 
-fn add_user(bin: &std::path::Path, dir: &std::path::Path) -> Result<String> {
+/// `imi-node users add` of an authority user `bench` of `authority` on `node`; its token.
+pub(crate) fn add_user(
+    bin: &std::path::Path,
+    dir: &std::path::Path,
+    node: NodeId,
+    authority: &str,
+) -> Result<String> {
     let out = std::process::Command::new(bin)
         .args(["users", "add", "--config"])
-        .arg(dir.join(REQUESTER.as_str()).join("node.toml"))
+        .arg(dir.join(node.as_str()).join("node.toml"))
         .args([
             "--id",
             "bench",
             "--authority",
-            "DE-BY-BLZK",
+            authority,
             "--role",
             "authority_user",
             "--json",
@@ -191,7 +197,7 @@ async fn measure(
 ) -> Result<Value> {
     fed.wait_live(Duration::from_secs(60)).await?;
     fed.wait_ready(Duration::from_secs(60)).await?;
-    let token = add_user(bin, dir)?;
+    let token = add_user(bin, dir, REQUESTER, "DE-BY-BLZK")?;
     let client = Arc::new(Client {
         http: fed.client().clone(),
         url: fed.url(REQUESTER, "/api/v1/requests?wait=delivered")?,

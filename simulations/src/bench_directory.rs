@@ -104,7 +104,29 @@ pub async fn run(args: &DirectoryArgs) -> Result<bool> {
     let rss_after = self_rss_kib();
     let index = kept.context("an index")?;
     let index_bytes = index.searcher_bytes();
+    // The same queries as through the API, in this process, one at a time: what the index
+    // costs per search, apart from HTTPS, JSON and the clients.
+    let qs = queries(2000, args.seed, &authorities, &vocabulary);
+    let mut inproc = Vec::with_capacity(qs.len());
+    for q in &qs {
+        let sq = imi_directory::SearchQuery {
+            text: q.text.clone(),
+            lang: Some(q.lang.to_owned()),
+            country: q.country,
+            limit: 20,
+            ..Default::default()
+        };
+        let t = Instant::now();
+        let _ = index.search(&sq);
+        inproc.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    inproc.sort_by(f64::total_cmp);
     drop(index);
+    eprintln!(
+        "in-process search: p50 {:.3} ms, p99 {:.3} ms",
+        percentile(&inproc, 0.5),
+        percentile(&inproc, 0.99)
+    );
     let build_s = median(builds.clone());
     eprintln!("index: build median {build_s:.2} s, {index_bytes} bytes");
 
@@ -140,6 +162,8 @@ pub async fn run(args: &DirectoryArgs) -> Result<bool> {
             "build_s": builds.iter().map(|b| round(*b, 3)).collect::<Vec<_>>(),
             "index_mib": round(index_mib, 1),
             "process_rss_growth_mib": round((rss_after.saturating_sub(rss_before)) as f64 / 1024.0, 1),
+            "search_in_process_p50_ms": round(percentile(&inproc, 0.5), 3),
+            "search_in_process_p99_ms": round(percentile(&inproc, 0.99), 3),
         },
         "search": search,
         "replication": replication,
@@ -153,20 +177,19 @@ pub async fn run(args: &DirectoryArgs) -> Result<bool> {
     Ok(true)
 }
 
-/// A query a case handler might type, with the country filter a third of the time.
-fn queries(
-    n: usize,
-    seed: u64,
-    authorities: &[Authority],
-    vocabulary: &imi_domain::Vocabulary,
-) -> Vec<String> {
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x5eed);
-    let langs = [
-        "bg", "cs", "da", "de", "el", "en", "es", "et", "fi", "fr", "ga", "hr", "hu", "is", "it",
-        "lt", "lv", "mt", "nl", "no", "pl", "pt", "ro", "sk", "sl", "sv",
-    ];
-    let enc = |s: &str| -> String {
-        s.bytes()
+/// A query a case handler might type: text, language, and a country filter a third of the
+/// time.
+struct Query {
+    text: String,
+    lang: &'static str,
+    country: Option<NodeId>,
+}
+
+impl Query {
+    fn path(&self) -> String {
+        let enc: String = self
+            .text
+            .bytes()
             .map(|b| {
                 if b.is_ascii_alphanumeric() {
                     (b as char).to_string()
@@ -174,8 +197,26 @@ fn queries(
                     format!("%{b:02X}")
                 }
             })
-            .collect()
-    };
+            .collect();
+        let mut q = format!("/api/v1/directory/search?q={enc}&lang={}", self.lang);
+        if let Some(c) = self.country {
+            q.push_str(&format!("&country={c}"));
+        }
+        q
+    }
+}
+
+fn queries(
+    n: usize,
+    seed: u64,
+    authorities: &[Authority],
+    vocabulary: &imi_domain::Vocabulary,
+) -> Vec<Query> {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x5eed);
+    let langs = [
+        "bg", "cs", "da", "de", "el", "en", "es", "et", "fi", "fr", "ga", "hr", "hu", "is", "it",
+        "lt", "lv", "mt", "nl", "no", "pl", "pt", "ro", "sk", "sl", "sv",
+    ];
     (0..n)
         .map(|_| {
             let a = &authorities[rng.random_range(0..authorities.len())];
@@ -202,11 +243,11 @@ fn queries(
                     c.into_iter().collect()
                 }
             };
-            let mut q = format!("/api/v1/directory/search?q={}&lang={lang}", enc(&text));
-            if rng.random_range(0..3) == 0 {
-                q.push_str(&format!("&country={}", a.country));
+            Query {
+                text,
+                lang,
+                country: (rng.random_range(0..3) == 0).then_some(a.country),
             }
-            q
         })
         .collect()
 }
@@ -245,33 +286,19 @@ async fn search_measure(
     let started = Instant::now();
     fed.wait_live(Duration::from_secs(300)).await?;
     let live_s = started.elapsed().as_secs_f64();
-    let out = std::process::Command::new(bin)
-        .args(["users", "add", "--config"])
-        .arg(dir.join("DE").join("node.toml"))
-        .args([
-            "--id",
-            "bench",
-            "--authority",
-            "DE-G00001",
-            "--role",
-            "authority_user",
-            "--json",
-        ])
-        .output()?;
-    if !out.status.success() {
-        bail!("users add: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    let token = serde_json::from_slice::<Value>(&out.stdout)?["token"]
-        .as_str()
-        .context("token")?
-        .to_owned();
+    let token = crate::bench_api::add_user(bin, dir, NodeId::DE, "DE-G00001")?;
     let pid = fed.node(NodeId::DE)?.pid();
-    let qs = Arc::new(queries(
-        args.warmup + args.searches,
-        args.seed,
-        authorities,
-        vocabulary,
-    ));
+    let qs: Arc<Vec<String>> = Arc::new(
+        queries(
+            args.warmup + args.searches,
+            args.seed,
+            authorities,
+            vocabulary,
+        )
+        .iter()
+        .map(Query::path)
+        .collect(),
+    );
     let base = fed.url(NodeId::DE, "")?;
     let http = fed.client().clone();
     let run = |from: usize, count: usize| {

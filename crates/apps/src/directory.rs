@@ -42,7 +42,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::Duration;
 
 pub use imi_directory::update::Coverage;
@@ -120,16 +120,92 @@ pub enum Change {
     Unchanged,
 }
 
+/// What searches and requests read: the directory in memory and its index.
+struct Core {
+    shared: SharedDirectory,
+    index: SearchIndex,
+    authorities: Gauge,
+}
+
+impl Core {
+    fn apply(&self, updates: &[DirectoryUpdate]) {
+        if updates.is_empty() {
+            return;
+        }
+        self.shared.change(|d| {
+            for u in updates {
+                if let Err(e) = d.set(u.authority.clone(), u.retired) {
+                    tracing::error!(authority = %u.authority.id, error = %e, "directory entry refused in memory");
+                }
+            }
+        });
+        if let Err(e) = self
+            .index
+            .apply(updates.iter().map(|u| (&u.authority, u.retired)))
+        {
+            tracing::error!(error = %e, "directory index update failed");
+        }
+        self.authorities
+            .set(i64::try_from(self.shared.snapshot().len()).unwrap_or(i64::MAX));
+    }
+}
+
+/// Updates from other nodes, durable, waiting for the indexer thread.
+#[derive(Default)]
+struct Pending {
+    state: Mutex<(Vec<DirectoryUpdate>, bool)>,
+    wake: Condvar,
+}
+
+/// The indexer thread: takes everything pending at once (the latest update of each
+/// authority), applies it to the directory in memory and the index in one commit. It keeps
+/// that work off the commit thread, and many small batches cost one index commit.
+fn indexer(core: Arc<Core>, pending: Arc<Pending>) {
+    loop {
+        let updates = {
+            let mut g = pending.state.lock().unwrap_or_else(|p| p.into_inner());
+            while g.0.is_empty() && !g.1 {
+                g = pending.wake.wait(g).unwrap_or_else(|p| p.into_inner());
+            }
+            if g.0.is_empty() {
+                return;
+            }
+            std::mem::take(&mut g.0)
+        };
+        // Later updates of an authority supersede earlier ones (they were applied in order).
+        let mut latest: HashMap<AuthorityId, DirectoryUpdate> = HashMap::new();
+        for u in updates {
+            latest.insert(u.authority.id.clone(), u);
+        }
+        let batch: Vec<DirectoryUpdate> = latest.into_values().collect();
+        core.apply(&batch);
+    }
+}
+
 /// The directory application of a node.
 pub struct DirectoryApp {
     me: NodeId,
-    shared: SharedDirectory,
-    index: SearchIndex,
+    core: Arc<Core>,
     vocabulary: Arc<Vocabulary>,
     /// Updates applied by inbound messages whose commit is not yet durable.
     stash: Mutex<HashMap<MessageId, Vec<DirectoryUpdate>>>,
+    pending: Arc<Pending>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     updates: Family<[(&'static str, &'static str); 1], Counter>,
-    authorities: Gauge,
+}
+
+impl Drop for DirectoryApp {
+    fn drop(&mut self) {
+        {
+            let mut g = self.pending.state.lock().unwrap_or_else(|p| p.into_inner());
+            g.1 = true;
+        }
+        self.pending.wake.notify_all();
+        let handle = self.thread.lock().ok().and_then(|mut t| t.take());
+        if let Some(h) = handle {
+            let _ = h.join();
+        }
+    }
 }
 
 impl std::fmt::Debug for DirectoryApp {
@@ -161,14 +237,27 @@ impl DirectoryApp {
     pub fn empty(me: NodeId, vocabulary: Arc<Vocabulary>) -> Result<Self, AppError> {
         let index = SearchIndex::build(vocabulary.clone(), std::iter::empty())
             .map_err(|e| AppError::Internal(e.to_string()))?;
-        Ok(Self {
-            me,
+        let core = Arc::new(Core {
             shared: Directory::new().into(),
             index,
+            authorities: Gauge::default(),
+        });
+        let pending = Arc::new(Pending::default());
+        let thread = {
+            let (core, pending) = (core.clone(), pending.clone());
+            std::thread::Builder::new()
+                .name("directory-index".into())
+                .spawn(move || indexer(core, pending))
+                .map_err(|e| AppError::Internal(e.to_string()))?
+        };
+        Ok(Self {
+            me,
+            core,
             vocabulary,
             stash: Mutex::new(HashMap::new()),
+            pending,
+            thread: Mutex::new(Some(thread)),
             updates: Family::default(),
-            authorities: Gauge::default(),
         })
     }
 
@@ -181,22 +270,24 @@ impl DirectoryApp {
                 .set(e.update.authority.clone(), e.update.retired)
                 .map_err(|err| AppError::Internal(format!("stored authority: {err}")))?;
         }
-        self.index
+        self.core
+            .index
             .replace_all(
                 entries
                     .iter()
                     .map(|e| (&e.update.authority, e.update.retired)),
             )
             .map_err(|e| AppError::Internal(e.to_string()))?;
-        self.shared.change(|d| *d = directory);
-        self.authorities
+        self.core.shared.change(|d| *d = directory);
+        self.core
+            .authorities
             .set(i64::try_from(entries.len()).unwrap_or(i64::MAX));
         Ok(())
     }
 
     /// The directory the other services read.
     pub fn shared(&self) -> SharedDirectory {
-        self.shared.clone()
+        self.core.shared.clone()
     }
 
     /// This node.
@@ -223,12 +314,12 @@ impl DirectoryApp {
 
     /// Searches the replica.
     pub fn search(&self, q: &SearchQuery) -> Result<Hits, SearchError> {
-        self.index.search(q)
+        self.core.index.search(q)
     }
 
     /// The search index (for its size).
     pub fn index(&self) -> &SearchIndex {
-        &self.index
+        &self.core.index
     }
 
     /// What this replica has seen of each country's sequence.
@@ -252,25 +343,19 @@ impl DirectoryApp {
             .map_or(0, |v| be_u64(&v)))
     }
 
+    /// Applies this node's own changes to memory and the index at once (a coordinator sees
+    /// its change in the next search).
     fn apply_in_memory(&self, updates: &[DirectoryUpdate]) {
-        if updates.is_empty() {
-            return;
-        }
-        self.shared.change(|d| {
-            for u in updates {
-                if let Err(e) = d.set(u.authority.clone(), u.retired) {
-                    tracing::error!(authority = %u.authority.id, error = %e, "directory entry refused in memory");
-                }
-            }
-        });
-        if let Err(e) = self
-            .index
-            .apply(updates.iter().map(|u| (&u.authority, u.retired)))
+        self.core.apply(updates);
+    }
+
+    /// Hands durable updates from other nodes to the indexer thread.
+    fn queue_for_index(&self, updates: Vec<DirectoryUpdate>) {
         {
-            tracing::error!(error = %e, "directory index update failed");
+            let mut g = self.pending.state.lock().unwrap_or_else(|p| p.into_inner());
+            g.0.extend(updates);
         }
-        self.authorities
-            .set(i64::try_from(self.shared.snapshot().len()).unwrap_or(i64::MAX));
+        self.pending.wake.notify_one();
     }
 
     /// Creates, updates or retires authorities of this node's country, as one change: each
@@ -420,7 +505,7 @@ impl DirectoryApp {
                 .filter(|c| matches!(c, Change::Applied(_)))
                 .count();
         }
-        let current = self.shared.snapshot();
+        let current = self.core.shared.snapshot();
         let foreign: Vec<DirectoryUpdate> = seed
             .iter()
             .filter(|a| a.country != self.me && !current.contains(&a.id))
@@ -736,7 +821,7 @@ impl Application for DirectoryApplication {
                 .updates
                 .get_or_create(&[("result", "applied")])
                 .inc_by(changed.len() as u64);
-            self.0.apply_in_memory(&changed);
+            self.0.queue_for_index(changed);
         }
     }
     fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
@@ -748,7 +833,7 @@ impl Application for DirectoryApplication {
         registry.register(
             "imi_directory_authorities",
             "Authorities in this node's directory replica (every country, retired included)",
-            self.0.authorities.clone(),
+            self.0.core.authorities.clone(),
         );
     }
 }

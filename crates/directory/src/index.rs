@@ -25,12 +25,14 @@
 use crate::analysis::{Analyzer, Tokenizer, fold, stemmed_languages, words};
 use imi_domain::{Authority, Level, Vocabulary};
 use imi_protocol::ids::{AuthorityId, NodeId};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tantivy::collector::{Count, TopDocs};
 use tantivy::query::{AllQuery, BooleanQuery, BoostQuery, FuzzyTermQuery, Occur, Query, TermQuery};
 use tantivy::schema::{
     Field, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions, Value,
 };
+use tantivy::tokenizer::{PreTokenizedString, Token};
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
 
 /// Longest query text, in characters.
@@ -151,7 +153,32 @@ pub struct SearchIndex {
     writer: Mutex<IndexWriter>,
     fields: Fields,
     stemmed: Vec<(&'static str, Field)>,
-    vocabulary: Arc<Vocabulary>,
+    /// Every vocabulary code's terms, analysed once: folded (all languages) and per
+    /// stemmed language (in `stemmed` order). Documents take them pre-tokenized.
+    code_terms: HashMap<String, CodeTerms>,
+}
+
+#[derive(Debug, Default)]
+struct CodeTerms {
+    folded: Vec<String>,
+    stemmed: Vec<Vec<String>>,
+}
+
+fn tokens(terms: impl IntoIterator<Item = String>) -> PreTokenizedString {
+    PreTokenizedString {
+        text: String::new(),
+        tokens: terms
+            .into_iter()
+            .enumerate()
+            .map(|(position, text)| Token {
+                offset_from: 0,
+                offset_to: 0,
+                position,
+                text,
+                position_length: 1,
+            })
+            .collect(),
+    }
 }
 
 impl std::fmt::Debug for SearchIndex {
@@ -212,13 +239,14 @@ impl SearchIndex {
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
             .try_into()?;
+        let code_terms = Self::analyse_vocabulary(&vocabulary, &stemmed);
         let me = SearchIndex {
             index,
             reader,
             writer: Mutex::new(writer),
             fields,
             stemmed,
-            vocabulary,
+            code_terms,
         };
         me.apply(authorities)?;
         Ok(me)
@@ -292,53 +320,84 @@ impl SearchIndex {
             .chain(a.region.iter())
             .map(String::as_str)
             .collect();
+        let codes: Vec<&CodeTerms> = a
+            .professions
+            .iter()
+            .chain(a.competences.iter())
+            .filter_map(|c| self.code_terms.get(c))
+            .collect();
         // Folded: everything in every language.
-        doc.add_text(f.folded, a.id.as_str());
-        for name in a.names.values() {
-            doc.add_text(f.folded, name);
+        let folded = Analyzer::Folded;
+        let mut terms: Vec<String> = folded.terms(a.id.as_str());
+        for text in a
+            .names
+            .values()
+            .map(String::as_str)
+            .chain(places.iter().copied())
+        {
+            terms.extend(folded.terms(text));
         }
-        for p in &places {
-            doc.add_text(f.folded, p);
+        for c in &codes {
+            terms.extend(c.folded.iter().cloned());
         }
-        for term in self.vocabulary_terms(a, None) {
-            doc.add_text(f.folded, term);
-        }
+        doc.add_pre_tokenized_text(f.folded, tokens(terms));
         // Stemmed: each language's own words.
-        for (lang, field) in &self.stemmed {
-            if let Some(name) = a.names.get(*lang) {
-                doc.add_text(*field, name);
+        for (i, (lang, field)) in self.stemmed.iter().enumerate() {
+            let analyzer = Analyzer::Stemmed(lang);
+            let mut terms = Vec::new();
+            for text in a
+                .names
+                .get(*lang)
+                .map(String::as_str)
+                .into_iter()
+                .chain(places.iter().copied())
+            {
+                terms.extend(analyzer.terms(text));
             }
-            for p in &places {
-                doc.add_text(*field, p);
+            for c in &codes {
+                terms.extend(c.stemmed.get(i).into_iter().flatten().cloned());
             }
-            for term in self.vocabulary_terms(a, Some(lang)) {
-                doc.add_text(*field, term);
-            }
+            doc.add_pre_tokenized_text(*field, tokens(terms));
         }
         doc
     }
 
-    /// The names and synonyms of the authority's professions and competences, in one
-    /// language or (None) in all.
-    fn vocabulary_terms<'s>(&'s self, a: &'s Authority, lang: Option<&'s str>) -> Vec<&'s str> {
-        let v = &self.vocabulary;
-        let mut out = Vec::new();
-        for code in a.professions.iter().chain(a.competences.iter()) {
-            let (name, synonyms) = match (v.profession(code), v.competence(code)) {
-                (Some(p), _) => (p.name(), p.synonyms()),
-                (None, Some(c)) => (c.name(), c.synonyms()),
-                (None, None) => continue,
-            };
-            match lang {
-                Some(l) => {
-                    out.extend(name.get(l));
-                    out.extend(synonyms.get(l).iter().map(String::as_str));
-                }
-                None => {
-                    out.extend(name.languages().filter_map(|l| name.get(l)));
-                    out.extend(synonyms.iter().map(|(_, s)| s));
-                }
+    fn analyse_vocabulary(
+        vocabulary: &Vocabulary,
+        stemmed: &[(&'static str, Field)],
+    ) -> HashMap<String, CodeTerms> {
+        let mut out = HashMap::new();
+        let items = vocabulary
+            .professions()
+            .iter()
+            .map(|p| (p.code(), p.name(), p.synonyms()))
+            .chain(
+                vocabulary
+                    .competences()
+                    .iter()
+                    .map(|c| (c.code(), c.name(), c.synonyms())),
+            );
+        for (code, name, synonyms) in items {
+            let mut folded = Vec::new();
+            for text in name
+                .languages()
+                .filter_map(|l| name.get(l))
+                .chain(synonyms.iter().map(|(_, s)| s))
+            {
+                folded.extend(Analyzer::Folded.terms(text));
             }
+            let stemmed = stemmed
+                .iter()
+                .map(|(lang, _)| {
+                    let analyzer = Analyzer::Stemmed(lang);
+                    name.get(lang)
+                        .into_iter()
+                        .chain(synonyms.get(lang).iter().map(String::as_str))
+                        .flat_map(|t| analyzer.terms(t))
+                        .collect()
+                })
+                .collect();
+            out.insert(code.to_owned(), CodeTerms { folded, stemmed });
         }
         out
     }

@@ -13,6 +13,7 @@
 //! is `imi_apps::directory`.
 
 pub mod analysis;
+pub mod csv;
 pub mod index;
 pub mod update;
 

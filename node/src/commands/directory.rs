@@ -14,8 +14,10 @@ pub enum Command {
         #[arg(long)]
         config: PathBuf,
     },
-    /// Creates or updates this node's country's authorities from a TOML file in the seed's
-    /// format (`[[authorities]]`), as one signed change published to every member.
+    /// Creates or updates this node's country's authorities from a file, as one signed change
+    /// published to every member: TOML in the seed's format (`[[authorities]]`), or CSV when
+    /// the name ends in `.csv` (columns `id`, `country`, `level`, `city`, `region`, `areas`,
+    /// `procedures`, `professions`, `competences`, `name_<lang>`; lists separated by `|`).
     Import {
         /// The node's config file.
         #[arg(long)]
@@ -26,8 +28,8 @@ pub enum Command {
         /// The file.
         file: PathBuf,
     },
-    /// Writes the replica's active authorities (of one country with --country) as a TOML
-    /// file in the seed's format.
+    /// Writes the replica's active authorities (of one country with --country) in the seed's
+    /// TOML format, or as CSV with --format csv.
     Export {
         /// The node's config file.
         #[arg(long)]
@@ -38,6 +40,9 @@ pub enum Command {
         /// Write here instead of standard output.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// `toml` (the seed's format) or `csv`.
+        #[arg(long, default_value = "toml")]
+        format: String,
     },
 }
 
@@ -65,8 +70,19 @@ pub fn exec(command: Command) -> Result<()> {
             file,
         } => {
             let cfg = NodeConfig::load(&config)?;
-            let directory = imi_node::config::load_directory(&file)?;
-            let authorities: Vec<&imi_domain::Authority> = directory.iter().collect();
+            let csv = file
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+            let authorities: Vec<imi_domain::Authority> = if csv {
+                let text = std::fs::read_to_string(&file)
+                    .with_context(|| format!("reading {}", file.display()))?;
+                imi_directory::csv::parse(&text).with_context(|| format!("{}", file.display()))?
+            } else {
+                imi_node::config::load_directory(&file)?
+                    .iter()
+                    .cloned()
+                    .collect()
+            };
             let body = serde_json::json!({
                 "authorities": authorities,
                 "retire_missing": retire_missing,
@@ -89,7 +105,11 @@ pub fn exec(command: Command) -> Result<()> {
             config,
             country,
             out,
+            format,
         } => {
+            if format != "toml" && format != "csv" {
+                anyhow::bail!("--format must be toml or csv, not {format:?}");
+            }
             let cfg = NodeConfig::load(&config)?;
             let path = match country {
                 Some(c) => format!("/operator/directory/export?country={c}"),
@@ -104,11 +124,15 @@ pub fn exec(command: Command) -> Result<()> {
             let authorities: Vec<imi_domain::Authority> =
                 serde_json::from_value(v.get("authorities").cloned().unwrap_or_default())
                     .context("the node's export")?;
-            let text = format!(
-                "# Exported from {}'s directory replica.\n\n{}",
-                cfg.node,
-                toml::to_string(&SeedFile { authorities })?
-            );
+            let text = if format == "csv" {
+                imi_directory::csv::render(&authorities)
+            } else {
+                format!(
+                    "# Exported from {}'s directory replica.\n\n{}",
+                    cfg.node,
+                    toml::to_string(&SeedFile { authorities })?
+                )
+            };
             match out {
                 Some(p) => {
                     std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))?

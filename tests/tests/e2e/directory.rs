@@ -201,6 +201,44 @@ en = "Kiel chamber of architects"
         "retired ones are not exported"
     );
     assert!(!exported.contains("id = \"DE-"), "only HU's");
+    // CSV both ways: FR's export of HU, and a CSV import on DE that reaches AT.
+    let (ok, csv) = fed.cli(&[
+        "directory",
+        "export",
+        "--config",
+        fr_config.to_str().unwrap(),
+        "--country",
+        "HU",
+        "--format",
+        "csv",
+    ]);
+    assert!(ok, "{csv}");
+    assert!(
+        csv.starts_with(
+            "id,country,level,city,region,areas,procedures,professions,competences,name_"
+        ),
+        "{csv}"
+    );
+    assert!(csv.contains("\nHU-ENKK,HU,national,"), "{csv}");
+    let file = dir.path().join("de.csv");
+    std::fs::write(
+        &file,
+        "id,country,level,city,areas,procedures,professions,name_de,name_en\n\
+         DE-E2E-CSV,DE,local,Lübeck,PQ,PQ-P01,PROF-MIDWIFE|PROF-NURSE,\"Hebammenverband Lübeck, e.V.\",Midwives of Lübeck\n",
+    )
+    .unwrap();
+    let (ok, out) = fed.cli(&[
+        "directory",
+        "import",
+        "--config",
+        config.to_str().unwrap(),
+        file.to_str().unwrap(),
+    ]);
+    assert!(ok && out.contains("1 created or updated"), "{out}");
+    fed.wait_until("the CSV-imported authority on AT", WAIT, || {
+        let v = c.get_json("/api/v1/directory/search?q=Hebamme%20L%C3%BCbeck&lang=de");
+        (v["items"][0]["id"] == "DE-E2E-CSV").then_some(())
+    });
     for (_, p) in procs {
         p.stop();
     }
