@@ -153,15 +153,144 @@ pub struct SearchIndex {
     writer: Mutex<IndexWriter>,
     fields: Fields,
     stemmed: Vec<(&'static str, Field)>,
-    /// Every vocabulary code's terms, analysed once: folded (all languages) and per
-    /// stemmed language (in `stemmed` order). Documents take them pre-tokenized.
-    code_terms: HashMap<String, CodeTerms>,
+    /// The vocabularies' terms, to turn a query word into profession and competence codes.
+    vocabulary: VocabularyTerms,
 }
 
+/// Every name and synonym of the vocabularies, analysed once, pointing at its codes.
 #[derive(Debug, Default)]
-struct CodeTerms {
-    folded: Vec<String>,
-    stemmed: Vec<Vec<String>>,
+struct VocabularyTerms {
+    /// (code, is a profession)
+    codes: Vec<(String, bool)>,
+    /// Folded term (all languages) -> code indexes.
+    folded: HashMap<String, Vec<usize>>,
+    /// Per stemmed language (in the index's order): stemmed term -> code indexes.
+    stemmed: Vec<HashMap<String, Vec<usize>>>,
+}
+
+/// Whether two words are at most one edit apart (insertion, deletion, substitution, or a
+/// transposition of neighbours).
+fn within_one_edit(a: &[char], b: &[char]) -> bool {
+    let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+    if long.len() - short.len() > 1 {
+        return false;
+    }
+    let start = short.iter().zip(long).take_while(|(x, y)| x == y).count();
+    if start == long.len() {
+        return true;
+    }
+    let rest = |x: &[char], i: usize| x.get(i..).unwrap_or_default().to_vec();
+    if short.len() == long.len() {
+        // substitution, or transposition of start and start+1
+        rest(short, start + 1) == rest(long, start + 1)
+            || (short.get(start) == long.get(start + 1)
+                && short.get(start + 1) == long.get(start)
+                && rest(short, start + 2) == rest(long, start + 2))
+    } else {
+        rest(short, start) == rest(long, start + 1)
+    }
+}
+
+impl VocabularyTerms {
+    fn new(vocabulary: &Vocabulary, stemmed: &[(&'static str, Field)]) -> Self {
+        let mut me = VocabularyTerms {
+            stemmed: vec![HashMap::new(); stemmed.len()],
+            ..Default::default()
+        };
+        let items = vocabulary
+            .professions()
+            .iter()
+            .map(|p| (p.code(), true, p.name(), p.synonyms()))
+            .chain(
+                vocabulary
+                    .competences()
+                    .iter()
+                    .map(|c| (c.code(), false, c.name(), c.synonyms())),
+            );
+        for (code, profession, name, synonyms) in items {
+            let i = me.codes.len();
+            me.codes.push((code.to_owned(), profession));
+            let add = |map: &mut HashMap<String, Vec<usize>>, term: String| {
+                let v = map.entry(term).or_default();
+                if !v.contains(&i) {
+                    v.push(i);
+                }
+            };
+            for text in name
+                .languages()
+                .filter_map(|l| name.get(l))
+                .chain(synonyms.iter().map(|(_, s)| s))
+            {
+                for t in Analyzer::Folded.terms(text) {
+                    add(&mut me.folded, t);
+                }
+            }
+            for (k, (lang, _)) in stemmed.iter().enumerate() {
+                let analyzer = Analyzer::Stemmed(lang);
+                for text in name
+                    .get(lang)
+                    .into_iter()
+                    .chain(synonyms.get(lang).iter().map(String::as_str))
+                {
+                    for t in analyzer.terms(text) {
+                        if let Some(map) = me.stemmed.get_mut(k) {
+                            add(map, t);
+                        }
+                    }
+                }
+            }
+        }
+        me
+    }
+
+    /// The codes a query word names, each with the best boost it reaches: its folded form
+    /// (2), its stem in a searched language (1.5), one edit away (1), or, for the last word,
+    /// as a prefix (0.5). Words under three letters name nothing.
+    fn codes_of(
+        &self,
+        lower: &str,
+        folded: &str,
+        langs: &[usize],
+        stems: &[String],
+        fuzzy: bool,
+        prefix: bool,
+    ) -> Vec<(usize, f32)> {
+        let mut best: HashMap<usize, f32> = HashMap::new();
+        let mut hit = |codes: &[usize], boost: f32| {
+            for c in codes {
+                let b = best.entry(*c).or_insert(0.0);
+                *b = b.max(boost);
+            }
+        };
+        if folded.chars().count() < 3 || lower.is_empty() {
+            return Vec::new();
+        }
+        if let Some(c) = self.folded.get(folded) {
+            hit(c, 2.0);
+        }
+        for (k, stem) in langs.iter().zip(stems) {
+            if let Some(c) = self.stemmed.get(*k).and_then(|m| m.get(stem)) {
+                hit(c, 1.5);
+            }
+        }
+        if fuzzy || prefix {
+            let w: Vec<char> = folded.chars().collect();
+            for (term, codes) in &self.folded {
+                if prefix && term.len() > folded.len() && term.starts_with(folded) {
+                    hit(codes, 0.5);
+                }
+                if fuzzy {
+                    let t: Vec<char> = term.chars().collect();
+                    if t != w && within_one_edit(&w, &t) {
+                        hit(codes, 1.0);
+                    }
+                }
+            }
+        }
+        let mut out: Vec<(usize, f32)> = best.into_iter().collect();
+        out.sort_by_key(|(c, _)| *c);
+        out
+    }
 }
 
 fn tokens(terms: impl IntoIterator<Item = String>) -> PreTokenizedString {
@@ -239,14 +368,14 @@ impl SearchIndex {
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
             .try_into()?;
-        let code_terms = Self::analyse_vocabulary(&vocabulary, &stemmed);
+        let vocabulary = VocabularyTerms::new(&vocabulary, &stemmed);
         let me = SearchIndex {
             index,
             reader,
             writer: Mutex::new(writer),
             fields,
             stemmed,
-            code_terms,
+            vocabulary,
         };
         me.apply(authorities)?;
         Ok(me)
@@ -320,12 +449,6 @@ impl SearchIndex {
             .chain(a.region.iter())
             .map(String::as_str)
             .collect();
-        let codes: Vec<&CodeTerms> = a
-            .professions
-            .iter()
-            .chain(a.competences.iter())
-            .filter_map(|c| self.code_terms.get(c))
-            .collect();
         // Folded: everything in every language.
         let folded = Analyzer::Folded;
         let mut terms: Vec<String> = folded.terms(a.id.as_str());
@@ -337,12 +460,9 @@ impl SearchIndex {
         {
             terms.extend(folded.terms(text));
         }
-        for c in &codes {
-            terms.extend(c.folded.iter().cloned());
-        }
         doc.add_pre_tokenized_text(f.folded, tokens(terms));
         // Stemmed: each language's own words.
-        for (i, (lang, field)) in self.stemmed.iter().enumerate() {
+        for (lang, field) in &self.stemmed {
             let analyzer = Analyzer::Stemmed(lang);
             let mut terms = Vec::new();
             for text in a
@@ -354,52 +474,9 @@ impl SearchIndex {
             {
                 terms.extend(analyzer.terms(text));
             }
-            for c in &codes {
-                terms.extend(c.stemmed.get(i).into_iter().flatten().cloned());
-            }
             doc.add_pre_tokenized_text(*field, tokens(terms));
         }
         doc
-    }
-
-    fn analyse_vocabulary(
-        vocabulary: &Vocabulary,
-        stemmed: &[(&'static str, Field)],
-    ) -> HashMap<String, CodeTerms> {
-        let mut out = HashMap::new();
-        let items = vocabulary
-            .professions()
-            .iter()
-            .map(|p| (p.code(), p.name(), p.synonyms()))
-            .chain(
-                vocabulary
-                    .competences()
-                    .iter()
-                    .map(|c| (c.code(), c.name(), c.synonyms())),
-            );
-        for (code, name, synonyms) in items {
-            let mut folded = Vec::new();
-            for text in name
-                .languages()
-                .filter_map(|l| name.get(l))
-                .chain(synonyms.iter().map(|(_, s)| s))
-            {
-                folded.extend(Analyzer::Folded.terms(text));
-            }
-            let stemmed = stemmed
-                .iter()
-                .map(|(lang, _)| {
-                    let analyzer = Analyzer::Stemmed(lang);
-                    name.get(lang)
-                        .into_iter()
-                        .chain(synonyms.get(lang).iter().map(String::as_str))
-                        .flat_map(|t| analyzer.terms(t))
-                        .collect()
-                })
-                .collect();
-            out.insert(code.to_owned(), CodeTerms { folded, stemmed });
-        }
-        out
     }
 
     /// Checks a query's size and page without running it.
@@ -436,15 +513,14 @@ impl SearchIndex {
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         let ws = words(&q.text);
         if !ws.is_empty() {
-            let langs: Vec<(&'static str, Field)> = match q.lang.as_deref() {
-                Some(l) => self
-                    .stemmed
-                    .iter()
-                    .filter(|(s, _)| *s == l)
-                    .copied()
-                    .collect(),
-                None => self.stemmed.clone(),
-            };
+            let langs: Vec<(usize, &'static str, Field)> = self
+                .stemmed
+                .iter()
+                .enumerate()
+                .filter(|(_, (s, _))| q.lang.as_deref().is_none_or(|l| *s == l))
+                .map(|(k, (s, f))| (k, *s, *f))
+                .collect();
+            let lang_ix: Vec<usize> = langs.iter().map(|(k, _, _)| *k).collect();
             let last = ws.len() - 1;
             let per_word: Vec<(Occur, Box<dyn Query>)> = ws
                 .iter()
@@ -456,7 +532,8 @@ impl SearchIndex {
                         Box::new(TermQuery::new(fterm.clone(), IndexRecordOption::WithFreqs)),
                         2.0,
                     )];
-                    for (l, field) in &langs {
+                    let mut stems = Vec::with_capacity(langs.len());
+                    for (_, l, field) in &langs {
                         let stem = Analyzer::Stemmed(l).term(&w.lower);
                         alts.push(boosted(
                             Box::new(TermQuery::new(
@@ -465,8 +542,34 @@ impl SearchIndex {
                             )),
                             1.5,
                         ));
+                        stems.push(stem);
                     }
-                    if folded.chars().count() >= 4 {
+                    let chars = folded.chars().count();
+                    // The professions and competences this word names, in any language.
+                    for (code, boost) in self.vocabulary.codes_of(
+                        &w.lower,
+                        &folded,
+                        &lang_ix,
+                        &stems,
+                        chars >= 4,
+                        i == last,
+                    ) {
+                        if let Some((code, profession)) = self.vocabulary.codes.get(code) {
+                            let field = if *profession {
+                                f.profession
+                            } else {
+                                f.competence
+                            };
+                            alts.push(boosted(
+                                Box::new(TermQuery::new(
+                                    Term::from_field_text(field, code),
+                                    IndexRecordOption::Basic,
+                                )),
+                                boost,
+                            ));
+                        }
+                    }
+                    if chars >= 4 {
                         alts.push(boosted(
                             Box::new(FuzzyTermQuery::new(fterm.clone(), 1, true)),
                             1.0,
@@ -569,4 +672,27 @@ impl SearchIndex {
 
 fn boosted(q: Box<dyn Query>, boost: f32) -> (Occur, Box<dyn Query>) {
     (Occur::Should, Box::new(BoostQuery::new(q, boost)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::within_one_edit;
+
+    fn one(a: &str, b: &str) -> bool {
+        let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+        within_one_edit(&a, &b)
+    }
+
+    #[test]
+    fn one_edit_apart() {
+        assert!(one("zahnarzt", "zahnarzt"));
+        assert!(one("zahnartz", "zahnarzt"), "transposition");
+        assert!(one("zahnrzt", "zahnarzt"), "deletion");
+        assert!(one("zahnarzzt", "zahnarzt"), "insertion");
+        assert!(one("zahnarxt", "zahnarzt"), "substitution");
+        assert!(one("οδοντιατροσ", "οδοντιατρος"));
+        assert!(!one("zxhnartz", "zahnarzt"));
+        assert!(!one("zahn", "zahnarzt"));
+        assert!(!one("abcd", "badc"));
+    }
 }
