@@ -4,20 +4,26 @@
 //!
 //! * `id` (stored), and exact-match filters `country`, `level`, `area`, `procedure`,
 //!   `profession`, `competence`, `retired`;
-//! * `folded`: every name in every language, the id, city and region, and every name and
-//!   synonym of the authority's professions and competences in all 26 languages, folded
+//! * `folded`: every name in every language, the id, city and region, folded
 //!   ([`crate::analysis`]); a word typed in any language, with or without accents, meets it;
 //! * `stem_<lang>` for each of the 19 languages with a stemmer: the name in that language,
-//!   city and region, and the professions' and competences' terms in that language, stemmed
-//!   then folded ("Zahnärzte" meets "Zahnarzt").
+//!   city and region, stemmed then folded ("Kammern" meets "Kammer").
+//!
+//! Professions and competences are matched **at query time**: every name and synonym of the
+//! vocabularies, in all 26 languages, is analysed once when the index is made (folded, and
+//! stemmed per language); a query word that is one of them (folded, stemmed in a searched
+//! language, one edit away, or as a prefix for the last word) adds the authorities tagged
+//! with those codes ("Zahnärzte" → `PROF-DENTIST`). Documents carry only codes, so an index
+//! of 12,500 authorities stays small and quick to build.
 //!
 //! A query is analysed word by word (at most [`MAX_QUERY_WORDS`]); a word matches its folded
 //! form (boost 2), its stem in the caller's language or, without one, in every stemmed
 //! language (boost 1.5), and, from four letters on, any folded term one edit away (one typo:
 //! insertion, deletion, substitution or transposition; boost 1); the last word also matches
-//! as a prefix (boost 0.5, typing ahead). Up to two words must all match, from three on all
-//! but a third of them. Filters must all hold; retired authorities are left out unless asked
-//! for. Hits are ranked by BM25 score, ties by id.
+//! as a prefix (boost 0.5, typing ahead); the codes it names count with the same boosts. Up
+//! to two words must all match, from three on all but a third of them. Filters must all
+//! hold; retired authorities are left out unless asked for. Hits are ranked by BM25 score,
+//! ties by id.
 //!
 //! The index is rebuilt from the replica at start ([`SearchIndex::build`]) and changed with
 //! every applied update ([`SearchIndex::apply`]).
@@ -162,10 +168,16 @@ pub struct SearchIndex {
 struct VocabularyTerms {
     /// (code, is a profession)
     codes: Vec<(String, bool)>,
-    /// Folded term (all languages) -> code indexes.
-    folded: HashMap<String, Vec<usize>>,
+    /// Folded term (all languages) -> code indexes, in term order (prefixes are ranges).
+    folded: std::collections::BTreeMap<String, Vec<usize>>,
+    /// The folded terms by length in characters, for the one-edit scan.
+    by_len: HashMap<usize, Vec<(Vec<char>, Vec<usize>)>>,
     /// Per stemmed language (in the index's order): stemmed term -> code indexes.
     stemmed: Vec<HashMap<String, Vec<usize>>>,
+}
+
+fn rest(x: &[char], i: usize) -> &[char] {
+    x.get(i..).unwrap_or_default()
 }
 
 /// Whether two words are at most one edit apart (insertion, deletion, substitution, or a
@@ -179,7 +191,6 @@ fn within_one_edit(a: &[char], b: &[char]) -> bool {
     if start == long.len() {
         return true;
     }
-    let rest = |x: &[char], i: usize| x.get(i..).unwrap_or_default().to_vec();
     if short.len() == long.len() {
         // substitution, or transposition of start and start+1
         rest(short, start + 1) == rest(long, start + 1)
@@ -222,7 +233,10 @@ impl VocabularyTerms {
                 .chain(synonyms.iter().map(|(_, s)| s))
             {
                 for t in Analyzer::Folded.terms(text) {
-                    add(&mut me.folded, t);
+                    let v = me.folded.entry(t).or_default();
+                    if !v.contains(&i) {
+                        v.push(i);
+                    }
                 }
             }
             for (k, (lang, _)) in stemmed.iter().enumerate() {
@@ -239,6 +253,13 @@ impl VocabularyTerms {
                     }
                 }
             }
+        }
+        for (term, codes) in &me.folded {
+            let chars: Vec<char> = term.chars().collect();
+            me.by_len
+                .entry(chars.len())
+                .or_default()
+                .push((chars, codes.clone()));
         }
         me
     }
@@ -273,15 +294,22 @@ impl VocabularyTerms {
                 hit(c, 1.5);
             }
         }
-        if fuzzy || prefix {
-            let w: Vec<char> = folded.chars().collect();
-            for (term, codes) in &self.folded {
-                if prefix && term.len() > folded.len() && term.starts_with(folded) {
-                    hit(codes, 0.5);
+        if prefix {
+            for (term, codes) in self.folded.range::<str, _>((
+                std::ops::Bound::Excluded(folded),
+                std::ops::Bound::Unbounded,
+            )) {
+                if !term.starts_with(folded) {
+                    break;
                 }
-                if fuzzy {
-                    let t: Vec<char> = term.chars().collect();
-                    if t != w && within_one_edit(&w, &t) {
+                hit(codes, 0.5);
+            }
+        }
+        if fuzzy {
+            let w: Vec<char> = folded.chars().collect();
+            for len in [w.len().saturating_sub(1), w.len(), w.len() + 1] {
+                for (t, codes) in self.by_len.get(&len).into_iter().flatten() {
+                    if *t != w && within_one_edit(&w, t) {
                         hit(codes, 1.0);
                     }
                 }
