@@ -301,13 +301,13 @@ async fn search_measure(
     );
     let base = fed.url(NodeId::DE, "")?;
     let http = fed.client().clone();
-    let run = |from: usize, count: usize| {
+    let run = |from: usize, count: usize, clients: usize| {
         let (qs, http, base, token) = (qs.clone(), http.clone(), base.clone(), token.clone());
         async move {
             let next = Arc::new(AtomicUsize::new(from));
             let end = from + count;
             let mut tasks = Vec::new();
-            for _ in 0..args.clients.max(1) {
+            for _ in 0..clients.max(1) {
                 let (qs, http, base, token, next) = (
                     qs.clone(),
                     http.clone(),
@@ -350,11 +350,22 @@ async fn search_measure(
             Ok::<_, anyhow::Error>((lat, hits))
         }
     };
-    run(0, args.warmup).await?;
+    run(0, args.warmup, args.clients).await?;
+    let tck = procfs::clk_tck();
+    let cpu_before = procfs::cpu_ticks(pid).unwrap_or(0);
     let t = Instant::now();
-    let (mut lat, hits) = run(args.warmup, args.searches).await?;
+    let (mut lat, hits) = run(args.warmup, args.searches, args.clients).await?;
     let secs = t.elapsed().as_secs_f64();
+    let cpu_ms = (procfs::cpu_ticks(pid)
+        .unwrap_or(0)
+        .saturating_sub(cpu_before)) as f64
+        / tck
+        * 1000.0;
     lat.sort_by(f64::total_cmp);
+    // One client at a time: the latency of a search on an otherwise idle node.
+    let alone = args.searches.min(1000);
+    let (mut lat1, _) = run(args.warmup, alone, 1).await?;
+    lat1.sort_by(f64::total_cmp);
     let rss_peak = procfs::status_field(pid, "VmHWM").unwrap_or(0);
     let rss = procfs::status_field(pid, "VmRSS").unwrap_or(0);
     eprintln!(
@@ -371,6 +382,9 @@ async fn search_measure(
         "p99_ms": round(percentile(&lat, 0.99), 2),
         "max_ms": round(lat.last().copied().unwrap_or(f64::NAN), 2),
         "per_second": round(lat.len() as f64 / secs, 0),
+        "node_cpu_ms_per_search": round(cpu_ms / lat.len() as f64, 3),
+        "one_client_p50_ms": round(percentile(&lat1, 0.5), 2),
+        "one_client_p99_ms": round(percentile(&lat1, 0.99), 2),
         "node_live_s": round(live_s, 2),
         "node_rss_mib": round(rss as f64 / 1024.0, 1),
         "node_peak_rss_mib": round(rss_peak as f64 / 1024.0, 1),

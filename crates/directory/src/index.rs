@@ -49,8 +49,8 @@ pub const MAX_QUERY_WORDS: usize = 12;
 pub const MAX_LIMIT: usize = 100;
 /// Deepest page start.
 pub const MAX_OFFSET: usize = 10_000;
-/// Memory budget of the index writer, bytes.
-const WRITER_BYTES: usize = 32 * 1024 * 1024;
+/// Memory budget of the index writer, bytes (tantivy's least is 15 MB per thread).
+const WRITER_BYTES: usize = 16 * 1024 * 1024;
 
 /// A search: free text and/or filters, a page.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -163,6 +163,9 @@ pub struct SearchIndex {
     vocabulary: VocabularyTerms,
 }
 
+/// A folded vocabulary term as characters, and the codes it names.
+type SpelledTerm = (Vec<char>, Vec<usize>);
+
 /// Every name and synonym of the vocabularies, analysed once, pointing at its codes.
 #[derive(Debug, Default)]
 struct VocabularyTerms {
@@ -171,7 +174,7 @@ struct VocabularyTerms {
     /// Folded term (all languages) -> code indexes, in term order (prefixes are ranges).
     folded: std::collections::BTreeMap<String, Vec<usize>>,
     /// The folded terms by length in characters, for the one-edit scan.
-    by_len: HashMap<usize, Vec<(Vec<char>, Vec<usize>)>>,
+    by_len: HashMap<usize, Vec<SpelledTerm>>,
     /// Per stemmed language (in the index's order): stemmed term -> code indexes.
     stemmed: Vec<HashMap<String, Vec<usize>>>,
 }
