@@ -518,8 +518,10 @@ impl DirectoryApp {
             })
             .collect();
         // Ask every member for what this node lacks, before the node serves anyone (and
-        // every few minutes after, by the job).
-        self.sync(engine).await?;
+        // every few minutes after, by the job). A failure here must not keep the node down.
+        if let Err(e) = self.sync(engine).await {
+            tracing::warn!(error = %e, "directory sync at start failed; the job asks again");
+        }
         if foreign.is_empty() {
             return Ok((imported, 0));
         }
@@ -549,11 +551,13 @@ impl DirectoryApp {
         Ok((imported, taken.len()))
     }
 
-    /// Sends every queued batch to every member and every owed sync answer to its asker;
-    /// returns how many envelopes were sent.
+    /// Sends every queued batch to every member that can be sealed to now (a member without
+    /// a valid HPKE key is skipped, not waited for: its sync ask brings it up to date once it
+    /// has one again) and every owed sync answer to its asker; returns how many envelopes
+    /// were sent.
     pub async fn publish(&self, engine: &Engine) -> Result<usize, AppError> {
         let reader = engine.reader();
-        let peers = engine.peers();
+        let peers = reachable(engine);
         let mut sent = 0;
         for (key, value) in reader.scan_prefix(DIRECTORY_OUT, b"pub/", 64)? {
             if !peers.is_empty() {
@@ -631,7 +635,7 @@ impl DirectoryApp {
         let coverage: HashMap<NodeId, Coverage> =
             self.coverage(reader.as_ref())?.into_iter().collect();
         let mut sent = 0;
-        for peer in engine.peers() {
+        for peer in reachable(engine) {
             let have = coverage.get(&peer).map_or(0, |c| c.mark);
             let body = SyncRequest {
                 country: peer,
@@ -699,6 +703,23 @@ impl DirectoryApp {
         );
         Ok(())
     }
+}
+
+/// The members this node can seal to now: every peer with an HPKE key valid at this instant.
+fn reachable(engine: &Engine) -> Vec<NodeId> {
+    let trust = engine.trust_list();
+    let now = engine.now_ms();
+    engine
+        .peers()
+        .into_iter()
+        .filter(|p| {
+            trust.member(*p).is_some_and(|m| {
+                m.hpke_keys
+                    .iter()
+                    .any(|k| k.valid_from <= now && now < k.valid_until)
+            })
+        })
+        .collect()
 }
 
 fn be_u64(v: &[u8]) -> u64 {
