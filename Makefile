@@ -27,7 +27,7 @@ demo: build
 	$(CARGO) run --locked -q -p imi-sim -- demo
 
 # The benchmarks (release build): the substrate exchange, the authorities' API, the
-# scoreboard over 10 million facts and the transparency log; see
+# scoreboard over 10 million facts, the transparency log and the directory; see
 # BENCHMARKS.md.
 bench: setup
 	$(CARGO) build --locked --release -p imi-node -p imi-sim
@@ -35,6 +35,7 @@ bench: setup
 	$(CARGO) run --locked --release -q -p imi-sim -- bench api
 	$(CARGO) run --locked --release -q -p imi-sim -- bench scoreboard
 	$(CARGO) run --locked --release -q -p imi-sim -- bench audit
+	$(CARGO) run --locked --release -q -p imi-sim -- bench directory
 
 fmt:
 	$(CARGO) fmt --all

@@ -592,7 +592,7 @@ impl DirectoryApp {
         if have >= last {
             return Ok(Vec::new());
         }
-        let mut newer: Vec<DirectoryUpdate> = read_all(store)?
+        let mut newer: Vec<DirectoryUpdate> = read_country(store, self.me)?
             .into_iter()
             .map(|e| e.update)
             .filter(|u| u.country == self.me && u.seq > have)
@@ -722,6 +722,18 @@ fn reachable(engine: &Engine) -> Vec<NodeId> {
         .collect()
 }
 
+/// The first key after every key that starts with `prefix` (`None`: no end).
+fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
 fn be_u64(v: &[u8]) -> u64 {
     v.try_into().map(u64::from_be_bytes).unwrap_or(0)
 }
@@ -735,10 +747,20 @@ fn read_coverage(txn: &Txn<'_>, country: NodeId) -> Result<Coverage, RejectCode>
 
 /// Every entry of the replica, ordered by authority id.
 pub fn read_all(store: &dyn ReadStore) -> Result<Vec<Entry>, AppError> {
+    read_prefix(store, b"")
+}
+
+/// The entries of one country (ids start with its code and a dash), ordered by id.
+pub fn read_country(store: &dyn ReadStore, country: NodeId) -> Result<Vec<Entry>, AppError> {
+    read_prefix(store, format!("{country}-").as_bytes())
+}
+
+fn read_prefix(store: &dyn ReadStore, prefix: &[u8]) -> Result<Vec<Entry>, AppError> {
     let mut out = Vec::new();
-    let mut start: Vec<u8> = Vec::new();
+    let mut start: Vec<u8> = prefix.to_vec();
+    let end = prefix_end(prefix);
     loop {
-        let page = store.range(DIRECTORY, &start, None, 1024)?;
+        let page = store.range(DIRECTORY, &start, end.as_deref(), 1024)?;
         let Some((last, _)) = page.last() else {
             break;
         };

@@ -38,6 +38,7 @@ fn key_paths(cfg: &NodeConfig) -> BTreeMap<String, toml::Value> {
 fn full_config() -> NodeConfig {
     let mut cfg = example();
     cfg.log.level = Some("info".into());
+    cfg.vocabularies = Some("../vocabularies".into());
     cfg.engine
         .peer_bytes_per_day_overrides
         .insert("EU".into(), 0);
@@ -166,6 +167,15 @@ fn documented_defaults_are_the_defaults() {
     let defaults = key_paths(&cfg);
     let optional = ["network.", "engine.", "store.", "log."];
     for r in doc_rows() {
+        // The one optional top-level key: its default is a place, not a value.
+        if r.key == "vocabularies" {
+            assert_eq!(r.default, "`vocabularies` beside `catalogue`");
+            assert_eq!(
+                example().vocabularies_dir(),
+                example().catalogue.parent().unwrap().join("vocabularies")
+            );
+            continue;
+        }
         if !optional.iter().any(|p| r.key.starts_with(p)) {
             assert_eq!(r.default, "required", "{}", r.key);
             continue;
