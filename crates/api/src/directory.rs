@@ -150,15 +150,12 @@ pub(crate) async fn search(
     };
     imi_directory::SearchIndex::check(&sq)
         .map_err(|e| ApiError::bad_request(e.code(), e.to_string()))?;
-    let d = dir.clone();
-    let sq2 = sq.clone();
-    let hits = tokio::task::spawn_blocking(move || d.search(&sq2))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(|e| match e {
-            imi_directory::SearchError::Index(_) => ApiError::internal(e),
-            other => ApiError::bad_request(other.code(), other.to_string()),
-        })?;
+    // A search costs a fraction of a millisecond (BENCHMARKS.md): run it here rather than
+    // pay two thread hand-offs on the blocking pool.
+    let hits = dir.search(&sq).map_err(|e| match e {
+        imi_directory::SearchError::Index(_) => ApiError::internal(e),
+        other => ApiError::bad_request(other.code(), other.to_string()),
+    })?;
     let snapshot = dir.shared().snapshot();
     let items: Vec<Value> = hits
         .hits
