@@ -598,6 +598,9 @@ impl DirectoryApp {
             .filter(|u| u.country == self.me && u.seq > have)
             .collect();
         newer.sort_by_key(|u| u.seq);
+        // The entries were read after the sequence number: a change committed in between
+        // has a higher number than `last`, and the batch must cover it.
+        let last = newer.last().map_or(last, |u| u.seq.max(last));
         let mut out = Vec::new();
         let mut from = have;
         let chunks: Vec<Vec<DirectoryUpdate>> = newer
