@@ -149,12 +149,15 @@ pub async fn run(
 
     // The directory seed: this country's authorities become this node's first signed
     // directory change; other countries' fill what the replica has not heard of yet.
-    let (own, foreign) = node_apps
-        .directory
-        .bootstrap(&engine, &directory)
-        .await
-        .context("directory bootstrap")?;
-    tracing::info!(own, foreign, "directory seed applied");
+    // The Commission node takes no part in the directory.
+    if me != imi_protocol::NodeId::EU {
+        let (own, foreign) = node_apps
+            .directory
+            .bootstrap(&engine, &directory)
+            .await
+            .context("directory bootstrap")?;
+        tracing::info!(own, foreign, "directory seed applied");
+    }
 
     // Re-apply erasures before serving: a restored backup must not bring data back (the
     // retention job, which also runs at start, checks again every time).

@@ -708,7 +708,8 @@ impl DirectoryApp {
     }
 }
 
-/// The members this node can seal to now: every peer with an HPKE key valid at this instant.
+/// The members the directory talks to: every national node with an HPKE key valid at this
+/// instant (the Commission node holds no directory: it receives only indicator facts).
 fn reachable(engine: &Engine) -> Vec<NodeId> {
     let trust = engine.trust_list();
     let now = engine.now_ms();
@@ -717,9 +718,10 @@ fn reachable(engine: &Engine) -> Vec<NodeId> {
         .into_iter()
         .filter(|p| {
             trust.member(*p).is_some_and(|m| {
-                m.hpke_keys
-                    .iter()
-                    .any(|k| k.valid_from <= now && now < k.valid_until)
+                m.role == imi_protocol::Role::National
+                    && m.hpke_keys
+                        .iter()
+                        .any(|k| k.valid_from <= now && now < k.valid_until)
             })
         })
         .collect()

@@ -107,10 +107,8 @@ fn common(
     signer: &NodeSigner,
     diagnostics: diagnostics::DiagnosticApp,
     retention: &Arc<retention::Retention>,
-    directory: &Arc<directory::DirectoryApp>,
 ) -> Vec<Arc<dyn Application>> {
     vec![
-        Arc::new(directory::DirectoryApplication(directory.clone())),
         Arc::new(diagnostics),
         Arc::new(witness::WitnessApp::new(signer.clone())),
         Arc::new(witness::CosignatureApp),
@@ -121,8 +119,8 @@ fn common(
     ]
 }
 
-/// A member state's node: the common applications (the directory among them; `cases` should
-/// read `directory.shared()`) and requests, reporting indicator facts to `EU` when
+/// A member state's node: the common applications, the directory (`cases` should read
+/// `directory.shared()`) and requests, reporting indicator facts to `EU` when
 /// `report_facts`.
 pub fn member_node(
     signer: &NodeSigner,
@@ -138,7 +136,8 @@ pub fn member_node(
         cases
     });
     let retention = Arc::new(retention::Retention::new(cases.clone(), tombstones));
-    let mut apps = common(signer, diagnostics, &retention, &directory);
+    let mut apps = common(signer, diagnostics, &retention);
+    apps.push(Arc::new(directory::DirectoryApplication(directory.clone())));
     apps.push(cases.application());
     if report_facts {
         apps.push(Arc::new(facts::FactReporter::new(imi_protocol::NodeId::EU)));
@@ -162,7 +161,10 @@ pub fn commission_node(
 ) -> NodeApps {
     let cases = Arc::new(cases);
     let retention = Arc::new(retention::Retention::new(cases.clone(), tombstones));
-    let mut apps = common(signer, diagnostics, &retention, &directory);
+    let mut apps = common(signer, diagnostics, &retention);
+    // The Commission node holds no authorities and addresses none: members send it no
+    // directory traffic (it gets only indicator facts); the columns exist, empty.
+    apps.push(Arc::new(OwnedColumns::new("directory", directory::COLUMNS)));
     apps.push(Arc::new(facts::FactApp::default()));
     apps.push(Arc::new(requests::CASE_COLUMNS));
     NodeApps {
