@@ -1,5 +1,7 @@
 //! `imi-sim demo`: all 31 nodes on loopback; every node sends diagnostics to every other
-//! node through its operator API; a 31×31 table of round-trip times; a clean stop.
+//! node through its operator API; a 31×31 table of round-trip times; the directory: the 30
+//! national replicas converge (equal digests) and a Hungarian user searches them in German,
+//! Greek and French; a clean stop.
 use crate::federation::{self, Federation, StopReport};
 use crate::ui::{self, Style};
 use anyhow::{Context, Result, bail};
@@ -63,11 +65,19 @@ pub async fn run(args: &DemoArgs) -> Result<bool> {
     );
     let mut fed = Federation::start(&bin, &args.dir, members, args.base_port)?;
     let exchanged = exchange(&mut fed, args, &st).await;
+    let toured = match &exchanged {
+        Ok(true) => directory_tour(&fed, &bin, &args.dir, &st).await,
+        _ => Ok(false),
+    };
 
     let t = Instant::now();
     let reports = fed.stop(STOP_GRACE).await;
     let clean = report_stop(&st, &reports, t);
     let pairs_ok = exchanged?;
+    let toured = toured.unwrap_or_else(|e| {
+        println!("{}", st.red(&format!("directory: {e:#}")));
+        false
+    });
     if !pairs_ok {
         let logs = fed.dir.join("<ID>").join("node.log");
         println!(
@@ -78,7 +88,92 @@ pub async fn run(args: &DemoArgs) -> Result<bool> {
             ))
         );
     }
-    Ok(pairs_ok && clean)
+    Ok(pairs_ok && toured && clean)
+}
+
+/// The directory at work: the 30 national nodes converge to one replica (equal digests),
+/// then a Hungarian user searches it in German, Greek and French.
+async fn directory_tour(fed: &Federation, bin: &Path, dir: &Path, st: &Style) -> Result<bool> {
+    let t = Instant::now();
+    let national: Vec<NodeId> = NodeId::ALL
+        .iter()
+        .copied()
+        .filter(|n| *n != NodeId::EU)
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let (count, digest) = loop {
+        let mut digests = std::collections::BTreeSet::new();
+        let mut counts = std::collections::BTreeSet::new();
+        for n in &national {
+            let v: serde_json::Value = fed
+                .client()
+                .get(fed.url(*n, "/operator/directory")?)
+                .bearer_auth(fed.operator_token(*n)?)
+                .send()
+                .await?
+                .json()
+                .await?;
+            digests.insert(v["digest"].as_str().unwrap_or("").to_owned());
+            counts.insert(v["authorities"].as_u64().unwrap_or(0));
+        }
+        if digests.len() == 1 && counts.len() == 1 {
+            let d = digests.into_iter().next().unwrap_or_default();
+            break (counts.into_iter().next().unwrap_or(0), d);
+        }
+        if Instant::now() > deadline {
+            bail!("the national nodes' directories did not converge within 120 s");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    step(
+        st,
+        &format!(
+            "directory: each node published its own authorities, signed; all 30 national replicas identical ({count} authorities, digest {}…)",
+            digest.get(..12).unwrap_or("")
+        ),
+        t,
+    );
+    let token = crate::bench_api::add_user(bin, dir, NodeId::HU, "HU-NC")?;
+    for (q, lang) in [("Zahnarzt", "de"), ("οδοντίατρος", "el"), ("medecin", "fr")] {
+        let mut url = reqwest::Url::parse(&fed.url(NodeId::HU, "/api/v1/directory/search")?)?;
+        url.query_pairs_mut()
+            .append_pair("q", q)
+            .append_pair("lang", lang)
+            .append_pair("limit", "3");
+        let v: serde_json::Value = fed
+            .client()
+            .get(url)
+            .bearer_auth(&token)
+            .send()
+            .await?
+            .json()
+            .await?;
+        let hits: Vec<String> = v["items"]
+            .as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .map(|i| {
+                        format!(
+                            "{} {}",
+                            i["id"].as_str().unwrap_or(""),
+                            i["name"].as_str().unwrap_or("")
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        if hits.is_empty() {
+            bail!("a search for {q:?} ({lang}) on HU found nothing: {v}");
+        }
+        println!(
+            "  search on HU, {q:?} ({lang}): {} of {} — {}",
+            hits.len(),
+            v["total"],
+            hits.join("; ")
+        );
+    }
+    Ok(true)
 }
 
 fn step(st: &Style, what: &str, since: Instant) {

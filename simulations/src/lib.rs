@@ -12,8 +12,10 @@
 //!
 //! * `imi-sim demo [--dir data/demo] [--base-port 47000] [--count 1]` (what `make demo`
 //!   runs): all 31 members (30 EEA states and `EU`), every node sends diagnostics to every
-//!   other node, a 31×31 table of round-trip medians, a summary, a clean stop. Exits
-//!   non-zero if a pair failed or a node did not stop cleanly.
+//!   other node, a 31×31 table of round-trip medians, a summary; the 30 national directory
+//!   replicas converge and three cross-language searches run on HU; a clean stop. Exits
+//!   non-zero if a pair failed, the directory did not converge or a search found nothing, or
+//!   a node did not stop cleanly.
 //! * `imi-sim bench exchange [--messages 20000] [--body 1024] [--json-out FILE]` (what
 //!   `make bench` runs, in release): two nodes, AT → DE; throughput and latency at
 //!   saturation and at an offered 50 msg/s, messages per fsync, peak memory and CPU per
