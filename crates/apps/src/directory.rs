@@ -33,9 +33,7 @@ use imi_directory::{
     DirectoryUpdate, Entry, Hits, SearchError, SearchIndex, SearchQuery, SyncRequest, UpdateBatch,
 };
 use imi_domain::{Authority, Directory, Vocabulary};
-use imi_engine::{
-    Application, Engine, EngineError, Inbound, LocalOutcome, PeriodicJob, Refusal, Txn,
-};
+use imi_engine::{Application, Engine, Inbound, LocalOutcome, PeriodicJob, Refusal, Txn};
 use imi_protocol::{AuthorityId, Draft, Header, Kind, MessageId, NodeId, RejectCode};
 use imi_store::{Column, ReadStore};
 use prometheus_client::metrics::counter::Counter;
@@ -562,11 +560,16 @@ impl DirectoryApp {
         for (key, value) in reader.scan_prefix(DIRECTORY_OUT, b"pub/", 64)? {
             if !peers.is_empty() {
                 engine
-                    .send(self.draft(KIND_UPDATE, peers.clone(), value.clone())?)
+                    .send(Self::draft(
+                        engine,
+                        KIND_UPDATE,
+                        peers.clone(),
+                        value.clone(),
+                    )?)
                     .await?;
                 sent += 1;
             }
-            clear_if_unchanged(engine, key, value).await?;
+            engine.clear_if_unchanged(DIRECTORY_OUT, key, value).await?;
         }
         for (key, value) in reader.scan_prefix(DIRECTORY_OUT, b"sync/", 64)? {
             let asker: Option<NodeId> = std::str::from_utf8(key.get(5..).unwrap_or_default())
@@ -575,12 +578,12 @@ impl DirectoryApp {
             if let Some(asker) = asker.filter(|a| peers.contains(a)) {
                 for body in self.sync_answer(reader.as_ref(), be_u64(&value))? {
                     engine
-                        .send(self.draft(KIND_UPDATE, vec![asker], body)?)
+                        .send(Self::draft(engine, KIND_UPDATE, vec![asker], body)?)
                         .await?;
                     sent += 1;
                 }
             }
-            clear_if_unchanged(engine, key, value).await?;
+            engine.clear_if_unchanged(DIRECTORY_OUT, key, value).await?;
         }
         Ok(sent)
     }
@@ -646,21 +649,24 @@ impl DirectoryApp {
             }
             .encode();
             engine
-                .send(self.draft(KIND_SYNC, vec![peer], body)?)
+                .send(Self::draft(engine, KIND_SYNC, vec![peer], body)?)
                 .await?;
             sent += 1;
         }
         Ok(sent)
     }
 
-    fn draft(&self, kind: &str, to: Vec<NodeId>, body: Vec<u8>) -> Result<Draft, AppError> {
+    fn draft(
+        engine: &Engine,
+        kind: &str,
+        to: Vec<NodeId>,
+        body: Vec<u8>,
+    ) -> Result<Draft, AppError> {
         let kind = Kind::new(kind).map_err(|e| AppError::Internal(e.to_string()))?;
-        let authority = AuthorityId::new(&format!("{}-IMI", self.me))
-            .map_err(|e| AppError::Internal(e.to_string()))?;
         Ok(Draft {
             kind,
             step: None,
-            authority,
+            authority: engine.operations_authority()?,
             to,
             case: None,
             prev: Vec::new(),
@@ -717,12 +723,10 @@ fn reachable(engine: &Engine) -> Vec<NodeId> {
         .peers()
         .into_iter()
         .filter(|p| {
-            trust.member(*p).is_some_and(|m| {
-                m.role == imi_protocol::Role::National
-                    && m.hpke_keys
-                        .iter()
-                        .any(|k| k.valid_from <= now && now < k.valid_until)
-            })
+            trust
+                .member(*p)
+                .is_some_and(|m| m.role == imi_protocol::Role::National)
+                && trust.hpke_key(*p, now).is_some()
         })
         .collect()
 }
@@ -786,28 +790,6 @@ fn read_prefix(store: &dyn ReadStore, prefix: &[u8]) -> Result<Vec<Entry>, AppEr
         start = next;
     }
     Ok(out)
-}
-
-async fn clear_if_unchanged(
-    engine: &Engine,
-    key: Vec<u8>,
-    value: Vec<u8>,
-) -> Result<(), EngineError> {
-    engine
-        .local_step(
-            None,
-            Box::new(move |txn, _| {
-                if txn.get(DIRECTORY_OUT, &key)?.as_deref() == Some(value.as_slice()) {
-                    txn.delete(DIRECTORY_OUT, key);
-                }
-                Ok(LocalOutcome {
-                    write: true,
-                    result: Vec::new(),
-                })
-            }),
-        )
-        .await?;
-    Ok(())
 }
 
 /// The application registered with the engine (the [`DirectoryApp`] is shared with the API).

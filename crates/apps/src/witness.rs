@@ -25,7 +25,7 @@ use imi_engine::keys;
 use imi_engine::log::StoreNodes;
 use imi_engine::metrics::PeerCodeLabel;
 use imi_engine::{Application, Engine, Inbound, PeriodicJob, Txn};
-use imi_protocol::{AuthorityId, Draft, Kind, NodeId, NodeSigner, RejectCode};
+use imi_protocol::{Draft, Kind, NodeId, NodeSigner, RejectCode};
 use imi_store::Column;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -419,8 +419,7 @@ pub async fn distribute_checkpoint(engine: &Engine) -> Result<usize, AppError> {
         .and_then(|n| Checkpoint::parse(&n.body).ok())
         .ok_or_else(|| AppError::Internal("own checkpoint does not parse".into()))?
         .size;
-    let authority = AuthorityId::new(&format!("{}-IMI", engine.node()))
-        .map_err(|e| AppError::Internal(e.to_string()))?;
+    let authority = engine.operations_authority()?;
     let mut sent = 0;
     for peer in engine.peers() {
         let mut k = COSIGNED_PREFIX.to_vec();

@@ -742,7 +742,7 @@ impl Engine {
         route: impl Fn(&[u8]) -> Option<(NodeId, Option<imi_protocol::CaseId>)>,
     ) -> Result<usize, EngineError> {
         let kind = imi_protocol::Kind::new(kind)?;
-        let authority = imi_protocol::AuthorityId::new(&format!("{}-IMI", self.node()))?;
+        let authority = self.operations_authority()?;
         let rows = self.shared.store.scan_prefix(col, &[], 256)?;
         let mut sent = 0;
         for (key, value) in rows {
@@ -759,22 +759,43 @@ impl Engine {
                 body: value.clone(),
             })
             .await?;
-            self.local_step(
-                None,
-                Box::new(move |txn, _| {
-                    if txn.get(col, &key)?.as_deref() == Some(value.as_slice()) {
-                        txn.delete(col, key);
-                    }
-                    Ok(LocalOutcome {
-                        write: true,
-                        result: Vec::new(),
-                    })
-                }),
-            )
-            .await?;
+            self.clear_if_unchanged(col, key, value).await?;
             sent += 1;
         }
         Ok(sent)
+    }
+
+    /// Deletes the row `key` of `col` if it still holds `value` (a row sent from an outbox
+    /// column is cleared unless a newer value replaced it meanwhile; that one goes next).
+    pub async fn clear_if_unchanged(
+        &self,
+        col: imi_store::Column,
+        key: Vec<u8>,
+        value: Vec<u8>,
+    ) -> Result<(), EngineError> {
+        self.local_step(
+            None,
+            Box::new(move |txn, _| {
+                if txn.get(col, &key)?.as_deref() == Some(value.as_slice()) {
+                    txn.delete(col, key);
+                }
+                Ok(LocalOutcome {
+                    write: true,
+                    result: Vec::new(),
+                })
+            }),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// The node's own operations authority, `<CC>-IMI`, in whose name it sends the traffic
+    /// no competent authority sends (facts, checkpoints, directory updates).
+    pub fn operations_authority(&self) -> Result<imi_protocol::AuthorityId, EngineError> {
+        Ok(imi_protocol::AuthorityId::new(&format!(
+            "{}-IMI",
+            self.node()
+        ))?)
     }
 
     /// Outbox entries waiting for `peer`.
