@@ -9,44 +9,18 @@
     clippy::indexing_slicing
 )]
 
+mod common;
+
 use imi_directory::{SearchIndex, SearchQuery, SyncRequest, UpdateBatch};
 use imi_protocol::ids::NodeId;
 use proptest::prelude::*;
 use std::sync::OnceLock;
 
-struct Disk;
-
-impl imi_domain::catalogue::CatalogueFiles for Disk {
-    fn entries(&self, dir: &std::path::Path) -> std::io::Result<Vec<std::path::PathBuf>> {
-        std::fs::read_dir(dir)?
-            .map(|e| e.map(|e| e.path()))
-            .collect()
-    }
-    fn read(&self, path: &std::path::Path, limit: u64) -> std::io::Result<String> {
-        use std::io::Read;
-        let mut text = String::new();
-        std::fs::File::open(path)?
-            .take(limit)
-            .read_to_string(&mut text)?;
-        Ok(text)
-    }
-}
-
 /// A small index over the shipped vocabularies, shared by the cases.
 fn index() -> &'static SearchIndex {
     static I: OnceLock<SearchIndex> = OnceLock::new();
     I.get_or_init(|| {
-        let configs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
-        let catalogue =
-            imi_domain::catalogue::Catalogue::load(&configs.join("catalogue"), &Disk).unwrap();
-        let vocabulary = std::sync::Arc::new(
-            imi_domain::Vocabulary::load(
-                &configs.join("vocabularies"),
-                catalogue.languages(),
-                &Disk,
-            )
-            .unwrap(),
-        );
+        let vocabulary = common::vocabulary();
         let batch = UpdateBatch::decode(BATCH.as_bytes(), NodeId::DE).unwrap();
         SearchIndex::build(
             vocabulary,

@@ -7,38 +7,13 @@
     clippy::indexing_slicing
 )]
 
+mod common;
+
 use imi_directory::analysis::{Analyzer, stemmed_languages};
 use imi_directory::{SearchError, SearchIndex, SearchQuery};
-use imi_domain::catalogue::{Catalogue, CatalogueFiles};
-use imi_domain::{Authority, Level, Vocabulary};
+use imi_domain::{Authority, Level};
 use imi_protocol::ids::{AuthorityId, NodeId};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-
-struct Disk;
-
-impl CatalogueFiles for Disk {
-    fn entries(&self, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-        std::fs::read_dir(dir)?
-            .map(|e| e.map(|e| e.path()))
-            .collect()
-    }
-    fn read(&self, path: &Path, limit: u64) -> std::io::Result<String> {
-        use std::io::Read;
-        let mut text = String::new();
-        std::fs::File::open(path)?
-            .take(limit)
-            .read_to_string(&mut text)?;
-        Ok(text)
-    }
-}
-
-fn vocabulary() -> Arc<Vocabulary> {
-    let configs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
-    let catalogue = Catalogue::load(&configs.join("catalogue"), &Disk).unwrap();
-    Arc::new(Vocabulary::load(&configs.join("vocabularies"), catalogue.languages(), &Disk).unwrap())
-}
 
 fn authority(
     id: &str,
@@ -132,7 +107,7 @@ fn directory() -> Vec<Authority> {
 
 fn index() -> SearchIndex {
     let dir = directory();
-    SearchIndex::build(vocabulary(), dir.iter().map(|a| (a, false))).unwrap()
+    SearchIndex::build(common::vocabulary(), dir.iter().map(|a| (a, false))).unwrap()
 }
 
 fn q(text: &str, lang: Option<&str>) -> SearchQuery {
@@ -225,7 +200,7 @@ fn one_typo_is_tolerated_two_are_not() {
 #[test]
 fn filters_ranking_and_retirement() {
     let dir = directory();
-    let index = SearchIndex::build(vocabulary(), dir.iter().map(|a| (a, false))).unwrap();
+    let index = SearchIndex::build(common::vocabulary(), dir.iter().map(|a| (a, false))).unwrap();
     let mut query = q("doctor", Some("en"));
     query.country = Some(NodeId::DE);
     assert_eq!(ids(&index, &query), ["DE-BY-BLAEK"]);
