@@ -187,22 +187,16 @@ struct Query {
 
 impl Query {
     fn path(&self) -> String {
-        let enc: String = self
-            .text
-            .bytes()
-            .map(|b| {
-                if b.is_ascii_alphanumeric() {
-                    (b as char).to_string()
-                } else {
-                    format!("%{b:02X}")
-                }
-            })
-            .collect();
-        let mut q = format!("/api/v1/directory/search?q={enc}&lang={}", self.lang);
-        if let Some(c) = self.country {
-            q.push_str(&format!("&country={c}"));
+        let mut url = reqwest::Url::parse("https://node/api/v1/directory/search").expect("url");
+        {
+            let mut q = url.query_pairs_mut();
+            q.append_pair("q", &self.text)
+                .append_pair("lang", self.lang);
+            if let Some(c) = self.country {
+                q.append_pair("country", c.as_str());
+            }
         }
-        q
+        format!("{}?{}", url.path(), url.query().unwrap_or_default())
     }
 }
 

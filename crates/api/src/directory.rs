@@ -148,8 +148,6 @@ pub(crate) async fn search(
         limit: p.limit.unwrap_or(DEFAULT_SEARCH_LIMIT),
         offset: p.offset.unwrap_or(0),
     };
-    imi_directory::SearchIndex::check(&sq)
-        .map_err(|e| ApiError::bad_request(e.code(), e.to_string()))?;
     // A search costs a fraction of a millisecond (BENCHMARKS.md): run it here rather than
     // pay two thread hand-offs on the blocking pool.
     let hits = dir.search(&sq).map_err(|e| match e {

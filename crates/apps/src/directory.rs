@@ -341,12 +341,6 @@ impl DirectoryApp {
             .map_or(0, |v| be_u64(&v)))
     }
 
-    /// Applies this node's own changes to memory and the index at once (a coordinator sees
-    /// its change in the next search).
-    fn apply_in_memory(&self, updates: &[DirectoryUpdate]) {
-        self.core.apply(updates);
-    }
-
     /// Hands durable updates from other nodes to the indexer thread.
     fn queue_for_index(&self, updates: Vec<DirectoryUpdate>) {
         {
@@ -465,7 +459,9 @@ impl DirectoryApp {
                 }
             }
         }
-        self.apply_in_memory(&applied);
+        // This node's own changes reach memory and the index at once (a coordinator sees
+        // its change in the next search); other nodes' go through the indexer thread.
+        self.core.apply(&applied);
         self.updates
             .get_or_create(&[("result", "published")])
             .inc_by(applied.len() as u64);
@@ -545,7 +541,7 @@ impl DirectoryApp {
             .await?;
         let taken: Vec<DirectoryUpdate> = serde_json::from_slice(&outcome.result)
             .map_err(|e| AppError::Internal(e.to_string()))?;
-        self.apply_in_memory(&taken);
+        self.core.apply(&taken);
         Ok((imported, taken.len()))
     }
 

@@ -35,6 +35,14 @@ fn converged(fed: &Federation, running: &[&str]) -> String {
     })
 }
 
+/// `imi-node directory <command> --config <node's config> <args>`: success and output.
+fn directory_cli(fed: &Federation, node: &str, command: &str, args: &[&str]) -> (bool, String) {
+    let config = fed.config(node);
+    let mut all = vec!["directory", command, "--config", config.to_str().unwrap()];
+    all.extend_from_slice(args);
+    fed.cli(&all)
+}
+
 fn record(id: &str, name: &str) -> Value {
     json!({
         "id": id,
@@ -171,29 +179,14 @@ en = "Kiel chamber of architects"
 "#,
     )
     .unwrap();
-    let config = fed.config("DE");
-    let (ok, out) = fed.cli(&[
-        "directory",
-        "import",
-        "--config",
-        config.to_str().unwrap(),
-        file.to_str().unwrap(),
-    ]);
+    let (ok, out) = directory_cli(&fed, "DE", "import", &[file.to_str().unwrap()]);
     assert!(ok && out.contains("1 created or updated"), "{out}");
     let c = fed.user("AT", &readers["AT"]);
     fed.wait_until("the imported authority on AT", WAIT, || {
         let v = c.get_json("/api/v1/directory/search?q=Architektenkammer%20Kiel");
         (v["items"][0]["id"] == "DE-E2E-IMPORT").then_some(())
     });
-    let fr_config = fed.config("FR");
-    let (ok, exported) = fed.cli(&[
-        "directory",
-        "export",
-        "--config",
-        fr_config.to_str().unwrap(),
-        "--country",
-        "HU",
-    ]);
+    let (ok, exported) = directory_cli(&fed, "FR", "export", &["--country", "HU"]);
     assert!(ok, "{exported}");
     assert!(exported.contains("id = \"HU-ENKK\""), "{exported}");
     assert!(
@@ -202,16 +195,12 @@ en = "Kiel chamber of architects"
     );
     assert!(!exported.contains("id = \"DE-"), "only HU's");
     // CSV both ways: FR's export of HU, and a CSV import on DE that reaches AT.
-    let (ok, csv) = fed.cli(&[
-        "directory",
+    let (ok, csv) = directory_cli(
+        &fed,
+        "FR",
         "export",
-        "--config",
-        fr_config.to_str().unwrap(),
-        "--country",
-        "HU",
-        "--format",
-        "csv",
-    ]);
+        &["--country", "HU", "--format", "csv"],
+    );
     assert!(ok, "{csv}");
     assert!(
         csv.starts_with(
@@ -227,13 +216,7 @@ en = "Kiel chamber of architects"
          DE-E2E-CSV,DE,local,Lübeck,PQ,PQ-P01,PROF-MIDWIFE|PROF-NURSE,\"Hebammenverband Lübeck, e.V.\",Midwives of Lübeck\n",
     )
     .unwrap();
-    let (ok, out) = fed.cli(&[
-        "directory",
-        "import",
-        "--config",
-        config.to_str().unwrap(),
-        file.to_str().unwrap(),
-    ]);
+    let (ok, out) = directory_cli(&fed, "DE", "import", &[file.to_str().unwrap()]);
     assert!(ok && out.contains("1 created or updated"), "{out}");
     fed.wait_until("the CSV-imported authority on AT", WAIT, || {
         let v = c.get_json("/api/v1/directory/search?q=Hebamme%20L%C3%BCbeck&lang=de");
