@@ -238,7 +238,32 @@ pub fn check(path: &Path, now_ms: u64) -> Vec<Finding> {
     for (i, addr) in cfg.network.listen.iter().enumerate() {
         f.add(&format!("network.listen[{i}]"), multiaddr(addr));
     }
+    for (node, addrs) in &cfg.network.peer_addresses {
+        for (i, addr) in addrs.iter().enumerate() {
+            f.add(
+                &format!("network.peer_addresses.{node}[{i}]"),
+                addr.parse::<imi_network::Multiaddr>()
+                    .map(|_| addr.clone())
+                    .map_err(|e| anyhow::anyhow!("{addr:?} is not a multiaddr: {e}")),
+            );
+        }
+    }
     f.add("engine", engine(&cfg.engine));
+    if cfg.simulation.is_some() {
+        f.add(
+            "simulation",
+            cfg.simulation_clock()
+                .and_then(|c| c.ok_or_else(|| anyhow::anyhow!("no [simulation] section")))
+                .map(|c| {
+                    format!(
+                        "simulated clock: {} at wall {} ms, speed {} (simulations only)",
+                        imi_protocol::dates::rfc3339(c.start),
+                        c.anchor,
+                        c.speed
+                    )
+                }),
+        );
+    }
     f.0
 }
 

@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 use imi_engine::EngineConfig;
 use imi_protocol::NodeId;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -50,6 +51,79 @@ pub struct NodeConfig {
     /// Logging.
     #[serde(default)]
     pub log: LogSection,
+    /// A simulated clock (simulations only; see [`SimulationSection`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub simulation: Option<SimulationSection>,
+}
+
+/// `[simulation]`: the node's clock is simulated time, `start + speed × (wall − anchor)`,
+/// shared by every node of a simulation that is given the same three values, so that a
+/// reporting year runs in minutes (`imi-sim run`). A node with this section refuses to start
+/// unless every listener (`http.listen`, `network.listen`) is on a loopback address: a
+/// simulated clock never runs on a reachable node.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimulationSection {
+    /// The simulated instant at `anchor_ms`, RFC 3339 UTC (`2021-01-01T00:00:00Z`).
+    pub start: String,
+    /// The wall-clock instant (unix ms) at which the simulated clock reads `start`; before
+    /// it the simulated clock reads earlier than `start`.
+    pub anchor_ms: u64,
+    /// Simulated milliseconds per wall-clock millisecond (1 … 10,000,000).
+    pub speed: f64,
+}
+
+/// The largest `[simulation] speed`.
+pub const MAX_SIMULATION_SPEED: f64 = 10_000_000.0;
+
+impl SimulationSection {
+    /// The clock, or why the section is not valid.
+    pub fn clock(&self) -> Result<ScaledClock> {
+        let start = imi_protocol::dates::parse_rfc3339(&self.start).with_context(|| {
+            format!(
+                "simulation.start: {:?} is not an RFC 3339 UTC time",
+                self.start
+            )
+        })?;
+        if !(1.0..=MAX_SIMULATION_SPEED).contains(&self.speed) {
+            anyhow::bail!(
+                "simulation.speed: {} is not between 1 and {MAX_SIMULATION_SPEED}",
+                self.speed
+            );
+        }
+        Ok(ScaledClock {
+            start,
+            anchor: self.anchor_ms,
+            speed: self.speed,
+        })
+    }
+}
+
+/// Simulated time: `start + speed × (wall − anchor)` in unix ms (never below 0).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ScaledClock {
+    /// Simulated unix ms at the anchor.
+    pub start: u64,
+    /// Wall-clock unix ms of the anchor.
+    pub anchor: u64,
+    /// Simulated ms per wall ms.
+    pub speed: f64,
+}
+
+impl ScaledClock {
+    /// The simulated time at wall-clock unix ms `wall`.
+    pub fn at(&self, wall: u64) -> u64 {
+        let elapsed = wall as f64 - self.anchor as f64;
+        let t = self.start as f64 + self.speed * elapsed;
+        // Saturating float-to-int conversion: negative times read 0.
+        t as u64
+    }
+}
+
+impl imi_protocol::Clock for ScaledClock {
+    fn now_ms(&self) -> imi_protocol::Timestamp {
+        self.at(imi_protocol::SystemClock.now_ms())
+    }
 }
 
 /// libp2p settings.
@@ -66,6 +140,9 @@ pub struct NetworkSection {
     pub idle_connection_timeout_ms: u64,
     /// Connections one peer may hold at once.
     pub max_connections_per_peer: u32,
+    /// Addresses to dial a peer at instead of those on the trust list: node id →
+    /// multiaddresses.
+    pub peer_addresses: BTreeMap<NodeId, Vec<String>>,
     /// Bytes of inbound envelopes received and not yet answered, from all peers; beyond it
     /// an envelope is dropped unanswered (the sender retries).
     pub max_pending_inbound_bytes: usize,
@@ -82,6 +159,7 @@ impl Default for NetworkSection {
             request_timeout_ms: 30_000,
             idle_connection_timeout_ms: 300_000,
             max_connections_per_peer: net.max_connections_per_peer,
+            peer_addresses: BTreeMap::new(),
             max_pending_inbound_bytes: net.max_pending_inbound_bytes,
             max_pending_inbound_bytes_per_peer: net.max_pending_inbound_bytes_per_peer,
         }
@@ -186,7 +264,32 @@ impl NodeConfig {
         if let Ok(l) = std::env::var("IMI_LOG") {
             cfg.log.level = Some(l);
         }
+        cfg.engine.peer_addresses = cfg.network.peer_addresses.clone();
         Ok(cfg)
+    }
+
+    /// The simulated clock of `[simulation]`, if the section is there; an error if it is not
+    /// valid or a listener is not on loopback.
+    pub fn simulation_clock(&self) -> Result<Option<ScaledClock>> {
+        let Some(sim) = &self.simulation else {
+            return Ok(None);
+        };
+        let clock = sim.clock()?;
+        if !self.http.listen.ip().is_loopback() {
+            anyhow::bail!(
+                "simulation: http.listen {} is not a loopback address (a simulated clock runs only on loopback)",
+                self.http.listen
+            );
+        }
+        for a in &self.network.listen {
+            let loopback = a.starts_with("/ip4/127.") || a.starts_with("/ip6/::1/");
+            if !loopback {
+                anyhow::bail!(
+                    "simulation: network.listen {a} is not a loopback address (a simulated clock runs only on loopback)"
+                );
+            }
+        }
+        Ok(Some(clock))
     }
 }
 

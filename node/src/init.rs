@@ -27,6 +27,9 @@ pub struct InitOptions {
     pub catalogue: Option<PathBuf>,
     /// The authority directory file to copy (default: `configs/directory/authorities.toml`).
     pub directory: Option<PathBuf>,
+    /// When the nodes' keys become valid (unix ms; default: a day ago). A simulation of a
+    /// past year needs keys valid from before it.
+    pub keys_valid_from: Option<u64>,
 }
 
 /// The repository's catalogue, the default of `federation init`.
@@ -126,7 +129,9 @@ pub fn init(opts: &InitOptions) -> Result<Vec<PathBuf>> {
         std::fs::write(dir.join("tls.crt"), cert)?;
         write_secret(&dir.join("tls.key"), &key)?;
         let listen = format!("/ip4/{}/tcp/{p2p}", opts.host);
-        let valid_from = now.saturating_sub(DAY_MS);
+        let valid_from = opts
+            .keys_valid_from
+            .unwrap_or_else(|| now.saturating_sub(DAY_MS));
         let valid_until = now.saturating_add(2 * 365 * DAY_MS);
         members.push(Member {
             node: *node,
@@ -168,6 +173,7 @@ pub fn init(opts: &InitOptions) -> Result<Vec<PathBuf>> {
             engine: EngineConfig::default(),
             store: StoreSection::default(),
             log: LogSection::default(),
+            simulation: None,
         };
         let path = dir.join("node.toml");
         let text = format!(

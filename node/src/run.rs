@@ -123,7 +123,7 @@ pub async fn run(
     let (client, events, net_task) = imi_network::spawn(
         keypair,
         net_cfg,
-        imi_engine::allowed_peers(&trust, me, clock.now_ms()),
+        imi_engine::allowed_peers(&trust, me, clock.now_ms(), &cfg.engine.peer_addresses),
         cancel.child_token(),
     )?;
     tracing::info!(
@@ -266,6 +266,23 @@ impl Clock for OffsetClock {
 /// The environment variable that shifts a node's clock forward (milliseconds; simulations
 /// and tests only).
 pub const CLOCK_OFFSET_ENV: &str = "IMI_CLOCK_OFFSET_MS";
+
+/// The clock of the node of `cfg`: the simulated clock of its `[simulation]` section (with a
+/// warning), else [`system_clock`].
+pub fn clock_of(cfg: &crate::config::NodeConfig) -> Result<Arc<dyn Clock>> {
+    match cfg.simulation_clock()? {
+        Some(c) => {
+            tracing::warn!(
+                start = c.start,
+                anchor_ms = c.anchor,
+                speed = c.speed,
+                "[simulation] is set: this node runs on simulated time (simulations only)"
+            );
+            Ok(Arc::new(c))
+        }
+        None => Ok(system_clock()),
+    }
+}
 
 /// The production clock (shifted by `IMI_CLOCK_OFFSET_MS` when that is set, with a warning).
 pub fn system_clock() -> Arc<dyn Clock> {

@@ -1,6 +1,7 @@
 //! Tests of the node's set-up pieces: config files, federation init, key-file checks.
 //!
 //! * [`config_doc`]: `docs/configuration.md` documents every config key and its default.
+//! * [`simulation`]: the `[simulation]` clock and `[network] peer_addresses`.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -10,6 +11,8 @@
 
 #[path = "node/config_doc.rs"]
 mod config_doc;
+#[path = "node/simulation.rs"]
+mod simulation;
 
 use imi_node::config::NodeConfig;
 use imi_node::init::{InitOptions, init, load_identity, load_trust_list};
@@ -25,6 +28,7 @@ fn make(dir: &Path, members: &[NodeId]) -> Vec<std::path::PathBuf> {
         host: "127.0.0.1".into(),
         catalogue: None,
         directory: None,
+        keys_valid_from: None,
     })
     .unwrap()
 }
@@ -117,6 +121,7 @@ fn duplicate_members_are_refused() {
         host: "127.0.0.1".into(),
         catalogue: None,
         directory: None,
+        keys_valid_from: None,
     });
     assert!(r.is_err());
 }

@@ -119,6 +119,7 @@ impl Node {
                 &trust,
                 NodeId::DE,
                 imi_protocol::Clock::now_ms(&imi_protocol::SystemClock),
+                &Default::default(),
             ),
             cancel.clone(),
         )

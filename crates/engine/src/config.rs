@@ -50,6 +50,11 @@ pub struct EngineConfig {
     /// the job's schedule off (it still runs on demand, e.g. `imi-node audit checkpoint`).
     /// Tests use this to run jobs only when they say so.
     pub job_interval_ms: BTreeMap<String, u64>,
+    /// Addresses to dial a peer at instead of the ones the trust list gives: node id →
+    /// multiaddresses. Set from the node config's `[network] peer_addresses` (an egress
+    /// proxy, a NAT, the simulator's fault-injecting proxies), not an `[engine]` key.
+    #[serde(skip)]
+    pub peer_addresses: BTreeMap<imi_protocol::NodeId, Vec<String>>,
 }
 
 /// The default daily quota of envelope bytes per peer: 1 GiB (a year of a large member
@@ -87,6 +92,7 @@ impl Default for EngineConfig {
             peer_bytes_per_day: DEFAULT_PEER_BYTES_PER_DAY,
             peer_bytes_per_day_overrides: BTreeMap::new(),
             job_interval_ms: BTreeMap::new(),
+            peer_addresses: BTreeMap::new(),
         }
     }
 }

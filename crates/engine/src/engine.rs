@@ -539,7 +539,7 @@ impl Engine {
             .write()
             .map_err(|_| EngineError::Internal("poisoned".into()))? = peer_map(&trust, now);
         s.network
-            .set_allowed(allowed_peers(&trust, s.me, now))
+            .set_allowed(allowed_peers(&trust, s.me, now, &s.config.peer_addresses))
             .await?;
         Ok(())
     }

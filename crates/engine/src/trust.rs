@@ -5,7 +5,7 @@ use crate::keys::{self, TRUST_LIST_KEY};
 use imi_network::{AllowedPeer, Multiaddr, PeerId};
 use imi_protocol::{HpkeKeyPair, NodeId, NodeSigner, Timestamp, TrustList};
 use imi_store::Store;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// This node's keys.
 #[derive(Debug, Clone)]
@@ -83,11 +83,17 @@ pub fn libp2p_keypair(signer: &NodeSigner) -> Result<imi_network::Keypair, Engin
 }
 
 /// The allow list for the network at `now`: every other member's unexpired signing keys and
-/// its addresses.
-pub fn allowed_peers(trust: &TrustList, me: NodeId, now: Timestamp) -> Vec<AllowedPeer> {
+/// its addresses (those of `overrides` where it names the member, else the trust list's).
+pub fn allowed_peers(
+    trust: &TrustList,
+    me: NodeId,
+    now: Timestamp,
+    overrides: &BTreeMap<NodeId, Vec<String>>,
+) -> Vec<AllowedPeer> {
     let mut out = Vec::new();
     for m in trust.members.iter().filter(|m| m.node != me) {
-        let addrs: Vec<Multiaddr> = m.addresses.iter().filter_map(|a| a.parse().ok()).collect();
+        let listed = overrides.get(&m.node).unwrap_or(&m.addresses);
+        let addrs: Vec<Multiaddr> = listed.iter().filter_map(|a| a.parse().ok()).collect();
         for k in m.signing_keys.iter().filter(|k| connectable(k, now)) {
             if let Ok(peer) = peer_id_of(&k.public) {
                 out.push(AllowedPeer {
@@ -98,4 +104,55 @@ pub fn allowed_peers(trust: &TrustList, me: NodeId, now: Timestamp) -> Vec<Allow
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+    use imi_protocol::{Member, SigningKeyEntry};
+
+    fn member(node: NodeId, addr: &str) -> Member {
+        Member {
+            node,
+            role: node.default_role(),
+            signing_keys: vec![SigningKeyEntry {
+                public: NodeSigner::generate(node).public(),
+                valid_from: 0,
+                valid_until: u64::MAX,
+            }],
+            hpke_keys: Vec::new(),
+            addresses: vec![addr.into()],
+        }
+    }
+
+    #[test]
+    fn an_address_override_replaces_the_trust_lists_addresses_of_that_peer_only() {
+        let trust = TrustList {
+            version: 1,
+            issued: 0,
+            members: vec![
+                member(NodeId::AT, "/ip4/127.0.0.1/tcp/1"),
+                member(NodeId::DE, "/ip4/127.0.0.1/tcp/2"),
+                member(NodeId::HU, "/ip4/127.0.0.1/tcp/3"),
+            ],
+        };
+        let listed = allowed_peers(&trust, NodeId::AT, 1, &BTreeMap::new());
+        let addrs = |l: &[AllowedPeer]| -> Vec<String> {
+            l.iter().map(|p| p.addrs[0].to_string()).collect()
+        };
+        assert_eq!(
+            addrs(&listed),
+            ["/ip4/127.0.0.1/tcp/2", "/ip4/127.0.0.1/tcp/3"]
+        );
+        let overrides = BTreeMap::from([(NodeId::HU, vec!["/ip4/127.0.0.1/tcp/9".to_owned()])]);
+        let proxied = allowed_peers(&trust, NodeId::AT, 1, &overrides);
+        assert_eq!(
+            addrs(&proxied),
+            ["/ip4/127.0.0.1/tcp/2", "/ip4/127.0.0.1/tcp/9"]
+        );
+        // The same peers (keys) either way: only where to dial them changed.
+        let peers = |l: &[AllowedPeer]| l.iter().map(|p| p.peer).collect::<Vec<_>>();
+        assert_eq!(peers(&listed), peers(&proxied));
+    }
 }

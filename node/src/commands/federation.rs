@@ -1,5 +1,5 @@
 //! `imi-node federation`: set-up of a federation.
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use imi_protocol::NodeId;
 use std::path::PathBuf;
@@ -30,6 +30,10 @@ pub enum Command {
         /// Authority directory file to copy (default: configs/directory/authorities.toml).
         #[arg(long)]
         directory: Option<PathBuf>,
+        /// The day the nodes' keys become valid, YYYY-MM-DD (default: yesterday): a
+        /// simulation of a past year (`[simulation]`) needs keys valid from before it.
+        #[arg(long)]
+        keys_valid_from: Option<String>,
     },
     /// Prints a signed trust list (verified under the governance public key) as the TOML
     /// file `federation sign` takes: edit it, raise `version`, sign it.
@@ -73,7 +77,8 @@ pub enum Command {
 
 /// Runs the subcommand.
 pub fn exec(command: Command) -> Result<()> {
-    let (out, members, all, base_port, host, catalogue, directory) = match command {
+    let (out, members, all, base_port, host, catalogue, directory, keys_valid_from) = match command
+    {
         Command::Init {
             out,
             members,
@@ -82,7 +87,17 @@ pub fn exec(command: Command) -> Result<()> {
             host,
             catalogue,
             directory,
-        } => (out, members, all, base_port, host, catalogue, directory),
+            keys_valid_from,
+        } => (
+            out,
+            members,
+            all,
+            base_port,
+            host,
+            catalogue,
+            directory,
+            keys_valid_from,
+        ),
         Command::Show {
             trust_list,
             governance_public_key,
@@ -114,6 +129,13 @@ pub fn exec(command: Command) -> Result<()> {
     if members.is_empty() {
         bail!("give --members or --all");
     }
+    let keys_valid_from = keys_valid_from
+        .map(|d| {
+            imi_protocol::dates::Date::parse(&d)
+                .map(|d| d.start_ms())
+                .with_context(|| format!("--keys-valid-from {d:?}: not a YYYY-MM-DD date"))
+        })
+        .transpose()?;
     let configs = imi_node::init::init(&imi_node::init::InitOptions {
         out: out.clone(),
         members,
@@ -121,6 +143,7 @@ pub fn exec(command: Command) -> Result<()> {
         host,
         catalogue,
         directory,
+        keys_valid_from,
     })?;
     println!(
         "federation of {} nodes written to {}",

@@ -45,6 +45,15 @@ fn full_config() -> NodeConfig {
     cfg.engine
         .job_interval_ms
         .insert("checkpoint".into(), 60_000);
+    cfg.network.peer_addresses.insert(
+        imi_protocol::NodeId::DE,
+        vec!["/ip4/127.0.0.1/tcp/9".into()],
+    );
+    cfg.simulation = Some(imi_node::config::SimulationSection {
+        start: "2021-01-01T00:00:00Z".into(),
+        anchor_ms: 1,
+        speed: 1000.0,
+    });
     cfg
 }
 
@@ -56,8 +65,12 @@ fn accepted_keys(section: &str) -> BTreeSet<String> {
         format!("no_such_key = 1\n{text}")
     } else {
         let header = format!("[{section}]");
-        assert!(text.contains(&header), "example has no {header}");
-        text.replacen(&header, &format!("{header}\nno_such_key = 1"), 1)
+        if text.contains(&header) {
+            text.replacen(&header, &format!("{header}\nno_such_key = 1"), 1)
+        } else {
+            // An optional section the example leaves out (`[simulation]`).
+            format!("{text}\n{header}\nno_such_key = 1\n")
+        }
     };
     let err = toml::from_str::<NodeConfig>(&text).unwrap_err().to_string();
     let list = err

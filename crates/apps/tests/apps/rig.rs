@@ -188,7 +188,7 @@ impl Federation {
     /// `node`'s allow list: every other member's keys, at the address it listens on once
     /// it has started.
     pub fn allowed(&self, node: NodeId) -> Vec<imi_network::AllowedPeer> {
-        let mut out = imi_engine::allowed_peers(&self.trust, node, now_ms());
+        let mut out = imi_engine::allowed_peers(&self.trust, node, now_ms(), &Default::default());
         for p in &mut out {
             let addr = self
                 .members
