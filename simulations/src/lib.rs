@@ -65,5 +65,6 @@ pub mod bench_scoreboard;
 pub mod demo;
 pub mod directory_gen;
 pub mod federation;
+pub mod model;
 pub mod torture;
 pub mod ui;
