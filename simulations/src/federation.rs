@@ -37,11 +37,23 @@ pub fn node_binary() -> Result<PathBuf> {
 
 /// Runs `imi-node federation init` for `members` into `out`.
 pub fn init_federation(bin: &Path, out: &Path, members: &[NodeId], base_port: u16) -> Result<()> {
+    init_federation_with(bin, out, members, base_port, &[])
+}
+
+/// [`init_federation`] with more arguments for `federation init`.
+pub fn init_federation_with(
+    bin: &Path,
+    out: &Path,
+    members: &[NodeId],
+    base_port: u16,
+    extra: &[String],
+) -> Result<()> {
     let mut cmd = Command::new(bin);
     cmd.args(["federation", "init", "--out"])
         .arg(out)
         .arg("--base-port")
-        .arg(base_port.to_string());
+        .arg(base_port.to_string())
+        .args(extra);
     if members == NodeId::ALL {
         cmd.arg("--all");
     } else {
@@ -291,6 +303,42 @@ impl Federation {
         child.kill().with_context(|| format!("SIGKILL {id}"))?;
         child.wait().with_context(|| format!("reaping {id}"))?;
         Ok(())
+    }
+
+    /// SIGTERM node `id` and wait up to `grace` for it to exit (then SIGKILL): an operator
+    /// stopping it. Its report says whether it exited cleanly.
+    pub async fn terminate(&mut self, id: NodeId, grace: Duration) -> Result<StopReport> {
+        let node = self.node_mut(id)?;
+        let mut child = node
+            .child
+            .take()
+            .with_context(|| format!("{id} is not running"))?;
+        let signalled = Instant::now();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .stdin(Stdio::null())
+            .status();
+        loop {
+            if let Some(status) = child.try_wait()? {
+                return Ok(StopReport {
+                    id,
+                    status: Some(status),
+                    killed: false,
+                    elapsed: signalled.elapsed(),
+                });
+            }
+            if signalled.elapsed() > grace {
+                let _ = child.kill();
+                return Ok(StopReport {
+                    id,
+                    status: child.wait().ok(),
+                    killed: true,
+                    elapsed: signalled.elapsed(),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Starts node `id` again on its data directory and ports (its log is appended to).

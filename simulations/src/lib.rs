@@ -66,5 +66,6 @@ pub mod demo;
 pub mod directory_gen;
 pub mod federation;
 pub mod model;
+pub mod scenario;
 pub mod torture;
 pub mod ui;

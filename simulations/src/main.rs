@@ -9,7 +9,7 @@
 
 use imi_sim::{
     bench, bench_api, bench_audit, bench_directory, bench_flood, bench_scoreboard, demo,
-    directory_gen, torture,
+    directory_gen, scenario, torture,
 };
 
 use anyhow::Result;
@@ -29,6 +29,10 @@ enum Command {
     /// All 31 nodes on loopback; every node sends diagnostics to every other; prints the
     /// table of receipts and round-trip times; stops every node with SIGTERM.
     Demo(demo::DemoArgs),
+    /// A scenario of simulations/scenarios/ on real nodes and a simulated clock: a reporting
+    /// year of requests through the API, faults, the Commission's scoreboard against the
+    /// expected map, every envelope accounted for. Exits non-zero if an invariant failed.
+    Run(scenario::RunArgs),
     /// Five nodes under steady request traffic, a random node killed with SIGKILL every few
     /// seconds and restarted; at the end every message accounted for per node and kind,
     /// every checkpoint consistent and cosigned. Exits non-zero if an invariant failed.
@@ -93,6 +97,7 @@ fn real_main() -> Result<bool> {
         match cli.command {
             Command::Demo(args) => demo::run(&args).await,
             Command::Torture(args) => torture::run_cli(&args).await,
+            Command::Run(args) => scenario::run_cli(&args).await,
             Command::Bench {
                 command: BenchCommand::Exchange(args),
             } => bench::exchange(&args).await,

@@ -11,6 +11,8 @@
 //!   after downtime and after a wiped data directory, retirement, import and export.
 //! * [`governance`]: trust-list versions signed, shown, pushed, never rolled back; key rotation.
 //! * [`torture`]: the short `imi-sim torture`: 20 SIGKILLs under traffic, every invariant.
+//! * [`simulation`]: `imi-sim run` on a simulated clock: the fault scenarios and the 2021
+//!   scoreboard reproduced by 31 nodes.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -34,5 +36,7 @@ mod governance;
 mod requests;
 #[path = "e2e/scoreboard.rs"]
 mod scoreboard;
+#[path = "e2e/simulation.rs"]
+mod simulation;
 #[path = "e2e/torture.rs"]
 mod torture;

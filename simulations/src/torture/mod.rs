@@ -164,14 +164,18 @@ pub struct KindRow {
     pub resent: u64,
     /// Rejected by the recipient.
     pub rejected: u64,
+    /// Witness envelopes (checkpoints, cosignatures) the recipient refused `stale`: signed
+    /// long before they could arrive (a partition, a node down for days); the witness
+    /// protocol's next checkpoint supersedes them. Neither applied nor lost.
+    pub stale: u64,
 }
 
 impl KindRow {
     /// sent = receipted = applied (= asked for requests), nothing lost, duplicated or
     /// rejected.
     pub fn holds(&self) -> bool {
-        self.sent == self.receipted
-            && self.sent == self.applied
+        self.sent == self.receipted + self.stale
+            && self.sent == self.applied + self.stale
             && self.lost == 0
             && self.duplicated == 0
             && self.rejected == 0
@@ -191,7 +195,7 @@ pub struct Millis {
 }
 
 impl Millis {
-    fn of(values: &[f64]) -> Millis {
+    pub(crate) fn of(values: &[f64]) -> Millis {
         let mut v = values.to_vec();
         let (p50, p99) = ui::p50_p99(&mut v);
         Millis {
@@ -515,7 +519,11 @@ fn ms(d: Duration) -> f64 {
 }
 
 /// Waits until node `id` is connected to every peer (`/health/ready` with none unreachable).
-async fn wait_reconnected(fed: &mut Federation, id: NodeId, guard: Duration) -> Result<()> {
+pub(crate) async fn wait_reconnected(
+    fed: &mut Federation,
+    id: NodeId,
+    guard: Duration,
+) -> Result<()> {
     let start = Instant::now();
     let url = fed.url(id, "/health/ready")?;
     loop {
@@ -599,7 +607,7 @@ async fn kill_loop(
 }
 
 /// Polls `f` every [`POLL`] until it yields `Some`; fails after `guard` with `what`.
-async fn wait_for<T, F, Fut>(what: &str, guard: Duration, mut f: F) -> Result<T>
+pub(crate) async fn wait_for<T, F, Fut>(what: &str, guard: Duration, mut f: F) -> Result<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<Option<T>>>,
@@ -621,7 +629,7 @@ where
 }
 
 /// Outbox entries queued on every node, from `/metrics` (the gauge the committer keeps exact).
-async fn queued(fed: &Federation) -> Result<f64> {
+pub(crate) async fn queued(fed: &Federation) -> Result<f64> {
     let mut total = 0.0;
     for n in &fed.nodes {
         let m = fed.metrics(n.id).await?;
@@ -640,7 +648,10 @@ const EMPTY_RANGE: &str =
     "/operator/audit/bundle?from=2000-01-01T00:00:00Z&to=2000-01-01T00:00:01Z";
 
 /// The witnesses on node `i`'s latest checkpoint.
-async fn latest_cosigners(client: &Client, i: usize) -> Result<(Value, BTreeSet<String>)> {
+pub(crate) async fn latest_cosigners(
+    client: &Client,
+    i: usize,
+) -> Result<(Value, BTreeSet<String>)> {
     let n = &client.nodes()[i];
     let (status, bundle) = client.get(i, EMPTY_RANGE, &n.operator).await?;
     if status != 200 {
@@ -662,7 +673,7 @@ async fn latest_cosigners(client: &Client, i: usize) -> Result<(Value, BTreeSet<
     Ok((bundle, witnesses))
 }
 
-fn verify_bundle(bundle: &Value, governance: [u8; 32], witnesses: usize) -> Vec<String> {
+pub(crate) fn verify_bundle(bundle: &Value, governance: [u8; 32], witnesses: usize) -> Vec<String> {
     let bytes = serde_json::to_vec(bundle).unwrap_or_default();
     imi_audit::bundle::verify(
         &bytes,

@@ -38,6 +38,7 @@ pub const KINDS: &[&str] = &[
 /// One envelope for one recipient, as the sender stored it.
 struct Sent {
     id: MessageId,
+    created: u64,
     kind: String,
     to: NodeId,
     hash: [u8; 32],
@@ -49,9 +50,13 @@ struct NodeData {
     sent: Vec<Sent>,
     /// (recipient, id) → receipt outcome label.
     receipts: HashMap<(NodeId, MessageId), String>,
+    /// (recipient, id) → when the recipient decided (its receipt's `received`).
+    received: HashMap<(NodeId, MessageId), u64>,
     bad_receipts: Vec<String>,
     /// (recipient, id) of rejected envelopes.
     dead: HashSet<(NodeId, MessageId)>,
+    /// (recipient, id) of witness envelopes refused `stale`.
+    stale: HashSet<(NodeId, MessageId)>,
     outbox: usize,
     /// (sender, id) → (kind, envelope hash).
     inbox: HashMap<(NodeId, MessageId), (String, [u8; 32])>,
@@ -91,6 +96,9 @@ pub struct Findings {
     pub checkpoints: BTreeMap<String, CheckpointSummary>,
     /// Per node: the diagnostics in its inbox.
     pub diagnostics_in: BTreeMap<NodeId, u64>,
+    /// Per kind: for every receipted envelope, its receipt's `received` minus its
+    /// `created` (node clock ms; on a simulated clock, divide by the speed for wall ms).
+    pub delivery_ms: BTreeMap<String, Vec<u64>>,
 }
 
 fn id_of(key: &[u8]) -> Option<(NodeId, MessageId)> {
@@ -111,6 +119,7 @@ fn read_node(id: NodeId, store: &RocksStore, trust: &TrustList) -> Result<NodeDa
         for to in &h.to {
             sent.push(Sent {
                 id: h.id,
+                created: h.created,
                 kind: h.kind.as_str().to_owned(),
                 to: *to,
                 hash: env.hash(),
@@ -118,6 +127,7 @@ fn read_node(id: NodeId, store: &RocksStore, trust: &TrustList) -> Result<NodeDa
         }
     }
     let mut receipts = HashMap::new();
+    let mut received = HashMap::new();
     let mut bad_receipts = Vec::new();
     for (k, v) in all(keys::RECEIPTS_OUT)? {
         let Some((to, mid)) = id_of(&k) else {
@@ -127,15 +137,28 @@ fn read_node(id: NodeId, store: &RocksStore, trust: &TrustList) -> Result<NodeDa
         match Receipt::verify(v, trust, to) {
             Ok(r) if r.body.message_id == Some(mid) => {
                 receipts.insert((to, mid), r.body.outcome.label().to_owned());
+                received.insert((to, mid), r.body.received);
             }
             Ok(_) => bad_receipts.push(format!("{id}: the receipt of {mid} names another id")),
             Err(c) => bad_receipts.push(format!("{id}: the receipt of {mid} from {to}: {c}")),
         }
     }
-    let dead = all(keys::DEAD)?
-        .into_iter()
-        .filter_map(|(k, _)| id_of(&k))
-        .collect();
+    let mut dead = HashSet::new();
+    let mut stale = HashSet::new();
+    for (k, v) in all(keys::DEAD)? {
+        let Some(key) = id_of(&k) else { continue };
+        // A witness envelope refused `stale` (signed more than half the pruning age before
+        // it arrived, e.g. across a partition): the witness protocol's next checkpoint
+        // supersedes it. Anything else refused is a dead letter.
+        let is_stale = Receipt::verify(v, trust, key.0).is_ok_and(|r| {
+            matches!(&r.body.outcome, imi_protocol::Outcome::Rejected(c) if c.label() == "stale")
+        });
+        if is_stale {
+            stale.insert(key);
+        } else {
+            dead.insert(key);
+        }
+    }
     let outbox = all(keys::OUTBOX)?.len();
     let mut inbox = HashMap::new();
     for (k, v) in all(keys::INBOX)? {
@@ -177,8 +200,10 @@ fn read_node(id: NodeId, store: &RocksStore, trust: &TrustList) -> Result<NodeDa
         id,
         sent,
         receipts,
+        received,
         bad_receipts,
         dead,
+        stale,
         outbox,
         inbox,
         diag_applied,
@@ -192,6 +217,24 @@ fn read_node(id: NodeId, store: &RocksStore, trust: &TrustList) -> Result<NodeDa
 
 /// Opens every node's store (the nodes must be stopped) and checks it.
 pub fn analyse(dir: &Path, members: &[NodeId], ledger: &Ledger) -> Result<Findings> {
+    analyse_kinds(
+        dir,
+        members,
+        ledger,
+        KINDS,
+        &[Kind::REQUEST, Kind::DIAGNOSTIC],
+    )
+}
+
+/// [`analyse`] accounting for the envelope kinds `kinds`, of which `logged` go into the
+/// transparency log.
+pub fn analyse_kinds(
+    dir: &Path,
+    members: &[NodeId],
+    ledger: &Ledger,
+    kinds: &[&str],
+    logged: &[&str],
+) -> Result<Findings> {
     let governance = imi_node::keyfile::read_public32(&dir.join("governance.pub"))?;
     let trust = TrustList::verify(&std::fs::read(dir.join("trust-list.cbor"))?, &governance)?;
     let mut stores = Vec::new();
@@ -218,10 +261,11 @@ pub fn analyse(dir: &Path, members: &[NodeId], ledger: &Ledger) -> Result<Findin
 
     // Messages, per sender and kind.
     let mut rows = Vec::new();
+    let mut delivery_ms: BTreeMap<String, Vec<u64>> = BTreeMap::new();
     let mut ledger_problems = Vec::new();
     let mut diag_problems = Vec::new();
     for (id, d) in &data {
-        for kind in KINDS {
+        for kind in kinds {
             let mut row = KindRow {
                 node: id.to_string(),
                 kind: (*kind).to_owned(),
@@ -231,6 +275,12 @@ pub fn analyse(dir: &Path, members: &[NodeId], ledger: &Ledger) -> Result<Findin
             for s in d.sent.iter().filter(|s| s.kind == *kind) {
                 row.sent += 1;
                 sent_ids.insert(s.id);
+                if let Some(at) = d.received.get(&(s.to, s.id)) {
+                    delivery_ms
+                        .entry((*kind).to_owned())
+                        .or_default()
+                        .push(at.saturating_sub(s.created));
+                }
                 match d.receipts.get(&(s.to, s.id)).map(String::as_str) {
                     Some("accepted") => row.receipted += 1,
                     Some("duplicate") => {
@@ -241,6 +291,10 @@ pub fn analyse(dir: &Path, members: &[NodeId], ledger: &Ledger) -> Result<Findin
                 }
                 if d.dead.contains(&(s.to, s.id)) {
                     row.rejected += 1;
+                }
+                if d.stale.contains(&(s.to, s.id)) {
+                    row.stale += 1;
+                    continue;
                 }
                 let at_receiver = data.get(&s.to).and_then(|r| r.inbox.get(&(*id, s.id)));
                 match at_receiver {
@@ -369,7 +423,7 @@ pub fn analyse(dir: &Path, members: &[NodeId], ledger: &Ledger) -> Result<Findin
 
     // The log: one leaf per logged event (request and diagnostic traffic is logged, witness
     // traffic is not).
-    let logged = |k: &str| k == Kind::REQUEST || k == Kind::DIAGNOSTIC;
+    let logged = |k: &str| logged.contains(&k);
     let mut log_problems = Vec::new();
     let mut leaves_total = 0;
     for d in data.values() {
@@ -584,5 +638,6 @@ pub fn analyse(dir: &Path, members: &[NodeId], ledger: &Ledger) -> Result<Findin
         checks,
         checkpoints: summaries,
         diagnostics_in,
+        delivery_ms,
     })
 }

@@ -1,0 +1,1195 @@
+//! `imi-sim run --scenario NAME`: a federation of real `imi-node` processes on loopback
+//! living through a simulated period (by default a reporting year) on a shared scaled clock.
+//!
+//! 1. The scenario ([`crate::model::Scenario`], `simulations/scenarios/NAME.toml`) names the
+//!    members, the directory, the period, the traffic and the faults; the model plans every
+//!    case in advance from it, `--scale` and `--seed` ([`crate::model::plan`]).
+//! 2. `imi-node federation init` with keys valid from before the period; every node gets the
+//!    same `[simulation]` clock (start, anchor, speed: the period's sending window and tail in
+//!    `wall_s × scale` seconds), retention evaluated every wall second (so every simulated
+//!    few days), prune off (the accounting reads every envelope), redial every wall second.
+//!    A scenario with a partition routes every connection through [`proxy`] listeners.
+//! 3. Users: one per authority the plan uses, added through each node's operator API.
+//! 4. The plan plays through the authorities' API ([`exec`]); faults happen at their
+//!    simulated days (a node stopped for a simulated week, a partition that heals, SIGKILLs
+//!    with restarts). A progress line shows the simulated date, the cases and the queues.
+//! 5. Then: every case finished; every outbox empty; the Commission node holds the final facts
+//!    of every case; every node signs a final checkpoint that every other node cosigns; no
+//!    witness alarm; the scoreboard the Commission node computes compared country by country
+//!    with the expected map.
+//! 6. The nodes stop (SIGTERM) and every store is read ([`crate::torture::verify`]): per node
+//!    and kind, sent = receipted = applied, lost = duplicated = 0; every checkpoint a prefix
+//!    of its log and cosigned. The summary: envelopes, delivery latency, lost, duplicated,
+//!    the scoreboard beside the map, memory and CPU; `--json` prints it as one JSON object.
+//! 7. Without `--exit` the nodes start again and serve, with URLs and ready-made users, until
+//!    Ctrl-C.
+pub mod clock;
+pub mod exec;
+pub mod proxy;
+
+use crate::federation::{self, Federation, procfs};
+use crate::model::{self, Fault, PlannedCase, Scenario};
+use crate::torture::traffic::{Client, Endpoint};
+use crate::torture::{self, Check, KindRow, check};
+use crate::ui::{self, Style};
+use anyhow::{Context, Result, anyhow, bail};
+use clock::SimTime;
+use exec::Exec;
+use imi_node::config::ScaledClock;
+use imi_protocol::dates::{Date, rfc3339};
+use imi_protocol::{Clock, Kind, NodeId, SystemClock};
+use serde::Serialize;
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+/// Options of `imi-sim run`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
+    /// The scenario: a name in simulations/scenarios/ (without .toml) or a file.
+    #[arg(long, default_value = "scoreboard-2021")]
+    pub scenario: String,
+    /// Fraction of the scenario's traffic volume (the same period and shapes).
+    #[arg(long, default_value_t = 1.0)]
+    pub scale: f64,
+    /// Seed of the plan (default: the scenario's).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Federation directory; removed and recreated (default: data/run/NAME).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// First port: member i gets libp2p port base+2i and HTTPS port base+2i+1; 0 picks free
+    /// ports.
+    #[arg(long, default_value_t = 47000)]
+    pub base_port: u16,
+    /// Wall seconds of the whole simulated span (period and tail), instead of the scenario's
+    /// `wall_s × scale` (at least `min_wall_s`).
+    #[arg(long)]
+    pub wall_s: Option<f64>,
+    /// Most API requests in flight at once.
+    #[arg(long, default_value_t = 48)]
+    pub concurrency: usize,
+    /// Print the summary as one JSON object on stdout (progress goes to stderr).
+    #[arg(long)]
+    pub json: bool,
+    /// End after the summary (default: restart the nodes and serve until Ctrl-C).
+    #[arg(long)]
+    pub exit: bool,
+}
+
+impl Default for RunArgs {
+    /// The defaults of the command line, except: free ports, and an end after the summary.
+    fn default() -> Self {
+        Self {
+            scenario: "scoreboard-2021".into(),
+            scale: 1.0,
+            seed: None,
+            dir: None,
+            base_port: 0,
+            wall_s: None,
+            concurrency: 48,
+            json: false,
+            exit: true,
+        }
+    }
+}
+
+/// Failure guard of the start and of each final phase (not an expected duration).
+const GUARD: Duration = Duration::from_secs(300);
+/// How long a node may take to exit after SIGTERM.
+const STOP_GRACE: Duration = Duration::from_secs(30);
+/// The kinds the accounting covers, and those of them the transparency log holds.
+const KINDS: &[&str] = &[
+    Kind::REQUEST,
+    Kind::FACT,
+    Kind::DIRECTORY_UPDATE,
+    Kind::DIRECTORY_SYNC,
+    Kind::CHECKPOINT,
+    Kind::COSIGNATURE,
+];
+const LOGGED: &[&str] = &[Kind::REQUEST, Kind::FACT];
+
+/// One fault as it happened.
+#[derive(Debug, Clone, Serialize)]
+pub struct FaultRecord {
+    /// What.
+    pub fault: String,
+    /// Simulated date it started.
+    pub at: String,
+    /// Wall seconds it lasted.
+    pub wall_s: f64,
+    /// For a node brought back: wall seconds from its restart to an empty outbox everywhere
+    /// for it (recovery).
+    pub recovery_s: Option<f64>,
+}
+
+/// One country's colours.
+#[derive(Debug, Clone, Serialize)]
+pub struct CountryColour {
+    /// Node id.
+    pub country: String,
+    /// The Commission node's overall colour.
+    pub computed: Option<String>,
+    /// The expected map's.
+    pub expected: Option<String>,
+    /// The score (sum of the five indicators' colours).
+    pub score: i64,
+}
+
+/// The result of a run (`--json`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// Scenario name.
+    pub scenario: String,
+    /// Traffic fraction.
+    pub scale: f64,
+    /// Plan seed.
+    pub seed: u64,
+    /// Simulated ms per wall ms.
+    pub speed: f64,
+    /// Member nodes.
+    pub nodes: usize,
+    /// Countries on the scoreboard.
+    pub countries: usize,
+    /// Cases planned.
+    pub cases: usize,
+    /// Cases whose every step was answered.
+    pub cases_finished: u64,
+    /// Cases the simulator reached more than 6 simulated hours late and played whole days
+    /// later than planned.
+    pub cases_shifted: u64,
+    /// API steps answered (create included).
+    pub steps: u64,
+    /// Envelopes × recipients stored by their senders (every kind accounted).
+    pub envelopes: u64,
+    /// Per kind.
+    pub envelopes_by_kind: BTreeMap<String, u64>,
+    /// Envelopes sent but not applied once.
+    pub lost: u64,
+    /// Envelopes applied more than once or never signed.
+    pub duplicated: u64,
+    /// Witness envelopes refused `stale` by design (signed days before they could arrive).
+    pub stale_witness: u64,
+    /// Delivery (signing to the receiver's decision) of request envelopes, wall ms.
+    pub delivery_ms: torture::Millis,
+    /// How late steps started against the plan, simulated hours.
+    pub lateness_h: torture::Millis,
+    /// Wall seconds from the first node's start to the summary.
+    pub wall_s: f64,
+    /// Wall seconds of the simulated period (traffic and faults).
+    pub period_wall_s: f64,
+    /// Simulated days played.
+    pub simulated_days: f64,
+    /// Envelopes per wall second of the simulated period.
+    pub envelopes_per_s: f64,
+    /// Countries whose colour equals the expected map (with a scoreboard check).
+    pub map_matches: Option<usize>,
+    /// Per country.
+    pub scoreboard: Vec<CountryColour>,
+    /// Sum over the nodes of their peak resident memory, MiB.
+    pub peak_rss_mib_total: f64,
+    /// Largest single node's peak resident memory, MiB.
+    pub peak_rss_mib_max: f64,
+    /// CPU seconds of every node process together.
+    pub cpu_s: f64,
+    /// CPU µs per envelope (the nodes only).
+    pub cpu_us_per_envelope: f64,
+    /// The faults.
+    pub faults: Vec<FaultRecord>,
+    /// The invariants.
+    pub checks: Vec<Check>,
+    /// Per node and kind.
+    pub messages: Vec<KindRow>,
+}
+
+impl Summary {
+    /// Every invariant held (and the map matched, with a scoreboard check).
+    pub fn held(&self) -> bool {
+        self.checks.iter().all(|c| c.ok)
+    }
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Runs `imi-sim run`; `Ok(false)` if an invariant failed.
+pub async fn run_cli(args: &RunArgs) -> Result<bool> {
+    let bin = federation::node_binary()?;
+    let scenario = Scenario::load(&args.scenario)?;
+    let dir = args
+        .dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("data/run").join(scenario.name()));
+    let summary = run(&scenario, args, &bin, &dir).await?;
+    if args.json {
+        println!("{}", serde_json::to_string(&summary)?);
+    }
+    Ok(summary.held())
+}
+
+/// [`run`] on a runtime of its own (for tests): `scenario` in `dir`, ending after the
+/// summary.
+pub fn run_blocking(
+    scenario: &Scenario,
+    args: &RunArgs,
+    bin: &Path,
+    dir: &Path,
+) -> Result<Summary> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run(scenario, args, bin, dir))
+}
+
+/// Per-node process figures gathered over the run (a node killed or stopped leaves its
+/// figures here before its next life starts).
+#[derive(Default)]
+struct ProcessFigures {
+    cpu_ticks_done: u64,
+    peak_kib: BTreeMap<NodeId, u64>,
+}
+
+impl ProcessFigures {
+    fn sample(&mut self, fed: &Federation) {
+        for n in &fed.nodes {
+            if let Some(kib) = procfs::status_field(n.pid(), "VmHWM") {
+                let e = self.peak_kib.entry(n.id).or_default();
+                *e = (*e).max(kib);
+            }
+        }
+    }
+
+    /// Before node `id` stops: its CPU so far.
+    fn retire(&mut self, fed: &Federation, id: NodeId) {
+        self.sample(fed);
+        if let Ok(n) = fed.node(id) {
+            self.cpu_ticks_done += procfs::cpu_ticks(n.pid()).unwrap_or(0);
+        }
+    }
+
+    fn cpu_s(&self, fed: &Federation) -> f64 {
+        let live: u64 = fed
+            .nodes
+            .iter()
+            .filter_map(|n| procfs::cpu_ticks(n.pid()))
+            .sum();
+        (self.cpu_ticks_done + live) as f64 / procfs::clk_tck()
+    }
+}
+
+/// Runs `scenario` in `dir` with the node binary `bin`.
+pub async fn run(scenario: &Scenario, args: &RunArgs, bin: &Path, dir: &Path) -> Result<Summary> {
+    let st = Style::detect(!args.json);
+    let started = Instant::now();
+    if !(args.scale > 0.0 && args.scale.is_finite()) {
+        bail!("--scale must be positive");
+    }
+    let members = scenario.members();
+    let seed = args.seed.unwrap_or(scenario.seed());
+    let root = repo_root();
+    let directory_file = root.join(scenario.directory());
+    let directory = imi_node::config::load_directory(&directory_file)?;
+    let authorities: Vec<_> = directory.iter().cloned().collect();
+    let plan = model::plan(
+        scenario,
+        args.scale,
+        seed,
+        &authorities,
+        &root.join("configs/catalogue"),
+    )?;
+    let speed = match args.wall_s {
+        Some(w) if w > 0.0 => (scenario.horizon_ms() - scenario.start_ms()) as f64 / (w * 1000.0),
+        Some(_) => bail!("--wall-s must be positive"),
+        None => scenario.speed(args.scale),
+    };
+    let n = members.len();
+    say(
+        args.json,
+        &format!(
+            "{} — scenario {}: {} nodes, {} cases planned from {} to {} (scale {}, seed {seed}), {:.0}× real time",
+            st.bold("IMI federation simulation"),
+            scenario.name(),
+            n,
+            plan.cases.len(),
+            rfc3339(scenario.start_ms()).get(..10).unwrap_or(""),
+            rfc3339(scenario.horizon_ms()).get(..10).unwrap_or(""),
+            args.scale,
+            speed
+        ),
+    );
+
+    // The federation, on a clock that reaches the period's start once the nodes are up.
+    let base = if args.base_port == 0 {
+        federation::free_base_port(n)?
+    } else {
+        federation::check_ports_free(args.base_port, n)?;
+        args.base_port
+    };
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
+    }
+    std::fs::create_dir_all(dir)?;
+    let boot = Duration::from_secs_f64(4.0 + 0.5 * n as f64);
+    let lead_ms = (boot.as_secs_f64() * 1000.0 * speed * 1.5) as u64 + 30 * 86_400_000;
+    let keys_from = Date::of_ms(scenario.start_ms().saturating_sub(lead_ms)).to_string();
+    federation::init_federation_with(
+        bin,
+        dir,
+        &members,
+        base,
+        &[
+            "--directory".into(),
+            directory_file.display().to_string(),
+            "--keys-valid-from".into(),
+            keys_from,
+        ],
+    )?;
+    let p2p = |id: NodeId| {
+        let i = members.iter().position(|m| *m == id).unwrap_or(0);
+        imi_node::init::ports(base, i).map(|p| p.0).unwrap_or(0)
+    };
+    let partitions = scenario
+        .faults()
+        .iter()
+        .any(|f| matches!(f, Fault::Partition { .. }));
+    let proxies = if partitions {
+        Some(proxy::Proxies::start(&members, p2p).await?)
+    } else {
+        None
+    };
+    let clock = ScaledClock {
+        start: scenario.start_ms(),
+        anchor: SystemClock.now_ms() + boot.as_millis() as u64,
+        speed,
+    };
+    let time = SimTime { clock };
+    federation::override_configs(
+        dir,
+        &members,
+        &[
+            format!(
+                "simulation={{ start = \"{}\", anchor_ms = {}, speed = {speed} }}",
+                rfc3339(clock.start),
+                clock.anchor
+            ),
+            // Checkpoints every 30 wall seconds (not 10): with 31 nodes each checkpoint is
+            // 30 envelopes out and 30 cosignatures back, half the traffic at the default.
+            "engine.job_interval_ms={ prune = 0, redial = 1000, retention = 5000, checkpoint = 30000 }".into(),
+            "engine.backoff_max_ms=2000".into(),
+        ],
+    )?;
+    if let Some(p) = &proxies {
+        for id in &members {
+            federation::override_configs(
+                dir,
+                &[*id],
+                &[format!("network.peer_addresses={}", p.peer_addresses(*id))],
+            )?;
+        }
+    }
+    let mut fed = Federation::start(bin, dir, &members, base)?;
+    let result = simulate(
+        scenario,
+        args,
+        dir,
+        &st,
+        &mut fed,
+        &plan.cases,
+        time,
+        seed,
+        speed,
+        proxies.as_ref(),
+        started,
+    )
+    .await;
+    match result {
+        Ok(summary) => {
+            if !args.exit && summary.held() {
+                serve(&mut fed, dir, &st, &members, scenario).await?;
+            } else {
+                let _ = fed.stop(STOP_GRACE).await;
+            }
+            Ok(summary)
+        }
+        Err(e) => {
+            let _ = fed.stop(STOP_GRACE).await;
+            Err(e.context(format!(
+                "the nodes' logs are in {}",
+                dir.join("<ID>").join("node.log").display()
+            )))
+        }
+    }
+}
+
+fn say(json: bool, line: &str) {
+    if json {
+        eprintln!("{line}");
+    } else {
+        println!("{line}");
+    }
+}
+
+/// Adds a user through the operator API of `node`; its token.
+async fn add_user(
+    fed: &Federation,
+    node: NodeId,
+    id: &str,
+    authority: &str,
+    role: &str,
+) -> Result<String> {
+    let resp = fed
+        .client()
+        .post(fed.url(node, "/operator/users")?)
+        .bearer_auth(fed.operator_token(node)?)
+        .json(&json!({"id": id, "authority": authority, "role": role}))
+        .send()
+        .await?;
+    let status = resp.status();
+    let v: Value = resp.json().await?;
+    if !status.is_success() {
+        bail!("adding user {id} on {node}: HTTP {status}: {v}");
+    }
+    Ok(v["token"]
+        .as_str()
+        .ok_or_else(|| anyhow!("no token in {v}"))?
+        .to_owned())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn simulate(
+    scenario: &Scenario,
+    args: &RunArgs,
+    dir: &Path,
+    st: &Style,
+    fed: &mut Federation,
+    cases: &[PlannedCase],
+    time: SimTime,
+    seed: u64,
+    speed: f64,
+    proxies: Option<&proxy::Proxies>,
+    started: Instant,
+) -> Result<Summary> {
+    let members: Vec<NodeId> = fed.nodes.iter().map(|n| n.id).collect();
+    let up = fed.wait_live(GUARD).await?;
+    fed.wait_ready(GUARD).await?;
+    let mut figures = ProcessFigures::default();
+
+    // Users: one per authority the plan uses, and an auditor per node.
+    let mut tokens = HashMap::new();
+    let used: BTreeSet<&str> = cases
+        .iter()
+        .flat_map(|c| {
+            [
+                c.requester_authority.as_str(),
+                c.responder_authority.as_str(),
+            ]
+        })
+        .collect();
+    for a in &used {
+        let node: NodeId = a
+            .split('-')
+            .next()
+            .and_then(|c| c.parse().ok())
+            .ok_or_else(|| anyhow!("authority {a} of no country"))?;
+        let token = add_user(fed, node, &format!("sim-{a}"), a, "authority_user").await?;
+        tokens.insert((*a).to_owned(), token);
+    }
+    let mut endpoints = Vec::new();
+    for id in &members {
+        endpoints.push(Endpoint {
+            id: *id,
+            base: fed.url(*id, "")?,
+            user: String::new(),
+            operator: fed.operator_token(*id)?.to_owned(),
+        });
+    }
+    let late_start = time.now().saturating_sub(scenario.start_ms());
+    say(
+        args.json,
+        &format!(
+            "  {} nodes up in {:.1} s, {} users; the simulated clock reaches {} in {:.1} s{}",
+            members.len(),
+            up.as_secs_f64(),
+            used.len(),
+            rfc3339(scenario.start_ms()).get(..10).unwrap_or(""),
+            time.until(scenario.start_ms()).as_secs_f64(),
+            if late_start > 0 {
+                format!(
+                    " (the nodes came up {:.1} simulated days late)",
+                    late_start as f64 / 86_400_000.0
+                )
+            } else {
+                String::new()
+            }
+        ),
+    );
+    let bases: BTreeMap<NodeId, String> =
+        endpoints.iter().map(|e| (e.id, e.base.clone())).collect();
+    let exec = Arc::new(Exec::new(
+        &dir.join("ca.crt"),
+        bases,
+        tokens,
+        time,
+        args.concurrency,
+        format!("{seed}"),
+    )?);
+    let client = Client::new(&dir.join("ca.crt"), endpoints, seed)?;
+
+    // The period: the dispatcher starts each case shortly before its time, faults happen
+    // at their days, a progress line every second.
+    time.sleep_until(scenario.start_ms()).await;
+    let period_start = Instant::now();
+    let shared: Vec<Arc<PlannedCase>> = cases.iter().cloned().map(Arc::new).collect();
+    let dispatcher = {
+        let exec = exec.clone();
+        tokio::spawn(async move {
+            let mut handles = Vec::with_capacity(shared.len());
+            for c in shared {
+                // Half a simulated hour ahead: the task then waits for the exact instant.
+                time.sleep_until(c.sent_ms.saturating_sub(1_800_000)).await;
+                handles.push(tokio::spawn(exec.clone().play(c)));
+            }
+            for h in handles {
+                let _ = h.await;
+            }
+        })
+    };
+    let progress = {
+        let exec = exec.clone();
+        let total = cases.len() as u64;
+        let horizon = scenario.horizon_ms();
+        let start = scenario.start_ms();
+        let tty = st.is_color();
+        tokio::spawn(async move {
+            let mut last_print = Instant::now();
+            loop {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                let p = &exec.progress;
+                let line = format!(
+                    "  {} │ {} │ created {}/{total} │ finished {} │ failed {} │ steps {}",
+                    rfc3339(time.now().min(horizon)).get(..10).unwrap_or(""),
+                    bar(time.now().saturating_sub(start), horizon - start, 24),
+                    p.created.load(Ordering::Relaxed),
+                    p.finished.load(Ordering::Relaxed),
+                    p.failed.load(Ordering::Relaxed),
+                    p.steps.load(Ordering::Relaxed),
+                );
+                if tty {
+                    eprint!("\r{line}\x1b[K");
+                } else if last_print.elapsed() >= Duration::from_secs(5) {
+                    eprintln!("{line}");
+                    last_print = Instant::now();
+                }
+            }
+        })
+    };
+    let faults = play_faults(scenario, fed, time, proxies, &mut figures).await;
+    let dispatched = dispatcher.await;
+    progress.abort();
+    if st.is_color() {
+        eprintln!();
+    }
+    let faults = faults?;
+    dispatched.map_err(|e| anyhow!("the dispatcher failed: {e}"))?;
+    time.sleep_until(scenario.horizon_ms()).await;
+    let period_wall_s = period_start.elapsed().as_secs_f64();
+    let simulated_days = (time.now() - scenario.start_ms()) as f64 / 86_400_000.0;
+    figures.sample(fed);
+
+    // Drained, reported, cosigned.
+    let t = Instant::now();
+    let mut checks = Vec::new();
+    let (finished, failed) = {
+        let p = &exec.progress;
+        (
+            p.finished.load(Ordering::Relaxed),
+            p.failed.load(Ordering::Relaxed),
+        )
+    };
+    let errors = exec
+        .ledger
+        .lock()
+        .map(|l| l.errors.clone())
+        .unwrap_or_default();
+    check(
+        &mut checks,
+        "client.every_step_answered",
+        errors
+            .into_iter()
+            .chain((finished != cases.len() as u64).then(|| {
+                format!(
+                    "{finished} of {} cases finished ({failed} failed)",
+                    cases.len()
+                )
+            }))
+            .collect(),
+        format!(
+            "{} cases, every step answered through the API as documented",
+            cases.len()
+        ),
+    );
+    torture::wait_for("every outbox empty", GUARD, || async {
+        Ok((torture::queued(fed).await? == 0.0).then_some(()))
+    })
+    .await?;
+    let drained_s = t.elapsed().as_secs_f64();
+    let eu = members.contains(&NodeId::EU);
+    if eu {
+        let expected = final_facts(&exec);
+        torture::wait_for(
+            "the Commission node holds every case's final facts",
+            GUARD,
+            || async {
+                let missing = missing_facts(fed, &expected).await?;
+                Ok((missing == 0).then_some(()))
+            },
+        )
+        .await?;
+    }
+    let facts_s = t.elapsed().as_secs_f64();
+    for (i, nd) in client.nodes().iter().enumerate() {
+        let (status, v) = client
+            .post(i, "/operator/audit/checkpoint", &nd.operator, &json!({}))
+            .await?;
+        if status != 200 {
+            bail!(
+                "{}: POST /operator/audit/checkpoint: HTTP {status}: {v}",
+                nd.id
+            );
+        }
+    }
+    // Every node's last checkpoint cosigned by every other. A checkpoint envelope that
+    // waited in a queue for more than half the pruning age on the simulated clock (a wall
+    // second or so) is refused `stale` by its witness; a node sends its checkpoint again,
+    // in a fresh envelope, to the witnesses that have not cosigned it yet whenever asked.
+    let want = members.len() - 1;
+    let cosign_start = Instant::now();
+    let mut last_push = Instant::now();
+    loop {
+        let mut lacking = Vec::new();
+        for i in 0..client.nodes().len() {
+            if torture::latest_cosigners(&client, i).await?.1.len() < want {
+                lacking.push(i);
+            }
+        }
+        if lacking.is_empty() && torture::queued(fed).await? == 0.0 {
+            break;
+        }
+        if cosign_start.elapsed() > GUARD {
+            bail!(
+                "every node's last checkpoint cosigned by every other: not within {} s",
+                GUARD.as_secs()
+            );
+        }
+        if last_push.elapsed() > Duration::from_secs(2) {
+            for i in lacking {
+                let nd = &client.nodes()[i];
+                client
+                    .post(i, "/operator/audit/checkpoint", &nd.operator, &json!({}))
+                    .await?;
+            }
+            last_push = Instant::now();
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut alarm_problems = Vec::new();
+    for id in &members {
+        let m = fed.metrics(*id).await?;
+        for (series, v) in m.iter().filter(|(k, v)| {
+            (k.starts_with("imi_witness_alarms_total") || k.starts_with("imi_fact_alarms_total"))
+                && **v > 0.0
+        }) {
+            alarm_problems.push(format!("{id}: {series} = {v}"));
+        }
+    }
+    check(
+        &mut checks,
+        "alarms.none",
+        alarm_problems,
+        "no witness alarm, no fact report refused as forged or impossible (/metrics)".into(),
+    );
+    let governance = imi_node::keyfile::read_public32(&dir.join("governance.pub"))?;
+    let mut bundle_problems = Vec::new();
+    for i in 0..client.nodes().len() {
+        let (bundle, _) = torture::latest_cosigners(&client, i).await?;
+        for p in torture::verify_bundle(&bundle, governance, want) {
+            bundle_problems.push(format!("{}: {p}", client.nodes()[i].id));
+        }
+    }
+    check(
+        &mut checks,
+        "bundles.final_checkpoints",
+        bundle_problems,
+        format!(
+            "every node's final checkpoint verifies offline with its {want} witnesses' cosignatures"
+        ),
+    );
+    say(
+        args.json,
+        &format!(
+            "  drained: every outbox empty ({drained_s:.1} s), the Commission's facts complete ({:.1} s), final checkpoints cosigned ({:.1} s)",
+            facts_s - drained_s,
+            t.elapsed().as_secs_f64() - facts_s
+        ),
+    );
+
+    // The scoreboard.
+    let mut scoreboard = Vec::new();
+    let mut map_matches = None;
+    if let Some(sc) = scenario.scoreboard() {
+        let expected = model::expected_map(sc)?;
+        let url = format!(
+            "{}/api/v1/scoreboard?period={}",
+            fed.url(NodeId::EU, "")?,
+            sc.period
+        );
+        let board: Value = fed.client().get(&url).send().await?.json().await?;
+        let mut matches = 0;
+        let mut problems = Vec::new();
+        for c in board["countries"].as_array().cloned().unwrap_or_default() {
+            let country = c["country"].as_str().unwrap_or("").to_owned();
+            let computed = c["overall"].as_str().map(str::to_owned);
+            let want = expected.get(&country).map(|c| c.as_str().to_owned());
+            if computed.is_some() && computed == want {
+                matches += 1;
+            } else if want.is_some() {
+                problems.push(format!(
+                    "{country}: computed {}, the map says {}",
+                    computed.as_deref().unwrap_or("none"),
+                    want.as_deref().unwrap_or("none")
+                ));
+            }
+            scoreboard.push(CountryColour {
+                country,
+                computed,
+                expected: want,
+                score: c["score"].as_i64().unwrap_or(0),
+            });
+        }
+        check(
+            &mut checks,
+            "scoreboard.map",
+            problems,
+            format!(
+                "the Commission node's overall colour of all {matches} countries equals the map"
+            ),
+        );
+        map_matches = Some(matches);
+        let page = fed
+            .client()
+            .get(format!(
+                "{}/scoreboard?period={}",
+                fed.url(NodeId::EU, "")?,
+                sc.period
+            ))
+            .send()
+            .await?
+            .text()
+            .await?;
+        std::fs::write(dir.join("scoreboard.html"), page)?;
+    }
+
+    // Stop, then read every store.
+    figures.sample(fed);
+    let cpu_s = figures.cpu_s(fed);
+    let reports = fed.stop(STOP_GRACE).await;
+    check(
+        &mut checks,
+        "nodes.clean_shutdown",
+        reports
+            .iter()
+            .filter(|r| !r.clean())
+            .map(|r| format!("{}: {:?}, killed {}", r.id, r.status, r.killed))
+            .collect(),
+        "every node exited 0 on SIGTERM at the end".into(),
+    );
+    let ledger = std::mem::take(&mut *exec.ledger.lock().map_err(|_| anyhow!("poisoned"))?);
+    let findings = torture::verify::analyse_kinds(dir, &members, &ledger, KINDS, LOGGED)?;
+    checks.extend(findings.checks);
+    let envelopes: u64 = findings.rows.iter().map(|r| r.sent).sum();
+    let mut by_kind: BTreeMap<String, u64> = BTreeMap::new();
+    for r in &findings.rows {
+        *by_kind.entry(r.kind.clone()).or_default() += r.sent;
+    }
+    let delivery: Vec<f64> = findings
+        .delivery_ms
+        .get(Kind::REQUEST)
+        .map(|v| v.iter().map(|d| *d as f64 / speed).collect())
+        .unwrap_or_default();
+    let lateness: Vec<f64> = exec
+        .lateness
+        .lock()
+        .map(|v| v.iter().map(|ms| *ms as f64 / 3_600_000.0).collect())
+        .unwrap_or_default();
+    let peak: Vec<f64> = figures
+        .peak_kib
+        .values()
+        .map(|k| *k as f64 / 1024.0)
+        .collect();
+    let summary = Summary {
+        scenario: scenario.name().to_owned(),
+        scale: args.scale,
+        seed,
+        speed: crate::bench::round(speed, 0),
+        nodes: members.len(),
+        countries: members.iter().filter(|m| **m != NodeId::EU).count(),
+        cases: cases.len(),
+        cases_finished: finished,
+        cases_shifted: exec.progress.shifted.load(Ordering::Relaxed),
+        steps: exec.progress.steps.load(Ordering::Relaxed),
+        envelopes,
+        envelopes_by_kind: by_kind,
+        lost: findings.rows.iter().map(|r| r.lost).sum(),
+        duplicated: findings.rows.iter().map(|r| r.duplicated).sum(),
+        stale_witness: findings.rows.iter().map(|r| r.stale).sum(),
+        delivery_ms: torture::Millis::of(&delivery),
+        lateness_h: torture::Millis::of(&lateness),
+        wall_s: crate::bench::round(started.elapsed().as_secs_f64(), 1),
+        period_wall_s: crate::bench::round(period_wall_s, 1),
+        simulated_days: crate::bench::round(simulated_days, 1),
+        envelopes_per_s: crate::bench::round(envelopes as f64 / period_wall_s.max(0.001), 1),
+        map_matches,
+        scoreboard,
+        peak_rss_mib_total: crate::bench::round(peak.iter().sum(), 1),
+        peak_rss_mib_max: crate::bench::round(peak.iter().copied().fold(0.0, f64::max), 1),
+        cpu_s: crate::bench::round(cpu_s, 1),
+        cpu_us_per_envelope: crate::bench::round(cpu_s * 1e6 / envelopes.max(1) as f64, 0),
+        faults,
+        checks,
+        messages: findings.rows,
+    };
+    if !args.json {
+        print_summary(st, &summary);
+    }
+    Ok(summary)
+}
+
+/// `width` characters of progress bar for `done` of `total`.
+fn bar(done: u64, total: u64, width: usize) -> String {
+    let frac = (done as f64 / total.max(1) as f64).clamp(0.0, 1.0);
+    let full = (frac * width as f64) as usize;
+    format!(
+        "{}{}",
+        "█".repeat(full),
+        "░".repeat(width.saturating_sub(full))
+    )
+}
+
+/// Per case id: whether its final fact has an answer, a withdrawal and ratings, from what
+/// the API answered.
+fn final_facts(exec: &Exec) -> BTreeMap<String, (bool, bool)> {
+    let l = exec.ledger.lock().unwrap_or_else(|e| e.into_inner());
+    l.cases
+        .iter()
+        .filter_map(|c| {
+            let id = c.id.clone()?;
+            let answered = c.steps.iter().any(|(s, _, _)| *s == "answer");
+            let ended = c
+                .steps
+                .iter()
+                .any(|(s, _, _)| *s == "close" || *s == "withdraw");
+            Some((id, (answered, ended)))
+        })
+        .collect()
+}
+
+/// How many cases' final facts the Commission node does not hold yet.
+async fn missing_facts(
+    fed: &Federation,
+    expected: &BTreeMap<String, (bool, bool)>,
+) -> Result<usize> {
+    let text = fed
+        .client()
+        .get(fed.url(NodeId::EU, "/api/v1/scoreboard/facts")?)
+        .send()
+        .await?
+        .text()
+        .await?;
+    let mut held: HashMap<String, (bool, bool)> = HashMap::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let f: imi_scoreboard::Fact = serde_json::from_str(line)?;
+        let ended = f.withdrawn_at.is_some() || f.timeliness.is_some() || f.efforts.is_some();
+        held.insert(f.case.clone(), (f.answered_at.is_some(), ended));
+    }
+    Ok(expected
+        .iter()
+        .filter(|(id, (answered, _))| held.get(*id).is_none_or(|(a, _)| a != answered))
+        .count())
+}
+
+/// Plays the scenario's faults at their simulated days.
+async fn play_faults(
+    scenario: &Scenario,
+    fed: &mut Federation,
+    time: SimTime,
+    proxies: Option<&proxy::Proxies>,
+    figures: &mut ProcessFigures,
+) -> Result<Vec<FaultRecord>> {
+    const DAY: f64 = 86_400_000.0;
+    let at = |day: f64| scenario.start_ms() + (day * DAY) as u64;
+    let mut out = Vec::new();
+    for f in scenario.faults() {
+        match f {
+            Fault::Down { node, at_day, days } => {
+                time.sleep_until(at(*at_day)).await;
+                let t = Instant::now();
+                figures.retire(fed, *node);
+                let report = fed.terminate(*node, STOP_GRACE).await?;
+                if !report.clean() {
+                    bail!("{node} did not stop cleanly on SIGTERM: {report:?}");
+                }
+                time.sleep_until(at(at_day + days)).await;
+                fed.restart(*node)?;
+                let back = Instant::now();
+                torture::wait_reconnected(fed, *node, GUARD).await?;
+                // Recovery: until no node has anything queued for it and it has nothing
+                // queued.
+                let recovery = torture::wait_for("the node's queues drained", GUARD, || async {
+                    Ok((queued_involving(fed, *node).await? == 0.0).then_some(()))
+                })
+                .await;
+                out.push(FaultRecord {
+                    fault: format!("{node} down for {days} simulated days"),
+                    at: rfc3339(at(*at_day)).get(..10).unwrap_or("").to_owned(),
+                    wall_s: crate::bench::round(t.elapsed().as_secs_f64(), 1),
+                    recovery_s: recovery
+                        .ok()
+                        .map(|()| crate::bench::round(back.elapsed().as_secs_f64(), 2)),
+                });
+            }
+            Fault::Partition { a, b, at_day, days } => {
+                let p = proxies.ok_or_else(|| anyhow!("partition without proxies"))?;
+                time.sleep_until(at(*at_day)).await;
+                let t = Instant::now();
+                p.partition(a, b);
+                time.sleep_until(at(at_day + days)).await;
+                p.heal();
+                out.push(FaultRecord {
+                    fault: format!(
+                        "partition {} | {} for {days} simulated days",
+                        join(a),
+                        join(b)
+                    ),
+                    at: rfc3339(at(*at_day)).get(..10).unwrap_or("").to_owned(),
+                    wall_s: crate::bench::round(t.elapsed().as_secs_f64(), 1),
+                    recovery_s: None,
+                });
+            }
+            Fault::Kill { node, at_days } => {
+                for day in at_days {
+                    time.sleep_until(at(*day)).await;
+                    let t = Instant::now();
+                    figures.retire(fed, *node);
+                    fed.kill(*node)?;
+                    fed.restart(*node)?;
+                    torture::wait_reconnected(fed, *node, GUARD).await?;
+                    out.push(FaultRecord {
+                        fault: format!("{node} killed (SIGKILL) and restarted"),
+                        at: rfc3339(at(*day)).get(..10).unwrap_or("").to_owned(),
+                        wall_s: crate::bench::round(t.elapsed().as_secs_f64(), 2),
+                        recovery_s: None,
+                    });
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn join(nodes: &[NodeId]) -> String {
+    nodes
+        .iter()
+        .map(|n| n.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Outbox entries queued for `id` on every node, and on `id` itself.
+async fn queued_involving(fed: &Federation, id: NodeId) -> Result<f64> {
+    let mut total = 0.0;
+    for n in &fed.nodes {
+        let m = fed.metrics(n.id).await?;
+        total += m
+            .iter()
+            .filter(|(k, _)| {
+                k.starts_with("imi_outbox_queue_depth{")
+                    && (n.id == id || k.contains(&format!("\"{id}\"")))
+            })
+            .map(|(_, v)| *v)
+            .sum::<f64>();
+    }
+    Ok(total)
+}
+
+fn colour_text(st: &Style, c: Option<&str>) -> String {
+    match c {
+        Some("green") => st.green("green "),
+        Some("yellow") => st.yellow("yellow"),
+        Some("red") => st.red("red   "),
+        _ => "–     ".to_owned(),
+    }
+}
+
+fn print_summary(st: &Style, s: &Summary) {
+    println!();
+    println!("{}", st.bold("Summary"));
+    println!(
+        "  {} cases ({} finished, {} moved to a later day because the simulator was late), {} API steps; {:.0} simulated days in {:.0} s ({:.0}× real time)",
+        s.cases,
+        s.cases_finished,
+        s.cases_shifted,
+        s.steps,
+        s.simulated_days,
+        s.period_wall_s,
+        s.speed
+    );
+    let kinds: Vec<String> = s
+        .envelopes_by_kind
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect();
+    println!(
+        "  envelopes: {} ({}), {:.0}/s",
+        s.envelopes,
+        kinds.join(", "),
+        s.envelopes_per_s
+    );
+    println!(
+        "  delivery of request envelopes (signed → receiver's signed receipt): p50 {} ms, p99 {} ms",
+        ui::ms3(s.delivery_ms.p50),
+        ui::ms3(s.delivery_ms.p99)
+    );
+    println!(
+        "  steps started against the plan: p50 {:.1}, p99 {:.1}, max {:.1} simulated hours late",
+        s.lateness_h.p50, s.lateness_h.p99, s.lateness_h.max
+    );
+    let lost = if s.lost == 0 {
+        st.green("0")
+    } else {
+        st.red(&s.lost.to_string())
+    };
+    let dup = if s.duplicated == 0 {
+        st.green("0")
+    } else {
+        st.red(&s.duplicated.to_string())
+    };
+    let stale = if s.stale_witness > 0 {
+        format!(
+            " ({} witness envelopes refused stale after a partition or outage, superseded by later checkpoints)",
+            s.stale_witness
+        )
+    } else {
+        String::new()
+    };
+    println!("  lost {lost}, duplicated {dup}{stale}");
+    println!(
+        "  memory: peak RSS {:.0} MiB for the {} nodes together (largest {:.0} MiB); CPU {:.0} s ({:.0} µs per envelope)",
+        s.peak_rss_mib_total, s.nodes, s.peak_rss_mib_max, s.cpu_s, s.cpu_us_per_envelope
+    );
+    for f in &s.faults {
+        println!(
+            "  fault: {} at {} ({:.1} s{})",
+            f.fault,
+            f.at,
+            f.wall_s,
+            f.recovery_s
+                .map(|r| format!(", queues drained {r:.1} s after the restart"))
+                .unwrap_or_default()
+        );
+    }
+    if !s.scoreboard.is_empty() {
+        println!();
+        println!(
+            "  {}",
+            st.bold("Scoreboard computed by the Commission node, beside the 2021 map")
+        );
+        for row in s.scoreboard.chunks(3) {
+            let cells: Vec<String> = row
+                .iter()
+                .map(|c| {
+                    let mark = if c.computed.is_some() && c.computed == c.expected {
+                        st.green("✓")
+                    } else {
+                        st.red("✗")
+                    };
+                    format!(
+                        "{} {} {:>+2} {}  map {}",
+                        c.country,
+                        colour_text(st, c.computed.as_deref()),
+                        c.score,
+                        mark,
+                        colour_text(st, c.expected.as_deref())
+                    )
+                })
+                .collect();
+            println!("    {}", cells.join("   "));
+        }
+        if let Some(m) = s.map_matches {
+            println!("  map matches: {m} of {}", s.countries);
+        }
+    }
+    println!();
+    for c in &s.checks {
+        let mark = if c.ok {
+            st.green("PASS")
+        } else {
+            st.red("FAIL")
+        };
+        println!("  {mark} {:<28} {}", c.name, c.detail);
+    }
+}
+
+/// Restarts the nodes and serves until Ctrl-C, printing where.
+async fn serve(
+    fed: &mut Federation,
+    dir: &Path,
+    st: &Style,
+    members: &[NodeId],
+    scenario: &Scenario,
+) -> Result<()> {
+    for id in members {
+        fed.restart(*id)?;
+    }
+    fed.wait_live(GUARD).await?;
+    println!();
+    println!("{}", st.bold("The federation is running (Ctrl-C stops it)"));
+    if let Some(sc) = scenario.scoreboard() {
+        println!(
+            "  scoreboard: {}/scoreboard?period={}   (also written to {})",
+            fed.url(NodeId::EU, "")?,
+            sc.period,
+            dir.join("scoreboard.html").display()
+        );
+    }
+    let mut users = Vec::new();
+    for id in members.iter().filter(|m| **m != NodeId::EU).take(3) {
+        let token = add_user(fed, *id, "demo", &format!("{id}-NC"), "authority_user").await?;
+        users.push((*id, token));
+    }
+    for (id, token) in &users {
+        println!(
+            "  {id}: {}  user demo ({id}-NC), token {token}",
+            fed.url(*id, "")?
+        );
+    }
+    if let Some((id, token)) = users.first() {
+        println!(
+            "  try: curl --cacert {} -H 'Authorization: Bearer {token}' {}/api/v1/requests?limit=5",
+            dir.join("ca.crt").display(),
+            fed.url(*id, "")?
+        );
+    }
+    println!(
+        "  users of other nodes: imi-node users add --config {}/<ID>/node.toml --id NAME --authority <ID>-NC --role authority_user",
+        dir.display()
+    );
+    tokio::signal::ctrl_c().await?;
+    println!("stopping…");
+    let _ = fed.stop(STOP_GRACE).await;
+    Ok(())
+}

@@ -1,0 +1,96 @@
+//! `imi-sim run` in `make test` (its library, real `imi-node` processes on a simulated
+//! clock): the three fault scenarios at a fifth of their traffic (a node down for a simulated
+//! week, a partition that heals, a node SIGKILLed three times; 30 wall seconds each), each
+//! ending with lost = duplicated = 0 and consistent, cosigned checkpoints; and the
+//! calibration scenario at scale 0.02 (2,251 cases) on all 31 nodes with the simulated
+//! 16 months in 150 wall seconds, whose scoreboard must equal the 2021 map in all 30
+//! countries.
+//!
+//! The assertions wait on events (answers, empty outboxes, the Commission's facts,
+//! cosignatures), never on time: on a slow machine the simulated clock simply runs ahead of
+//! the plan, and the runner moves a late case as a whole (see `imi_sim::scenario::exec`).
+
+use imi_e2e::{HEAVY, lock, node_bin};
+use imi_sim::model::Scenario;
+use imi_sim::scenario::{self, RunArgs, Summary};
+
+fn run(name: &str, scale: f64, wall_s: Option<f64>) -> Summary {
+    let scenario = Scenario::load(name).unwrap_or_else(|e| panic!("{name}: {e:#}"));
+    let dir = tempfile::tempdir().unwrap();
+    let args = RunArgs {
+        scenario: name.into(),
+        scale,
+        wall_s,
+        ..RunArgs::default()
+    };
+    let summary = scenario::run_blocking(&scenario, &args, &node_bin(), dir.path())
+        .unwrap_or_else(|e| panic!("{name}: {e:#}"));
+    let failed: Vec<_> = summary.checks.iter().filter(|c| !c.ok).collect();
+    assert!(failed.is_empty(), "{name}: {failed:#?}");
+    assert_eq!(summary.lost, 0, "{name}");
+    assert_eq!(summary.duplicated, 0, "{name}");
+    assert_eq!(summary.cases_finished as usize, summary.cases, "{name}");
+    assert!(summary.cases > 0, "{name}: no traffic");
+    for kind in [
+        "imi.request",
+        "imi.fact",
+        "imi.checkpoint",
+        "imi.cosignature",
+    ] {
+        assert!(
+            summary.envelopes_by_kind.get(kind).copied().unwrap_or(0) > 0,
+            "{name}: no {kind} envelopes: {:?}",
+            summary.envelopes_by_kind
+        );
+    }
+    let names: Vec<&str> = summary.checks.iter().map(|c| c.name.as_str()).collect();
+    for n in [
+        "messages.exactly_once",
+        "checkpoints.consistent",
+        "checkpoints.cosigned",
+    ] {
+        assert!(names.contains(&n), "{name}: no {n} check: {names:?}");
+    }
+    summary
+}
+
+#[test]
+fn a_node_down_for_a_simulated_week_loses_nothing() {
+    let _g = lock(&HEAVY);
+    let s = run("node-down", 0.2, None);
+    assert_eq!(s.faults.len(), 1, "{:?}", s.faults);
+    assert!(s.faults[0].recovery_s.is_some(), "{:?}", s.faults);
+}
+
+#[test]
+fn a_partition_that_heals_loses_nothing() {
+    let _g = lock(&HEAVY);
+    let s = run("partition", 0.2, None);
+    assert_eq!(s.faults.len(), 1, "{:?}", s.faults);
+    assert!(s.faults[0].fault.starts_with("partition"), "{:?}", s.faults);
+}
+
+#[test]
+fn three_sigkills_mid_traffic_lose_nothing() {
+    let _g = lock(&HEAVY);
+    let s = run("kills", 0.2, None);
+    assert_eq!(s.faults.len(), 3, "{:?}", s.faults);
+}
+
+#[test]
+fn the_2021_scoreboard_is_reproduced_by_31_nodes() {
+    let _g = lock(&HEAVY);
+    let s = run("scoreboard-2021", 0.02, Some(150.0));
+    assert_eq!(s.nodes, 31);
+    assert_eq!(s.countries, 30);
+    assert_eq!(
+        s.map_matches,
+        Some(30),
+        "{}",
+        s.scoreboard
+            .iter()
+            .map(|c| format!("{} {:?}/{:?}", c.country, c.computed, c.expected))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+}
