@@ -22,13 +22,13 @@ test: setup
 	$(CARGO) test --locked --workspace
 
 # The EEA federation on one machine: 31 nodes on loopback live through the 2021 reporting
-# year on a simulated clock (a twentieth of IMI's traffic, through the authorities' API);
+# year on a simulated clock (a fiftieth of IMI's traffic, through the authorities' API);
 # prints the accounting and the Commission's scoreboard beside the 2021 map, then leaves the
 # federation running with URLs and users until Ctrl-C (DEMO_ARGS=--exit ends after the
 # summary). `imi-sim demo` is the older diagnostics-and-directory tour.
 DEMO_ARGS ?=
 demo: build
-	$(CARGO) run --locked -q -p imi-sim -- run --scenario scoreboard-2021 --scale 0.05 --dir data/demo $(DEMO_ARGS)
+	$(CARGO) run --locked -q -p imi-sim -- run --scenario scoreboard-2021 --scale 0.02 --wall-s 150 --dir data/demo $(DEMO_ARGS)
 
 # The benchmarks (release build): the substrate exchange, the authorities' API, the
 # scoreboard over 10 million facts, the transparency log and the directory; see

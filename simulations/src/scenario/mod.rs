@@ -161,6 +161,8 @@ pub struct Summary {
     /// Cases the simulator reached more than 6 simulated hours late and played whole days
     /// later than planned.
     pub cases_shifted: u64,
+    /// Deadline proposals played so late that their planned date had passed.
+    pub late_proposals: u64,
     /// API steps answered (create included).
     pub steps: u64,
     /// Envelopes × recipients stored by their senders (every kind accounted).
@@ -409,7 +411,7 @@ pub async fn run(scenario: &Scenario, args: &RunArgs, bin: &Path, dir: &Path) ->
     match result {
         Ok(summary) => {
             if !args.exit && summary.held() {
-                serve(&mut fed, dir, &st, &members, scenario).await?;
+                serve(&mut fed, dir, &st, &members, scenario, time).await?;
             } else {
                 let _ = fed.stop(STOP_GRACE).await;
             }
@@ -564,13 +566,24 @@ async fn simulate(
         let horizon = scenario.horizon_ms();
         let start = scenario.start_ms();
         let tty = st.is_color();
+        let http = fed.client().clone();
+        let metrics: Vec<(NodeId, String)> = members
+            .iter()
+            .filter_map(|m| fed.url(*m, "/metrics").ok().map(|u| (*m, u)))
+            .collect();
         tokio::spawn(async move {
             let mut last_print = Instant::now();
+            let mut last_queues = Instant::now() - Duration::from_secs(10);
+            let mut queues = String::new();
             loop {
                 tokio::time::sleep(Duration::from_millis(500)).await;
+                if last_queues.elapsed() >= Duration::from_secs(2) {
+                    queues = queue_health(&http, &metrics).await;
+                    last_queues = Instant::now();
+                }
                 let p = &exec.progress;
                 let line = format!(
-                    "  {} │ {} │ created {}/{total} │ finished {} │ failed {} │ steps {}",
+                    "  {} │ {} │ created {}/{total} │ finished {} │ failed {} │ steps {} │ {queues}",
                     rfc3339(time.now().min(horizon)).get(..10).unwrap_or(""),
                     bar(time.now().saturating_sub(start), horizon - start, 24),
                     p.created.load(Ordering::Relaxed),
@@ -840,6 +853,7 @@ async fn simulate(
         cases: cases.len(),
         cases_finished: finished,
         cases_shifted: exec.progress.shifted.load(Ordering::Relaxed),
+        late_proposals: exec.progress.late_proposals.load(Ordering::Relaxed),
         steps: exec.progress.steps.load(Ordering::Relaxed),
         envelopes,
         envelopes_by_kind: by_kind,
@@ -866,6 +880,52 @@ async fn simulate(
         print_summary(st, &summary);
     }
     Ok(summary)
+}
+
+/// The outboxes of every node: envelopes queued in all, and the node with the most (a node
+/// that does not answer, e.g. down for a fault, is named as such).
+async fn queue_health(http: &reqwest::Client, nodes: &[(NodeId, String)]) -> String {
+    let reads = nodes.iter().map(|(id, url)| async move {
+        let depth = async {
+            let text = http
+                .get(url)
+                .timeout(Duration::from_secs(2))
+                .send()
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()?;
+            Some(
+                federation::parse_metrics(&text)
+                    .iter()
+                    .filter(|(k, _)| k.starts_with("imi_outbox_queue_depth{"))
+                    .map(|(_, v)| *v)
+                    .sum::<f64>(),
+            )
+        }
+        .await;
+        (*id, depth)
+    });
+    let depths = futures::future::join_all(reads).await;
+    let total: f64 = depths.iter().filter_map(|(_, d)| *d).sum();
+    let down: Vec<&str> = depths
+        .iter()
+        .filter(|(_, d)| d.is_none())
+        .map(|(id, _)| id.as_str())
+        .collect();
+    let worst = depths
+        .iter()
+        .filter_map(|(id, d)| d.map(|d| (id, d)))
+        .max_by(|a, b| a.1.total_cmp(&b.1));
+    let mut out = format!("queued {total:.0}");
+    if let Some((id, d)) = worst.filter(|(_, d)| *d > 0.0) {
+        out.push_str(&format!(" (most {id} {d:.0})"));
+    }
+    if !down.is_empty() {
+        out.push_str(&format!(" │ down {}", down.join(",")));
+    }
+    out
 }
 
 /// `width` characters of progress bar for `done` of `total`.
@@ -1151,13 +1211,32 @@ async fn serve(
     st: &Style,
     members: &[NodeId],
     scenario: &Scenario,
+    time: SimTime,
 ) -> Result<()> {
+    // From here on time runs at its normal pace, from where the simulation left it, so that
+    // what a user tries by hand keeps its dates (and retention does not sweep it away).
+    let now = time.now();
+    federation::override_configs(
+        dir,
+        members,
+        &[format!(
+            "simulation={{ start = \"{}\", anchor_ms = {}, speed = 1.0 }}",
+            rfc3339(now),
+            SystemClock.now_ms()
+        )],
+    )?;
     for id in members {
         fed.restart(*id)?;
     }
     fed.wait_live(GUARD).await?;
     println!();
-    println!("{}", st.bold("The federation is running (Ctrl-C stops it)"));
+    println!(
+        "{}",
+        st.bold(&format!(
+            "The federation is running, its clock now at normal speed from {} (Ctrl-C stops it)",
+            rfc3339(now).get(..10).unwrap_or("")
+        ))
+    );
     if let Some(sc) = scenario.scoreboard() {
         println!(
             "  scoreboard: {}/scoreboard?period={}   (also written to {})",
