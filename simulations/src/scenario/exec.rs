@@ -17,10 +17,10 @@
 //! the final accounting compares with every store.
 use super::clock::SimTime;
 use crate::model::{Action, PlannedCase};
-use crate::torture::traffic::{CaseLog, Ledger};
+use crate::torture::traffic::Ledger;
 use anyhow::{Result, anyhow, bail};
+use imi_protocol::NodeId;
 use imi_protocol::dates::Date;
-use imi_protocol::{MessageId, NodeId};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -241,13 +241,6 @@ impl Exec {
         }
     }
 
-    fn message_id(v: &Value) -> Result<MessageId> {
-        v["message_id"]
-            .as_str()
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| anyhow!("answer without a message_id: {v}"))
-    }
-
     /// Plays case `c`: waits for its sending time, then every step in order.
     pub async fn play(self: Arc<Self>, c: Arc<PlannedCase>) {
         let result = self.play_case(&c).await;
@@ -267,27 +260,9 @@ impl Exec {
     }
 
     async fn play_case(&self, c: &PlannedCase) -> Result<()> {
-        let slot = {
-            let mut l = lock(&self.ledger);
-            l.cases.push(CaseLog {
-                seq: c.seq,
-                requester: c.requester,
-                responder: c.responder,
-                id: None,
-                steps: Vec::new(),
-            });
-            l.cases.len() - 1
-        };
-        let record = |step: &'static str, node: NodeId, v: &Value| -> Result<()> {
-            let mid = Self::message_id(v)?;
-            let mut l = lock(&self.ledger);
-            if let Some(entry) = l.cases.get_mut(slot) {
-                if step == "create" {
-                    entry.id = v["id"].as_str().map(str::to_owned);
-                }
-                entry.steps.push((step, node, mid));
-            }
-            Ok(())
+        let slot = lock(&self.ledger).open_case(c.seq, c.requester, c.responder);
+        let record = |step: &'static str, node: NodeId, v: &Value| {
+            lock(&self.ledger).record_step(slot, step, node, v)
         };
         let key = |step: &str| format!("sim-{}-{}-{step}", self.run, c.seq);
         // The create, whole simulated days later than planned if the simulator is late:

@@ -89,6 +89,47 @@ pub struct Ledger {
     pub step_ms: Vec<f64>,
 }
 
+impl Ledger {
+    /// Opens the log of case `seq` between `requester` and `responder`; its slot.
+    pub fn open_case(&mut self, seq: u64, requester: NodeId, responder: NodeId) -> usize {
+        self.cases.push(CaseLog {
+            seq,
+            requester,
+            responder,
+            id: None,
+            steps: Vec::new(),
+        });
+        self.cases.len() - 1
+    }
+
+    /// Records step `step` of the case in `slot`, committed by `node`, from the API's
+    /// answer (its `message_id`; a `create` answer also gives the case id).
+    pub fn record_step(
+        &mut self,
+        slot: usize,
+        step: &'static str,
+        node: NodeId,
+        answer: &Value,
+    ) -> Result<()> {
+        let mid = message_id(answer)?;
+        if let Some(c) = self.cases.get_mut(slot) {
+            if step == "create" {
+                c.id = answer["id"].as_str().map(str::to_owned);
+            }
+            c.steps.push((step, node, mid));
+        }
+        Ok(())
+    }
+}
+
+/// The envelope a request step's answer names (`message_id`).
+pub fn message_id(v: &Value) -> Result<MessageId> {
+    v["message_id"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| anyhow!("answer without a message_id: {v}"))
+}
+
 /// The HTTPS client of every node.
 #[derive(Clone)]
 pub struct Client {
@@ -275,39 +316,14 @@ impl Client {
         }
     }
 
-    fn message_id(v: &Value) -> Result<MessageId> {
-        v["message_id"]
-            .as_str()
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| anyhow!("answer without a message_id: {v}"))
-    }
-
     /// Case `seq`: its whole lifecycle between two nodes chosen by the seed.
     async fn run_case(&self, seq: u64) -> Result<()> {
         let mut rng = rng_for(self.seed, 1, seq);
         let (a, b) = pair(&mut rng, self.nodes.len());
         let (ra, rb) = (self.node(a)?.id, self.node(b)?.id);
-        let slot = {
-            let mut l = lock(&self.ledger);
-            l.cases.push(CaseLog {
-                seq,
-                requester: ra,
-                responder: rb,
-                id: None,
-                steps: Vec::new(),
-            });
-            l.cases.len() - 1
-        };
-        let record = |step: &'static str, node: NodeId, v: &Value| -> Result<()> {
-            let mid = Self::message_id(v)?;
-            let mut l = lock(&self.ledger);
-            if let Some(c) = l.cases.get_mut(slot) {
-                if step == "create" {
-                    c.id = v["id"].as_str().map(str::to_owned);
-                }
-                c.steps.push((step, node, mid));
-            }
-            Ok(())
+        let slot = lock(&self.ledger).open_case(seq, ra, rb);
+        let record = |step: &'static str, node: NodeId, v: &Value| {
+            lock(&self.ledger).record_step(slot, step, node, v)
         };
         let key = |step: &str| format!("torture-{}-{seq}-{step}", self.seed);
         let created = self
