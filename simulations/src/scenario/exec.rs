@@ -82,6 +82,43 @@ pub struct Exec {
     pub lateness: Mutex<Vec<u64>>,
     /// Per step: wall ms from its first attempt to its answer (polls included).
     pub step_ms: Mutex<Vec<f64>>,
+    /// Per finished case id: the shape its final indicator fact must have.
+    pub finals: Mutex<BTreeMap<String, FinalFact>>,
+}
+
+/// What a finished case's final fact at the Commission node must show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FinalFact {
+    /// An answer time.
+    pub answered: bool,
+    /// A withdrawal time.
+    pub withdrawn: bool,
+    /// A rating (timeliness or efforts).
+    pub rated: bool,
+}
+
+impl FinalFact {
+    /// The shape of `f`.
+    pub fn of(f: &imi_scoreboard::Fact) -> FinalFact {
+        FinalFact {
+            answered: f.answered_at.is_some(),
+            withdrawn: f.withdrawn_at.is_some(),
+            rated: f.timeliness.is_some() || f.efforts.is_some(),
+        }
+    }
+
+    /// The shape the plan of `c` ends in.
+    fn planned(c: &PlannedCase) -> FinalFact {
+        let any = |p: fn(&Action) -> bool| c.steps.iter().any(|s| p(&s.action));
+        FinalFact {
+            answered: any(|a| *a == Action::Answer),
+            withdrawn: any(|a| *a == Action::Withdraw),
+            rated: any(|a| {
+                matches!(a, Action::Close { timeliness, efforts }
+                    if timeliness.is_some() || efforts.is_some())
+            }),
+        }
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -121,6 +158,7 @@ impl Exec {
             progress: Progress::default(),
             lateness: Mutex::new(Vec::new()),
             step_ms: Mutex::new(Vec::new()),
+            finals: Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -368,6 +406,7 @@ impl Exec {
             };
             record(path, node, &v)?;
         }
+        lock(&self.finals).insert(id, FinalFact::planned(c));
         Ok(())
     }
 }

@@ -652,7 +652,7 @@ async fn simulate(
     let drained_s = t.elapsed().as_secs_f64();
     let eu = members.contains(&NodeId::EU);
     if eu {
-        let expected = final_facts(&exec);
+        let expected = exec.finals.lock().map_err(|_| anyhow!("poisoned"))?.clone();
         torture::wait_for(
             "the Commission node holds every case's final facts",
             GUARD,
@@ -939,28 +939,10 @@ fn bar(done: u64, total: u64, width: usize) -> String {
     )
 }
 
-/// Per case id: whether its final fact has an answer, a withdrawal and ratings, from what
-/// the API answered.
-fn final_facts(exec: &Exec) -> BTreeMap<String, (bool, bool)> {
-    let l = exec.ledger.lock().unwrap_or_else(|e| e.into_inner());
-    l.cases
-        .iter()
-        .filter_map(|c| {
-            let id = c.id.clone()?;
-            let answered = c.steps.iter().any(|(s, _, _)| *s == "answer");
-            let ended = c
-                .steps
-                .iter()
-                .any(|(s, _, _)| *s == "close" || *s == "withdraw");
-            Some((id, (answered, ended)))
-        })
-        .collect()
-}
-
-/// How many cases' final facts the Commission node does not hold yet.
+/// How many finished cases' final facts the Commission node does not hold yet.
 async fn missing_facts(
     fed: &Federation,
-    expected: &BTreeMap<String, (bool, bool)>,
+    expected: &BTreeMap<String, exec::FinalFact>,
 ) -> Result<usize> {
     let text = fed
         .client()
@@ -969,15 +951,14 @@ async fn missing_facts(
         .await?
         .text()
         .await?;
-    let mut held: HashMap<String, (bool, bool)> = HashMap::new();
+    let mut held = HashMap::new();
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let f: imi_scoreboard::Fact = serde_json::from_str(line)?;
-        let ended = f.withdrawn_at.is_some() || f.timeliness.is_some() || f.efforts.is_some();
-        held.insert(f.case.clone(), (f.answered_at.is_some(), ended));
+        held.insert(f.case.clone(), exec::FinalFact::of(&f));
     }
     Ok(expected
         .iter()
-        .filter(|(id, (answered, _))| held.get(*id).is_none_or(|(a, _)| a != answered))
+        .filter(|(id, want)| held.get(*id) != Some(*want))
         .count())
 }
 
