@@ -1051,19 +1051,8 @@ fn join(nodes: &[NodeId]) -> String {
 
 /// Outbox entries queued for `id` on every node, and on `id` itself.
 async fn queued_involving(fed: &Federation, id: NodeId) -> Result<f64> {
-    let mut total = 0.0;
-    for n in &fed.nodes {
-        let m = fed.metrics(n.id).await?;
-        total += m
-            .iter()
-            .filter(|(k, _)| {
-                k.starts_with("imi_outbox_queue_depth{")
-                    && (n.id == id || k.contains(&format!("\"{id}\"")))
-            })
-            .map(|(_, v)| *v)
-            .sum::<f64>();
-    }
-    Ok(total)
+    let peer = format!("\"{id}\"");
+    torture::queued_where(fed, |node, series| node == id || series.contains(&peer)).await
 }
 
 fn colour_text(st: &Style, c: Option<&str>) -> String {

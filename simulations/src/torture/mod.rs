@@ -630,12 +630,21 @@ where
 
 /// Outbox entries queued on every node, from `/metrics` (the gauge the committer keeps exact).
 pub(crate) async fn queued(fed: &Federation) -> Result<f64> {
+    queued_where(fed, |_, _| true).await
+}
+
+/// Outbox entries of the `imi_outbox_queue_depth` series `keep(node, series)` selects,
+/// summed over every node.
+pub(crate) async fn queued_where(
+    fed: &Federation,
+    keep: impl Fn(NodeId, &str) -> bool,
+) -> Result<f64> {
     let mut total = 0.0;
     for n in &fed.nodes {
         let m = fed.metrics(n.id).await?;
         total += m
             .iter()
-            .filter(|(k, _)| k.starts_with("imi_outbox_queue_depth{"))
+            .filter(|(k, _)| k.starts_with("imi_outbox_queue_depth{") && keep(n.id, k))
             .map(|(_, v)| *v)
             .sum::<f64>();
     }
