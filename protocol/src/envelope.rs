@@ -49,6 +49,9 @@ impl Kind {
     pub const DIRECTORY_UPDATE: &'static str = "imi.directory.update";
     /// "I have your directory up to sequence n": the body is a JSON `SyncRequest`.
     pub const DIRECTORY_SYNC: &'static str = "imi.directory.sync";
+    /// A notification (step `notify`) or a named authority's acknowledgement that it read
+    /// one (step `read`): the body is a CBOR `NotificationMessage` (`imi-domain`).
+    pub const NOTIFICATION: &'static str = "imi.notification";
     /// Every kind this implementation sends or handles.
     pub const ALL: &'static [&'static str] = &[
         Self::DIAGNOSTIC,
@@ -58,6 +61,7 @@ impl Kind {
         Self::COSIGNATURE,
         Self::DIRECTORY_UPDATE,
         Self::DIRECTORY_SYNC,
+        Self::NOTIFICATION,
     ];
 
     /// Validates a kind.

@@ -61,6 +61,7 @@ pub mod bench_api;
 pub mod bench_audit;
 pub mod bench_directory;
 pub mod bench_flood;
+pub mod bench_notify;
 pub mod bench_scoreboard;
 pub mod demo;
 pub mod directory_gen;

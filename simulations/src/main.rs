@@ -8,8 +8,8 @@
 )]
 
 use imi_sim::{
-    bench, bench_api, bench_audit, bench_directory, bench_flood, bench_scoreboard, demo,
-    directory_gen, scenario, torture,
+    bench, bench_api, bench_audit, bench_directory, bench_flood, bench_notify, bench_scoreboard,
+    demo, directory_gen, scenario, torture,
 };
 
 use anyhow::Result;
@@ -75,6 +75,9 @@ enum BenchCommand {
     /// The directory at 12,500 authorities: index build and size, search p50/p99 at 32
     /// clients through the API, replication from scratch to 30 nodes; JSON on stdout.
     Directory(bench_directory::DirectoryArgs),
+    /// One notification at a time from DE to 29 countries and the Commission (31 nodes):
+    /// time to all receipts and to all acknowledgements, p50/p99; JSON on stdout.
+    Notify(bench_notify::NotifyArgs),
 }
 
 fn main() -> ExitCode {
@@ -116,6 +119,9 @@ fn real_main() -> Result<bool> {
             Command::Bench {
                 command: BenchCommand::Flood(args),
             } => bench_flood::run(&args).await,
+            Command::Bench {
+                command: BenchCommand::Notify(args),
+            } => bench_notify::run(&args).await,
             Command::Directory {
                 command: DirectoryCommand::Generate(args),
             } => directory_gen::run(&args),

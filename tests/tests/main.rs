@@ -3,6 +3,8 @@
 //!
 //! * [`e2e`]: the substrate: exactly-once delivery, crashes, hostile peers, shutdown.
 //! * [`requests`]: IMI requests through the authorities' API.
+//! * [`notifications`]: one notification to 29 countries and the Commission, one node down;
+//!   nobody else can read it; bad input.
 //! * [`api_authz`]: the authorization matrix and bad input.
 //! * [`scoreboard`]: the Commission node and the scoreboard.
 //! * [`audit`]: trails, witnessing, bundles and retention.
@@ -32,6 +34,8 @@ mod directory;
 mod e2e;
 #[path = "e2e/governance.rs"]
 mod governance;
+#[path = "e2e/notifications.rs"]
+mod notifications;
 #[path = "e2e/requests.rs"]
 mod requests;
 #[path = "e2e/scoreboard.rs"]

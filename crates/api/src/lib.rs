@@ -21,6 +21,7 @@
 //! `/api/v1/openapi.json`.
 
 pub mod directory;
+pub mod notifications;
 pub mod numbers;
 pub mod operator;
 pub mod problem;
@@ -157,6 +158,31 @@ fn table() -> Vec<(&'static str, String, MethodRouter<ApiState>)> {
             "get",
             "/api/v1/requests/{id}/attachments/{sha256}".into(),
             get(requests::attachment),
+        ),
+        (
+            "get",
+            "/api/v1/notifications".into(),
+            get(notifications::list),
+        ),
+        (
+            "post",
+            "/api/v1/notifications".into(),
+            post(notifications::create),
+        ),
+        (
+            "get",
+            "/api/v1/notifications/{id}".into(),
+            get(notifications::read),
+        ),
+        (
+            "post",
+            "/api/v1/notifications/{id}/read".into(),
+            post(notifications::acknowledge),
+        ),
+        (
+            "get",
+            "/api/v1/notifications/{id}/attachments/{sha256}".into(),
+            get(notifications::attachment),
         ),
         (
             "get",

@@ -87,7 +87,7 @@ pub fn json_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
 }
 
 /// The caller, who must be allowed to work on cases.
-async fn case_worker(state: &ApiState, headers: &HeaderMap) -> Result<User, ApiError> {
+pub(crate) async fn case_worker(state: &ApiState, headers: &HeaderMap) -> Result<User, ApiError> {
     let user = users::authenticate(state, headers).await?;
     match user.role {
         Role::AuthorityUser | Role::Coordinator { .. } => Ok(user),
@@ -133,9 +133,9 @@ async fn visible_case(
     }
 }
 
-type Idem = IdempotencyKey;
+pub(crate) type Idem = IdempotencyKey;
 
-fn idempotency(
+pub(crate) fn idempotency(
     user: &User,
     headers: &HeaderMap,
     route: &str,
@@ -170,13 +170,13 @@ fn idempotency(
     }))
 }
 
-fn authority_id(s: &str, field: &str) -> Result<AuthorityId, ApiError> {
+pub(crate) fn authority_id(s: &str, field: &str) -> Result<AuthorityId, ApiError> {
     AuthorityId::new(s).map_err(|_| {
         ApiError::unprocessable("bad_authority", format!("{field} is not an authority id"))
     })
 }
 
-fn date_field(s: &str, field: &str) -> Result<Date, ApiError> {
+pub(crate) fn date_field(s: &str, field: &str) -> Result<Date, ApiError> {
     Date::parse(s).ok_or_else(|| {
         ApiError::unprocessable(
             "invalid_date",
@@ -187,12 +187,14 @@ fn date_field(s: &str, field: &str) -> Result<Date, ApiError> {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct NewAttachment {
+pub(crate) struct NewAttachment {
     name: String,
     content_base64: String,
 }
 
-fn attachments(list: Vec<NewAttachment>) -> Result<(Vec<AttachmentRef>, Vec<FileBytes>), ApiError> {
+pub(crate) fn attachments(
+    list: Vec<NewAttachment>,
+) -> Result<(Vec<AttachmentRef>, Vec<FileBytes>), ApiError> {
     let mut refs = Vec::with_capacity(list.len());
     let mut files = Vec::with_capacity(list.len());
     for a in list {
@@ -241,6 +243,29 @@ impl WaitQuery {
 /// How long `wait=delivered` waits for the other node's receipt.
 pub const DELIVERY_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// Waits (at most [`DELIVERY_WAIT`] each) for the signed receipt of every recipient node:
+/// per node its outcome, rejection code and round trip, or `pending`.
+pub(crate) async fn delivery_outcomes(
+    deliveries: Vec<tokio::sync::oneshot::Receiver<imi_engine::DeliveryReport>>,
+) -> Vec<Value> {
+    let mut out = Vec::new();
+    for rx in deliveries {
+        match tokio::time::timeout(DELIVERY_WAIT, rx).await {
+            Ok(Ok(report)) => out.push(json!({
+                "node": report.to.to_string(),
+                "outcome": report.receipt.outcome.label(),
+                "code": match &report.receipt.outcome {
+                    imi_protocol::Outcome::Rejected(c) => Some(c.label().to_owned()),
+                    _ => None,
+                },
+                "round_trip_ms": report.round_trip.as_secs_f64() * 1000.0,
+            })),
+            _ => out.push(json!({"outcome": "pending"})),
+        }
+    }
+    out
+}
+
 /// Runs a step through the request application (one atomic commit with its envelope to
 /// the other party's node and its idempotency record) and returns the step's result.
 async fn submit(
@@ -269,21 +294,7 @@ async fn submit(
         Ok(o) => {
             let mut v: Value = serde_json::from_slice(&o.response).map_err(ApiError::internal)?;
             if wait && o.committed {
-                let mut delivery = Vec::new();
-                for rx in o.deliveries {
-                    match tokio::time::timeout(DELIVERY_WAIT, rx).await {
-                        Ok(Ok(report)) => delivery.push(json!({
-                            "node": report.to.to_string(),
-                            "outcome": report.receipt.outcome.label(),
-                            "code": match &report.receipt.outcome {
-                                imi_protocol::Outcome::Rejected(c) => Some(c.label().to_owned()),
-                                _ => None,
-                            },
-                            "round_trip_ms": report.round_trip.as_secs_f64() * 1000.0,
-                        })),
-                        _ => delivery.push(json!({"outcome": "pending"})),
-                    }
-                }
+                let delivery = delivery_outcomes(o.deliveries).await;
                 if let Some(obj) = v.as_object_mut() {
                     obj.insert("delivery".into(), Value::Array(delivery));
                 }
@@ -299,7 +310,7 @@ async fn submit(
 }
 
 /// Records a read of personal data, durably, before the data is returned.
-async fn record_access(
+pub(crate) async fn record_access(
     state: &ApiState,
     user: &User,
     case: CaseId,
@@ -311,10 +322,10 @@ async fn record_access(
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct LangQuery {
-    lang: Option<String>,
+    pub(crate) lang: Option<String>,
 }
 
-fn lang(state: &ApiState, q: Option<&str>, headers: &HeaderMap) -> String {
+pub(crate) fn lang(state: &ApiState, q: Option<&str>, headers: &HeaderMap) -> String {
     views::language(state.cases().catalogue(), q, headers)
 }
 
@@ -396,6 +407,9 @@ pub(crate) async fn catalogue_area(
             "kind": p.kind().as_str(),
             "name": p.name().get(&lang),
             "questions": p.question_codes(),
+            "optional": p.optional(),
+            "commission": (p.kind() == imi_domain::catalogue::ProcedureKind::Notification).then(|| p.commission().as_str()),
+            "repository": p.repository(),
         })).collect::<Vec<_>>(),
         "questions": a.questions().iter().map(|x| json!({
             "code": x.code(),
@@ -416,7 +430,7 @@ pub(crate) struct AuthoritiesQuery {
     lang: Option<String>,
 }
 
-fn limit(l: Option<usize>) -> Result<usize, ApiError> {
+pub(crate) fn limit(l: Option<usize>) -> Result<usize, ApiError> {
     match l {
         None => Ok(DEFAULT_LIMIT),
         Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
@@ -646,7 +660,7 @@ pub fn create_message(
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Empty {}
+pub(crate) struct Empty {}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -662,7 +676,7 @@ struct DeadlineInput {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct AnswerInput {
+pub(crate) struct AnswerInput {
     question: String,
     #[serde(rename = "type")]
     ty: String,
@@ -734,7 +748,7 @@ fn rating(v: Option<&serde_json::Number>, field: &str) -> Result<Option<Rating>,
     })
 }
 
-fn answer(a: AnswerInput) -> Result<CodedAnswer, ApiError> {
+pub(crate) fn answer(a: AnswerInput) -> Result<CodedAnswer, ApiError> {
     let bad = || {
         ApiError::unprocessable(
             "invalid_answer",

@@ -66,7 +66,11 @@ pub async fn add(state: &ApiState, new: NewUser) -> Result<(UserRecord, String),
     };
     user.validate(cases.node())
         .map_err(|e| ApiError::unprocessable(e.code(), e.to_string()))?;
-    if !cases.directory().contains(&user.authority) {
+    // The Commission node keeps no directory: its one authority is the Commission's
+    // services, the recipient of notifications addressed to the Commission.
+    let commission = cases.node() == imi_protocol::NodeId::EU
+        && user.authority.as_str() == imi_domain::notification::COMMISSION_AUTHORITY;
+    if !commission && !cases.directory().contains(&user.authority) {
         return Err(ApiError::unprocessable(
             "unknown_authority",
             format!("authority {} is not in the directory", user.authority),

@@ -58,11 +58,11 @@ fn date(ms: Timestamp) -> String {
     Date::of_ms(ms).to_string()
 }
 
-fn opt_time(ms: Option<Timestamp>) -> Value {
+pub(crate) fn opt_time(ms: Option<Timestamp>) -> Value {
     ms.map_or(Value::Null, |m| Value::String(rfc3339(m)))
 }
 
-fn attachments(a: &[AttachmentRef]) -> Value {
+pub(crate) fn attachments(a: &[AttachmentRef]) -> Value {
     Value::Array(
         a.iter()
             .map(|r| json!({"name": r.name, "sha256": r.sha256.to_string(), "size": r.size}))
@@ -102,7 +102,12 @@ fn state_detail(state: &RequestState) -> Value {
     }
 }
 
-fn rendered_answer(catalogue: &Catalogue, question: &str, a: &AnswerPayload, lang: &str) -> Value {
+pub(crate) fn rendered_answer(
+    catalogue: &Catalogue,
+    question: &str,
+    a: &AnswerPayload,
+    lang: &str,
+) -> Value {
     let (ty, value, value_text) = match a {
         AnswerPayload::Bool(b) => ("bool", json!(b), Value::Null),
         AnswerPayload::Text(t) => ("text", json!(t), Value::Null),

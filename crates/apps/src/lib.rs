@@ -10,6 +10,7 @@
 //! | [`facts`] | `imi.fact` (member: sends; `EU`: handles) | `facts`, `facts_pending` | `fact-report` |
 //! | [`witness`] | `imi.checkpoint`, `imi.cosignature` (not logged) | `witness`, `witness_out`, `alarms` | `checkpoint` |
 //! | [`directory`] | `imi.directory.update`, `imi.directory.sync` (not logged) | `directory`, `directory_meta`, `directory_out` | `directory-publish`, `directory-sync` |
+//! | [`notifications`] | `imi.notification` (steps `notify`, `read`) | `notifications` | — |
 //! | [`retention`] | — | `blocked`, `tombstones` | `retention` |
 //! | [`evidence`] | — (reads the kernel's log) | — | — |
 //! | [`users`], [`idempotency`], [`access_log`] | — | `users`, `idempotency`, `access_log` | — |
@@ -25,6 +26,7 @@ pub mod error;
 pub mod evidence;
 pub mod facts;
 pub mod idempotency;
+pub mod notifications;
 pub mod requests;
 pub mod retention;
 pub mod services;
@@ -72,6 +74,7 @@ pub fn columns() -> Vec<Column> {
     let mut cols: Vec<Column> = imi_engine::Engine::columns().to_vec();
     cols.extend_from_slice(requests::COLUMNS);
     cols.extend_from_slice(directory::COLUMNS);
+    cols.extend_from_slice(notifications::COLUMNS);
     cols.extend_from_slice(&[
         diagnostics::APP,
         facts::FACTS,
@@ -139,6 +142,7 @@ pub fn member_node(
     let mut apps = common(signer, diagnostics, &retention);
     apps.push(Arc::new(directory::DirectoryApplication(directory.clone())));
     apps.push(cases.application());
+    apps.push(Arc::new(notifications::NotificationApp(cases.clone())));
     if report_facts {
         apps.push(Arc::new(facts::FactReporter::new(imi_protocol::NodeId::EU)));
     }
@@ -167,6 +171,8 @@ pub fn commission_node(
     apps.push(Arc::new(OwnedColumns::new("directory", directory::COLUMNS)));
     apps.push(Arc::new(facts::FactApp::default()));
     apps.push(Arc::new(requests::CASE_COLUMNS));
+    // The Commission's services receive the notifications addressed to them.
+    apps.push(Arc::new(notifications::NotificationApp(cases.clone())));
     NodeApps {
         apps: Applications::new(apps),
         cases,

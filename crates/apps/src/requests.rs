@@ -164,14 +164,14 @@ pub struct AccessRecord {
     pub action: String,
 }
 
-fn cbor<T: Serialize>(v: &T) -> Vec<u8> {
+pub(crate) fn cbor<T: Serialize>(v: &T) -> Vec<u8> {
     let mut out = Vec::new();
     // Serializing plain data into a Vec cannot fail.
     let _ = ciborium::into_writer(v, &mut out);
     out
 }
 
-fn decode<T: for<'de> Deserialize<'de>>(b: &[u8]) -> Option<T> {
+pub(crate) fn decode<T: for<'de> Deserialize<'de>>(b: &[u8]) -> Option<T> {
     ciborium::from_reader(b).ok()
 }
 
@@ -189,7 +189,7 @@ const WRAP_CONTEXT: &[u8] = b"imi-case-key-v1";
 const RECORD_CONTEXT: &[u8] = b"imi-case-record-v1";
 const FILE_CONTEXT: &[u8] = b"imi-case-file-v1";
 
-fn seal(key: &[u8; 32], aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, AppError> {
+pub(crate) fn seal(key: &[u8; 32], aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, AppError> {
     let nonce: [u8; 24] = rand::random();
     let ct = XChaCha20Poly1305::new(key.into())
         .encrypt(
@@ -205,7 +205,7 @@ fn seal(key: &[u8; 32], aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, AppErro
     Ok(out)
 }
 
-fn open(key: &[u8; 32], aad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
+pub(crate) fn open(key: &[u8; 32], aad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
     let nonce = sealed.get(..24)?;
     let ct = sealed.get(24..)?;
     XChaCha20Poly1305::new(key.into())
@@ -213,7 +213,7 @@ fn open(key: &[u8; 32], aad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
         .ok()
 }
 
-fn aad(context: &[u8], case: &CaseId, extra: &[u8]) -> Vec<u8> {
+pub(crate) fn aad(context: &[u8], case: &CaseId, extra: &[u8]) -> Vec<u8> {
     let mut a = context.to_vec();
     a.extend_from_slice(case.as_bytes());
     a.extend_from_slice(extra);
@@ -228,6 +228,11 @@ impl DataKey {
 
     fn wrap(&self, case: &CaseId, key: &[u8; 32]) -> Result<Vec<u8>, AppError> {
         seal(&self.0, &aad(WRAP_CONTEXT, case, &[]), key)
+    }
+
+    /// The 32 bytes (for the other applications' keys, each with its own context).
+    pub(crate) fn bytes(&self) -> &[u8; 32] {
+        &self.0
     }
 
     fn unwrap(&self, case: &CaseId, wrapped: &[u8]) -> Option<[u8; 32]> {
@@ -290,6 +295,11 @@ impl Cases {
     /// The catalogue.
     pub fn catalogue(&self) -> &Catalogue {
         &self.catalogue
+    }
+
+    /// The node's data key.
+    pub(crate) fn data_key(&self) -> &DataKey {
+        &self.data_key
     }
 
     /// The authority directory as it is now (the replica changes as updates arrive).

@@ -7,7 +7,6 @@ use crate::AppError;
 use crate::access_log;
 use crate::evidence::{Selection, evidence_bundle};
 use crate::facts::{self, CaseFacts, FactReport};
-use crate::idempotency::IDEMPOTENCY;
 use crate::requests::{AccessRecord, CaseIndex, CaseMessage, CaseRecord, Cases, encode_message};
 use crate::retention::{self, Retention};
 use crate::users::{self, UserRecord};
@@ -287,19 +286,9 @@ impl Services {
             );
             let apply = move |txn: &mut Txn<'_>, ctx: &LocalCtx| -> Result<LocalOutcome, Refusal> {
                 if let Some(idem) = &idem
-                    && let Some(v) = txn.get(IDEMPOTENCY, &idem.key)?
+                    && let Some(replayed) = crate::idempotency::replay(txn, idem)?
                 {
-                    return if v.get(..32) == Some(idem.request_sha256.as_slice()) {
-                        Ok(LocalOutcome {
-                            write: false,
-                            result: v.get(32..).unwrap_or_default().to_vec(),
-                        })
-                    } else {
-                        Err(Refusal::new(
-                            "idempotency_key_reused",
-                            "this Idempotency-Key was used with another request",
-                        ))
-                    };
+                    return Ok(replayed);
                 }
                 // The predecessor decided on the commit thread: the case must be as it was
                 // when the step was sealed.
@@ -314,10 +303,8 @@ impl Services {
                 }
                 let case = cases.apply_step(txn, id, &actor2, &msg2, ctx.at, ctx.message_id)?;
                 let result = respond2(&case, ctx);
-                if let Some(idem) = idem {
-                    let mut v = idem.request_sha256.to_vec();
-                    v.extend_from_slice(&result);
-                    txn.put(IDEMPOTENCY, idem.key, v);
+                if let Some(idem) = &idem {
+                    crate::idempotency::record(txn, idem, &result);
                 }
                 Ok(LocalOutcome {
                     write: true,
@@ -344,6 +331,118 @@ impl Services {
                 }
             }
         }
+    }
+
+    // --- notifications -----------------------------------------------------------------
+
+    /// Sends a notification from `sender` ([`crate::notifications::send`]).
+    pub async fn notify(
+        &self,
+        sender: imi_protocol::AuthorityId,
+        notification: imi_domain::notification::Notification,
+        idempotency: Option<IdempotencyKey>,
+        respond: crate::notifications::RespondSent,
+        watch: bool,
+    ) -> Result<crate::notifications::Sent, AppError> {
+        crate::notifications::send(
+            &self.engine,
+            &self.cases,
+            sender,
+            notification,
+            idempotency,
+            respond,
+            watch,
+        )
+        .await
+    }
+
+    /// A notification's metadata and `authority`'s box entry for it.
+    pub async fn notification(
+        &self,
+        id: CaseId,
+        authority: imi_protocol::AuthorityId,
+    ) -> Result<
+        (
+            Option<crate::notifications::NotificationIndex>,
+            Option<crate::notifications::BoxEntry>,
+        ),
+        AppError,
+    > {
+        let store = self.store.clone();
+        blocking(move || {
+            Ok((
+                crate::notifications::index(store.as_ref(), &id)?,
+                crate::notifications::box_entry(store.as_ref(), &authority, &id)?,
+            ))
+        })
+        .await
+    }
+
+    /// A notification's decrypted content (personal data: record the read first).
+    pub async fn notification_content(
+        &self,
+        id: CaseId,
+    ) -> Result<Option<crate::notifications::Content>, AppError> {
+        let (store, cases) = (self.store.clone(), self.cases.clone());
+        blocking(move || crate::notifications::content(&cases, store.as_ref(), &id)).await
+    }
+
+    /// On the sender's node: per recipient node the delivery of the notification's envelope
+    /// `message` (its signed receipt, if back), and every acknowledgement.
+    #[allow(clippy::type_complexity)]
+    pub async fn notification_status(
+        &self,
+        id: CaseId,
+        message: imi_protocol::MessageId,
+        nodes: Vec<NodeId>,
+    ) -> Result<
+        (
+            Vec<(NodeId, Option<crate::notifications::Delivery>)>,
+            Vec<(NodeId, imi_protocol::AuthorityId, crate::notifications::Ack)>,
+        ),
+        AppError,
+    > {
+        let engine = self.engine.clone();
+        blocking(move || {
+            let deliveries = nodes
+                .into_iter()
+                .map(|n| Ok((n, crate::notifications::delivery(&engine, &message, n)?)))
+                .collect::<Result<Vec<_>, AppError>>()?;
+            let acks = crate::notifications::acks(engine.reader().as_ref(), &id)?;
+            Ok((deliveries, acks))
+        })
+        .await
+    }
+
+    /// A page of `authority`'s notification box ([`crate::notifications::box_page`]).
+    pub async fn notification_box(
+        &self,
+        authority: imi_protocol::AuthorityId,
+        after: Option<CaseId>,
+        limit: usize,
+    ) -> Result<
+        Vec<(
+            CaseId,
+            crate::notifications::BoxEntry,
+            crate::notifications::NotificationIndex,
+        )>,
+        AppError,
+    > {
+        let store = self.store.clone();
+        blocking(move || {
+            crate::notifications::box_page(store.as_ref(), &authority, after.as_ref(), limit)
+        })
+        .await
+    }
+
+    /// `authority` acknowledges reading notification `id`
+    /// ([`crate::notifications::acknowledge`]).
+    pub async fn acknowledge_notification(
+        &self,
+        id: CaseId,
+        authority: imi_protocol::AuthorityId,
+    ) -> Result<Option<Timestamp>, AppError> {
+        crate::notifications::acknowledge(&self.engine, id, authority).await
     }
 
     // --- access log ------------------------------------------------------------------

@@ -17,6 +17,8 @@
 //!   fair handler slots under a flood.
 //! * [`directory`]: the replicated directory: changes reach every node, forged updates are
 //!   refused, duplicates and reorders converge byte for byte, a lost replica catches up by sync.
+//! * [`notifications`]: hostile notifications and acknowledgements are refused and change
+//!   nothing; a valid one is stored for the authorities named, encrypted at rest.
 //! * [`receipts`]: where receipts are stored on both sides; rejected envelopes go to `dead`.
 #![allow(
     clippy::unwrap_used,
@@ -42,6 +44,8 @@ mod delivery;
 mod directory;
 #[path = "apps/hostile.rs"]
 mod hostile;
+#[path = "apps/notifications.rs"]
+mod notifications;
 #[path = "apps/quotas.rs"]
 mod quotas;
 #[path = "apps/receipts.rs"]

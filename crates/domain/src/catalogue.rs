@@ -526,9 +526,42 @@ pub struct Procedure {
     question_sets: Vec<String>,
     #[serde(default)]
     questions: Vec<String>,
+    /// Notifications only: whether the Commission is a recipient.
+    #[serde(default)]
+    commission: CommissionRule,
+    /// Notifications only: the questions (fields) a notification may leave out.
+    #[serde(default)]
+    optional: Vec<String>,
+    /// Notifications only: the repository procedure this notification type populates.
+    #[serde(default)]
+    repository: Option<String>,
     /// Every question the procedure uses: those of its sets in order, then its own.
     #[serde(skip)]
     resolved: Vec<String>,
+}
+
+/// Whether a notification type goes to the European Commission.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommissionRule {
+    /// Never: member states' authorities only.
+    #[default]
+    None,
+    /// The sender may add the Commission.
+    Optional,
+    /// Every notification of the type names the Commission.
+    Required,
+}
+
+impl CommissionRule {
+    /// The name used in catalogue files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CommissionRule::None => "none",
+            CommissionRule::Optional => "optional",
+            CommissionRule::Required => "required",
+        }
+    }
 }
 
 impl Procedure {
@@ -552,6 +585,23 @@ impl Procedure {
     /// the questions it lists directly.
     pub fn question_codes(&self) -> &[String] {
         &self.resolved
+    }
+    /// Notifications: whether the Commission is a recipient.
+    pub fn commission(&self) -> CommissionRule {
+        self.commission
+    }
+    /// Notifications: the fields a notification may leave out (every other question of
+    /// the procedure is required).
+    pub fn optional(&self) -> &[String] {
+        &self.optional
+    }
+    /// Whether field `code` is required in a notification of this type.
+    pub fn required(&self, code: &str) -> bool {
+        self.resolved.iter().any(|q| q == code) && !self.optional.iter().any(|q| q == code)
+    }
+    /// Notifications: the repository procedure this type populates.
+    pub fn repository(&self) -> Option<&str> {
+        self.repository.as_deref()
     }
 }
 
@@ -1069,7 +1119,56 @@ fn parse_area(source: &Source, langs: &[&str]) -> Result<Area, CatalogueError> {
         }
         resolved.extend(procedure.questions.iter().cloned());
         check_question_list(path, &item, resolved.iter(), &question_codes)?;
+        let notification = procedure.kind == ProcedureKind::Notification;
+        let invalid = |reason: String| CatalogueError::InvalidQuestionList {
+            path: path.clone(),
+            item: item.clone(),
+            reason,
+        };
+        if !notification
+            && (procedure.commission != CommissionRule::None
+                || !procedure.optional.is_empty()
+                || procedure.repository.is_some())
+        {
+            return Err(invalid(
+                "commission, optional and repository are for notification procedures only".into(),
+            ));
+        }
+        let mut seen_optional = BTreeSet::new();
+        for q in &procedure.optional {
+            if !resolved.contains(q) || !seen_optional.insert(q.as_str()) {
+                return Err(invalid(format!(
+                    "optional field {q} is not a question of the procedure, or listed twice"
+                )));
+            }
+        }
         resolved_all.push(resolved);
+    }
+    // A notification type that populates a repository must carry every field of it.
+    for (procedure, resolved) in area.procedures.iter().zip(&resolved_all) {
+        let Some(repo) = &procedure.repository else {
+            continue;
+        };
+        let target = area
+            .procedures
+            .iter()
+            .zip(&resolved_all)
+            .find(|(p, _)| &p.code == repo && p.kind == ProcedureKind::Repository);
+        let Some((_, repo_questions)) = target else {
+            return Err(CatalogueError::DanglingCode {
+                path: path.clone(),
+                item: format!("procedure {}", procedure.code),
+                target_kind: "repository procedure",
+                target: repo.clone(),
+            });
+        };
+        if let Some(q) = repo_questions.iter().find(|q| !resolved.contains(q)) {
+            return Err(CatalogueError::InvalidQuestionList {
+                path: path.clone(),
+                item: format!("procedure {}", procedure.code),
+                reason: format!("populates repository {repo} but lacks its question {q}"),
+            });
+        }
     }
     for (procedure, resolved) in area.procedures.iter_mut().zip(resolved_all) {
         procedure.resolved = resolved;

@@ -19,6 +19,7 @@
 //! * [`vocabulary`]: the controlled vocabularies of regulated professions and competence
 //!   keywords that authorities are tagged with, named in every catalogue language, loaded
 //!   from `configs/vocabularies/`.
+//! * [`notification`]: the body of a notification and its checks (type, recipients, fields).
 //! * [`limits`]: size limits and code/language well-formedness shared by the above.
 //!
 //! Everything that travels or is stored is serde-serializable and versioned (a `v` field).
@@ -29,6 +30,7 @@ pub mod catalogue;
 pub use imi_protocol::dates;
 pub mod limits;
 pub mod message;
+pub mod notification;
 pub mod request;
 pub mod user;
 pub mod vocabulary;

@@ -219,50 +219,86 @@ pub fn check_step(
             ..
         } => {
             for a in answers {
-                let qtype = catalogue
-                    .question(&a.question)
-                    .map(|q| q.answer_type())
-                    .ok_or_else(|| {
-                        Refused::new(
-                            "unknown_question",
-                            format!("question {} is not in the catalogue", a.question),
-                        )
-                    })?;
-                let value = match &a.answer {
-                    AnswerPayload::NotAvailable => continue,
-                    AnswerPayload::Text(t) if qtype == AnswerType::Attachment => {
-                        if attachments.iter().any(|r| r.sha256.to_string() == *t) {
-                            continue;
-                        }
-                        return Err(Refused::new(
-                            "invalid_answer",
-                            format!(
-                                "question {} needs the SHA-256 of an attachment of the answer",
-                                a.question
-                            ),
-                        ));
-                    }
-                    AnswerPayload::Bool(b) => AnswerValue::YesNo(*b),
-                    AnswerPayload::Text(t) => AnswerValue::FreeText(t.clone()),
-                    AnswerPayload::Number(n) => AnswerValue::Number(*n as f64),
-                    AnswerPayload::Date(ms) => AnswerValue::Date(Date::of_ms(*ms).to_string()),
-                    AnswerPayload::Choice(c) => AnswerValue::Choice(c.clone()),
-                    AnswerPayload::Choices(_) => {
-                        return Err(Refused::new(
-                            "invalid_answer",
-                            format!("question {} takes one choice", a.question),
-                        ));
-                    }
-                };
-                catalogue
-                    .validate_answer(&a.question, &value)
-                    .map_err(|e| Refused::new("invalid_answer", e.to_string()))?;
+                check_coded(catalogue, a, attachments, &CodedCheck::ANSWER)?;
             }
         }
         _ => {}
     }
     // The state machine keeps parties in one country per side; both must be known.
     authority_known(directory, &next.responder)
+}
+
+/// How [`check_coded`] words its refusals: the codes and what the attachments belong to.
+#[derive(Debug, Clone, Copy)]
+pub struct CodedCheck {
+    /// The code of an unknown question.
+    pub unknown: &'static str,
+    /// The code of a value that does not fit.
+    pub invalid: &'static str,
+    /// What the attachments are of (`answer`, `notification`).
+    pub of: &'static str,
+    /// Whether `not_available` is a value.
+    pub not_available: bool,
+}
+
+impl CodedCheck {
+    /// A request's answers.
+    pub const ANSWER: CodedCheck = CodedCheck {
+        unknown: "unknown_question",
+        invalid: "invalid_answer",
+        of: "answer",
+        not_available: true,
+    };
+}
+
+/// Checks one coded value against its catalogue question: the question exists; the value
+/// has the question's type and fits it (an option of the question, a calendar date, a
+/// bounded text...); an `attachment` question's value is the SHA-256 of one of
+/// `attachments`.
+pub fn check_coded(
+    catalogue: &Catalogue,
+    a: &crate::request::CodedAnswer,
+    attachments: &[AttachmentRef],
+    how: &CodedCheck,
+) -> Result<(), Refused> {
+    let qtype = catalogue
+        .question(&a.question)
+        .map(|q| q.answer_type())
+        .ok_or_else(|| {
+            Refused::new(
+                how.unknown,
+                format!("question {} is not in the catalogue", a.question),
+            )
+        })?;
+    let value = match &a.answer {
+        AnswerPayload::NotAvailable if how.not_available => return Ok(()),
+        AnswerPayload::Text(t) if qtype == AnswerType::Attachment => {
+            if attachments.iter().any(|r| r.sha256.to_string() == *t) {
+                return Ok(());
+            }
+            return Err(Refused::new(
+                how.invalid,
+                format!(
+                    "question {} needs the SHA-256 of an attachment of the {}",
+                    a.question, how.of
+                ),
+            ));
+        }
+        AnswerPayload::Bool(b) => AnswerValue::YesNo(*b),
+        AnswerPayload::Text(t) => AnswerValue::FreeText(t.clone()),
+        AnswerPayload::Number(n) => AnswerValue::Number(*n as f64),
+        AnswerPayload::Date(ms) => AnswerValue::Date(Date::of_ms(*ms).to_string()),
+        AnswerPayload::Choice(c) => AnswerValue::Choice(c.clone()),
+        AnswerPayload::Choices(_) | AnswerPayload::NotAvailable => {
+            return Err(Refused::new(
+                how.invalid,
+                format!("question {} takes one value", a.question),
+            ));
+        }
+    };
+    catalogue
+        .validate_answer(&a.question, &value)
+        .map_err(|e| Refused::new(how.invalid, e.to_string()))
 }
 
 /// The attachment references a step introduces.

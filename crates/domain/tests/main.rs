@@ -1,6 +1,7 @@
 //! Integration tests of `imi-domain`, one binary:
 //!
 //! * [`catalogue`]: the shipped catalogue and the loader's validation.
+//! * [`notification`]: a notification's type, recipients and fields.
 //! * [`request`]: the request lifecycle state machine.
 //! * [`vocabulary`]: the shipped professions and competences and the loader's validation.
 #![allow(
@@ -13,6 +14,8 @@
 // The modules live in a subdirectory so that cargo does not take each for a test binary.
 #[path = "domain/catalogue.rs"]
 mod catalogue;
+#[path = "domain/notification.rs"]
+mod notification;
 #[path = "domain/request.rs"]
 mod request;
 #[path = "domain/vocabulary.rs"]

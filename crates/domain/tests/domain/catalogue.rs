@@ -691,3 +691,51 @@ fn retention_periods_come_from_the_area_file_with_defaults() {
     });
     load_err(&dir, &["PW.toml", "area PW retention"]);
 }
+
+#[test]
+fn notification_keys_are_for_notifications_and_checked() {
+    // commission on a request procedure.
+    let dir = copy_shipped();
+    edit(&area_path(&dir, "CO"), |t| {
+        t.replacen(
+            "kind = \"request\"",
+            "kind = \"request\"\ncommission = \"optional\"",
+            1,
+        )
+    });
+    load_err(
+        &dir,
+        &[
+            "CO.toml",
+            "procedure CO-P01",
+            "notification procedures only",
+        ],
+    );
+    // An optional field that is not a question of the procedure.
+    let dir = copy_shipped();
+    edit(&area_path(&dir, "SD"), |t| {
+        t.replacen("optional = [\"SD-Q17\"]", "optional = [\"SD-Q01\"]", 1)
+    });
+    load_err(&dir, &["SD.toml", "procedure SD-P03", "SD-Q01"]);
+    // A repository that does not exist, and one whose question the notification lacks.
+    let dir = copy_shipped();
+    edit(&area_path(&dir, "CIT"), |t| {
+        t.replacen("repository = \"CIT-P01\"", "repository = \"CIT-P09\"", 1)
+    });
+    load_err(&dir, &["CIT.toml", "procedure CIT-P02", "CIT-P09"]);
+    let dir = copy_shipped();
+    edit(&area_path(&dir, "CIT"), |t| {
+        t.replacen(
+            "questions = [\"CIT-Q01\", \"CIT-Q02\", \"CIT-Q03\", \"CIT-Q04\"]",
+            "questions = [\"CIT-Q01\", \"CIT-Q02\", \"CIT-Q04\"]",
+            1,
+        )
+    });
+    load_err(&dir, &["CIT.toml", "procedure CIT-P02", "CIT-Q03"]);
+    // An unknown commission rule.
+    let dir = copy_shipped();
+    edit(&area_path(&dir, "EC"), |t| {
+        t.replacen("commission = \"required\"", "commission = \"always\"", 1)
+    });
+    load_err(&dir, &["EC.toml"]);
+}
