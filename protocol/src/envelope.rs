@@ -52,6 +52,9 @@ impl Kind {
     /// A notification (step `notify`) or a named authority's acknowledgement that it read
     /// one (step `read`): the body is a CBOR `NotificationMessage` (`imi-domain`).
     pub const NOTIFICATION: &'static str = "imi.notification";
+    /// One version of a repository entry, from its owner's node to every node on the
+    /// repository's access list: the body is a CBOR `EntryMessage` (`imi-domain`).
+    pub const REPOSITORY_ENTRY: &'static str = "imi.repository.entry";
     /// Every kind this implementation sends or handles.
     pub const ALL: &'static [&'static str] = &[
         Self::DIAGNOSTIC,
@@ -62,6 +65,7 @@ impl Kind {
         Self::DIRECTORY_UPDATE,
         Self::DIRECTORY_SYNC,
         Self::NOTIFICATION,
+        Self::REPOSITORY_ENTRY,
     ];
 
     /// Validates a kind.

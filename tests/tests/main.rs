@@ -2,6 +2,7 @@
 //! subdirectory so that cargo does not take each for a test binary):
 //!
 //! * [`e2e`]: the substrate: exactly-once delivery, crashes, hostile peers, shutdown.
+//! * [`repositories`]: a register held by its access list only; public syndication (JSON, Atom).
 //! * [`requests`]: IMI requests through the authorities' API.
 //! * [`notifications`]: one notification to 29 countries and the Commission, one node down;
 //!   nobody else can read it; bad input.
@@ -36,6 +37,8 @@ mod e2e;
 mod governance;
 #[path = "e2e/notifications.rs"]
 mod notifications;
+#[path = "e2e/repositories.rs"]
+mod repositories;
 #[path = "e2e/requests.rs"]
 mod requests;
 #[path = "e2e/scoreboard.rs"]

@@ -25,6 +25,7 @@ pub mod notifications;
 pub mod numbers;
 pub mod operator;
 pub mod problem;
+pub mod repositories;
 pub mod requests;
 pub mod scoreboard;
 pub mod users;
@@ -183,6 +184,41 @@ fn table() -> Vec<(&'static str, String, MethodRouter<ApiState>)> {
             "get",
             "/api/v1/notifications/{id}/attachments/{sha256}".into(),
             get(notifications::attachment),
+        ),
+        (
+            "get",
+            "/api/v1/repositories".into(),
+            get(repositories::list),
+        ),
+        (
+            "get",
+            "/api/v1/repositories/{code}/entries".into(),
+            get(repositories::entries),
+        ),
+        (
+            "post",
+            "/api/v1/repositories/{code}/entries".into(),
+            post(repositories::create),
+        ),
+        (
+            "put",
+            "/api/v1/repositories/{code}/entries/{id}".into(),
+            axum::routing::put(repositories::update),
+        ),
+        (
+            "post",
+            "/api/v1/repositories/{code}/entries/{id}/withdraw".into(),
+            post(repositories::withdraw),
+        ),
+        (
+            "get",
+            "/public/repositories/{code}".into(),
+            get(repositories::public_json),
+        ),
+        (
+            "get",
+            "/public/repositories/{code}/feed".into(),
+            get(repositories::public_feed),
         ),
         (
             "get",

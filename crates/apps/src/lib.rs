@@ -11,6 +11,7 @@
 //! | [`witness`] | `imi.checkpoint`, `imi.cosignature` (not logged) | `witness`, `witness_out`, `alarms` | `checkpoint` |
 //! | [`directory`] | `imi.directory.update`, `imi.directory.sync` (not logged) | `directory`, `directory_meta`, `directory_out` | `directory-publish`, `directory-sync` |
 //! | [`notifications`] | `imi.notification` (steps `notify`, `read`) | `notifications` | — |
+//! | [`repositories`] | `imi.repository.entry` | `repository` | — |
 //! | [`retention`] | — | `blocked`, `tombstones` | `retention` |
 //! | [`evidence`] | — (reads the kernel's log) | — | — |
 //! | [`users`], [`idempotency`], [`access_log`] | — | `users`, `idempotency`, `access_log` | — |
@@ -27,6 +28,7 @@ pub mod evidence;
 pub mod facts;
 pub mod idempotency;
 pub mod notifications;
+pub mod repositories;
 pub mod requests;
 pub mod retention;
 pub mod services;
@@ -75,6 +77,7 @@ pub fn columns() -> Vec<Column> {
     cols.extend_from_slice(requests::COLUMNS);
     cols.extend_from_slice(directory::COLUMNS);
     cols.extend_from_slice(notifications::COLUMNS);
+    cols.extend_from_slice(repositories::COLUMNS);
     cols.extend_from_slice(&[
         diagnostics::APP,
         facts::FACTS,
@@ -143,6 +146,7 @@ pub fn member_node(
     apps.push(Arc::new(directory::DirectoryApplication(directory.clone())));
     apps.push(cases.application());
     apps.push(Arc::new(notifications::NotificationApp(cases.clone())));
+    apps.push(Arc::new(repositories::RepositoryApp(cases.clone())));
     if report_facts {
         apps.push(Arc::new(facts::FactReporter::new(imi_protocol::NodeId::EU)));
     }
@@ -171,8 +175,13 @@ pub fn commission_node(
     apps.push(Arc::new(OwnedColumns::new("directory", directory::COLUMNS)));
     apps.push(Arc::new(facts::FactApp::default()));
     apps.push(Arc::new(requests::CASE_COLUMNS));
-    // The Commission's services receive the notifications addressed to them.
+    // The Commission's services receive the notifications addressed to them; the
+    // Commission holds no repository (its columns exist, empty).
     apps.push(Arc::new(notifications::NotificationApp(cases.clone())));
+    apps.push(Arc::new(OwnedColumns::new(
+        "repositories",
+        repositories::COLUMNS,
+    )));
     NodeApps {
         apps: Applications::new(apps),
         cases,

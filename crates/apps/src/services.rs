@@ -445,6 +445,37 @@ impl Services {
         crate::notifications::acknowledge(&self.engine, id, authority).await
     }
 
+    // --- repositories ------------------------------------------------------------------
+
+    /// `owner` creates, updates or withdraws an entry ([`crate::repositories::change`]):
+    /// the entry's id, what is stored, and whether it was written now (else a replay).
+    pub async fn repository_change(
+        &self,
+        owner: imi_protocol::AuthorityId,
+        repository: String,
+        change: crate::repositories::Change,
+        idempotency: Option<IdempotencyKey>,
+    ) -> Result<(CaseId, crate::repositories::StoredEntry, bool), AppError> {
+        crate::repositories::change(
+            &self.engine,
+            &self.cases,
+            owner,
+            repository,
+            change,
+            idempotency,
+        )
+        .await
+    }
+
+    /// Every entry of a repository this node holds.
+    pub async fn repository_entries(
+        &self,
+        repository: String,
+    ) -> Result<Vec<(CaseId, crate::repositories::StoredEntry)>, AppError> {
+        let store = self.store.clone();
+        blocking(move || crate::repositories::entries(store.as_ref(), &repository)).await
+    }
+
     // --- access log ------------------------------------------------------------------
 
     /// Records a read of personal data, durably, before the data is returned.

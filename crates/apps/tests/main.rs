@@ -19,6 +19,7 @@
 //!   refused, duplicates and reorders converge byte for byte, a lost replica catches up by sync.
 //! * [`notifications`]: hostile notifications and acknowledgements are refused and change
 //!   nothing; a valid one is stored for the authorities named, encrypted at rest.
+//! * [`repositories`]: entries from off the access list or not from the owner are refused.
 //! * [`receipts`]: where receipts are stored on both sides; rejected envelopes go to `dead`.
 #![allow(
     clippy::unwrap_used,
@@ -50,5 +51,7 @@ mod notifications;
 mod quotas;
 #[path = "apps/receipts.rs"]
 mod receipts;
+#[path = "apps/repositories.rs"]
+mod repositories;
 #[path = "apps/rig.rs"]
 mod rig;

@@ -535,6 +535,13 @@ pub struct Procedure {
     /// Notifications only: the repository procedure this notification type populates.
     #[serde(default)]
     repository: Option<String>,
+    /// Repositories only: who may hold and read the entries (country codes and authority
+    /// ids); absent: every member state's authorities.
+    #[serde(default)]
+    access: Option<Vec<String>>,
+    /// Repositories only: the fields published without authentication.
+    #[serde(default)]
+    public: Vec<String>,
     /// Every question the procedure uses: those of its sets in order, then its own.
     #[serde(skip)]
     resolved: Vec<String>,
@@ -602,6 +609,15 @@ impl Procedure {
     /// Notifications: the repository procedure this type populates.
     pub fn repository(&self) -> Option<&str> {
         self.repository.as_deref()
+    }
+    /// Repositories: the access list as written (country codes and authority ids); `None`:
+    /// every member state.
+    pub fn access(&self) -> Option<&[String]> {
+        self.access.as_deref()
+    }
+    /// Repositories: the fields published without authentication.
+    pub fn public(&self) -> &[String] {
+        &self.public
     }
 }
 
@@ -1133,6 +1149,31 @@ fn parse_area(source: &Source, langs: &[&str]) -> Result<Area, CatalogueError> {
             return Err(invalid(
                 "commission, optional and repository are for notification procedures only".into(),
             ));
+        }
+        let repository = procedure.kind == ProcedureKind::Repository;
+        if !repository && (procedure.access.is_some() || !procedure.public.is_empty()) {
+            return Err(invalid(
+                "access and public are for repository procedures only".into(),
+            ));
+        }
+        for q in &procedure.public {
+            if !resolved.contains(q) {
+                return Err(invalid(format!(
+                    "public field {q} is not a question of the procedure"
+                )));
+            }
+        }
+        for a in procedure.access.iter().flatten() {
+            let country = a.parse::<imi_protocol::NodeId>().ok();
+            let authority = imi_protocol::AuthorityId::new(a)
+                .ok()
+                .and_then(|id| crate::authority::country_of(&id));
+            let member = |n: imi_protocol::NodeId| n != imi_protocol::NodeId::EU;
+            if !country.or(authority).is_some_and(member) {
+                return Err(invalid(format!(
+                    "access entry {a:?} is neither a member state's code nor one of its authorities"
+                )));
+            }
         }
         let mut seen_optional = BTreeSet::new();
         for q in &procedure.optional {

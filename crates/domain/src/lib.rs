@@ -20,6 +20,7 @@
 //!   keywords that authorities are tagged with, named in every catalogue language, loaded
 //!   from `configs/vocabularies/`.
 //! * [`notification`]: the body of a notification and its checks (type, recipients, fields).
+//! * [`repository`]: repository entries, access lists and their checks.
 //! * [`limits`]: size limits and code/language well-formedness shared by the above.
 //!
 //! Everything that travels or is stored is serde-serializable and versioned (a `v` field).
@@ -31,6 +32,7 @@ pub use imi_protocol::dates;
 pub mod limits;
 pub mod message;
 pub mod notification;
+pub mod repository;
 pub mod request;
 pub mod user;
 pub mod vocabulary;

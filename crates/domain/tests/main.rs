@@ -2,6 +2,7 @@
 //!
 //! * [`catalogue`]: the shipped catalogue and the loader's validation.
 //! * [`notification`]: a notification's type, recipients and fields.
+//! * [`repository`]: repository access lists and entries.
 //! * [`request`]: the request lifecycle state machine.
 //! * [`vocabulary`]: the shipped professions and competences and the loader's validation.
 #![allow(
@@ -16,6 +17,8 @@
 mod catalogue;
 #[path = "domain/notification.rs"]
 mod notification;
+#[path = "domain/repository.rs"]
+mod repository;
 #[path = "domain/request.rs"]
 mod request;
 #[path = "domain/vocabulary.rs"]

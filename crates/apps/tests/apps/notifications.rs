@@ -4,7 +4,7 @@
 //! authorities named, encrypted at rest; an acknowledgement is kept once.
 
 use crate::cases::cases_for;
-use crate::rig::{Federation, Node, RawClient, now_ms, within};
+use crate::rig::{Federation, Node, RawClient};
 use imi_apps::diagnostics::DiagnosticApp;
 use imi_apps::notifications::{self, NOTIFICATIONS, NotificationApp};
 use imi_domain::notification::{
@@ -13,9 +13,7 @@ use imi_domain::notification::{
 use imi_domain::request::{AnswerPayload, CodedAnswer};
 use imi_engine::{Applications, keys};
 use imi_protocol::NodeId::{AT, DE, HU};
-use imi_protocol::{
-    AuthorityId, CaseId, Draft, Kind, MessageId, NodeId, Outcome, RejectCode, SealRandomness,
-};
+use imi_protocol::{AuthorityId, CaseId, Draft, Kind, MessageId, NodeId, Outcome, RejectCode};
 use std::sync::Arc;
 
 fn id(s: &str) -> AuthorityId {
@@ -103,21 +101,8 @@ impl Rig {
             prev,
             body,
         };
-        let rnd = SealRandomness::random(sealed_to.len());
-        let bytes = imi_protocol::seal_and_sign(
-            &draft,
-            now_ms(),
-            &self.fed.member(from).signer,
-            &self.fed.trust,
-            &rnd,
-        )
-        .unwrap();
-        let peer = self.fed.member(HU).peer_id();
         let raw = if from == AT { &self.raw_at } else { &self.raw };
-        let response = within("HU answers", raw.client.request(peer, bytes))
-            .await
-            .expect("HU answers with a receipt");
-        self.fed.verify_receipt(response, HU).body.outcome
+        self.fed.send_draft(raw, from, HU, &draft).await
     }
 
     async fn rejected(&self, what: &str, outcome: Outcome, code: &str) {

@@ -432,6 +432,31 @@ impl Federation {
         (rnd.id, bytes)
     }
 
+    /// Seals and signs `draft` as `from` (created now), sends it to `to` over `raw` (a
+    /// client connected as `from`) and returns the verified receipt's outcome.
+    pub async fn send_draft(
+        &self,
+        raw: &RawClient,
+        from: NodeId,
+        to: NodeId,
+        draft: &Draft,
+    ) -> imi_protocol::Outcome {
+        let rnd = SealRandomness::random(draft.to.len());
+        let bytes = imi_protocol::seal_and_sign(
+            draft,
+            now_ms(),
+            &self.member(from).signer,
+            &self.trust,
+            &rnd,
+        )
+        .expect("seal and sign");
+        let peer = self.member(to).peer_id();
+        let response = within("the receiver answers", raw.client.request(peer, bytes))
+            .await
+            .expect("the receiver answers with a receipt");
+        self.verify_receipt(response, to).body.outcome
+    }
+
     /// Verifies a receipt as signed by `receiver` against the trust list.
     pub fn verify_receipt(&self, bytes: Vec<u8>, receiver: NodeId) -> Receipt {
         Receipt::verify(bytes, &self.trust, receiver)

@@ -739,3 +739,30 @@ fn notification_keys_are_for_notifications_and_checked() {
     });
     load_err(&dir, &["EC.toml"]);
 }
+
+#[test]
+fn repository_keys_are_for_repositories_and_checked() {
+    let dir = copy_shipped();
+    edit(&area_path(&dir, "CIT"), |t| {
+        t.replacen(
+            "public = [\"CIT-Q01\", \"CIT-Q03\"]",
+            "public = [\"CIT-Q04\"]",
+            1,
+        )
+    });
+    load_err(&dir, &["CIT.toml", "procedure CIT-P01", "CIT-Q04"]);
+    let dir = copy_shipped();
+    edit(&area_path(&dir, "CIT"), |t| {
+        t.replacen("access = [\"AT\",", "access = [\"EU\", \"AT\",", 1)
+    });
+    load_err(&dir, &["CIT.toml", "procedure CIT-P01", "EU"]);
+    let dir = copy_shipped();
+    edit(&area_path(&dir, "CO"), |t| {
+        t.replacen(
+            "kind = \"request\"",
+            "kind = \"request\"\npublic = [\"CO-Q01\"]",
+            1,
+        )
+    });
+    load_err(&dir, &["CO.toml", "repository procedures only"]);
+}
