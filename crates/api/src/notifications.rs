@@ -141,6 +141,9 @@ pub(crate) async fn create(
         Err(e) => return Err(e.into()),
     };
     let mut v: Value = serde_json::from_slice(&sent.response).map_err(ApiError::internal)?;
+    if let (Some(entry), Some(obj)) = (sent.entry, v.as_object_mut()) {
+        obj.insert("repository_entry".into(), json!(entry.to_string()));
+    }
     if wait && sent.committed {
         let delivery = delivery_outcomes(sent.deliveries).await;
         if let Some(obj) = v.as_object_mut() {

@@ -356,6 +356,9 @@ pub struct Sent {
     pub committed: bool,
     /// One receiver per recipient node, when asked to watch.
     pub deliveries: Vec<oneshot::Receiver<DeliveryReport>>,
+    /// The repository entry the notification made, when its type populates a repository
+    /// this node holds.
+    pub entry: Option<CaseId>,
 }
 
 /// Sends notification `notification` from `sender` (an authority of this node): checks it
@@ -381,6 +384,9 @@ pub async fn send(
     .map_err(|r| AppError::Refused(Refusal::new(r.code, r.detail)))?;
     let area = area_of(cases, &notification.procedure);
     let id = CaseId::random();
+    let procedure_code = notification.procedure.clone();
+    let owner = sender.clone();
+    let fields = notification.fields.clone();
     let msg = NotificationMessage::Notify(notification.clone());
     let draft = Draft {
         kind: Kind::new(Kind::NOTIFICATION).map_err(|e| AppError::Internal(e.to_string()))?,
@@ -425,14 +431,57 @@ pub async fn send(
     let (o, deliveries) = engine
         .local_step_watched(Some(draft), Box::new(apply), watch)
         .await?;
+    let mut entry = None;
     if o.write {
         tracing::info!(notification = %id, "notification sent");
+        entry = populate(engine, cases, &owner, &procedure_code, &fields).await?;
     }
     Ok(Sent {
         response: o.result,
         committed: o.write,
         deliveries,
+        entry,
     })
+}
+
+/// A notification of a type that populates a repository (the catalogue's `repository`)
+/// becomes a new entry of it, owned by the sender, with the repository's fields taken from
+/// the notification — when this node holds the repository. The entry's id.
+async fn populate(
+    engine: &Engine,
+    cases: &Arc<Cases>,
+    sender: &AuthorityId,
+    procedure: &str,
+    fields: &[CodedAnswer],
+) -> Result<Option<CaseId>, AppError> {
+    let catalogue = cases.catalogue();
+    let Some(repo) = catalogue.procedure(procedure).and_then(|p| p.repository()) else {
+        return Ok(None);
+    };
+    let Some(repo_procedure) = catalogue.procedure(repo) else {
+        return Ok(None);
+    };
+    let access = imi_domain::repository::Access::of(repo_procedure);
+    if !access.holds(cases.node()) || !access.reads(sender) {
+        return Ok(None);
+    }
+    let wanted = repo_procedure.question_codes();
+    let entry_fields: Vec<CodedAnswer> = fields
+        .iter()
+        .filter(|f| wanted.contains(&f.question))
+        .cloned()
+        .collect();
+    let (entry, _, _) = crate::repositories::change(
+        engine,
+        cases,
+        sender.clone(),
+        repo.to_owned(),
+        crate::repositories::Change::Create(entry_fields),
+        None,
+    )
+    .await?;
+    tracing::info!(entry = %entry, repository = repo, "notification populated a repository entry");
+    Ok(Some(entry))
 }
 
 /// `authority` (of this node, named by notification `id`) acknowledges reading it: its box

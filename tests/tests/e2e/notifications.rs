@@ -3,7 +3,8 @@
 //! every running recipient stores it and acknowledges, the sender sees each delivery and
 //! each acknowledgement, France receives and acknowledges once it is back. A second
 //! notification to two countries only: a third node never receives it and its keys do not
-//! open the envelope (tried on the sender's stored copy). Bad input is refused with a clear
+//! open the envelope (tried on the sender's stored copy); its type populates the euro-cash
+//! register, whose entry reaches the euro area. Bad input is refused with a clear
 //! code, and nothing is sent or stored.
 
 use imi_e2e::{Federation, HEAVY, NodeClient, NodeProc, lock};
@@ -174,6 +175,24 @@ fn a_notification_reaches_29_countries_and_the_commission_with_one_node_down() {
         201,
     );
     let small_id = small["id"].as_str().unwrap().to_owned();
+    // CIT-P02 populates the euro-cash register CIT-P01 (held by the euro area): the entry
+    // made from the notification reaches Austria; Hungary holds no such register.
+    let entry = small["repository_entry"]
+        .as_str()
+        .expect("an entry")
+        .to_owned();
+    fed.wait_until("AT to hold the register entry", WAIT, || {
+        let v = users["AT"].get_json("/api/v1/repositories/CIT-P01/entries");
+        v["items"]
+            .as_array()?
+            .iter()
+            .any(|e| e["id"] == entry.as_str() && e["owner"] == "DE-NC")
+            .then_some(())
+    });
+    let (st, _) = users["HU"]
+        .get("/api/v1/repositories/CIT-P01/entries")
+        .unwrap();
+    assert_eq!(st, 404);
     for m in ["HU", "AT"] {
         fed.wait_until(
             &format!("{m} to receive the second notification"),
