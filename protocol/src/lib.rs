@@ -18,6 +18,7 @@ pub mod cose;
 pub mod dates;
 pub mod envelope;
 mod error;
+pub mod fields;
 pub mod ids;
 pub mod keys;
 pub mod receipt;
@@ -29,6 +30,10 @@ pub use envelope::{
     VerifiedEnvelope, seal_and_sign,
 };
 pub use error::{ProtocolError, RejectCode};
+pub use fields::{
+    FIELDS_AAD_PREFIX, MAX_SEALED_FIELDS_BYTES, SealedFields, open_fields, random_field_key,
+    random_nonce, seal_fields,
+};
 pub use ids::{AuthorityId, CaseId, MessageId, NodeId, Role};
 pub use keys::{HpkeKeyPair, KeyId, NodeSigner, key_id};
 pub use receipt::{Outcome, Receipt, ReceiptBody};

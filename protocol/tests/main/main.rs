@@ -7,6 +7,7 @@
 //!   chacha20poly1305);
 //! - [`props`]: property tests (round trips, bit flips, parser robustness, size limits);
 //! - [`unit`]: rejection paths, key rotation and trust-list updates;
+//! - [`fields`]: sealed fields against `protocol/vectors/fields.json` and RFC 8439;
 //! - [`time`]: the time rule of a case step against `protocol/vectors/time.json`.
 #![allow(
     clippy::unwrap_used,
@@ -16,6 +17,7 @@
 )]
 
 mod common;
+mod fields;
 mod props;
 mod time;
 mod unit;
