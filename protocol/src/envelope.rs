@@ -55,6 +55,9 @@ impl Kind {
     /// One version of a repository entry, from its owner's node to every node on the
     /// repository's access list: the body is a CBOR `EntryMessage` (`imi-domain`).
     pub const REPOSITORY_ENTRY: &'static str = "imi.repository.entry";
+    /// An alert (step `alert`), a recipient's forward (`forward`) or the sender's key grant
+    /// (`grant`): the body is a CBOR `AlertMessage` (`imi-domain`).
+    pub const ALERT: &'static str = "imi.alert";
     /// Every kind this implementation sends or handles.
     pub const ALL: &'static [&'static str] = &[
         Self::DIAGNOSTIC,
@@ -66,6 +69,7 @@ impl Kind {
         Self::DIRECTORY_SYNC,
         Self::NOTIFICATION,
         Self::REPOSITORY_ENTRY,
+        Self::ALERT,
     ];
 
     /// Validates a kind.

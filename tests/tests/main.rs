@@ -1,6 +1,7 @@
 //! End-to-end tests with real `imi-node` processes, one binary (the modules live in a
 //! subdirectory so that cargo does not take each for a test binary):
 //!
+//! * [`alerts`]: an alert sealed for coordinators, forwarded and granted; late alerts; bad input.
 //! * [`e2e`]: the substrate: exactly-once delivery, crashes, hostile peers, shutdown.
 //! * [`repositories`]: a register held by its access list only; public syndication (JSON, Atom).
 //! * [`requests`]: IMI requests through the authorities' API.
@@ -23,6 +24,8 @@
     clippy::indexing_slicing
 )]
 
+#[path = "e2e/alerts.rs"]
+mod alerts;
 #[path = "e2e/api_authz.rs"]
 mod api_authz;
 #[path = "e2e/audit.rs"]

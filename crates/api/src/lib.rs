@@ -20,6 +20,7 @@
 //! The OpenAPI 3.1 description of every route is [`OPENAPI`], served at
 //! `/api/v1/openapi.json`.
 
+pub mod alerts;
 pub mod directory;
 pub mod notifications;
 pub mod numbers;
@@ -184,6 +185,14 @@ fn table() -> Vec<(&'static str, String, MethodRouter<ApiState>)> {
             "get",
             "/api/v1/notifications/{id}/attachments/{sha256}".into(),
             get(notifications::attachment),
+        ),
+        ("get", "/api/v1/alerts".into(), get(alerts::list)),
+        ("post", "/api/v1/alerts".into(), post(alerts::create)),
+        ("get", "/api/v1/alerts/{id}".into(), get(alerts::read)),
+        (
+            "post",
+            "/api/v1/alerts/{id}/forward".into(),
+            post(alerts::forward),
         ),
         (
             "get",

@@ -12,6 +12,7 @@
 //! | [`directory`] | `imi.directory.update`, `imi.directory.sync` (not logged) | `directory`, `directory_meta`, `directory_out` | `directory-publish`, `directory-sync` |
 //! | [`notifications`] | `imi.notification` (steps `notify`, `read`) | `notifications` | — |
 //! | [`repositories`] | `imi.repository.entry` | `repository` | — |
+//! | [`alerts`] | `imi.alert` (steps `alert`, `forward`, `grant`) | `alerts` | `alert-grants` |
 //! | [`retention`] | — | `blocked`, `tombstones` | `retention` |
 //! | [`evidence`] | — (reads the kernel's log) | — | — |
 //! | [`users`], [`idempotency`], [`access_log`] | — | `users`, `idempotency`, `access_log` | — |
@@ -20,6 +21,7 @@
 //! kernel, `imi-domain`, `imi-audit` and `imi-scoreboard`; never on HTTP or the binary.
 
 pub mod access_log;
+pub mod alerts;
 pub mod catalogue_files;
 pub mod diagnostics;
 pub mod directory;
@@ -78,6 +80,7 @@ pub fn columns() -> Vec<Column> {
     cols.extend_from_slice(directory::COLUMNS);
     cols.extend_from_slice(notifications::COLUMNS);
     cols.extend_from_slice(repositories::COLUMNS);
+    cols.extend_from_slice(alerts::COLUMNS);
     cols.extend_from_slice(&[
         diagnostics::APP,
         facts::FACTS,
@@ -105,6 +108,8 @@ pub struct NodeApps {
     pub retention: Arc<retention::Retention>,
     /// The directory replica.
     pub directory: Arc<directory::DirectoryApp>,
+    /// Alerts (`None` on the Commission node).
+    pub alerts: Option<Arc<alerts::AlertApp>>,
 }
 
 /// What every node runs: diagnostics, witnessing, users, idempotency, the access log and
@@ -147,6 +152,8 @@ pub fn member_node(
     apps.push(cases.application());
     apps.push(Arc::new(notifications::NotificationApp(cases.clone())));
     apps.push(Arc::new(repositories::RepositoryApp(cases.clone())));
+    let alerts = Arc::new(alerts::AlertApp::new(cases.clone()));
+    apps.push(alerts.clone());
     if report_facts {
         apps.push(Arc::new(facts::FactReporter::new(imi_protocol::NodeId::EU)));
     }
@@ -155,6 +162,7 @@ pub fn member_node(
         cases,
         retention,
         directory,
+        alerts: Some(alerts),
     }
 }
 
@@ -187,5 +195,6 @@ pub fn commission_node(
         cases,
         retention,
         directory,
+        alerts: None,
     }
 }

@@ -57,6 +57,7 @@ pub struct Services {
     cases: Arc<Cases>,
     retention: Arc<Retention>,
     directory: Arc<crate::directory::DirectoryApp>,
+    alerts: Option<Arc<crate::alerts::AlertApp>>,
     governance: [u8; 32],
 }
 
@@ -77,6 +78,7 @@ impl Services {
             cases: apps.cases.clone(),
             retention: apps.retention.clone(),
             directory: apps.directory.clone(),
+            alerts: apps.alerts.clone(),
             governance,
         }
     }
@@ -474,6 +476,76 @@ impl Services {
     ) -> Result<Vec<(CaseId, crate::repositories::StoredEntry)>, AppError> {
         let store = self.store.clone();
         blocking(move || crate::repositories::entries(store.as_ref(), &repository)).await
+    }
+
+    // --- alerts ------------------------------------------------------------------------
+
+    fn alert_app(&self) -> Result<&Arc<crate::alerts::AlertApp>, AppError> {
+        self.alerts.as_ref().ok_or_else(|| {
+            AppError::Refused(Refusal::new(
+                "not_found",
+                "the Commission node takes part in no alert",
+            ))
+        })
+    }
+
+    /// Sends an alert from `sender` to every other member state.
+    pub async fn send_alert(
+        &self,
+        sender: imi_protocol::AuthorityId,
+        new: crate::alerts::NewAlert,
+    ) -> Result<(CaseId, crate::alerts::AlertIndex), AppError> {
+        self.alert_app()?.send(&self.engine, sender, new).await
+    }
+
+    /// The coordinator forwards alert `id` to `authorities` of this country.
+    pub async fn forward_alert(
+        &self,
+        id: CaseId,
+        coordinator: imi_protocol::AuthorityId,
+        authorities: Vec<imi_protocol::AuthorityId>,
+    ) -> Result<(), AppError> {
+        self.alert_app()?
+            .forward(&self.engine, id, coordinator, authorities)
+            .await
+    }
+
+    /// Alert `id` as `authority` may see it: its index, the authority's box entry, and the
+    /// professional's identity when the authority may read it and this node holds the key.
+    #[allow(clippy::type_complexity)]
+    pub async fn alert(
+        &self,
+        id: CaseId,
+        authority: imi_protocol::AuthorityId,
+    ) -> Result<
+        Option<(
+            crate::alerts::AlertIndex,
+            crate::alerts::BoxEntry,
+            Option<crate::requests::SubjectData>,
+        )>,
+        AppError,
+    > {
+        let (store, cases) = (self.store.clone(), self.cases.clone());
+        blocking(move || {
+            let (Some(ix), Some(entry)) = (
+                crate::alerts::index(store.as_ref(), &id)?,
+                crate::alerts::box_entry(store.as_ref(), &authority, &id)?,
+            ) else {
+                return Ok(None);
+            };
+            let identity = crate::alerts::identity(&cases, store.as_ref(), &id, &authority)?;
+            Ok(Some((ix, entry, identity)))
+        })
+        .await
+    }
+
+    /// The alerts in `authority`'s box.
+    pub async fn alert_box(
+        &self,
+        authority: imi_protocol::AuthorityId,
+    ) -> Result<Vec<(CaseId, crate::alerts::BoxEntry, crate::alerts::AlertIndex)>, AppError> {
+        let store = self.store.clone();
+        blocking(move || crate::alerts::alert_box(store.as_ref(), &authority)).await
     }
 
     // --- access log ------------------------------------------------------------------

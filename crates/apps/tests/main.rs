@@ -20,6 +20,8 @@
 //! * [`notifications`]: hostile notifications and acknowledgements are refused and change
 //!   nothing; a valid one is stored for the authorities named, encrypted at rest.
 //! * [`repositories`]: entries from off the access list or not from the owner are refused.
+//! * [`alerts`]: forged grants and forwards are refused; only the authorities granted read
+//!   the identity.
 //! * [`receipts`]: where receipts are stored on both sides; rejected envelopes go to `dead`.
 #![allow(
     clippy::unwrap_used,
@@ -28,6 +30,8 @@
     clippy::indexing_slicing
 )]
 
+#[path = "apps/alerts.rs"]
+mod alerts;
 #[path = "apps/cases.rs"]
 mod cases;
 #[path = "apps/facts.rs"]

@@ -5,6 +5,7 @@
 //!
 //! Modules:
 //!
+//! * [`alert`]: alerts, with the professional's identity sealed apart (need-to-know).
 //! * [`authority`]: competent authorities (id, country, names in several languages, level,
 //!   legal areas and procedures handled) and an in-memory [`Directory`] looked up by id,
 //!   country and area. A node holds its own country's authorities and learns the others'
@@ -25,6 +26,7 @@
 //!
 //! Everything that travels or is stored is serde-serializable and versioned (a `v` field).
 
+pub mod alert;
 pub mod authority;
 pub mod catalogue;
 /// Calendar dates and RFC 3339 times (from `imi-protocol`).

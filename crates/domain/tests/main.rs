@@ -1,5 +1,6 @@
 //! Integration tests of `imi-domain`, one binary:
 //!
+//! * [`alert`]: an alert's type, profession, fields, validity and sealed identity.
 //! * [`catalogue`]: the shipped catalogue and the loader's validation.
 //! * [`notification`]: a notification's type, recipients and fields.
 //! * [`repository`]: repository access lists and entries.
@@ -13,6 +14,8 @@
 )]
 
 // The modules live in a subdirectory so that cargo does not take each for a test binary.
+#[path = "domain/alert.rs"]
+mod alert;
 #[path = "domain/catalogue.rs"]
 mod catalogue;
 #[path = "domain/notification.rs"]

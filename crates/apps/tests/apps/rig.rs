@@ -343,7 +343,20 @@ impl Federation {
     pub fn raw_client(&self, node: NodeId, max_message_bytes: usize) -> RawClient {
         let m = self.member(node);
         let keypair = imi_engine::libp2p_keypair(&m.signer).expect("libp2p keypair");
-        self.raw_client_with(keypair, self.allowed(node), max_message_bytes)
+        self.raw_client_with(keypair, self.allowed(node), max_message_bytes, false)
+    }
+
+    /// Like [`Federation::raw_client`], for a test in which the node under test also sends
+    /// to `node`: requests to it are left unanswered (the sender's outbox keeps them).
+    pub fn deaf_client(&self, node: NodeId) -> RawClient {
+        let m = self.member(node);
+        let keypair = imi_engine::libp2p_keypair(&m.signer).expect("libp2p keypair");
+        self.raw_client_with(
+            keypair,
+            self.allowed(node),
+            imi_network::DEFAULT_MAX_MESSAGE_BYTES,
+            true,
+        )
     }
 
     /// A network client of `node` with the identity of `signer` (one of `node`'s keys, e.g.
@@ -359,7 +372,12 @@ impl Federation {
                 addrs: m.address().into_iter().collect(),
             })
             .collect();
-        self.raw_client_with(keypair, allowed, imi_network::DEFAULT_MAX_MESSAGE_BYTES)
+        self.raw_client_with(
+            keypair,
+            allowed,
+            imi_network::DEFAULT_MAX_MESSAGE_BYTES,
+            false,
+        )
     }
 
     /// A network client with a fresh identity that is on nobody's trust list, but which
@@ -375,7 +393,12 @@ impl Federation {
                 addrs: m.address().into_iter().collect(),
             })
             .collect();
-        self.raw_client_with(keypair, allowed, imi_network::DEFAULT_MAX_MESSAGE_BYTES)
+        self.raw_client_with(
+            keypair,
+            allowed,
+            imi_network::DEFAULT_MAX_MESSAGE_BYTES,
+            false,
+        )
     }
 
     fn raw_client_with(
@@ -383,6 +406,7 @@ impl Federation {
         keypair: imi_network::Keypair,
         allowed: Vec<imi_network::AllowedPeer>,
         max_message_bytes: usize,
+        deaf: bool,
     ) -> RawClient {
         let cancel = CancellationToken::new();
         let config = NetworkConfig {
@@ -395,7 +419,9 @@ impl Federation {
                 .expect("spawn raw network");
         let drain = tokio::spawn(async move {
             while let Some(ev) = events.recv().await {
-                if let NetworkEvent::InboundRequest { .. } = ev {
+                if let NetworkEvent::InboundRequest { .. } = ev
+                    && !deaf
+                {
                     panic!("the raw test client does not serve requests");
                 }
             }

@@ -1,0 +1,675 @@
+//! The alert application (kind `imi.alert`, steps `alert`, `forward`, `grant`): a competent
+//! authority alerts every other member state; each recipient node routes the alert to its
+//! incoming-alert coordinator (`<CC>-NC`), who sees the profession and the measure but not
+//! the professional: the identity is sealed under the alert's own key, which the
+//! coordinator's node does not hold. The coordinator forwards the alert to authorities of
+//! its country; their node sends `forward` to the sender's node, whose `alert-grants` job
+//! answers with `grant`: the key, sealed in an envelope to that node alone, for the
+//! authorities named. Their users then read the identity.
+//!
+//! An alert sent more than three days after the decision it reports is sent, marked late,
+//! with a warning in the log and `imi_alerts_late_total`.
+//!
+//! Column [`ALERTS`] (`id`: the alert's 16-byte id, the header's `case`):
+//!
+//! | key | value |
+//! |---|---|
+//! | `i/` id | [`AlertIndex`] (CBOR): what the coordinator may read |
+//! | `s/` id | the sealed identity as sent (CBOR `SealedFields`) |
+//! | `k/` id | the identity key wrapped under the node's data key (the sender; a recipient once granted) |
+//! | `g/` id | the authorities the key was granted for (a recipient) |
+//! | `b/` authority `\0` id | [`BoxEntry`]: in this authority's alert box, and why |
+//! | `f/` id node | on the sender: the authorities a recipient forwarded to |
+//! | `p/` node id | on the sender: a grant to send (authorities; the key stays in `k/`) |
+use crate::AppError;
+use crate::requests::{Cases, aad, cbor, decode, open, seal};
+use imi_domain::alert::{
+    self as a, ALERT_DUE_MS, ALERT_VERSION, Alert, AlertMessage, check_alert, identity_context,
+    incoming_coordinator,
+};
+use imi_domain::message::SubjectData;
+use imi_domain::request::CodedAnswer;
+use imi_engine::{Application, Engine, Inbound, LocalCtx, LocalOutcome, PeriodicJob, Refusal, Txn};
+use imi_protocol::fields::{
+    SealedFields, open_fields, random_field_key, random_nonce, seal_fields,
+};
+use imi_protocol::{
+    AuthorityId, CaseId, Draft, Kind, MessageId, NodeId, RejectCode, Role, Timestamp,
+};
+use imi_store::{Column, ReadStore};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::registry::Registry;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The application's column.
+pub const ALERTS: Column = "alerts";
+/// Its columns.
+pub const COLUMNS: &[Column] = &[ALERTS];
+/// How often the sender's node sends the grants its recipients asked for.
+pub const GRANT_INTERVAL: Duration = Duration::from_millis(500);
+
+const KEY_CONTEXT: &[u8] = b"imi-alert-key-v1";
+
+/// What a node holding an alert may read without its key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertIndex {
+    /// The alert type.
+    pub procedure: String,
+    /// The profession.
+    pub profession: String,
+    /// The measure and its scope.
+    pub fields: Vec<CodedAnswer>,
+    /// The day of the decision.
+    pub decided: Timestamp,
+    /// Until when the measure applies.
+    pub valid_until: Option<Timestamp>,
+    /// The sending authority and node.
+    pub sender: AuthorityId,
+    /// Its node.
+    pub sender_node: NodeId,
+    /// The envelope's signed time.
+    pub sent_at: Timestamp,
+    /// When this node stored it.
+    pub received_at: Timestamp,
+    /// The alert's envelope.
+    pub message: MessageId,
+    /// The nodes it was sent to.
+    pub recipients: Vec<NodeId>,
+    /// Sent more than three days after the decision.
+    pub late: bool,
+    /// Whether this node sent it.
+    pub outgoing: bool,
+}
+
+/// Why an alert is in an authority's box.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BoxRole {
+    /// It sent the alert.
+    Sender,
+    /// The incoming-alert coordinator: routes it, never reads the identity.
+    Coordinator,
+    /// Forwarded to it by the coordinator: reads everything once the key is granted.
+    Forwarded,
+}
+
+/// An alert in one authority's box.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BoxEntry {
+    /// Why.
+    pub role: BoxRole,
+    /// Since when.
+    pub at: Timestamp,
+}
+
+fn k(prefix: &[u8], id: &CaseId) -> Vec<u8> {
+    [prefix, id.as_bytes()].concat()
+}
+fn box_key(authority: &AuthorityId, id: &CaseId) -> Vec<u8> {
+    let mut key = b"b/".to_vec();
+    key.extend_from_slice(authority.as_str().as_bytes());
+    key.push(0);
+    key.extend_from_slice(id.as_bytes());
+    key
+}
+fn forward_key(id: &CaseId, node: NodeId) -> Vec<u8> {
+    [k(b"f/", id).as_slice(), &node.as_bytes()].concat()
+}
+fn pending_key(node: NodeId, id: &CaseId) -> Vec<u8> {
+    [b"p/".as_slice(), &node.as_bytes(), id.as_bytes()].concat()
+}
+
+fn app_code(code: &str) -> RejectCode {
+    RejectCode::Application(code.into())
+}
+
+fn internal(e: impl std::fmt::Display) -> Refusal {
+    tracing::error!(error = %e, "alert storage failed");
+    Refusal::from(RejectCode::Internal)
+}
+
+fn wrap(cases: &Cases, id: &CaseId, key: &[u8; 32]) -> Result<Vec<u8>, Refusal> {
+    seal(cases.data_key().bytes(), &aad(KEY_CONTEXT, id, &[]), key).map_err(internal)
+}
+
+fn unwrap(cases: &Cases, id: &CaseId, wrapped: &[u8]) -> Option<[u8; 32]> {
+    open(
+        cases.data_key().bytes(),
+        &aad(KEY_CONTEXT, id, &[]),
+        wrapped,
+    )?
+    .try_into()
+    .ok()
+}
+
+/// A stored alert's index.
+pub fn index(store: &dyn ReadStore, id: &CaseId) -> Result<Option<AlertIndex>, AppError> {
+    Ok(store.get(ALERTS, &k(b"i/", id))?.and_then(|v| decode(&v)))
+}
+
+/// `authority`'s box entry for alert `id`.
+pub fn box_entry(
+    store: &dyn ReadStore,
+    authority: &AuthorityId,
+    id: &CaseId,
+) -> Result<Option<BoxEntry>, AppError> {
+    Ok(store
+        .get(ALERTS, &box_key(authority, id))?
+        .and_then(|v| decode(&v)))
+}
+
+/// The alerts in `authority`'s box, by id.
+pub fn alert_box(
+    store: &dyn ReadStore,
+    authority: &AuthorityId,
+) -> Result<Vec<(CaseId, BoxEntry, AlertIndex)>, AppError> {
+    let mut prefix = b"b/".to_vec();
+    prefix.extend_from_slice(authority.as_str().as_bytes());
+    prefix.push(0);
+    let mut out = Vec::new();
+    for (key, v) in store.scan_prefix(ALERTS, &prefix, 1000)? {
+        let Some(id) = key.get(prefix.len()..).and_then(CaseId::from_slice) else {
+            continue;
+        };
+        if let (Some(e), Some(ix)) = (decode::<BoxEntry>(&v), index(store, &id)?) {
+            out.push((id, e, ix));
+        }
+    }
+    Ok(out)
+}
+
+/// The professional's identity, for `authority`: `None` unless this node holds the key and
+/// the authority sent the alert or was granted it.
+pub fn identity(
+    cases: &Cases,
+    store: &dyn ReadStore,
+    id: &CaseId,
+    authority: &AuthorityId,
+) -> Result<Option<SubjectData>, AppError> {
+    let Some(ix) = index(store, id)? else {
+        return Ok(None);
+    };
+    let allowed = if ix.outgoing {
+        ix.sender == *authority
+    } else {
+        store
+            .get(ALERTS, &k(b"g/", id))?
+            .and_then(|v| decode::<Vec<AuthorityId>>(&v))
+            .is_some_and(|g| g.contains(authority))
+    };
+    if !allowed {
+        return Ok(None);
+    }
+    let (Some(wrapped), Some(sealed)) = (
+        store.get(ALERTS, &k(b"k/", id))?,
+        store.get(ALERTS, &k(b"s/", id))?,
+    ) else {
+        return Ok(None);
+    };
+    let key = unwrap(cases, id, &wrapped)
+        .ok_or_else(|| AppError::Internal("alert key does not open".into()))?;
+    let sealed: SealedFields =
+        decode(&sealed).ok_or_else(|| AppError::Internal("sealed identity".into()))?;
+    let plain = open_fields(&key, &identity_context(id), &sealed)
+        .map_err(|_| AppError::Internal("identity does not open".into()))?;
+    Ok(decode(&plain))
+}
+
+/// The member-state nodes other than this one on the trust list.
+fn member_states(engine: &Engine) -> Vec<NodeId> {
+    let me = engine.node();
+    let mut v: Vec<NodeId> = engine
+        .trust_list()
+        .members
+        .iter()
+        .filter(|m| m.role == Role::National && m.node != me)
+        .map(|m| m.node)
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// What the sender enters.
+#[derive(Debug, Clone)]
+pub struct NewAlert {
+    /// The alert type.
+    pub procedure: String,
+    /// The profession.
+    pub profession: String,
+    /// The measure and its scope.
+    pub fields: Vec<CodedAnswer>,
+    /// The day of the decision.
+    pub decided: Timestamp,
+    /// Until when it applies.
+    pub valid_until: Option<Timestamp>,
+    /// The professional.
+    pub identity: SubjectData,
+}
+
+/// The alert application.
+pub struct AlertApp {
+    cases: Arc<Cases>,
+    late: Counter,
+}
+
+impl AlertApp {
+    /// The application over the node's request service (catalogue, directory, data key).
+    pub fn new(cases: Arc<Cases>) -> Self {
+        Self {
+            cases,
+            late: Counter::default(),
+        }
+    }
+
+    /// Sends an alert from `sender` to every other member state: its identity sealed under
+    /// a new key (kept wrapped under the data key), the rest readable by each recipient's
+    /// coordinator; one commit. Its id and index.
+    pub async fn send(
+        &self,
+        engine: &Engine,
+        sender: AuthorityId,
+        new: NewAlert,
+    ) -> Result<(CaseId, AlertIndex), AppError> {
+        let cases = self.cases.clone();
+        let me = cases.node();
+        let refused =
+            |r: imi_domain::message::Refused| AppError::Refused(Refusal::new(r.code, r.detail));
+        a::check_identity(&new.identity).map_err(refused)?;
+        let id = CaseId::random();
+        let key = random_field_key();
+        let identity = seal_fields(
+            &key,
+            random_nonce(),
+            &identity_context(&id),
+            &cbor(&new.identity),
+        );
+        let alert = Alert {
+            v: ALERT_VERSION,
+            procedure: new.procedure.clone(),
+            profession: new.profession.clone(),
+            fields: new.fields.clone(),
+            decided: new.decided,
+            valid_until: new.valid_until,
+            identity,
+        };
+        check_alert(cases.catalogue(), None, &sender, me, &alert).map_err(refused)?;
+        let to = member_states(engine);
+        let msg = AlertMessage::Alert(alert.clone());
+        let kind = Kind::new(Kind::ALERT).map_err(|e| AppError::Internal(e.to_string()))?;
+        let draft = (!to.is_empty()).then(|| Draft {
+            kind,
+            step: Kind::new(msg.step()).ok(),
+            authority: sender.clone(),
+            to: to.clone(),
+            case: Some(id),
+            prev: vec![],
+            body: a::encode(&msg),
+        });
+        let apply = move |txn: &mut Txn<'_>, ctx: &LocalCtx| -> Result<LocalOutcome, Refusal> {
+            let ix = AlertIndex {
+                procedure: alert.procedure.clone(),
+                profession: alert.profession.clone(),
+                fields: alert.fields.clone(),
+                decided: alert.decided,
+                valid_until: alert.valid_until,
+                sender: sender.clone(),
+                sender_node: me,
+                sent_at: ctx.at,
+                received_at: ctx.at,
+                message: ctx.message_id.unwrap_or(MessageId([0; 16])),
+                recipients: to.clone(),
+                late: ctx.at.saturating_sub(alert.decided) > ALERT_DUE_MS,
+                outgoing: true,
+            };
+            txn.put(ALERTS, k(b"i/", &id), cbor(&ix));
+            txn.put(ALERTS, k(b"s/", &id), cbor(&alert.identity));
+            txn.put(ALERTS, k(b"k/", &id), wrap(&cases, &id, &key)?);
+            txn.put(
+                ALERTS,
+                box_key(&sender, &id),
+                cbor(&BoxEntry {
+                    role: BoxRole::Sender,
+                    at: ctx.at,
+                }),
+            );
+            Ok(LocalOutcome {
+                write: true,
+                result: cbor(&ix),
+            })
+        };
+        let o = engine.local_step(draft, Box::new(apply)).await?;
+        let ix: AlertIndex = decode(&o.result).ok_or_else(|| AppError::Internal("alert".into()))?;
+        if ix.late {
+            self.late.inc();
+            tracing::warn!(alert = %id, "alert sent more than three days after the decision (Art. 56a(3))");
+        }
+        tracing::info!(alert = %id, recipients = ix.recipients.len(), "alert sent");
+        Ok((id, ix))
+    }
+
+    /// The coordinator (`coordinator`, this node's incoming-alert coordinator) forwards alert
+    /// `id` to `authorities` of this country: their box entries and a `forward` to the
+    /// sender's node (which grants them the identity key), in one commit.
+    pub async fn forward(
+        &self,
+        engine: &Engine,
+        id: CaseId,
+        coordinator: AuthorityId,
+        authorities: Vec<AuthorityId>,
+    ) -> Result<(), AppError> {
+        let me = self.cases.node();
+        let refused = |code: &str, d: &str| AppError::Refused(Refusal::new(code, d));
+        if authorities.is_empty() || authorities.len() > a::MAX_FORWARD_AUTHORITIES {
+            return Err(refused(
+                "invalid_authorities",
+                "forward to 1 to 200 authorities",
+            ));
+        }
+        let dir = self.cases.directory();
+        for auth in &authorities {
+            if imi_domain::country_of(auth) != Some(me) || !dir.is_active(auth) {
+                return Err(refused(
+                    "unknown_authority",
+                    "forward to active authorities of this country",
+                ));
+            }
+        }
+        let store = engine.reader();
+        let ix = index(store.as_ref(), &id)?
+            .filter(|ix| !ix.outgoing)
+            .ok_or_else(|| refused("not_found", "no such alert"))?;
+        let msg = AlertMessage::Forward {
+            v: ALERT_VERSION,
+            authorities: authorities.clone(),
+        };
+        let draft = Draft {
+            kind: Kind::new(Kind::ALERT).map_err(|e| AppError::Internal(e.to_string()))?,
+            step: Kind::new(msg.step()).ok(),
+            authority: coordinator,
+            to: vec![ix.sender_node],
+            case: Some(id),
+            prev: vec![ix.message],
+            body: a::encode(&msg),
+        };
+        let apply = move |txn: &mut Txn<'_>, ctx: &LocalCtx| -> Result<LocalOutcome, Refusal> {
+            for auth in &authorities {
+                let key = box_key(auth, &id);
+                if txn.get(ALERTS, &key)?.is_none() {
+                    txn.put(
+                        ALERTS,
+                        key,
+                        cbor(&BoxEntry {
+                            role: BoxRole::Forwarded,
+                            at: ctx.at,
+                        }),
+                    );
+                }
+            }
+            Ok(LocalOutcome {
+                write: true,
+                result: Vec::new(),
+            })
+        };
+        engine.local_step(Some(draft), Box::new(apply)).await?;
+        tracing::info!(alert = %id, "alert forwarded");
+        Ok(())
+    }
+
+    /// The `alert-grants` job: sends each grant a recipient asked for (the key, sealed to
+    /// that node, for the authorities named), then clears it.
+    pub async fn send_grants(&self, engine: &Engine) -> Result<usize, AppError> {
+        send_grants(&self.cases, engine).await
+    }
+
+    fn apply_alert(
+        &self,
+        msg: &Inbound<'_>,
+        txn: &mut Txn<'_>,
+        id: CaseId,
+        alert: &Alert,
+    ) -> Result<(), RejectCode> {
+        let h = msg.header;
+        let cases = &self.cases;
+        check_alert(cases.catalogue(), None, &h.authority, h.from, alert)
+            .map_err(|r| app_code(r.code))?;
+        if !h.prev.is_empty() {
+            return Err(app_code("unexpected_predecessor"));
+        }
+        if txn.get(ALERTS, &k(b"i/", &id))?.is_some() {
+            return Err(app_code("duplicate_alert"));
+        }
+        let coordinator = incoming_coordinator(cases.node()).ok_or(RejectCode::Internal)?;
+        let received = imi_protocol::clock::step_time(None, h.created, msg.received, u64::MAX)
+            .unwrap_or(msg.received);
+        let mut recipients = h.to.clone();
+        recipients.sort();
+        let ix = AlertIndex {
+            procedure: alert.procedure.clone(),
+            profession: alert.profession.clone(),
+            fields: alert.fields.clone(),
+            decided: alert.decided,
+            valid_until: alert.valid_until,
+            sender: h.authority.clone(),
+            sender_node: h.from,
+            sent_at: h.created,
+            received_at: received,
+            message: h.id,
+            recipients,
+            late: h.created.saturating_sub(alert.decided) > ALERT_DUE_MS,
+            outgoing: false,
+        };
+        txn.put(ALERTS, k(b"i/", &id), cbor(&ix));
+        txn.put(ALERTS, k(b"s/", &id), cbor(&alert.identity));
+        txn.put(
+            ALERTS,
+            box_key(&coordinator, &id),
+            cbor(&BoxEntry {
+                role: BoxRole::Coordinator,
+                at: received,
+            }),
+        );
+        tracing::info!(alert = %id, from = %h.from, "alert received, routed to the incoming-alert coordinator");
+        Ok(())
+    }
+
+    fn apply_forward(
+        &self,
+        msg: &Inbound<'_>,
+        txn: &mut Txn<'_>,
+        id: CaseId,
+        authorities: &[AuthorityId],
+    ) -> Result<(), RejectCode> {
+        let h = msg.header;
+        let ix: AlertIndex = txn
+            .get(ALERTS, &k(b"i/", &id))?
+            .and_then(|v| decode(&v))
+            .filter(|ix: &AlertIndex| ix.outgoing)
+            .ok_or_else(|| app_code("unknown_alert"))?;
+        if !ix.recipients.contains(&h.from) {
+            return Err(app_code("not_addressed"));
+        }
+        if Some(&h.authority) != incoming_coordinator(h.from).as_ref() {
+            return Err(app_code("not_coordinator"));
+        }
+        if h.prev != [ix.message] {
+            return Err(app_code("wrong_predecessor"));
+        }
+        if authorities.is_empty()
+            || authorities.len() > a::MAX_FORWARD_AUTHORITIES
+            || authorities
+                .iter()
+                .any(|x| imi_domain::country_of(x) != Some(h.from))
+        {
+            return Err(app_code("invalid_authorities"));
+        }
+        // Every authority forwarded to so far, and a grant to send for them.
+        let fk = forward_key(&id, h.from);
+        let mut all: Vec<AuthorityId> = txn
+            .get(ALERTS, &fk)?
+            .and_then(|v| decode(&v))
+            .unwrap_or_default();
+        for x in authorities {
+            if !all.contains(x) {
+                all.push(x.clone());
+            }
+        }
+        txn.put(ALERTS, fk, cbor(&all));
+        txn.put(ALERTS, pending_key(h.from, &id), cbor(&all));
+        tracing::info!(alert = %id, from = %h.from, "alert forwarded by a recipient; key grant queued");
+        Ok(())
+    }
+
+    fn apply_grant(
+        &self,
+        msg: &Inbound<'_>,
+        txn: &mut Txn<'_>,
+        id: CaseId,
+        authorities: &[AuthorityId],
+        key: &[u8],
+    ) -> Result<(), RejectCode> {
+        let h = msg.header;
+        let ix: AlertIndex = txn
+            .get(ALERTS, &k(b"i/", &id))?
+            .and_then(|v| decode(&v))
+            .filter(|ix: &AlertIndex| !ix.outgoing)
+            .ok_or_else(|| app_code("unknown_alert"))?;
+        if h.from != ix.sender_node || h.authority != ix.sender {
+            return Err(app_code("not_sender"));
+        }
+        let key: [u8; 32] = key.try_into().map_err(|_| app_code("invalid_key"))?;
+        // The key must open the identity this node holds.
+        let sealed: SealedFields = txn
+            .get(ALERTS, &k(b"s/", &id))?
+            .and_then(|v| decode(&v))
+            .ok_or(RejectCode::Internal)?;
+        if open_fields(&key, &identity_context(&id), &sealed).is_err() {
+            return Err(app_code("invalid_key"));
+        }
+        let me = self.cases.node();
+        if authorities
+            .iter()
+            .any(|x| imi_domain::country_of(x) != Some(me))
+        {
+            return Err(app_code("invalid_authorities"));
+        }
+        txn.put(
+            ALERTS,
+            k(b"k/", &id),
+            wrap(&self.cases, &id, &key).map_err(|r| r.code)?,
+        );
+        txn.put(ALERTS, k(b"g/", &id), cbor(&authorities.to_vec()));
+        tracing::info!(alert = %id, "alert key granted to forwarded authorities");
+        Ok(())
+    }
+}
+
+/// Sends each grant a recipient asked for (the key, sealed to that node, for the
+/// authorities named), then clears it; how many.
+pub async fn send_grants(cases: &Cases, engine: &Engine) -> Result<usize, AppError> {
+    let store = engine.reader();
+    let rows = store.scan_prefix(ALERTS, b"p/", 256)?;
+    let mut sent = 0;
+    for (key, value) in rows {
+        let (Some(node), Some(id)) = (
+            key.get(2..4).and_then(NodeId::from_bytes),
+            key.get(4..).and_then(CaseId::from_slice),
+        ) else {
+            continue;
+        };
+        let (Some(authorities), Some(ix), Some(wrapped)) = (
+            decode::<Vec<AuthorityId>>(&value),
+            index(store.as_ref(), &id)?,
+            store.get(ALERTS, &k(b"k/", &id))?,
+        ) else {
+            continue;
+        };
+        let Some(alert_key) = unwrap(cases, &id, &wrapped) else {
+            continue;
+        };
+        let msg = AlertMessage::Grant {
+            v: ALERT_VERSION,
+            authorities,
+            key: alert_key.to_vec(),
+        };
+        engine
+            .send(Draft {
+                kind: Kind::new(Kind::ALERT).map_err(|e| AppError::Internal(e.to_string()))?,
+                step: Kind::new(msg.step()).ok(),
+                authority: ix.sender.clone(),
+                to: vec![node],
+                case: Some(id),
+                prev: vec![ix.message],
+                body: a::encode(&msg),
+            })
+            .await?;
+        engine.clear_if_unchanged(ALERTS, key, value).await?;
+        tracing::info!(alert = %id, to = %node, "alert key granted");
+        sent += 1;
+    }
+    Ok(sent)
+}
+
+impl Application for AlertApp {
+    fn name(&self) -> &'static str {
+        "alerts"
+    }
+
+    fn kinds(&self) -> &'static [&'static str] {
+        &[Kind::ALERT]
+    }
+
+    fn columns(&self) -> &'static [Column] {
+        COLUMNS
+    }
+
+    fn apply(&self, msg: &Inbound<'_>, txn: &mut Txn<'_>) -> Result<(), RejectCode> {
+        let id = msg.header.case.ok_or_else(|| app_code("missing_case"))?;
+        let body = a::decode(msg.body).ok_or_else(|| app_code("malformed_body"))?;
+        if msg.header.step.as_ref().map(Kind::as_str) != Some(body.step()) {
+            return Err(app_code("step_mismatch"));
+        }
+        match &body {
+            AlertMessage::Alert(alert) => self.apply_alert(msg, txn, id, alert),
+            AlertMessage::Forward { v, authorities } => {
+                if *v != ALERT_VERSION {
+                    return Err(RejectCode::UnsupportedVersion);
+                }
+                self.apply_forward(msg, txn, id, authorities)
+            }
+            AlertMessage::Grant {
+                v,
+                authorities,
+                key,
+            } => {
+                if *v != ALERT_VERSION {
+                    return Err(RejectCode::UnsupportedVersion);
+                }
+                self.apply_grant(msg, txn, id, authorities, key)
+            }
+        }
+    }
+
+    fn jobs(&self) -> Vec<PeriodicJob> {
+        let cases = self.cases.clone();
+        vec![PeriodicJob::new(
+            "alert-grants",
+            GRANT_INTERVAL,
+            true,
+            move |engine: Engine| {
+                let cases = cases.clone();
+                async move { send_grants(&cases, &engine).await.map(|_| ()) }
+            },
+        )]
+    }
+
+    fn register_metrics(&self, registry: &mut Registry) {
+        registry.register(
+            "imi_alerts_late",
+            "Alerts this node sent more than three days after the decision",
+            self.late.clone(),
+        );
+    }
+}

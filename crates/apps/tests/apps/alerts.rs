@@ -1,0 +1,270 @@
+//! The alert application against hostile peers: HU runs it. Alerts from DE (a raw client):
+//! a malformed one is refused and changes nothing; a valid one goes to HU's incoming-alert
+//! coordinator only; a grant must come from the sender and carry the key that opens the
+//! identity, and then only the authorities named read it. Forwards to an alert HU sent:
+//! only the recipient's coordinator, naming the alert as predecessor, queues a grant.
+
+use crate::cases::cases_for;
+use crate::rig::Federation;
+use imi_apps::alerts::{self, ALERTS, AlertApp, NewAlert};
+use imi_apps::diagnostics::DiagnosticApp;
+use imi_apps::requests::SubjectData;
+use imi_domain::alert::{ALERT_VERSION, Alert, AlertMessage, encode, identity_context};
+use imi_domain::request::{AnswerPayload, CodedAnswer};
+use imi_engine::Applications;
+use imi_protocol::NodeId::{AT, DE, HU};
+use imi_protocol::fields::seal_fields;
+use imi_protocol::{AuthorityId, CaseId, Draft, Kind, MessageId, NodeId, Outcome, RejectCode};
+use std::sync::Arc;
+
+const DAY: u64 = 86_400_000;
+
+fn id(s: &str) -> AuthorityId {
+    AuthorityId::new(s).unwrap()
+}
+
+fn professional() -> SubjectData {
+    SubjectData {
+        name: "Dr. Erika Mustermann".into(),
+        date_of_birth: Some("1970-02-03".into()),
+        details: Default::default(),
+    }
+}
+
+fn fields() -> Vec<CodedAnswer> {
+    vec![
+        CodedAnswer {
+            question: "PQ-Q12".into(),
+            answer: AnswerPayload::Choice("PQ-Q12-PROHIBITION".into()),
+        },
+        CodedAnswer {
+            question: "PQ-Q13".into(),
+            answer: AnswerPayload::Date(20_000 * DAY),
+        },
+    ]
+}
+
+fn cbor<T: serde::Serialize>(v: &T) -> Vec<u8> {
+    let mut out = Vec::new();
+    ciborium::into_writer(v, &mut out).unwrap();
+    out
+}
+
+fn draft(
+    authority: &str,
+    to: &[NodeId],
+    case: CaseId,
+    prev: Vec<MessageId>,
+    m: &AlertMessage,
+) -> Draft {
+    Draft {
+        kind: Kind::new(Kind::ALERT).unwrap(),
+        step: Some(Kind::new(m.step()).unwrap()),
+        authority: id(authority),
+        to: to.to_vec(),
+        case: Some(case),
+        prev,
+        body: encode(m),
+    }
+}
+
+fn rejected(code: &str) -> Outcome {
+    Outcome::Rejected(RejectCode::Application(code.into()))
+}
+
+#[tokio::test]
+async fn forged_grants_and_forwards_are_refused_and_only_the_named_read_the_identity() {
+    let fed = Federation::new(&[DE, HU, AT]);
+    let cases = cases_for(HU);
+    let app = Arc::new(AlertApp::new(cases.clone()));
+    let hu = fed
+        .start_with(
+            HU,
+            Applications::new(vec![Arc::new(DiagnosticApp::default()), app.clone()]),
+        )
+        .await;
+    // HU also sends to both: their clients leave its requests unanswered.
+    let de = fed.deaf_client(DE);
+    let at = fed.deaf_client(AT);
+
+    // DE's alert to HU and AT, its identity sealed under `key`.
+    let alert_id = CaseId::random();
+    let key = [42u8; 32];
+    let alert = Alert {
+        v: ALERT_VERSION,
+        procedure: "PQ-P02".into(),
+        profession: "PROF-DOCTOR".into(),
+        fields: fields(),
+        decided: 20_000 * DAY,
+        valid_until: None,
+        identity: seal_fields(
+            &key,
+            [7; 12],
+            &identity_context(&alert_id),
+            &cbor(&professional()),
+        ),
+    };
+    let mut no_profession = alert.clone();
+    no_profession.profession = String::new();
+    let o = fed
+        .send_draft(
+            &de,
+            DE,
+            HU,
+            &draft(
+                "DE-NC",
+                &[HU, AT],
+                alert_id,
+                vec![],
+                &AlertMessage::Alert(no_profession),
+            ),
+        )
+        .await;
+    assert_eq!(o, rejected("missing_profession"));
+    assert!(hu.rows(ALERTS).is_empty(), "a refused alert writes nothing");
+    let o = fed
+        .send_draft(
+            &de,
+            DE,
+            HU,
+            &draft(
+                "DE-NC",
+                &[HU, AT],
+                alert_id,
+                vec![],
+                &AlertMessage::Alert(alert.clone()),
+            ),
+        )
+        .await;
+    assert_eq!(o, Outcome::Accepted);
+    let store = hu.engine().reader();
+    let ix = alerts::index(store.as_ref(), &alert_id).unwrap().unwrap();
+    assert!(
+        alerts::box_entry(store.as_ref(), &id("HU-NC"), &alert_id)
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        alerts::box_entry(store.as_ref(), &id("HU-ENKK"), &alert_id)
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        alerts::identity(&cases, store.as_ref(), &alert_id, &id("HU-NC"))
+            .unwrap()
+            .is_none()
+    );
+
+    // Grants: from the sender only, with the key that opens the identity.
+    let grant = |k: [u8; 32]| AlertMessage::Grant {
+        v: ALERT_VERSION,
+        authorities: vec![id("HU-ENKK")],
+        key: k.to_vec(),
+    };
+    let before = hu.rows(ALERTS);
+    let o = fed
+        .send_draft(
+            &at,
+            AT,
+            HU,
+            &draft("AT-NC", &[HU], alert_id, vec![ix.message], &grant(key)),
+        )
+        .await;
+    assert_eq!(o, rejected("not_sender"));
+    let o = fed
+        .send_draft(
+            &de,
+            DE,
+            HU,
+            &draft("DE-NC", &[HU], alert_id, vec![ix.message], &grant([1; 32])),
+        )
+        .await;
+    assert_eq!(o, rejected("invalid_key"));
+    assert_eq!(hu.rows(ALERTS), before, "refused grants change nothing");
+    let o = fed
+        .send_draft(
+            &de,
+            DE,
+            HU,
+            &draft("DE-NC", &[HU], alert_id, vec![ix.message], &grant(key)),
+        )
+        .await;
+    assert_eq!(o, Outcome::Accepted);
+    let shown = alerts::identity(&cases, store.as_ref(), &alert_id, &id("HU-ENKK")).unwrap();
+    assert_eq!(shown.unwrap().name, "Dr. Erika Mustermann");
+    assert!(
+        alerts::identity(&cases, store.as_ref(), &alert_id, &id("HU-NC"))
+            .unwrap()
+            .is_none()
+    );
+
+    // HU's own alert to DE and AT (no engine answers: the envelopes wait in HU's outbox);
+    // forwards signed by AT.
+    let (own, own_ix) = app
+        .send(
+            hu.engine(),
+            id("HU-ENKK"),
+            NewAlert {
+                procedure: "PQ-P02".into(),
+                profession: "PROF-DOCTOR".into(),
+                fields: fields(),
+                decided: 20_000 * DAY,
+                valid_until: None,
+                identity: professional(),
+            },
+        )
+        .await
+        .unwrap();
+    assert!(own_ix.late, "decided long ago: late");
+    let forward = AlertMessage::Forward {
+        v: ALERT_VERSION,
+        authorities: vec![id("AT-AEK")],
+    };
+    let before = hu.rows(ALERTS);
+    let o = fed
+        .send_draft(
+            &at,
+            AT,
+            HU,
+            &draft("AT-AEK", &[HU], own, vec![own_ix.message], &forward),
+        )
+        .await;
+    assert_eq!(o, rejected("not_coordinator"));
+    let o = fed
+        .send_draft(&at, AT, HU, &draft("AT-NC", &[HU], own, vec![], &forward))
+        .await;
+    assert_eq!(o, rejected("wrong_predecessor"));
+    let foreign = AlertMessage::Forward {
+        v: ALERT_VERSION,
+        authorities: vec![id("DE-NC")],
+    };
+    let o = fed
+        .send_draft(
+            &at,
+            AT,
+            HU,
+            &draft("AT-NC", &[HU], own, vec![own_ix.message], &foreign),
+        )
+        .await;
+    assert_eq!(o, rejected("invalid_authorities"));
+    assert_eq!(hu.rows(ALERTS), before, "refused forwards change nothing");
+    let o = fed
+        .send_draft(
+            &at,
+            AT,
+            HU,
+            &draft("AT-NC", &[HU], own, vec![own_ix.message], &forward),
+        )
+        .await;
+    assert_eq!(o, Outcome::Accepted);
+    let pending: Vec<_> = hu
+        .rows(ALERTS)
+        .into_iter()
+        .filter(|(k, _)| k.starts_with(b"p/"))
+        .collect();
+    assert_eq!(pending.len(), 1, "one grant queued for AT");
+    drop(store);
+    de.stop().await;
+    at.stop().await;
+    hu.stop().await;
+}

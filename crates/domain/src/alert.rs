@@ -1,0 +1,214 @@
+//! Alerts (Directive 2005/36/EC Art. 56a; Implementing Regulation (EU) 2015/983): a
+//! competent authority alerts the other member states that a professional is restricted or
+//! prohibited from practising. An alert type is a catalogue procedure of kind `alert`; its
+//! fields (the measure, its dates) are readable by every recipient node's incoming-alert
+//! coordinator, who routes the alert to the authorities competent for the profession.
+//!
+//! **Need-to-know by encryption.** The professional's identity is sealed a second time,
+//! inside the envelope, under a key of the alert's own (`imi_protocol::fields`): the
+//! coordinator's node opens the envelope but not the identity. When the coordinator forwards
+//! the alert to authorities, their node asks the sender's node for the key (step `forward`),
+//! and the sender's node sends it to that node alone, sealed in an envelope, naming the
+//! authorities it is for (step `grant`). Only those authorities' users are shown the
+//! identity.
+//!
+//! The body of an `imi.alert` envelope is an [`AlertMessage`] (CBOR). Pure: no I/O, no
+//! clock.
+use crate::catalogue::{Catalogue, ProcedureKind};
+use crate::message::{CodedCheck, Refused, SubjectData, check_coded};
+use crate::request::CodedAnswer;
+use imi_protocol::fields::SealedFields;
+use imi_protocol::{AuthorityId, CaseId, NodeId, Timestamp};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+
+/// The version of the [`AlertMessage`] encoding.
+pub const ALERT_VERSION: u16 = 1;
+/// An alert is due within three days of the decision it reports (Art. 56a(3)).
+pub const ALERT_DUE_MS: u64 = 3 * 86_400_000;
+/// Most authorities one forward names.
+pub const MAX_FORWARD_AUTHORITIES: usize = 200;
+
+const FIELD: CodedCheck = CodedCheck {
+    unknown: "unknown_field",
+    invalid: "invalid_field",
+    of: "alert",
+    not_available: false,
+};
+
+/// An alert as sent to every other member state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Alert {
+    /// Encoding version, [`ALERT_VERSION`].
+    pub v: u16,
+    /// The alert type: a catalogue procedure of kind `alert`.
+    pub procedure: String,
+    /// The regulated profession (vocabulary code, e.g. `PROF-DOCTOR`).
+    pub profession: String,
+    /// The type's fields (the measure and its scope): every question of the type once.
+    pub fields: Vec<CodedAnswer>,
+    /// The day of the decision, ms (start of the UTC day).
+    pub decided: Timestamp,
+    /// Until when the measure applies (start of the UTC day), if limited.
+    pub valid_until: Option<Timestamp>,
+    /// The professional's identity, a CBOR `SubjectData` sealed under the alert's key with
+    /// the context [`identity_context`].
+    pub identity: SealedFields,
+}
+
+/// The body of an `imi.alert` envelope; the header's `case` is the alert's id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertMessage {
+    /// Step `alert`: the alert, from the sender to every other member state.
+    Alert(Alert),
+    /// Step `forward`: a recipient's coordinator forwarded the alert to these authorities
+    /// of its country; to the sender's node, which answers with a `grant`.
+    Forward {
+        /// Encoding version.
+        v: u16,
+        /// The authorities.
+        authorities: Vec<AuthorityId>,
+    },
+    /// Step `grant`: the identity key, for the authorities named, to their node only.
+    Grant {
+        /// Encoding version.
+        v: u16,
+        /// The authorities the key is for.
+        authorities: Vec<AuthorityId>,
+        /// The alert's identity key.
+        #[serde(with = "serde_bytes")]
+        key: Vec<u8>,
+    },
+}
+
+impl AlertMessage {
+    /// The header step of this message.
+    pub fn step(&self) -> &'static str {
+        match self {
+            AlertMessage::Alert(_) => "alert",
+            AlertMessage::Forward { .. } => "forward",
+            AlertMessage::Grant { .. } => "grant",
+        }
+    }
+}
+
+/// Encodes an alert message (CBOR).
+pub fn encode(m: &AlertMessage) -> Vec<u8> {
+    let mut out = Vec::new();
+    // Serializing plain data into a Vec cannot fail.
+    let _ = ciborium::into_writer(m, &mut out);
+    out
+}
+
+/// Decodes an alert message; `None` if it is not one.
+pub fn decode(b: &[u8]) -> Option<AlertMessage> {
+    ciborium::from_reader(b).ok()
+}
+
+/// The sealing context of an alert's identity: its 16-byte id, then `identity`.
+pub fn identity_context(id: &CaseId) -> Vec<u8> {
+    let mut c = id.as_bytes().to_vec();
+    c.extend_from_slice(b"identity");
+    c
+}
+
+/// The incoming-alert coordinator of a member state: its national IMI coordinator's
+/// authority, `<CC>-NC`.
+pub fn incoming_coordinator(country: NodeId) -> Option<AuthorityId> {
+    AuthorityId::new(&format!("{country}-NC")).ok()
+}
+
+/// Checks an alert sent by `sender` (an authority of `sender_country`): the type is an
+/// alert procedure; a profession is named (and, with `professions`, is one of them); every
+/// field of the type is there once and fits; the validity ends after the decision.
+pub fn check_alert(
+    catalogue: &Catalogue,
+    professions: Option<&BTreeSet<String>>,
+    sender: &AuthorityId,
+    sender_country: NodeId,
+    a: &Alert,
+) -> Result<(), Refused> {
+    if a.v != ALERT_VERSION {
+        return Err(Refused::new(
+            "unsupported_version",
+            format!("alert version {}", a.v),
+        ));
+    }
+    if crate::authority::country_of(sender) != Some(sender_country) {
+        return Err(Refused::new(
+            "wrong_authority",
+            format!("authority {sender} is not of {sender_country}"),
+        ));
+    }
+    let procedure = catalogue
+        .procedure(&a.procedure)
+        .filter(|p| p.kind() == ProcedureKind::Alert)
+        .ok_or_else(|| {
+            Refused::new(
+                "unknown_alert_type",
+                format!("{} is not an alert type of the catalogue", a.procedure),
+            )
+        })?;
+    if a.profession.trim().is_empty() {
+        return Err(Refused::new(
+            "missing_profession",
+            "an alert names the profession",
+        ));
+    }
+    if let Some(known) = professions
+        && !known.contains(&a.profession)
+    {
+        return Err(Refused::new(
+            "unknown_profession",
+            format!("{} is not a profession of the vocabulary", a.profession),
+        ));
+    }
+    let mut seen = BTreeSet::new();
+    for f in &a.fields {
+        if !procedure.question_codes().contains(&f.question) {
+            return Err(Refused::new(
+                "unknown_field",
+                format!("{} is not a field of {}", f.question, a.procedure),
+            ));
+        }
+        if !seen.insert(f.question.as_str()) {
+            return Err(Refused::new(
+                "duplicate_field",
+                format!("field {} is given twice", f.question),
+            ));
+        }
+        check_coded(catalogue, f, &[], &FIELD)?;
+    }
+    if let Some(missing) = procedure
+        .question_codes()
+        .iter()
+        .find(|q| !seen.contains(q.as_str()))
+    {
+        return Err(Refused::new(
+            "missing_field",
+            format!("{} requires field {missing}", a.procedure),
+        ));
+    }
+    if a.valid_until.is_some_and(|u| u <= a.decided) {
+        return Err(Refused::new(
+            "invalid_validity",
+            "valid_until must be after the decision",
+        ));
+    }
+    if a.identity.ct.is_empty()
+        || a.identity.ct.len() > imi_protocol::fields::MAX_SEALED_FIELDS_BYTES
+    {
+        return Err(Refused::new(
+            "invalid_identity",
+            "the sealed identity is empty or too large",
+        ));
+    }
+    Ok(())
+}
+
+/// Checks the professional's identity before it is sealed.
+pub fn check_identity(identity: &SubjectData) -> Result<(), Refused> {
+    identity.validate()
+}
