@@ -72,6 +72,8 @@ fn view(
             "details": s.details,
         })),
         "identity_sealed": identity.is_none(),
+        "closed": ix.closed.map(|(at, ended)| json!({"at": rfc3339(at), "ended": Date::of_ms(ended).to_string()})),
+        "identity_erased": ix.erased.is_some(),
     })
 }
 
@@ -219,4 +221,53 @@ pub(crate) async fn forward(
         "id": id.to_string(),
         "forwarded_to": authorities.iter().map(|a| a.as_str()).collect::<Vec<_>>(),
     })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CloseInput {
+    ended: String,
+}
+
+/// `POST /api/v1/alerts/{id}/close`: the sender closes its alert.
+pub(crate) async fn close(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let user = case_worker(&state, &headers).await?;
+    let id: CaseId = id.parse().map_err(|_| ApiError::not_found())?;
+    json_content_type(&headers, &body)?;
+    let input: CloseInput = json_body(&body)?;
+    let ended = date_field(&input.ended, "ended")?;
+    if ended.before_epoch() {
+        return Err(ApiError::unprocessable(
+            "invalid_date",
+            "ended is before 1970",
+        ));
+    }
+    let ix = match state
+        .services
+        .close_alert(id, user.authority.clone(), ended.start_ms())
+        .await
+    {
+        Ok(ix) => ix,
+        Err(imi_apps::AppError::Refused(r)) if r.code.label() == "not_found" => {
+            return Err(ApiError::not_found());
+        }
+        Err(imi_apps::AppError::Refused(r)) if r.code.label() == "already_closed" => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "already_closed",
+                r.detail,
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let entry = BoxEntry {
+        role: BoxRole::Sender,
+        at: ix.sent_at,
+    };
+    Ok(Json(view(&state, &id, &ix, &entry, None, "en")))
 }

@@ -195,6 +195,11 @@ fn table() -> Vec<(&'static str, String, MethodRouter<ApiState>)> {
             post(alerts::forward),
         ),
         (
+            "post",
+            "/api/v1/alerts/{id}/close".into(),
+            post(alerts::close),
+        ),
+        (
             "get",
             "/api/v1/repositories".into(),
             get(repositories::list),

@@ -81,7 +81,9 @@ async fn retention_run(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     query(q)?;
     let r = state.services.run_retention().await?;
-    Ok(Json(json!({"blocked": r.blocked, "deleted": r.deleted})))
+    Ok(Json(
+        json!({"blocked": r.blocked, "deleted": r.deleted, "alerts_erased": r.alerts_erased}),
+    ))
 }
 
 async fn audit_checkpoint(

@@ -81,6 +81,19 @@ pub struct AlertIndex {
     pub late: bool,
     /// Whether this node sent it.
     pub outgoing: bool,
+    /// When the sender closed it, and the day the measure ended.
+    #[serde(default)]
+    pub closed: Option<(Timestamp, Timestamp)>,
+    /// When the retention job erased the identity (and its key).
+    #[serde(default)]
+    pub erased: Option<Timestamp>,
+}
+
+impl AlertIndex {
+    /// Whether its identity is due for erasure at `now`: closed, or past its validity.
+    pub fn expired(&self, now: Timestamp) -> bool {
+        self.closed.is_some() || self.valid_until.is_some_and(|u| u <= now)
+    }
 }
 
 /// Why an alert is in an authority's box.
@@ -217,6 +230,62 @@ pub fn identity(
     Ok(decode(&plain))
 }
 
+/// The retention of alerts: erases the identity (the sealed copy, its key, the grant) of
+/// every alert closed or past its validity at `now`, each in one commit with a `retention`
+/// leaf in the log, then compacts the column so the bytes leave the files. The alert's
+/// envelopes stay (the identity inside is sealed under the destroyed key), so its trail
+/// still verifies. How many were erased.
+pub async fn erase_expired(engine: &Engine, now: Timestamp) -> Result<usize, AppError> {
+    let store = engine.reader();
+    let mut erased = 0;
+    for (key, v) in store.scan_prefix(ALERTS, b"i/", usize::MAX)? {
+        let (Some(id), Some(ix)) = (
+            key.get(2..).and_then(CaseId::from_slice),
+            decode::<AlertIndex>(&v),
+        ) else {
+            continue;
+        };
+        if ix.erased.is_some() || !ix.expired(now) {
+            continue;
+        }
+        let apply = move |txn: &mut Txn<'_>, ctx: &LocalCtx| -> Result<LocalOutcome, Refusal> {
+            let Some(mut ix) = txn
+                .get(ALERTS, &k(b"i/", &id))?
+                .and_then(|v| decode::<AlertIndex>(&v))
+            else {
+                return Ok(LocalOutcome {
+                    write: false,
+                    result: Vec::new(),
+                });
+            };
+            for prefix in [b"s/", b"k/", b"g/"] {
+                txn.delete(ALERTS, k(prefix, &id));
+            }
+            ix.erased = Some(ctx.at);
+            txn.put(ALERTS, k(b"i/", &id), cbor(&ix));
+            // The same leaf as a case's erasure: the alert's id is its envelopes' `case`.
+            txn.log(
+                imi_audit::leaf::Leaf::new(
+                    "retention",
+                    &[&id.to_string(), "delete", &ctx.at.to_string()],
+                )
+                .text(),
+            );
+            Ok(LocalOutcome {
+                write: true,
+                result: Vec::new(),
+            })
+        };
+        engine.local_step(None, Box::new(apply)).await?;
+        tracing::info!(alert = %id, "alert identity erased (closed or expired)");
+        erased += 1;
+    }
+    if erased > 0 {
+        engine.purge(COLUMNS).await?;
+    }
+    Ok(erased)
+}
+
 /// The member-state nodes other than this one on the trust list.
 fn member_states(engine: &Engine) -> Vec<NodeId> {
     let me = engine.node();
@@ -253,6 +322,7 @@ pub struct NewAlert {
 pub struct AlertApp {
     cases: Arc<Cases>,
     late: Counter,
+    late_closures: Counter,
 }
 
 impl AlertApp {
@@ -261,6 +331,7 @@ impl AlertApp {
         Self {
             cases,
             late: Counter::default(),
+            late_closures: Counter::default(),
         }
     }
 
@@ -323,6 +394,8 @@ impl AlertApp {
                 recipients: to.clone(),
                 late: ctx.at.saturating_sub(alert.decided) > ALERT_DUE_MS,
                 outgoing: true,
+                closed: None,
+                erased: None,
             };
             txn.put(ALERTS, k(b"i/", &id), cbor(&ix));
             txn.put(ALERTS, k(b"s/", &id), cbor(&alert.identity));
@@ -460,6 +533,8 @@ impl AlertApp {
             recipients,
             late: h.created.saturating_sub(alert.decided) > ALERT_DUE_MS,
             outgoing: false,
+            closed: None,
+            erased: None,
         };
         txn.put(ALERTS, k(b"i/", &id), cbor(&ix));
         txn.put(ALERTS, k(b"s/", &id), cbor(&alert.identity));
@@ -473,6 +548,95 @@ impl AlertApp {
         );
         tracing::info!(alert = %id, from = %h.from, "alert received, routed to the incoming-alert coordinator");
         Ok(())
+    }
+
+    fn apply_close(
+        &self,
+        msg: &Inbound<'_>,
+        txn: &mut Txn<'_>,
+        id: CaseId,
+        ended: Timestamp,
+    ) -> Result<(), RejectCode> {
+        let h = msg.header;
+        let key = k(b"i/", &id);
+        let mut ix: AlertIndex = txn
+            .get(ALERTS, &key)?
+            .and_then(|v| decode(&v))
+            .filter(|ix: &AlertIndex| !ix.outgoing)
+            .ok_or_else(|| app_code("unknown_alert"))?;
+        if h.from != ix.sender_node || h.authority != ix.sender {
+            return Err(app_code("not_sender"));
+        }
+        if h.prev != [ix.message] {
+            return Err(app_code("wrong_predecessor"));
+        }
+        if ix.closed.is_some() {
+            return Err(app_code("already_closed"));
+        }
+        let at = imi_protocol::clock::step_time(None, h.created, msg.received, u64::MAX)
+            .unwrap_or(msg.received);
+        ix.closed = Some((at, ended));
+        txn.put(ALERTS, key, cbor(&ix));
+        tracing::info!(alert = %id, from = %h.from, "alert closed by its sender");
+        Ok(())
+    }
+
+    /// The sender (`sender`, the authority that sent alert `id`) closes it: the measure
+    /// ended on `ended`. Recorded and sent to every recipient in one commit; a closure more
+    /// than three days after the end is logged as a warning and counted. Refused
+    /// `not_found` (not this authority's alert), `already_closed`.
+    pub async fn close(
+        &self,
+        engine: &Engine,
+        id: CaseId,
+        sender: AuthorityId,
+        ended: Timestamp,
+    ) -> Result<AlertIndex, AppError> {
+        let refused = |code: &str, d: &str| AppError::Refused(Refusal::new(code, d));
+        let store = engine.reader();
+        let ix = index(store.as_ref(), &id)?
+            .filter(|ix| ix.outgoing && ix.sender == sender)
+            .ok_or_else(|| refused("not_found", "no such alert of this authority"))?;
+        let msg = AlertMessage::Close {
+            v: ALERT_VERSION,
+            ended,
+        };
+        let kind = Kind::new(Kind::ALERT).map_err(|e| AppError::Internal(e.to_string()))?;
+        let draft = (!ix.recipients.is_empty()).then(|| Draft {
+            kind: kind.clone(),
+            step: Kind::new(msg.step()).ok(),
+            authority: sender.clone(),
+            to: ix.recipients.clone(),
+            case: Some(id),
+            prev: vec![ix.message],
+            body: a::encode(&msg),
+        });
+        let key = k(b"i/", &id);
+        let apply = move |txn: &mut Txn<'_>, ctx: &LocalCtx| -> Result<LocalOutcome, Refusal> {
+            let mut now: AlertIndex = txn
+                .get(ALERTS, &key)?
+                .and_then(|v| decode(&v))
+                .ok_or_else(|| Refusal::new("not_found", "no such alert"))?;
+            if now.closed.is_some() {
+                return Err(Refusal::new("already_closed", "the alert is closed"));
+            }
+            now.closed = Some((ctx.at, ended));
+            txn.put(ALERTS, key.clone(), cbor(&now));
+            Ok(LocalOutcome {
+                write: true,
+                result: cbor(&now),
+            })
+        };
+        let o = engine.local_step(draft, Box::new(apply)).await?;
+        let ix: AlertIndex = decode(&o.result).ok_or_else(|| AppError::Internal("alert".into()))?;
+        if let Some((at, ended)) = ix.closed
+            && at.saturating_sub(ended) > ALERT_DUE_MS
+        {
+            self.late_closures.inc();
+            tracing::warn!(alert = %id, "alert closed more than three days after the measure ended");
+        }
+        tracing::info!(alert = %id, "alert closed");
+        Ok(ix)
     }
 
     fn apply_forward(
@@ -639,6 +803,12 @@ impl Application for AlertApp {
                 }
                 self.apply_forward(msg, txn, id, authorities)
             }
+            AlertMessage::Close { v, ended } => {
+                if *v != ALERT_VERSION {
+                    return Err(RejectCode::UnsupportedVersion);
+                }
+                self.apply_close(msg, txn, id, *ended)
+            }
             AlertMessage::Grant {
                 v,
                 authorities,
@@ -670,6 +840,11 @@ impl Application for AlertApp {
             "imi_alerts_late",
             "Alerts this node sent more than three days after the decision",
             self.late.clone(),
+        );
+        registry.register(
+            "imi_alerts_late_closures",
+            "Alerts this node closed more than three days after the measure ended",
+            self.late_closures.clone(),
         );
     }
 }

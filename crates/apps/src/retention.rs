@@ -90,8 +90,13 @@ impl Application for Retention {
                 async move {
                     let now = engine.now_ms();
                     let r = run_retention(&engine, &cases, now, tombstones.as_deref()).await?;
-                    if r.blocked + r.deleted > 0 {
-                        tracing::info!(blocked = r.blocked, deleted = r.deleted, "retention run");
+                    if r.blocked + r.deleted + r.alerts_erased > 0 {
+                        tracing::info!(
+                            blocked = r.blocked,
+                            deleted = r.deleted,
+                            alerts = r.alerts_erased,
+                            "retention run"
+                        );
                     }
                     Ok::<(), AppError>(())
                 }
@@ -107,6 +112,8 @@ pub struct RetentionReport {
     pub blocked: usize,
     /// Cases deleted.
     pub deleted: usize,
+    /// Alerts whose identity was erased (closed or past their validity).
+    pub alerts_erased: usize,
 }
 
 /// Whether a case is blocked.
@@ -309,5 +316,6 @@ pub async fn run_retention(
             break;
         }
     }
+    report.alerts_erased = crate::alerts::erase_expired(engine, now).await?;
     Ok(report)
 }

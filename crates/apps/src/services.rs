@@ -510,6 +510,18 @@ impl Services {
             .await
     }
 
+    /// The sender closes alert `id`: the measure ended on `ended`.
+    pub async fn close_alert(
+        &self,
+        id: CaseId,
+        sender: imi_protocol::AuthorityId,
+        ended: Timestamp,
+    ) -> Result<crate::alerts::AlertIndex, AppError> {
+        self.alert_app()?
+            .close(&self.engine, id, sender, ended)
+            .await
+    }
+
     /// Alert `id` as `authority` may see it: its index, the authority's box entry, and the
     /// professional's identity when the authority may read it and this node holds the key.
     #[allow(clippy::type_complexity)]
@@ -588,7 +600,16 @@ impl Services {
         if let Selection::Case(case) = selection
             && self.case(case).await?.is_none()
         {
-            return Ok(None);
+            // Alerts and notifications chain their envelopes under their id as well.
+            let store = self.store.clone();
+            let known = blocking(move || {
+                Ok(crate::alerts::index(store.as_ref(), &case)?.is_some()
+                    || crate::notifications::index(store.as_ref(), &case)?.is_some())
+            })
+            .await?;
+            if !known {
+                return Ok(None);
+            }
         }
         Ok(Some(
             evidence_bundle(&self.engine, selection, &self.governance).await?,

@@ -363,6 +363,8 @@ pub fn verify(bytes: &[u8], options: &Options) -> Vec<Check> {
         })
         .collect();
     let mut steps: Vec<(u64, String, NodeId, Vec<NodeId>)> = Vec::new();
+    // The kinds of the case's envelopes: which lifecycle their steps must follow.
+    let mut kinds: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
     for e in &bundle.entries {
         let name = format!("entry[{}]", e.index);
         let leaf = Leaf::parse(&e.leaf);
@@ -422,6 +424,7 @@ pub fn verify(bytes: &[u8], options: &Options) -> Vec<Check> {
                             .filter_map(|n| n.parse().ok())
                             .collect();
                         steps.push((created, step.to_owned(), from, to));
+                        kinds.insert(leaf.get("kind").unwrap_or("-").to_owned());
                     }
                     continue;
                 };
@@ -471,6 +474,7 @@ pub fn verify(bytes: &[u8], options: &Options) -> Vec<Check> {
                         );
                         if let Some(step) = leaf.get("step").filter(|s| *s != "-") {
                             steps.push((h.created, step.to_owned(), h.from, h.to.clone()));
+                            kinds.insert(h.kind.as_str().to_owned());
                         }
                     }
                     Err(c) => {
@@ -566,7 +570,7 @@ pub fn verify(bytes: &[u8], options: &Options) -> Vec<Check> {
     if bundle.case.is_some() {
         steps.sort_by_key(|s| s.0);
         steps.dedup();
-        let (ok, detail) = lifecycle(&steps);
+        let (ok, detail) = case_lifecycle(&kinds, &steps);
         r.add("case.lifecycle", ok, detail);
     }
     r.0
@@ -653,6 +657,93 @@ fn complete(
         },
     };
     r.add("case.chain", false, detail);
+}
+
+/// The lifecycle check of a case whose envelopes are of `kinds`: one kind only, and its
+/// steps in an order that kind allows ([`lifecycle`] for `imi.request`,
+/// [`alert_lifecycle`] for `imi.alert`, [`notification_lifecycle`] for
+/// `imi.notification`).
+pub fn case_lifecycle(
+    kinds: &std::collections::BTreeSet<String>,
+    steps: &[(u64, String, NodeId, Vec<NodeId>)],
+) -> (bool, String) {
+    let mut it = kinds.iter();
+    match (it.next().map(String::as_str), it.next()) {
+        (Some("imi.alert"), None) => alert_lifecycle(steps),
+        (Some("imi.notification"), None) => notification_lifecycle(steps),
+        (Some("imi.request") | None, None) => lifecycle(steps),
+        _ => (
+            false,
+            format!(
+                "envelopes of several kinds in one case: {}",
+                kinds.iter().cloned().collect::<Vec<_>>().join(", ")
+            ),
+        ),
+    }
+}
+
+/// An alert at node level: `alert` first (its sender S, its recipients R); then `forward`
+/// from a node of R to S; `grant` from S to one node that forwarded before; `close` from
+/// S, once, after which nothing follows.
+pub fn alert_lifecycle(steps: &[(u64, String, NodeId, Vec<NodeId>)]) -> (bool, String) {
+    let Some((_, first, sender, recipients)) = steps.first() else {
+        return (false, "no step".into());
+    };
+    if first != "alert" {
+        return (false, format!("an alert starts with alert, not {first}"));
+    }
+    let mut forwarded: Vec<NodeId> = Vec::new();
+    let mut closed = false;
+    for (at, step, from, to) in steps.iter().skip(1) {
+        let ok = !closed
+            && match step.as_str() {
+                "forward" => {
+                    let ok = recipients.contains(from) && to.as_slice() == [*sender];
+                    if ok {
+                        forwarded.push(*from);
+                    }
+                    ok
+                }
+                "grant" => {
+                    from == sender && to.len() == 1 && to.iter().all(|n| forwarded.contains(n))
+                }
+                "close" => {
+                    closed = true;
+                    from == sender
+                }
+                _ => false,
+            };
+        if !ok {
+            return (
+                false,
+                format!("{step} by {from} at {at} is not allowed there"),
+            );
+        }
+    }
+    (true, format!("{} steps", steps.len()))
+}
+
+/// A notification at node level: `notify` first (its sender S, its recipients R); then
+/// `read` acknowledgements, each from a node of R to S.
+pub fn notification_lifecycle(steps: &[(u64, String, NodeId, Vec<NodeId>)]) -> (bool, String) {
+    let Some((_, first, sender, recipients)) = steps.first() else {
+        return (false, "no step".into());
+    };
+    if first != "notify" {
+        return (
+            false,
+            format!("a notification starts with notify, not {first}"),
+        );
+    }
+    for (at, step, from, to) in steps.iter().skip(1) {
+        if !(step == "read" && recipients.contains(from) && to.as_slice() == [*sender]) {
+            return (
+                false,
+                format!("{step} by {from} at {at} is not allowed there"),
+            );
+        }
+    }
+    (true, format!("{} steps", steps.len()))
 }
 
 /// Checks the sequence of request steps at node level: each step allowed in the state the

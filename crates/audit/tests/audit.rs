@@ -498,3 +498,54 @@ fn case_head_statements_have_one_encoding() {
         assert!(CaseHead::parse(&bad).is_err(), "{bad:?}");
     }
 }
+
+/// `case.lifecycle` of alerts and notifications (docs/evidence-bundle.md §6, rule 8): their
+/// steps in the order each kind allows, one kind per case.
+#[test]
+fn alert_and_notification_lifecycles() {
+    use imi_audit::bundle::case_lifecycle;
+    use imi_protocol::NodeId::{AT, DE, HU};
+    let kinds = |k: &[&str]| k.iter().map(|s| s.to_string()).collect();
+    let s =
+        |at: u64, step: &str, from: NodeId, to: &[NodeId]| (at, step.to_owned(), from, to.to_vec());
+    let alert = [
+        s(1, "alert", DE, &[AT, HU]),
+        s(2, "forward", HU, &[DE]),
+        s(3, "grant", DE, &[HU]),
+        s(4, "close", DE, &[AT, HU]),
+    ];
+    assert!(case_lifecycle(&kinds(&["imi.alert"]), &alert).0);
+    // A grant to a node that never forwarded; a forward from a non-recipient; anything
+    // after the close; a close by a recipient; not starting with the alert.
+    type Steps<'a> = &'a [(u64, String, NodeId, Vec<NodeId>)];
+    let bad: [Steps; 5] = [
+        &[s(1, "alert", DE, &[AT, HU]), s(2, "grant", DE, &[AT])],
+        &[s(1, "alert", DE, &[HU]), s(2, "forward", AT, &[DE])],
+        &[
+            s(1, "alert", DE, &[HU]),
+            s(2, "close", DE, &[HU]),
+            s(3, "forward", HU, &[DE]),
+        ],
+        &[s(1, "alert", DE, &[HU]), s(2, "close", HU, &[DE])],
+        &[s(1, "forward", HU, &[DE])],
+    ];
+    for steps in bad {
+        assert!(
+            !case_lifecycle(&kinds(&["imi.alert"]), steps).0,
+            "{steps:?}"
+        );
+    }
+    let notification = [
+        s(1, "notify", DE, &[AT, HU]),
+        s(2, "read", HU, &[DE]),
+        s(3, "read", AT, &[DE]),
+    ];
+    assert!(case_lifecycle(&kinds(&["imi.notification"]), &notification).0);
+    assert!(!case_lifecycle(&kinds(&["imi.notification"]), &notification[1..]).0);
+    let stranger = [s(1, "notify", DE, &[HU]), s(2, "read", AT, &[DE])];
+    assert!(!case_lifecycle(&kinds(&["imi.notification"]), &stranger).0);
+    // Kinds mixed in one case, and a request's steps under an alert's kind.
+    assert!(!case_lifecycle(&kinds(&["imi.alert", "imi.request"]), &alert).0);
+    assert!(!case_lifecycle(&kinds(&["imi.alert"]), &[s(1, "create", DE, &[HU])]).0);
+    assert!(case_lifecycle(&kinds(&["imi.request"]), &[s(1, "create", DE, &[HU])]).0);
+}

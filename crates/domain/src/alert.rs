@@ -24,7 +24,8 @@ use std::collections::BTreeSet;
 
 /// The version of the [`AlertMessage`] encoding.
 pub const ALERT_VERSION: u16 = 1;
-/// An alert is due within three days of the decision it reports (Art. 56a(3)).
+/// An alert is due within three days of the decision it reports (Art. 56a(3)), and its
+/// closure within three days of the end of the measure.
 pub const ALERT_DUE_MS: u64 = 3 * 86_400_000;
 /// Most authorities one forward names.
 pub const MAX_FORWARD_AUTHORITIES: usize = 200;
@@ -71,6 +72,14 @@ pub enum AlertMessage {
         /// The authorities.
         authorities: Vec<AuthorityId>,
     },
+    /// Step `close`: the sender closes the alert (the measure ended on `ended`, the start
+    /// of a UTC day); to every recipient. A closed alert's identity is erased.
+    Close {
+        /// Encoding version.
+        v: u16,
+        /// The day the measure ended.
+        ended: Timestamp,
+    },
     /// Step `grant`: the identity key, for the authorities named, to their node only.
     Grant {
         /// Encoding version.
@@ -90,6 +99,7 @@ impl AlertMessage {
             AlertMessage::Alert(_) => "alert",
             AlertMessage::Forward { .. } => "forward",
             AlertMessage::Grant { .. } => "grant",
+            AlertMessage::Close { .. } => "close",
         }
     }
 }

@@ -4,8 +4,10 @@
 //! opens the identity (tried with every key in its store and key files). Hungary's
 //! coordinator forwards the alert to HU-ENKK, whose users see the professional once the
 //! German node has granted the key; the coordinator still does not. An alert reported more
-//! than three days after the decision is marked late and counted. Bad input: refused,
-//! nothing sent or stored.
+//! than three days after the decision is marked late and counted, as is a closure more than
+//! three days after the measure ended; closed, the alert's identity is erased by each node's
+//! retention job and its trail still verifies offline. Bad input: refused, nothing sent or
+//! stored.
 
 use imi_e2e::{Federation, HEAVY, NodeClient, lock};
 use serde_json::{Value, json};
@@ -121,6 +123,56 @@ fn an_alert_reaches_coordinators_sealed_and_forwarded_authorities_in_full() {
     let coord = seen(&hu_coord, &id).unwrap();
     assert_eq!(coord["professional"], Value::Null, "{coord}");
 
+    // The sender closes it five days after the measure ended: warned and counted. Each
+    // node's retention then erases the identity; the coordinator and the forwarded
+    // authority see the closure, nobody the professional; the trail still verifies.
+    let closed = de.post_status(
+        &format!("/api/v1/alerts/{id}/close"),
+        &json!({"ended": day(-5)}),
+        200,
+    );
+    assert!(closed["closed"].is_object(), "{closed}");
+    let (st, _) = de
+        .post_json(
+            &format!("/api/v1/alerts/{id}/close"),
+            &json!({"ended": day(-5)}),
+        )
+        .unwrap();
+    assert_eq!(st, 409, "closed once");
+    assert_eq!(
+        fed.client("DE")
+            .metric_required("imi_alerts_late_closures_total", &[]),
+        1.0
+    );
+    fed.wait_until("HU to hold the closure", WAIT, || {
+        seen(&hu_coord, &id).filter(|v| v["closed"].is_object())
+    });
+    for n in ["HU", "DE"] {
+        let r = fed
+            .client(n)
+            .post_status("/operator/retention/run", &json!({}), 200);
+        assert!(r["alerts_erased"].as_u64().unwrap() >= 1, "{n}: {r}");
+    }
+    let erased = seen(&hu_enkk, &id).unwrap();
+    assert_eq!(erased["professional"], Value::Null, "{erased}");
+    assert_eq!(erased["identity_erased"], true);
+    let auditor = fed.user("HU", &fed.add_user("HU", "aud", "HU-NC", "auditor", &[]));
+    let bundle = auditor.get_json(&format!("/api/v1/audit/bundle?case={id}"));
+    let file = fed.root().join("alert-bundle.json");
+    std::fs::write(&file, serde_json::to_vec(&bundle).unwrap()).unwrap();
+    let gov = fed.root().join("governance.pub");
+    let (ok, out) = fed.cli(&[
+        "audit",
+        "verify",
+        file.to_str().unwrap(),
+        "--governance-key",
+        gov.to_str().unwrap(),
+        "--witnesses",
+        "0",
+    ]);
+    assert!(ok, "the erased alert's trail verifies: {out}");
+    assert!(out.contains("retention"), "{out}");
+
     // Bad input: clear codes, nothing stored.
     let before = de.get_json("/api/v1/alerts")["items"]
         .as_array()
@@ -145,7 +197,8 @@ fn an_alert_reaches_coordinators_sealed_and_forwarded_authorities_in_full() {
         .len();
     assert_eq!(before, after);
 
-    // AT's coordinator never forwarded: AT's node holds no key that opens the identity.
+    // AT's coordinator never forwarded: AT's node holds no key that opens the identity
+    // (AT has not run retention: it still holds the sealed copy).
     // Try every 32-byte value of its alert column and every key file on the sealed copy.
     for p in procs {
         p.stop();
