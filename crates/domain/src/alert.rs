@@ -15,7 +15,7 @@
 //! The body of an `imi.alert` envelope is an [`AlertMessage`] (CBOR). Pure: no I/O, no
 //! clock.
 use crate::catalogue::{Catalogue, ProcedureKind};
-use crate::message::{CodedCheck, Refused, SubjectData, check_coded};
+use crate::message::{CodedCheck, Refused, SubjectData, check_fields};
 use crate::request::CodedAnswer;
 use imi_protocol::fields::SealedFields;
 use imi_protocol::{AuthorityId, CaseId, NodeId, Timestamp};
@@ -175,32 +175,7 @@ pub fn check_alert(
             format!("{} is not a profession of the vocabulary", a.profession),
         ));
     }
-    let mut seen = BTreeSet::new();
-    for f in &a.fields {
-        if !procedure.question_codes().contains(&f.question) {
-            return Err(Refused::new(
-                "unknown_field",
-                format!("{} is not a field of {}", f.question, a.procedure),
-            ));
-        }
-        if !seen.insert(f.question.as_str()) {
-            return Err(Refused::new(
-                "duplicate_field",
-                format!("field {} is given twice", f.question),
-            ));
-        }
-        check_coded(catalogue, f, &[], &FIELD)?;
-    }
-    if let Some(missing) = procedure
-        .question_codes()
-        .iter()
-        .find(|q| !seen.contains(q.as_str()))
-    {
-        return Err(Refused::new(
-            "missing_field",
-            format!("{} requires field {missing}", a.procedure),
-        ));
-    }
+    check_fields(catalogue, procedure, &a.fields, &[], |_| true, &FIELD)?;
     if a.valid_until.is_some_and(|u| u <= a.decided) {
         return Err(Refused::new(
             "invalid_validity",

@@ -301,6 +301,47 @@ pub fn check_coded(
         .map_err(|e| Refused::new(how.invalid, e.to_string()))
 }
 
+/// Checks the fields of a notification, an entry or an alert of `procedure`: each a
+/// question of the procedure, none twice, each fitting its question ([`check_coded`]), and
+/// every question `required` says is required present. Codes: `unknown_field`,
+/// `duplicate_field`, `missing_field` and `how`'s.
+pub fn check_fields(
+    catalogue: &Catalogue,
+    procedure: &crate::catalogue::Procedure,
+    fields: &[crate::request::CodedAnswer],
+    attachments: &[AttachmentRef],
+    required: impl Fn(&str) -> bool,
+    how: &CodedCheck,
+) -> Result<(), Refused> {
+    let mut seen = std::collections::BTreeSet::new();
+    for f in fields {
+        if !procedure.question_codes().contains(&f.question) {
+            return Err(Refused::new(
+                "unknown_field",
+                format!("{} is not a field of {}", f.question, procedure.code()),
+            ));
+        }
+        if !seen.insert(f.question.as_str()) {
+            return Err(Refused::new(
+                "duplicate_field",
+                format!("field {} is given twice", f.question),
+            ));
+        }
+        check_coded(catalogue, f, attachments, how)?;
+    }
+    if let Some(missing) = procedure
+        .question_codes()
+        .iter()
+        .find(|q| required(q) && !seen.contains(q.as_str()))
+    {
+        return Err(Refused::new(
+            "missing_field",
+            format!("{} requires field {missing}", procedure.code()),
+        ));
+    }
+    Ok(())
+}
+
 /// The attachment references a step introduces.
 pub fn step_attachments(t: &Transition) -> &[AttachmentRef] {
     match t {

@@ -14,7 +14,7 @@
 //! sealed) and by every receiving node (before anything is stored). Pure: no I/O, no clock.
 use crate::authority::{Directory, country_of};
 use crate::catalogue::{Catalogue, CommissionRule, ProcedureKind};
-use crate::message::{CodedCheck, FileBytes, Refused, check_coded, match_files};
+use crate::message::{CodedCheck, FileBytes, Refused, check_fields, match_files};
 use crate::request::{AttachmentRef, CodedAnswer};
 use imi_protocol::{AuthorityId, NodeId};
 use serde::{Deserialize, Serialize};
@@ -171,32 +171,14 @@ pub fn check_notification(
             format!("at most {MAX_FIELDS} fields"),
         ));
     }
-    let mut seen = BTreeSet::new();
-    for f in &n.fields {
-        if !procedure.question_codes().contains(&f.question) {
-            return Err(Refused::new(
-                "unknown_field",
-                format!("{} is not a field of {}", f.question, n.procedure),
-            ));
-        }
-        if !seen.insert(f.question.as_str()) {
-            return Err(Refused::new(
-                "duplicate_field",
-                format!("field {} is given twice", f.question),
-            ));
-        }
-        check_coded(catalogue, f, &n.attachments, &FIELD)?;
-    }
-    if let Some(missing) = procedure
-        .question_codes()
-        .iter()
-        .find(|q| procedure.required(q) && !seen.contains(q.as_str()))
-    {
-        return Err(Refused::new(
-            "missing_field",
-            format!("{} requires field {missing}", n.procedure),
-        ));
-    }
+    check_fields(
+        catalogue,
+        procedure,
+        &n.fields,
+        &n.attachments,
+        |q| procedure.required(q),
+        &FIELD,
+    )?;
     match_files(&n.attachments, &n.files)?;
     Ok(())
 }

@@ -12,7 +12,7 @@
 //! before anything is sealed and on every receiving node before anything is stored. Pure.
 use crate::authority::country_of;
 use crate::catalogue::{Catalogue, Procedure, ProcedureKind};
-use crate::message::{CodedCheck, Refused, check_coded};
+use crate::message::{CodedCheck, Refused, check_fields};
 use crate::request::CodedAnswer;
 use imi_protocol::{AuthorityId, NodeId};
 use serde::{Deserialize, Serialize};
@@ -169,31 +169,6 @@ pub fn check_entry<'c>(
     if m.version == 0 {
         return Err(Refused::new("invalid_version", "versions start at 1"));
     }
-    let mut seen = BTreeSet::new();
-    for f in &m.fields {
-        if !procedure.question_codes().contains(&f.question) {
-            return Err(Refused::new(
-                "unknown_field",
-                format!("{} is not a field of {}", f.question, m.repository),
-            ));
-        }
-        if !seen.insert(f.question.as_str()) {
-            return Err(Refused::new(
-                "duplicate_field",
-                format!("field {} is given twice", f.question),
-            ));
-        }
-        check_coded(catalogue, f, &[], &FIELD)?;
-    }
-    if let Some(missing) = procedure
-        .question_codes()
-        .iter()
-        .find(|q| !seen.contains(q.as_str()))
-    {
-        return Err(Refused::new(
-            "missing_field",
-            format!("{} requires field {missing}", m.repository),
-        ));
-    }
+    check_fields(catalogue, procedure, &m.fields, &[], |_| true, &FIELD)?;
     Ok(procedure)
 }
