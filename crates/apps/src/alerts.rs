@@ -321,15 +321,20 @@ pub struct NewAlert {
 /// The alert application.
 pub struct AlertApp {
     cases: Arc<Cases>,
+    /// The professions of the vocabulary (`None`: any non-empty code).
+    professions: Option<std::collections::BTreeSet<String>>,
     late: Counter,
     late_closures: Counter,
 }
 
 impl AlertApp {
-    /// The application over the node's request service (catalogue, directory, data key).
-    pub fn new(cases: Arc<Cases>) -> Self {
+    /// The application over the node's request service (catalogue, directory, data key);
+    /// an alert's profession must be one of `professions` (the vocabulary's codes), on the
+    /// sending and on every receiving node.
+    pub fn new(cases: Arc<Cases>, professions: Option<std::collections::BTreeSet<String>>) -> Self {
         Self {
             cases,
+            professions,
             late: Counter::default(),
             late_closures: Counter::default(),
         }
@@ -366,7 +371,14 @@ impl AlertApp {
             valid_until: new.valid_until,
             identity,
         };
-        check_alert(cases.catalogue(), None, &sender, me, &alert).map_err(refused)?;
+        check_alert(
+            cases.catalogue(),
+            self.professions.as_ref(),
+            &sender,
+            me,
+            &alert,
+        )
+        .map_err(refused)?;
         let to = member_states(engine);
         let msg = AlertMessage::Alert(alert.clone());
         let kind = Kind::new(Kind::ALERT).map_err(|e| AppError::Internal(e.to_string()))?;
@@ -506,8 +518,14 @@ impl AlertApp {
     ) -> Result<(), RejectCode> {
         let h = msg.header;
         let cases = &self.cases;
-        check_alert(cases.catalogue(), None, &h.authority, h.from, alert)
-            .map_err(|r| app_code(r.code))?;
+        check_alert(
+            cases.catalogue(),
+            self.professions.as_ref(),
+            &h.authority,
+            h.from,
+            alert,
+        )
+        .map_err(|r| app_code(r.code))?;
         if !h.prev.is_empty() {
             return Err(app_code("unexpected_predecessor"));
         }

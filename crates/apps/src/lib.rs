@@ -152,7 +152,13 @@ pub fn member_node(
     apps.push(cases.application());
     apps.push(Arc::new(notifications::NotificationApp(cases.clone())));
     apps.push(Arc::new(repositories::RepositoryApp(cases.clone())));
-    let alerts = Arc::new(alerts::AlertApp::new(cases.clone()));
+    let professions = directory
+        .vocabulary()
+        .professions()
+        .iter()
+        .map(|p| p.code().to_owned())
+        .collect();
+    let alerts = Arc::new(alerts::AlertApp::new(cases.clone(), Some(professions)));
     apps.push(alerts.clone());
     if report_facts {
         apps.push(Arc::new(facts::FactReporter::new(imi_protocol::NodeId::EU)));

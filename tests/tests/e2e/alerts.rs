@@ -183,6 +183,10 @@ fn an_alert_reaches_coordinators_sealed_and_forwarded_authorities_in_full() {
     let (st, text) = de.post_json("/api/v1/alerts", &no_profession).unwrap();
     assert_eq!(st, 422, "{text}");
     assert!(text.contains("missing_profession"), "{text}");
+    let mut astronaut = alert(&day(0));
+    astronaut["profession"] = json!("PROF-ASTRONAUT");
+    let (st, text) = de.post_json("/api/v1/alerts", &astronaut).unwrap();
+    assert!(st == 422 && text.contains("unknown_profession"), "{text}");
     let mut unknown = alert(&day(0));
     unknown["type"] = json!("PQ-P01");
     let (st, text) = de.post_json("/api/v1/alerts", &unknown).unwrap();

@@ -76,7 +76,8 @@ fn rejected(code: &str) -> Outcome {
 async fn forged_grants_and_forwards_are_refused_and_only_the_named_read_the_identity() {
     let fed = Federation::new(&[DE, HU, AT]);
     let cases = cases_for(HU);
-    let app = Arc::new(AlertApp::new(cases.clone()));
+    let professions = ["PROF-DOCTOR".to_owned(), "PROF-NURSE".to_owned()].into();
+    let app = Arc::new(AlertApp::new(cases.clone(), Some(professions)));
     let hu = fed
         .start_with(
             HU,
@@ -121,6 +122,23 @@ async fn forged_grants_and_forwards_are_refused_and_only_the_named_read_the_iden
         )
         .await;
     assert_eq!(o, rejected("missing_profession"));
+    let mut unknown_profession = alert.clone();
+    unknown_profession.profession = "PROF-ASTRONAUT".into();
+    let o = fed
+        .send_draft(
+            &de,
+            DE,
+            HU,
+            &draft(
+                "DE-NC",
+                &[HU, AT],
+                alert_id,
+                vec![],
+                &AlertMessage::Alert(unknown_profession),
+            ),
+        )
+        .await;
+    assert_eq!(o, rejected("unknown_profession"));
     assert!(hu.rows(ALERTS).is_empty(), "a refused alert writes nothing");
     let o = fed
         .send_draft(
