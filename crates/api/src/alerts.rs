@@ -6,8 +6,8 @@
 //! holds in its box is the one 404.
 use crate::problem::ApiError;
 use crate::requests::{
-    AnswerInput, LangQuery, QueryOf, answer, authority_id, case_worker, date_field, json_body,
-    json_content_type, lang, query, record_access,
+    AnswerInput, LangQuery, NoQuery, QueryOf, answer, authority_id, case_worker, date_field,
+    json_body, json_content_type, lang, query, record_access,
 };
 use crate::{ApiState, views};
 use axum::Json;
@@ -192,9 +192,11 @@ pub(crate) async fn forward(
     State(state): State<ApiState>,
     Path(id): Path<String>,
     headers: HeaderMap,
+    q: QueryOf<NoQuery>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let user = case_worker(&state, &headers).await?;
+    query(q)?;
     let id: CaseId = id.parse().map_err(|_| ApiError::not_found())?;
     let (_, entry, _) = state
         .services
@@ -234,9 +236,11 @@ pub(crate) async fn close(
     State(state): State<ApiState>,
     Path(id): Path<String>,
     headers: HeaderMap,
+    q: QueryOf<NoQuery>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let user = case_worker(&state, &headers).await?;
+    query(q)?;
     let id: CaseId = id.parse().map_err(|_| ApiError::not_found())?;
     json_content_type(&headers, &body)?;
     let input: CloseInput = json_body(&body)?;

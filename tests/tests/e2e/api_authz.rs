@@ -1092,6 +1092,7 @@ fn the_server_enforces_what_the_document_says() {
             .replace("{id}", &id)
             .replace("{sha256}", &sha)
             .replace("{area}", "PQ")
+            .replace("{code}", "CIT-P01")
             .replace("{authority}", "HU-ENKK")
             .replace("{user}", "requester");
         for (method, op) in item.as_object().expect("path item") {
