@@ -375,7 +375,17 @@ async fn checkpoints_distributed_while_the_log_grows_raise_no_alarm() {
         })
         .sum();
     assert_eq!(counted, 0);
-    // HU cosigned DE's checkpoints along the way.
+    // HU cosigned DE's checkpoints. Its answers go out only when `send_witness_answers`
+    // runs (the rig turns the job off), and on a busy machine all 30 rounds above can end
+    // before HU received a checkpoint: once DE's outbox is drained HU has them all, so one
+    // more round, waited for until HU's outbox is drained too, must bring a cosignature.
+    imi_apps::witness::send_witness_answers(hu.engine())
+        .await
+        .unwrap();
+    crate::rig::wait_until("HU's outbox to drain", || {
+        hu.count(imi_engine::keys::OUTBOX) == 0
+    })
+    .await;
     let cosigned = imi_engine::checkpoint::stored(de.store())
         .unwrap()
         .into_iter()
