@@ -134,7 +134,8 @@ async fn hostile_notifications_and_acknowledgements_are_refused_and_change_nothi
         )
         .await;
     let raw = fed.raw_client(DE, imi_network::DEFAULT_MAX_MESSAGE_BYTES);
-    let raw_at = fed.raw_client(AT, imi_network::DEFAULT_MAX_MESSAGE_BYTES);
+    // HU notifies AT below: its delivery to this client is left unanswered.
+    let raw_at = fed.deaf_client(AT);
     let r = Rig {
         fed,
         hu,
