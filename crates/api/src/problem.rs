@@ -99,8 +99,11 @@ impl From<Refusal> for ApiError {
     fn from(r: Refusal) -> Self {
         let code = r.code.label().to_owned();
         let status = match code.as_str() {
-            "invalid_transition" | "deadline_unchanged" | "wrong_case" => StatusCode::CONFLICT,
-            "not_party" | "wrong_party" | "not_coordinator" => StatusCode::FORBIDDEN,
+            // Absent and "not yours" are the one 404, whatever the application said.
+            "not_found" => return Self::not_found(),
+            "invalid_transition" | "deadline_unchanged" | "wrong_case" | "already_closed"
+            | "stale_version" | "alert_expired" | "user_exists" => StatusCode::CONFLICT,
+            "not_party" | "wrong_party" | "not_coordinator" | "not_owner" => StatusCode::FORBIDDEN,
             "case_erased" => StatusCode::GONE,
             "idempotency_key_reused" => StatusCode::UNPROCESSABLE_ENTITY,
             "internal" => return Self::internal(r.detail),

@@ -148,27 +148,10 @@ async fn run_change(
     lang: &str,
 ) -> Result<Value, ApiError> {
     let p = readable(state, user, &code)?;
-    let (id, stored, _) = match state
+    let (id, stored, _) = state
         .services
         .repository_change(user.authority.clone(), code.clone(), change, idem)
-        .await
-    {
-        Ok(r) => r,
-        Err(imi_apps::AppError::Refused(r)) if r.code.label() == "not_found" => {
-            return Err(ApiError::not_found());
-        }
-        Err(imi_apps::AppError::Refused(r))
-            if matches!(r.code.label(), "not_owner" | "stale_version") =>
-        {
-            let status = if r.code.label() == "not_owner" {
-                StatusCode::FORBIDDEN
-            } else {
-                StatusCode::CONFLICT
-            };
-            return Err(ApiError::new(status, r.code.label(), r.detail));
-        }
-        Err(e) => return Err(e.into()),
-    };
+        .await?;
     Ok(entry_view(state, p, &id, &stored, lang, false))
 }
 

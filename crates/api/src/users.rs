@@ -5,7 +5,7 @@
 //! asks for and reads the bearer token of a request.
 use crate::ApiState;
 use crate::problem::ApiError;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use base64::Engine as _;
 use imi_domain::user::{CoordinatorScope, Role, User};
 use imi_protocol::AuthorityId;
@@ -97,16 +97,9 @@ pub async fn add(state: &ApiState, new: NewUser) -> Result<(UserRecord, String),
         revoked: false,
         token_sha256: imi_apps::users::token_hash(&token),
     };
-    match state.services.add_user(record.clone()).await {
-        Ok(()) => {
-            tracing::info!(user = %record.user.id, authority = %record.user.authority, role = record.user.role.as_str(), "user added");
-            Ok((record, token))
-        }
-        Err(imi_apps::AppError::Refused(r)) if r.code.label() == "user_exists" => {
-            Err(ApiError::new(StatusCode::CONFLICT, "user_exists", r.detail))
-        }
-        Err(e) => Err(e.into()),
-    }
+    state.services.add_user(record.clone()).await?;
+    tracing::info!(user = %record.user.id, authority = %record.user.authority, role = record.user.role.as_str(), "user added");
+    Ok((record, token))
 }
 
 /// Every user, by id.
@@ -116,16 +109,9 @@ pub async fn list(state: &ApiState) -> Result<Vec<UserRecord>, ApiError> {
 
 /// Revokes a user's token.
 pub async fn revoke(state: &ApiState, id: &str) -> Result<UserRecord, ApiError> {
-    match state.services.revoke_user(id.to_owned()).await {
-        Ok(rec) => {
-            tracing::info!(user = %rec.user.id, "user revoked");
-            Ok(rec)
-        }
-        Err(imi_apps::AppError::Refused(r)) if r.code.label() == "not_found" => {
-            Err(ApiError::not_found())
-        }
-        Err(e) => Err(e.into()),
-    }
+    let rec = state.services.revoke_user(id.to_owned()).await?;
+    tracing::info!(user = %rec.user.id, "user revoked");
+    Ok(rec)
 }
 
 /// The user a request's bearer token belongs to; 401 for a missing, unknown or revoked
