@@ -1,5 +1,6 @@
 //! The handlers of `/api/v1/alerts`: a competent authority sends an alert to every other
-//! member state; each recipient's incoming-alert coordinator (`<CC>-NC`) sees the
+//! member state (or to the member states concerned and the Commission, as its type says),
+//! modifies and closes it; each recipient's incoming-alert coordinator (`<CC>-NC`) sees the
 //! profession and the measure, never the professional, and forwards the alert to
 //! authorities of its country; those see the professional once the sender's node has
 //! granted their node the identity key. An alert the caller's authority neither sent nor
@@ -18,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use imi_apps::alerts::{AlertIndex, BoxEntry, BoxRole, NewAlert};
 use imi_apps::requests::SubjectData;
 use imi_domain::dates::{Date, rfc3339};
-use imi_protocol::CaseId;
+use imi_protocol::{CaseId, NodeId};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -35,6 +36,10 @@ struct AlertInput {
     #[serde(default)]
     valid_until: Option<String>,
     professional: SubjectData,
+    #[serde(default)]
+    member_states: Vec<String>,
+    #[serde(default)]
+    commission: bool,
 }
 
 fn role(r: BoxRole) -> &'static str {
@@ -72,6 +77,8 @@ fn view(
             "details": s.details,
         })),
         "identity_sealed": identity.is_none(),
+        "revision": ix.revision,
+        "modified_at": ix.modified.map(rfc3339),
         "closed": ix.closed.map(|(at, ended)| json!({"at": rfc3339(at), "ended": Date::of_ms(ended).to_string()})),
         "identity_erased": ix.erased.is_some(),
     })
@@ -105,7 +112,21 @@ pub(crate) async fn create(
         .into_iter()
         .map(answer)
         .collect::<Result<Vec<_>, _>>()?;
+    let member_states = input
+        .member_states
+        .iter()
+        .map(|c| {
+            c.parse::<NodeId>().map_err(|_| {
+                ApiError::unprocessable(
+                    "invalid_recipients",
+                    format!("{c:?} is not a country code"),
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let new = NewAlert {
+        member_states,
+        commission: input.commission,
         procedure: input.ty,
         profession: input.profession,
         fields,
@@ -251,27 +272,55 @@ pub(crate) async fn close(
             "ended is before 1970",
         ));
     }
-    let ix = match state
+    let ix = state
         .services
         .close_alert(id, user.authority.clone(), ended.start_ms())
-        .await
-    {
-        Ok(ix) => ix,
-        Err(imi_apps::AppError::Refused(r)) if r.code.label() == "not_found" => {
-            return Err(ApiError::not_found());
-        }
-        Err(imi_apps::AppError::Refused(r)) if r.code.label() == "already_closed" => {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "already_closed",
-                r.detail,
-            ));
-        }
-        Err(e) => return Err(e.into()),
-    };
+        .await?;
     let entry = BoxEntry {
         role: BoxRole::Sender,
         at: ix.sent_at,
     };
     Ok(Json(view(&state, &id, &ix, &entry, None, "en")))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ModifyInput {
+    fields: Vec<AnswerInput>,
+    #[serde(default)]
+    valid_until: Option<String>,
+}
+
+/// `POST /api/v1/alerts/{id}/modify`: the sender changes the measure and its validity.
+pub(crate) async fn modify(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    q: QueryOf<LangQuery>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let user = case_worker(&state, &headers).await?;
+    let q = query(q)?;
+    let lang = lang(&state, q.lang.as_deref(), &headers);
+    let id: CaseId = id.parse().map_err(|_| ApiError::not_found())?;
+    json_content_type(&headers, &body)?;
+    let input: ModifyInput = json_body(&body)?;
+    let valid_until = match &input.valid_until {
+        Some(d) => Some(date_field(d, "valid_until")?.start_ms()),
+        None => None,
+    };
+    let fields = input
+        .fields
+        .into_iter()
+        .map(answer)
+        .collect::<Result<Vec<_>, _>>()?;
+    let ix = state
+        .services
+        .modify_alert(id, user.authority.clone(), fields, valid_until)
+        .await?;
+    let entry = BoxEntry {
+        role: BoxRole::Sender,
+        at: ix.sent_at,
+    };
+    Ok(Json(view(&state, &id, &ix, &entry, None, &lang)))
 }

@@ -200,6 +200,11 @@ fn table() -> Vec<(&'static str, String, MethodRouter<ApiState>)> {
             post(alerts::close),
         ),
         (
+            "post",
+            "/api/v1/alerts/{id}/modify".into(),
+            post(alerts::modify),
+        ),
+        (
             "get",
             "/api/v1/repositories".into(),
             get(repositories::list),

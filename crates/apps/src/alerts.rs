@@ -1,14 +1,18 @@
-//! The alert application (kind `imi.alert`, steps `alert`, `forward`, `grant`): a competent
-//! authority alerts every other member state; each recipient node routes the alert to its
-//! incoming-alert coordinator (`<CC>-NC`), who sees the profession and the measure but not
-//! the professional: the identity is sealed under the alert's own key, which the
+//! The alert application (kind `imi.alert`, steps `alert`, `forward`, `grant`, `modify`,
+//! `close`): a competent authority alerts every other member state (or, for a type whose
+//! `addressees` are `concerned`, the member states it names; and the Commission where the
+//! type says so); each recipient node routes the alert to its incoming-alert coordinator
+//! (`<CC>-NC`; `EU-COMMISSION` on the Commission's node), who sees the profession and the
+//! measure but not the professional: the identity is sealed under the alert's own key, which the
 //! coordinator's node does not hold. The coordinator forwards the alert to authorities of
 //! its country; their node sends `forward` to the sender's node, whose `alert-grants` job
 //! answers with `grant`: the key, sealed in an envelope to that node alone, for the
 //! authorities named. Their users then read the identity.
 //!
 //! An alert sent more than three days after the decision it reports is sent, marked late,
-//! with a warning in the log and `imi_alerts_late_total`.
+//! with a warning in the log and `imi_alerts_late_total`. The sender modifies the measure and
+//! its validity (`modify`, numbered revisions) and closes the alert (`close`) on every
+//! recipient.
 //!
 //! Column [`ALERTS`] (`id`: the alert's 16-byte id, the header's `case`):
 //!
@@ -24,9 +28,10 @@
 use crate::AppError;
 use crate::requests::{Cases, aad, cbor, decode, open, seal};
 use imi_domain::alert::{
-    self as a, ALERT_DUE_MS, ALERT_VERSION, Alert, AlertMessage, check_alert, identity_context,
-    incoming_coordinator,
+    self as a, ALERT_DUE_MS, ALERT_VERSION, Alert, AlertMessage, check_alert, check_measure,
+    check_recipients, identity_context, incoming_coordinator,
 };
+use imi_domain::catalogue::{Addressees, CommissionRule};
 use imi_domain::message::SubjectData;
 use imi_domain::request::CodedAnswer;
 use imi_engine::{Application, Engine, Inbound, LocalCtx, LocalOutcome, PeriodicJob, Refusal, Txn};
@@ -87,6 +92,12 @@ pub struct AlertIndex {
     /// When the retention job erased the identity (and its key).
     #[serde(default)]
     pub erased: Option<Timestamp>,
+    /// How many times the sender modified the measure (0: never).
+    #[serde(default)]
+    pub revision: u32,
+    /// When the last modification was signed (the sender) or stored (a recipient).
+    #[serde(default)]
+    pub modified: Option<Timestamp>,
 }
 
 impl AlertIndex {
@@ -301,6 +312,68 @@ fn member_states(engine: &Engine) -> Vec<NodeId> {
     v
 }
 
+/// The nodes an alert goes to: every other member state, or the member states concerned
+/// the sender named (each on the trust list); with the Commission where its type requires
+/// it or the sender chose it.
+fn recipients(
+    engine: &Engine,
+    catalogue: &imi_domain::catalogue::Catalogue,
+    new: &NewAlert,
+) -> Result<Vec<NodeId>, imi_domain::message::Refused> {
+    use imi_domain::message::Refused;
+    let p = catalogue
+        .procedure(&new.procedure)
+        .filter(|p| p.kind() == imi_domain::catalogue::ProcedureKind::Alert)
+        .ok_or_else(|| {
+            Refused::new(
+                "unknown_alert_type",
+                format!("{} is not an alert type of the catalogue", new.procedure),
+            )
+        })?;
+    let others = member_states(engine);
+    let mut to = match p.addressees() {
+        Addressees::All if new.member_states.is_empty() => others,
+        Addressees::All => {
+            return Err(Refused::new(
+                "invalid_recipients",
+                format!(
+                    "an alert of type {} goes to every other member state; name none",
+                    new.procedure
+                ),
+            ));
+        }
+        Addressees::Concerned => {
+            if let Some(n) = new.member_states.iter().find(|n| !others.contains(n)) {
+                return Err(Refused::new(
+                    "invalid_recipients",
+                    format!("{n} is not another member state of the federation"),
+                ));
+            }
+            new.member_states.clone()
+        }
+    };
+    let commission = match p.commission() {
+        CommissionRule::Required => true,
+        CommissionRule::Optional => new.commission,
+        CommissionRule::None => {
+            if new.commission {
+                return Err(Refused::new(
+                    "commission_not_allowed",
+                    format!(
+                        "an alert of type {} does not go to the Commission",
+                        new.procedure
+                    ),
+                ));
+            }
+            false
+        }
+    };
+    if commission {
+        to.push(NodeId::EU);
+    }
+    Ok(to)
+}
+
 /// What the sender enters.
 #[derive(Debug, Clone)]
 pub struct NewAlert {
@@ -316,6 +389,11 @@ pub struct NewAlert {
     pub valid_until: Option<Timestamp>,
     /// The professional.
     pub identity: SubjectData,
+    /// For a type sent to the member states concerned: those member states. Empty for a
+    /// type sent to every other member state.
+    pub member_states: Vec<NodeId>,
+    /// For a type on which the Commission is optional: whether to send it the alert too.
+    pub commission: bool,
 }
 
 /// The alert application.
@@ -379,7 +457,8 @@ impl AlertApp {
             &alert,
         )
         .map_err(refused)?;
-        let to = member_states(engine);
+        let to = recipients(engine, cases.catalogue(), &new).map_err(refused)?;
+        check_recipients(cases.catalogue(), &alert.procedure, me, &to).map_err(refused)?;
         let msg = AlertMessage::Alert(alert.clone());
         let kind = Kind::new(Kind::ALERT).map_err(|e| AppError::Internal(e.to_string()))?;
         let draft = (!to.is_empty()).then(|| Draft {
@@ -408,6 +487,8 @@ impl AlertApp {
                 outgoing: true,
                 closed: None,
                 erased: None,
+                revision: 0,
+                modified: None,
             };
             txn.put(ALERTS, k(b"i/", &id), cbor(&ix));
             txn.put(ALERTS, k(b"s/", &id), cbor(&alert.identity));
@@ -503,12 +584,6 @@ impl AlertApp {
         Ok(())
     }
 
-    /// The `alert-grants` job: sends each grant a recipient asked for (the key, sealed to
-    /// that node, for the authorities named), then clears it.
-    pub async fn send_grants(&self, engine: &Engine) -> Result<usize, AppError> {
-        send_grants(&self.cases, engine).await
-    }
-
     fn apply_alert(
         &self,
         msg: &Inbound<'_>,
@@ -526,6 +601,8 @@ impl AlertApp {
             alert,
         )
         .map_err(|r| app_code(r.code))?;
+        check_recipients(cases.catalogue(), &alert.procedure, h.from, &h.to)
+            .map_err(|r| app_code(r.code))?;
         if !h.prev.is_empty() {
             return Err(app_code("unexpected_predecessor"));
         }
@@ -553,6 +630,8 @@ impl AlertApp {
             outgoing: false,
             closed: None,
             erased: None,
+            revision: 0,
+            modified: None,
         };
         txn.put(ALERTS, k(b"i/", &id), cbor(&ix));
         txn.put(ALERTS, k(b"s/", &id), cbor(&alert.identity));
@@ -655,6 +734,134 @@ impl AlertApp {
         }
         tracing::info!(alert = %id, "alert closed");
         Ok(ix)
+    }
+
+    /// The sender (`sender`) modifies alert `id`: the measure and its scope become `fields`
+    /// (every field of the type) and the validity `valid_until`. Recorded and sent to every
+    /// recipient in one commit. Refused `not_found` (not this authority's alert),
+    /// `already_closed`, `alert_expired` (its identity was erased), and the measure's own
+    /// codes.
+    pub async fn modify(
+        &self,
+        engine: &Engine,
+        id: CaseId,
+        sender: AuthorityId,
+        fields: Vec<CodedAnswer>,
+        valid_until: Option<Timestamp>,
+    ) -> Result<AlertIndex, AppError> {
+        let refused = |code: &str, d: &str| AppError::Refused(Refusal::new(code, d));
+        let store = engine.reader();
+        let ix = index(store.as_ref(), &id)?
+            .filter(|ix| ix.outgoing && ix.sender == sender)
+            .ok_or_else(|| refused("not_found", "no such alert of this authority"))?;
+        check_measure(
+            self.cases.catalogue(),
+            &ix.procedure,
+            &fields,
+            ix.decided,
+            valid_until,
+        )
+        .map_err(|r| AppError::Refused(Refusal::new(r.code, r.detail)))?;
+        let revision = ix.revision.saturating_add(1);
+        let msg = AlertMessage::Modify {
+            v: ALERT_VERSION,
+            revision,
+            fields: fields.clone(),
+            valid_until,
+        };
+        let kind = Kind::new(Kind::ALERT).map_err(|e| AppError::Internal(e.to_string()))?;
+        let draft = (!ix.recipients.is_empty()).then(|| Draft {
+            kind,
+            step: Kind::new(msg.step()).ok(),
+            authority: sender.clone(),
+            to: ix.recipients.clone(),
+            case: Some(id),
+            prev: vec![ix.message],
+            body: a::encode(&msg),
+        });
+        let key = k(b"i/", &id);
+        let apply = move |txn: &mut Txn<'_>, ctx: &LocalCtx| -> Result<LocalOutcome, Refusal> {
+            let mut now: AlertIndex = txn
+                .get(ALERTS, &key)?
+                .and_then(|v| decode(&v))
+                .ok_or_else(|| Refusal::new("not_found", "no such alert"))?;
+            if now.closed.is_some() {
+                return Err(Refusal::new("already_closed", "the alert is closed"));
+            }
+            if now.erased.is_some() {
+                return Err(Refusal::new(
+                    "alert_expired",
+                    "the alert expired and its identity was erased",
+                ));
+            }
+            if now.revision + 1 != revision {
+                return Err(Refusal::new(
+                    "stale_version",
+                    "the alert was modified meanwhile",
+                ));
+            }
+            now.fields = fields.clone();
+            now.valid_until = valid_until;
+            now.revision = revision;
+            now.modified = Some(ctx.at);
+            txn.put(ALERTS, key.clone(), cbor(&now));
+            Ok(LocalOutcome {
+                write: true,
+                result: cbor(&now),
+            })
+        };
+        let o = engine.local_step(draft, Box::new(apply)).await?;
+        let ix: AlertIndex = decode(&o.result).ok_or_else(|| AppError::Internal("alert".into()))?;
+        tracing::info!(alert = %id, revision, "alert modified");
+        Ok(ix)
+    }
+
+    fn apply_modify(
+        &self,
+        msg: &Inbound<'_>,
+        txn: &mut Txn<'_>,
+        id: CaseId,
+        revision: u32,
+        fields: &[CodedAnswer],
+        valid_until: Option<Timestamp>,
+    ) -> Result<(), RejectCode> {
+        let h = msg.header;
+        let key = k(b"i/", &id);
+        let mut ix: AlertIndex = txn
+            .get(ALERTS, &key)?
+            .and_then(|v| decode(&v))
+            .filter(|ix: &AlertIndex| !ix.outgoing)
+            .ok_or_else(|| app_code("unknown_alert"))?;
+        if h.from != ix.sender_node || h.authority != ix.sender {
+            return Err(app_code("not_sender"));
+        }
+        if h.prev != [ix.message] {
+            return Err(app_code("wrong_predecessor"));
+        }
+        if ix.closed.is_some() {
+            return Err(app_code("already_closed"));
+        }
+        check_measure(
+            self.cases.catalogue(),
+            &ix.procedure,
+            fields,
+            ix.decided,
+            valid_until,
+        )
+        .map_err(|r| app_code(r.code))?;
+        // Delivered in order; a replayed or older modification changes nothing.
+        if revision <= ix.revision {
+            return Err(app_code("stale_revision"));
+        }
+        let at = imi_protocol::clock::step_time(None, h.created, msg.received, u64::MAX)
+            .unwrap_or(msg.received);
+        ix.fields = fields.to_vec();
+        ix.valid_until = valid_until;
+        ix.revision = revision;
+        ix.modified = Some(at);
+        txn.put(ALERTS, key, cbor(&ix));
+        tracing::info!(alert = %id, from = %h.from, revision, "alert modified by its sender");
+        Ok(())
     }
 
     fn apply_forward(
@@ -826,6 +1033,17 @@ impl Application for AlertApp {
                     return Err(RejectCode::UnsupportedVersion);
                 }
                 self.apply_close(msg, txn, id, *ended)
+            }
+            AlertMessage::Modify {
+                v,
+                revision,
+                fields,
+                valid_until,
+            } => {
+                if *v != ALERT_VERSION {
+                    return Err(RejectCode::UnsupportedVersion);
+                }
+                self.apply_modify(msg, txn, id, *revision, fields, *valid_until)
             }
             AlertMessage::Grant {
                 v,

@@ -12,7 +12,7 @@
 //! | [`directory`] | `imi.directory.update`, `imi.directory.sync` (not logged) | `directory`, `directory_meta`, `directory_out` | `directory-publish`, `directory-sync` |
 //! | [`notifications`] | `imi.notification` (steps `notify`, `read`) | `notifications` | — |
 //! | [`repositories`] | `imi.repository.entry` | `repository` | — |
-//! | [`alerts`] | `imi.alert` (steps `alert`, `forward`, `grant`) | `alerts` | `alert-grants` |
+//! | [`alerts`] | `imi.alert` (steps `alert`, `forward`, `grant`, `modify`, `close`) | `alerts` | `alert-grants` |
 //! | [`retention`] | — | `blocked`, `tombstones` | `retention` |
 //! | [`evidence`] | — (reads the kernel's log) | — | — |
 //! | [`users`], [`idempotency`], [`access_log`] | — | `users`, `idempotency`, `access_log` | — |
@@ -108,8 +108,18 @@ pub struct NodeApps {
     pub retention: Arc<retention::Retention>,
     /// The directory replica.
     pub directory: Arc<directory::DirectoryApp>,
-    /// Alerts (`None` on the Commission node).
-    pub alerts: Option<Arc<alerts::AlertApp>>,
+    /// Alerts.
+    pub alerts: Arc<alerts::AlertApp>,
+}
+
+/// The profession codes of the node's vocabulary.
+fn professions(directory: &directory::DirectoryApp) -> std::collections::BTreeSet<String> {
+    directory
+        .vocabulary()
+        .professions()
+        .iter()
+        .map(|p| p.code().to_owned())
+        .collect()
 }
 
 /// What every node runs: diagnostics, witnessing, users, idempotency, the access log and
@@ -152,13 +162,10 @@ pub fn member_node(
     apps.push(cases.application());
     apps.push(Arc::new(notifications::NotificationApp(cases.clone())));
     apps.push(Arc::new(repositories::RepositoryApp(cases.clone())));
-    let professions = directory
-        .vocabulary()
-        .professions()
-        .iter()
-        .map(|p| p.code().to_owned())
-        .collect();
-    let alerts = Arc::new(alerts::AlertApp::new(cases.clone(), Some(professions)));
+    let alerts = Arc::new(alerts::AlertApp::new(
+        cases.clone(),
+        Some(professions(&directory)),
+    ));
     apps.push(alerts.clone());
     if report_facts {
         apps.push(Arc::new(facts::FactReporter::new(imi_protocol::NodeId::EU)));
@@ -168,12 +175,12 @@ pub fn member_node(
         cases,
         retention,
         directory,
-        alerts: Some(alerts),
+        alerts,
     }
 }
 
-/// The Commission node: the common applications and the fact reports it receives. It takes
-/// part in no request (its case columns stay empty; `imi.request` is an unknown kind here).
+/// The Commission node: the common applications, the fact reports it receives, the
+/// notifications and alerts addressed to the Commission. It takes part in no request (its case columns stay empty; `imi.request` is an unknown kind here).
 pub fn commission_node(
     signer: &NodeSigner,
     diagnostics: diagnostics::DiagnosticApp,
@@ -196,11 +203,18 @@ pub fn commission_node(
         "repositories",
         repositories::COLUMNS,
     )));
+    // Alerts whose type names the Commission (Services Directive Art. 29/32) reach its
+    // box (`EU-COMMISSION`): the measure, never the professional's identity.
+    let alerts = Arc::new(alerts::AlertApp::new(
+        cases.clone(),
+        Some(professions(&directory)),
+    ));
+    apps.push(alerts.clone());
     NodeApps {
         apps: Applications::new(apps),
         cases,
         retention,
         directory,
-        alerts: None,
+        alerts,
     }
 }

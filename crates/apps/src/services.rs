@@ -57,7 +57,7 @@ pub struct Services {
     cases: Arc<Cases>,
     retention: Arc<Retention>,
     directory: Arc<crate::directory::DirectoryApp>,
-    alerts: Option<Arc<crate::alerts::AlertApp>>,
+    alerts: Arc<crate::alerts::AlertApp>,
     governance: [u8; 32],
 }
 
@@ -480,22 +480,13 @@ impl Services {
 
     // --- alerts ------------------------------------------------------------------------
 
-    fn alert_app(&self) -> Result<&Arc<crate::alerts::AlertApp>, AppError> {
-        self.alerts.as_ref().ok_or_else(|| {
-            AppError::Refused(Refusal::new(
-                "not_found",
-                "the Commission node takes part in no alert",
-            ))
-        })
-    }
-
-    /// Sends an alert from `sender` to every other member state.
+    /// Sends an alert from `sender` to the member states (and the Commission) its type names.
     pub async fn send_alert(
         &self,
         sender: imi_protocol::AuthorityId,
         new: crate::alerts::NewAlert,
     ) -> Result<(CaseId, crate::alerts::AlertIndex), AppError> {
-        self.alert_app()?.send(&self.engine, sender, new).await
+        self.alerts.send(&self.engine, sender, new).await
     }
 
     /// The coordinator forwards alert `id` to `authorities` of this country.
@@ -505,7 +496,7 @@ impl Services {
         coordinator: imi_protocol::AuthorityId,
         authorities: Vec<imi_protocol::AuthorityId>,
     ) -> Result<(), AppError> {
-        self.alert_app()?
+        self.alerts
             .forward(&self.engine, id, coordinator, authorities)
             .await
     }
@@ -517,8 +508,20 @@ impl Services {
         sender: imi_protocol::AuthorityId,
         ended: Timestamp,
     ) -> Result<crate::alerts::AlertIndex, AppError> {
-        self.alert_app()?
-            .close(&self.engine, id, sender, ended)
+        self.alerts.close(&self.engine, id, sender, ended).await
+    }
+
+    /// The sender modifies alert `id`: its measure becomes `fields`, its validity
+    /// `valid_until`.
+    pub async fn modify_alert(
+        &self,
+        id: CaseId,
+        sender: imi_protocol::AuthorityId,
+        fields: Vec<imi_domain::request::CodedAnswer>,
+        valid_until: Option<Timestamp>,
+    ) -> Result<crate::alerts::AlertIndex, AppError> {
+        self.alerts
+            .modify(&self.engine, id, sender, fields, valid_until)
             .await
     }
 

@@ -683,8 +683,8 @@ pub fn case_lifecycle(
 }
 
 /// An alert at node level: `alert` first (its sender S, its recipients R); then `forward`
-/// from a node of R to S; `grant` from S to one node that forwarded before; `close` from
-/// S, once, after which nothing follows.
+/// from a node of R to S; `grant` from S to one node that forwarded before; `modify` from
+/// S to R; `close` from S, once, after which nothing follows.
 pub fn alert_lifecycle(steps: &[(u64, String, NodeId, Vec<NodeId>)]) -> (bool, String) {
     let Some((_, first, sender, recipients)) = steps.first() else {
         return (false, "no step".into());
@@ -706,6 +706,12 @@ pub fn alert_lifecycle(steps: &[(u64, String, NodeId, Vec<NodeId>)]) -> (bool, S
                 }
                 "grant" => {
                     from == sender && to.len() == 1 && to.iter().all(|n| forwarded.contains(n))
+                }
+                "modify" => {
+                    let (mut a, mut b) = (to.clone(), recipients.clone());
+                    a.sort();
+                    b.sort();
+                    from == sender && a == b
                 }
                 "close" => {
                     closed = true;

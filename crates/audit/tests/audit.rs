@@ -512,13 +512,15 @@ fn alert_and_notification_lifecycles() {
         s(1, "alert", DE, &[AT, HU]),
         s(2, "forward", HU, &[DE]),
         s(3, "grant", DE, &[HU]),
-        s(4, "close", DE, &[AT, HU]),
+        s(4, "modify", DE, &[HU, AT]),
+        s(5, "close", DE, &[AT, HU]),
     ];
     assert!(case_lifecycle(&kinds(&["imi.alert"]), &alert).0);
     // A grant to a node that never forwarded; a forward from a non-recipient; anything
-    // after the close; a close by a recipient; not starting with the alert.
+    // after the close; a close by a recipient; not starting with the alert; a modification
+    // by a recipient, to other nodes, or after the close.
     type Steps<'a> = &'a [(u64, String, NodeId, Vec<NodeId>)];
-    let bad: [Steps; 5] = [
+    let bad: [Steps; 8] = [
         &[s(1, "alert", DE, &[AT, HU]), s(2, "grant", DE, &[AT])],
         &[s(1, "alert", DE, &[HU]), s(2, "forward", AT, &[DE])],
         &[
@@ -528,6 +530,13 @@ fn alert_and_notification_lifecycles() {
         ],
         &[s(1, "alert", DE, &[HU]), s(2, "close", HU, &[DE])],
         &[s(1, "forward", HU, &[DE])],
+        &[s(1, "alert", DE, &[HU]), s(2, "modify", HU, &[DE])],
+        &[s(1, "alert", DE, &[AT, HU]), s(2, "modify", DE, &[HU])],
+        &[
+            s(1, "alert", DE, &[HU]),
+            s(2, "close", DE, &[HU]),
+            s(3, "modify", DE, &[HU]),
+        ],
     ];
     for steps in bad {
         assert!(

@@ -14,7 +14,7 @@
 //!
 //! The body of an `imi.alert` envelope is an [`AlertMessage`] (CBOR). Pure: no I/O, no
 //! clock.
-use crate::catalogue::{Catalogue, ProcedureKind};
+use crate::catalogue::{Addressees, Catalogue, CommissionRule, ProcedureKind, ProfessionRule};
 use crate::message::{CodedCheck, Refused, SubjectData, check_fields};
 use crate::request::CodedAnswer;
 use imi_protocol::fields::SealedFields;
@@ -45,7 +45,8 @@ pub struct Alert {
     pub v: u16,
     /// The alert type: a catalogue procedure of kind `alert`.
     pub procedure: String,
-    /// The regulated profession (vocabulary code, e.g. `PROF-DOCTOR`).
+    /// The regulated profession (vocabulary code, e.g. `PROF-DOCTOR`); empty when the type's
+    /// `profession` is `optional` and none is named.
     pub profession: String,
     /// The type's fields (the measure and its scope): every question of the type once.
     pub fields: Vec<CodedAnswer>,
@@ -80,6 +81,19 @@ pub enum AlertMessage {
         /// The day the measure ended.
         ended: Timestamp,
     },
+    /// Step `modify`: the sender changes the measure and its scope (the type's fields) or
+    /// its validity; to every recipient. `revision` counts the modifications (1 for the
+    /// first); a recipient keeps the highest. The profession and the professional stay.
+    Modify {
+        /// Encoding version.
+        v: u16,
+        /// 1 for the first modification, then one more each time.
+        revision: u32,
+        /// Every field of the type, as for the alert.
+        fields: Vec<CodedAnswer>,
+        /// Until when the measure now applies.
+        valid_until: Option<Timestamp>,
+    },
     /// Step `grant`: the identity key, for the authorities named, to their node only.
     Grant {
         /// Encoding version.
@@ -100,6 +114,7 @@ impl AlertMessage {
             AlertMessage::Forward { .. } => "forward",
             AlertMessage::Grant { .. } => "grant",
             AlertMessage::Close { .. } => "close",
+            AlertMessage::Modify { .. } => "modify",
         }
     }
 }
@@ -125,14 +140,68 @@ pub fn identity_context(id: &CaseId) -> Vec<u8> {
 }
 
 /// The incoming-alert coordinator of a member state: its national IMI coordinator's
-/// authority, `<CC>-NC`.
+/// authority, `<CC>-NC`; on the Commission's node, `EU-COMMISSION`.
 pub fn incoming_coordinator(country: NodeId) -> Option<AuthorityId> {
+    if country == NodeId::EU {
+        return AuthorityId::new(crate::notification::COMMISSION_AUTHORITY).ok();
+    }
     AuthorityId::new(&format!("{country}-NC")).ok()
 }
 
+/// Checks an alert's recipient nodes `to` against its type: no duplicate and never the
+/// sender; the Commission (`EU`) there if the type requires it, absent if it excludes it; a
+/// type for the member states concerned names at least one.
+pub fn check_recipients(
+    catalogue: &Catalogue,
+    procedure: &str,
+    sender_country: NodeId,
+    to: &[NodeId],
+) -> Result<(), Refused> {
+    let p = catalogue
+        .procedure(procedure)
+        .filter(|p| p.kind() == ProcedureKind::Alert)
+        .ok_or_else(|| {
+            Refused::new(
+                "unknown_alert_type",
+                format!("{procedure} is not an alert type of the catalogue"),
+            )
+        })?;
+    let unique: BTreeSet<NodeId> = to.iter().copied().collect();
+    if unique.len() != to.len() || unique.contains(&sender_country) {
+        return Err(Refused::new(
+            "invalid_recipients",
+            "each member state once, never the sender's own",
+        ));
+    }
+    let commission = unique.contains(&NodeId::EU);
+    match (p.commission(), commission) {
+        (CommissionRule::Required, false) => {
+            return Err(Refused::new(
+                "commission_required",
+                format!("an alert of type {procedure} goes to the Commission"),
+            ));
+        }
+        (CommissionRule::None, true) => {
+            return Err(Refused::new(
+                "commission_not_allowed",
+                format!("an alert of type {procedure} does not go to the Commission"),
+            ));
+        }
+        _ => {}
+    }
+    if p.addressees() == Addressees::Concerned && unique.len() == usize::from(commission) {
+        return Err(Refused::new(
+            "missing_member_states",
+            format!("an alert of type {procedure} names the member states concerned"),
+        ));
+    }
+    Ok(())
+}
+
 /// Checks an alert sent by `sender` (an authority of `sender_country`): the type is an
-/// alert procedure; a profession is named (and, with `professions`, is one of them); every
-/// field of the type is there once and fits; the validity ends after the decision.
+/// alert procedure; a profession is named where the type requires one (and, with
+/// `professions`, any profession named is one of them); every field of the type is there
+/// once and fits; the validity ends after the decision.
 pub fn check_alert(
     catalogue: &Catalogue,
     professions: Option<&BTreeSet<String>>,
@@ -161,33 +230,59 @@ pub fn check_alert(
                 format!("{} is not an alert type of the catalogue", a.procedure),
             )
         })?;
-    if a.profession.trim().is_empty() {
+    let named = !a.profession.is_empty();
+    if a.profession.trim().is_empty()
+        && (named || procedure.profession() == ProfessionRule::Required)
+    {
         return Err(Refused::new(
             "missing_profession",
             "an alert names the profession",
         ));
     }
-    if let Some(known) = professions
-        && !known.contains(&a.profession)
+    if named
+        && (a.profession.trim() != a.profession
+            || professions.is_some_and(|known| !known.contains(&a.profession)))
     {
         return Err(Refused::new(
             "unknown_profession",
             format!("{} is not a profession of the vocabulary", a.profession),
         ));
     }
-    check_fields(catalogue, procedure, &a.fields, &[], |_| true, &FIELD)?;
-    if a.valid_until.is_some_and(|u| u <= a.decided) {
-        return Err(Refused::new(
-            "invalid_validity",
-            "valid_until must be after the decision",
-        ));
-    }
+    check_measure(catalogue, &a.procedure, &a.fields, a.decided, a.valid_until)?;
     if a.identity.ct.is_empty()
         || a.identity.ct.len() > imi_protocol::fields::MAX_SEALED_FIELDS_BYTES
     {
         return Err(Refused::new(
             "invalid_identity",
             "the sealed identity is empty or too large",
+        ));
+    }
+    Ok(())
+}
+
+/// Checks an alert's measure (the fields of type `procedure`, every one once) and its
+/// validity (ending after the decision): for an alert and for each modification of it.
+pub fn check_measure(
+    catalogue: &Catalogue,
+    procedure: &str,
+    fields: &[CodedAnswer],
+    decided: Timestamp,
+    valid_until: Option<Timestamp>,
+) -> Result<(), Refused> {
+    let p = catalogue
+        .procedure(procedure)
+        .filter(|p| p.kind() == ProcedureKind::Alert)
+        .ok_or_else(|| {
+            Refused::new(
+                "unknown_alert_type",
+                format!("{procedure} is not an alert type of the catalogue"),
+            )
+        })?;
+    check_fields(catalogue, p, fields, &[], |_| true, &FIELD)?;
+    if valid_until.is_some_and(|u| u <= decided) {
+        return Err(Refused::new(
+            "invalid_validity",
+            "valid_until must be after the decision",
         ));
     }
     Ok(())

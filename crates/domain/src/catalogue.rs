@@ -526,9 +526,15 @@ pub struct Procedure {
     question_sets: Vec<String>,
     #[serde(default)]
     questions: Vec<String>,
-    /// Notifications only: whether the Commission is a recipient.
+    /// Notifications and alerts: whether the Commission is a recipient.
     #[serde(default)]
     commission: CommissionRule,
+    /// Alerts only: to every other member state, or to the member states the sender names.
+    #[serde(default)]
+    addressees: Addressees,
+    /// Alerts only: whether an alert names the professional's regulated profession.
+    #[serde(default)]
+    profession: ProfessionRule,
     /// Notifications only: the questions (fields) a notification may leave out.
     #[serde(default)]
     optional: Vec<String>,
@@ -558,6 +564,38 @@ pub enum CommissionRule {
     Optional,
     /// Every notification of the type names the Commission.
     Required,
+}
+
+/// Whom an alert type goes to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Addressees {
+    /// Every other member state (Directive 2005/36/EC Art. 56a).
+    #[default]
+    All,
+    /// The member states concerned, named by the sender (Directive 2006/123/EC Art. 29/32).
+    Concerned,
+}
+
+impl Addressees {
+    /// The name used in catalogue files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Addressees::All => "all",
+            Addressees::Concerned => "concerned",
+        }
+    }
+}
+
+/// Whether an alert type names a regulated profession.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProfessionRule {
+    /// Every alert names one (professional-qualification alerts).
+    #[default]
+    Required,
+    /// The sender may name one (a service activity need not be a regulated profession).
+    Optional,
 }
 
 impl CommissionRule {
@@ -593,9 +631,17 @@ impl Procedure {
     pub fn question_codes(&self) -> &[String] {
         &self.resolved
     }
-    /// Notifications: whether the Commission is a recipient.
+    /// Notifications and alerts: whether the Commission is a recipient.
     pub fn commission(&self) -> CommissionRule {
         self.commission
+    }
+    /// Alerts: every other member state, or those the sender names.
+    pub fn addressees(&self) -> Addressees {
+        self.addressees
+    }
+    /// Alerts: whether the profession must be named.
+    pub fn profession(&self) -> ProfessionRule {
+        self.profession
     }
     /// Notifications: the fields a notification may leave out (every other question of
     /// the procedure is required).
@@ -1141,13 +1187,23 @@ fn parse_area(source: &Source, langs: &[&str]) -> Result<Area, CatalogueError> {
             item: item.clone(),
             reason,
         };
-        if !notification
-            && (procedure.commission != CommissionRule::None
-                || !procedure.optional.is_empty()
-                || procedure.repository.is_some())
+        if !notification && (!procedure.optional.is_empty() || procedure.repository.is_some()) {
+            return Err(invalid(
+                "optional and repository are for notification procedures only".into(),
+            ));
+        }
+        let alert = procedure.kind == ProcedureKind::Alert;
+        if !notification && !alert && procedure.commission != CommissionRule::None {
+            return Err(invalid(
+                "commission is for notification and alert procedures only".into(),
+            ));
+        }
+        if !alert
+            && (procedure.addressees != Addressees::All
+                || procedure.profession != ProfessionRule::Required)
         {
             return Err(invalid(
-                "commission, optional and repository are for notification procedures only".into(),
+                "addressees and profession are for alert procedures only".into(),
             ));
         }
         let repository = procedure.kind == ProcedureKind::Repository;

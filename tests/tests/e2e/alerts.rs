@@ -6,8 +6,11 @@
 //! German node has granted the key; the coordinator still does not. An alert reported more
 //! than three days after the decision is marked late and counted, as is a closure more than
 //! three days after the measure ended; closed, the alert's identity is erased by each node's
-//! retention job and its trail still verifies offline. Bad input: refused, nothing sent or
-//! stored.
+//! retention job and its trail still verifies offline. Before that, the sender modifies the
+//! measure and its validity, and every recipient holds the new revision. A Services
+//! Directive alert goes to the member state concerned and the Commission only: the
+//! Commission's services see the measure, not the provider; Austria never gets it. Bad
+//! input: refused, nothing sent or stored.
 
 use imi_e2e::{Federation, HEAVY, NodeClient, lock};
 use serde_json::{Value, json};
@@ -59,8 +62,11 @@ fn seen(reader: &NodeClient, id: &str) -> Option<Value> {
 #[test]
 fn an_alert_reaches_coordinators_sealed_and_forwarded_authorities_in_full() {
     let _g = lock(&HEAVY);
-    let fed = Federation::init(&["DE", "HU", "AT"]);
-    let procs: Vec<_> = ["DE", "HU", "AT"].iter().map(|n| fed.start(n)).collect();
+    let fed = Federation::init(&["DE", "HU", "AT", "EU"]);
+    let procs: Vec<_> = ["DE", "HU", "AT", "EU"]
+        .iter()
+        .map(|n| fed.start(n))
+        .collect();
     let de = fed.user(
         "DE",
         &fed.add_user("DE", "d", "DE-NC", "authority_user", &[]),
@@ -71,6 +77,10 @@ fn an_alert_reaches_coordinators_sealed_and_forwarded_authorities_in_full() {
         &fed.add_user("HU", "he", "HU-ENKK", "authority_user", &[]),
     );
     let at_coord = fed.user("AT", &fed.add_user("AT", "ac", "AT-NC", "coordinator", &[]));
+    let commission = fed.user(
+        "EU",
+        &fed.add_user("EU", "ec", "EU-COMMISSION", "authority_user", &[]),
+    );
 
     // On time, then late (decided five days ago).
     let sent = de.post_status("/api/v1/alerts", &alert(&day(0)), 201);
@@ -123,6 +133,41 @@ fn an_alert_reaches_coordinators_sealed_and_forwarded_authorities_in_full() {
     let coord = seen(&hu_coord, &id).unwrap();
     assert_eq!(coord["professional"], Value::Null, "{coord}");
 
+    // The sender modifies the measure (a restriction now) and its validity: every
+    // recipient holds revision 1; a modification by anyone else is a 404.
+    let restriction = json!({
+        "fields": [
+            {"question": "PQ-Q12", "type": "choice", "value": "PQ-Q12-RESTRICTION"},
+            {"question": "PQ-Q13", "type": "date", "value": day(0)},
+        ],
+        "valid_until": day(365),
+    });
+    let modified = de.post_status(&format!("/api/v1/alerts/{id}/modify"), &restriction, 200);
+    assert_eq!(modified["revision"], 1, "{modified}");
+    assert_eq!(modified["valid_until"], json!(day(365)));
+    let (st, _) = hu_coord
+        .post_json(&format!("/api/v1/alerts/{id}/modify"), &restriction)
+        .unwrap();
+    assert_eq!(st, 404, "only the sender modifies");
+    let (st, text) = de
+        .post_json(
+            &format!("/api/v1/alerts/{id}/modify"),
+            &json!({"fields": [], "valid_until": null}),
+        )
+        .unwrap();
+    assert!(st == 422 && text.contains("missing_field"), "{text}");
+    for (who, c) in [("HU", &hu_coord), ("AT", &at_coord)] {
+        let v = fed.wait_until(&format!("{who} to hold revision 1"), WAIT, || {
+            seen(c, &id).filter(|v| v["revision"] == 1)
+        });
+        assert_eq!(v["valid_until"], json!(day(365)), "{v}");
+        assert!(v["modified_at"].is_string(), "{v}");
+        assert!(
+            v["fields"].to_string().contains("PQ-Q12-RESTRICTION"),
+            "{v}"
+        );
+    }
+
     // The sender closes it five days after the measure ended: warned and counted. Each
     // node's retention then erases the identity; the coordinator and the forwarded
     // authority see the closure, nobody the professional; the trail still verifies.
@@ -172,6 +217,43 @@ fn an_alert_reaches_coordinators_sealed_and_forwarded_authorities_in_full() {
     ]);
     assert!(ok, "the erased alert's trail verifies: {out}");
     assert!(out.contains("retention"), "{out}");
+
+    // A Services Directive alert: to the member state concerned and the Commission. The
+    // Commission's services see the measure, never the provider; AT is not concerned.
+    let services = json!({
+        "type": "SD-P02",
+        "member_states": ["HU"],
+        "fields": [
+            {"question": "SD-Q10", "type": "text", "value": "Gas installations certified without inspection"},
+            {"question": "SD-Q11", "type": "bool", "value": true},
+        ],
+        "decided": day(0),
+        "professional": {"name": "Installateur GmbH", "details": {"register": "HRB 4711"}},
+    });
+    let sd = de.post_status("/api/v1/alerts", &services, 201);
+    assert_eq!(sd["recipient_countries"], json!(["HU", "EU"]), "{sd}");
+    let sd_id = sd["id"].as_str().unwrap().to_owned();
+    let eu_sees = fed.wait_until("the Commission to get the alert", WAIT, || {
+        seen(&commission, &sd_id)
+    });
+    assert_eq!(eu_sees["role"], "coordinator", "{eu_sees}");
+    assert_eq!(eu_sees["professional"], Value::Null);
+    assert_eq!(eu_sees["identity_sealed"], true);
+    fed.wait_until("HU's coordinator to get the alert", WAIT, || {
+        seen(&hu_coord, &sd_id)
+    });
+    assert!(seen(&at_coord, &sd_id).is_none(), "AT is not concerned");
+    let mut unnamed = services.clone();
+    unnamed["member_states"] = json!([]);
+    let (st, text) = de.post_json("/api/v1/alerts", &unnamed).unwrap();
+    assert!(
+        st == 422 && text.contains("missing_member_states"),
+        "{text}"
+    );
+    let mut own = services.clone();
+    own["member_states"] = json!(["DE"]);
+    let (st, text) = de.post_json("/api/v1/alerts", &own).unwrap();
+    assert!(st == 422 && text.contains("invalid_recipients"), "{text}");
 
     // Bad input: clear codes, nothing stored.
     let before = de.get_json("/api/v1/alerts")["items"]

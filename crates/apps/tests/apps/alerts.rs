@@ -74,7 +74,7 @@ fn rejected(code: &str) -> Outcome {
 
 #[tokio::test]
 async fn forged_grants_and_forwards_are_refused_and_only_the_named_read_the_identity() {
-    let fed = Federation::new(&[DE, HU, AT]);
+    let fed = Federation::new(&[DE, HU, AT, NodeId::EU]);
     let cases = cases_for(HU);
     let professions = ["PROF-DOCTOR".to_owned(), "PROF-NURSE".to_owned()].into();
     let app = Arc::new(AlertApp::new(cases.clone(), Some(professions)));
@@ -139,6 +139,22 @@ async fn forged_grants_and_forwards_are_refused_and_only_the_named_read_the_iden
         )
         .await;
     assert_eq!(o, rejected("unknown_profession"));
+    // A professional-qualification alert does not go to the Commission.
+    let o = fed
+        .send_draft(
+            &de,
+            DE,
+            HU,
+            &draft(
+                "DE-NC",
+                &[HU, NodeId::EU],
+                alert_id,
+                vec![],
+                &AlertMessage::Alert(alert.clone()),
+            ),
+        )
+        .await;
+    assert_eq!(o, rejected("commission_not_allowed"));
     assert!(hu.rows(ALERTS).is_empty(), "a refused alert writes nothing");
     let o = fed
         .send_draft(
@@ -216,6 +232,99 @@ async fn forged_grants_and_forwards_are_refused_and_only_the_named_read_the_iden
             .is_none()
     );
 
+    // Modifications: from the sender, naming the alert, with a full measure and a higher
+    // revision; anything else is refused and changes nothing.
+    let modify = |revision: u32, fields: Vec<CodedAnswer>| AlertMessage::Modify {
+        v: ALERT_VERSION,
+        revision,
+        fields,
+        valid_until: Some(20_500 * DAY),
+    };
+    let mut restriction = fields();
+    restriction[0].answer = AnswerPayload::Choice("PQ-Q12-RESTRICTION".into());
+    let before = hu.rows(ALERTS);
+    for (from, authority, prev, m, code) in [
+        (
+            AT,
+            "AT-NC",
+            vec![ix.message],
+            modify(1, restriction.clone()),
+            "not_sender",
+        ),
+        (
+            DE,
+            "DE-NC",
+            vec![],
+            modify(1, restriction.clone()),
+            "wrong_predecessor",
+        ),
+        (
+            DE,
+            "DE-NC",
+            vec![ix.message],
+            modify(1, restriction[..1].to_vec()),
+            "missing_field",
+        ),
+        (
+            DE,
+            "DE-NC",
+            vec![ix.message],
+            modify(0, restriction.clone()),
+            "stale_revision",
+        ),
+    ] {
+        let client = if from == AT { &at } else { &de };
+        let o = fed
+            .send_draft(
+                client,
+                from,
+                HU,
+                &draft(authority, &[HU], alert_id, prev, &m),
+            )
+            .await;
+        assert_eq!(o, rejected(code), "{code}");
+    }
+    assert_eq!(
+        hu.rows(ALERTS),
+        before,
+        "refused modifications change nothing"
+    );
+    let o = fed
+        .send_draft(
+            &de,
+            DE,
+            HU,
+            &draft(
+                "DE-NC",
+                &[HU],
+                alert_id,
+                vec![ix.message],
+                &modify(1, restriction.clone()),
+            ),
+        )
+        .await;
+    assert_eq!(o, Outcome::Accepted);
+    let modified = alerts::index(store.as_ref(), &alert_id).unwrap().unwrap();
+    assert_eq!(
+        (modified.revision, modified.valid_until, &modified.fields),
+        (1, Some(20_500 * DAY), &restriction)
+    );
+    let o = fed
+        .send_draft(
+            &de,
+            DE,
+            HU,
+            &draft(
+                "DE-NC",
+                &[HU],
+                alert_id,
+                vec![ix.message],
+                &modify(1, fields()),
+            ),
+        )
+        .await;
+    assert_eq!(o, rejected("stale_revision"), "a replayed modification");
+
     // HU's own alert to DE and AT (no engine answers: the envelopes wait in HU's outbox);
     // forwards signed by AT.
     let (own, own_ix) = app
@@ -229,11 +338,56 @@ async fn forged_grants_and_forwards_are_refused_and_only_the_named_read_the_iden
                 decided: 20_000 * DAY,
                 valid_until: None,
                 identity: professional(),
+                member_states: vec![],
+                commission: false,
             },
         )
         .await
         .unwrap();
     assert!(own_ix.late, "decided long ago: late");
+    assert_eq!(own_ix.recipients, vec![AT, DE], "every other member state");
+    // The sender modifies it, then closes it; a closed alert is not modified.
+    let m = app
+        .modify(hu.engine(), own, id("HU-ENKK"), restriction.clone(), None)
+        .await
+        .unwrap();
+    assert_eq!((m.revision, &m.fields), (1, &restriction));
+    let refused = |e: imi_apps::AppError| match e {
+        imi_apps::AppError::Refused(r) => r.code.label().to_owned(),
+        other => panic!("not a refusal: {other}"),
+    };
+    let e = app
+        .modify(hu.engine(), own, id("HU-OTHER"), fields(), None)
+        .await
+        .unwrap_err();
+    assert_eq!(refused(e), "not_found", "another authority's alert");
+    app.close(hu.engine(), own, id("HU-ENKK"), 20_001 * DAY)
+        .await
+        .unwrap();
+    let e = app
+        .modify(hu.engine(), own, id("HU-ENKK"), fields(), None)
+        .await
+        .unwrap_err();
+    assert_eq!(refused(e), "already_closed");
+    // A type for every other member state names none.
+    let e = app
+        .send(
+            hu.engine(),
+            id("HU-ENKK"),
+            NewAlert {
+                procedure: "PQ-P02".into(),
+                profession: "PROF-DOCTOR".into(),
+                fields: fields(),
+                decided: 20_000 * DAY,
+                valid_until: None,
+                identity: professional(),
+                member_states: vec![AT],
+                commission: false,
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(refused(e), "invalid_recipients");
     let forward = AlertMessage::Forward {
         v: ALERT_VERSION,
         authorities: vec![id("AT-AEK")],

@@ -116,3 +116,85 @@ fn bad_alerts_are_refused_with_their_code() {
     .map_err(|r| r.code);
     assert_eq!(r, Err("unknown_profession"));
 }
+
+fn sd_alert(id: &CaseId) -> Alert {
+    Alert {
+        procedure: "SD-P02".into(),
+        profession: String::new(),
+        fields: vec![
+            CodedAnswer {
+                question: "SD-Q10".into(),
+                answer: AnswerPayload::Text("Unsafe gas installations".into()),
+            },
+            CodedAnswer {
+                question: "SD-Q11".into(),
+                answer: AnswerPayload::Bool(true),
+            },
+        ],
+        ..alert(id)
+    }
+}
+
+#[test]
+fn a_services_alert_goes_to_the_member_states_concerned_and_the_commission() {
+    let c = catalogue();
+    let id = CaseId::random();
+    // No profession: optional for the Services Directive type, required for PQ-P02.
+    assert_eq!(check(&sd_alert(&id)), Ok(()));
+    let mut pq = alert(&id);
+    pq.profession = String::new();
+    assert_eq!(check(&pq), Err("missing_profession"));
+    let recipients = |p: &str, to: &[NodeId]| {
+        imi_domain::alert::check_recipients(&c, p, NodeId::DE, to).map_err(|r| r.code)
+    };
+    assert_eq!(recipients("SD-P02", &[NodeId::AT, NodeId::EU]), Ok(()));
+    assert_eq!(
+        recipients("SD-P02", &[NodeId::AT]),
+        Err("commission_required")
+    );
+    assert_eq!(
+        recipients("SD-P02", &[NodeId::EU]),
+        Err("missing_member_states")
+    );
+    assert_eq!(
+        recipients("SD-P02", &[NodeId::AT, NodeId::AT, NodeId::EU]),
+        Err("invalid_recipients")
+    );
+    assert_eq!(
+        recipients("SD-P02", &[NodeId::DE, NodeId::EU]),
+        Err("invalid_recipients")
+    );
+    assert_eq!(recipients("PQ-P02", &[NodeId::AT, NodeId::HU]), Ok(()));
+    assert_eq!(
+        recipients("PQ-P02", &[NodeId::AT, NodeId::EU]),
+        Err("commission_not_allowed")
+    );
+    assert_eq!(
+        recipients("PQ-P01", &[NodeId::AT]),
+        Err("unknown_alert_type")
+    );
+    assert_eq!(
+        incoming_coordinator(NodeId::EU).unwrap().as_str(),
+        "EU-COMMISSION"
+    );
+}
+
+#[test]
+fn a_modification_carries_a_full_measure_and_a_validity_after_the_decision() {
+    let c = catalogue();
+    let a = alert(&CaseId::random());
+    let m = AlertMessage::Modify {
+        v: ALERT_VERSION,
+        revision: 1,
+        fields: a.fields.clone(),
+        valid_until: Some(a.decided + DAY),
+    };
+    assert_eq!(m.step(), "modify");
+    assert_eq!(decode(&encode(&m)), Some(m));
+    let measure = |fields: &[CodedAnswer], until| {
+        imi_domain::alert::check_measure(&c, "PQ-P02", fields, a.decided, until).map_err(|r| r.code)
+    };
+    assert_eq!(measure(&a.fields, None), Ok(()));
+    assert_eq!(measure(&a.fields[..1], None), Err("missing_field"));
+    assert_eq!(measure(&a.fields, Some(a.decided)), Err("invalid_validity"));
+}

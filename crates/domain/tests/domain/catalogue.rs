@@ -708,9 +708,29 @@ fn notification_keys_are_for_notifications_and_checked() {
         &[
             "CO.toml",
             "procedure CO-P01",
-            "notification procedures only",
+            "notification and alert procedures only",
         ],
     );
+    // addressees and profession on a request or notification procedure; an unknown value.
+    for (area, kind, key) in [
+        ("CO", "request", "addressees = \"concerned\""),
+        ("SD", "notification", "profession = \"optional\""),
+    ] {
+        let dir = copy_shipped();
+        edit(&area_path(&dir, area), |t| {
+            t.replacen(
+                &format!("kind = \"{kind}\""),
+                &format!("kind = \"{kind}\"\n{key}"),
+                1,
+            )
+        });
+        load_err(&dir, &[&format!("{area}.toml"), "alert procedures only"]);
+    }
+    let dir = copy_shipped();
+    edit(&area_path(&dir, "SD"), |t| {
+        t.replacen("addressees = \"concerned\"", "addressees = \"some\"", 1)
+    });
+    load_err(&dir, &["SD.toml"]);
     // An optional field that is not a question of the procedure.
     let dir = copy_shipped();
     edit(&area_path(&dir, "SD"), |t| {
