@@ -55,9 +55,12 @@ impl Kind {
     /// One version of a repository entry, from its owner's node to every node on the
     /// repository's access list: the body is a CBOR `EntryMessage` (`imi-domain`).
     pub const REPOSITORY_ENTRY: &'static str = "imi.repository.entry";
-    /// An alert (step `alert`), a recipient's forward (`forward`) or the sender's key grant
-    /// (`grant`): the body is a CBOR `AlertMessage` (`imi-domain`).
+    /// An alert (step `alert`), a recipient's forward (`forward`), the sender's key grant
+    /// (`grant`), modification (`modify`) or closure (`close`): the body is a CBOR `AlertMessage` (`imi-domain`).
     pub const ALERT: &'static str = "imi.alert";
+    /// A usage fact for the Commission node (a notification, alert or repository entry
+    /// sent): the body is a CBOR `UsageFact` (`imi-scoreboard`).
+    pub const USAGE: &'static str = "imi.usage";
     /// Every kind this implementation sends or handles.
     pub const ALL: &'static [&'static str] = &[
         Self::DIAGNOSTIC,
@@ -70,6 +73,7 @@ impl Kind {
         Self::NOTIFICATION,
         Self::REPOSITORY_ENTRY,
         Self::ALERT,
+        Self::USAGE,
     ];
 
     /// Validates a kind.

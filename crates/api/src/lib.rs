@@ -266,6 +266,11 @@ fn table() -> Vec<(&'static str, String, MethodRouter<ApiState>)> {
             "/api/v1/scoreboard/flags".into(),
             get(scoreboard::flags),
         ),
+        (
+            "get",
+            "/api/v1/scoreboard/usage".into(),
+            get(scoreboard::usage),
+        ),
         ("get", "/scoreboard".into(), get(scoreboard::page)),
     ];
     for a in ACTIONS {

@@ -203,3 +203,31 @@ pub(crate) async fn flags(
     });
     Ok(axum::Json(body).into_response())
 }
+
+/// `?period=` or `?from=&to=` (no format: the usage statistics are JSON).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UsageQuery {
+    period: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+}
+
+/// `GET /api/v1/scoreboard/usage`: the one-to-many exchanges sent in the period, per
+/// country (sent and received) and in total. On the Commission node from every member's
+/// usage facts; on a member node from its own, so that anyone can compare.
+pub(crate) async fn usage(
+    State(state): State<ApiState>,
+    Query(q): Query<UsageQuery>,
+) -> Result<Response, ApiError> {
+    let q = ScoreboardQuery {
+        period: q.period,
+        from: q.from,
+        to: q.to,
+        format: None,
+    };
+    let period = q.period(&state)?;
+    let facts = state.services.usage_facts().await?;
+    let usage = imi_scoreboard::usage::Usage::of(period, &facts);
+    Ok(axum::Json(usage).into_response())
+}

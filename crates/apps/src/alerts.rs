@@ -493,6 +493,17 @@ impl AlertApp {
             txn.put(ALERTS, k(b"i/", &id), cbor(&ix));
             txn.put(ALERTS, k(b"s/", &id), cbor(&alert.identity));
             txn.put(ALERTS, k(b"k/", &id), wrap(&cases, &id, &key)?);
+            if cases.reports_facts() {
+                let sent = crate::facts::Sent {
+                    kind: imi_scoreboard::usage::UsageKind::Alert,
+                    id: &id,
+                    procedure: &ix.procedure,
+                    to: &ix.recipients,
+                    at: ctx.at,
+                    late: ix.late,
+                };
+                crate::facts::record_usage(txn, me, sent);
+            }
             txn.put(
                 ALERTS,
                 box_key(&sender, &id),

@@ -18,6 +18,14 @@
 //! case and side (by the number of steps it reflects). The scoreboard cross-checks the two
 //! sides' signed facts ([`imi_scoreboard::crosscheck`]); a case reported by one side only
 //! counts on that side's word and is listed as one-sided ([`CaseFacts::one_sided`]).
+//!
+//! **Usage facts.** Sending a notification, an alert or a new repository entry writes, in
+//! the same commit, its [`UsageFact`] (kind, type, sending and recipient countries, signed
+//! send time, late) to `usage` and `usage_pending`; the same reporter sends it as
+//! [`KIND_USAGE`]. The Commission node accepts one only from the sending country, about an
+//! exchange sent in the year before the report and not after it, and keeps one per sender
+//! and id (a resend of the same fact is accepted and changes nothing; a different one is
+//! refused and alarmed). [`imi_scoreboard::usage::Usage`] counts them.
 use crate::AppError;
 use imi_domain::request::{RequestCase, RequestState};
 use imi_engine::metrics::PeerCodeLabel;
@@ -25,6 +33,7 @@ use imi_engine::{Application, Engine, Inbound, PeriodicJob, Txn};
 use imi_protocol::dates::Date;
 use imi_protocol::{AuthorityId, CaseId, NodeId, RejectCode, Timestamp};
 use imi_scoreboard::crosscheck::{Checked, Side, check};
+use imi_scoreboard::usage::UsageFact;
 use imi_scoreboard::{Fact, Record};
 use imi_store::Column;
 use prometheus_client::metrics::counter::Counter;
@@ -39,6 +48,16 @@ pub const KIND_FACT: &str = imi_protocol::Kind::FACT;
 pub const FACTS: Column = "facts";
 /// Fact reports waiting to be enqueued for the Commission node.
 pub const FACTS_PENDING: Column = "facts_pending";
+/// The envelope kind of usage facts.
+pub const KIND_USAGE: &str = imi_protocol::Kind::USAGE;
+/// Usage facts: a member node's own, by exchange id; the Commission node's, by sending
+/// country and id.
+pub const USAGE: Column = "usage";
+/// Usage facts waiting to be enqueued for the Commission node.
+pub const USAGE_PENDING: Column = "usage_pending";
+/// How far before its report an exchange may say it was sent (a node down for a long
+/// time still reports what it sent; nothing older).
+pub const USAGE_MAX_AGE_MS: u64 = 366 * 86_400_000;
 /// The version of the [`FactReport`] encoding.
 pub const REPORT_VERSION: u16 = 1;
 /// How often the reporter looks for pending reports.
@@ -137,6 +156,45 @@ pub fn record_report(txn: &mut Txn<'_>, me: NodeId, case: &RequestCase, defended
     txn.put(FACTS_PENDING, case.id.as_bytes().to_vec(), bytes);
 }
 
+/// What this node sent, for [`record_usage`].
+#[derive(Debug, Clone, Copy)]
+pub struct Sent<'a> {
+    /// Notification, alert or repository entry.
+    pub kind: imi_scoreboard::usage::UsageKind,
+    /// Its id (the envelopes' `case`).
+    pub id: &'a CaseId,
+    /// Its catalogue type.
+    pub procedure: &'a str,
+    /// The nodes it went to.
+    pub to: &'a [NodeId],
+    /// The signed time of its envelope.
+    pub at: Timestamp,
+    /// An alert sent late.
+    pub late: bool,
+}
+
+/// Writes this node's (`me`) usage fact of an exchange it sends into `txn` (the export row
+/// and the pending row the reporter sends), keyed by the exchange's id.
+pub fn record_usage(txn: &mut Txn<'_>, me: NodeId, sent: Sent<'_>) {
+    let mut recipients: Vec<String> = sent.to.iter().map(|n| n.to_string()).collect();
+    recipients.sort();
+    recipients.dedup();
+    let fact = UsageFact {
+        v: imi_scoreboard::usage::USAGE_VERSION,
+        kind: sent.kind,
+        id: sent.id.to_string(),
+        procedure: sent.procedure.to_owned(),
+        sender: me.to_string(),
+        recipients,
+        sent_at: UsageFact::time(sent.at),
+        late: sent.late,
+    };
+    let id = sent.id;
+    let bytes = cbor(&fact);
+    txn.put(USAGE, id.as_bytes().to_vec(), bytes.clone());
+    txn.put(USAGE_PENDING, id.as_bytes().to_vec(), bytes);
+}
+
 /// A member node's reporter: sends pending fact reports to the Commission node (the
 /// `fact-report` job, every [`REPORT_INTERVAL`]).
 #[derive(Debug, Clone, Copy)]
@@ -156,10 +214,10 @@ impl Application for FactReporter {
         "fact-reporter"
     }
     fn sends(&self) -> &'static [&'static str] {
-        &[KIND_FACT]
+        &[KIND_FACT, KIND_USAGE]
     }
     fn columns(&self) -> &'static [Column] {
-        &[FACTS, FACTS_PENDING]
+        &[FACTS, FACTS_PENDING, USAGE, USAGE_PENDING]
     }
     fn jobs(&self) -> Vec<PeriodicJob> {
         let to = self.to;
@@ -178,13 +236,14 @@ impl Application for FactReporter {
     }
 }
 
-/// Enqueues every pending report once; returns how many.
+/// Enqueues every pending report and usage fact once; returns how many.
 pub async fn report_pending(engine: &Engine, to: NodeId) -> Result<usize, AppError> {
-    Ok(engine
-        .send_pending(FACTS_PENDING, KIND_FACT, |key| {
-            Some((to, CaseId::from_slice(key)))
-        })
-        .await?)
+    let route = |key: &[u8]| Some((to, CaseId::from_slice(key)));
+    let facts = engine.send_pending(FACTS_PENDING, KIND_FACT, route).await?;
+    let usage = engine
+        .send_pending(USAGE_PENDING, KIND_USAGE, route)
+        .await?;
+    Ok(facts + usage)
 }
 
 /// What the Commission node stores per case and side.
@@ -242,6 +301,76 @@ impl FactApp {
     }
 }
 
+impl FactApp {
+    /// A usage fact: from its sender, about an exchange sent before the report (at most a
+    /// year before); one per sender and id.
+    fn apply_usage(&self, msg: &Inbound<'_>, txn: &mut Txn<'_>) -> Result<(), RejectCode> {
+        let bad = |c: &str| RejectCode::Application(c.to_owned());
+        let fact: UsageFact =
+            ciborium::from_reader(msg.body).map_err(|_| bad("malformed_report"))?;
+        if fact.v != imi_scoreboard::usage::USAGE_VERSION {
+            return Err(bad("unsupported_version"));
+        }
+        let sent = fact.validate().map_err(|_| bad("invalid_fact"))?;
+        if msg.header.case.map(|c| c.to_string()) != Some(fact.id.clone()) {
+            return Err(bad("case_mismatch"));
+        }
+        if fact.sender != msg.header.from.as_str() {
+            return Err(self.alarm(msg, "not_sender"));
+        }
+        let created = i64::try_from(msg.header.created).unwrap_or(i64::MAX);
+        let oldest = created.saturating_sub(USAGE_MAX_AGE_MS as i64);
+        if sent > created || sent < oldest {
+            return Err(self.alarm(msg, "impossible_timeline"));
+        }
+        let key = usage_key(&fact.sender, &fact.id);
+        if let Some(existing) = txn.get(USAGE, &key)? {
+            let old: Option<StoredUsage> = ciborium::from_reader(existing.as_slice()).ok();
+            if old.is_some_and(|o| o.fact == fact) {
+                // Resent (the reporter sends before it clears): counted once.
+                return Ok(());
+            }
+            return Err(self.alarm(msg, "conflicting_report"));
+        }
+        txn.put(
+            USAGE,
+            key,
+            cbor(&StoredUsage {
+                fact,
+                received: msg.received,
+            }),
+        );
+        Ok(())
+    }
+}
+
+/// What the Commission node stores per usage fact.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredUsage {
+    /// The fact.
+    pub fact: UsageFact,
+    /// When it was received, ms.
+    pub received: u64,
+}
+
+fn usage_key(sender: &str, id: &str) -> Vec<u8> {
+    [sender.as_bytes(), id.as_bytes()].concat()
+}
+
+/// The usage facts the Commission node holds, or a member node's own (by id).
+pub fn usage_facts(store: &dyn imi_store::ReadStore) -> Result<Vec<UsageFact>, AppError> {
+    Ok(store
+        .range(USAGE, &[], None, usize::MAX)?
+        .into_iter()
+        .filter_map(|(_, v)| {
+            ciborium::from_reader::<StoredUsage, _>(v.as_slice())
+                .map(|s| s.fact)
+                .or_else(|_| ciborium::from_reader::<UsageFact, _>(v.as_slice()))
+                .ok()
+        })
+        .collect())
+}
+
 impl Application for FactApp {
     fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
         registry.register(
@@ -256,14 +385,17 @@ impl Application for FactApp {
     }
 
     fn kinds(&self) -> &'static [&'static str] {
-        &[KIND_FACT]
+        &[KIND_FACT, KIND_USAGE]
     }
 
     fn columns(&self) -> &'static [Column] {
-        &[FACTS]
+        &[FACTS, USAGE]
     }
 
     fn apply(&self, msg: &Inbound<'_>, txn: &mut Txn<'_>) -> Result<(), RejectCode> {
+        if msg.header.kind.as_str() == KIND_USAGE {
+            return self.apply_usage(msg, txn);
+        }
         let bad = |c: &str| RejectCode::Application(c.to_owned());
         let report: FactReport =
             ciborium::from_reader(msg.body).map_err(|_| bad("malformed_report"))?;

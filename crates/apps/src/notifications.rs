@@ -35,6 +35,7 @@ use imi_engine::{
 use imi_protocol::{
     AuthorityId, CaseId, Draft, Kind, MessageId, NodeId, Outcome, Receipt, RejectCode, Timestamp,
 };
+use imi_scoreboard::usage::UsageKind;
 use imi_store::{Column, ReadStore};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -419,6 +420,18 @@ pub async fn send(
             outgoing: true,
         };
         store(&cases2, txn, &id, &ix, &notification)?;
+        if cases2.reports_facts() {
+            let to = notification.countries();
+            let sent = crate::facts::Sent {
+                kind: UsageKind::Notification,
+                id: &id,
+                procedure: &notification.procedure,
+                to: &to,
+                at: ctx.at,
+                late: false,
+            };
+            crate::facts::record_usage(txn, me, sent);
+        }
         let result = respond(&id, &ix);
         if let Some(idem) = &idempotency {
             crate::idempotency::record(txn, idem, &result);

@@ -162,6 +162,9 @@ pub async fn change(
     let procedure =
         check_entry(cases.catalogue(), &owner, me, &msg).map_err(|e| refused(e.code, e.detail))?;
     let to = holders(engine, &Access::of(procedure));
+    let holders = to.clone();
+    let reports = cases.reports_facts();
+    let repository_code = repository.clone();
     let draft = if to.is_empty() {
         None
     } else {
@@ -202,6 +205,17 @@ pub async fn change(
             message: ctx.message_id,
         };
         txn.put(REPOSITORY, k.clone(), cbor(&stored));
+        if reports && expected.is_none() {
+            let sent = crate::facts::Sent {
+                kind: imi_scoreboard::usage::UsageKind::RepositoryEntry,
+                id: &id,
+                procedure: &repository_code,
+                to: &holders,
+                at: ctx.at,
+                late: false,
+            };
+            crate::facts::record_usage(txn, me, sent);
+        }
         let result = cbor(&stored);
         if let Some(idem) = &idempotency {
             crate::idempotency::record(txn, idem, &result);

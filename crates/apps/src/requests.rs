@@ -287,6 +287,11 @@ impl Cases {
         self
     }
 
+    /// Whether this node reports indicator and usage facts to the Commission node.
+    pub fn reports_facts(&self) -> bool {
+        self.report_facts
+    }
+
     /// This node.
     pub fn node(&self) -> NodeId {
         self.node

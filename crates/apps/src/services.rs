@@ -646,6 +646,13 @@ impl Services {
         blocking(move || facts::commission_cases(store.as_ref())).await
     }
 
+    /// The usage facts this node holds: on the Commission node every member's, on a
+    /// member node its own.
+    pub async fn usage_facts(&self) -> Result<Vec<imi_scoreboard::usage::UsageFact>, AppError> {
+        let store = self.store.clone();
+        blocking(move || facts::usage_facts(store.as_ref())).await
+    }
+
     /// On a member node: the facts it reported last, per case.
     pub async fn own_reports(&self) -> Result<Vec<FactReport>, AppError> {
         let store = self.store.clone();

@@ -59,3 +59,5 @@ mod receipts;
 mod repositories;
 #[path = "apps/rig.rs"]
 mod rig;
+#[path = "apps/usage.rs"]
+mod usage;

@@ -34,6 +34,7 @@
 pub mod crosscheck;
 pub mod html;
 mod read;
+pub mod usage;
 
 pub use read::{ReadError, read_facts};
 

@@ -9,7 +9,8 @@
 //! retention job and its trail still verifies offline. Before that, the sender modifies the
 //! measure and its validity, and every recipient holds the new revision. A Services
 //! Directive alert goes to the member state concerned and the Commission only: the
-//! Commission's services see the measure, not the provider; Austria never gets it. Bad
+//! Commission's services see the measure, not the provider; Austria never gets it. The
+//! Commission counts the alerts from usage facts. Bad
 //! input: refused, nothing sent or stored.
 
 use imi_e2e::{Federation, HEAVY, NodeClient, lock};
@@ -243,6 +244,21 @@ fn an_alert_reaches_coordinators_sealed_and_forwarded_authorities_in_full() {
         seen(&hu_coord, &sd_id)
     });
     assert!(seen(&at_coord, &sd_id).is_none(), "AT is not concerned");
+    // The Commission counts the alerts from DE's usage facts (no personal data): three
+    // sent, one late; who received them.
+    let usage = fed.wait_until("the Commission to count DE's three alerts", WAIT, || {
+        let (st, body) = fed.client("EU").get("/api/v1/scoreboard/usage").ok()?;
+        let v: Value = serde_json::from_str(&body).ok()?;
+        (st == 200 && v["countries"]["DE"]["alerts"]["sent"] == 3).then_some(v)
+    });
+    assert_eq!(usage["totals"]["alert"], 3, "{usage}");
+    assert_eq!(usage["countries"]["DE"]["alerts_late"], 1);
+    assert_eq!(usage["countries"]["HU"]["alerts"]["received"], 3);
+    assert_eq!(usage["countries"]["AT"]["alerts"]["received"], 2);
+    assert_eq!(usage["countries"]["EU"]["alerts"]["received"], 1);
+    let (_, facts) = fed.client("EU").get("/api/v1/scoreboard/usage").unwrap();
+    assert!(!facts.contains("Mustermann") && !facts.contains("DE-NC"));
+
     let mut unnamed = services.clone();
     unnamed["member_states"] = json!([]);
     let (st, text) = de.post_json("/api/v1/alerts", &unnamed).unwrap();

@@ -200,6 +200,29 @@ fn a_notification_reaches_29_countries_and_the_commission_with_one_node_down() {
             || seen(&users[m], &small_id),
         );
     }
+    // The Commission counts both notifications and the register entry from DE's usage
+    // facts: sent by DE, received by every addressed country (FR too, once back).
+    let usage = fed.wait_until("the Commission to count DE's notifications", WAIT, || {
+        let (st, body) = fed.client("EU").get("/api/v1/scoreboard/usage").ok()?;
+        let v: Value = serde_json::from_str(&body).ok()?;
+        (st == 200
+            && v["countries"]["DE"]["notifications"]["sent"] == 2
+            && v["countries"]["DE"]["repository_entries"]["sent"] == 1)
+            .then_some(v)
+    });
+    assert_eq!(usage["totals"]["notification"], 2, "{usage}");
+    assert_eq!(usage["countries"]["HU"]["notifications"]["received"], 2);
+    assert_eq!(usage["countries"]["FR"]["notifications"]["received"], 1);
+    assert_eq!(usage["countries"]["EU"]["notifications"]["received"], 1);
+    assert_eq!(
+        usage["countries"]["AT"]["repository_entries"]["received"],
+        1
+    );
+    assert_eq!(
+        usage["countries"]["HU"]["repository_entries"]["received"],
+        0
+    );
+
     // Not addressed: 404 everywhere else, like an id that does not exist.
     for m in ["FR", "PL", "EU"] {
         let (st, _) = users[m]

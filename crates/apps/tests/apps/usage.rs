@@ -1,0 +1,210 @@
+//! Usage facts (`imi.usage`). HU runs alerts with fact reporting and the reporter; EU runs
+//! the fact application. HU's alert becomes one usage fact at EU: its id, type, countries,
+//! time and lateness, and nothing of the professional or the authorities. Raw clients then
+//! send forged usage facts: for another sender, from the future or long ago, with the
+//! sender among the recipients, for another id, with an extra field, or contradicting one
+//! already held. Each is refused with its code and changes nothing; a resend of the same
+//! fact is accepted and counted once.
+
+use crate::cases::cases_plain;
+use crate::rig::{Federation, now_ms, within};
+use imi_apps::alerts::{AlertApp, NewAlert};
+use imi_apps::diagnostics::DiagnosticApp;
+use imi_apps::facts::{FactApp, FactReporter, KIND_USAGE, USAGE, report_pending, usage_facts};
+use imi_apps::requests::SubjectData;
+use imi_domain::request::{AnswerPayload, CodedAnswer};
+use imi_engine::Applications;
+use imi_protocol::NodeId::{AT, DE, EU, HU};
+use imi_protocol::{AuthorityId, CaseId, Draft, Kind, NodeId, Outcome, RejectCode};
+use imi_scoreboard::usage::{UsageFact, UsageKind};
+use std::sync::Arc;
+
+const DAY: u64 = 86_400_000;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alert_is_one_usage_fact_at_the_commission_and_forged_ones_are_refused() {
+    let fed = Federation::new(&[DE, HU, AT, EU]);
+    let facts = FactApp::default();
+    let alarms = facts.alarm_counter().clone();
+    let eu = fed
+        .start_with(EU, Applications::new(vec![Arc::new(facts)]))
+        .await;
+    let cases = Arc::new(cases_plain(HU).with_fact_reports());
+    let app = Arc::new(AlertApp::new(cases.clone(), None));
+    let hu = fed
+        .start_with(
+            HU,
+            Applications::new(vec![
+                Arc::new(DiagnosticApp::default()),
+                app.clone(),
+                Arc::new(FactReporter::new(EU)),
+            ]),
+        )
+        .await;
+    // HU's alert goes to DE and AT, whose clients leave it unanswered.
+    let de = fed.deaf_client(DE);
+    let at = fed.deaf_client(AT);
+    let (id, ix) = app
+        .send(
+            hu.engine(),
+            AuthorityId::new("HU-ENKK").unwrap(),
+            NewAlert {
+                procedure: "PQ-P02".into(),
+                profession: "PROF-DOCTOR".into(),
+                fields: vec![
+                    CodedAnswer {
+                        question: "PQ-Q12".into(),
+                        answer: AnswerPayload::Choice("PQ-Q12-PROHIBITION".into()),
+                    },
+                    CodedAnswer {
+                        question: "PQ-Q13".into(),
+                        answer: AnswerPayload::Date(20_000 * DAY),
+                    },
+                ],
+                decided: 20_000 * DAY,
+                valid_until: None,
+                identity: SubjectData {
+                    name: "Dr. Erika Mustermann".into(),
+                    date_of_birth: None,
+                    details: Default::default(),
+                },
+                member_states: vec![],
+                commission: false,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(usage_facts(hu.store()).unwrap().len(), 1, "HU's own copy");
+    report_pending(hu.engine(), EU).await.unwrap();
+    let held = within("EU to hold HU's usage fact", async {
+        loop {
+            let held = usage_facts(eu.store()).unwrap();
+            if !held.is_empty() {
+                return held;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let expected = UsageFact {
+        v: 1,
+        kind: UsageKind::Alert,
+        id: id.to_string(),
+        procedure: "PQ-P02".into(),
+        sender: "HU".into(),
+        recipients: vec!["AT".into(), "DE".into()],
+        sent_at: UsageFact::time(ix.sent_at),
+        late: true,
+    };
+    assert_eq!(held, vec![expected.clone()]);
+    for (_, v) in eu.rows(USAGE) {
+        let text = String::from_utf8_lossy(&v);
+        assert!(
+            !text.contains("Erika") && !text.contains("HU-ENKK"),
+            "{text}"
+        );
+    }
+
+    // Forged facts, each from a raw client of `from`.
+    let send = |from: NodeId, case: CaseId, fact: Vec<u8>| {
+        let fed = &fed;
+        async move {
+            let raw = fed.raw_client(from, imi_network::DEFAULT_MAX_MESSAGE_BYTES);
+            let draft = Draft {
+                kind: Kind::new(KIND_USAGE).unwrap(),
+                step: None,
+                authority: AuthorityId::new(&format!("{from}-IMI")).unwrap(),
+                to: vec![EU],
+                case: Some(case),
+                prev: vec![],
+                body: fact,
+            };
+            let o = fed.send_draft(&raw, from, EU, &draft).await;
+            raw.stop().await;
+            o
+        }
+    };
+    let cbor = |f: &UsageFact| {
+        let mut out = Vec::new();
+        ciborium::into_writer(f, &mut out).unwrap();
+        out
+    };
+    let rejected = |c: &str| Outcome::Rejected(RejectCode::Application(c.into()));
+    let fresh = CaseId::random();
+    let own = UsageFact {
+        id: fresh.to_string(),
+        sender: "AT".into(),
+        recipients: vec!["DE".into(), "HU".into()],
+        sent_at: UsageFact::time(now_ms() - DAY),
+        late: false,
+        ..expected.clone()
+    };
+    let mut for_de = own.clone();
+    for_de.sender = "DE".into();
+    for_de.recipients = vec!["AT".into(), "HU".into()];
+    let mut future = own.clone();
+    future.sent_at = UsageFact::time(now_ms() + DAY);
+    let mut ancient = own.clone();
+    ancient.sent_at = UsageFact::time(now_ms() - 400 * DAY);
+    let mut to_itself = own.clone();
+    to_itself.recipients = vec!["AT".into(), "DE".into()];
+    let mut extra = serde_json::to_value(&own).unwrap();
+    extra["authority"] = "AT-NC".into();
+    let mut extra_bytes = Vec::new();
+    ciborium::into_writer(&extra, &mut extra_bytes).unwrap();
+    let before = eu.rows(USAGE);
+    for (what, case, body, code) in [
+        ("another country's", fresh, cbor(&for_de), "not_sender"),
+        (
+            "sent in the future",
+            fresh,
+            cbor(&future),
+            "impossible_timeline",
+        ),
+        (
+            "sent 400 days ago",
+            fresh,
+            cbor(&ancient),
+            "impossible_timeline",
+        ),
+        (
+            "to its own country",
+            fresh,
+            cbor(&to_itself),
+            "invalid_fact",
+        ),
+        ("another id", CaseId::random(), cbor(&own), "case_mismatch"),
+        ("an extra field", fresh, extra_bytes, "malformed_report"),
+        ("HU's fact, sent by AT", id, cbor(&expected), "not_sender"),
+    ] {
+        assert_eq!(send(AT, case, body).await, rejected(code), "{what}");
+    }
+    assert_eq!(eu.rows(USAGE), before, "refused facts change nothing");
+    let alarm = |code: &str| {
+        alarms
+            .get_or_create(&imi_engine::metrics::PeerCodeLabel {
+                peer: "AT".into(),
+                code: code.into(),
+            })
+            .get()
+    };
+    assert_eq!((alarm("not_sender"), alarm("impossible_timeline")), (2, 2));
+
+    // The genuine fact, twice: held once. A different fact under the same id: refused.
+    assert_eq!(send(AT, fresh, cbor(&own)).await, Outcome::Accepted);
+    assert_eq!(send(AT, fresh, cbor(&own)).await, Outcome::Accepted);
+    assert_eq!(usage_facts(eu.store()).unwrap().len(), 2);
+    let mut changed = own.clone();
+    changed.recipients = vec!["DE".into()];
+    let held = eu.rows(USAGE);
+    assert_eq!(
+        send(AT, fresh, cbor(&changed)).await,
+        rejected("conflicting_report")
+    );
+    assert_eq!(eu.rows(USAGE), held);
+    assert_eq!(alarm("conflicting_report"), 1);
+    de.stop().await;
+    at.stop().await;
+    hu.stop().await;
+    eu.stop().await;
+}
