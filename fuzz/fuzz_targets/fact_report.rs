@@ -1,16 +1,18 @@
-//! Fact reports: the body of an `imi.fact` envelope (`imi_apps::facts::FactReport`) and what
-//! the Commission node does with one — `FactApp::apply` (`crates/apps/src/facts.rs`): decode,
+//! Fact reports: the body of an `imi.fact` envelope (`imi_apps::facts::FactReport`), or of
+//! an `imi.usage` envelope (`imi_scoreboard::usage::UsageFact`), and what the Commission
+//! node does with one — `FactApp::apply` (`crates/apps/src/facts.rs`): decode,
 //! the fact's validation, the case and side checks, the parties and timeline checks against
 //! the reports held — over an in-memory store.
 //!
 //! Input: a selector byte (bits 0-1: what `EU` holds for the fixture case — nothing, AT's
 //! requester report, DE's responder report, both; bits 2-3: the sending node; bit 4: the
-//! envelope names another case), then the body.
+//! envelope names another case; bit 5: the envelope is `imi.usage`), then the body.
 //!
 //! Asserts: no panic; a body that decodes round-trips (decode → encode → decode, fixed
 //! point); refusals carry an application code, never a kernel one; an accepted report
 //! decoded, validates, is the sender's own side, has its times in order and a plausible
-//! number of steps.
+//! number of steps; an accepted usage fact decoded, validates, names the envelope's case and
+//! is the sender's.
 #![no_main]
 
 use imi_apps::facts::{FactApp, FactReport, timeline_ordered};
@@ -20,6 +22,7 @@ use imi_fuzz_fixtures::wire::fact_report;
 use imi_fuzz_fixtures::{self as fx, NOW};
 use imi_protocol::{AuthorityId, CaseId, Header, Kind, MessageId, NodeId, RejectCode, TrustList};
 use imi_scoreboard::crosscheck::Side;
+use imi_scoreboard::usage::UsageFact;
 use imi_store::{Durability, MemStore, Store};
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
@@ -101,7 +104,29 @@ fuzz_target!(|data: &[u8]| {
     } else {
         CaseId([0x0d; 16])
     };
-    let h = header(from, case);
+    let mut h = header(from, case);
+    if sel & 0x20 != 0 {
+        h.kind = Kind::new(Kind::USAGE).unwrap();
+        let usage = ciborium::from_reader::<UsageFact, _>(body).ok();
+        let msg = Inbound {
+            header: &h,
+            body,
+            received: NOW,
+            trust: &f.trust,
+        };
+        let mut txn = Txn::detached(store);
+        match f.app.apply(&msg, &mut txn) {
+            Ok(()) => {
+                let u = usage.expect("accepted a usage body that does not decode");
+                assert!(u.validate().is_ok(), "accepted an invalid usage fact");
+                assert_eq!(u.id, case.to_string());
+                assert_eq!(u.sender, from.as_str());
+            }
+            Err(RejectCode::Application(code)) => assert!(!code.is_empty()),
+            Err(other) => panic!("refused with a kernel code: {other:?}"),
+        }
+        return;
+    }
     let msg = Inbound {
         header: &h,
         body,
