@@ -8,7 +8,7 @@
 use crate::problem::ApiError;
 use crate::requests::{
     AnswerInput, LangQuery, NoQuery, QueryOf, answer, authority_id, case_worker, date_field,
-    json_body, json_content_type, lang, query, record_access,
+    idempotency, json_body, json_content_type, lang, query, record_access,
 };
 use crate::{ApiState, views};
 use axum::Json;
@@ -94,6 +94,7 @@ pub(crate) async fn create(
     let user = case_worker(&state, &headers).await?;
     let q = query(q)?;
     let lang = lang(&state, q.lang.as_deref(), &headers);
+    let idem = idempotency(&user, &headers, "/api/v1/alerts", &body)?;
     json_content_type(&headers, &body)?;
     let input: AlertInput = json_body(&body)?;
     let decided = date_field(&input.decided, "decided")?;
@@ -136,7 +137,7 @@ pub(crate) async fn create(
     };
     let (id, ix) = state
         .services
-        .send_alert(user.authority.clone(), new)
+        .send_alert(user.authority.clone(), new, idem)
         .await?;
     let entry = BoxEntry {
         role: BoxRole::Sender,

@@ -400,6 +400,42 @@ mod idempotency {
         assert_eq!(items[0]["id"], first["id"]);
         n.stop().await;
     }
+
+    /// An alert posted again with the same key is the first alert, not a second one.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_retried_alert_is_the_first_alert() {
+        let n = Node::start().await;
+        let anna = n.user("anna", "DE-BY-BLZK", "authority_user", &[]).await;
+        let key = [("idempotency-key", "alert-1")];
+        let body = |name: &str| {
+            serde_json::json!({
+                "type": "PQ-P02",
+                "profession": "PROF-DOCTOR",
+                "fields": [
+                    {"question": "PQ-Q12", "type": "choice", "value": "PQ-Q12-PROHIBITION"},
+                    {"question": "PQ-Q13", "type": "date", "value": "2026-01-05"},
+                ],
+                "decided": "2026-01-05",
+                "professional": {"name": name},
+            })
+        };
+        let post = |b| n.call("POST", "/api/v1/alerts", Some(&anna), &key, Some(b));
+        let (st, first, first_text) = post(body("Dr. Erika Mustermann")).await;
+        assert_eq!(st, StatusCode::CREATED, "{first}");
+        let (st, _, again_text) = post(body("Dr. Erika Mustermann")).await;
+        assert_eq!(st, StatusCode::CREATED);
+        assert_eq!(again_text, first_text, "the replay is the first response");
+        let (st, refused, _) = post(body("Someone Else")).await;
+        assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(refused["code"], "idempotency_key_reused");
+        let (_, list, _) = n
+            .call("GET", "/api/v1/alerts", Some(&anna), &[], None)
+            .await;
+        let items = list["items"].as_array().unwrap();
+        assert_eq!(items.len(), 1, "one alert for three POSTs: {list}");
+        assert_eq!(items[0]["id"], first["id"]);
+        n.stop().await;
+    }
 }
 
 mod pagination {

@@ -420,12 +420,14 @@ impl AlertApp {
 
     /// Sends an alert from `sender` to every other member state: its identity sealed under
     /// a new key (kept wrapped under the data key), the rest readable by each recipient's
-    /// coordinator; one commit. Its id and index.
+    /// coordinator; one commit. Its id and index. With an idempotency key already used for
+    /// this very request, nothing is sent again: the first alert's id and index.
     pub async fn send(
         &self,
         engine: &Engine,
         sender: AuthorityId,
         new: NewAlert,
+        idempotency: Option<crate::services::IdempotencyKey>,
     ) -> Result<(CaseId, AlertIndex), AppError> {
         let cases = self.cases.clone();
         let me = cases.node();
@@ -471,6 +473,11 @@ impl AlertApp {
             body: a::encode(&msg),
         });
         let apply = move |txn: &mut Txn<'_>, ctx: &LocalCtx| -> Result<LocalOutcome, Refusal> {
+            if let Some(idem) = &idempotency
+                && let Some(replayed) = crate::idempotency::replay(txn, idem)?
+            {
+                return Ok(replayed);
+            }
             let ix = AlertIndex {
                 procedure: alert.procedure.clone(),
                 profession: alert.profession.clone(),
@@ -512,13 +519,21 @@ impl AlertApp {
                     at: ctx.at,
                 }),
             );
+            let result = cbor(&(id, &ix));
+            if let Some(idem) = &idempotency {
+                crate::idempotency::record(txn, idem, &result);
+            }
             Ok(LocalOutcome {
                 write: true,
-                result: cbor(&ix),
+                result,
             })
         };
         let o = engine.local_step(draft, Box::new(apply)).await?;
-        let ix: AlertIndex = decode(&o.result).ok_or_else(|| AppError::Internal("alert".into()))?;
+        let (id, ix): (CaseId, AlertIndex) =
+            decode(&o.result).ok_or_else(|| AppError::Internal("alert".into()))?;
+        if !o.write {
+            return Ok((id, ix));
+        }
         if ix.late {
             self.late.inc();
             tracing::warn!(alert = %id, "alert sent more than three days after the decision (Art. 56a(3))");

@@ -485,8 +485,11 @@ impl Services {
         &self,
         sender: imi_protocol::AuthorityId,
         new: crate::alerts::NewAlert,
+        idempotency: Option<IdempotencyKey>,
     ) -> Result<(CaseId, crate::alerts::AlertIndex), AppError> {
-        self.alerts.send(&self.engine, sender, new).await
+        self.alerts
+            .send(&self.engine, sender, new, idempotency)
+            .await
     }
 
     /// The coordinator forwards alert `id` to `authorities` of this country.

@@ -341,6 +341,7 @@ async fn forged_grants_and_forwards_are_refused_and_only_the_named_read_the_iden
                 member_states: vec![],
                 commission: false,
             },
+            None,
         )
         .await
         .unwrap();
@@ -384,6 +385,7 @@ async fn forged_grants_and_forwards_are_refused_and_only_the_named_read_the_iden
                 member_states: vec![AT],
                 commission: false,
             },
+            None,
         )
         .await
         .unwrap_err();

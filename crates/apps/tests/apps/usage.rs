@@ -71,6 +71,7 @@ async fn an_alert_is_one_usage_fact_at_the_commission_and_forged_ones_are_refuse
                 member_states: vec![],
                 commission: false,
             },
+            None,
         )
         .await
         .unwrap();
