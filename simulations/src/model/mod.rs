@@ -30,9 +30,11 @@
 //!   to the margin late changes no indicator (see `scenarios/README.md`).
 //! * [`expected_fact`]: the indicator facts of a case if every step happens at its `at_ms`,
 //!   exactly as a node derives them (`imi_apps::facts::fact_of`).
+mod broadcasts;
 mod planner;
 mod scenario;
 
+pub use broadcasts::{BroadcastKind, PlannedBroadcast, plan_broadcasts};
 pub use planner::{
     Action, Plan, PlannedCase, PlannedQuestion, PlannedStep, expected_fact, expected_scoreboard,
     plan, plan_with_catalogue,

@@ -423,8 +423,13 @@ enum Stream {
 }
 
 fn stream(seed: u64, s: Stream) -> ChaCha8Rng {
+    stream_of(seed, s as u64)
+}
+
+/// Stream `n` of the seed (1 to 4 are the requests'; [`super::broadcasts`] uses 5 and 6).
+pub(super) fn stream_of(seed: u64, n: u64) -> ChaCha8Rng {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    rng.set_stream(s as u64);
+    rng.set_stream(n);
     rng
 }
 
@@ -486,7 +491,7 @@ fn is_weekend(d: u64) -> bool {
     (d + 3) % 7 >= 5
 }
 
-fn sending_times(s: &Scenario, total: usize, rng: &mut ChaCha8Rng) -> Result<Vec<u64>> {
+pub(super) fn sending_times(s: &Scenario, total: usize, rng: &mut ChaCha8Rng) -> Result<Vec<u64>> {
     let (first, last) = (s.start_ms() / DAY_MS, s.end_ms() / DAY_MS);
     let weekend = s.traffic().weekend_weight;
     let weights: Vec<f64> = (first..last)
@@ -920,7 +925,7 @@ fn fit_mean(
 // --- Details -----------------------------------------------------------------------------
 
 /// The API's answer object for `q`, valid for its type.
-fn answer_value(q: &Question, rng: &mut ChaCha8Rng) -> Value {
+pub(super) fn answer_value(q: &Question, rng: &mut ChaCha8Rng) -> Value {
     let code = q.code();
     let (ty, value) = match q.answer_type() {
         AnswerType::YesNo => ("bool", json!(rng.random_bool(0.8))),

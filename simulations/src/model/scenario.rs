@@ -84,6 +84,13 @@ pub struct Traffic {
     /// Requests are sent between these UTC hours of the day (default `[7, 17]`).
     #[serde(default = "Traffic::default_office_hours")]
     pub office_hours: [f64; 2],
+    /// Notifications in a 365-day year at scale 1 (default 0), sent by each country in
+    /// proportion to its profile's `send`.
+    #[serde(default)]
+    pub notifications_per_year: f64,
+    /// Alerts in a 365-day year at scale 1 (default 0), likewise.
+    #[serde(default)]
+    pub alerts_per_year: f64,
 }
 
 impl Traffic {
@@ -426,6 +433,15 @@ impl TryFrom<ScenarioFile> for Scenario {
             "traffic.weekend_weight = {}: must be zero or more",
             tr.weekend_weight
         );
+        for (key, v) in [
+            ("notifications_per_year", tr.notifications_per_year),
+            ("alerts_per_year", tr.alerts_per_year),
+        ] {
+            ensure!(
+                v.is_finite() && v >= 0.0,
+                "traffic.{key} = {v}: must be zero or more"
+            );
+        }
         let [h0, h1] = tr.office_hours;
         ensure!(
             (0.0..24.0).contains(&h0) && h1 > h0 && h1 <= 24.0,
@@ -560,6 +576,12 @@ impl Scenario {
         self.profiles.get(&country).copied().unwrap_or_default()
     }
 
+    /// Replaces the `[traffic]` table (for experiments and tests); the caller keeps it
+    /// valid.
+    pub fn set_traffic(&mut self, traffic: Traffic) {
+        self.traffic = traffic;
+    }
+
     /// Replaces every profile (for experiments and tests).
     pub fn set_profiles(&mut self, profiles: BTreeMap<NodeId, Profile>) -> Result<()> {
         for (n, p) in &profiles {
@@ -608,8 +630,13 @@ impl Scenario {
     /// How many cases [`crate::model::plan`] plans at `scale`:
     /// `exchanges_per_year × scale × (window days / 365)`, rounded.
     pub fn volume(&self, scale: f64) -> usize {
+        self.per_window(self.traffic.exchanges_per_year, scale)
+    }
+
+    /// How many of `per_year` fall in the sending window at `scale`.
+    pub fn per_window(&self, per_year: f64, scale: f64) -> usize {
         let days = (self.end_ms - self.start_ms) as f64 / DAY_MS as f64;
-        (self.traffic.exchanges_per_year * scale * days / 365.0).round() as usize
+        (per_year * scale * days / 365.0).round() as usize
     }
 }
 

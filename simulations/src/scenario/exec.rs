@@ -16,7 +16,7 @@
 //! step answered is recorded once in the ledger with the envelope the node committed, which
 //! the final accounting compares with every store.
 use super::clock::SimTime;
-use crate::model::{Action, PlannedCase};
+use crate::model::{Action, BroadcastKind, PlannedBroadcast, PlannedCase};
 use crate::torture::traffic::Ledger;
 use anyhow::{Result, anyhow, bail};
 use imi_protocol::NodeId;
@@ -64,6 +64,16 @@ pub struct Progress {
     /// Deadline proposals made so late that their planned date had passed (a later one
     /// was proposed).
     pub late_proposals: AtomicU64,
+    /// Notifications sent (answered 201).
+    pub notifications: AtomicU64,
+    /// Alerts sent (answered 201).
+    pub alerts: AtomicU64,
+    /// Of those, the ones the sender's node marked late.
+    pub alerts_late: AtomicU64,
+    /// Repository entries the notifications populated.
+    pub entries: AtomicU64,
+    /// Notifications and alerts given up on (an error; see the ledger).
+    pub broadcasts_failed: AtomicU64,
 }
 
 /// The executor shared by every case task.
@@ -293,6 +303,48 @@ impl Exec {
                 lock(&self.ledger)
                     .errors
                     .push(format!("case {}: {e:#}", c.seq));
+            }
+        }
+    }
+
+    /// Sends notification or alert `b` at its time, as its sender's coordinator, with an
+    /// `Idempotency-Key` so that a retry after a lost answer sends nothing twice.
+    pub async fn broadcast(self: Arc<Self>, b: Arc<PlannedBroadcast>) {
+        self.time.sleep_until(b.at_ms).await;
+        let key = format!("sim-{}-b{}", self.run, b.seq);
+        let sent = self
+            .step(
+                (b.sender, &b.authority),
+                b.path(),
+                &key,
+                &b.body,
+                201,
+                NotYet::Never,
+            )
+            .await;
+        let p = &self.progress;
+        match sent {
+            Ok(v) => match b.kind {
+                BroadcastKind::Notification => {
+                    p.notifications.fetch_add(1, Ordering::Relaxed);
+                    if v["repository_entry"].is_string() {
+                        p.entries.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                BroadcastKind::Alert => {
+                    p.alerts.fetch_add(1, Ordering::Relaxed);
+                    if v["late"] == true {
+                        p.alerts_late.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            },
+            Err(e) => {
+                if p.broadcasts_failed.fetch_add(1, Ordering::Relaxed) < 3 {
+                    eprintln!("  broadcast {} failed: {e:#}", b.seq);
+                }
+                lock(&self.ledger)
+                    .errors
+                    .push(format!("broadcast {}: {e:#}", b.seq));
             }
         }
     }

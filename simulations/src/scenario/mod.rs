@@ -43,7 +43,7 @@ use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// Options of `imi-sim run`.
@@ -105,12 +105,23 @@ const STOP_GRACE: Duration = Duration::from_secs(30);
 const KINDS: &[&str] = &[
     Kind::REQUEST,
     Kind::FACT,
+    Kind::NOTIFICATION,
+    Kind::ALERT,
+    Kind::REPOSITORY_ENTRY,
+    Kind::USAGE,
     Kind::DIRECTORY_UPDATE,
     Kind::DIRECTORY_SYNC,
     Kind::CHECKPOINT,
     Kind::COSIGNATURE,
 ];
-const LOGGED: &[&str] = &[Kind::REQUEST, Kind::FACT];
+const LOGGED: &[&str] = &[
+    Kind::REQUEST,
+    Kind::FACT,
+    Kind::NOTIFICATION,
+    Kind::ALERT,
+    Kind::REPOSITORY_ENTRY,
+    Kind::USAGE,
+];
 
 /// One fault as it happened.
 #[derive(Debug, Clone, Serialize)]
@@ -158,6 +169,17 @@ pub struct Summary {
     pub cases: usize,
     /// Cases whose every step was answered.
     pub cases_finished: u64,
+    /// Notifications sent through the API.
+    pub notifications: u64,
+    /// Alerts sent through the API.
+    pub alerts: u64,
+    /// Of those, marked late by their sender's node.
+    pub alerts_late: u64,
+    /// Repository entries notifications populated.
+    pub repository_entries: u64,
+    /// Whether the Commission's usage statistics count exactly those (with `EU` and
+    /// notifications or alerts in the run).
+    pub usage_matches: Option<bool>,
     /// Cases the simulator reached more than 6 simulated hours late and played whole days
     /// later than planned.
     pub cases_shifted: u64,
@@ -296,13 +318,10 @@ pub async fn run(scenario: &Scenario, args: &RunArgs, bin: &Path, dir: &Path) ->
     let directory_file = root.join(scenario.directory());
     let directory = imi_node::config::load_directory(&directory_file)?;
     let authorities: Vec<_> = directory.iter().cloned().collect();
-    let plan = model::plan(
-        scenario,
-        args.scale,
-        seed,
-        &authorities,
-        &root.join("configs/catalogue"),
-    )?;
+    let catalogue = imi_apps::catalogue_files::load_dir(root.join("configs/catalogue"))
+        .context("loading the catalogue configs/catalogue")?;
+    let plan = model::plan_with_catalogue(scenario, args.scale, seed, &authorities, &catalogue)?;
+    let broadcasts = model::plan_broadcasts(scenario, args.scale, seed, &catalogue)?;
     let speed = match args.wall_s {
         Some(w) if w > 0.0 => (scenario.horizon_ms() - scenario.start_ms()) as f64 / (w * 1000.0),
         Some(_) => bail!("--wall-s must be positive"),
@@ -401,6 +420,7 @@ pub async fn run(scenario: &Scenario, args: &RunArgs, bin: &Path, dir: &Path) ->
         &st,
         &mut fed,
         &plan.cases,
+        &broadcasts,
         time,
         seed,
         speed,
@@ -469,6 +489,7 @@ async fn simulate(
     st: &Style,
     fed: &mut Federation,
     cases: &[PlannedCase],
+    broadcasts: &[model::PlannedBroadcast],
     time: SimTime,
     seed: u64,
     speed: f64,
@@ -490,6 +511,7 @@ async fn simulate(
                 c.responder_authority.as_str(),
             ]
         })
+        .chain(broadcasts.iter().map(|b| b.authority.as_str()))
         .collect();
     for a in &used {
         let node: NodeId = a
@@ -560,6 +582,22 @@ async fn simulate(
             }
         })
     };
+    // Notifications and alerts, each at its time.
+    let broadcaster = {
+        let exec = exec.clone();
+        let shared: Vec<Arc<model::PlannedBroadcast>> =
+            broadcasts.iter().cloned().map(Arc::new).collect();
+        tokio::spawn(async move {
+            let mut handles = Vec::with_capacity(shared.len());
+            for b in shared {
+                time.sleep_until(b.at_ms.saturating_sub(1_800_000)).await;
+                handles.push(tokio::spawn(exec.clone().broadcast(b)));
+            }
+            for h in handles {
+                let _ = h.await;
+            }
+        })
+    };
     let progress = {
         let exec = exec.clone();
         let total = cases.len() as u64;
@@ -602,12 +640,14 @@ async fn simulate(
     };
     let faults = play_faults(scenario, fed, time, proxies, &mut figures).await;
     let dispatched = dispatcher.await;
+    let broadcast = broadcaster.await;
     progress.abort();
     if st.is_color() {
         eprintln!();
     }
     let faults = faults?;
     dispatched.map_err(|e| anyhow!("the dispatcher failed: {e}"))?;
+    broadcast.map_err(|e| anyhow!("the broadcaster failed: {e}"))?;
     time.sleep_until(scenario.horizon_ms()).await;
     let period_wall_s = period_start.elapsed().as_secs_f64();
     let simulated_days = (time.now() - scenario.start_ms()) as f64 / 86_400_000.0;
@@ -662,6 +702,69 @@ async fn simulate(
             },
         )
         .await?;
+    }
+    // The Commission's usage statistics count every notification and alert sent (from the
+    // senders' usage facts), and the late alerts.
+    let sent = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    let one_to_many = (
+        sent(&exec.progress.notifications),
+        sent(&exec.progress.alerts),
+        sent(&exec.progress.alerts_late),
+        sent(&exec.progress.entries),
+    );
+    let mut usage_matches = None;
+    if eu && !broadcasts.is_empty() {
+        let url = format!(
+            "{}/api/v1/scoreboard/usage?from={}&to={}",
+            fed.url(NodeId::EU, "")?,
+            rfc3339(scenario.start_ms()).get(..10).unwrap_or(""),
+            rfc3339(scenario.horizon_ms() + 86_400_000)
+                .get(..10)
+                .unwrap_or("")
+        );
+        let counted = |v: &Value| {
+            let n = |k: &str| v["totals"][k].as_u64().unwrap_or(0);
+            let late: u64 = v["countries"]
+                .as_object()
+                .map(|m| m.values().filter_map(|c| c["alerts_late"].as_u64()).sum())
+                .unwrap_or(0);
+            (n("notification"), n("alert"), late, n("repository_entry"))
+        };
+        let http = fed.client().clone();
+        let last = Arc::new(std::sync::Mutex::new(None));
+        let got = torture::wait_for(
+            "the Commission counts every notification and alert",
+            GUARD,
+            || {
+                let (http, url, last) = (http.clone(), url.clone(), last.clone());
+                async move {
+                    let v: Value = http.get(&url).send().await?.json().await?;
+                    let c = counted(&v);
+                    if let Ok(mut l) = last.lock() {
+                        *l = Some(c);
+                    }
+                    Ok((c == one_to_many).then_some(v))
+                }
+            },
+        )
+        .await;
+        let problems = match got {
+            Ok(_) => Vec::new(),
+            Err(e) => vec![format!(
+                "{e:#}: counted (notifications, alerts, late, entries) {:?}, sent {one_to_many:?}",
+                last.lock().ok().and_then(|l| *l)
+            )],
+        };
+        usage_matches = Some(problems.is_empty());
+        check(
+            &mut checks,
+            "usage.commission_counts",
+            problems,
+            format!(
+                "the Commission counted the {} notifications, {} alerts ({} late) and {} register entries sent",
+                one_to_many.0, one_to_many.1, one_to_many.2, one_to_many.3
+            ),
+        );
     }
     let facts_s = t.elapsed().as_secs_f64();
     for (i, nd) in client.nodes().iter().enumerate() {
@@ -852,6 +955,11 @@ async fn simulate(
         countries: members.iter().filter(|m| **m != NodeId::EU).count(),
         cases: cases.len(),
         cases_finished: finished,
+        notifications: one_to_many.0,
+        alerts: one_to_many.1,
+        alerts_late: one_to_many.2,
+        repository_entries: one_to_many.3,
+        usage_matches,
         cases_shifted: exec.progress.shifted.load(Ordering::Relaxed),
         late_proposals: exec.progress.late_proposals.load(Ordering::Relaxed),
         steps: exec.progress.steps.load(Ordering::Relaxed),
@@ -1077,6 +1185,17 @@ fn print_summary(st: &Style, s: &Summary) {
         s.period_wall_s,
         s.speed
     );
+    if s.notifications + s.alerts > 0 {
+        let counted = match s.usage_matches {
+            Some(true) => st.green("the Commission counted each"),
+            Some(false) => st.red("the Commission's counts differ"),
+            None => "no Commission node".to_owned(),
+        };
+        println!(
+            "  {} notifications ({} populated the euro-cash register), {} alerts ({} late); {counted}",
+            s.notifications, s.repository_entries, s.alerts, s.alerts_late
+        );
+    }
     let kinds: Vec<String> = s
         .envelopes_by_kind
         .iter()

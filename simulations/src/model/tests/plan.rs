@@ -489,3 +489,92 @@ fn every_scenario_plans() {
         }
     }
 }
+
+#[test]
+fn notifications_and_alerts_are_planned_as_the_scenario_says() {
+    let s = &*Y2021;
+    let a = plan_broadcasts(s, 0.02, 5, &CATALOGUE).unwrap();
+    assert_eq!(
+        a,
+        plan_broadcasts(s, 0.02, 5, &CATALOGUE).unwrap(),
+        "deterministic"
+    );
+    let n = a
+        .iter()
+        .filter(|b| b.kind == BroadcastKind::Notification)
+        .count();
+    let alerts: Vec<_> = a
+        .iter()
+        .filter(|b| b.kind == BroadcastKind::Alert)
+        .collect();
+    assert_eq!(n, s.per_window(s.traffic().notifications_per_year, 0.02));
+    assert_eq!(
+        alerts.len(),
+        s.per_window(s.traffic().alerts_per_year, 0.02)
+    );
+    assert!(
+        n > 500 && alerts.len() > 50,
+        "{n} notifications, {} alerts",
+        alerts.len()
+    );
+    assert!(
+        a.windows(2).all(|w| w[0].at_ms <= w[1].at_ms),
+        "in sending order"
+    );
+    assert!(
+        a.iter()
+            .all(|b| (s.start_ms()..s.end_ms()).contains(&b.at_ms))
+    );
+    for b in &a {
+        let ctx = format!("{b:?}");
+        assert_eq!(b.authority, format!("{}-NC", b.sender), "{ctx}");
+        let ty = CATALOGUE
+            .procedure(b.body["type"].as_str().unwrap())
+            .unwrap();
+        match b.kind {
+            BroadcastKind::Notification => {
+                let to: Vec<&str> = b.body["recipients"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|r| r["country"].as_str().unwrap())
+                    .collect();
+                assert!(!to.contains(&b.sender.as_str()), "{ctx}");
+                let commission = ty.commission() == imi_domain::catalogue::CommissionRule::Required;
+                assert_eq!(to.contains(&"EU"), commission, "{ctx}");
+                let fields = b.body["fields"].as_array().unwrap().len();
+                let required = ty
+                    .question_codes()
+                    .iter()
+                    .filter(|q| ty.required(q))
+                    .count();
+                assert_eq!(fields, required, "{ctx}");
+            }
+            BroadcastKind::Alert => {
+                let services = ty.code() == "SD-P02";
+                assert_eq!(b.body["profession"].is_string(), !services, "{ctx}");
+                assert_eq!(b.body["member_states"].is_array(), services, "{ctx}");
+                assert_eq!(
+                    b.body["fields"].as_array().unwrap().len(),
+                    ty.question_codes().len()
+                );
+            }
+        }
+    }
+    // About a tenth of the alerts late, and some Services Directive ones.
+    let late = alerts.iter().filter(|b| b.late).count();
+    assert!(late > 0 && late < alerts.len() / 4, "{late} late");
+    assert!(alerts.iter().any(|b| b.body["type"] == "SD-P02"));
+    // The requests are the same with or without them (streams of their own).
+    let mut quiet = Y2021.clone();
+    let mut traffic = quiet.traffic().clone();
+    traffic.notifications_per_year = 0.0;
+    traffic.alerts_per_year = 0.0;
+    quiet.set_traffic(traffic);
+    assert!(
+        plan_broadcasts(&quiet, 0.02, 5, &CATALOGUE)
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(plan_of(&quiet, 0.02, 5), plan_of(&Y2021, 0.02, 5));
+}
