@@ -12,6 +12,7 @@ use imi_apps::requests::SubjectData;
 use imi_domain::alert::{ALERT_VERSION, Alert, AlertMessage, encode, identity_context};
 use imi_domain::request::{AnswerPayload, CodedAnswer};
 use imi_engine::Applications;
+use imi_protocol::Clock;
 use imi_protocol::NodeId::{AT, DE, HU};
 use imi_protocol::fields::seal_fields;
 use imi_protocol::{AuthorityId, CaseId, Draft, Kind, MessageId, NodeId, Outcome, RejectCode};
@@ -440,5 +441,108 @@ async fn forged_grants_and_forwards_are_refused_and_only_the_named_read_the_iden
     drop(store);
     de.stop().await;
     at.stop().await;
+    hu.stop().await;
+}
+
+/// The three-day rules and expiry on a clock the test moves (HU alone: its alerts go to no
+/// other node). An alert sent on the day of the decision is on time; one sent four days
+/// later is late and counted; so is a closure four days after the measure ended, while one
+/// on the day it ended is not. The retention pass erases the identity of the closed alert
+/// and, once the clock passes its `valid_until`, of the expiring one; not before.
+#[tokio::test]
+async fn the_three_day_rules_and_expiry_run_on_the_nodes_clock() {
+    let fed = Federation::new(&[HU]);
+    let cases = cases_for(HU);
+    let app = Arc::new(AlertApp::new(cases.clone(), None));
+    let t0 = (crate::rig::now_ms() / DAY) * DAY + 10 * 3_600_000;
+    let clock = imi_protocol::ManualClock::new(t0);
+    let hu = fed
+        .start_clocked(
+            HU,
+            Applications::new(vec![Arc::new(DiagnosticApp::default()), app.clone()]),
+            Federation::engine_config(),
+            Arc::new(clock.clone()),
+        )
+        .await;
+    let metric = |name: &str| {
+        let mut registry = prometheus_client::registry::Registry::default();
+        imi_engine::Application::register_metrics(app.as_ref(), &mut registry);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(-1.0)
+    };
+    let today = t0 - t0 % DAY;
+    let alert = |valid_until: Option<u64>| NewAlert {
+        procedure: "PQ-P02".into(),
+        profession: "PROF-DOCTOR".into(),
+        fields: fields(),
+        decided: today,
+        valid_until,
+        identity: professional(),
+        member_states: vec![],
+        commission: false,
+    };
+    let send = |n: NewAlert| app.send(hu.engine(), id("HU-ENKK"), n, None);
+    let (on_time, ix) = send(alert(None)).await.unwrap();
+    assert!(!ix.late);
+    let (expiring, _) = send(alert(Some(today + 6 * DAY))).await.unwrap();
+    assert_eq!(metric("imi_alerts_late_total"), 0.0);
+    clock.advance(4 * DAY);
+    let (_, late) = send(alert(None)).await.unwrap();
+    assert!(late.late, "sent four days after the decision");
+    assert_eq!(metric("imi_alerts_late_total"), 1.0);
+
+    // Closures: four days after the end is late; on the day of the end is not.
+    app.close(hu.engine(), on_time, id("HU-ENKK"), today)
+        .await
+        .unwrap();
+    assert_eq!(metric("imi_alerts_late_closures_total"), 1.0);
+    let (prompt, _) = send(alert(None)).await.unwrap();
+    app.close(
+        hu.engine(),
+        prompt,
+        id("HU-ENKK"),
+        clock.now_ms() - clock.now_ms() % DAY,
+    )
+    .await
+    .unwrap();
+    assert_eq!(metric("imi_alerts_late_closures_total"), 1.0);
+
+    // Retention on the node's clock: the closed alerts now, the expiring one after its
+    // validity.
+    let store = hu.engine().reader();
+    let shown = |a: &CaseId| {
+        alerts::identity(&cases, store.as_ref(), a, &id("HU-ENKK"))
+            .unwrap()
+            .is_some()
+    };
+    assert!(shown(&on_time) && shown(&expiring));
+    let erased = alerts::erase_expired(hu.engine(), clock.now_ms())
+        .await
+        .unwrap();
+    assert_eq!(erased, 2, "the two closed alerts");
+    assert!(!shown(&on_time) && shown(&expiring));
+    clock.advance(DAY);
+    assert_eq!(
+        alerts::erase_expired(hu.engine(), clock.now_ms())
+            .await
+            .unwrap(),
+        0,
+        "day 5: still valid (until the start of day 6)"
+    );
+    clock.advance(DAY);
+    assert_eq!(
+        alerts::erase_expired(hu.engine(), clock.now_ms())
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(!shown(&expiring));
+    let ix = alerts::index(store.as_ref(), &expiring).unwrap().unwrap();
+    assert!(ix.erased.is_some(), "its index records the erasure");
+    drop(store);
     hu.stop().await;
 }

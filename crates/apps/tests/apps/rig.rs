@@ -285,6 +285,18 @@ impl Federation {
         apps: Applications,
         engine_config: EngineConfig,
     ) -> Node {
+        self.start_clocked(node, apps, engine_config, Arc::new(SystemClock))
+            .await
+    }
+
+    /// Like [`Federation::start_configured`], on `clock` (a `ManualClock` the test moves).
+    pub async fn start_clocked(
+        &self,
+        node: NodeId,
+        apps: Applications,
+        engine_config: EngineConfig,
+        clock: Arc<dyn imi_protocol::Clock>,
+    ) -> Node {
         let m = self.member(node);
         let store = Arc::new(
             RocksStore::open(
@@ -320,7 +332,7 @@ impl Federation {
                 network: client.clone(),
                 events,
                 apps,
-                clock: Arc::new(SystemClock),
+                clock,
                 config: engine_config,
             },
             cancel.clone(),
