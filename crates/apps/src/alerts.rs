@@ -26,7 +26,7 @@
 //! | `f/` id node | on the sender: the authorities a recipient forwarded to |
 //! | `p/` node id | on the sender: a grant to send (authorities; the key stays in `k/`) |
 use crate::AppError;
-use crate::requests::{Cases, aad, cbor, decode, open, seal};
+use crate::requests::{Cases, cbor, decode};
 use imi_domain::alert::{
     self as a, ALERT_DUE_MS, ALERT_VERSION, Alert, AlertMessage, check_alert, check_measure,
     check_recipients, identity_context, incoming_coordinator,
@@ -38,9 +38,7 @@ use imi_engine::{Application, Engine, Inbound, LocalCtx, LocalOutcome, PeriodicJ
 use imi_protocol::fields::{
     SealedFields, open_fields, random_field_key, random_nonce, seal_fields,
 };
-use imi_protocol::{
-    AuthorityId, CaseId, Draft, Kind, MessageId, NodeId, RejectCode, Role, Timestamp,
-};
+use imi_protocol::{AuthorityId, CaseId, Draft, Kind, MessageId, NodeId, RejectCode, Timestamp};
 use imi_store::{Column, ReadStore};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::registry::Registry;
@@ -155,17 +153,14 @@ fn internal(e: impl std::fmt::Display) -> Refusal {
 }
 
 fn wrap(cases: &Cases, id: &CaseId, key: &[u8; 32]) -> Result<Vec<u8>, Refusal> {
-    seal(cases.data_key().bytes(), &aad(KEY_CONTEXT, id, &[]), key).map_err(internal)
+    cases
+        .data_key()
+        .wrap_key(KEY_CONTEXT, id, key)
+        .map_err(internal)
 }
 
 fn unwrap(cases: &Cases, id: &CaseId, wrapped: &[u8]) -> Option<[u8; 32]> {
-    open(
-        cases.data_key().bytes(),
-        &aad(KEY_CONTEXT, id, &[]),
-        wrapped,
-    )?
-    .try_into()
-    .ok()
+    cases.data_key().unwrap_key(KEY_CONTEXT, id, wrapped)
 }
 
 /// A stored alert's index.
@@ -297,21 +292,6 @@ pub async fn erase_expired(engine: &Engine, now: Timestamp) -> Result<usize, App
     Ok(erased)
 }
 
-/// The member-state nodes other than this one on the trust list.
-fn member_states(engine: &Engine) -> Vec<NodeId> {
-    let me = engine.node();
-    let mut v: Vec<NodeId> = engine
-        .trust_list()
-        .members
-        .iter()
-        .filter(|m| m.role == Role::National && m.node != me)
-        .map(|m| m.node)
-        .collect();
-    v.sort();
-    v.dedup();
-    v
-}
-
 /// The nodes an alert goes to: every other member state, or the member states concerned
 /// the sender named (each on the trust list); with the Commission where its type requires
 /// it or the sender chose it.
@@ -330,7 +310,8 @@ fn recipients(
                 format!("{} is not an alert type of the catalogue", new.procedure),
             )
         })?;
-    let others = member_states(engine);
+    // Every other member state on the trust list: the holders of a repository open to all.
+    let others = crate::repositories::holders(engine, &imi_domain::repository::Access::All);
     let mut to = match p.addressees() {
         Addressees::All if new.member_states.is_empty() => others,
         Addressees::All => {
@@ -1041,11 +1022,7 @@ impl Application for AlertApp {
     }
 
     fn apply(&self, msg: &Inbound<'_>, txn: &mut Txn<'_>) -> Result<(), RejectCode> {
-        let id = msg.header.case.ok_or_else(|| app_code("missing_case"))?;
-        let body = a::decode(msg.body).ok_or_else(|| app_code("malformed_body"))?;
-        if msg.header.step.as_ref().map(Kind::as_str) != Some(body.step()) {
-            return Err(app_code("step_mismatch"));
-        }
+        let (id, body) = crate::stepped(msg, a::decode, |b| b.step())?;
         match &body {
             AlertMessage::Alert(alert) => self.apply_alert(msg, txn, id, alert),
             AlertMessage::Forward { v, authorities } => {

@@ -70,6 +70,24 @@ impl Application for OwnedColumns {
     }
 }
 
+/// The prologue of the `apply` of an application whose envelopes are steps of an object
+/// (a request case, a notification, an alert): the header's `case` (`missing_case`), the
+/// body decoded (`malformed_body`), and the header's step, which the log leaf records and an
+/// auditor checks without the body, equal to the body's (`step_mismatch`).
+pub(crate) fn stepped<B>(
+    msg: &imi_engine::Inbound<'_>,
+    decode: impl FnOnce(&[u8]) -> Option<B>,
+    step: impl FnOnce(&B) -> &str,
+) -> Result<(imi_protocol::CaseId, B), imi_protocol::RejectCode> {
+    let code = |c: &str| imi_protocol::RejectCode::Application(c.into());
+    let id = msg.header.case.ok_or_else(|| code("missing_case"))?;
+    let body = decode(msg.body).ok_or_else(|| code("malformed_body"))?;
+    if msg.header.step.as_ref().map(imi_protocol::Kind::as_str) != Some(step(&body)) {
+        return Err(code("step_mismatch"));
+    }
+    Ok((id, body))
+}
+
 /// Every column a node of this implementation may use: the kernel's and every
 /// application's (what [`member_node`] and [`commission_node`] declare is a subset; a test
 /// checks it). The store is opened with these before the trust list says which

@@ -174,8 +174,10 @@ fn store(
     n: &Notification,
 ) -> Result<(), Refusal> {
     let key: [u8; 32] = rand::random();
-    let dk = cases.data_key().bytes();
-    let wrapped = seal(dk, &aad(KEY_CONTEXT, id, &[]), &key).map_err(internal)?;
+    let wrapped = cases
+        .data_key()
+        .wrap_key(KEY_CONTEXT, id, &key)
+        .map_err(internal)?;
     let content = Content {
         fields: n.fields.clone(),
         attachments: n.attachments.clone(),
@@ -234,13 +236,10 @@ pub fn content(
     let Some(sealed) = store.get(NOTIFICATIONS, &content_key(id))? else {
         return Ok(None);
     };
-    let key: [u8; 32] = open(
-        cases.data_key().bytes(),
-        &aad(KEY_CONTEXT, id, &[]),
-        &wrapped,
-    )
-    .and_then(|k| k.try_into().ok())
-    .ok_or_else(|| AppError::Internal("notification key does not open".into()))?;
+    let key = cases
+        .data_key()
+        .unwrap_key(KEY_CONTEXT, id, &wrapped)
+        .ok_or_else(|| AppError::Internal("notification key does not open".into()))?;
     let plain = open(&key, &aad(CONTENT_CONTEXT, id, &[]), &sealed)
         .ok_or_else(|| AppError::Internal("notification content does not open".into()))?;
     Ok(decode(&plain))
@@ -674,11 +673,7 @@ impl Application for NotificationApp {
     }
 
     fn apply(&self, msg: &Inbound<'_>, txn: &mut Txn<'_>) -> Result<(), RejectCode> {
-        let id = msg.header.case.ok_or_else(|| app_code("missing_case"))?;
-        let body = n::decode(msg.body).ok_or_else(|| app_code("malformed_body"))?;
-        if msg.header.step.as_ref().map(Kind::as_str) != Some(body.step()) {
-            return Err(app_code("step_mismatch"));
-        }
+        let (id, body) = crate::stepped(msg, n::decode, |b| b.step())?;
         match &body {
             NotificationMessage::Notify(notification) => {
                 self.apply_notify(msg, txn, id, notification)

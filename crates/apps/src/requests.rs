@@ -227,16 +227,33 @@ impl DataKey {
     }
 
     fn wrap(&self, case: &CaseId, key: &[u8; 32]) -> Result<Vec<u8>, AppError> {
-        seal(&self.0, &aad(WRAP_CONTEXT, case, &[]), key)
-    }
-
-    /// The 32 bytes (for the other applications' keys, each with its own context).
-    pub(crate) fn bytes(&self) -> &[u8; 32] {
-        &self.0
+        self.wrap_key(WRAP_CONTEXT, case, key)
     }
 
     fn unwrap(&self, case: &CaseId, wrapped: &[u8]) -> Option<[u8; 32]> {
-        open(&self.0, &aad(WRAP_CONTEXT, case, &[]), wrapped)?
+        self.unwrap_key(WRAP_CONTEXT, case, wrapped)
+    }
+
+    /// Wraps the per-object `key` of object `id` (a case, a notification, an alert) under
+    /// the data key, bound to the application's `context` and the id.
+    pub(crate) fn wrap_key(
+        &self,
+        context: &[u8],
+        id: &CaseId,
+        key: &[u8; 32],
+    ) -> Result<Vec<u8>, AppError> {
+        seal(&self.0, &aad(context, id, &[]), key)
+    }
+
+    /// The key [`DataKey::wrap_key`] wrapped; `None` if it does not open (another context,
+    /// id or data key, or altered bytes).
+    pub(crate) fn unwrap_key(
+        &self,
+        context: &[u8],
+        id: &CaseId,
+        wrapped: &[u8],
+    ) -> Option<[u8; 32]> {
+        open(&self.0, &aad(context, id, &[]), wrapped)?
             .try_into()
             .ok()
     }
@@ -603,19 +620,9 @@ impl Application for RequestApp {
     }
 
     fn apply(&self, msg: &Inbound<'_>, txn: &mut Txn<'_>) -> Result<(), RejectCode> {
-        let id = msg
-            .header
-            .case
-            .ok_or_else(|| RejectCode::Application("missing_case".into()))?;
-        let body: CaseMessage =
-            decode(msg.body).ok_or_else(|| RejectCode::Application("malformed_body".into()))?;
-        // The signed header names the step (what the log leaf records and an auditor checks
-        // without the body): it must be the body's.
-        if msg.header.step.as_ref().map(imi_protocol::Kind::as_str)
-            != Some(body.step.transition.kind().as_str())
-        {
-            return Err(RejectCode::Application("step_mismatch".into()));
-        }
+        let (id, body) = crate::stepped(msg, decode::<CaseMessage>, |b| {
+            b.step.transition.kind().as_str()
+        })?;
         let actor = Actor {
             authority: msg.header.authority.clone(),
             country: msg.header.from,

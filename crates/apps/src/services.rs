@@ -606,13 +606,12 @@ impl Services {
         if let Selection::Case(case) = selection
             && self.case(case).await?.is_none()
         {
-            // Alerts and notifications chain their envelopes under their id as well.
+            // Whatever application chained envelopes under the id (alerts, notifications,
+            // repository entries): the log holds the chain's head.
             let store = self.store.clone();
-            let known = blocking(move || {
-                Ok(crate::alerts::index(store.as_ref(), &case)?.is_some()
-                    || crate::notifications::index(store.as_ref(), &case)?.is_some())
-            })
-            .await?;
+            let known =
+                blocking(move || Ok(imi_engine::log::case_head(store.as_ref(), &case)?.is_some()))
+                    .await?;
             if !known {
                 return Ok(None);
             }
