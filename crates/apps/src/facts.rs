@@ -23,7 +23,8 @@
 //! the same commit, its [`UsageFact`] (kind, type, sending and recipient countries, signed
 //! send time, late) to `usage` and `usage_pending`; the same reporter sends it as
 //! [`KIND_USAGE`]. The Commission node accepts one only from the sending country, about an
-//! exchange sent in the year before the report and not after it, and keeps one per sender
+//! exchange sent in the year before the report and not after it (one minute of clock skew
+//! allowed), and keeps one per sender
 //! and id (a resend of the same fact is accepted and changes nothing; a different one is
 //! refused and alarmed). [`imi_scoreboard::usage::Usage`] counts them.
 use crate::AppError;
@@ -318,9 +319,12 @@ impl FactApp {
         if fact.sender != msg.header.from.as_str() {
             return Err(self.alarm(msg, "not_sender"));
         }
+        // Sent before the report, give or take the clock skew tolerated between two steps
+        // (the node's clock may have been set back between the commit and the report).
         let created = i64::try_from(msg.header.created).unwrap_or(i64::MAX);
+        let latest = created.saturating_add(imi_protocol::clock::MAX_STEP_CLOCK_SKEW_MS as i64);
         let oldest = created.saturating_sub(USAGE_MAX_AGE_MS as i64);
-        if sent > created || sent < oldest {
+        if sent > latest || sent < oldest {
             return Err(self.alarm(msg, "impossible_timeline"));
         }
         let key = usage_key(&fact.sender, &fact.id);

@@ -204,6 +204,15 @@ async fn an_alert_is_one_usage_fact_at_the_commission_and_forged_ones_are_refuse
     );
     assert_eq!(eu.rows(USAGE), held);
     assert_eq!(alarm("conflicting_report"), 1);
+    // Half a minute "after" its report (a clock set back meanwhile): within the skew.
+    let skewed_id = CaseId::random();
+    let skewed = UsageFact {
+        id: skewed_id.to_string(),
+        sent_at: UsageFact::time(now_ms() + 30_000),
+        ..own.clone()
+    };
+    assert_eq!(send(AT, skewed_id, cbor(&skewed)).await, Outcome::Accepted);
+    assert_eq!(usage_facts(eu.store()).unwrap().len(), 3);
     de.stop().await;
     at.stop().await;
     hu.stop().await;
