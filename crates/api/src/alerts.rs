@@ -84,6 +84,23 @@ fn view(
     })
 }
 
+/// An alert's measure as the API takes it, for a new alert and a modification: the type's
+/// fields and the validity's last day.
+fn measure(
+    fields: Vec<AnswerInput>,
+    valid_until: Option<&str>,
+) -> Result<(Vec<imi_domain::request::CodedAnswer>, Option<u64>), ApiError> {
+    let valid_until = match valid_until {
+        Some(d) => Some(date_field(d, "valid_until")?.start_ms()),
+        None => None,
+    };
+    let fields = fields
+        .into_iter()
+        .map(answer)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((fields, valid_until))
+}
+
 /// `POST /api/v1/alerts`.
 pub(crate) async fn create(
     State(state): State<ApiState>,
@@ -104,15 +121,7 @@ pub(crate) async fn create(
             "decided must be a past date",
         ));
     }
-    let valid_until = match &input.valid_until {
-        Some(d) => Some(date_field(d, "valid_until")?.start_ms()),
-        None => None,
-    };
-    let fields = input
-        .fields
-        .into_iter()
-        .map(answer)
-        .collect::<Result<Vec<_>, _>>()?;
+    let (fields, valid_until) = measure(input.fields, input.valid_until.as_deref())?;
     let member_states = input
         .member_states
         .iter()
@@ -306,15 +315,7 @@ pub(crate) async fn modify(
     let id: CaseId = id.parse().map_err(|_| ApiError::not_found())?;
     json_content_type(&headers, &body)?;
     let input: ModifyInput = json_body(&body)?;
-    let valid_until = match &input.valid_until {
-        Some(d) => Some(date_field(d, "valid_until")?.start_ms()),
-        None => None,
-    };
-    let fields = input
-        .fields
-        .into_iter()
-        .map(answer)
-        .collect::<Result<Vec<_>, _>>()?;
+    let (fields, valid_until) = measure(input.fields, input.valid_until.as_deref())?;
     let ix = state
         .services
         .modify_alert(id, user.authority.clone(), fields, valid_until)

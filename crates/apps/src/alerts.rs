@@ -163,6 +163,34 @@ fn unwrap(cases: &Cases, id: &CaseId, wrapped: &[u8]) -> Option<[u8; 32]> {
     cases.data_key().unwrap_key(KEY_CONTEXT, id, wrapped)
 }
 
+/// A step on an incoming alert from its sender (`close`, `modify`): the alert this node
+/// holds (`unknown_alert`), signed by its sending node and authority (`not_sender`), naming
+/// the alert as predecessor (`wrong_predecessor`), not closed (`already_closed`). Its index
+/// key and index.
+fn open_from_sender(
+    msg: &Inbound<'_>,
+    txn: &Txn<'_>,
+    id: &CaseId,
+) -> Result<(Vec<u8>, AlertIndex), RejectCode> {
+    let h = msg.header;
+    let key = k(b"i/", id);
+    let ix: AlertIndex = txn
+        .get(ALERTS, &key)?
+        .and_then(|v| decode(&v))
+        .filter(|ix: &AlertIndex| !ix.outgoing)
+        .ok_or_else(|| app_code("unknown_alert"))?;
+    if h.from != ix.sender_node || h.authority != ix.sender {
+        return Err(app_code("not_sender"));
+    }
+    if h.prev != [ix.message] {
+        return Err(app_code("wrong_predecessor"));
+    }
+    if ix.closed.is_some() {
+        return Err(app_code("already_closed"));
+    }
+    Ok((key, ix))
+}
+
 /// A stored alert's index.
 pub fn index(store: &dyn ReadStore, id: &CaseId) -> Result<Option<AlertIndex>, AppError> {
     Ok(store.get(ALERTS, &k(b"i/", id))?.and_then(|v| decode(&v)))
@@ -662,21 +690,7 @@ impl AlertApp {
         ended: Timestamp,
     ) -> Result<(), RejectCode> {
         let h = msg.header;
-        let key = k(b"i/", &id);
-        let mut ix: AlertIndex = txn
-            .get(ALERTS, &key)?
-            .and_then(|v| decode(&v))
-            .filter(|ix: &AlertIndex| !ix.outgoing)
-            .ok_or_else(|| app_code("unknown_alert"))?;
-        if h.from != ix.sender_node || h.authority != ix.sender {
-            return Err(app_code("not_sender"));
-        }
-        if h.prev != [ix.message] {
-            return Err(app_code("wrong_predecessor"));
-        }
-        if ix.closed.is_some() {
-            return Err(app_code("already_closed"));
-        }
+        let (key, mut ix) = open_from_sender(msg, txn, &id)?;
         let at = imi_protocol::clock::step_time(None, h.created, msg.received, u64::MAX)
             .unwrap_or(msg.received);
         ix.closed = Some((at, ended));
@@ -833,21 +847,7 @@ impl AlertApp {
         valid_until: Option<Timestamp>,
     ) -> Result<(), RejectCode> {
         let h = msg.header;
-        let key = k(b"i/", &id);
-        let mut ix: AlertIndex = txn
-            .get(ALERTS, &key)?
-            .and_then(|v| decode(&v))
-            .filter(|ix: &AlertIndex| !ix.outgoing)
-            .ok_or_else(|| app_code("unknown_alert"))?;
-        if h.from != ix.sender_node || h.authority != ix.sender {
-            return Err(app_code("not_sender"));
-        }
-        if h.prev != [ix.message] {
-            return Err(app_code("wrong_predecessor"));
-        }
-        if ix.closed.is_some() {
-            return Err(app_code("already_closed"));
-        }
+        let (key, mut ix) = open_from_sender(msg, txn, &id)?;
         check_measure(
             self.cases.catalogue(),
             &ix.procedure,
