@@ -43,7 +43,7 @@ pub use authority::{Authority, AuthorityError, Directory, Level, country_of};
 pub use request::{
     Actor, AnswerPayload, AttachmentRef, CodedAnswer, HistoryEntry, Party, Rating, Ratings,
     RequestCase, RequestState, SubjectRef, Transition, TransitionBody, TransitionError,
-    TransitionKind, apply, create, is_overdue,
+    TransitionKind, actions, apply, create, is_overdue,
 };
 pub use user::{CoordinatorScope, Role, User, UserError};
 pub use vocabulary::{Competence, Profession, Sector, Vocabulary, VocabularyError};

@@ -1296,6 +1296,59 @@ pub fn apply(
     Ok(next)
 }
 
+/// The steps `actor` may take on `case` in its current state, in [`TransitionKind::ALL`]'s
+/// order: what [`apply`] would accept from this actor with valid data (a well-formed
+/// date, text, authority). The web application offers exactly these; the request
+/// application still runs [`apply`] on every step.
+pub fn actions(case: &RequestCase, actor: &Actor) -> Vec<TransitionKind> {
+    use TransitionKind as K;
+    if case.state.is_terminal() {
+        return Vec::new();
+    }
+    let party = case.party_of(&actor.authority);
+    let st = &case.state;
+    let mut out = Vec::new();
+    if let Some(p) = party {
+        let allowed = |k: K| match (k, p, st) {
+            (K::Accept, Party::Responder, RequestState::Sent) => true,
+            (K::Forward, Party::Responder, RequestState::Sent | RequestState::Accepted) => true,
+            (K::ProposeDeadline, Party::Responder, RequestState::Accepted) => true,
+            (
+                K::AcceptDeadline | K::RefuseDeadline,
+                Party::Requester,
+                RequestState::DeadlineProposed { .. },
+            ) => true,
+            (
+                K::Answer,
+                Party::Responder,
+                RequestState::Accepted | RequestState::DeadlineProposed { .. },
+            ) => true,
+            (K::RequestInfo, Party::Responder, RequestState::Accepted)
+            | (K::RequestInfo, Party::Requester, RequestState::Answered) => true,
+            (K::ProvideInfo, p, RequestState::InfoRequested { by }) => p != *by,
+            (K::Close, Party::Requester, RequestState::Answered)
+            | (
+                K::Close,
+                Party::Requester,
+                RequestState::InfoRequested {
+                    by: Party::Requester,
+                },
+            ) => true,
+            (K::Withdraw, Party::Requester, _) => true,
+            (K::Refer, _, s) => !matches!(s, RequestState::Referred { .. }),
+            _ => false,
+        };
+        out.extend(K::ALL.into_iter().filter(|k| allowed(*k)));
+    }
+    if let RequestState::Referred { coordinator, .. } = st
+        && actor.coordinator
+        && actor.country == *coordinator
+    {
+        out.extend([K::Reassign, K::Resolve]);
+    }
+    out
+}
+
 /// Runs one transition whatever the case's existence: `create` when there is no case
 /// yet, [`apply`] otherwise (after checking that `case` is the case `id`).
 pub fn step(

@@ -3,8 +3,8 @@
 use imi_domain::request::{CASE_VERSION, Digest, TRANSITION_VERSION, step, step_body};
 use imi_domain::{
     Actor, AnswerPayload, AttachmentRef, CodedAnswer, Party, Rating, Ratings, RequestCase,
-    RequestState, SubjectRef, Transition, TransitionBody, TransitionError, TransitionKind, apply,
-    create, is_overdue,
+    RequestState, SubjectRef, Transition, TransitionBody, TransitionError, TransitionKind, actions,
+    apply, create, is_overdue,
 };
 use imi_protocol::clock::Timestamp;
 use imi_protocol::ids::{AuthorityId, CaseId, NodeId};
@@ -1817,4 +1817,139 @@ fn the_state_machine_is_the_documented_table() {
         assert!(used[i] || step == "create", "row {step} never exercised");
     }
     assert!(allowed >= 20, "{allowed}");
+}
+
+/// `actions` offers exactly what `apply` accepts: every state reachable in the lifecycle,
+/// every kind of actor (both parties, both coordinators, another authority of the
+/// responder's country, a stranger), every kind with valid data.
+#[test]
+fn actions_are_exactly_what_apply_accepts() {
+    let at = T0 + 4 * DAY;
+    let refer = |c: &RequestCase, by: &Actor| {
+        ok(
+            c,
+            by,
+            Transition::Refer {
+                reason: "dispute".into(),
+            },
+            T0 + 3 * DAY,
+        )
+    };
+    let info = |c: &RequestCase, by: &Actor| {
+        ok(
+            c,
+            by,
+            Transition::RequestInfo {
+                text: "Which year?".into(),
+            },
+            T0 + 3 * DAY,
+        )
+    };
+    let proposed = ok(
+        &accepted(),
+        &responder(),
+        Transition::ProposeDeadline { new: T0 + 20 * DAY },
+        T0 + 2 * DAY,
+    );
+    let states = vec![
+        sent(),
+        accepted(),
+        proposed.clone(),
+        info(&accepted(), &responder()),
+        info(&answered(), &requester()),
+        answered(),
+        refer(&sent(), &requester()),
+        refer(&accepted(), &responder()),
+        refer(&proposed, &requester()),
+        ok(
+            &answered(),
+            &requester(),
+            Transition::Close {
+                timeliness: None,
+                efforts: None,
+            },
+            T0 + 3 * DAY,
+        ),
+        ok(
+            &accepted(),
+            &requester(),
+            Transition::Withdraw {
+                reason: "no longer needed".into(),
+            },
+            T0 + 3 * DAY,
+        ),
+    ];
+    let actors = [
+        requester(),
+        responder(),
+        other_de(),
+        de_coordinator(),
+        fr_coordinator(),
+        stranger(),
+    ];
+    let third_de = aid("DE-HH-KAMMER");
+    let transition = |k: TransitionKind| -> Option<Transition> {
+        Some(match k {
+            TransitionKind::Create => return None,
+            TransitionKind::Accept => Transition::Accept,
+            TransitionKind::Forward => Transition::Forward {
+                to: third_de.clone(),
+            },
+            TransitionKind::ProposeDeadline => Transition::ProposeDeadline { new: T0 + 30 * DAY },
+            TransitionKind::AcceptDeadline => Transition::AcceptDeadline,
+            TransitionKind::RefuseDeadline => Transition::RefuseDeadline,
+            TransitionKind::Answer => answer_t(),
+            TransitionKind::RequestInfo => Transition::RequestInfo {
+                text: "More, please.".into(),
+            },
+            TransitionKind::ProvideInfo => Transition::ProvideInfo {
+                text: "Here it is.".into(),
+                attachments: vec![],
+            },
+            TransitionKind::Close => Transition::Close {
+                timeliness: Some(Rating::Satisfied),
+                efforts: None,
+            },
+            TransitionKind::Withdraw => Transition::Withdraw {
+                reason: "not needed".into(),
+            },
+            TransitionKind::Refer => Transition::Refer {
+                reason: "dispute".into(),
+            },
+            TransitionKind::Reassign => Transition::Reassign {
+                to: third_de.clone(),
+            },
+            TransitionKind::Resolve => Transition::Resolve {
+                note: String::new(),
+            },
+        })
+    };
+    let mut offered = 0;
+    for case in &states {
+        for a in &actors {
+            let open = actions(case, a);
+            for k in TransitionKind::ALL {
+                let Some(t) = transition(k) else {
+                    assert!(!open.contains(&k), "create is never offered");
+                    continue;
+                };
+                let accepted = apply(case, a, &t, at).is_ok();
+                assert_eq!(
+                    open.contains(&k),
+                    accepted,
+                    "{k} by {} in state {}: offered {open:?}",
+                    a.authority,
+                    case.state.name()
+                );
+            }
+            offered += open.len();
+        }
+    }
+    // Not vacuous: every kind but create is offered somewhere.
+    let all: std::collections::BTreeSet<TransitionKind> = states
+        .iter()
+        .flat_map(|c| actors.iter().flat_map(|a| actions(c, a)))
+        .collect();
+    assert_eq!(all.len(), TransitionKind::ALL.len() - 1, "{all:?}");
+    assert!(offered > 30, "{offered}");
 }
