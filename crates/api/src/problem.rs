@@ -152,7 +152,13 @@ pub async fn problems_everywhere(resp: Response) -> Response {
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with(PROBLEM_JSON) || v.starts_with("application/json"));
+        .is_some_and(|v| {
+            // The web application's pages say what went wrong in HTML, in the user's
+            // language.
+            v.starts_with(PROBLEM_JSON)
+                || v.starts_with("application/json")
+                || v.starts_with("text/html")
+        });
     if already_json {
         return resp;
     }

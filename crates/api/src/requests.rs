@@ -501,6 +501,7 @@ const STATES: &[&str] = &[
 #[serde(deny_unknown_fields)]
 pub(crate) struct ListQuery {
     status: Option<String>,
+    role: Option<String>,
     area: Option<String>,
     overdue: Option<bool>,
     country: Option<NodeId>,
@@ -523,6 +524,14 @@ pub(crate) async fn list(
         return Err(ApiError::bad_request(
             "bad_status",
             format!("unknown status; one of {}", STATES.join(", ")),
+        ));
+    }
+    if let Some(r) = &q.role
+        && !["requester", "responder", "coordinator"].contains(&r.as_str())
+    {
+        return Err(ApiError::bad_request(
+            "bad_role",
+            "role must be requester, responder or coordinator",
         ));
     }
     let mut after: Option<CaseId> = match &q.cursor {
@@ -550,6 +559,9 @@ pub(crate) async fn list(
                 && !blocked
                 && q.status.as_deref().is_none_or(|s| ix.state == s)
                 && q.area.as_deref().is_none_or(|a| ix.area == a)
+                && q.role
+                    .as_deref()
+                    .is_none_or(|r| views::my_role(&ix, &user) == r)
                 && q.overdue.is_none_or(|o| ix.overdue(now) == o)
                 && q.country.is_none_or(|c| counterpart == Some(c));
             if !keep {

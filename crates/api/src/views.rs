@@ -167,6 +167,12 @@ pub fn case_view(
         "my_role": my_role(index, user),
         "state": c.state.name(),
         "state_detail": state_detail(&c.state),
+        "actions": user.actor(&c.area).map_or_else(Vec::new, |a| {
+            imi_domain::actions(c, &a)
+                .into_iter()
+                .map(|k| k.as_str().replace('_', "-"))
+                .collect()
+        }),
         "answer_by": date(c.answer_by),
         "requested_answer_by": date(c.requested_answer_by),
         "created": rfc3339(c.created),

@@ -273,8 +273,56 @@ mod authorization {
         let (st, case, _) = n.call("GET", &path, Some(&anna), &[], None).await;
         assert_eq!(st, StatusCode::OK);
         assert_eq!(case["subject"]["name"], "Dr. Kovács Éva");
-        let (st, _, _) = n.call("GET", &path, Some(&coord), &[], None).await;
+        // What the requester may do on a sent request; the national coordinator of the
+        // requesting country may do nothing (only the responder's coordinator handles a
+        // referral).
+        assert_eq!(case["actions"], json!(["withdraw", "refer"]), "{case}");
+        let (st, seen, _) = n.call("GET", &path, Some(&coord), &[], None).await;
         assert_eq!(st, StatusCode::OK);
+        assert_eq!(seen["actions"], json!([]), "{seen}");
+        // The direction filter: outgoing for the requester, nothing incoming; a bad role.
+        let count = |list: &Value| list["items"].as_array().unwrap().len();
+        let (_, out, _) = n
+            .call(
+                "GET",
+                "/api/v1/requests?role=requester",
+                Some(&anna),
+                &[],
+                None,
+            )
+            .await;
+        assert_eq!(count(&out), 1, "{out}");
+        let (_, inc, _) = n
+            .call(
+                "GET",
+                "/api/v1/requests?role=responder",
+                Some(&anna),
+                &[],
+                None,
+            )
+            .await;
+        assert_eq!(count(&inc), 0, "{inc}");
+        let (_, mine, _) = n
+            .call(
+                "GET",
+                "/api/v1/requests?role=coordinator",
+                Some(&coord),
+                &[],
+                None,
+            )
+            .await;
+        assert_eq!(
+            count(&mine),
+            1,
+            "the coordinator sees it as coordinator: {mine}"
+        );
+        let (st, bad, _) = n
+            .call("GET", "/api/v1/requests?role=boss", Some(&anna), &[], None)
+            .await;
+        assert_eq!(
+            (st, bad["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("bad_role"))
+        );
 
         // Another authority: the same 404 as for a case that does not exist.
         let (st, _, hidden) = n.call("GET", &path, Some(&other), &[], None).await;
