@@ -1,5 +1,5 @@
 //! The node's HTTPS listener: `/health/live`, `/health/ready`, Prometheus `/metrics`, the
-//! authorities' API and the operator API ([`imi_api::router`]; operator routes take the
+//! authorities' web application (`/web/`, [`imi_web::router`]), the authorities' API and the operator API ([`imi_api::router`]; operator routes take the
 //! bearer token of the node's `operator.token`).
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -79,11 +79,17 @@ pub fn router(state: HttpState) -> Router {
     for (path, handler) in by_path {
         r = r.route(path, handler);
     }
-    r.with_state(state)
-        .merge(api)
-        .layer(axum::middleware::map_response(
-            imi_api::problem::problems_everywhere,
-        ))
+    let mut r = r.with_state(state.clone()).merge(api);
+    // The authorities' web application, on the API's own routes (`/`, `/web/...`).
+    match imi_web::Web::new(state.api.clone()) {
+        Ok(web) => r = r.merge(imi_web::router(web)),
+        Err(e) => {
+            tracing::error!(error = %e, "the web application's message catalogues do not load; /web/ is not served")
+        }
+    }
+    r.layer(axum::middleware::map_response(
+        imi_api::problem::problems_everywhere,
+    ))
 }
 
 fn problem(status: StatusCode, title: &str, detail: String) -> Response {
