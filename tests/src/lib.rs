@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
+pub mod browser;
 pub mod openapi;
 
 /// Default poll interval of the wait helpers.

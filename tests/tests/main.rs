@@ -17,6 +17,9 @@
 //! * [`torture`]: the short `imi-sim torture`: 20 SIGKILLs under traffic, every invariant.
 //! * [`simulation`]: `imi-sim run` on a simulated clock: the fault scenarios and the 2021
 //!   scoreboard reproduced by 31 nodes.
+//! * [`web`]: the authorities' web application in headless Chromium: the DE→HU story
+//!   clicked through in German and Hungarian, axe-core, keyboard, 320 px; sessions, CSRF,
+//!   revocation and error pages over HTTPS.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -50,3 +53,5 @@ mod scoreboard;
 mod simulation;
 #[path = "e2e/torture.rs"]
 mod torture;
+#[path = "e2e/web.rs"]
+mod web;

@@ -1,0 +1,638 @@
+//! The authorities' web application in a real browser (headless Chromium over the DevTools
+//! protocol, `imi_e2e::browser`) against real `imi-node` processes (DE and HU):
+//!
+//! * the seed's DE→HU story clicked through: a German user creates the request in German,
+//!   a Hungarian user accepts, proposes a deadline and answers in Hungarian, the German user
+//!   reads the answer in German, downloads the answer's file and closes with ratings;
+//!   axe-core finds no WCAG 2.1 A/AA violation on any page, in German, Hungarian and Greek,
+//!   at 1280 and 320 px; the case page's every control is reached with the Tab key;
+//!   screenshots of each page under `target/web-screenshots/`;
+//! * sessions and forms over HTTPS: another authority's user gets the page of a case that
+//!   does not exist; a form without the CSRF token or from another site changes nothing;
+//!   the cookie's attributes; sign-out; a revoked user is out at the next click; the
+//!   security headers; every error is a page in the user's language, never JSON.
+
+use std::path::Path;
+use std::time::Duration;
+
+use imi_e2e::browser::{Browser, screenshot_dir};
+use imi_e2e::{Federation, HEAVY, NodeClient, NodeProc, lock};
+use imi_web::i18n::Messages;
+use serde_json::Value;
+
+/// Failure guard for a step to reach the other node (not an expected duration).
+const ARRIVE: Duration = Duration::from_secs(60);
+
+fn messages() -> Messages {
+    Messages::load().expect("catalogues")
+}
+
+/// A date `days` from today, `YYYY-MM-DD`.
+fn date_in(days: u64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    imi_protocol::dates::rfc3339(now + days * 86_400_000)[..10].to_owned()
+}
+
+/// Signs in through the form; lands on `home`.
+fn sign_in(b: &mut Browser, base: &str, token: &str, home: &str) {
+    b.goto(&format!("{base}/web/"));
+    assert!(
+        b.url().ends_with("/web/sign-in"),
+        "not signed in: sent to the sign-in page, not {}",
+        b.url()
+    );
+    b.fill("#token", token);
+    b.click("main form button[type=submit]");
+    let url = b.url();
+    assert!(url.ends_with(home), "after sign-in: {url}\n{}", b.text());
+}
+
+/// axe-core on the page: no violation.
+fn accessible(b: &mut Browser, page: &str) {
+    let v = b.axe();
+    assert!(
+        v.is_empty(),
+        "axe-core: {} violation(s) on {page} ({}):\n{:#}",
+        v.len(),
+        b.lang(),
+        Value::Array(v.clone())
+    );
+}
+
+/// Screenshot, axe and the text check of one page.
+fn page(b: &mut Browser, shots: &Path, name: &str) {
+    b.screenshot(&shots.join(format!("{name}.png")));
+    accessible(b, name);
+}
+
+fn case_id_of(url: &str) -> String {
+    let rest = url.split("/web/cases/").nth(1).expect("a case page");
+    rest.split(['?', '#']).next().unwrap().to_owned()
+}
+
+/// Reloads the case page until `pred` holds on its text (the other node's step arrives).
+fn wait_case(
+    fed: &Federation,
+    b: &mut Browser,
+    url: &str,
+    what: &str,
+    pred: impl Fn(&str) -> bool,
+) {
+    let deadline = std::time::Instant::now() + ARRIVE;
+    loop {
+        b.goto(url);
+        let t = b.text();
+        if pred(&t) {
+            return;
+        }
+        if std::time::Instant::now() > deadline {
+            fed.fail(&format!("{url}: {what} did not happen; page:\n{t}"));
+        }
+        std::thread::sleep(imi_e2e::POLL);
+    }
+}
+
+#[test]
+fn the_de_to_hu_story_in_the_browser() {
+    let _g = lock(&HEAVY);
+    let m = messages();
+    let fed = Federation::init(&["DE", "HU"]);
+    let _de_proc: NodeProc = fed.start("DE");
+    let _hu_proc: NodeProc = fed.start("HU");
+    let anna = fed.add_user("DE", "anna.de", "DE-BY-BLZK", "authority_user", &[]);
+    let bela = fed.add_user("HU", "bela.hu", "HU-ENKK", "authority_user", &[]);
+    let de_base = fed.client("DE").base.clone();
+    let hu_base = fed.client("HU").base.clone();
+    let shots = screenshot_dir("de_to_hu");
+    let files = tempfile::tempdir().unwrap();
+    let diploma = files.path().join("diploma.pdf");
+    std::fs::write(&diploma, b"%PDF-1.4 diploma of Dr. K. E.").unwrap();
+    let certificate = files.path().join("igazolas.pdf");
+    std::fs::write(&certificate, b"%PDF-1.4 certificate of good standing").unwrap();
+
+    // --- The German user creates the request, in German. ---------------------------------
+    let mut de = Browser::launch(1280);
+    de.accept_language("de-DE,de;q=0.9,en;q=0.5");
+    de.goto(&format!("{de_base}/web/sign-in"));
+    assert_eq!(de.lang(), "de", "Accept-Language picks German");
+    assert!(de.text().contains(m.get("de", "signin_intro")));
+    page(&mut de, &shots, "01-de-sign-in");
+    sign_in(&mut de, &de_base, &anna, "/web/cases");
+    assert!(de.text().contains(m.get("de", "no_cases")));
+    page(&mut de, &shots, "02-de-cases-empty");
+
+    de.click("nav a[href='/web/new']");
+    page(&mut de, &shots, "03-de-new-area");
+    de.check("input[name=area][value=PQ]");
+    de.click("main form button[type=submit]");
+    page(&mut de, &shots, "04-de-new-procedure");
+    de.check("input[name=procedure][value=PQ-P01]");
+    de.click("main form button[type=submit]");
+    // The counterpart found by a German word in the replicated directory.
+    de.fill("#q", "Zahnarzt");
+    de.fill("#country", "HU");
+    de.click("main form[role=search] button[type=submit]");
+    page(&mut de, &shots, "05-de-new-authority");
+    de.check("input[name=responder][value=HU-ENKK]");
+    de.click("main form:not([role=search]) button[type=submit]");
+    page(&mut de, &shots, "06-de-new-form");
+    let form_text = de.text();
+    assert!(
+        form_text.contains("PQ-Q01") && form_text.contains(m.get("de", "send_request")),
+        "{form_text}"
+    );
+    for q in ["PQ-Q01", "PQ-Q02", "PQ-Q05"] {
+        de.check(&format!("input[name=questions][value={q}]"));
+    }
+    de.fill(
+        "#free_text",
+        "Bitte bestätigen Sie die Echtheit des beigefügten Diploms.",
+    );
+    de.fill("#subject_name", "Dr. Kovács Éva");
+    de.fill("#subject_dob", "1962-03-09");
+    de.fill("#answer_by", &date_in(30));
+    de.attach("#new-file", &diploma);
+    de.click("#send button[type=submit]");
+    let case_url = de.url();
+    let id = case_id_of(&case_url);
+    let t = de.text();
+    assert!(t.contains(m.get("de", "delivered")), "delivered:\n{t}");
+    assert!(t.contains(m.get("de", "state_sent")), "{t}");
+    assert!(
+        t.contains("Dr. Kovács Éva") && t.contains("diploma.pdf"),
+        "{t}"
+    );
+    page(&mut de, &shots, "07-de-case-sent");
+    // A requester's choices on a sent request: withdraw or refer, nothing else.
+    let forms = de.eval("Array.from(document.querySelectorAll('form.action')).map(f => f.id)");
+    assert_eq!(forms, serde_json::json!(["form-withdraw", "form-refer"]));
+    // Every control of the case page is reached with the Tab key.
+    let operable = de.operable();
+    let order = de.tab_order(operable.len() + 5);
+    for o in &operable {
+        assert!(
+            order.contains(o),
+            "{o} is not reached with Tab; order {order:?}"
+        );
+    }
+    // The case list shows it, outgoing.
+    de.goto(&format!("{de_base}/web/cases?role=requester"));
+    assert!(
+        de.eval(&format!(
+            "!!document.querySelector(\"a[href='/web/cases/{id}']\")"
+        )) == Value::Bool(true)
+    );
+    page(&mut de, &shots, "08-de-cases");
+
+    // --- The Hungarian user accepts, proposes a deadline and answers, in Hungarian. ------
+    let mut hu = Browser::launch(1280);
+    hu.accept_language("hu-HU,hu;q=0.9");
+    sign_in(&mut hu, &hu_base, &bela, "/web/cases");
+    assert_eq!(hu.lang(), "hu");
+    hu.goto(&format!("{hu_base}/web/cases?role=responder"));
+    hu.click(&format!("a[href='/web/cases/{id}']"));
+    let hu_case = hu.url();
+    let t = hu.text();
+    let hu_q1 = NodeClient::with_token(&fed.client("HU"), &bela)
+        .get_json("/api/v1/catalogue/PQ?lang=hu")["questions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["code"] == "PQ-Q01")
+        .unwrap()["text"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        t.contains(&hu_q1),
+        "the question in Hungarian ({hu_q1}):\n{t}"
+    );
+    assert!(t.contains("Dr. Kovács Éva"), "{t}");
+    page(&mut hu, &shots, "09-hu-case-sent");
+    hu.click("#form-accept button[type=submit]");
+    assert!(
+        hu.text().contains(m.get("hu", "delivered")),
+        "{}",
+        hu.text()
+    );
+    page(&mut hu, &shots, "10-hu-accepted");
+    hu.fill("#propose-deadline-date", &date_in(45));
+    hu.click("#form-propose-deadline button[type=submit]");
+    assert!(
+        hu.text().contains(m.get("hu", "state_deadline_proposed")),
+        "{}",
+        hu.text()
+    );
+    // Answers: yes to the yes/no questions, the first option of the choice.
+    hu.eval(
+        "(() => { for (const s of document.querySelectorAll('#form-answer select')) { s.value = s.options[1].value; } return true; })()",
+    );
+    hu.fill(
+        "#answer-free_text",
+        "Az oklevél eredeti, a szakember jó hírnevű.",
+    );
+    hu.attach("#answer-file", &certificate);
+    page(&mut hu, &shots, "11-hu-answer-form");
+    hu.click("#form-answer button[type=submit]");
+    let t = hu.text();
+    assert!(t.contains(m.get("hu", "state_answered")), "{t}");
+    page(&mut hu, &shots, "12-hu-answered");
+
+    // --- The German user reads the answer in German and closes with ratings. -------------
+    wait_case(&fed, &mut de, &case_url, "the answer", |t| {
+        t.contains(m.get("de", "state_answered"))
+    });
+    let t = de.text();
+    let de_q1 = NodeClient::with_token(&fed.client("DE"), &anna)
+        .get_json("/api/v1/catalogue/PQ?lang=de")["questions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["code"] == "PQ-Q01")
+        .unwrap()["text"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(t.contains(&de_q1), "the answered question in German:\n{t}");
+    assert!(
+        t.contains(m.get("de", "answer_yes")),
+        "the answer in German:\n{t}"
+    );
+    assert!(t.contains("Az oklevél eredeti"), "{t}");
+    assert!(t.contains("igazolas.pdf"), "{t}");
+    page(&mut de, &shots, "13-de-answered");
+    // The answer's file downloads with the session (a browser navigation to a download
+    // has no page to load, so the bytes are fetched with the browser's cookie).
+    let href = de
+        .eval("Array.from(document.querySelectorAll('a')).map(a => a.getAttribute('href')).find(h => h && h.includes('name=igazolas.pdf'))")
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let cookie = de
+        .cookies(&de_base)
+        .into_iter()
+        .find(|c| c["name"] == "__Host-imi_session")
+        .expect("session cookie");
+    assert_eq!(cookie["httpOnly"], true);
+    assert_eq!(cookie["secure"], true);
+    assert_eq!(cookie["sameSite"], "Strict");
+    let http = https(&fed);
+    let r = http
+        .get(format!("{de_base}{href}"))
+        .header(
+            "cookie",
+            format!("__Host-imi_session={}", cookie["value"].as_str().unwrap()),
+        )
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains("igazolas.pdf")
+    );
+    assert_eq!(
+        r.bytes().unwrap().as_ref(),
+        std::fs::read(&certificate).unwrap()
+    );
+
+    de.fill("#close-timeliness", "4");
+    de.fill("#close-efforts", "5");
+    de.click("#form-close button[type=submit]");
+    let t = de.text();
+    assert!(t.contains(m.get("de", "state_closed")), "{t}");
+    assert!(
+        t.contains(m.get("de", "rating_satisfied"))
+            && t.contains(m.get("de", "rating_very_satisfied")),
+        "{t}"
+    );
+    assert!(
+        t.contains(m.get("de", "no_actions")),
+        "no action on a closed case:\n{t}"
+    );
+    page(&mut de, &shots, "14-de-closed");
+    wait_case(&fed, &mut hu, &hu_case, "the closure", |t| {
+        t.contains(m.get("hu", "state_closed"))
+    });
+    page(&mut hu, &shots, "15-hu-closed");
+
+    // --- Greek (non-Latin script), at 320 px: every page accessible, nothing overflows. --
+    de.set_width(320);
+    de.goto(&format!("{de_base}/web/cases"));
+    de.fill("#lang-select", "el");
+    de.click("form.lang button[type=submit]");
+    assert_eq!(de.lang(), "el", "the user's choice beats Accept-Language");
+    for (name, path) in [
+        ("16-el-cases", "/web/cases".to_owned()),
+        ("17-el-case", format!("/web/cases/{id}")),
+        ("18-el-new", "/web/new?area=PQ&procedure=PQ-P01&q=%CE%BF%CE%B4%CE%BF%CE%BD%CF%84%CE%AF%CE%B1%CF%84%CF%81%CE%BF%CF%82".to_owned()),
+        ("19-el-new-form", "/web/new?area=PQ&procedure=PQ-P01&responder=HU-ENKK".to_owned()),
+    ] {
+        de.goto(&format!("{de_base}{path}"));
+        assert_eq!(de.lang(), "el");
+        let wide = de.overflowing();
+        assert!(wide.is_empty(), "{path} is wider than 320 px: {wide:?}");
+        page(&mut de, &shots, name);
+    }
+    // The Greek search ("οδοντίατρος", dentist) found the Hungarian authority.
+    de.goto(&format!(
+        "{de_base}/web/new?area=PQ&procedure=PQ-P01&q=%CE%BF%CE%B4%CE%BF%CE%BD%CF%84%CE%AF%CE%B1%CF%84%CF%81%CE%BF%CF%82&country=HU"
+    ));
+    assert_eq!(
+        de.eval("!!document.querySelector('input[name=responder][value=HU-ENKK]')"),
+        Value::Bool(true),
+        "{}",
+        de.text()
+    );
+
+    // --- The auditor's page, and sign-out. -----------------------------------------------
+    let audit = fed.add_user("DE", "audit.de", "DE-NC", "auditor", &[]);
+    let mut au = Browser::launch(1280);
+    au.accept_language("en");
+    sign_in(&mut au, &de_base, &audit, "/web/audit");
+    assert!(
+        au.text().contains("anna.de"),
+        "the access log names the reader:\n{}",
+        au.text()
+    );
+    page(&mut au, &shots, "20-en-audit");
+    au.click("form[action='/web/sign-out'] button[type=submit]");
+    assert!(au.url().contains("/web/sign-in?out=1"), "{}", au.url());
+    assert!(au.text().contains(m.get("en", "signed_out")));
+    page(&mut au, &shots, "21-en-signed-out");
+    au.goto(&format!("{de_base}/web/audit"));
+    assert!(
+        au.url().contains("/web/sign-in"),
+        "signed out: {}",
+        au.url()
+    );
+}
+
+/// An HTTPS client that trusts the federation's CA and follows no redirect.
+fn https(fed: &Federation) -> reqwest::blocking::Client {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    reqwest::blocking::Client::builder()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(&fed.ca_pem()).unwrap())
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(120))
+        .build()
+        .unwrap()
+}
+
+/// A browser-less web user: the session cookie, and the CSRF token read off a page.
+struct WebUser {
+    http: reqwest::blocking::Client,
+    base: String,
+    cookie: String,
+}
+
+fn hidden_value(html: &str, name: &str) -> String {
+    let pat = format!("name=\"{name}\" value=\"");
+    let i = html
+        .find(&pat)
+        .unwrap_or_else(|| panic!("no {name} in\n{html}"))
+        + pat.len();
+    html[i..].split('"').next().unwrap().to_owned()
+}
+
+fn set_cookie_value(r: &reqwest::blocking::Response, name: &str) -> Option<String> {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(str::to_owned)
+}
+
+impl WebUser {
+    fn sign_in(fed: &Federation, node: &str, token: &str) -> WebUser {
+        let http = https(fed);
+        let base = fed.client(node).base.clone();
+        let r = http.get(format!("{base}/web/sign-in")).send().unwrap();
+        let login = set_cookie_value(&r, "__Host-imi_login").expect("login cookie");
+        let login_cookie = login.split(';').next().unwrap().to_owned();
+        let html = r.text().unwrap();
+        let form = reqwest::blocking::multipart::Form::new()
+            .text("login", hidden_value(&html, "login"))
+            .text("token", token.to_owned());
+        let r = http
+            .post(format!("{base}/web/sign-in"))
+            .header("cookie", &login_cookie)
+            .header("origin", &base)
+            .multipart(form)
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 303, "sign-in");
+        let set = set_cookie_value(&r, "__Host-imi_session").expect("session cookie");
+        for attr in ["Secure", "HttpOnly", "SameSite=Strict", "Path=/"] {
+            assert!(set.contains(attr), "session cookie lacks {attr}: {set}");
+        }
+        WebUser {
+            http,
+            base,
+            cookie: set.split(';').next().unwrap().to_owned(),
+        }
+    }
+
+    fn get(&self, path: &str) -> (u16, reqwest::header::HeaderMap, String) {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .header("cookie", &self.cookie)
+            .send()
+            .unwrap();
+        let (st, h) = (r.status().as_u16(), r.headers().clone());
+        (st, h, r.text().unwrap())
+    }
+
+    fn post(&self, path: &str, fields: &[(&str, &str)], origin: Option<&str>) -> (u16, String) {
+        let (st, _, body) = self.post_full(path, fields, origin);
+        (st, body)
+    }
+
+    fn post_full(
+        &self,
+        path: &str,
+        fields: &[(&str, &str)],
+        origin: Option<&str>,
+    ) -> (u16, reqwest::header::HeaderMap, String) {
+        let mut form = reqwest::blocking::multipart::Form::new();
+        for (k, v) in fields {
+            form = form.text(k.to_string(), v.to_string());
+        }
+        let mut rb = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("cookie", &self.cookie)
+            .multipart(form);
+        if let Some(o) = origin {
+            rb = rb.header("origin", o);
+        }
+        let r = rb.send().unwrap();
+        let (st, h) = (r.status().as_u16(), r.headers().clone());
+        (st, h, r.text().unwrap())
+    }
+}
+
+#[test]
+fn sessions_forms_and_errors_over_https() {
+    let _g = lock(&HEAVY);
+    let m = messages();
+    let fed = Federation::init(&["DE", "HU"]);
+    let _de: NodeProc = fed.start("DE");
+    let _hu: NodeProc = fed.start("HU");
+    let anna = fed.add_user("DE", "anna.de", "DE-BY-BLZK", "authority_user", &[]);
+    let otto = fed.add_user("DE", "otto.de", "DE-NW-ZAEK", "authority_user", &[]);
+    fed.add_user("HU", "bela.hu", "HU-ENKK", "authority_user", &[]);
+    let api = NodeClient::with_token(&fed.client("DE"), &anna);
+    let created = api.post_status(
+        "/api/v1/requests",
+        &serde_json::json!({
+            "responder": "HU-ENKK", "area": "PQ", "procedure": "PQ-P01",
+            "questions": ["PQ-Q01"], "subject": {"name": "Dr. Kovács Éva"},
+            "answer_by": date_in(30),
+        }),
+        201,
+    );
+    let id = created["id"].as_str().unwrap().to_owned();
+
+    let a = WebUser::sign_in(&fed, "DE", &anna);
+    let (st, h, html) = a.get(&format!("/web/cases/{id}"));
+    assert_eq!(st, 200);
+    for (k, v) in imi_web::SECURITY_HEADERS {
+        assert_eq!(h[k], v, "{k}");
+    }
+    assert!(h["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(!html.contains("<script"), "no script on any page");
+    let csrf = hidden_value(&html, "csrf");
+    let idem = hidden_value(&html, "idem");
+
+    // Another authority of the same country: the page of a case that does not exist.
+    let o = WebUser::sign_in(&fed, "DE", &otto);
+    let (st_hidden, _, hidden) = o.get(&format!("/web/cases/{id}"));
+    let absent_id = "0".repeat(32);
+    let (st_absent, _, absent) = o.get(&format!("/web/cases/{absent_id}"));
+    assert_eq!((st_hidden, st_absent), (404, 404));
+    // The same page but for the address the language form returns to.
+    let absent = absent.replace(&absent_id, &id);
+    assert_eq!(hidden, absent, "a hidden case looks like no case");
+    assert!(hidden.contains(m.get("en", "error_404")));
+
+    // Forged forms change nothing: no CSRF token, a wrong one, another site's origin.
+    let withdraw = format!("/web/cases/{id}/withdraw");
+    let reason = ("reason", "forged");
+    for (fields, origin) in [
+        (vec![reason, ("idem", "f1")], None),
+        (vec![reason, ("csrf", "wrong"), ("idem", "f2")], None),
+        (
+            vec![reason, ("csrf", csrf.as_str()), ("idem", "f3")],
+            Some("https://evil.example"),
+        ),
+    ] {
+        let (st, body) = a.post(&withdraw, &fields, origin);
+        assert_eq!(st, 403, "{body}");
+        assert!(body.contains(m.get("en", "error_csrf")), "{body}");
+    }
+    assert_eq!(
+        api.get_json(&format!("/api/v1/requests/{id}"))["state"],
+        "sent"
+    );
+    // An API error is a sentence in the user's language (a withdrawal without a reason).
+    let (st, h, _) = a.post_full(
+        &withdraw,
+        &[("csrf", &csrf), ("reason", " "), ("idem", "blank-reason")],
+        Some(&a.base.clone()),
+    );
+    assert_eq!(st, 303);
+    let back = h["location"].to_str().unwrap().to_owned();
+    assert!(back.contains("error=missing"), "{back}");
+    let (_, _, page) = a.get(&back);
+    assert!(page.contains(m.get("en", "code_missing")), "{page}");
+    assert!(!page.contains("\"status\""), "no JSON on a page");
+    // An unknown page and an unknown action: HTML pages, not JSON.
+    let (st, h, body) = a.get("/web/nowhere");
+    assert_eq!(st, 404);
+    assert!(
+        h["content-type"].to_str().unwrap().starts_with("text/html"),
+        "{body}"
+    );
+    let (st, body) = a.post(
+        &format!("/web/cases/{id}/explode"),
+        &[("csrf", &csrf)],
+        None,
+    );
+    assert_eq!(st, 404, "{body}");
+    assert!(body.contains("<!DOCTYPE html>"));
+    // The genuine form works.
+    let (st, _) = a.post(
+        &withdraw,
+        &[
+            ("csrf", &csrf),
+            ("reason", "Nicht mehr nötig."),
+            ("idem", &idem),
+        ],
+        Some(&a.base.clone()),
+    );
+    assert_eq!(st, 303);
+    assert_eq!(
+        api.get_json(&format!("/api/v1/requests/{id}"))["state"],
+        "withdrawn"
+    );
+
+    // Sign-out ends the session; a forged cookie is no session.
+    let (st, _) = o.post("/web/sign-out", &[("csrf", "wrong")], None);
+    assert_eq!(st, 403, "sign-out needs the CSRF token too");
+    let (_, _, html) = o.get("/web/cases");
+    let (st, _) = o.post(
+        "/web/sign-out",
+        &[("csrf", &hidden_value(&html, "csrf"))],
+        None,
+    );
+    assert_eq!(st, 303);
+    let (st, h, _) = o.get("/web/cases");
+    assert_eq!(st, 303);
+    assert!(h["location"].to_str().unwrap().starts_with("/web/sign-in"));
+
+    // A revoked user is out at the next click.
+    let cfg = fed.config("DE");
+    let out = fed.run_cli(&[
+        "users",
+        "revoke",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--id",
+        "anna.de",
+    ]);
+    assert!(out.status.success());
+    let (st, h, _) = a.get("/web/cases");
+    assert_eq!(st, 303);
+    assert_eq!(h["location"], "/web/sign-in?ended=1");
+    let (st, h, _) = a.get("/web/cases");
+    assert_eq!(
+        (st, h["location"].to_str().unwrap()),
+        (303, "/web/sign-in?ended=1"),
+        "the session is gone"
+    );
+    // A revoked token does not sign in again.
+    let http = https(&fed);
+    let r = http.get(format!("{}/web/sign-in", a.base)).send().unwrap();
+    let login = set_cookie_value(&r, "__Host-imi_login").unwrap();
+    let html = r.text().unwrap();
+    let r = http
+        .post(format!("{}/web/sign-in", a.base))
+        .header("cookie", login.split(';').next().unwrap())
+        .multipart(
+            reqwest::blocking::multipart::Form::new()
+                .text("login", hidden_value(&html, "login"))
+                .text("token", anna.clone()),
+        )
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(r.text().unwrap().contains(m.get("en", "signin_failed")));
+}
