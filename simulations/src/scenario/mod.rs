@@ -1345,6 +1345,13 @@ async fn serve(
             fed.url(*id, "")?
         );
     }
+    if let Some((id, _)) = users.first() {
+        println!(
+            "  web application: {}/web/   (sign in with a token above; the certificate is the federation's own CA, {})",
+            fed.url(*id, "")?,
+            dir.join("ca.crt").display()
+        );
+    }
     if let Some((id, token)) = users.first() {
         println!(
             "  try: curl --cacert {} -H 'Authorization: Bearer {token}' {}/api/v1/requests?limit=5",
