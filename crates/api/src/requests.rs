@@ -952,7 +952,8 @@ pub(crate) async fn read(
         .ok_or_else(ApiError::not_found)?;
     let lang = lang(&state, q.lang.as_deref(), &headers);
     record_access(&state, &user, id, "read_request").await?;
-    Ok(Json(views::case_view(
+    let deliveries = state.services.step_deliveries(id).await?;
+    let mut view = views::case_view(
         state.cases(),
         &id,
         &index,
@@ -960,7 +961,9 @@ pub(crate) async fn read(
         &user,
         &lang,
         state.clock.now_ms(),
-    )))
+    );
+    views::add_deliveries(&mut view, &record.case, &deliveries);
+    Ok(Json(view))
 }
 
 /// `GET /api/v1/requests/{id}/attachments/{sha256}` (access logged).

@@ -221,6 +221,54 @@ pub fn case_view(
     })
 }
 
+/// Adds `history_delivery` to a case view: beside each step of its `history`, where the
+/// step's signed envelope stands on this node: `sent` with `delivered`, `rejected` or
+/// `pending` (the other node's signed receipt not back yet), `received` (this node signed
+/// its receipt), or `local` (a step between two authorities of this node: no envelope).
+/// Steps and envelopes are matched by step name and signed time. `history` itself stays
+/// what both nodes agree on.
+pub fn add_deliveries(
+    view: &mut Value,
+    case: &RequestCase,
+    deliveries: &[imi_apps::evidence::StepDelivery],
+) {
+    let mut used = vec![false; deliveries.len()];
+    let mut out = Vec::with_capacity(case.history.len());
+    for h in &case.history {
+        let found = deliveries.iter().enumerate().find(|(i, d)| {
+            !used.get(*i).copied().unwrap_or(true)
+                && d.kind == imi_protocol::Kind::REQUEST
+                && d.step == h.kind.as_str()
+                && d.created == h.at
+        });
+        out.push(match found {
+            None => json!({"direction": "local", "state": "local", "at": null}),
+            Some((i, d)) => {
+                if let Some(u) = used.get_mut(i) {
+                    *u = true;
+                }
+                let (state, at) = match (d.outgoing, d.receipts.first()) {
+                    (true, None) => ("pending", None),
+                    (true, Some((_, outcome, at))) if outcome == "rejected" => {
+                        ("rejected", Some(*at))
+                    }
+                    (true, Some((_, _, at))) => ("delivered", Some(*at)),
+                    (false, r) => ("received", r.map(|(_, _, at)| *at)),
+                };
+                json!({
+                    "direction": if d.outgoing { "sent" } else { "received" },
+                    "state": state,
+                    "at": at.map(rfc3339),
+                    "message_id": d.message,
+                })
+            }
+        });
+    }
+    if let Some(o) = view.as_object_mut() {
+        o.insert("history_delivery".into(), Value::Array(out));
+    }
+}
+
 /// A list entry (no personal data).
 pub fn summary(id: &CaseId, index: &CaseIndex, user: &imi_domain::User, now: Timestamp) -> Value {
     let me = user.country();

@@ -29,6 +29,62 @@ pub enum Selection {
     },
 }
 
+/// Where one signed envelope of a case stands, as this node's log records it: for a step
+/// this node sent, whether the other node's signed receipt came back (and its outcome);
+/// for a step it received, when it signed its own receipt. Read from the case's chain of
+/// log leaves ([`log::case_chain`]); no personal data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepDelivery {
+    /// The envelope's kind (`imi.request`, ...).
+    pub kind: String,
+    /// The signed header's step (`create`, `accept`, ...).
+    pub step: String,
+    /// The envelope's signed creation time, ms.
+    pub created: u64,
+    /// The message id, hex.
+    pub message: String,
+    /// Whether this node sent it (else it received it).
+    pub outgoing: bool,
+    /// The receipts: (node that signed, outcome, receive time ms). For an envelope sent,
+    /// those received; for one received, the one this node signed.
+    pub receipts: Vec<(String, String, u64)>,
+}
+
+/// The envelopes of case `case` in this node's log, oldest first, each with its receipts.
+pub fn step_deliveries(
+    store: &dyn imi_store::ReadStore,
+    case: &CaseId,
+) -> Result<Vec<StepDelivery>, AppError> {
+    let mut chain = log::case_chain(store, case, u64::MAX)?;
+    chain.reverse();
+    let mut out: Vec<StepDelivery> = Vec::new();
+    for (_, leaf, _) in &chain {
+        let field = |k: &str| leaf.get(k).unwrap_or("").to_owned();
+        match leaf.kind.as_str() {
+            "envelope_out" | "envelope_in" => out.push(StepDelivery {
+                kind: field("kind"),
+                step: field("step"),
+                created: field("created").parse().unwrap_or(0),
+                message: field("id"),
+                outgoing: leaf.kind == "envelope_out",
+                receipts: Vec::new(),
+            }),
+            "receipt_in" | "receipt_out" => {
+                let id = field("id");
+                if let Some(d) = out.iter_mut().rev().find(|d| d.message == id) {
+                    d.receipts.push((
+                        field("receiver"),
+                        field("outcome"),
+                        field("received").parse().unwrap_or(0),
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
 /// Checkpoints included in a bundle (the latest and those before it).
 pub const BUNDLE_CHECKPOINTS: usize = 3;
 

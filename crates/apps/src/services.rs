@@ -600,6 +600,16 @@ impl Services {
 
     // --- audit -----------------------------------------------------------------------
 
+    /// The signed envelopes of a case in this node's log, oldest first, with their receipts
+    /// (the delivery state of each step).
+    pub async fn step_deliveries(
+        &self,
+        case: CaseId,
+    ) -> Result<Vec<crate::evidence::StepDelivery>, AppError> {
+        let store = self.store.clone();
+        blocking(move || crate::evidence::step_deliveries(store.as_ref(), &case)).await
+    }
+
     /// The evidence bundle of a case or time range; `None` for a case this node does not
     /// hold.
     pub async fn bundle(&self, selection: Selection) -> Result<Option<Bundle>, AppError> {
