@@ -164,7 +164,7 @@ impl Browser {
         );
     }
 
-    /// Waits for the page's next `load` event (after `since` events were drained).
+    /// Waits for the page's next `load` event.
     fn wait_load(&mut self, what: &str) {
         let deadline = Instant::now() + GUARD;
         loop {
@@ -181,14 +181,18 @@ impl Browser {
         }
     }
 
-    /// Opens `url` and waits until it has loaded.
+    /// Opens `url` and waits until it has loaded (a new document: give a URL without the
+    /// current page's fragment to load the page again).
     pub fn goto(&mut self, url: &str) {
         self.events.clear();
         let r = self.cmd("Page.navigate", json!({"url": url}));
         if let Some(e) = r.get("errorText").and_then(Value::as_str) {
             panic!("navigate to {url}: {e}");
         }
-        self.wait_load(url);
+        // A navigation within the same document (only the fragment differs) loads nothing.
+        if r.get("loaderId").is_some() {
+            self.wait_load(url);
+        }
     }
 
     /// Evaluates `js` in the page (promises awaited) and returns its value.

@@ -40,6 +40,17 @@ impl Form {
             .map_or("", |(_, v)| v.trim())
     }
 
+    /// The form's idempotency key (its hidden `idem` field: 1 to 64 of `[A-Za-z0-9_-]`), sent
+    /// on as the API's `Idempotency-Key` so that a double submission is the first one.
+    pub fn idempotency_key(&self) -> Option<&str> {
+        let k = self.get("idem");
+        (!k.is_empty()
+            && k.len() <= 64
+            && k.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+        .then_some(k)
+    }
+
     /// Every value of `name`.
     pub fn all(&self, name: &str) -> Vec<&str> {
         self.fields

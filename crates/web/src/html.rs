@@ -119,11 +119,27 @@ impl Page<'_> {
                 self.t("nav_label")
             ));
             if s.role == "authority_user" || s.role == "coordinator" {
-                h.push_str(&format!(
-                    r#"<li><a href="/web/cases">{}</a></li><li><a href="/web/new">{}</a></li>"#,
-                    self.t("nav_cases"),
-                    self.t("nav_new_request")
-                ));
+                for (href, key) in [
+                    ("/web/cases", "nav_cases"),
+                    ("/web/new", "nav_new_request"),
+                    ("/web/directory", "nav_directory"),
+                    ("/web/notifications", "nav_notifications"),
+                    ("/web/alerts", "nav_alerts"),
+                ] {
+                    let here = self.here.as_str();
+                    let current = if here == href
+                        || here.starts_with(&format!("{href}/"))
+                        || here.starts_with(&format!("{href}?"))
+                    {
+                        r#" aria-current="page""#
+                    } else {
+                        ""
+                    };
+                    h.push_str(&format!(
+                        r#"<li><a href="{href}"{current}>{}</a></li>"#,
+                        self.t(key)
+                    ));
+                }
             }
             if s.role == "auditor" {
                 h.push_str(&format!(

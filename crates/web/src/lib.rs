@@ -15,9 +15,12 @@
 //!   numbers in the locale's format; every API error as a sentence in the user's language.
 //! * **No script**: plain HTML forms and links with a strict Content-Security-Policy
 //!   ([`SECURITY_HEADERS`]); every asset is served by the node.
+pub mod alerts;
+pub mod directory;
 pub mod forms;
 pub mod html;
 pub mod i18n;
+pub mod notifications;
 pub mod pages;
 pub mod session;
 
@@ -213,6 +216,25 @@ pub fn router(web: Web) -> Router {
         .route("/web/cases/{id}/attachments/{sha}", get(pages::attachment))
         .route("/web/cases/{id}/{action}", post(pages::act))
         .route("/web/new", get(pages::new_request).post(pages::create))
+        .route("/web/directory", get(directory::search))
+        .route("/web/directory/{id}", get(directory::authority))
+        .route("/web/notifications", get(notifications::list))
+        .route(
+            "/web/notifications/new",
+            get(notifications::new).post(notifications::create),
+        )
+        .route("/web/notifications/{id}", get(notifications::read))
+        .route(
+            "/web/notifications/{id}/read",
+            post(notifications::acknowledge),
+        )
+        .route(
+            "/web/notifications/{id}/attachments/{sha}",
+            get(notifications::attachment),
+        )
+        .route("/web/alerts", get(alerts::list))
+        .route("/web/alerts/{id}", get(alerts::read))
+        .route("/web/alerts/{id}/{action}", post(alerts::act))
         .route("/web/audit", get(pages::audit))
         .route("/web/audit/bundle", get(pages::bundle))
         .route("/web/{*rest}", get(pages::not_found))

@@ -21,12 +21,12 @@ type Params = Query<BTreeMap<String, String>>;
 
 /// A signed-in request: the session's cookie value, the session and the language.
 pub(crate) struct Ctx {
-    id: String,
-    s: Session,
-    lang: &'static str,
+    pub(crate) id: String,
+    pub(crate) s: Session,
+    pub(crate) lang: &'static str,
 }
 
-fn html(status: StatusCode, body: String) -> Response {
+pub(crate) fn html(status: StatusCode, body: String) -> Response {
     (
         status,
         [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
@@ -35,7 +35,7 @@ fn html(status: StatusCode, body: String) -> Response {
         .into_response()
 }
 
-fn see_other(location: &str) -> Response {
+pub(crate) fn see_other(location: &str) -> Response {
     let mut r = StatusCode::SEE_OTHER.into_response();
     if let Ok(v) = HeaderValue::from_str(location) {
         r.headers_mut().insert(header::LOCATION, v);
@@ -43,7 +43,7 @@ fn see_other(location: &str) -> Response {
     r
 }
 
-fn with_cookie(mut r: Response, cookie: &str) -> Response {
+pub(crate) fn with_cookie(mut r: Response, cookie: &str) -> Response {
     if let Ok(v) = HeaderValue::from_str(cookie) {
         r.headers_mut().append(header::SET_COOKIE, v);
     }
@@ -51,7 +51,7 @@ fn with_cookie(mut r: Response, cookie: &str) -> Response {
 }
 
 /// A value safe to put back in a query string: a problem code, an action, a state.
-fn token_like(s: &str) -> Option<&str> {
+pub(crate) fn token_like(s: &str) -> Option<&str> {
     (!s.is_empty()
         && s.len() <= 64
         && s.bytes()
@@ -59,11 +59,11 @@ fn token_like(s: &str) -> Option<&str> {
     .then_some(s)
 }
 
-fn str_of<'a>(v: &'a Value, k: &str) -> &'a str {
+pub(crate) fn str_of<'a>(v: &'a Value, k: &str) -> &'a str {
     v.get(k).and_then(Value::as_str).unwrap_or("")
 }
 
-fn items(v: &Value) -> &[Value] {
+pub(crate) fn items(v: &Value) -> &[Value] {
     v.get("items")
         .and_then(Value::as_array)
         .map_or(&[], Vec::as_slice)
@@ -71,7 +71,7 @@ fn items(v: &Value) -> &[Value] {
 
 impl Web {
     /// The language of a browser that is not signed in.
-    fn anon_lang(&self, headers: &HeaderMap) -> &'static str {
+    pub(crate) fn anon_lang(&self, headers: &HeaderMap) -> &'static str {
         i18n::negotiate(
             session::cookie(cookies(headers), LANG_COOKIE),
             headers
@@ -81,7 +81,7 @@ impl Web {
     }
 
     /// The signed-in request, or the redirect to the sign-in page.
-    fn ctx(&self, headers: &HeaderMap) -> Result<Ctx, Response> {
+    pub(crate) fn ctx(&self, headers: &HeaderMap) -> Result<Ctx, Response> {
         let id =
             session::cookie(cookies(headers), COOKIE).ok_or_else(|| see_other("/web/sign-in"))?;
         let s = self
@@ -101,7 +101,7 @@ impl Web {
         })
     }
 
-    fn page<'a>(&'a self, c: &'a Ctx, here: &str) -> Page<'a> {
+    pub(crate) fn page<'a>(&'a self, c: &'a Ctx, here: &str) -> Page<'a> {
         Page {
             web: self,
             lang: c.lang,
@@ -111,7 +111,7 @@ impl Web {
     }
 
     /// A GET of the API; an error becomes the page to show (401 ends the session).
-    async fn get(&self, c: &Ctx, here: &str, path: &str) -> Result<Value, Response> {
+    pub(crate) async fn get(&self, c: &Ctx, here: &str, path: &str) -> Result<Value, Response> {
         let r = self
             .call(Method::GET, path, &c.s.token, c.lang, None, None)
             .await;
@@ -122,7 +122,7 @@ impl Web {
     }
 
     /// The page for an API error.
-    fn failed(&self, c: &Ctx, here: &str, r: &Reply) -> Response {
+    pub(crate) fn failed(&self, c: &Ctx, here: &str, r: &Reply) -> Response {
         if r.status == StatusCode::UNAUTHORIZED {
             self.sessions.end(&c.id);
             tracing::info!(user = %c.s.user, "web: the API refused the session's token; session ended");
@@ -146,7 +146,7 @@ impl Web {
     }
 
     /// The checks of a state-changing form: same origin, a readable form, the CSRF token.
-    async fn form(
+    pub(crate) async fn form(
         &self,
         c: &Ctx,
         headers: &HeaderMap,
@@ -176,6 +176,82 @@ impl Web {
             return Err(refusal(Refusal::Forged));
         }
         Ok(form)
+    }
+}
+
+impl Web {
+    /// A POST of the API with a JSON body and the form's idempotency key.
+    pub(crate) async fn post(
+        &self,
+        c: &Ctx,
+        path: &str,
+        body: &Value,
+        idempotency_key: Option<&str>,
+    ) -> Reply {
+        self.call(
+            Method::POST,
+            path,
+            &c.s.token,
+            c.lang,
+            Some(body),
+            idempotency_key,
+        )
+        .await
+    }
+
+    /// The answer to a step on the object whose page is `page`: back to the page with
+    /// `done` (a query string) when the API took it, or with the problem's code when it
+    /// refused it; the session's end or the object's 404 page when that is what the API
+    /// said.
+    pub(crate) fn after_step(&self, c: &Ctx, page: &str, r: &Reply, done: &str) -> Response {
+        if r.status == StatusCode::UNAUTHORIZED || r.status == StatusCode::NOT_FOUND {
+            return self.failed(c, page, r);
+        }
+        if r.ok() {
+            return see_other(&format!("{page}?{done}#main"));
+        }
+        let code = r.code().and_then(token_like).unwrap_or("error");
+        see_other(&format!(
+            "{page}?error={code}&status={}#main",
+            r.status.as_u16()
+        ))
+    }
+
+    /// The page of a refused creation (a new request, a new notification): the problem in
+    /// the user's language and a way back to the form, `back`.
+    pub(crate) fn creation_refused(
+        &self,
+        c: &Ctx,
+        back: &str,
+        title_key: &str,
+        r: &Reply,
+    ) -> Response {
+        if r.status == StatusCode::UNAUTHORIZED {
+            return self.failed(c, back, r);
+        }
+        let p = self.page(c, back);
+        let body = format!(
+            r#"{}<p><a href="{}">{}</a></p>"#,
+            p.notice(Notice::Error, &error_text(&p, r.status.as_u16(), r.code())),
+            esc(back),
+            p.t("change")
+        );
+        html(r.status, p.render(&p.t(title_key), &body))
+    }
+}
+
+/// The notice of a refused step, from the page's query (`error=<code>&status=<n>`, as
+/// [`Web::after_step`] redirects), or nothing.
+pub(crate) fn refused_notice(p: &Page<'_>, q: &BTreeMap<String, String>) -> String {
+    match q.get("error").map(String::as_str).and_then(token_like) {
+        Some(code) => {
+            let status = q
+                .get("status")
+                .and_then(|s| s.parse::<u16>().ok())
+                .unwrap_or(422);
+            p.notice(Notice::Error, &error_text(p, status, Some(code)))
+        }
+        None => String::new(),
     }
 }
 
@@ -443,7 +519,7 @@ const STATES: [&str; 8] = [
 ];
 
 /// Legal areas and procedures by code, in the user's language.
-async fn names(web: &Web, c: &Ctx) -> BTreeMap<String, String> {
+pub(crate) async fn names(web: &Web, c: &Ctx) -> BTreeMap<String, String> {
     let r = web
         .call(
             Method::GET,
@@ -626,7 +702,7 @@ pub async fn cases(State(web): State<Web>, headers: HeaderMap, Query(q): Params)
 }
 
 /// The text of one rendered answer.
-fn answer_value(p: &Page<'_>, a: &Value) -> String {
+pub(crate) fn answer_value(p: &Page<'_>, a: &Value) -> String {
     match str_of(a, "type") {
         "bool" => match a.get("value").and_then(Value::as_bool) {
             Some(true) => p.t("answer_yes"),
@@ -650,7 +726,7 @@ fn answer_value(p: &Page<'_>, a: &Value) -> String {
     }
 }
 
-fn attachment_list(p: &Page<'_>, case: &str, list: Option<&Value>) -> String {
+pub(crate) fn attachment_list(p: &Page<'_>, base: &str, list: Option<&Value>) -> String {
     let list = list
         .and_then(Value::as_array)
         .map_or(&[][..], Vec::as_slice);
@@ -662,8 +738,8 @@ fn attachment_list(p: &Page<'_>, case: &str, list: Option<&Value>) -> String {
         let name = str_of(a, "name");
         let size = a.get("size").and_then(Value::as_u64).unwrap_or(0);
         s.push_str(&format!(
-            r#"<li><a href="/web/cases/{case}/attachments/{sha}?name={uname}">{label}</a></li>"#,
-            case = esc(case),
+            r#"<li><a href="{base}/attachments/{sha}?name={uname}">{label}</a></li>"#,
+            base = esc(base),
             sha = esc(str_of(a, "sha256")),
             uname = url(name),
             label = p.tf(
@@ -676,7 +752,7 @@ fn attachment_list(p: &Page<'_>, case: &str, list: Option<&Value>) -> String {
     s
 }
 
-fn field_text(id: &str, label: &str, required: bool) -> String {
+pub(crate) fn field_text(id: &str, label: &str, required: bool) -> String {
     format!(
         r#"<label for="{id}">{label}</label><textarea id="{id}" name="{name}" rows="3"{req}></textarea>"#,
         name = id.split_once('-').map_or(id, |(_, n)| n),
@@ -684,7 +760,7 @@ fn field_text(id: &str, label: &str, required: bool) -> String {
     )
 }
 
-fn field_file(id: &str, label: &str) -> String {
+pub(crate) fn field_file(id: &str, label: &str) -> String {
     format!(r#"<label for="{id}">{label}</label><input type="file" id="{id}" name="attachment">"#)
 }
 
@@ -708,8 +784,28 @@ fn rating_select(p: &Page<'_>, id: &str, label: &str) -> String {
     )
 }
 
-/// The inputs of the answer form: one per question, typed by its answer type.
+/// The inputs of the answer form: one per question of the case, typed by its answer type.
 fn answer_inputs(p: &Page<'_>, view: &Value, catalogue: &Value) -> String {
+    let questions: Vec<Value> = view
+        .get("questions")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    coded_inputs(p, "ans", &questions, catalogue, &[], true)
+}
+
+/// One input per coded question (`code`, `text`, `answer_type` as the catalogue has them),
+/// its options from the area's `catalogue`; a code in `required` is marked required, and
+/// "not available" is offered when `not_available`. The
+/// values come back as `a:<code>` with the API's type in `t:<code>` ([`coded_values`]).
+pub(crate) fn coded_inputs(
+    p: &Page<'_>,
+    prefix: &str,
+    questions: &[Value],
+    catalogue: &Value,
+    required: &[&str],
+    not_available: bool,
+) -> String {
     let mut s = String::new();
     let options_of = |code: &str| -> Vec<(String, String)> {
         catalogue
@@ -725,27 +821,32 @@ fn answer_inputs(p: &Page<'_>, view: &Value, catalogue: &Value) -> String {
             .map(|o| (str_of(o, "code").to_owned(), str_of(o, "text").to_owned()))
             .collect()
     };
-    for (i, q) in view
-        .get("questions")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .enumerate()
-    {
+    for (i, q) in questions.iter().enumerate() {
         let code = str_of(q, "code");
         let ty = str_of(q, "answer_type");
-        let id = format!("ans-{i}");
+        let id = format!("{prefix}-{i}");
+        let mark = if required.contains(&code) {
+            format!(" {}", p.t("field_required"))
+        } else if !required.is_empty() {
+            format!(" {}", p.t("field_optional"))
+        } else {
+            String::new()
+        };
         let label = format!(
-            r#"{} <span class="code">({})</span>"#,
+            r#"{} <span class="code">({})</span>{mark}"#,
             esc(str_of(q, "text")),
             esc(code)
         );
         let name = format!("a:{code}");
         let skip = format!(r#"<option value="">{}</option>"#, p.t("answer_skip"));
-        let na = format!(
-            r#"<option value="!na">{}</option>"#,
-            p.t("answer_not_available")
-        );
+        let na = if not_available {
+            format!(
+                r#"<option value="!na">{}</option>"#,
+                p.t("answer_not_available")
+            )
+        } else {
+            String::new()
+        };
         // The catalogue's answer type, and the API's for the value.
         let api_ty = match ty {
             "yes_no" | "bool" => "bool",
@@ -840,13 +941,7 @@ pub async fn case(
     let p = web.page(&c, &here);
     let mut b = String::new();
     // What the last action did.
-    if let Some(code) = q.get("error").map(String::as_str).and_then(token_like) {
-        let status = q
-            .get("status")
-            .and_then(|s| s.parse::<u16>().ok())
-            .unwrap_or(422);
-        b.push_str(&p.notice(Notice::Error, &error_text(&p, status, Some(code))));
-    }
+    b.push_str(&crate::pages::refused_notice(&p, &q));
     if let Some(done) = q.get("done").map(String::as_str).and_then(token_like) {
         let action = p.t(&format!("action_{}", done.replace('-', "_")));
         let mut msg = if done == "create" {
@@ -996,7 +1091,11 @@ pub async fn case(
             esc(free)
         ));
     }
-    qs.push_str(&attachment_list(&p, &id, v.get("attachments")));
+    qs.push_str(&attachment_list(
+        &p,
+        &format!("/web/cases/{id}"),
+        v.get("attachments"),
+    ));
     b.push_str(&format!(
         r#"<section aria-labelledby="h-questions"><h2 id="h-questions">{}</h2>{qs}</section>"#,
         p.t("questions_title")
@@ -1036,7 +1135,11 @@ pub async fn case(
         if !t.is_empty() {
             ans.push_str(&format!(r#"<p class="text">{}</p>"#, esc(t)));
         }
-        ans.push_str(&attachment_list(&p, &id, r.get("attachments")));
+        ans.push_str(&attachment_list(
+            &p,
+            &format!("/web/cases/{id}"),
+            r.get("attachments"),
+        ));
     }
     b.push_str(&format!(
         r#"<section aria-labelledby="h-answers"><h2 id="h-answers">{}</h2>{ans}</section>"#,
@@ -1055,7 +1158,7 @@ pub async fn case(
                 p.time(str_of(x, "at")),
                 esc(str_of(x, "by")),
                 esc(str_of(x, "text")),
-                attachment_list(&p, &id, x.get("attachments"))
+                attachment_list(&p, &format!("/web/cases/{id}"), x.get("attachments"))
             ));
         }
         n.push_str("</ul>");
@@ -1166,17 +1269,23 @@ pub async fn case(
     ));
     // Timeline.
     let mut tl = format!(
-        r#"<table class="timeline"><caption class="sr-only">{}</caption><thead><tr><th scope="col">{}</th><th scope="col">{}</th><th scope="col">{}</th></tr></thead><tbody>"#,
+        r#"<table class="timeline"><caption class="sr-only">{}</caption><thead><tr><th scope="col">{}</th><th scope="col">{}</th><th scope="col">{}</th><th scope="col">{}</th></tr></thead><tbody>"#,
         p.t("timeline_title"),
         p.t("timeline_time"),
         p.t("timeline_actor"),
-        p.t("timeline_step")
+        p.t("timeline_step"),
+        p.t("recipient_delivery")
     );
-    for h in v
+    let deliveries = v
+        .get("history_delivery")
+        .and_then(Value::as_array)
+        .map_or(&[][..], Vec::as_slice);
+    for (i, h) in v
         .get("history")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
+        .enumerate()
     {
         let kind = str_of(h, "kind");
         let label = if kind == "create" {
@@ -1193,8 +1302,24 @@ pub async fn case(
         } else {
             String::new()
         };
+        // Where the step's signed envelope stands: the other node's receipt back or not.
+        let d = deliveries.get(i).unwrap_or(&Value::Null);
+        let when = d
+            .get("at")
+            .and_then(Value::as_str)
+            .map_or_else(String::new, |t| format!(" · {}", p.time(t)));
+        let delivery = match str_of(d, "state") {
+            "delivered" => format!("{}{when}", p.t("delivery_accepted")),
+            "received" => format!("{}{when}", p.t("notification_received_at")),
+            "rejected" => format!("{}{when}", p.tf("delivery_rejected", &[("code", "—")])),
+            "pending" => format!(
+                r#"<strong class="badge">{}</strong>"#,
+                p.t("delivery_pending_short")
+            ),
+            _ => "—".to_owned(),
+        };
         tl.push_str(&format!(
-            r#"<tr><td>{}</td><td><code>{}</code>{coord}</td><td>{label} <span class="code">({})</span></td></tr>"#,
+            r#"<tr><td>{}</td><td><code>{}</code>{coord}</td><td>{label} <span class="code">({})</span></td><td class="delivery">{delivery}</td></tr>"#,
             p.time(str_of(h, "at")),
             esc(str_of(h, "actor")),
             esc(kind)
@@ -1216,7 +1341,7 @@ pub async fn case(
 }
 
 /// Files of a form as the API's `attachments`.
-fn attachments(form: &Form) -> Value {
+pub(crate) fn attachments(form: &Form) -> Value {
     Value::Array(
         form.files
             .iter()
@@ -1256,37 +1381,7 @@ fn action_body(action: &str, form: &Form) -> Value {
             Value::Object(o)
         }
         "answer" => {
-            let mut answers = Vec::new();
-            let mut seen = std::collections::BTreeSet::new();
-            for (k, _) in &form.fields {
-                let Some(code) = k.strip_prefix("a:") else {
-                    continue;
-                };
-                if !seen.insert(code.to_owned()) {
-                    continue;
-                }
-                let ty = form.get(&format!("t:{code}"));
-                let values = form.all(k);
-                let first = values.first().map_or("", |v| v.trim());
-                if first == "!na" {
-                    answers.push(json!({"question": code, "type": "not_available", "value": null}));
-                    continue;
-                }
-                let value = match ty {
-                    "choices" => json!(values),
-                    _ if first.is_empty() => continue,
-                    "bool" => json!(first == "true"),
-                    "number" => match first.parse::<i64>() {
-                        Ok(n) => json!(n),
-                        Err(_) => json!(first),
-                    },
-                    _ => json!(first),
-                };
-                if ty == "choices" && values.is_empty() {
-                    continue;
-                }
-                answers.push(json!({"question": code, "type": ty, "value": value}));
-            }
+            let answers = coded_values(form);
             json!({
                 "answers": answers,
                 "free_text": form.get("free_text"),
@@ -1297,8 +1392,43 @@ fn action_body(action: &str, form: &Form) -> Value {
     }
 }
 
+/// The coded values of a form made by [`coded_inputs`], as the API's `{question, type,
+/// value}` list; a question left empty is left out.
+pub(crate) fn coded_values(form: &Form) -> Vec<Value> {
+    let mut answers = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for (k, _) in &form.fields {
+        let Some(code) = k.strip_prefix("a:") else {
+            continue;
+        };
+        if !seen.insert(code.to_owned()) {
+            continue;
+        }
+        let ty = form.get(&format!("t:{code}"));
+        let values = form.all(k);
+        let first = values.first().map_or("", |v| v.trim());
+        if first == "!na" {
+            answers.push(json!({"question": code, "type": "not_available", "value": null}));
+            continue;
+        }
+        let value = match ty {
+            "choices" if values.is_empty() => continue,
+            "choices" => json!(values),
+            _ if first.is_empty() => continue,
+            "bool" => json!(first == "true"),
+            "number" => match first.parse::<i64>() {
+                Ok(n) => json!(n),
+                Err(_) => json!(first),
+            },
+            _ => json!(first),
+        };
+        answers.push(json!({"question": code, "type": ty, "value": value}));
+    }
+    answers
+}
+
 /// Whether every recipient's receipt came back accepted.
-fn delivery(reply: &Value) -> &'static str {
+pub(crate) fn delivery(reply: &Value) -> &'static str {
     let d = reply.get("delivery").and_then(Value::as_array);
     match d {
         Some(list)
@@ -1334,38 +1464,23 @@ pub async fn act(
         return not_found(State(web), headers).await;
     }
     let body = action_body(&action, &form);
-    let idem = token_like(form.get("idem")).or_else(|| {
-        let k = form.get("idem");
-        (k.len() <= 64
-            && k.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
-        .then_some(k)
-    });
     let r = web
-        .call(
-            Method::POST,
+        .post(
+            &c,
             &format!("/api/v1/requests/{id}/{action}?wait=delivered"),
-            &c.s.token,
-            c.lang,
-            Some(&body),
-            idem.filter(|k| !k.is_empty()),
+            &body,
+            form.idempotency_key(),
         )
         .await;
-    if r.status == StatusCode::UNAUTHORIZED || r.status == StatusCode::NOT_FOUND {
-        return web.failed(&c, &format!("/web/cases/{id}"), &r);
-    }
     if r.ok() {
         tracing::info!(user = %c.s.user, case = %id, action = %action, "web: step sent");
-        return see_other(&format!(
-            "/web/cases/{id}?done={action}&delivery={}#main",
-            delivery(&r.json)
-        ));
     }
-    let code = r.code().and_then(token_like).unwrap_or("error");
-    see_other(&format!(
-        "/web/cases/{id}?error={code}&status={}#main",
-        r.status.as_u16()
-    ))
+    web.after_step(
+        &c,
+        &format!("/web/cases/{id}"),
+        &r,
+        &format!("done={action}&delivery={}", delivery(&r.json)),
+    )
 }
 
 /// `GET /web/cases/{id}/attachments/{sha}`: a file of the case, as a download.
@@ -1401,7 +1516,11 @@ pub async fn attachment(
     )
 }
 
-fn download(bytes: axum::body::Bytes, name: &str, content_type: &'static str) -> Response {
+pub(crate) fn download(
+    bytes: axum::body::Bytes,
+    name: &str,
+    content_type: &'static str,
+) -> Response {
     let safe: String = name
         .chars()
         .map(|ch| {
@@ -1429,7 +1548,7 @@ fn download(bytes: axum::body::Bytes, name: &str, content_type: &'static str) ->
 // New request
 // ---------------------------------------------------------------------------------------
 
-fn hidden(name: &str, value: &str) -> String {
+pub(crate) fn hidden(name: &str, value: &str) -> String {
     format!(
         r#"<input type="hidden" name="{}" value="{}">"#,
         esc(name),
@@ -1500,7 +1619,8 @@ pub async fn new_request(State(web): State<Web>, headers: HeaderMap, Query(q): P
             ));
         }
         b.push_str(&format!(
-            r#"<form method="get" action="/web/new" class="stack"><fieldset><legend>{}</legend>{radios}</fieldset><button type="submit">{}</button></form>"#,
+            r#"<form method="get" action="/web/new" class="stack">{}<fieldset><legend>{}</legend>{radios}</fieldset><button type="submit">{}</button></form>"#,
+            responder.map_or_else(String::new, |r| hidden("responder", r)),
             p.t("step_area"),
             p.t("continue")
         ));
@@ -1525,8 +1645,9 @@ pub async fn new_request(State(web): State<Web>, headers: HeaderMap, Query(q): P
             ));
         }
         b.push_str(&format!(
-            r#"<form method="get" action="/web/new" class="stack">{}<fieldset><legend>{}</legend>{radios}</fieldset><button type="submit">{}</button></form>"#,
+            r#"<form method="get" action="/web/new" class="stack">{}{}<fieldset><legend>{}</legend>{radios}</fieldset><button type="submit">{}</button></form>"#,
             hidden("area", area),
+            responder.map_or_else(String::new, |r| hidden("responder", r)),
             p.t("step_procedure"),
             p.t("continue")
         ));
@@ -1748,21 +1869,12 @@ pub async fn create(
         "answer_by": form.get("answer_by"),
         "attachments": attachments(&form),
     });
-    let idem = form.get("idem");
-    let idem = (!idem.is_empty()
-        && idem.len() <= 64
-        && idem
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
-    .then_some(idem);
     let r = web
-        .call(
-            Method::POST,
+        .post(
+            &c,
             "/api/v1/requests?wait=delivered",
-            &c.s.token,
-            c.lang,
-            Some(&body),
-            idem,
+            &body,
+            form.idempotency_key(),
         )
         .await;
     if r.ok() {
@@ -1773,23 +1885,13 @@ pub async fn create(
             delivery(&r.json)
         ));
     }
-    if r.status == StatusCode::UNAUTHORIZED {
-        return web.failed(&c, "/web/new", &r);
-    }
     let back = format!(
         "/web/new?area={}&procedure={}&responder={}",
         url(form.get("area")),
         url(form.get("procedure")),
         url(form.get("responder"))
     );
-    let p = web.page(&c, &back);
-    let body = format!(
-        r#"{}<p><a href="{}">{}</a></p>"#,
-        p.notice(Notice::Error, &error_text(&p, r.status.as_u16(), r.code())),
-        esc(&back),
-        p.t("change")
-    );
-    html(r.status, p.render(&p.t("new_title"), &body))
+    web.creation_refused(&c, &back, "new_title", &r)
 }
 
 // ---------------------------------------------------------------------------------------

@@ -82,6 +82,8 @@ fn wait_case(
     pred: impl Fn(&str) -> bool,
 ) {
     let deadline = std::time::Instant::now() + ARRIVE;
+    // Without the fragment: the same URL with it would not load the page again.
+    let url = url.split('#').next().unwrap_or(url);
     loop {
         b.goto(url);
         let t = b.text();
@@ -217,6 +219,26 @@ fn the_de_to_hu_story_in_the_browser() {
         hu.text().contains(m.get("hu", "delivered")),
         "{}",
         hu.text()
+    );
+    // The timeline says where each signed step stands: the request received from DE, the
+    // acceptance delivered to DE (its signed receipt is back).
+    let rows = hu.eval(
+        "Array.from(document.querySelectorAll('table.timeline tbody tr')).map(r => r.querySelector('td.delivery').innerText)",
+    );
+    let rows: Vec<&str> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert!(
+        rows[0].starts_with(m.get("hu", "notification_received_at")),
+        "{rows:?}"
+    );
+    assert!(
+        rows[1].starts_with(m.get("hu", "delivery_accepted")),
+        "{rows:?}"
     );
     page(&mut hu, &shots, "10-hu-accepted");
     hu.fill("#propose-deadline-date", &date_in(45));
@@ -584,6 +606,23 @@ fn sessions_forms_and_errors_over_https() {
         "withdrawn"
     );
 
+    // An auditor downloads the case's evidence bundle.
+    let auditor = fed.add_user("DE", "audit.de", "DE-NC", "auditor", &[]);
+    let au = WebUser::sign_in(&fed, "DE", &auditor);
+    let (st, h, body) = au.get(&format!("/web/audit/bundle?case={id}"));
+    assert_eq!(st, 200, "{body}");
+    assert!(
+        h["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains(&format!("bundle-{id}.json"))
+    );
+    let bundle: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(bundle["case"], id.as_str(), "{bundle}");
+    // A case worker may not.
+    let (st, _, _) = a.get(&format!("/web/audit/bundle?case={id}"));
+    assert_eq!(st, 403);
+
     // Sign-out ends the session; a forged cookie is no session.
     let (st, _) = o.post("/web/sign-out", &[("csrf", "wrong")], None);
     assert_eq!(st, 403, "sign-out needs the CSRF token too");
@@ -635,4 +674,220 @@ fn sessions_forms_and_errors_over_https() {
         .unwrap();
     assert_eq!(r.status(), 401);
     assert!(r.text().unwrap().contains(m.get("en", "signin_failed")));
+}
+
+/// The directory, notifications and alerts in the browser: a German user finds the
+/// Hungarian authority in the directory and starts a request from its page; sends it a
+/// notification, which the Hungarian user reads and acknowledges, and the German user sees
+/// acknowledged; an alert the German node sent reaches the Hungarian coordinator sealed,
+/// who forwards it; the Hungarian authority then reads the professional; the German sender
+/// closes it. axe-core on every page.
+#[test]
+fn directory_notifications_and_alerts_in_the_browser() {
+    let _g = lock(&HEAVY);
+    let m = messages();
+    let fed = Federation::init(&["DE", "HU"]);
+    let _de_proc: NodeProc = fed.start("DE");
+    let _hu_proc: NodeProc = fed.start("HU");
+    let anna = fed.add_user("DE", "anna.de", "DE-BY-BLZK", "authority_user", &[]);
+    let dora = fed.add_user("DE", "dora.de", "DE-NC", "authority_user", &[]);
+    let bela = fed.add_user("HU", "bela.hu", "HU-ENKK", "authority_user", &[]);
+    let hedi = fed.add_user("HU", "hedi.hu", "HU-NC", "coordinator", &[]);
+    let de_base = fed.client("DE").base.clone();
+    let hu_base = fed.client("HU").base.clone();
+    let shots = screenshot_dir("directory_notifications_alerts");
+
+    // --- The directory. -------------------------------------------------------------------
+    let mut de = Browser::launch(1280);
+    de.accept_language("de");
+    sign_in(&mut de, &de_base, &anna, "/web/cases");
+    de.click("nav a[href='/web/directory']");
+    page(&mut de, &shots, "01-de-directory");
+    de.fill("#dq", "Zahnarzt");
+    de.fill("#dcountry", "HU");
+    de.click("main form[role=search] button[type=submit]");
+    page(&mut de, &shots, "02-de-directory-results");
+    de.click("a[href='/web/directory/HU-ENKK']");
+    let t = de.text();
+    assert!(
+        t.contains("HU-ENKK") && t.contains(m.get("de", "authority_names")),
+        "{t}"
+    );
+    page(&mut de, &shots, "03-de-authority");
+    de.click("a[href='/web/new?responder=HU-ENKK']");
+    de.check("input[name=area][value=PQ]");
+    de.click("main form button[type=submit]");
+    de.check("input[name=procedure][value=PQ-P01]");
+    de.click("main form button[type=submit]");
+    assert_eq!(
+        de.eval("document.querySelector('#send input[name=responder]').value"),
+        Value::String("HU-ENKK".into()),
+        "the authority chosen in the directory is the one asked"
+    );
+
+    // --- A notification, read and acknowledged. ------------------------------------------
+    de.click("nav a[href='/web/notifications']");
+    assert!(de.text().contains(m.get("de", "no_notifications")));
+    page(&mut de, &shots, "04-de-notifications-empty");
+    de.click("a[href='/web/notifications/new']");
+    de.check("input[name=type][value=CIT-P02]");
+    de.click("main form button[type=submit]");
+    de.fill("#recipients", "HU-ENKK");
+    let today = date_in(0);
+    de.eval(&format!(
+        "(() => {{ for (const e of document.querySelectorAll('#notify [name^=\"a:\"]')) {{ if (e.tagName === 'SELECT') e.value = e.options[1].value; else if (e.type === 'date') e.value = '{today}'; else e.value = 'Geldtransport GmbH'; }} return true; }})()"
+    ));
+    page(&mut de, &shots, "05-de-notification-form");
+    de.click("#notify button[type=submit]");
+    let note_url = de.url();
+    let t = de.text();
+    assert!(note_url.contains("/web/notifications/"), "{note_url}\n{t}");
+    assert!(t.contains(m.get("de", "delivered")), "{t}");
+    assert!(t.contains(m.get("de", "recipient_not_acknowledged")), "{t}");
+    assert!(t.contains("Geldtransport GmbH"), "{t}");
+    page(&mut de, &shots, "06-de-notification-sent");
+    let note_id = note_url
+        .split("/web/notifications/")
+        .nth(1)
+        .unwrap()
+        .split(['?', '#'])
+        .next()
+        .unwrap()
+        .to_owned();
+
+    let mut hu = Browser::launch(1280);
+    hu.accept_language("hu");
+    sign_in(&mut hu, &hu_base, &bela, "/web/cases");
+    hu.goto(&format!("{hu_base}/web/notifications"));
+    assert!(hu.text().contains(m.get("hu", "unread")), "{}", hu.text());
+    page(&mut hu, &shots, "07-hu-notifications");
+    hu.click(&format!("a[href='/web/notifications/{note_id}']"));
+    page(&mut hu, &shots, "08-hu-notification");
+    hu.click("#form-read button[type=submit]");
+    assert!(
+        hu.text().contains(m.get("hu", "acknowledged")),
+        "{}",
+        hu.text()
+    );
+    assert_eq!(
+        hu.eval("!!document.querySelector('#form-read')"),
+        Value::Bool(false),
+        "acknowledged once"
+    );
+    wait_case(&fed, &mut de, &note_url, "the acknowledgement", |t| {
+        !t.contains(m.get("de", "recipient_not_acknowledged"))
+    });
+
+    // --- An alert: sealed for the coordinator, forwarded, read, closed. ------------------
+    let sender = NodeClient::with_token(&fed.client("DE"), &dora);
+    let alert = sender.post_status(
+        "/api/v1/alerts",
+        &serde_json::json!({
+            "type": "PQ-P02",
+            "profession": "PROF-DOCTOR",
+            "fields": [
+                {"question": "PQ-Q12", "type": "choice", "value": "PQ-Q12-PROHIBITION"},
+                {"question": "PQ-Q13", "type": "date", "value": today},
+            ],
+            "decided": today,
+            "professional": {"name": "Dr. Erika Mustermann", "date_of_birth": "1970-02-03"},
+        }),
+        201,
+    );
+    let alert_id = alert["id"].as_str().unwrap().to_owned();
+    let mut hc = Browser::launch(1280);
+    hc.accept_language("hu");
+    sign_in(&mut hc, &hu_base, &hedi, "/web/cases");
+    let alert_url = format!("{hu_base}/web/alerts/{alert_id}");
+    wait_case(&fed, &mut hc, &alert_url, "the alert", |t| {
+        t.contains(m.get("hu", "alert_identity_sealed"))
+    });
+    assert!(
+        !hc.text().contains("Mustermann"),
+        "sealed for the coordinator"
+    );
+    page(&mut hc, &shots, "09-hu-coordinator-alert");
+    hc.goto(&format!("{hu_base}/web/alerts"));
+    page(&mut hc, &shots, "10-hu-alerts");
+    hc.goto(&alert_url);
+    hc.fill("#forward-to", "HU-ENKK");
+    hc.click("#form-forward button[type=submit]");
+    assert!(
+        hc.text().contains(m.get("hu", "alert_forwarded")),
+        "{}",
+        hc.text()
+    );
+    let hu_alert = format!("{hu_base}/web/alerts/{alert_id}");
+    wait_case(
+        &fed,
+        &mut hu,
+        &hu_alert,
+        "the professional's identity",
+        |t| t.contains("Dr. Erika Mustermann"),
+    );
+    page(&mut hu, &shots, "11-hu-authority-alert");
+
+    let mut ds = Browser::launch(1280);
+    ds.accept_language("de");
+    sign_in(&mut ds, &de_base, &dora, "/web/cases");
+    ds.goto(&format!("{de_base}/web/alerts/{alert_id}"));
+    page(&mut ds, &shots, "12-de-sender-alert");
+    ds.fill("#close-ended", &today);
+    ds.click("#form-close button[type=submit]");
+    let t = ds.text();
+    assert!(t.contains(m.get("de", "alert_closed_done")), "{t}");
+    assert_eq!(
+        ds.eval("!!document.querySelector('#form-close')"),
+        Value::Bool(false),
+        "closed once"
+    );
+    page(&mut ds, &shots, "13-de-alert-closed");
+
+    // --- A referral, resolved by the responder's coordinator: reassigned. -----------------
+    let api = NodeClient::with_token(&fed.client("DE"), &anna);
+    let created = api.post_status(
+        "/api/v1/requests",
+        &serde_json::json!({
+            "responder": "HU-ENKK", "area": "PQ", "procedure": "PQ-P01",
+            "questions": ["PQ-Q01"], "subject": {"name": "Dr. Kovács Éva"},
+            "answer_by": date_in(20),
+        }),
+        201,
+    );
+    let case = created["id"].as_str().unwrap().to_owned();
+    api.post_status(
+        &format!("/api/v1/requests/{case}/refer"),
+        &serde_json::json!({"reason": "HU-ENKK says it is not competent."}),
+        200,
+    );
+    let case_url = format!("{hu_base}/web/cases/{case}");
+    wait_case(&fed, &mut hc, &case_url, "the referral", |t| {
+        t.contains(m.get("hu", "state_referred"))
+    });
+    let forms = hc.eval("Array.from(document.querySelectorAll('form.action')).map(f => f.id)");
+    assert_eq!(
+        forms,
+        serde_json::json!(["form-reassign", "form-resolve"]),
+        "the coordinator may reassign or resolve, nothing else"
+    );
+    page(&mut hc, &shots, "14-hu-coordinator-referral");
+    hc.goto(&format!("{hu_base}/web/cases"));
+    assert!(hc.text().contains(m.get("hu", "cases_coordinator_intro")));
+    assert_eq!(
+        hc.eval(&format!(
+            "!!document.querySelector(\"a[href='/web/cases/{case}']\")"
+        )),
+        Value::Bool(true),
+        "the country's case is in the coordinator's list"
+    );
+    page(&mut hc, &shots, "15-hu-coordinator-cases");
+    hc.goto(&case_url);
+    hc.fill("#reassign-to", "HU-NC");
+    hc.click("#form-reassign button[type=submit]");
+    let t = hc.text();
+    assert!(
+        t.contains(m.get("hu", "state_sent")) && t.contains("HU-NC"),
+        "{t}"
+    );
+    page(&mut hc, &shots, "16-hu-reassigned");
 }
