@@ -30,6 +30,8 @@ pub struct Browser {
     rx: Receiver<Value>,
     next: u64,
     events: VecDeque<Value>,
+    /// Every URL the page requested (`Network.requestWillBeSent`), in order.
+    pub requested: Vec<String>,
     session: String,
     _profile: tempfile::TempDir,
 }
@@ -100,6 +102,7 @@ impl Browser {
             rx,
             next: 0,
             events: VecDeque::new(),
+            requested: Vec::new(),
             session: String::new(),
             _profile: profile,
         };
@@ -143,11 +146,20 @@ impl Browser {
                     }
                     return v["result"].clone();
                 }
-                Ok(v) => self.events.push_back(v),
+                Ok(v) => self.event(v),
                 Err(RecvTimeoutError::Timeout) => panic!("{method}: no answer from chromium"),
                 Err(RecvTimeoutError::Disconnected) => panic!("{method}: chromium exited"),
             }
         }
+    }
+
+    fn event(&mut self, v: Value) {
+        if v["method"] == "Network.requestWillBeSent"
+            && let Some(u) = v["params"]["request"]["url"].as_str()
+        {
+            self.requested.push(u.to_owned());
+        }
+        self.events.push_back(v);
     }
 
     /// A command to the page.
@@ -175,7 +187,7 @@ impl Browser {
             }
             let left = deadline.saturating_duration_since(Instant::now());
             match self.rx.recv_timeout(left) {
-                Ok(v) => self.events.push_back(v),
+                Ok(v) => self.event(v),
                 Err(_) => panic!("{what}: the page did not load"),
             }
         }
@@ -332,9 +344,11 @@ impl Browser {
     }
 
     /// Presses Tab through the page and returns a description of each element that took
-    /// the focus, in order, until the focus comes back to the first one (at most `max`).
+    /// the focus, in order, until the focus comes back to an element it already visited (at
+    /// most `max` presses). A field with parts of its own (a date's day, month and year)
+    /// takes several presses and counts once.
     pub fn tab_order(&mut self, max: usize) -> Vec<String> {
-        let describe = "(() => { const e = document.activeElement; if (!e || e === document.body) return ''; return e.tagName.toLowerCase() + '|' + (e.id || e.name || e.getAttribute('href') || e.textContent.trim().slice(0, 40)); })()";
+        let describe = "(() => { const e = document.activeElement; if (!e || e === document.body) return ''; if (window.__tabLast === e) return ''; window.__tabLast = e; if (e.dataset.tabbed) return '<again>'; e.dataset.tabbed = '1'; if (e.type === 'radio') return 'radio-group|' + e.name; return e.tagName.toLowerCase() + '|' + (e.id || e.name || e.getAttribute('href') || e.textContent.trim().slice(0, 40)); })()";
         let mut seen = Vec::new();
         for _ in 0..max {
             for ty in ["keyDown", "keyUp"] {
@@ -344,20 +358,24 @@ impl Browser {
                 );
             }
             let d = self.eval(describe).as_str().unwrap_or_default().to_owned();
-            if !d.is_empty() && seen.first() == Some(&d) {
+            if d == "<again>" {
                 break;
             }
             if !d.is_empty() {
                 seen.push(d);
             }
         }
+        self.eval(
+            "document.querySelectorAll('[data-tabbed]').forEach(e => delete e.dataset.tabbed)",
+        );
         seen
     }
 
     /// Every element of the page a user can operate (links, buttons, fields), described as
-    /// [`Browser::tab_order`] describes them.
+    /// [`Browser::tab_order`] describes them; a group of radio buttons is one stop (Tab
+    /// enters the group, the arrow keys choose).
     pub fn operable(&mut self) -> Vec<String> {
-        let v = self.eval("Array.from(document.querySelectorAll('a[href], button, input:not([type=hidden]), select, textarea')).filter(e => e.offsetParent !== null || e.getClientRects().length > 0).map(e => e.tagName.toLowerCase() + '|' + (e.id || e.name || e.getAttribute('href') || e.textContent.trim().slice(0, 40)))");
+        let v = self.eval("[...new Set(Array.from(document.querySelectorAll('a[href], button, input:not([type=hidden]), select, textarea')).filter(e => e.offsetParent !== null || e.getClientRects().length > 0).map(e => e.type === 'radio' ? 'radio-group|' + e.name : e.tagName.toLowerCase() + '|' + (e.id || e.name || e.getAttribute('href') || e.textContent.trim().slice(0, 40))))]");
         v.as_array()
             .map(|a| {
                 a.iter()

@@ -5,8 +5,9 @@
 //!   a Hungarian user accepts, proposes a deadline and answers in Hungarian, the German user
 //!   reads the answer in German, downloads the answer's file and closes with ratings;
 //!   axe-core finds no WCAG 2.1 A/AA violation on any page, in German, Hungarian and Greek,
-//!   at 1280 and 320 px; the case page's every control is reached with the Tab key;
-//!   screenshots of each page under `target/web-screenshots/`;
+//!   at 1280 and 320 px; every page's every control is reached with the Tab key; no page
+//!   requests anything from another origin; screenshots of each page under
+//!   `target/web-screenshots/`;
 //! * sessions and forms over HTTPS: another authority's user gets the page of a case that
 //!   does not exist; a form without the CSRF token or from another site changes nothing;
 //!   the cookie's attributes; sign-out; a revoked user is out at the next click; the
@@ -62,10 +63,34 @@ fn accessible(b: &mut Browser, page: &str) {
     );
 }
 
-/// Screenshot, axe and the text check of one page.
+/// One page: its screenshot; axe-core finds no violation; every control is reached with
+/// the Tab key; nothing was requested from another origin.
 fn page(b: &mut Browser, shots: &Path, name: &str) {
     b.screenshot(&shots.join(format!("{name}.png")));
     accessible(b, name);
+    let operable = b.operable();
+    let order = b.tab_order(operable.len() * 4 + 10);
+    for o in &operable {
+        assert!(
+            order.contains(o),
+            "{name}: {o} is not reached with Tab; order {order:?}"
+        );
+    }
+    let origin = b.eval("location.origin");
+    let origin = origin.as_str().unwrap();
+    let foreign: Vec<&String> = b
+        .requested
+        .iter()
+        .filter(|u| !u.starts_with(origin) && !u.starts_with("about:") && !u.starts_with("data:"))
+        .collect();
+    assert!(
+        foreign.is_empty(),
+        "{name}: requests to other origins: {foreign:?}"
+    );
+    assert!(
+        !b.requested.is_empty(),
+        "{name}: the page's requests were seen"
+    );
 }
 
 fn case_id_of(url: &str) -> String {
@@ -171,15 +196,6 @@ fn the_de_to_hu_story_in_the_browser() {
     // A requester's choices on a sent request: withdraw or refer, nothing else.
     let forms = de.eval("Array.from(document.querySelectorAll('form.action')).map(f => f.id)");
     assert_eq!(forms, serde_json::json!(["form-withdraw", "form-refer"]));
-    // Every control of the case page is reached with the Tab key.
-    let operable = de.operable();
-    let order = de.tab_order(operable.len() + 5);
-    for o in &operable {
-        assert!(
-            order.contains(o),
-            "{o} is not reached with Tab; order {order:?}"
-        );
-    }
     // The case list shows it, outgoing.
     de.goto(&format!("{de_base}/web/cases?role=requester"));
     assert!(
