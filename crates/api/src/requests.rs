@@ -952,18 +952,9 @@ pub(crate) async fn read(
         .ok_or_else(ApiError::not_found)?;
     let lang = lang(&state, q.lang.as_deref(), &headers);
     record_access(&state, &user, id, "read_request").await?;
-    let deliveries = state.services.step_deliveries(id).await?;
-    let mut view = views::case_view(
-        state.cases(),
-        &id,
-        &index,
-        &record,
-        &user,
-        &lang,
-        state.clock.now_ms(),
-    );
-    views::add_deliveries(&mut view, &record.case, &deliveries);
-    Ok(Json(view))
+    Ok(Json(
+        full_view(&state, &id, &index, &record, &user, &lang).await?,
+    ))
 }
 
 /// `GET /api/v1/requests/{id}/attachments/{sha256}` (access logged).
@@ -1193,13 +1184,29 @@ pub(crate) async fn blocked_view(
     })?;
     record_access(state, reader, id, "read_blocked").await?;
     tracing::warn!(case = %id, reader = %reader.id, role = reader.role.as_str(), "blocked case data read");
-    Ok(views::case_view(
+    full_view(state, &id, &index, &record, reader, lang).await
+}
+
+/// A case's full view ([`views::case_view`]) with the delivery state of its steps
+/// ([`views::add_deliveries`]).
+async fn full_view(
+    state: &ApiState,
+    id: &CaseId,
+    index: &imi_apps::requests::CaseIndex,
+    record: &imi_apps::requests::CaseRecord,
+    user: &User,
+    lang: &str,
+) -> Result<Value, ApiError> {
+    let deliveries = state.services.step_deliveries(*id).await?;
+    let mut view = views::case_view(
         state.cases(),
-        &id,
-        &index,
-        &record,
-        reader,
+        id,
+        index,
+        record,
+        user,
         lang,
         state.clock.now_ms(),
-    ))
+    );
+    views::add_deliveries(&mut view, &record.case, &deliveries);
+    Ok(view)
 }

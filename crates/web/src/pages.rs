@@ -581,6 +581,12 @@ pub async fn cases(State(web): State<Web>, headers: HeaderMap, Query(q): Params)
         path.push_str("&overdue=true");
         here.push_str("overdue=1&");
     }
+    // A coordinator sees the overdue cases of the whole box first, in a list of their own
+    // (on the first page), then the others page by page.
+    let split = c.s.role == "coordinator" && !overdue;
+    if split {
+        path.push_str("&overdue=false");
+    }
     let filters = here.clone();
     if let Some(cur) = cursor {
         path.push_str(&format!("&cursor={cur}"));
@@ -590,13 +596,21 @@ pub async fn cases(State(web): State<Web>, headers: HeaderMap, Query(q): Params)
         Ok(v) => v,
         Err(r) => return r,
     };
+    let late = if split && cursor.is_none() {
+        let late_path = path
+            .replace("&overdue=false", "&overdue=true")
+            .replace("limit=25", "limit=200");
+        match web.get(&c, &here, &late_path).await {
+            Ok(v) => v,
+            Err(r) => return r,
+        }
+    } else {
+        Value::Null
+    };
     let names = names(&web, &c).await;
     let p = web.page(&c, &here);
-    let mut rows: Vec<&Value> = items(&list).iter().collect();
-    if c.s.role == "coordinator" {
-        // Overdue first (a stable sort keeps the API's order otherwise).
-        rows.sort_by_key(|v| !v.get("overdue").and_then(Value::as_bool).unwrap_or(false));
-    }
+    let rows: Vec<&Value> = items(&list).iter().collect();
+    let late_rows: Vec<&Value> = items(&late).iter().collect();
     let mut b = String::new();
     if c.s.role == "coordinator" {
         b.push_str(&format!("<p>{}</p>", p.t("cases_coordinator_intro")));
@@ -634,46 +648,25 @@ pub async fn cases(State(web): State<Web>, headers: HeaderMap, Query(q): Params)
         l_over = p.t("filter_overdue"),
         apply = p.t("filter_apply"),
     ));
+    if !late_rows.is_empty() {
+        b.push_str(&format!(
+            r#"<h2 id="h-overdue">{}</h2>{}"#,
+            p.t("overdue"),
+            case_table(&p, &late_rows, &names)
+        ));
+        if late.get("next_cursor").is_some_and(|n| !n.is_null()) {
+            b.push_str(&format!(
+                r#"<p><a href="{}overdue=1">{}</a></p>"#,
+                esc(&filters),
+                p.t("next_page")
+            ));
+        }
+        b.push_str(&format!(r#"<h2 id="h-others">{}</h2>"#, p.t("cases_title")));
+    }
     if rows.is_empty() {
         b.push_str(&format!("<p>{}</p>", p.t("no_cases")));
     } else {
-        b.push_str(&format!(
-            r#"<table class="cases"><caption>{caption}</caption><thead><tr><th scope="col">{c1}</th><th scope="col">{c2}</th><th scope="col">{c3}</th><th scope="col">{c4}</th><th scope="col">{c5}</th><th scope="col">{c6}</th><th scope="col">{c7}</th><th scope="col">{c8}</th></tr></thead><tbody>"#,
-            caption = p.tf("cases_count", &[("count", &i18n::number(c.lang, rows.len() as u64))]),
-            c1 = p.t("col_case"),
-            c2 = p.t("col_area"),
-            c3 = p.t("col_procedure"),
-            c4 = p.t("col_counterpart"),
-            c5 = p.t("col_role"),
-            c6 = p.t("col_state"),
-            c7 = p.t("col_answer_by"),
-            c8 = p.t("col_updated"),
-        ));
-        for v in rows {
-            let id = str_of(v, "id");
-            let over = v.get("overdue").and_then(Value::as_bool).unwrap_or(false);
-            let name = |code: &str| esc(names.get(code).map_or(code, String::as_str));
-            b.push_str(&format!(
-                r#"<tr{cls}><th scope="row"><a href="/web/cases/{id}"><code>{short}</code><span class="sr-only"> {aria}</span></a></th><td>{area}</td><td>{proc}</td><td>{country}</td><td>{role}</td><td>{state}{over}</td><td>{by}</td><td>{upd}</td></tr>"#,
-                cls = if over { r#" class="overdue""# } else { "" },
-                id = esc(id),
-                aria = p.tf("open_case", &[("id", id)]),
-                short = esc(id.get(..8).unwrap_or(id)),
-                area = name(str_of(v, "area")),
-                proc = name(str_of(v, "procedure")),
-                country = esc(str_of(v, "counterpart_country")),
-                role = p.t(&format!("role_{}", str_of(v, "my_role"))),
-                state = p.t(&format!("state_{}", str_of(v, "state"))),
-                over = if over {
-                    format!(r#" <strong class="badge">{}</strong>"#, p.t("overdue"))
-                } else {
-                    String::new()
-                },
-                by = p.date(str_of(v, "answer_by")),
-                upd = p.time(str_of(v, "updated")),
-            ));
-        }
-        b.push_str("</tbody></table>");
+        b.push_str(&case_table(&p, &rows, &names));
     }
     let mut nav = String::new();
     if cursor.is_some() {
@@ -699,6 +692,51 @@ pub async fn cases(State(web): State<Web>, headers: HeaderMap, Query(q): Params)
         b.push_str(&format!(r#"<p class="pager">{nav}</p>"#));
     }
     html(StatusCode::OK, p.render(&p.t("cases_title"), &b))
+}
+
+/// A table of case summaries (no personal data), overdue ones marked.
+fn case_table(p: &Page<'_>, rows: &[&Value], names: &BTreeMap<String, String>) -> String {
+    let mut b = format!(
+        r#"<table class="cases"><caption>{caption}</caption><thead><tr><th scope="col">{c1}</th><th scope="col">{c2}</th><th scope="col">{c3}</th><th scope="col">{c4}</th><th scope="col">{c5}</th><th scope="col">{c6}</th><th scope="col">{c7}</th><th scope="col">{c8}</th></tr></thead><tbody>"#,
+        caption = p.tf(
+            "cases_count",
+            &[("count", &i18n::number(p.lang, rows.len() as u64))]
+        ),
+        c1 = p.t("col_case"),
+        c2 = p.t("col_area"),
+        c3 = p.t("col_procedure"),
+        c4 = p.t("col_counterpart"),
+        c5 = p.t("col_role"),
+        c6 = p.t("col_state"),
+        c7 = p.t("col_answer_by"),
+        c8 = p.t("col_updated"),
+    );
+    for v in rows {
+        let id = str_of(v, "id");
+        let over = v.get("overdue").and_then(Value::as_bool).unwrap_or(false);
+        let name = |code: &str| esc(names.get(code).map_or(code, String::as_str));
+        b.push_str(&format!(
+            r#"<tr{cls}><th scope="row"><a href="/web/cases/{id}"><code>{short}</code><span class="sr-only"> {aria}</span></a></th><td>{area}</td><td>{proc}</td><td>{country}</td><td>{role}</td><td>{state}{over}</td><td>{by}</td><td>{upd}</td></tr>"#,
+            cls = if over { r#" class="overdue""# } else { "" },
+            id = esc(id),
+            aria = p.tf("open_case", &[("id", id)]),
+            short = esc(id.get(..8).unwrap_or(id)),
+            area = name(str_of(v, "area")),
+            proc = name(str_of(v, "procedure")),
+            country = esc(str_of(v, "counterpart_country")),
+            role = p.t(&format!("role_{}", str_of(v, "my_role"))),
+            state = p.t(&format!("state_{}", str_of(v, "state"))),
+            over = if over {
+                format!(r#" <strong class="badge">{}</strong>"#, p.t("overdue"))
+            } else {
+                String::new()
+            },
+            by = p.date(str_of(v, "answer_by")),
+            upd = p.time(str_of(v, "updated")),
+        ));
+    }
+    b.push_str("</tbody></table>");
+    b
 }
 
 /// The text of one rendered answer.

@@ -150,6 +150,10 @@ fn the_de_to_hu_story_in_the_browser() {
     sign_in(&mut de, &de_base, &anna, "/web/cases");
     assert!(de.text().contains(m.get("de", "no_cases")));
     page(&mut de, &shots, "02-de-cases-empty");
+    // An error page: the same frame, in the user's language.
+    de.goto(&format!("{de_base}/web/cases/{}", "f".repeat(32)));
+    assert!(de.text().contains(m.get("de", "error_404")));
+    page(&mut de, &shots, "02-de-not-found");
 
     de.click("nav a[href='/web/new']");
     page(&mut de, &shots, "03-de-new-area");
@@ -746,6 +750,7 @@ fn directory_notifications_and_alerts_in_the_browser() {
     assert!(de.text().contains(m.get("de", "no_notifications")));
     page(&mut de, &shots, "04-de-notifications-empty");
     de.click("a[href='/web/notifications/new']");
+    page(&mut de, &shots, "05-de-notification-type");
     de.check("input[name=type][value=CIT-P02]");
     de.click("main form button[type=submit]");
     de.fill("#recipients", "HU-ENKK");
@@ -753,7 +758,7 @@ fn directory_notifications_and_alerts_in_the_browser() {
     de.eval(&format!(
         "(() => {{ for (const e of document.querySelectorAll('#notify [name^=\"a:\"]')) {{ if (e.tagName === 'SELECT') e.value = e.options[1].value; else if (e.type === 'date') e.value = '{today}'; else e.value = 'Geldtransport GmbH'; }} return true; }})()"
     ));
-    page(&mut de, &shots, "05-de-notification-form");
+    page(&mut de, &shots, "05-de-notification-form-filled");
     de.click("#notify button[type=submit]");
     let note_url = de.url();
     let t = de.text();
@@ -906,4 +911,59 @@ fn directory_notifications_and_alerts_in_the_browser() {
         "{t}"
     );
     page(&mut hc, &shots, "16-hu-reassigned");
+}
+
+/// A coordinator's case list starts with the overdue cases of the whole country, in a
+/// section of their own, then the others.
+#[test]
+fn coordinators_see_overdue_cases_first() {
+    let _g = lock(&HEAVY);
+    let fed = Federation::init(&["DE", "HU"]);
+    let de = fed.start("DE");
+    let _hu: NodeProc = fed.start("HU");
+    let anna = fed.add_user("DE", "anna.de", "DE-BY-BLZK", "authority_user", &[]);
+    let carl = fed.add_user("DE", "carl.de", "DE-NC", "coordinator", &[]);
+    fed.add_user("HU", "bela.hu", "HU-ENKK", "authority_user", &[]);
+    let api = NodeClient::with_token(&fed.client("DE"), &anna);
+    let make = |days: u64| {
+        api.post_status(
+            "/api/v1/requests",
+            &serde_json::json!({
+                "responder": "HU-ENKK", "area": "PQ", "procedure": "PQ-P01",
+                "questions": ["PQ-Q01"], "subject": {"name": "Dr. Kovács Éva"},
+                "answer_by": date_in(days),
+            }),
+            201,
+        )["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    // Made in this order, the one due later has the smaller id half the time: the list's
+    // own order (by id) does not decide the test.
+    let later = make(30);
+    let soon = make(2);
+    // Four days later, the second is overdue.
+    de.stop();
+    let ahead = (4 * 86_400_000u64).to_string();
+    let _de2 = NodeProc::start_env(&fed, "DE", &[("IMI_CLOCK_OFFSET_MS", &ahead)]);
+    let c = WebUser::sign_in(&fed, "DE", &carl);
+    let (st, _, html) = c.get("/web/cases");
+    assert_eq!(st, 200);
+    let at = |needle: &str| {
+        html.find(needle)
+            .unwrap_or_else(|| panic!("no {needle} in\n{html}"))
+    };
+    let overdue_section = at("id=\"h-overdue\"");
+    let others = at("id=\"h-others\"");
+    let soon_at = at(&format!("/web/cases/{soon}\""));
+    let later_at = at(&format!("/web/cases/{later}\""));
+    assert!(
+        overdue_section < soon_at && soon_at < others && others < later_at,
+        "overdue first: {overdue_section} < {soon_at} < {others} < {later_at}"
+    );
+    // With the overdue filter, only the overdue one.
+    let (_, _, only) = c.get("/web/cases?overdue=1");
+    assert!(only.contains(&format!("/web/cases/{soon}\"")));
+    assert!(!only.contains(&format!("/web/cases/{later}\"")));
 }
