@@ -195,6 +195,32 @@ pub(crate) async fn get_one(
     Ok(Json(entry_view(state.services.directory(), &entry, &lang)))
 }
 
+/// `GET /api/v1/vocabularies/professions`: the regulated professions (the codes authorities,
+/// alerts and searches use), named in the caller's language.
+pub(crate) async fn professions(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    q: QueryOf<LangParam>,
+) -> Result<Json<Value>, ApiError> {
+    users::authenticate(&state, &headers).await?;
+    let q = query(q)?;
+    let lang = views::language(state.cases().catalogue(), q.lang.as_deref(), &headers);
+    let v = state.services.directory().vocabulary();
+    let items: Vec<Value> = v
+        .professions()
+        .iter()
+        .map(|p| {
+            json!({
+                "code": p.code(),
+                "name": v.name(p.code(), &lang).unwrap_or(p.code()),
+                "sector": p.sector().as_str(),
+                "health": p.is_health(),
+            })
+        })
+        .collect();
+    Ok(Json(json!({"lang": lang, "items": items})))
+}
+
 /// The caller, who must be a coordinator of this node's country.
 async fn home_coordinator(state: &ApiState, headers: &HeaderMap) -> Result<User, ApiError> {
     let user = users::authenticate(state, headers).await?;

@@ -129,6 +129,11 @@ fn table() -> Vec<(&'static str, String, MethodRouter<ApiState>)> {
             get(directory::search),
         ),
         (
+            "get",
+            "/api/v1/vocabularies/professions".into(),
+            get(directory::professions),
+        ),
+        (
             "post",
             "/api/v1/directory/authorities".into(),
             post(directory::create),

@@ -3,7 +3,10 @@
 //! the coordinator's forwarding and the sender's closing.
 use crate::Web;
 use crate::html::{Notice, esc, url};
-use crate::pages::{answer_value, html, items, str_of};
+use crate::pages::{
+    answer_value, coded_inputs, coded_values, hidden, html, items, see_other, str_of,
+};
+use crate::session;
 use axum::extract::{Multipart, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
@@ -27,7 +30,11 @@ pub async fn list(State(web): State<Web>, headers: HeaderMap) -> Response {
         Err(r) => return r,
     };
     let p = web.page(&c, here);
-    let mut b = format!("<p>{}</p>", p.t("alerts_intro"));
+    let mut b = format!(
+        r#"<p>{}</p><p><a href="/web/alerts/new">{}</a></p>"#,
+        p.t("alerts_intro"),
+        p.t("new_alert")
+    );
     let list = items(&v);
     if list.is_empty() {
         b.push_str(&format!("<p>{}</p>", p.t("no_alerts")));
@@ -86,6 +93,7 @@ pub async fn read(
     let mut b = String::new();
     b.push_str(&crate::pages::refused_notice(&p, &q));
     match q.get("done").map(String::as_str) {
+        Some("sent") => b.push_str(&p.notice(Notice::Ok, &p.tf("alert_sent", &[("id", &id)]))),
         Some("forward") => b.push_str(&p.notice(Notice::Ok, &p.t("alert_forwarded"))),
         Some("close") => b.push_str(&p.notice(Notice::Ok, &p.t("alert_closed_done"))),
         _ => {}
@@ -282,4 +290,206 @@ pub async fn act(
         &r,
         &format!("done={action}"),
     )
+}
+
+/// The alert types of the catalogue: (area, procedure) objects.
+fn types(cat: &Value) -> Vec<(&Value, &Value)> {
+    cat.get("areas")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .flat_map(|a| {
+            a.get("procedures")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter(|p| str_of(p, "kind") == "alert")
+                .map(move |p| (a, p))
+        })
+        .collect()
+}
+
+/// `GET /web/alerts/new?type=`: choose the type, then the form.
+pub async fn new(State(web): State<Web>, headers: HeaderMap, Query(q): Params) -> Response {
+    let c = match web.ctx(&headers) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let here = "/web/alerts/new";
+    let cat = match web
+        .get(&c, here, &format!("/api/v1/catalogue?lang={}", c.lang))
+        .await
+    {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let p = web.page(&c, here);
+    let all = types(&cat);
+    let chosen = q
+        .get("type")
+        .and_then(|t| all.iter().find(|(_, pr)| str_of(pr, "code") == t));
+    let Some((area, procedure)) = chosen else {
+        let mut radios = String::new();
+        for (i, (a, pr)) in all.iter().enumerate() {
+            radios.push_str(&format!(
+                r#"<div class="check"><input type="radio" id="type-{i}" name="type" value="{v}" required><label for="type-{i}">{n} <span class="code">({v}, {area})</span></label></div>"#,
+                v = esc(str_of(pr, "code")),
+                n = esc(str_of(pr, "name")),
+                area = esc(str_of(a, "name")),
+            ));
+        }
+        let b = format!(
+            r#"<form method="get" action="/web/alerts/new" class="stack"><fieldset><legend>{}</legend>{radios}</fieldset><button type="submit">{}</button></form>"#,
+            p.t("alert_choose_type"),
+            p.t("continue")
+        );
+        return html(StatusCode::OK, p.render(&p.t("new_alert"), &b));
+    };
+    let code = str_of(procedure, "code");
+    let detail = match web
+        .get(
+            &c,
+            here,
+            &format!(
+                "/api/v1/catalogue/{}?lang={}",
+                url(str_of(area, "code")),
+                c.lang
+            ),
+        )
+        .await
+    {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let professions = match web
+        .get(
+            &c,
+            here,
+            &format!("/api/v1/vocabularies/professions?lang={}", c.lang),
+        )
+        .await
+    {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let proc_detail = detail
+        .get("procedures")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .find(|x| str_of(x, "code") == code)
+        .cloned()
+        .unwrap_or(Value::Null);
+    let questions: Vec<Value> = proc_detail
+        .get("questions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .filter_map(|q| {
+            detail
+                .get("questions")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .find(|x| str_of(x, "code") == q)
+                .cloned()
+        })
+        .collect();
+    let mut prof = format!(
+        r#"<option value="">{}</option>"#,
+        p.t("alert_no_profession")
+    );
+    for x in items(&professions) {
+        prof.push_str(&format!(
+            r#"<option value="{v}">{n}</option>"#,
+            v = esc(str_of(x, "code")),
+            n = esc(str_of(x, "name"))
+        ));
+    }
+    let mut states = String::new();
+    let own = c.s.authority.split('-').next().unwrap_or("");
+    for (i, n) in imi_protocol::NodeId::ALL
+        .iter()
+        .filter(|n| **n != imi_protocol::NodeId::EU && n.as_str() != own)
+        .enumerate()
+    {
+        states.push_str(&format!(
+            r#"<div class="check"><input type="checkbox" id="ms-{i}" name="member_states" value="{cc}"><label for="ms-{i}">{cc}</label></div>"#,
+            cc = n.as_str()
+        ));
+    }
+    let required: Vec<&str> = questions.iter().map(|q| str_of(q, "code")).collect();
+    let b = format!(
+        r#"<dl class="facts"><dt>{l_t}</dt><dd>{t} <span class="code">({code})</span> <a href="/web/alerts/new" class="change">{change}</a></dd></dl><form method="post" action="/web/alerts/new" enctype="multipart/form-data" class="stack" id="alert">{csrf}{h_type}<input type="hidden" name="idem" value="{idem}"><label for="alert-profession">{l_p}</label><select id="alert-profession" name="profession">{prof}</select><fieldset><legend>{l_f}</legend>{fields}</fieldset><label for="alert-decided">{l_d}</label><input type="date" id="alert-decided" name="decided" required><label for="alert-until">{l_u} {opt}</label><input type="date" id="alert-until" name="valid_until"><fieldset><legend>{l_who}</legend><label for="alert-name">{l_name}</label><input id="alert-name" name="name" required autocomplete="off"><label for="alert-dob">{l_dob}</label><input type="date" id="alert-dob" name="date_of_birth"></fieldset><fieldset class="states"><legend>{l_ms}</legend><p class="help">{ms_help}</p>{states}</fieldset><div class="check"><input type="checkbox" id="alert-commission" name="commission" value="1"><label for="alert-commission">{l_ec}</label></div><button type="submit">{send}</button></form>"#,
+        l_t = p.t("alert_type"),
+        t = esc(str_of(procedure, "name")),
+        code = esc(code),
+        change = p.t("change"),
+        csrf = p.csrf(),
+        h_type = hidden("type", code),
+        idem = session::random_token(),
+        l_p = p.t("alert_profession"),
+        l_f = p.t("notification_fields"),
+        fields = coded_inputs(&p, "af", &questions, &detail, &required, false),
+        l_d = p.t("col_decided"),
+        l_u = p.t("col_valid_until"),
+        opt = p.t("field_optional"),
+        l_who = p.t("alert_professional"),
+        l_name = p.t("subject_name"),
+        l_dob = p.t("subject_dob"),
+        l_ms = p.t("alert_member_states"),
+        ms_help = p.t("alert_member_states_help"),
+        l_ec = p.t("alert_commission"),
+        send = p.t("alert_send"),
+    );
+    html(StatusCode::OK, p.render(&p.t("new_alert"), &b))
+}
+
+/// `POST /web/alerts/new`: sends the alert through the API.
+pub async fn create(
+    State(web): State<Web>,
+    headers: HeaderMap,
+    uri: Uri,
+    mp: Multipart,
+) -> Response {
+    let c = match web.ctx(&headers) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let form = match web.form(&c, &headers, &uri, mp).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let mut professional = serde_json::Map::new();
+    professional.insert("name".into(), json!(form.get("name")));
+    if !form.get("date_of_birth").is_empty() {
+        professional.insert("date_of_birth".into(), json!(form.get("date_of_birth")));
+    }
+    let mut body = serde_json::Map::new();
+    body.insert("type".into(), json!(form.get("type")));
+    body.insert("profession".into(), json!(form.get("profession")));
+    body.insert("fields".into(), json!(coded_values(&form)));
+    body.insert("decided".into(), json!(form.get("decided")));
+    if !form.get("valid_until").is_empty() {
+        body.insert("valid_until".into(), json!(form.get("valid_until")));
+    }
+    body.insert("professional".into(), Value::Object(professional));
+    body.insert("member_states".into(), json!(form.all("member_states")));
+    body.insert("commission".into(), json!(form.get("commission") == "1"));
+    let r = web
+        .post(
+            &c,
+            "/api/v1/alerts",
+            &Value::Object(body),
+            form.idempotency_key(),
+        )
+        .await;
+    if r.ok() {
+        let id = url(str_of(&r.json, "id"));
+        tracing::info!(user = %c.s.user, alert = %id, "web: alert sent");
+        return see_other(&format!("/web/alerts/{id}?done=sent#main"));
+    }
+    let back = format!("/web/alerts/new?type={}", url(form.get("type")));
+    web.creation_refused(&c, &back, "new_alert", &r)
 }

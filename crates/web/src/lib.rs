@@ -233,6 +233,7 @@ pub fn router(web: Web) -> Router {
             get(notifications::attachment),
         )
         .route("/web/alerts", get(alerts::list))
+        .route("/web/alerts/new", get(alerts::new).post(alerts::create))
         .route("/web/alerts/{id}", get(alerts::read))
         .route("/web/alerts/{id}/{action}", post(alerts::act))
         .route("/web/audit", get(pages::audit))

@@ -542,6 +542,14 @@ fn sessions_forms_and_errors_over_https() {
         201,
     );
     let id = created["id"].as_str().unwrap().to_owned();
+    // The professions the alert form offers, named in the caller's language (checked
+    // against openapi.json by the harness).
+    let prof = api.get_json("/api/v1/vocabularies/professions?lang=de");
+    let items = prof["items"].as_array().unwrap();
+    assert!(items.len() >= 80, "{}", items.len());
+    let dentist = items.iter().find(|p| p["code"] == "PROF-DENTIST").unwrap();
+    assert_eq!(dentist["name"], "Zahnarzt", "{dentist}");
+    assert_eq!(dentist["health"], true);
 
     let a = WebUser::sign_in(&fed, "DE", &anna);
     let (st, h, html) = a.get(&format!("/web/cases/{id}"));
@@ -699,7 +707,7 @@ fn sessions_forms_and_errors_over_https() {
 /// The directory, notifications and alerts in the browser: a German user finds the
 /// Hungarian authority in the directory and starts a request from its page; sends it a
 /// notification, which the Hungarian user reads and acknowledges, and the German user sees
-/// acknowledged; an alert the German node sent reaches the Hungarian coordinator sealed,
+/// acknowledged; an alert a German user writes in the form reaches the Hungarian coordinator sealed,
 /// who forwards it; the Hungarian authority then reads the professional; the German sender
 /// closes it. axe-core on every page.
 #[test]
@@ -800,22 +808,44 @@ fn directory_notifications_and_alerts_in_the_browser() {
     });
 
     // --- An alert: sealed for the coordinator, forwarded, read, closed. ------------------
-    let sender = NodeClient::with_token(&fed.client("DE"), &dora);
-    let alert = sender.post_status(
-        "/api/v1/alerts",
-        &serde_json::json!({
-            "type": "PQ-P02",
-            "profession": "PROF-DOCTOR",
-            "fields": [
-                {"question": "PQ-Q12", "type": "choice", "value": "PQ-Q12-PROHIBITION"},
-                {"question": "PQ-Q13", "type": "date", "value": today},
-            ],
-            "decided": today,
-            "professional": {"name": "Dr. Erika Mustermann", "date_of_birth": "1970-02-03"},
-        }),
-        201,
+    // The German sender fills in the alert form: type, profession, measure, decision,
+    // the professional.
+    let mut ds = Browser::launch(1280);
+    ds.accept_language("de");
+    sign_in(&mut ds, &de_base, &dora, "/web/cases");
+    ds.click("nav a[href='/web/alerts']");
+    ds.click("a[href='/web/alerts/new']");
+    page(&mut ds, &shots, "09-de-alert-type");
+    ds.check("input[name=type][value=PQ-P02]");
+    ds.click("main form button[type=submit]");
+    ds.fill("#alert-profession", "PROF-DOCTOR");
+    ds.eval(&format!(
+        "(() => {{ for (const e of document.querySelectorAll('#alert [name^=\"a:\"]')) {{ if (e.tagName === 'SELECT') e.value = 'PQ-Q12-PROHIBITION'; else if (e.type === 'date') e.value = '{today}'; }} return true; }})()"
+    ));
+    ds.fill("#alert-decided", &today);
+    ds.fill("#alert-name", "Dr. Erika Mustermann");
+    ds.fill("#alert-dob", "1970-02-03");
+    page(&mut ds, &shots, "09-de-alert-form");
+    ds.click("#alert button[type=submit]");
+    let t = ds.text();
+    assert!(ds.url().contains("/web/alerts/"), "{}\n{t}", ds.url());
+    assert!(
+        t.contains("Dr. Erika Mustermann"),
+        "the sender sees the professional:\n{t}"
     );
-    let alert_id = alert["id"].as_str().unwrap().to_owned();
+    let alert_id = ds
+        .url()
+        .split("/web/alerts/")
+        .nth(1)
+        .unwrap()
+        .split(['?', '#'])
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(
+        t.contains(&m.get("de", "alert_sent").replace("{id}", &alert_id)),
+        "{t}"
+    );
     let mut hc = Browser::launch(1280);
     hc.accept_language("hu");
     sign_in(&mut hc, &hu_base, &hedi, "/web/cases");
@@ -848,9 +878,6 @@ fn directory_notifications_and_alerts_in_the_browser() {
     );
     page(&mut hu, &shots, "11-hu-authority-alert");
 
-    let mut ds = Browser::launch(1280);
-    ds.accept_language("de");
-    sign_in(&mut ds, &de_base, &dora, "/web/cases");
     ds.goto(&format!("{de_base}/web/alerts/{alert_id}"));
     page(&mut ds, &shots, "12-de-sender-alert");
     ds.fill("#close-ended", &today);
