@@ -32,6 +32,8 @@ pub struct HttpState {
     pub trust_list_version: Gauge,
     /// Seconds since the trust list in force was issued.
     pub trust_list_age: Gauge,
+    /// 1 while maintenance mode is on.
+    pub maintenance: Gauge,
 }
 
 /// A trust list issued longer ago than this is reported stale (readiness and the age
@@ -124,7 +126,8 @@ async fn ready(State(state): State<HttpState>) -> Response {
         .map(|p| p.to_string())
         .collect();
     let reachable: Vec<String> = connected.iter().map(|p| p.to_string()).collect();
-    let ready = store_ok && (peers.is_empty() || !connected.is_empty());
+    let maintenance = state.api.maintenance();
+    let ready = store_ok && (peers.is_empty() || !connected.is_empty()) && maintenance.is_none();
     let age_days = engine.now_ms().saturating_sub(trust.issued) / 86_400_000;
     let body = json!({
         "ready": ready,
@@ -136,6 +139,7 @@ async fn ready(State(state): State<HttpState>) -> Response {
         "trust_list_stale": age_days > TRUST_LIST_STALE_DAYS,
         "peers_reachable": reachable,
         "peers_unreachable": unreachable,
+        "maintenance": maintenance,
     });
     let status = if ready {
         StatusCode::OK
@@ -156,6 +160,9 @@ async fn metrics(State(state): State<HttpState>) -> Response {
     state
         .trust_list_version
         .set(i64::try_from(trust.version).unwrap_or(i64::MAX));
+    state
+        .maintenance
+        .set(i64::from(state.api.maintenance().is_some()));
     state.trust_list_age.set(
         i64::try_from(state.engine.now_ms().saturating_sub(trust.issued) / 1000)
             .unwrap_or(i64::MAX),

@@ -64,6 +64,11 @@ enum Command {
         #[command(subcommand)]
         command: commands::diag::Command,
     },
+    /// Maintenance mode of a running node: on (not-ready, with a reason), off, status.
+    Maintenance {
+        #[command(subcommand)]
+        command: commands::maintenance::Command,
+    },
 }
 
 fn main() {
@@ -86,5 +91,6 @@ fn dispatch() -> Result<()> {
         Command::Users { command } => commands::users::exec(command),
         Command::Directory { command } => commands::directory::exec(command),
         Command::Diag { command } => commands::diag::exec(command),
+        Command::Maintenance { command } => commands::maintenance::exec(command),
     }
 }

@@ -192,6 +192,12 @@ pub async fn run(
         "Seconds since the trust list in force was issued (stale after 180 days; the node keeps working)",
         trust_list_age.clone(),
     );
+    let maintenance = Gauge::default();
+    registry.register(
+        "imi_maintenance",
+        "1 while maintenance mode is on (the node reports not-ready)",
+        maintenance.clone(),
+    );
     let services = imi_apps::Services::new(engine.clone(), &node_apps, governance);
     let api = imi_api::ApiState::new(services, clock.clone())
         .with_operator_token(imi_protocol::sha256(token.as_bytes()));
@@ -204,6 +210,7 @@ pub async fn run(
         store_memory,
         trust_list_version,
         trust_list_age,
+        maintenance,
     };
     let handle = axum_server::Handle::new();
     let server = axum_server::bind_rustls(

@@ -72,6 +72,10 @@ pub struct ApiState {
     pub clock: Arc<dyn Clock>,
     /// SHA-256 of the operator token (`None`: every operator route answers 401).
     pub operator_token_sha256: Option<[u8; 32]>,
+    /// Maintenance mode: the operator's reason while it is on (`POST /operator/maintenance`).
+    /// The node then reports not-ready, so a load balancer or monitor takes it out of
+    /// service; it keeps serving and exchanging. A restart ends it.
+    pub maintenance: Arc<std::sync::RwLock<Option<String>>>,
 }
 
 impl ApiState {
@@ -81,6 +85,7 @@ impl ApiState {
             services,
             clock,
             operator_token_sha256: None,
+            maintenance: Arc::default(),
         }
     }
 
@@ -88,6 +93,14 @@ impl ApiState {
     pub fn with_operator_token(mut self, sha256: [u8; 32]) -> Self {
         self.operator_token_sha256 = Some(sha256);
         self
+    }
+
+    /// The maintenance reason while maintenance mode is on.
+    pub fn maintenance(&self) -> Option<String> {
+        self.maintenance
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The request service (catalogue, directory, rendering).

@@ -35,6 +35,8 @@ pub(crate) fn table() -> Vec<(&'static str, &'static str, MethodRouter<ApiState>
         ("post", "/operator/audit/checkpoint", post(audit_checkpoint)),
         ("get", "/operator/audit/bundle", get(audit_bundle)),
         ("post", "/operator/retention/run", post(retention_run)),
+        ("get", "/operator/maintenance", get(maintenance_status)),
+        ("post", "/operator/maintenance", post(maintenance_set)),
     ]
 }
 
@@ -69,6 +71,67 @@ pub(crate) async fn operator_only(
             "operator token required",
         )
     }
+}
+
+/// Body of `POST /operator/maintenance`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MaintenanceInput {
+    on: bool,
+    #[serde(default)]
+    reason: String,
+}
+
+/// Longest maintenance reason, characters.
+const MAX_MAINTENANCE_REASON: usize = 200;
+
+fn maintenance_view(state: &ApiState) -> serde_json::Value {
+    let reason = state.maintenance();
+    json!({"maintenance": reason.is_some(), "reason": reason})
+}
+
+async fn maintenance_status(State(state): State<ApiState>, q: QueryOf<NoQuery>) -> Response {
+    if let Err(e) = query(q) {
+        return e.into_response();
+    }
+    Json(maintenance_view(&state)).into_response()
+}
+
+/// `POST /operator/maintenance`: on (with a reason, shown in readiness) or off.
+async fn maintenance_set(
+    State(state): State<ApiState>,
+    q: QueryOf<NoQuery>,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Err(e) = query(q) {
+        return e.into_response();
+    }
+    let input: MaintenanceInput = match serde_json::from_slice(&body) {
+        Ok(i) => i,
+        Err(e) => return invalid(e),
+    };
+    let reason = input.reason.trim();
+    if reason.chars().count() > MAX_MAINTENANCE_REASON || reason.chars().any(char::is_control) {
+        return invalid(format!(
+            "reason: at most {MAX_MAINTENANCE_REASON} printable characters"
+        ));
+    }
+    {
+        let mut m = state.maintenance.write().unwrap_or_else(|p| p.into_inner());
+        *m = input.on.then(|| {
+            if reason.is_empty() {
+                "maintenance".to_owned()
+            } else {
+                reason.to_owned()
+            }
+        });
+    }
+    if input.on {
+        tracing::warn!(reason, "maintenance mode on: the node reports not-ready");
+    } else {
+        tracing::info!("maintenance mode off");
+    }
+    Json(maintenance_view(&state)).into_response()
 }
 
 fn invalid(e: impl std::fmt::Display) -> Response {

@@ -364,7 +364,7 @@ mod operator {
                 )
             })
             .collect();
-        assert_eq!(routes.len(), 12, "{routes:?}");
+        assert_eq!(routes.len(), 14, "{routes:?}");
         // No token, a user's token, a wrong token: 401 before the query or body is read.
         for token in [None, Some(anna.as_str()), Some("wrong")] {
             for (method, path) in &routes {

@@ -5,6 +5,7 @@ pub mod diag;
 pub mod directory;
 pub mod federation;
 pub mod keys;
+pub mod maintenance;
 pub mod run;
 pub mod scoreboard;
 pub mod users;

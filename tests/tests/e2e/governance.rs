@@ -2,7 +2,7 @@
 //! edited and signed as the next version, handed to a running node, which takes it and
 //! refuses the older one afterwards; a version that is not newer, or a malformed key, is
 //! refused at signing; new keys for a rotation and a node's public keys as trust-list
-//! entries.
+//! entries. Maintenance mode on and off from the CLI, in readiness and the metrics.
 
 use imi_e2e::{Federation, HEAVY, lock};
 
@@ -149,6 +149,41 @@ fn trust_list_versions_are_signed_shown_pushed_and_never_rolled_back() {
     assert_eq!(ready["trust_list_version"], 2, "{body}");
     assert_eq!(ready["trust_list_stale"], false, "{body}");
     assert_eq!(ready["trust_list_age_days"], 0, "{body}");
+    assert_eq!(ready["maintenance"], serde_json::Value::Null, "{body}");
+
+    // Maintenance mode: not ready with the operator's reason while on, ready again after.
+    let c = cfg.to_str().unwrap();
+    let (ok, out) = fed.cli(&[
+        "maintenance",
+        "on",
+        "--config",
+        c,
+        "--reason",
+        "backup at 22:00",
+    ]);
+    assert!(ok && out.contains("backup at 22:00"), "{out}");
+    let (st, body) = de.client.get("/health/ready").unwrap();
+    assert_eq!(st, 503, "{body}");
+    let report: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(report["ready"], false, "{body}");
+    assert_eq!(report["maintenance"], "backup at 22:00", "{body}");
+    assert_eq!(de.client.metric_required("imi_maintenance", &[]), 1.0);
+    let (ok, out) = fed.cli(&["maintenance", "status", "--config", c]);
+    assert!(ok && out.contains("on: backup at 22:00"), "{out}");
+    let (ok, out) = fed.cli(&[
+        "maintenance",
+        "on",
+        "--config",
+        c,
+        "--reason",
+        &"x".repeat(201),
+    ]);
+    assert!(!ok, "a 201-character reason is refused: {out}");
+    let (ok, out) = fed.cli(&["maintenance", "off", "--config", c]);
+    assert!(ok && out.contains("off"), "{out}");
+    let (st, body) = de.client.get("/health/ready").unwrap();
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(de.client.metric_required("imi_maintenance", &[]), 0.0);
 
     // Keys for a rotation: new files (never over existing ones) and their public halves.
     let (ok, out) = fed.cli(&["keys", "generate", "--node", "DE", "--out", &q("de-next")]);
