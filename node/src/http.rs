@@ -34,6 +34,8 @@ pub struct HttpState {
     pub trust_list_age: Gauge,
     /// 1 while maintenance mode is on.
     pub maintenance: Gauge,
+    /// Leaves in the node's transparency log, refreshed at each scrape.
+    pub log_leaves: Gauge,
 }
 
 /// A trust list issued longer ago than this is reported stale (readiness and the age
@@ -163,6 +165,9 @@ async fn metrics(State(state): State<HttpState>) -> Response {
     state
         .maintenance
         .set(i64::from(state.api.maintenance().is_some()));
+    if let Ok(n) = imi_engine::log::size(state.store.as_ref()) {
+        state.log_leaves.set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
     state.trust_list_age.set(
         i64::try_from(state.engine.now_ms().saturating_sub(trust.issued) / 1000)
             .unwrap_or(i64::MAX),

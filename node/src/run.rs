@@ -198,6 +198,12 @@ pub async fn run(
         "1 while maintenance mode is on (the node reports not-ready)",
         maintenance.clone(),
     );
+    let log_leaves = Gauge::default();
+    registry.register(
+        "imi_log_leaves",
+        "Leaves in this node's transparency log",
+        log_leaves.clone(),
+    );
     let services = imi_apps::Services::new(engine.clone(), &node_apps, governance);
     let api = imi_api::ApiState::new(services, clock.clone())
         .with_operator_token(imi_protocol::sha256(token.as_bytes()));
@@ -211,6 +217,7 @@ pub async fn run(
         trust_list_version,
         trust_list_age,
         maintenance,
+        log_leaves,
     };
     let handle = axum_server::Handle::new();
     let server = axum_server::bind_rustls(

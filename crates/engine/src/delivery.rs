@@ -51,10 +51,17 @@ async fn attempt_and_settle(
         logged,
         case,
     } = entry;
+    let sent = Instant::now();
     let receipt = match attempt(&shared, node, id, bytes).await {
         Ok(r) => r,
         Err(error) => return (case, Attempt::Failed { error }),
     };
+    shared
+        .metrics
+        .receipt_latency
+        .0
+        .get_or_create(&Metrics::peer(node))
+        .observe(sent.elapsed().as_secs_f64());
     let outcome = match settle(&shared, node, key, id, receipt, logged, case).await {
         Ok(()) => Attempt::Settled,
         Err(e) => Attempt::Failed {

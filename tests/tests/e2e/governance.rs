@@ -185,6 +185,60 @@ fn trust_list_versions_are_signed_shown_pushed_and_never_rolled_back() {
     assert_eq!(st, 200, "{body}");
     assert_eq!(de.client.metric_required("imi_maintenance", &[]), 0.0);
 
+    // The Grafana dashboard in configs/ asks only for metrics a node serves. A diagnostic first,
+    // so that the receipt latency histogram has one delivery to HU to show.
+    let (ok, out) = fed.cli(&["diag", "send", "--config", c, "--to", "HU"]);
+    assert!(ok, "{out}");
+    let (st, text) = de.client.get("/metrics").unwrap();
+    assert_eq!(st, 200);
+    let dashboard = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/grafana/imi-node.json"),
+    )
+    .unwrap();
+    let dash: serde_json::Value = serde_json::from_str(&dashboard).unwrap();
+    let mut asked = std::collections::BTreeSet::new();
+    for panel in dash["panels"].as_array().unwrap() {
+        for t in panel["targets"].as_array().unwrap() {
+            let expr = t["expr"].as_str().unwrap();
+            for (i, _) in expr.match_indices("imi_") {
+                let name: String = expr[i..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                    .collect();
+                asked.insert(name);
+            }
+        }
+    }
+    assert!(asked.len() >= 20, "{asked:?}");
+    for name in &asked {
+        let family = ["_bucket", "_total"]
+            .iter()
+            .find_map(|suffix| name.strip_suffix(suffix))
+            .unwrap_or(name);
+        // A family of labelled series is printed only once it has a series: those that
+        // count refusals and alarms have none in this healthy federation.
+        if [
+            "imi_fact_alarms",
+            "imi_inbound_rejected",
+            "imi_outbound_rejected",
+            "imi_quota_refused",
+            "imi_witness_alarms",
+        ]
+        .contains(&family)
+        {
+            continue;
+        }
+        assert!(
+            text.contains(&format!("# TYPE {family} ")),
+            "the dashboard asks for {name}, which the node does not serve"
+        );
+    }
+    // The receipt latency histogram has seen DE's deliveries to HU.
+    assert!(
+        text.contains("imi_receipt_latency_seconds_count{peer=\"HU\"}"),
+        "no receipt latency for HU"
+    );
+
     // Keys for a rotation: new files (never over existing ones) and their public halves.
     let (ok, out) = fed.cli(&["keys", "generate", "--node", "DE", "--out", &q("de-next")]);
     assert!(ok, "{out}");
