@@ -125,6 +125,7 @@ impl Page<'_> {
                     ("/web/directory", "nav_directory"),
                     ("/web/notifications", "nav_notifications"),
                     ("/web/alerts", "nav_alerts"),
+                    ("/web/repositories", "nav_repositories"),
                 ] {
                     let here = self.here.as_str();
                     let current = if here == href

@@ -22,6 +22,7 @@ pub mod html;
 pub mod i18n;
 pub mod notifications;
 pub mod pages;
+pub mod repositories;
 pub mod session;
 
 use axum::Router;
@@ -236,6 +237,16 @@ pub fn router(web: Web) -> Router {
         .route("/web/alerts/new", get(alerts::new).post(alerts::create))
         .route("/web/alerts/{id}", get(alerts::read))
         .route("/web/alerts/{id}/{action}", post(alerts::act))
+        .route("/web/repositories", get(repositories::list))
+        .route("/web/repositories/{code}", get(repositories::entries))
+        .route(
+            "/web/repositories/{code}/entries",
+            post(repositories::create),
+        )
+        .route(
+            "/web/repositories/{code}/entries/{id}/withdraw",
+            post(repositories::withdraw),
+        )
         .route("/web/audit", get(pages::audit))
         .route("/web/audit/bundle", get(pages::bundle))
         .route("/web/{*rest}", get(pages::not_found))

@@ -8,6 +8,7 @@
 //!   at 1280 and 320 px; every page's every control is reached with the Tab key; no page
 //!   requests anything from another origin; screenshots of each page under
 //!   `target/web-screenshots/`;
+//! * the directory, notifications, registers and alerts, each clicked through;
 //! * sessions and forms over HTTPS: another authority's user gets the page of a case that
 //!   does not exist; a form without the CSRF token or from another site changes nothing;
 //!   the cookie's attributes; sign-out; a revoked user is out at the next click; the
@@ -806,6 +807,34 @@ fn directory_notifications_and_alerts_in_the_browser() {
     wait_case(&fed, &mut de, &note_url, "the acknowledgement", |t| {
         !t.contains(m.get("de", "recipient_not_acknowledged"))
     });
+
+    // --- The register the notification populated (CIT-P02 → the euro-cash register
+    // CIT-P01, held by the euro area): its entry, a new one, a withdrawal. --------------
+    de.click("nav a[href='/web/repositories']");
+    page(&mut de, &shots, "08-de-registers");
+    de.click("a[href='/web/repositories/CIT-P01']");
+    let t = de.text();
+    assert!(
+        t.contains("DE-BY-BLZK") && t.contains("Geldtransport GmbH"),
+        "{t}"
+    );
+    page(&mut de, &shots, "08-de-register");
+    de.eval(&format!(
+        "(() => {{ for (const e of document.querySelectorAll('#entry [name^=\"a:\"]')) {{ if (e.tagName === 'SELECT') e.value = e.options[1].value; else if (e.type === 'date') e.value = '{today}'; else e.value = 'Sicherheitstransporte AG'; }} return true; }})()"
+    ));
+    de.click("#entry button[type=submit]");
+    let t = de.text();
+    assert!(t.contains(m.get("de", "entry_added")), "{t}");
+    assert!(t.contains("Sicherheitstransporte AG"), "{t}");
+    assert_eq!(
+        de.eval("document.querySelectorAll('#entries tbody tr').length"),
+        serde_json::json!(2)
+    );
+    de.click("#entries tbody form button[type=submit]");
+    let t = de.text();
+    assert!(t.contains(m.get("de", "entry_withdrawn_done")), "{t}");
+    assert!(t.contains(m.get("de", "entry_withdrawn")), "{t}");
+    page(&mut de, &shots, "08-de-register-withdrawn");
 
     // --- An alert: sealed for the coordinator, forwarded, read, closed. ------------------
     // The German sender fills in the alert form: type, profession, measure, decision,
