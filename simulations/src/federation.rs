@@ -133,14 +133,38 @@ pub fn check_ports_free(base: u16, members: usize) -> Result<()> {
     Ok(())
 }
 
-/// A base port in 20000..60000 whose `2 * members` ports are free now.
+/// The ports a simulation may use: below the kernel's ephemeral range (or above it when it
+/// starts low), as `[from, to)`.
+pub fn port_window() -> (u16, u16) {
+    let (lo, hi) = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| {
+            let mut it = s.split_whitespace();
+            Some((
+                it.next()?.parse::<u16>().ok()?,
+                it.next()?.parse::<u16>().ok()?,
+            ))
+        })
+        .unwrap_or((32768, 60999));
+    if lo > 12_000 {
+        (10_000, lo)
+    } else {
+        (hi.saturating_add(1), u16::MAX)
+    }
+}
+
+/// A base port in [`port_window`] whose `2 * members` ports are free now.
 pub fn free_base_port(members: usize) -> Result<u16> {
     let seed = std::process::id()
         ^ std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
+    // Below the kernel's ephemeral range (where outgoing connections take their source
+    // ports), so that a node restarted on its port finds it free.
+    let (from, to) = port_window();
+    let room = (u32::from(to.saturating_sub(from)).saturating_sub(members as u32 * 2) / 2).max(1);
     for attempt in 0..64u32 {
-        let base = 20_000 + (seed.wrapping_add(attempt.wrapping_mul(7919)) % 20_000) * 2;
+        let base = u32::from(from) + (seed.wrapping_add(attempt.wrapping_mul(7919)) % room) * 2;
         let Ok(base) = u16::try_from(base) else {
             continue;
         };

@@ -86,13 +86,37 @@ fn random_u64() -> u64 {
     h.finish()
 }
 
-/// Finds a base port `P` in 20000..60000 such that `P .. P+2n+2` are all bindable on
+/// The ports tests may use: below the kernel's ephemeral range (where outgoing connections
+/// take their source ports), so that a node restarted on its port finds it free. A range
+/// inside it failed once on CI: a peer's outgoing connection had taken a stopped node's
+/// port before the node came back.
+pub fn port_window() -> (u16, u16) {
+    let (lo, hi) = fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| {
+            let mut it = s.split_whitespace();
+            Some((
+                it.next()?.parse::<u16>().ok()?,
+                it.next()?.parse::<u16>().ok()?,
+            ))
+        })
+        .unwrap_or((32768, 60999));
+    if lo > 12_000 {
+        (10_000, lo)
+    } else {
+        (hi.saturating_add(1), u16::MAX)
+    }
+}
+
+/// Finds a base port `P` in [`port_window`] such that `P .. P+2n+2` are all bindable on
 /// 127.0.0.1 and not handed out before in this process.
 pub fn free_base_port(n_members: usize) -> u16 {
     let span = (2 * n_members + 2) as u16;
+    let (from, to) = port_window();
+    let room = u64::from(to.saturating_sub(from).saturating_sub(span)).max(1);
     let mut taken = lock(&TAKEN_PORTS);
     for _ in 0..500 {
-        let base = 20000 + (random_u64() % (40000 - u64::from(span))) as u16;
+        let base = from + (random_u64() % room) as u16;
         let end = base + span;
         if taken.iter().any(|&(b, e)| base < e && b < end) {
             continue;
@@ -103,7 +127,7 @@ pub fn free_base_port(n_members: usize) -> u16 {
             return base;
         }
     }
-    panic!("no free range of {span} consecutive ports found in 20000..60000");
+    panic!("no free range of {span} consecutive ports found in {from}..{to}");
 }
 
 /// Locks a mutex, ignoring poisoning (a failed test must not fail the others).
