@@ -4,7 +4,8 @@
 use crate::Web;
 use crate::html::{Notice, esc, url};
 use crate::pages::{
-    answer_value, coded_inputs, coded_values, hidden, html, items, see_other, str_of,
+    answer_value, chosen_type, coded_inputs, coded_values, hidden, html, items, procedure_in,
+    procedure_questions, see_other, str_of,
 };
 use crate::session;
 use axum::extract::{Multipart, Path, Query, State};
@@ -292,23 +293,6 @@ pub async fn act(
     )
 }
 
-/// The alert types of the catalogue: (area, procedure) objects.
-fn types(cat: &Value) -> Vec<(&Value, &Value)> {
-    cat.get("areas")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .flat_map(|a| {
-            a.get("procedures")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter(|p| str_of(p, "kind") == "alert")
-                .map(move |p| (a, p))
-        })
-        .collect()
-}
-
 /// `GET /web/alerts/new?type=`: choose the type, then the form.
 pub async fn new(State(web): State<Web>, headers: HeaderMap, Query(q): Params) -> Response {
     let c = match web.ctx(&headers) {
@@ -316,51 +300,22 @@ pub async fn new(State(web): State<Web>, headers: HeaderMap, Query(q): Params) -
         Err(r) => return r,
     };
     let here = "/web/alerts/new";
-    let cat = match web
-        .get(&c, here, &format!("/api/v1/catalogue?lang={}", c.lang))
-        .await
+    let (procedure, detail) = match chosen_type(
+        &web,
+        &c,
+        &q,
+        "alert",
+        here,
+        "alert_choose_type",
+        "new_alert",
+    )
+    .await
     {
-        Ok(v) => v,
+        Ok(x) => x,
         Err(r) => return r,
     };
     let p = web.page(&c, here);
-    let all = types(&cat);
-    let chosen = q
-        .get("type")
-        .and_then(|t| all.iter().find(|(_, pr)| str_of(pr, "code") == t));
-    let Some((area, procedure)) = chosen else {
-        let mut radios = String::new();
-        for (i, (a, pr)) in all.iter().enumerate() {
-            radios.push_str(&format!(
-                r#"<div class="check"><input type="radio" id="type-{i}" name="type" value="{v}" required><label for="type-{i}">{n} <span class="code">({v}, {area})</span></label></div>"#,
-                v = esc(str_of(pr, "code")),
-                n = esc(str_of(pr, "name")),
-                area = esc(str_of(a, "name")),
-            ));
-        }
-        let b = format!(
-            r#"<form method="get" action="/web/alerts/new" class="stack"><fieldset><legend>{}</legend>{radios}</fieldset><button type="submit">{}</button></form>"#,
-            p.t("alert_choose_type"),
-            p.t("continue")
-        );
-        return html(StatusCode::OK, p.render(&p.t("new_alert"), &b));
-    };
-    let code = str_of(procedure, "code");
-    let detail = match web
-        .get(
-            &c,
-            here,
-            &format!(
-                "/api/v1/catalogue/{}?lang={}",
-                url(str_of(area, "code")),
-                c.lang
-            ),
-        )
-        .await
-    {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+    let code = str_of(&procedure, "code");
     let professions = match web
         .get(
             &c,
@@ -372,30 +327,9 @@ pub async fn new(State(web): State<Web>, headers: HeaderMap, Query(q): Params) -
         Ok(v) => v,
         Err(r) => return r,
     };
-    let proc_detail = detail
-        .get("procedures")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .find(|x| str_of(x, "code") == code)
-        .cloned()
-        .unwrap_or(Value::Null);
-    let questions: Vec<Value> = proc_detail
-        .get("questions")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .filter_map(|q| {
-            detail
-                .get("questions")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .find(|x| str_of(x, "code") == q)
-                .cloned()
-        })
-        .collect();
+    let questions = procedure_in(&detail, code)
+        .map(|pr| procedure_questions(&detail, pr))
+        .unwrap_or_default();
     let mut prof = format!(
         r#"<option value="">{}</option>"#,
         p.t("alert_no_profession")
@@ -423,7 +357,7 @@ pub async fn new(State(web): State<Web>, headers: HeaderMap, Query(q): Params) -
     let b = format!(
         r#"<dl class="facts"><dt>{l_t}</dt><dd>{t} <span class="code">({code})</span> <a href="/web/alerts/new" class="change">{change}</a></dd></dl><form method="post" action="/web/alerts/new" enctype="multipart/form-data" class="stack" id="alert">{csrf}{h_type}<input type="hidden" name="idem" value="{idem}"><label for="alert-profession">{l_p}</label><select id="alert-profession" name="profession">{prof}</select><fieldset><legend>{l_f}</legend>{fields}</fieldset><label for="alert-decided">{l_d}</label><input type="date" id="alert-decided" name="decided" required><label for="alert-until">{l_u} {opt}</label><input type="date" id="alert-until" name="valid_until"><fieldset><legend>{l_who}</legend><label for="alert-name">{l_name}</label><input id="alert-name" name="name" required autocomplete="off"><label for="alert-dob">{l_dob}</label><input type="date" id="alert-dob" name="date_of_birth"></fieldset><fieldset class="states"><legend>{l_ms}</legend><p class="help">{ms_help}</p>{states}</fieldset><div class="check"><input type="checkbox" id="alert-commission" name="commission" value="1"><label for="alert-commission">{l_ec}</label></div><button type="submit">{send}</button></form>"#,
         l_t = p.t("alert_type"),
-        t = esc(str_of(procedure, "name")),
+        t = esc(str_of(&procedure, "name")),
         code = esc(code),
         change = p.t("change"),
         csrf = p.csrf(),

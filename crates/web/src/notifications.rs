@@ -3,8 +3,8 @@
 use crate::Web;
 use crate::html::{Notice, esc, url};
 use crate::pages::{
-    attachment_list, attachments, coded_inputs, coded_values, delivery, download, hidden, html,
-    items, see_other, str_of, token_like,
+    attachment_list, attachments, chosen_type, coded_inputs, coded_values, delivery, download,
+    hidden, html, items, procedure_in, procedure_questions, see_other, str_of, strings, token_like,
 };
 use crate::session;
 use axum::extract::{Multipart, Path, Query, State};
@@ -311,23 +311,6 @@ pub async fn attachment(
     )
 }
 
-/// The notification types of the catalogue: (area, procedure) objects.
-fn types(cat: &Value) -> Vec<(&Value, &Value)> {
-    cat.get("areas")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .flat_map(|a| {
-            a.get("procedures")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter(|p| str_of(p, "kind") == "notification")
-                .map(move |p| (a, p))
-        })
-        .collect()
-}
-
 /// `GET /web/notifications/new?type=`: choose the type, then the form.
 pub async fn new(State(web): State<Web>, headers: HeaderMap, Query(q): Params) -> Response {
     let c = match web.ctx(&headers) {
@@ -335,82 +318,26 @@ pub async fn new(State(web): State<Web>, headers: HeaderMap, Query(q): Params) -
         Err(r) => return r,
     };
     let here = "/web/notifications/new";
-    let cat = match web
-        .get(&c, here, &format!("/api/v1/catalogue?lang={}", c.lang))
-        .await
+    let (procedure, detail) = match chosen_type(
+        &web,
+        &c,
+        &q,
+        "notification",
+        here,
+        "notification_choose_type",
+        "new_notification",
+    )
+    .await
     {
-        Ok(v) => v,
+        Ok(x) => x,
         Err(r) => return r,
     };
     let p = web.page(&c, here);
-    let all = types(&cat);
-    let chosen = q
-        .get("type")
-        .and_then(|t| all.iter().find(|(_, pr)| str_of(pr, "code") == t));
-    let Some((area, procedure)) = chosen else {
-        let mut radios = String::new();
-        for (i, (a, pr)) in all.iter().enumerate() {
-            radios.push_str(&format!(
-                r#"<div class="check"><input type="radio" id="type-{i}" name="type" value="{v}" required><label for="type-{i}">{n} <span class="code">({v}, {area})</span></label></div>"#,
-                v = esc(str_of(pr, "code")),
-                n = esc(str_of(pr, "name")),
-                area = esc(str_of(a, "name")),
-            ));
-        }
-        let b = format!(
-            r#"<form method="get" action="/web/notifications/new" class="stack"><fieldset><legend>{}</legend>{radios}</fieldset><button type="submit">{}</button></form>"#,
-            p.t("notification_choose_type"),
-            p.t("continue")
-        );
-        return html(StatusCode::OK, p.render(&p.t("new_notification"), &b));
-    };
-    let area_code = str_of(area, "code");
-    let code = str_of(procedure, "code");
-    let detail = match web
-        .get(
-            &c,
-            here,
-            &format!("/api/v1/catalogue/{}?lang={}", url(area_code), c.lang),
-        )
-        .await
-    {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    let proc_detail = detail
-        .get("procedures")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .find(|x| str_of(x, "code") == code)
-        .cloned()
-        .unwrap_or(Value::Null);
-    let codes: Vec<&str> = proc_detail
-        .get("questions")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect();
-    let optional: Vec<&str> = proc_detail
-        .get("optional")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect();
-    let questions: Vec<Value> = codes
-        .iter()
-        .filter_map(|q| {
-            detail
-                .get("questions")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .find(|x| str_of(x, "code") == *q)
-                .cloned()
-        })
-        .collect();
+    let code = str_of(&procedure, "code");
+    let proc_detail = procedure_in(&detail, code).cloned().unwrap_or(Value::Null);
+    let codes = strings(&proc_detail, "questions");
+    let optional = strings(&proc_detail, "optional");
+    let questions = procedure_questions(&detail, &proc_detail);
     let required: Vec<&str> = codes
         .iter()
         .copied()
@@ -428,7 +355,7 @@ pub async fn new(State(web): State<Web>, headers: HeaderMap, Query(q): Params) -
     let b = format!(
         r#"<dl class="facts"><dt>{l_t}</dt><dd>{t} <span class="code">({code})</span> <a href="/web/notifications/new" class="change">{change}</a></dd></dl><form method="post" action="/web/notifications/new" enctype="multipart/form-data" class="stack" id="notify">{csrf}{h_type}<input type="hidden" name="idem" value="{idem}"><label for="recipients">{l_r}</label><textarea id="recipients" name="recipients" rows="3" required aria-describedby="recipients-help" spellcheck="false"></textarea><p id="recipients-help" class="help">{help}</p>{commission_box}<fieldset><legend>{l_f}</legend>{fields}</fieldset><label for="notify-file">{l_file}</label><input type="file" id="notify-file" name="attachment"><button type="submit">{send}</button></form>"#,
         l_t = p.t("notification_type"),
-        t = esc(str_of(procedure, "name")),
+        t = esc(str_of(&procedure, "name")),
         code = esc(code),
         change = p.t("change"),
         csrf = p.csrf(),

@@ -694,6 +694,129 @@ pub async fn cases(State(web): State<Web>, headers: HeaderMap, Query(q): Params)
     html(StatusCode::OK, p.render(&p.t("cases_title"), &b))
 }
 
+// ---------------------------------------------------------------------------------------
+// The catalogue as the API renders it
+// ---------------------------------------------------------------------------------------
+
+/// The strings of the array `key` of `v` (empty when absent).
+pub(crate) fn strings<'a>(v: &'a Value, key: &str) -> Vec<&'a str> {
+    v.get(key)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect()
+}
+
+/// The procedures of kind `kind` (`notification`, `alert`, ...) in `GET /api/v1/catalogue`,
+/// each with its legal area.
+pub(crate) fn procedures_of_kind<'a>(cat: &'a Value, kind: &str) -> Vec<(&'a Value, &'a Value)> {
+    cat.get("areas")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .flat_map(|a| {
+            a.get("procedures")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter(move |p| str_of(p, "kind") == kind)
+                .map(move |p| (a, p))
+        })
+        .collect()
+}
+
+/// The procedure `code` of an area (`GET /api/v1/catalogue/{area}`).
+pub(crate) fn procedure_in<'a>(area: &'a Value, code: &str) -> Option<&'a Value> {
+    area.get("procedures")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .find(|x| str_of(x, "code") == code)
+}
+
+/// The question `code` of an area (`GET /api/v1/catalogue/{area}`).
+pub(crate) fn question_in<'a>(area: &'a Value, code: &str) -> Option<&'a Value> {
+    area.get("questions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .find(|x| str_of(x, "code") == code)
+}
+
+/// The question objects of a procedure of an area, in the procedure's order.
+pub(crate) fn procedure_questions(area: &Value, procedure: &Value) -> Vec<Value> {
+    strings(procedure, "questions")
+        .into_iter()
+        .filter_map(|q| question_in(area, q).cloned())
+        .collect()
+}
+
+/// The first steps of a new notification or alert (a procedure of kind `kind`), on the page
+/// `here`: the type the query names, else the page to choose one (titled `title_key`, the
+/// choice headed `legend_key`); then the type (as the list of `GET /api/v1/catalogue` has
+/// it) and its legal area's catalogue (`GET /api/v1/catalogue/{area}`: the procedure's
+/// questions, optional ones and Commission rule; the questions' texts and options).
+pub(crate) async fn chosen_type(
+    web: &Web,
+    c: &Ctx,
+    q: &BTreeMap<String, String>,
+    kind: &str,
+    here: &str,
+    legend_key: &str,
+    title_key: &str,
+) -> Result<(Value, Value), Response> {
+    let cat = web
+        .get(c, here, &format!("/api/v1/catalogue?lang={}", c.lang))
+        .await?;
+    let all = procedures_of_kind(&cat, kind);
+    let chosen = q
+        .get("type")
+        .and_then(|t| all.iter().find(|(_, pr)| str_of(pr, "code") == t));
+    let Some((area, procedure)) = chosen else {
+        let p = web.page(c, here);
+        return Err(choose_type_page(&p, here, legend_key, title_key, &all));
+    };
+    let detail = web
+        .get(
+            c,
+            here,
+            &format!(
+                "/api/v1/catalogue/{}?lang={}",
+                url(str_of(area, "code")),
+                c.lang
+            ),
+        )
+        .await?;
+    Ok(((*procedure).clone(), detail))
+}
+
+/// The first step of a new notification or alert: a radio button per type (`types`, from
+/// [`procedures_of_kind`]), submitted to `action` as `type`.
+pub(crate) fn choose_type_page(
+    p: &Page<'_>,
+    action: &str,
+    legend_key: &str,
+    title_key: &str,
+    types: &[(&Value, &Value)],
+) -> Response {
+    let mut radios = String::new();
+    for (i, (a, pr)) in types.iter().enumerate() {
+        radios.push_str(&format!(
+            r#"<div class="check"><input type="radio" id="type-{i}" name="type" value="{v}" required><label for="type-{i}">{n} <span class="code">({v}, {area})</span></label></div>"#,
+            v = esc(str_of(pr, "code")),
+            n = esc(str_of(pr, "name")),
+            area = esc(str_of(a, "name")),
+        ));
+    }
+    let b = format!(
+        r#"<form method="get" action="{action}" class="stack"><fieldset><legend>{}</legend>{radios}</fieldset><button type="submit">{}</button></form>"#,
+        p.t(legend_key),
+        p.t("continue")
+    );
+    html(StatusCode::OK, p.render(&p.t(title_key), &b))
+}
+
 /// A table of case summaries (no personal data), overdue ones marked.
 fn case_table(p: &Page<'_>, rows: &[&Value], names: &BTreeMap<String, String>) -> String {
     let mut b = format!(
@@ -802,18 +925,23 @@ pub(crate) fn field_file(id: &str, label: &str) -> String {
     format!(r#"<label for="{id}">{label}</label><input type="file" id="{id}" name="attachment">"#)
 }
 
+/// The five ratings by score, 1 (very dissatisfied) to 5 (very satisfied), as the API
+/// numbers them (`imi_domain::Rating::score`); each names its message `rating_<name>`.
+const RATINGS: [&str; 5] = [
+    "very_dissatisfied",
+    "dissatisfied",
+    "neutral",
+    "satisfied",
+    "very_satisfied",
+];
+
 fn rating_select(p: &Page<'_>, id: &str, label: &str) -> String {
     let mut o = format!(r#"<option value="">{}</option>"#, p.t("rating_none"));
-    for (n, k) in [
-        (5, "very_satisfied"),
-        (4, "satisfied"),
-        (3, "neutral"),
-        (2, "dissatisfied"),
-        (1, "very_dissatisfied"),
-    ] {
+    for (i, k) in RATINGS.iter().enumerate().rev() {
         o.push_str(&format!(
             r#"<option value="{n}">{}</option>"#,
-            p.t(&format!("rating_{k}"))
+            p.t(&format!("rating_{k}")),
+            n = i + 1
         ));
     }
     format!(
@@ -1209,16 +1337,10 @@ pub async fn case(
     let ratings = v.get("ratings").unwrap_or(&Value::Null);
     let rating = |k: &str| {
         ratings.get(k).and_then(Value::as_u64).map(|n| {
-            let key = [
-                "very_dissatisfied",
-                "dissatisfied",
-                "neutral",
-                "satisfied",
-                "very_satisfied",
-            ]
-            .get(n.saturating_sub(1) as usize)
-            .copied()
-            .unwrap_or("neutral");
+            let key = RATINGS
+                .get(n.saturating_sub(1) as usize)
+                .copied()
+                .unwrap_or("neutral");
             p.t(&format!("rating_{key}"))
         })
     };
@@ -1830,27 +1952,12 @@ pub async fn new_request(State(web): State<Web>, headers: HeaderMap, Query(q): P
         Ok(v) => v,
         Err(r) => return r,
     };
-    let codes: Vec<&str> = detail
-        .get("procedures")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .find(|x| str_of(x, "code") == procedure)
-        .and_then(|x| x.get("questions"))
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect();
+    let codes: Vec<&str> = procedure_in(&detail, procedure)
+        .map(|x| strings(x, "questions"))
+        .unwrap_or_default();
     let mut checks = String::new();
     for (i, code) in codes.iter().enumerate() {
-        let text = detail
-            .get("questions")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .find(|x| str_of(x, "code") == *code)
-            .map_or("", |x| str_of(x, "text"));
+        let text = question_in(&detail, code).map_or("", |x| str_of(x, "text"));
         checks.push_str(&format!(
             r#"<div class="check"><input type="checkbox" id="question-{i}" name="questions" value="{v}"><label for="question-{i}">{t} <span class="code">({v})</span></label></div>"#,
             v = esc(code),

@@ -68,13 +68,7 @@ async fn area_of(web: &Web, c: &crate::pages::Ctx, code: &str) -> Value {
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
-        .find(|a| {
-            a.get("procedures")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .any(|p| str_of(p, "code") == code)
-        })
+        .find(|a| crate::pages::procedure_in(a, code).is_some())
         .map(|a| str_of(a, "code").to_owned())
         .unwrap_or_default();
     web.call(
