@@ -51,6 +51,9 @@ pub struct NodeConfig {
     /// Logging.
     #[serde(default)]
     pub log: LogSection,
+    /// Backups (`imi-node backup`).
+    #[serde(default)]
+    pub backup: BackupSection,
     /// A simulated clock (simulations only; see [`SimulationSection`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub simulation: Option<SimulationSection>,
@@ -220,6 +223,17 @@ impl StoreSection {
     }
 }
 
+/// `[backup]`: where `imi-node backup` writes and how many it keeps.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BackupSection {
+    /// The backup directory; default `backups` beside `data_dir`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dir: Option<PathBuf>,
+    /// Complete backups kept; after a new one, the oldest beyond this are deleted (0: all).
+    pub keep: usize,
+}
+
 /// Logging.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -258,6 +272,9 @@ impl NodeConfig {
         abs(&mut cfg.http.tls_key);
         abs(&mut cfg.http.ca_cert);
         abs(&mut cfg.http.operator_token);
+        if let Some(d) = cfg.backup.dir.as_mut() {
+            abs(d);
+        }
         if std::env::var("IMI_LOG_JSON").is_ok_and(|v| v == "1" || v == "true") {
             cfg.log.json = true;
         }

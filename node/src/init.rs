@@ -173,6 +173,7 @@ pub fn init(opts: &InitOptions) -> Result<Vec<PathBuf>> {
             engine: EngineConfig::default(),
             store: StoreSection::default(),
             log: LogSection::default(),
+            backup: crate::config::BackupSection::default(),
             simulation: None,
         };
         let path = dir.join("node.toml");

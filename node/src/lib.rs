@@ -8,6 +8,7 @@
 //! ordered shutdown on SIGTERM. This crate is the top of the dependency graph: nothing
 //! but simulations and end-to-end tests depend on it.
 
+pub mod backup;
 pub mod check;
 pub mod config;
 pub mod diag;

@@ -69,6 +69,11 @@ enum Command {
         #[command(subcommand)]
         command: commands::maintenance::Command,
     },
+    /// Backups: create (online), list, verify, restore (into an empty data directory).
+    Backup {
+        #[command(subcommand)]
+        command: commands::backup::Command,
+    },
 }
 
 fn main() {
@@ -92,5 +97,6 @@ fn dispatch() -> Result<()> {
         Command::Directory { command } => commands::directory::exec(command),
         Command::Diag { command } => commands::diag::exec(command),
         Command::Maintenance { command } => commands::maintenance::exec(command),
+        Command::Backup { command } => commands::backup::exec(command),
     }
 }

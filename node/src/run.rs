@@ -61,10 +61,11 @@ pub async fn run(
     let vocabulary = Arc::new(crate::config::load_vocabulary(&cfg, &catalogue)?);
     let data_key = imi_apps::requests::DataKey::new(crate::keyfile::read_secret32(&cfg.data_key)?);
     crate::keyfile::private_dir(&cfg.data_dir)?;
-    let store: Arc<dyn Store> = Arc::new(
+    let rocks = Arc::new(
         RocksStore::open(&cfg.data_dir, &imi_apps::columns(), &cfg.store.rocks())
             .with_context(|| format!("opening store {}", cfg.data_dir.display()))?,
     );
+    let store: Arc<dyn Store> = rocks.clone();
     crate::keyfile::private_files(&cfg.data_dir)?;
     // The store decides between the file's list and a newer one accepted earlier.
     let trust =
@@ -206,7 +207,12 @@ pub async fn run(
     );
     let services = imi_apps::Services::new(engine.clone(), &node_apps, governance);
     let api = imi_api::ApiState::new(services, clock.clone())
-        .with_operator_token(imi_protocol::sha256(token.as_bytes()));
+        .with_operator_token(imi_protocol::sha256(token.as_bytes()))
+        .with_backups(Arc::new(crate::backup::NodeBackups::new(
+            rocks,
+            cfg.clone(),
+            engine.clone(),
+        )));
     let state = HttpState {
         api,
         store: store.clone(),

@@ -10,6 +10,8 @@
 //! * [`api_authz`]: the authorization matrix and bad input.
 //! * [`scoreboard`]: the Commission node and the scoreboard.
 //! * [`audit`]: trails, witnessing, bundles and retention.
+//! * [`backup`]: a backup under load, verified, tampered with; a lost machine restored from
+//!   an older backup: nothing lost, nothing applied twice, erased cases stay erased.
 //! * [`config_check`]: `imi-node config check` names every problem without starting.
 //! * [`directory`]: the replicated directory with five real nodes: convergence, catch-up
 //!   after downtime and after a wiped data directory, retirement, import and export.
@@ -33,6 +35,8 @@ mod alerts;
 mod api_authz;
 #[path = "e2e/audit.rs"]
 mod audit;
+#[path = "e2e/backup.rs"]
+mod backup;
 #[path = "e2e/config_check.rs"]
 mod config_check;
 #[path = "e2e/directory.rs"]

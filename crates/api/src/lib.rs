@@ -76,6 +76,18 @@ pub struct ApiState {
     /// The node then reports not-ready, so a load balancer or monitor takes it out of
     /// service; it keeps serving and exchanging. A restart ends it.
     pub maintenance: Arc<std::sync::RwLock<Option<String>>>,
+    /// Backups of the node's database (`/operator/backups`), made by the binary that owns
+    /// the database; `None`: those routes answer 404.
+    pub backups: Option<Arc<dyn Backups>>,
+}
+
+/// Backups of the node's data, provided by the binary that owns the database (the API never
+/// touches the store). Both calls block (they run on a blocking thread).
+pub trait Backups: Send + Sync + 'static {
+    /// Makes a new backup now; its manifest as JSON.
+    fn create(&self) -> Result<serde_json::Value, String>;
+    /// The backups there are, oldest first, as JSON.
+    fn list(&self) -> Result<serde_json::Value, String>;
 }
 
 impl ApiState {
@@ -86,7 +98,14 @@ impl ApiState {
             clock,
             operator_token_sha256: None,
             maintenance: Arc::default(),
+            backups: None,
         }
+    }
+
+    /// With `/operator/backups` served by `backups`.
+    pub fn with_backups(mut self, backups: Arc<dyn Backups>) -> Self {
+        self.backups = Some(backups);
+        self
     }
 
     /// With the operator API open to the bearer of the token whose SHA-256 this is.

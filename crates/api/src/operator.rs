@@ -37,6 +37,8 @@ pub(crate) fn table() -> Vec<(&'static str, &'static str, MethodRouter<ApiState>
         ("post", "/operator/retention/run", post(retention_run)),
         ("get", "/operator/maintenance", get(maintenance_status)),
         ("post", "/operator/maintenance", post(maintenance_set)),
+        ("get", "/operator/backups", get(backups_list)),
+        ("post", "/operator/backups", post(backups_create)),
     ]
 }
 
@@ -132,6 +134,53 @@ async fn maintenance_set(
         tracing::info!("maintenance mode off");
     }
     Json(maintenance_view(&state)).into_response()
+}
+
+/// `GET /operator/backups`, `POST /operator/backups`: the node's backups, listed or made
+/// now (on a blocking thread: a checkpoint flushes and links files).
+async fn backups_call(state: ApiState, create: bool) -> Response {
+    let Some(backups) = state.backups.clone() else {
+        return crate::problem::problem_response(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "this node has no backup service",
+        );
+    };
+    let r = tokio::task::spawn_blocking(move || {
+        if create {
+            backups.create()
+        } else {
+            backups.list()
+        }
+    })
+    .await;
+    match r {
+        Ok(Ok(v)) if create => (StatusCode::CREATED, Json(v)).into_response(),
+        Ok(Ok(v)) => Json(v).into_response(),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "backup failed");
+            crate::problem::problem_response(StatusCode::INTERNAL_SERVER_ERROR, "backup_failed", &e)
+        }
+        Err(e) => crate::problem::problem_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "backup_failed",
+            &e.to_string(),
+        ),
+    }
+}
+
+async fn backups_list(State(state): State<ApiState>, q: QueryOf<NoQuery>) -> Response {
+    if let Err(e) = query(q) {
+        return e.into_response();
+    }
+    backups_call(state, false).await
+}
+
+async fn backups_create(State(state): State<ApiState>, q: QueryOf<NoQuery>) -> Response {
+    if let Err(e) = query(q) {
+        return e.into_response();
+    }
+    backups_call(state, true).await
 }
 
 fn invalid(e: impl std::fmt::Display) -> Response {

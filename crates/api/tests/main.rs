@@ -364,7 +364,7 @@ mod operator {
                 )
             })
             .collect();
-        assert_eq!(routes.len(), 14, "{routes:?}");
+        assert_eq!(routes.len(), 16, "{routes:?}");
         // No token, a user's token, a wrong token: 401 before the query or body is read.
         for token in [None, Some(anna.as_str()), Some("wrong")] {
             for (method, path) in &routes {
@@ -400,6 +400,11 @@ mod operator {
             .await;
         assert_eq!(st, StatusCode::OK);
         assert_eq!(users["items"][0]["id"], "anna");
+        // Backups are the binary's (it owns the database): without a backup service, 404.
+        let (st, problem, _) = n
+            .call("POST", "/operator/backups", Some(OPERATOR_TOKEN), &[], None)
+            .await;
+        assert_eq!(st, StatusCode::NOT_FOUND, "{problem}");
         n.stop().await;
     }
 }

@@ -131,6 +131,43 @@ impl RocksStore {
         })
     }
 
+    /// Opens the database at `path` for reading only (a backup being verified): nothing is
+    /// written, not even a missing column family; every column family in it is opened.
+    pub fn open_read_only(path: &Path, config: &RocksConfig) -> Result<Self, StoreError> {
+        if !path.join("CURRENT").exists() {
+            return Err(StoreError::Rocks(format!(
+                "{} holds no database",
+                path.display()
+            )));
+        }
+        let cache = Cache::new_lru_cache(config.block_cache_bytes);
+        let mut db_opts = cf_options(config, &cache);
+        db_opts.set_max_open_files(config.max_open_files);
+        let cf_names = DB::list_cf(&db_opts, path).map_err(rocks)?;
+        let descriptors = cf_names
+            .iter()
+            .map(|name| ColumnFamilyDescriptor::new(name.as_str(), cf_options(config, &cache)));
+        let db =
+            DB::open_cf_descriptors_read_only(&db_opts, path, descriptors, false).map_err(rocks)?;
+        Ok(Self {
+            db,
+            cache,
+            cf_names,
+            syncs: AtomicU64::new(0),
+        })
+    }
+
+    /// Writes a copy of the database as of one instant into `path`, which must not exist (a
+    /// RocksDB checkpoint): memtables are flushed first, table files are hard-linked when
+    /// `path` is on the same filesystem (they never change once written) and copied
+    /// otherwise. Safe while writes continue; the copy opens as a database of its own.
+    pub fn checkpoint(&self, path: &Path) -> Result<(), StoreError> {
+        let cp = rocksdb::checkpoint::Checkpoint::new(&self.db).map_err(rocks)?;
+        cp.create_checkpoint(path).map_err(rocks)?;
+        tracing::info!(path = %path.display(), "rocksdb checkpoint written");
+        Ok(())
+    }
+
     fn cf(&self, col: &str) -> Result<&ColumnFamily, StoreError> {
         self.db
             .cf_handle(col)

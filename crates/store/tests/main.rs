@@ -449,6 +449,63 @@ fn rocks_reopen_with_extra_and_fewer_columns() {
     ));
 }
 
+/// A checkpoint taken while a writer runs is the database at one instant: every batch is in
+/// it whole or not at all; it opens read-only while the source stays open, and writing to
+/// the read-only copy fails without changing it.
+#[test]
+fn rocks_checkpoint_while_writing_is_consistent_and_opens_read_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = std::sync::Arc::new(open(&dir.path().join("db"), COLS));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (s, stop) = (s.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut i = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) || i < 200 {
+                // Each batch writes the same key in two columns: a torn copy would differ.
+                let mut b = WriteBatch::new();
+                b.put(A, i.to_be_bytes(), b"x");
+                b.put(B, i.to_be_bytes(), b"x");
+                b.put(A, b"last", i.to_be_bytes());
+                s.write(b, Durability::Buffered).unwrap();
+                i += 1;
+            }
+            i
+        })
+    };
+    // Wait until the writer is under way (an event, not a delay).
+    while s.get(A, b"last").unwrap().is_none() {
+        std::thread::yield_now();
+    }
+    let copy = dir.path().join("copy");
+    s.checkpoint(&copy).unwrap();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let written = writer.join().unwrap();
+    assert!(
+        s.checkpoint(&copy).is_err(),
+        "a checkpoint never overwrites"
+    );
+
+    let ro = RocksStore::open_read_only(&copy, &RocksConfig::default()).unwrap();
+    let last = u32::from_be_bytes(
+        ro.get(A, b"last")
+            .unwrap()
+            .expect("the writer had started")
+            .try_into()
+            .unwrap(),
+    );
+    assert!(last < written);
+    let a = ro.range(A, &[], Some(b"last"), usize::MAX).unwrap();
+    let b = ro.range(B, &[], None, usize::MAX).unwrap();
+    assert_eq!(a.len(), b.len(), "no batch is torn");
+    assert_eq!(a.len() as u32, last + 1, "every batch up to the last one");
+    let mut batch = WriteBatch::new();
+    batch.put(A, b"new", b"x");
+    assert!(ro.write(batch, Durability::Sync).is_err());
+    assert_eq!(ro.get(A, b"new").unwrap(), None);
+    assert!(RocksStore::open_read_only(&dir.path().join("none"), &RocksConfig::default()).is_err());
+}
+
 #[test]
 fn rocks_open_twice_fails_cleanly() {
     let dir = tempfile::tempdir().unwrap();

@@ -1,5 +1,6 @@
 //! One module per subcommand of `imi-node`; `main.rs` only parses and dispatches.
 pub mod audit;
+pub mod backup;
 pub mod config;
 pub mod diag;
 pub mod directory;

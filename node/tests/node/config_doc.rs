@@ -49,6 +49,7 @@ fn full_config() -> NodeConfig {
         imi_protocol::NodeId::DE,
         vec!["/ip4/127.0.0.1/tcp/9".into()],
     );
+    cfg.backup.dir = Some("/var/backups/imi-node".into());
     cfg.simulation = Some(imi_node::config::SimulationSection {
         start: "2021-01-01T00:00:00Z".into(),
         anchor_ms: 1,
@@ -177,8 +178,9 @@ fn documented_defaults_are_the_defaults() {
     cfg.engine = EngineConfig::default();
     cfg.store = StoreSection::default();
     cfg.log = LogSection::default();
+    cfg.backup = imi_node::config::BackupSection::default();
     let defaults = key_paths(&cfg);
-    let optional = ["network.", "engine.", "store.", "log."];
+    let optional = ["network.", "engine.", "store.", "log.", "backup."];
     for r in doc_rows() {
         // The one optional top-level key: its default is a place, not a value.
         if r.key == "vocabularies" {
