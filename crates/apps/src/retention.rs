@@ -211,6 +211,14 @@ pub async fn erase_case(
             None,
             Box::new(move |txn, _| {
                 let first = txn.get(TOMBSTONES, id.as_bytes())?.is_none();
+                // Erased data is blocked data: a case erased without having been blocked
+                // first (one a restored backup brought back from before its blocking) is
+                // blocked in the same batch, so that users no longer see it and auditors
+                // are told it is erased.
+                if txn.get(BLOCKED, id.as_bytes())?.is_none() {
+                    txn.put(BLOCKED, id.as_bytes().to_vec(), now.to_be_bytes().to_vec());
+                    txn.log(leaf(&id, "block", now));
+                }
                 txn.delete(CASE_KEYS, id.as_bytes().to_vec());
                 txn.delete(CASES, id.as_bytes().to_vec());
                 for k in files {

@@ -244,6 +244,9 @@ async fn block_then_erase_without_trace_or_resurrection() {
         1
     );
     assert!(cases.read(hu.store(), &id).unwrap().is_none());
+    // The backup predates the blocking: the re-erasure blocks too, so that users no longer
+    // see a case whose data is gone.
+    assert!(imi_apps::retention::is_blocked(hu.store(), &id).unwrap());
     assert!(scan(&db, &name).is_empty());
     assert!(scan(&db, &raw_key).is_empty());
     let _ = std::fs::remove_file(&tombstones);
