@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: setup test demo bench fmt clippy build fuzz
+.PHONY: setup test demo bench fmt clippy build fuzz deb
 
 setup:
 	@./scripts/setup.sh
@@ -40,6 +40,13 @@ bench: setup
 	$(CARGO) run --locked --release -q -p imi-sim -- bench scoreboard
 	$(CARGO) run --locked --release -q -p imi-sim -- bench audit
 	$(CARGO) run --locked --release -q -p imi-sim -- bench directory
+
+# The Debian package of imi-node (release build): target/deb/imi-node_<version>_<arch>.deb,
+# with the systemd unit, /etc/imi-node/node.toml and the catalogue; docs/operations.md.
+# The packaging test in `make test` builds the same package from the debug binary.
+deb: setup
+	$(CARGO) build --locked --release -p imi-node
+	./scripts/deb.sh "$${CARGO_TARGET_DIR:-target}/release/imi-node" "$${CARGO_TARGET_DIR:-target}/deb"
 
 fmt:
 	$(CARGO) fmt --all

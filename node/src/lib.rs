@@ -15,6 +15,7 @@ pub mod diag;
 pub mod http;
 pub mod init;
 pub mod keyfile;
+pub mod notify;
 pub mod run;
 pub mod tls;
 pub mod trustfile;

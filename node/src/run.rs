@@ -239,8 +239,39 @@ pub async fn run(
         anyhow::bail!("HTTPS listener on {} failed to start", cfg.http.listen);
     }
     tracing::info!(node = %me, "ready");
+    crate::notify::notify(&format!("READY=1\nSTATUS=serving as {me}"));
+    // The watchdog pings only while the runtime runs this task and the store answers a
+    // read: a wedged node stops pinging and systemd restarts it.
+    let watchdog = crate::notify::watchdog_interval().map(|every| {
+        let store = store.clone();
+        let stop = cancel.child_token();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = tick.tick() => {}
+                }
+                let s = store.clone();
+                let ok = tokio::task::spawn_blocking(move || {
+                    s.get(imi_engine::keys::META, b"watchdog-probe").is_ok()
+                })
+                .await
+                .unwrap_or(false);
+                if ok {
+                    crate::notify::notify("WATCHDOG=1");
+                } else {
+                    tracing::error!("the store does not answer: no watchdog ping");
+                }
+            }
+        })
+    });
 
     shutdown.cancelled().await;
+    crate::notify::notify("STOPPING=1");
+    if let Some(w) = watchdog {
+        w.abort();
+    }
     tracing::info!(node = %me, "shutting down");
     handle.graceful_shutdown(Some(Duration::from_secs(5)));
     let _ = http_task.await;

@@ -5,6 +5,8 @@
 //! * [`e2e`]: the substrate: exactly-once delivery, crashes, hostile peers, shutdown.
 //! * [`repositories`]: a register held by its access list only; public syndication (JSON, Atom).
 //! * [`requests`]: IMI requests through the authorities' API.
+//! * [`package`]: the `.deb` in a throwaway root (files, scripts, unit, config check); the
+//!   node under systemd's notification protocol (ready, watchdog, stopping).
 //! * [`notifications`]: one notification to 29 countries and the Commission, one node down;
 //!   nobody else can read it; bad input.
 //! * [`api_authz`]: the authorization matrix and bad input.
@@ -47,6 +49,8 @@ mod e2e;
 mod governance;
 #[path = "e2e/notifications.rs"]
 mod notifications;
+#[path = "e2e/package.rs"]
+mod package;
 #[path = "e2e/repositories.rs"]
 mod repositories;
 #[path = "e2e/requests.rs"]
