@@ -235,6 +235,9 @@ pub fn check(path: &Path, now_ms: u64) -> Vec<Finding> {
     );
     f.add("data_dir", data_dir(&cfg.data_dir));
     f.add("http.listen", bindable(cfg.http.listen));
+    if let Some(addr) = cfg.metrics.listen {
+        f.add("metrics.listen", bindable(addr));
+    }
     for (i, addr) in cfg.network.listen.iter().enumerate() {
         f.add(&format!("network.listen[{i}]"), multiaddr(addr));
     }

@@ -54,6 +54,9 @@ pub struct NodeConfig {
     /// Backups (`imi-node backup`).
     #[serde(default)]
     pub backup: BackupSection,
+    /// A separate metrics and health listener.
+    #[serde(default)]
+    pub metrics: MetricsSection,
     /// A simulated clock (simulations only; see [`SimulationSection`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub simulation: Option<SimulationSection>,
@@ -221,6 +224,17 @@ impl StoreSection {
             max_open_files: self.max_open_files,
         }
     }
+}
+
+/// `[metrics]`: a plain-HTTP listener of its own for `/metrics`, `/health/live` and
+/// `/health/ready` (for Prometheus and the service manager, typically on loopback). When it
+/// is set, the HTTPS listener no longer serves `/metrics`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsSection {
+    /// Listen address, e.g. `127.0.0.1:9464`; unset: `/metrics` is on the HTTPS listener.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
 }
 
 /// `[backup]`: where `imi-node backup` writes and how many it keeps.

@@ -66,13 +66,27 @@ pub fn routes() -> Vec<(String, String)> {
         .collect()
 }
 
+/// The router of a separate metrics listener (`[metrics] listen`, plain HTTP): `/metrics`
+/// and the health probes, nothing else.
+pub fn metrics_router(state: HttpState) -> Router {
+    let mut r = Router::new();
+    for (_, path, handler) in table() {
+        r = r.route(path, handler);
+    }
+    r.with_state(state)
+}
+
 /// The router of the whole HTTPS listener: operations, operator API and `/api/v1`; every
-/// error is problem+json.
-pub fn router(state: HttpState) -> Router {
+/// error is problem+json. Without `with_metrics` (a separate metrics listener serves them),
+/// `/metrics` is not among its routes.
+pub fn router(state: HttpState, with_metrics: bool) -> Router {
     let api = imi_api::router(state.api.clone());
     let mut by_path: std::collections::BTreeMap<&str, MethodRouter<HttpState>> =
         std::collections::BTreeMap::new();
-    for (_, path, handler) in table() {
+    for (_, path, handler) in table()
+        .into_iter()
+        .filter(|(_, p, _)| with_metrics || *p != "/metrics")
+    {
         let merged = match by_path.remove(path) {
             Some(existing) => existing.merge(handler),
             None => handler,
@@ -82,6 +96,18 @@ pub fn router(state: HttpState) -> Router {
     let mut r = Router::new();
     for (path, handler) in by_path {
         r = r.route(path, handler);
+    }
+    if !with_metrics {
+        r = r.route(
+            "/metrics",
+            get(|| async {
+                problem(
+                    StatusCode::NOT_FOUND,
+                    "not found",
+                    "this node serves /metrics on its metrics listener ([metrics] listen)".into(),
+                )
+            }),
+        );
     }
     let mut r = r.with_state(state.clone()).merge(api);
     // The authorities' web application, on the API's own routes (`/`, `/web/...`).

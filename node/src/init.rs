@@ -174,6 +174,7 @@ pub fn init(opts: &InitOptions) -> Result<Vec<PathBuf>> {
             store: StoreSection::default(),
             log: LogSection::default(),
             backup: crate::config::BackupSection::default(),
+            metrics: crate::config::MetricsSection::default(),
             simulation: None,
         };
         let path = dir.join("node.toml");

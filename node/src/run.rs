@@ -2,7 +2,7 @@
 //! HTTPS, then on SIGTERM/SIGINT shut down in order: stop accepting HTTP, stop the network
 //! and delivery, let the committer finish what is queued, flush RocksDB, exit.
 use crate::config::NodeConfig;
-use crate::http::{HttpState, router};
+use crate::http::{HttpState, metrics_router, router};
 use crate::init::load_identity;
 use anyhow::{Context, Result};
 use imi_engine::Engine;
@@ -231,13 +231,28 @@ pub async fn run(
         axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(tls)),
     )
     .handle(handle.clone())
-    .serve(router(state).into_make_service());
+    .serve(router(state.clone(), cfg.metrics.listen.is_none()).into_make_service());
     let http_task = tokio::spawn(server);
     if let Some(addr) = handle.listening().await {
         tracing::info!(node = %me, http = %addr, "https listening");
     } else {
         anyhow::bail!("HTTPS listener on {} failed to start", cfg.http.listen);
     }
+    let metrics_task = match cfg.metrics.listen {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("metrics listener on {addr}"))?;
+            tracing::info!(node = %me, metrics = %listener.local_addr()?, "metrics listening (plain HTTP)");
+            let stop = cancel.child_token();
+            Some(tokio::spawn(async move {
+                axum::serve(listener, metrics_router(state).into_make_service())
+                    .with_graceful_shutdown(async move { stop.cancelled().await })
+                    .await
+            }))
+        }
+        None => None,
+    };
     tracing::info!(node = %me, "ready");
     crate::notify::notify(&format!("READY=1\nSTATUS=serving as {me}"));
     // The watchdog pings only while the runtime runs this task and the store answers a
@@ -276,6 +291,9 @@ pub async fn run(
     handle.graceful_shutdown(Some(Duration::from_secs(5)));
     let _ = http_task.await;
     cancel.cancel();
+    if let Some(t) = metrics_task {
+        let _ = t.await;
+    }
     tasks.join().await;
     drop(engine);
     let _ = net_task.await;

@@ -50,6 +50,7 @@ fn full_config() -> NodeConfig {
         vec!["/ip4/127.0.0.1/tcp/9".into()],
     );
     cfg.backup.dir = Some("/var/backups/imi-node".into());
+    cfg.metrics.listen = Some("127.0.0.1:9464".parse().unwrap());
     cfg.simulation = Some(imi_node::config::SimulationSection {
         start: "2021-01-01T00:00:00Z".into(),
         anchor_ms: 1,
@@ -179,8 +180,11 @@ fn documented_defaults_are_the_defaults() {
     cfg.store = StoreSection::default();
     cfg.log = LogSection::default();
     cfg.backup = imi_node::config::BackupSection::default();
+    cfg.metrics = imi_node::config::MetricsSection::default();
     let defaults = key_paths(&cfg);
-    let optional = ["network.", "engine.", "store.", "log.", "backup."];
+    let optional = [
+        "network.", "engine.", "store.", "log.", "backup.", "metrics.",
+    ];
     for r in doc_rows() {
         // The one optional top-level key: its default is a place, not a value.
         if r.key == "vocabularies" {

@@ -2,7 +2,8 @@
 //! edited and signed as the next version, handed to a running node, which takes it and
 //! refuses the older one afterwards; a version that is not newer, or a malformed key, is
 //! refused at signing; new keys for a rotation and a node's public keys as trust-list
-//! entries. Maintenance mode on and off from the CLI, in readiness and the metrics.
+//! entries. Maintenance mode on and off from the CLI, in readiness and the metrics. A
+//! separate metrics listener.
 
 use imi_e2e::{Federation, HEAVY, lock};
 
@@ -262,4 +263,49 @@ fn trust_list_versions_are_signed_shown_pushed_and_never_rolled_back() {
         .unwrap()
         .to_owned();
     assert!(shown.contains(&exported), "{exported} not in\n{shown}");
+}
+
+/// `[metrics] listen`: `/metrics` and the health probes on a plain-HTTP listener of their
+/// own (loopback here), and no longer on the HTTPS listener that case handlers reach.
+#[test]
+fn a_separate_metrics_listener_serves_metrics_and_health_and_https_no_longer_metrics() {
+    let fed = Federation::init(&["DE"]);
+    // The harness reserves two ports past the members' for each federation.
+    let port = fed.base_port + 2 * fed.members.len() as u16;
+    let cfg = fed.config("DE");
+    // `federation init` writes the section empty.
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    assert!(text.contains("\n[metrics]\n"), "{text}");
+    let text = text.replacen(
+        "\n[metrics]\n",
+        &format!("\n[metrics]\nlisten = \"127.0.0.1:{port}\"\n"),
+        1,
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let (ok, out) = fed.cli(&["config", "check", "--config", cfg.to_str().unwrap()]);
+    assert!(ok && out.contains("PASS metrics.listen"), "{out}");
+    let de = fed.start("DE");
+    let plain = reqwest::blocking::Client::new();
+    let get = |path: &str| {
+        let r = plain
+            .get(format!("http://127.0.0.1:{port}{path}"))
+            .send()
+            .unwrap();
+        (r.status().as_u16(), r.text().unwrap())
+    };
+    let (st, body) = get("/metrics");
+    assert_eq!(st, 200, "{body}");
+    assert!(
+        body.contains("imi_outbox_queue_depth") || body.contains("imi_log_leaves"),
+        "{body}"
+    );
+    assert_eq!(get("/health/live"), (200, "ok".to_string()));
+    let (st, body) = get("/health/ready");
+    assert!(st == 200 && body.contains("\"ready\":true"), "{st} {body}");
+    // Nothing else there: the API is HTTPS only.
+    assert_eq!(get("/api/v1/me").0, 404);
+    // The HTTPS listener keeps the probes, not the metrics.
+    let (st, _) = de.client.get("/metrics").unwrap();
+    assert_eq!(st, 404);
+    assert_eq!(de.client.live(), Some(200));
 }
