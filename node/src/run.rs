@@ -79,12 +79,20 @@ pub async fn run(
     let diagnostics = imi_apps::diagnostics::DiagnosticApp::load(store.as_ref())?;
     let tombstones = Some(tombstone_file(&cfg));
     let node_apps = if me == imi_protocol::NodeId::EU {
-        imi_apps::commission_node(&identity.signer, diagnostics, cases, replica, tombstones)
+        imi_apps::commission_node(
+            &identity.signer,
+            governance,
+            diagnostics,
+            cases,
+            replica,
+            tombstones,
+        )
     } else {
         // Member states report indicator facts to the Commission node when it is listed.
         let report = trust.member(imi_protocol::NodeId::EU).is_some();
         imi_apps::member_node(
             &identity.signer,
+            governance,
             diagnostics,
             cases,
             replica,

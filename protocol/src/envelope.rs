@@ -61,6 +61,9 @@ impl Kind {
     /// A usage fact for the Commission node (a notification, alert or repository entry
     /// sent): the body is a CBOR `UsageFact` (`imi-scoreboard`).
     pub const USAGE: &'static str = "imi.usage";
+    /// A newer governance-signed trust list, passed on by the member that accepted it: the
+    /// body is the trust list's COSE_Sign1 bytes as issued.
+    pub const TRUST_LIST: &'static str = "imi.trust-list";
     /// Every kind this implementation sends or handles.
     pub const ALL: &'static [&'static str] = &[
         Self::DIAGNOSTIC,
@@ -74,6 +77,7 @@ impl Kind {
         Self::REPOSITORY_ENTRY,
         Self::ALERT,
         Self::USAGE,
+        Self::TRUST_LIST,
     ];
 
     /// Validates a kind.

@@ -322,7 +322,13 @@ async fn trust_list_update(
         .update_trust_list(body.to_vec(), &governance)
         .await
     {
-        Ok(version) => Ok(Json(json!({"trust_list_version": version})).into_response()),
+        Ok(version) => {
+            // Accepted here: passed on to every other member, so it is pushed once.
+            let members = imi_apps::trust::propagate(state.services.engine(), body.to_vec())
+                .await
+                .map_err(ApiError::from)?;
+            Ok(Json(json!({"trust_list_version": version, "sent_to": members})).into_response())
+        }
         Err(e) => Ok(crate::problem::problem_response(
             StatusCode::UNPROCESSABLE_ENTITY,
             "trust_list_refused",

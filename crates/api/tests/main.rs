@@ -107,7 +107,7 @@ impl Node {
             replica.shared(),
         );
         let diagnostics = imi_apps::diagnostics::DiagnosticApp::load(store.as_ref()).unwrap();
-        let apps = imi_apps::member_node(&de, diagnostics, cases, replica, None, false);
+        let apps = imi_apps::member_node(&de, [0; 32], diagnostics, cases, replica, None, false);
         let cancel = CancellationToken::new();
         let (client, events, _net) = imi_network::spawn(
             imi_engine::libp2p_keypair(&de).unwrap(),

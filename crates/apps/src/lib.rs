@@ -34,6 +34,7 @@ pub mod repositories;
 pub mod requests;
 pub mod retention;
 pub mod services;
+pub mod trust;
 pub mod users;
 pub mod witness;
 
@@ -113,6 +114,7 @@ pub fn columns() -> Vec<Column> {
         users::USERS,
         idempotency::IDEMPOTENCY,
         access_log::ACCESS_LOG,
+        trust::TRUST_OFFERS,
     ]);
     cols
 }
@@ -142,14 +144,16 @@ fn professions(directory: &directory::DirectoryApp) -> std::collections::BTreeSe
         .collect()
 }
 
-/// What every node runs: diagnostics, witnessing, users, idempotency, the access log and
+/// What every node runs: trust-list propagation, diagnostics, witnessing, users, idempotency, the access log and
 /// retention.
 fn common(
     signer: &NodeSigner,
+    governance: [u8; 32],
     diagnostics: diagnostics::DiagnosticApp,
     retention: &Arc<retention::Retention>,
 ) -> Vec<Arc<dyn Application>> {
     vec![
+        Arc::new(trust::TrustApp::new(governance)),
         Arc::new(diagnostics),
         Arc::new(witness::WitnessApp::new(signer.clone())),
         Arc::new(witness::CosignatureApp),
@@ -165,6 +169,7 @@ fn common(
 /// `report_facts`.
 pub fn member_node(
     signer: &NodeSigner,
+    governance: [u8; 32],
     diagnostics: diagnostics::DiagnosticApp,
     cases: requests::Cases,
     directory: Arc<directory::DirectoryApp>,
@@ -177,7 +182,7 @@ pub fn member_node(
         cases
     });
     let retention = Arc::new(retention::Retention::new(cases.clone(), tombstones));
-    let mut apps = common(signer, diagnostics, &retention);
+    let mut apps = common(signer, governance, diagnostics, &retention);
     apps.push(Arc::new(directory::DirectoryApplication(directory.clone())));
     apps.push(cases.application());
     apps.push(Arc::new(notifications::NotificationApp(cases.clone())));
@@ -203,6 +208,7 @@ pub fn member_node(
 /// notifications and alerts addressed to the Commission. It takes part in no request (its case columns stay empty; `imi.request` is an unknown kind here).
 pub fn commission_node(
     signer: &NodeSigner,
+    governance: [u8; 32],
     diagnostics: diagnostics::DiagnosticApp,
     cases: requests::Cases,
     directory: Arc<directory::DirectoryApp>,
@@ -210,7 +216,7 @@ pub fn commission_node(
 ) -> NodeApps {
     let cases = Arc::new(cases);
     let retention = Arc::new(retention::Retention::new(cases.clone(), tombstones));
-    let mut apps = common(signer, diagnostics, &retention);
+    let mut apps = common(signer, governance, diagnostics, &retention);
     // The Commission node holds no authorities and addresses none: members send it no
     // directory traffic (it gets only indicator facts); the columns exist, empty.
     apps.push(Arc::new(OwnedColumns::new("directory", directory::COLUMNS)));

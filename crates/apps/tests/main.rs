@@ -23,6 +23,8 @@
 //! * [`alerts`]: forged grants and forwards are refused; only the authorities granted read
 //!   the identity.
 //! * [`receipts`]: where receipts are stored on both sides; rejected envelopes go to `dead`.
+//! * [`trust`]: trust lists offered by a member: the newer adopted, the older, conflicting
+//!   or forged refused with their codes and counted.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -59,5 +61,7 @@ mod receipts;
 mod repositories;
 #[path = "apps/rig.rs"]
 mod rig;
+#[path = "apps/trust.rs"]
+mod trust;
 #[path = "apps/usage.rs"]
 mod usage;

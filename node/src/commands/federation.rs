@@ -64,7 +64,8 @@ pub enum Command {
         out: PathBuf,
     },
     /// Hands a signed trust list to a running node (operator API): it takes it only if it
-    /// is validly signed and newer than the one it holds, and keeps it across restarts.
+    /// is validly signed and newer than the one it holds, keeps it across restarts, and
+    /// passes it on to every other member (push to one node).
     Push {
         /// The node's config file.
         #[arg(long)]
@@ -117,10 +118,11 @@ pub fn exec(command: Command) -> Result<()> {
                 bytes,
             ))?;
             println!(
-                "{} holds trust list version {}",
+                "{} holds trust list version {}; sent on to {} members",
                 cfg.node,
                 v.get("trust_list_version")
-                    .unwrap_or(&serde_json::Value::Null)
+                    .unwrap_or(&serde_json::Value::Null),
+                v.get("sent_to").unwrap_or(&serde_json::Value::Null)
             );
             return Ok(());
         }

@@ -309,3 +309,78 @@ fn a_separate_metrics_listener_serves_metrics_and_health_and_https_no_longer_met
     assert_eq!(st, 404);
     assert_eq!(de.client.live(), Some(200));
 }
+
+/// Propagation: a new trust-list version pushed to one node of five reaches the other four
+/// over the substrate, each adopts it and keeps it across a restart; pushing the old one
+/// anywhere afterwards is refused. (A member offering an older, conflicting or forged list
+/// over the wire: `crates/apps/tests/apps/trust.rs`.)
+#[test]
+fn a_trust_list_pushed_to_one_node_reaches_all_five() {
+    let _g = lock(&HEAVY);
+    let members = ["AT", "DE", "FR", "HU", "PL"];
+    let fed = Federation::init(&members);
+    let procs: Vec<_> = members.iter().map(|m| fed.start(m)).collect();
+    let root = fed.root().to_path_buf();
+    let p = |name: &str| root.join(name).to_str().unwrap().to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let q = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+    let (ok, shown) = fed.cli(&[
+        "federation",
+        "show",
+        "--trust-list",
+        &p("trust-list.cbor"),
+        "--governance-public-key",
+        &p("governance.pub"),
+    ]);
+    assert!(ok, "{shown}");
+    std::fs::write(
+        q("v2.toml"),
+        shown.replacen("version = 1\n", "version = 2\n", 1),
+    )
+    .unwrap();
+    let (ok, out) = fed.cli(&[
+        "federation",
+        "sign",
+        "--members",
+        &q("v2.toml"),
+        "--governance-key",
+        &p("governance.key"),
+        "--previous",
+        &p("trust-list.cbor"),
+        "--out",
+        &q("v2.cbor"),
+    ]);
+    assert!(ok, "{out}");
+    for m in members {
+        assert_eq!(fed.client(m).status().trust_list_version, 1);
+    }
+    let push = |node: &str, file: &str| {
+        fed.cli(&[
+            "federation",
+            "push",
+            "--config",
+            fed.config(node).to_str().unwrap(),
+            "--trust-list",
+            file,
+        ])
+    };
+    let (ok, out) = push("DE", &q("v2.cbor"));
+    assert!(ok && out.contains("version 2"), "{out}");
+    for m in members {
+        let c = fed.client(m);
+        fed.wait_until(
+            &format!("{m} adopts trust list version 2"),
+            std::time::Duration::from_secs(120),
+            || (c.try_status().ok()?.trust_list_version == 2).then_some(()),
+        );
+    }
+    // Adopted means persisted: HU keeps version 2 across a restart (its file says 1).
+    let mut procs = procs;
+    procs.remove(3).stop();
+    let _hu = fed.start("HU");
+    assert_eq!(fed.client("HU").status().trust_list_version, 2);
+    // The old list is refused wherever it is pushed.
+    let (ok, out) = push("FR", &p("trust-list.cbor"));
+    assert!(!ok && out.contains("422"), "{out}");
+    assert_eq!(fed.client("FR").status().trust_list_version, 2);
+}

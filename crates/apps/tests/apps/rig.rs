@@ -255,10 +255,17 @@ impl Federation {
         EngineConfig {
             backoff_initial_ms: 50,
             backoff_max_ms: 500,
-            job_interval_ms: ["redial", "checkpoint", "retention", "fact-report", "prune"]
-                .into_iter()
-                .map(|j| (j.to_owned(), 0))
-                .collect(),
+            job_interval_ms: [
+                "redial",
+                "checkpoint",
+                "retention",
+                "fact-report",
+                "prune",
+                "trust-list",
+            ]
+            .into_iter()
+            .map(|j| (j.to_owned(), 0))
+            .collect(),
             ..EngineConfig::default()
         }
     }
