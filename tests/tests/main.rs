@@ -21,6 +21,8 @@
 //! * [`torture`]: the short `imi-sim torture`: 20 SIGKILLs under traffic, every invariant.
 //! * [`simulation`]: `imi-sim run` on a simulated clock: the fault scenarios and the 2021
 //!   scoreboard reproduced by 31 nodes.
+//! * [`upgrade`]: a node directory written by release 0.1.0 (a backup, keys, trust list)
+//!   verifies, restores and serves with today's binary.
 //! * [`web`]: the authorities' web application in headless Chromium: the DE→HU story
 //!   clicked through in German and Hungarian, axe-core, keyboard, 320 px; sessions, CSRF,
 //!   revocation and error pages over HTTPS.
@@ -61,5 +63,7 @@ mod scoreboard;
 mod simulation;
 #[path = "e2e/torture.rs"]
 mod torture;
+#[path = "e2e/upgrade.rs"]
+mod upgrade;
 #[path = "e2e/web.rs"]
 mod web;
