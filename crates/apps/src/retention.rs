@@ -24,6 +24,9 @@ use imi_engine::{Application, Engine, LocalOutcome, PeriodicJob, keys};
 use imi_protocol::CaseId;
 use imi_protocol::dates::DAY_MS;
 use imi_store::Column;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -45,18 +48,95 @@ pub const RETENTION_INTERVAL: Duration = Duration::from_secs(60);
 pub struct Retention {
     cases: Arc<Cases>,
     tombstones: Option<PathBuf>,
+    metrics: RetentionMetrics,
+}
+
+/// What operators watch of retention: the backlog (cases whose blocking or erasure is due
+/// and not done, as the last run left them: 0 after a run that completed) and when a run
+/// last completed.
+#[derive(Clone, Default)]
+pub struct RetentionMetrics {
+    /// `imi_retention_backlog{action="block"|"erase"}`.
+    pub backlog: Family<ActionLabel, Gauge>,
+    /// `imi_retention_last_success_timestamp_seconds` (the node's clock).
+    pub last_success: Gauge,
+}
+
+/// The `action` label of [`RetentionMetrics::backlog`].
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ActionLabel {
+    /// `block` or `erase`.
+    pub action: String,
+}
+
+impl RetentionMetrics {
+    /// The backlog gauge of `action`.
+    pub fn backlog(&self, action: &str) -> i64 {
+        self.backlog
+            .get_or_create(&ActionLabel {
+                action: action.to_owned(),
+            })
+            .get()
+    }
+
+    fn set_backlog(&self, block: usize, erase: usize) {
+        for (action, n) in [("block", block), ("erase", erase)] {
+            self.backlog
+                .get_or_create(&ActionLabel {
+                    action: action.to_owned(),
+                })
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
+    }
+
+    /// One run at `now`, with the gauges set from its outcome: a failed run leaves the
+    /// backlog it could not clear.
+    async fn run(
+        &self,
+        engine: &Engine,
+        cases: &Cases,
+        now: u64,
+        tombstones: Option<&Path>,
+    ) -> Result<RetentionReport, AppError> {
+        match run_retention(engine, cases, now, tombstones).await {
+            Ok(r) => {
+                self.set_backlog(0, 0);
+                self.last_success
+                    .set(i64::try_from(now / 1000).unwrap_or(i64::MAX));
+                Ok(r)
+            }
+            Err(e) => {
+                if let Ok((block, erase)) = backlog(engine.reader().as_ref(), cases, now) {
+                    self.set_backlog(block, erase);
+                }
+                tracing::error!(error = %e, "retention run failed; what is due stays due");
+                Err(e)
+            }
+        }
+    }
 }
 
 impl Retention {
     /// Retention of `cases`' data; erased case ids are also appended to `tombstones` (a file
     /// outside the database) when given.
     pub fn new(cases: Arc<Cases>, tombstones: Option<PathBuf>) -> Self {
-        Self { cases, tombstones }
+        Self {
+            cases,
+            tombstones,
+            metrics: RetentionMetrics::default(),
+        }
     }
 
-    /// One run at `now` ([`run_retention`]).
+    /// Its metrics.
+    pub fn metrics(&self) -> &RetentionMetrics {
+        &self.metrics
+    }
+
+    /// One run at `now` ([`run_retention`]), the metrics set from its outcome.
     pub async fn run(&self, engine: &Engine, now: u64) -> Result<RetentionReport, AppError> {
-        run_retention(engine, &self.cases, now, self.tombstones.as_deref()).await
+        self.metrics
+            .run(engine, &self.cases, now, self.tombstones.as_deref())
+            .await
     }
 
     /// Re-applies the tombstone file ([`enforce_tombstones`]); 0 without one.
@@ -77,9 +157,23 @@ impl Application for Retention {
         &[BLOCKED, TOMBSTONES]
     }
 
+    fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
+        registry.register(
+            "imi_retention_backlog",
+            "Cases whose blocking or erasure is due and not done, as the last retention run left them (0 after a run that completed)",
+            self.metrics.backlog.clone(),
+        );
+        registry.register(
+            "imi_retention_last_success_timestamp_seconds",
+            "When a retention run last completed (unix seconds, the node's clock)",
+            self.metrics.last_success.clone(),
+        );
+    }
+
     fn jobs(&self) -> Vec<PeriodicJob> {
         let cases = self.cases.clone();
         let tombstones = self.tombstones.clone();
+        let metrics = self.metrics.clone();
         vec![PeriodicJob::new(
             "retention",
             RETENTION_INTERVAL,
@@ -87,9 +181,12 @@ impl Application for Retention {
             move |engine: Engine| {
                 let cases = cases.clone();
                 let tombstones = tombstones.clone();
+                let metrics = metrics.clone();
                 async move {
                     let now = engine.now_ms();
-                    let r = run_retention(&engine, &cases, now, tombstones.as_deref()).await?;
+                    let r = metrics
+                        .run(&engine, &cases, now, tombstones.as_deref())
+                        .await?;
                     if r.blocked + r.deleted + r.alerts_erased > 0 {
                         tracing::info!(
                             blocked = r.blocked,
@@ -265,6 +362,68 @@ pub async fn enforce_tombstones(engine: &Engine, tombstone_file: &Path) -> Resul
     Ok(n)
 }
 
+/// What the schedule says of a case at `now`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Due {
+    Block,
+    Erase,
+}
+
+fn due(
+    store: &dyn imi_store::ReadStore,
+    cases: &Cases,
+    id: &CaseId,
+    ix: &crate::requests::CaseIndex,
+    now: u64,
+) -> Result<Option<Due>, AppError> {
+    if !ix.terminal {
+        return Ok(None);
+    }
+    let r = cases
+        .catalogue()
+        .area(&ix.area)
+        .map(|a| a.retention())
+        .unwrap_or_default();
+    let delete_at = ix
+        .updated
+        .saturating_add(u64::from(r.delete_after_days) * DAY_MS);
+    let block_at = ix
+        .updated
+        .saturating_add(u64::from(r.block_after_days) * DAY_MS);
+    Ok(if now >= delete_at && !is_erased(store, id)? {
+        Some(Due::Erase)
+    } else if now >= block_at && now < delete_at && !is_blocked(store, id)? {
+        Some(Due::Block)
+    } else {
+        None
+    })
+}
+
+/// The cases whose blocking, and whose erasure, is due at `now` and not done.
+pub fn backlog(
+    store: &dyn imi_store::ReadStore,
+    cases: &Cases,
+    now: u64,
+) -> Result<(usize, usize), AppError> {
+    let (mut block, mut erase) = (0, 0);
+    let mut after = None;
+    loop {
+        let rows = Cases::scan_index(store, after.as_ref(), 512)?;
+        let done = rows.len() < 512;
+        for (id, ix) in rows {
+            match due(store, cases, &id, &ix, now)? {
+                Some(Due::Block) => block += 1,
+                Some(Due::Erase) => erase += 1,
+                None => {}
+            }
+            after = Some(id);
+        }
+        if done {
+            return Ok((block, erase));
+        }
+    }
+}
+
 /// One retention run at `now`: blocks and deletes what the schedule says.
 pub async fn run_retention(
     engine: &Engine,
@@ -279,24 +438,11 @@ pub async fn run_retention(
         let done = rows.len() < 512;
         for (id, ix) in rows {
             after = Some(id);
-            if !ix.terminal {
-                continue;
-            }
-            let r = cases
-                .catalogue()
-                .area(&ix.area)
-                .map(|a| a.retention())
-                .unwrap_or_default();
-            let delete_at = ix
-                .updated
-                .saturating_add(u64::from(r.delete_after_days) * DAY_MS);
-            let block_at = ix
-                .updated
-                .saturating_add(u64::from(r.block_after_days) * DAY_MS);
-            if now >= delete_at && !is_erased(engine.reader().as_ref(), &id)? {
+            let action = due(engine.reader().as_ref(), cases, &id, &ix, now)?;
+            if action == Some(Due::Erase) {
                 erase_case(engine, id, now, tombstone_file).await?;
                 report.deleted += 1;
-            } else if now >= block_at && !is_blocked(engine.reader().as_ref(), &id)? {
+            } else if action == Some(Due::Block) {
                 engine
                     .local_step(
                         None,

@@ -140,6 +140,19 @@ async fn block_then_erase_without_trace_or_resurrection() {
         cases.read(hu.store(), &id).unwrap().is_some(),
         "blocked, not deleted"
     );
+    // A run that cannot write the erased-cases file (a directory is in its place) fails
+    // before it erases anything, and the backlog says what stays due.
+    let in_the_way = tempfile::tempdir().unwrap();
+    let failing =
+        imi_apps::retention::Retention::new(cases.clone(), Some(in_the_way.path().to_path_buf()));
+    assert!(failing.run(hu.engine(), ended + 1097 * DAY).await.is_err());
+    assert_eq!(failing.metrics().backlog("erase"), 1);
+    assert_eq!(failing.metrics().backlog("block"), 0);
+    assert_eq!(failing.metrics().last_success.get(), 0);
+    assert!(
+        cases.read(hu.store(), &id).unwrap().is_some(),
+        "nothing erased"
+    );
     // Erased after three years.
     let r = imi_apps::retention::run_retention(
         hu.engine(),
@@ -152,6 +165,15 @@ async fn block_then_erase_without_trace_or_resurrection() {
     assert_eq!((r.blocked, r.deleted), (0, 1));
     assert!(cases.read(hu.store(), &id).unwrap().is_none());
     assert!(imi_apps::retention::is_erased(hu.store(), &id).unwrap());
+    // A run that completes leaves no backlog and says when.
+    let working = imi_apps::retention::Retention::new(cases.clone(), Some(tombstones.clone()));
+    let r = working.run(hu.engine(), ended + 1097 * DAY).await.unwrap();
+    assert_eq!((r.blocked, r.deleted), (0, 0));
+    assert_eq!(working.metrics().backlog("erase"), 0);
+    assert_eq!(
+        working.metrics().last_success.get(),
+        i64::try_from((ended + 1097 * DAY) / 1000).unwrap()
+    );
     // The stored envelope (whose body HU's HPKE key could open) is gone too; its inbox
     // record (hash and HU's signed receipt, no content) stays for de-duplication and audit.
     let create_id = imi_protocol::Envelope::parse(create_bytes.clone(), usize::MAX)
