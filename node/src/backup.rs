@@ -685,6 +685,8 @@ pub struct NodeBackups {
     cfg: NodeConfig,
     engine: imi_engine::Engine,
     one_at_a_time: std::sync::Mutex<()>,
+    last_success: prometheus_client::metrics::gauge::Gauge,
+    failures: prometheus_client::metrics::counter::Counter,
 }
 
 impl NodeBackups {
@@ -699,7 +701,24 @@ impl NodeBackups {
             cfg,
             engine,
             one_at_a_time: std::sync::Mutex::new(()),
+            last_success: Default::default(),
+            failures: Default::default(),
         }
+    }
+
+    /// Registers `imi_backup_last_success_timestamp_seconds` (0 until this process made
+    /// one) and `imi_backup_failures_total`.
+    pub fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
+        registry.register(
+            "imi_backup_last_success_timestamp_seconds",
+            "When this node last completed a backup (unix seconds; 0: none since it started)",
+            self.last_success.clone(),
+        );
+        registry.register(
+            "imi_backup_failures",
+            "Backups this node failed to make since it started",
+            self.failures.clone(),
+        );
     }
 }
 
@@ -710,15 +729,25 @@ impl imi_api::Backups for NodeBackups {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let engine = &self.engine;
-        create(
+        let made = create(
             &self.store,
             &self.cfg,
             &backup_dir(&self.cfg),
             engine.now_ms(),
             &|body, name| engine.sign_note(body, name),
-        )
-        .and_then(|m| Ok(serde_json::to_value(m)?))
-        .map_err(|e| format!("{e:#}"))
+        );
+        match &made {
+            Ok(m) => {
+                self.last_success
+                    .set(i64::try_from(m.created_ms / 1000).unwrap_or(i64::MAX));
+            }
+            Err(e) => {
+                self.failures.inc();
+                tracing::error!(error = %format!("{e:#}"), "backup failed");
+            }
+        };
+        made.and_then(|m| Ok(serde_json::to_value(m)?))
+            .map_err(|e| format!("{e:#}"))
     }
 
     fn list(&self) -> Result<serde_json::Value, String> {

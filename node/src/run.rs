@@ -213,14 +213,12 @@ pub async fn run(
         "Leaves in this node's transparency log",
         log_leaves.clone(),
     );
+    let backups = crate::backup::NodeBackups::new(rocks, cfg.clone(), engine.clone());
+    backups.register_metrics(&mut registry);
     let services = imi_apps::Services::new(engine.clone(), &node_apps, governance);
     let api = imi_api::ApiState::new(services, clock.clone())
         .with_operator_token(imi_protocol::sha256(token.as_bytes()))
-        .with_backups(Arc::new(crate::backup::NodeBackups::new(
-            rocks,
-            cfg.clone(),
-            engine.clone(),
-        )));
+        .with_backups(Arc::new(backups));
     let state = HttpState {
         api,
         store: store.clone(),

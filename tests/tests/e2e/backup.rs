@@ -119,6 +119,13 @@ fn backup_under_load_then_restore_keeps_everything_once_and_erased_cases_erased(
     }
     let listed = fed.client("DE").get_json("/operator/backups");
     assert_eq!(listed["items"][0]["id"], 1, "{listed}");
+    // The node says when it last made one (monitoring alerts on its age).
+    let created = listed["items"][0]["created_ms"].as_u64().unwrap();
+    assert_eq!(
+        fed.client("DE")
+            .metric_required("imi_backup_last_success_timestamp_seconds", &[]),
+        (created / 1000) as f64
+    );
 
     // HU back: DE's outbox drains; HU holds every request once.
     let hu_proc = fed.start("HU");
