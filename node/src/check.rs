@@ -72,6 +72,16 @@ pub fn check(path: &Path, now_ms: u64) -> Vec<Finding> {
         "keys.hpke",
         hpke.map(|_| cfg.hpke_key.display().to_string()),
     );
+    for (i, path) in cfg.hpke_extra_keys.iter().enumerate() {
+        f.add(
+            &format!("keys.hpke_extra[{i}]"),
+            crate::keyfile::read_secret32(path).and_then(|s| {
+                HpkeKeyPair::from_secret_bytes(&s)
+                    .map(|_| path.display().to_string())
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+            }),
+        );
+    }
     f.add(
         "keys.data_key",
         crate::keyfile::read_secret32(&cfg.data_key).map(|_| cfg.data_key.display().to_string()),

@@ -23,6 +23,11 @@ pub struct NodeConfig {
     pub identity_key: PathBuf,
     /// X25519 HPKE secret (hex, 0600).
     pub hpke_key: PathBuf,
+    /// Further HPKE secrets the node also opens envelopes with (hex, 0600): during a key
+    /// rotation, the previous key, for envelopes members sealed to it before the new one
+    /// was listed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hpke_extra_keys: Vec<PathBuf>,
     /// The signed trust list (COSE_Sign1 bytes).
     pub trust_list: PathBuf,
     /// The governance public key (hex).
@@ -274,6 +279,9 @@ impl NodeConfig {
         abs(&mut cfg.data_dir);
         abs(&mut cfg.identity_key);
         abs(&mut cfg.hpke_key);
+        for k in &mut cfg.hpke_extra_keys {
+            abs(k);
+        }
         abs(&mut cfg.trust_list);
         abs(&mut cfg.governance_public_key);
         abs(&mut cfg.catalogue);

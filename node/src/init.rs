@@ -153,6 +153,7 @@ pub fn init(opts: &InitOptions) -> Result<Vec<PathBuf>> {
             data_dir: "data".into(),
             identity_key: "identity.key".into(),
             hpke_key: "hpke.key".into(),
+            hpke_extra_keys: Vec::new(),
             trust_list: "../trust-list.cbor".into(),
             governance_public_key: "../governance.pub".into(),
             catalogue: "../catalogue".into(),
@@ -205,9 +206,14 @@ pub fn load_trust_list(trust_list: &Path, governance_pub: &Path) -> Result<Trust
 /// Loads config keys into an engine identity.
 pub fn load_identity(cfg: &NodeConfig) -> Result<imi_engine::Identity> {
     let seed = crate::keyfile::read_secret32(&cfg.identity_key)?;
-    let hpke = crate::keyfile::read_secret32(&cfg.hpke_key)?;
+    let mut hpke = Vec::new();
+    for path in std::iter::once(&cfg.hpke_key).chain(&cfg.hpke_extra_keys) {
+        hpke.push(HpkeKeyPair::from_secret_bytes(
+            &crate::keyfile::read_secret32(path)?,
+        )?);
+    }
     Ok(imi_engine::Identity {
         signer: NodeSigner::from_seed(cfg.node, &seed),
-        hpke: vec![HpkeKeyPair::from_secret_bytes(&hpke)?],
+        hpke,
     })
 }

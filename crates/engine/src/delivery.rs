@@ -43,6 +43,7 @@ async fn attempt_and_settle(
     shared: Arc<Shared>,
     node: NodeId,
     entry: Entry,
+    failures: u32,
 ) -> (Option<CaseId>, Attempt) {
     let Entry {
         key,
@@ -52,7 +53,7 @@ async fn attempt_and_settle(
         case,
     } = entry;
     let sent = Instant::now();
-    let receipt = match attempt(&shared, node, id, bytes).await {
+    let receipt = match attempt(&shared, node, id, bytes, failures).await {
         Ok(r) => r,
         Err(error) => return (case, Attempt::Failed { error }),
     };
@@ -129,8 +130,11 @@ async fn attempt(
     node: NodeId,
     id: MessageId,
     bytes: Vec<u8>,
+    failures: u32,
 ) -> Result<Receipt, String> {
-    let peer = shared.peer_id(node).ok_or("destination has no valid key")?;
+    let peer = shared
+        .peer_id(node, failures)
+        .ok_or("destination has no valid key")?;
     let hash = sha256(&bytes);
     let response = shared
         .network
@@ -218,7 +222,7 @@ pub(crate) async fn run(shared: Arc<Shared>, node: NodeId, cancel: CancellationT
                             }
                         }
                         cursor = Some(e.key.clone());
-                        inflight.push(attempt_and_settle(shared.clone(), node, e));
+                        inflight.push(attempt_and_settle(shared.clone(), node, e, failures));
                     }
                 }
                 Ok(Err(e)) => tracing::error!(peer = %node, error = %e, "outbox read failed"),

@@ -266,6 +266,7 @@ impl Engine {
             identity: identity.clone(),
             trust: RwLock::new(Arc::new(trust)),
             peers: RwLock::new(peers),
+            connected: RwLock::default(),
             store: store.clone(),
             clock,
             config: config.clone(),

@@ -192,8 +192,14 @@ pub(crate) async fn run(
                     .get_or_create(&PeerQuotaLabel::new(node, "pending_bytes"))
                     .inc();
             }
-            NetworkEvent::PeerConnected(p) => tracing::debug!(peer = %p, "peer connected"),
-            NetworkEvent::PeerDisconnected(p) => tracing::debug!(peer = %p, "peer disconnected"),
+            NetworkEvent::PeerConnected(p) => {
+                shared.set_connected(p, true);
+                tracing::debug!(peer = %p, "peer connected");
+            }
+            NetworkEvent::PeerDisconnected(p) => {
+                shared.set_connected(p, false);
+                tracing::debug!(peer = %p, "peer disconnected");
+            }
             NetworkEvent::Refused { peer, addr } => {
                 tracing::warn!(peer = ?peer, addr = ?addr, "refused a connection from a peer not on the trust list")
             }

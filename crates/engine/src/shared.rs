@@ -35,6 +35,8 @@ pub(crate) struct Shared {
     pub trust: RwLock<Arc<TrustList>>,
     /// PeerId → node, for every listed signing key.
     pub peers: RwLock<HashMap<PeerId, NodeId>>,
+    /// The peers with an open connection (the network's connected and disconnected events).
+    pub connected: RwLock<std::collections::HashSet<PeerId>>,
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
     pub config: EngineConfig,
@@ -77,16 +79,53 @@ impl Shared {
             .unwrap_or_else(|p| p.into_inner().get(peer).copied())
     }
 
-    pub(crate) fn peer_id(&self, node: NodeId) -> Option<PeerId> {
+    /// Records that `peer` is connected (or no longer is).
+    pub(crate) fn set_connected(&self, peer: PeerId, up: bool) {
+        let mut set = self
+            .connected
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if up {
+            set.insert(peer);
+        } else {
+            set.remove(&peer);
+        }
+    }
+
+    /// The identity to send to `node` under, after `failures` failed attempts in a row.
+    ///
+    /// A member's keys valid now, newest first: during a key rotation two are, and until
+    /// the member restarts with its new key only the old one answers. So the newest key
+    /// with an open connection is taken; without one, the keys are tried in turn, one per
+    /// attempt (the newest first). A member with no key valid now is tried under its last.
+    pub(crate) fn peer_id(&self, node: NodeId, failures: u32) -> Option<PeerId> {
         let trust = self.trust();
         let now = self.clock.now_ms();
         let m = trust.member(node)?;
-        let key = m
+        let mut valid: Vec<&imi_protocol::SigningKeyEntry> = m
             .signing_keys
             .iter()
             .filter(|k| k.valid_from <= now && now < k.valid_until)
-            .max_by_key(|k| k.valid_from)
-            .or_else(|| m.signing_keys.last())?;
-        peer_id_of(&key.public).ok()
+            .collect();
+        valid.sort_by_key(|k| std::cmp::Reverse(k.valid_from));
+        let peers: Vec<PeerId> = valid
+            .iter()
+            .filter_map(|k| peer_id_of(&k.public).ok())
+            .collect();
+        if peers.is_empty() {
+            return m
+                .signing_keys
+                .last()
+                .and_then(|k| peer_id_of(&k.public).ok());
+        }
+        let connected = self
+            .connected
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(p) = peers.iter().find(|p| connected.contains(p)) {
+            return Some(*p);
+        }
+        let i = usize::try_from(failures).unwrap_or(0) % peers.len();
+        peers.get(i).copied()
     }
 }

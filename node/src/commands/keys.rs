@@ -31,6 +31,25 @@ pub enum Command {
         #[arg(long, default_value_t = 730)]
         days: u64,
     },
+    /// A key rotation, step one: new signing and HPKE keys for the node of `--config`,
+    /// written into `--out` (never over existing files), printed as trust-list entries to
+    /// add under the node's member, with the config lines that switch the node to them
+    /// once the new list is in force everywhere. See docs/operations.md, "Rotating keys".
+    Rotate {
+        /// The node's config file.
+        #[arg(long)]
+        config: PathBuf,
+        /// The directory to write the new keys in.
+        #[arg(long)]
+        out: PathBuf,
+        /// When the new keys become valid (ms since the epoch; default: a day from now, so
+        /// that every member holds the new list before anyone uses them).
+        #[arg(long)]
+        valid_from: Option<u64>,
+        /// Valid for this many days.
+        #[arg(long, default_value_t = 730)]
+        days: u64,
+    },
     /// Prints the node's public keys as trust-list entries (for the governance's file).
     ExportPublic {
         /// The node's config file.
@@ -66,28 +85,104 @@ fn entries(node: imi_protocol::NodeId, signing: &[u8; 32], hpke: &[u8; 32], from
     );
 }
 
+/// Writes a new signing key and HPKE key into `out` (0600; refused over existing files).
+fn write_new_keys(
+    node: imi_protocol::NodeId,
+    out: &std::path::Path,
+) -> Result<(
+    PathBuf,
+    PathBuf,
+    imi_protocol::NodeSigner,
+    imi_protocol::HpkeKeyPair,
+)> {
+    std::fs::create_dir_all(out)?;
+    let (id, hp) = (out.join("identity.key"), out.join("hpke.key"));
+    for p in [&id, &hp] {
+        if p.exists() {
+            anyhow::bail!("{} exists: keys are never overwritten", p.display());
+        }
+    }
+    let signer = imi_protocol::NodeSigner::generate(node);
+    let hpke = imi_protocol::HpkeKeyPair::generate();
+    imi_node::keyfile::write_secret(&id, &hex::encode(signer.seed()))?;
+    imi_node::keyfile::write_secret(&hp, &hex::encode(hpke.secret_bytes()))?;
+    eprintln!("wrote {} and {} (0600)", id.display(), hp.display());
+    Ok((id, hp, signer, hpke))
+}
+
 /// Runs the subcommand.
 pub fn exec(command: Command) -> Result<()> {
     let config = match command {
         Command::Show { config } => config,
+        Command::Rotate {
+            config,
+            out,
+            valid_from,
+            days,
+        } => {
+            let cfg = NodeConfig::load(&config)?;
+            let out = std::path::absolute(&out)?;
+            let (id, hp, signer, hpke) = write_new_keys(cfg.node, &out)?;
+            let from = valid_from.unwrap_or_else(|| now_ms().saturating_add(86_400_000));
+            let until = from.saturating_add(days.saturating_mul(86_400_000));
+            let quoted = |paths: &[String]| {
+                paths
+                    .iter()
+                    .map(|p| format!("\"{p}\""))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let old_hpke: Vec<String> = std::iter::once(&cfg.hpke_key)
+                .chain(&cfg.hpke_extra_keys)
+                .map(|p| p.display().to_string())
+                .collect();
+            let mut with_new = cfg
+                .hpke_extra_keys
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>();
+            with_new.push(hp.display().to_string());
+            println!(
+                "# 1. Now, in {}: let the node open envelopes sealed to its new HPKE key too, and restart it:",
+                config.display()
+            );
+            println!("#    hpke_extra_keys = [{}]", quoted(&with_new));
+            println!(
+                "# 2. Add under [[members]] node = \"{}\" of the trust-list file (imi-node federation show),",
+                cfg.node
+            );
+            println!(
+                "#    raise `version`, sign it and push it to one node (it reaches every member):"
+            );
+            for (table, public) in [
+                ("signing_keys", signer.public()),
+                ("hpke_keys", hpke.public()),
+            ] {
+                println!();
+                println!("[[members.{table}]]");
+                println!("public = \"{}\"", hex::encode(public));
+                println!("valid_from = {from}");
+                println!("valid_until = {until}");
+            }
+            println!();
+            println!(
+                "# 3. Once every member holds that version and valid_from ({from}) has passed, switch the node and restart it:"
+            );
+            println!("#    identity_key = \"{}\"", id.display());
+            println!("#    hpke_key = \"{}\"", hp.display());
+            println!("#    hpke_extra_keys = [{}]", quoted(&old_hpke));
+            println!(
+                "# 4. Later, end the old keys' validity (valid_until = now) in the next version: messages signed with the old key after that are refused (key_not_valid)."
+            );
+            return Ok(());
+        }
         Command::Generate {
             node,
             out,
             valid_from,
             days,
         } => {
-            std::fs::create_dir_all(&out)?;
-            let (id, hp) = (out.join("identity.key"), out.join("hpke.key"));
-            for p in [&id, &hp] {
-                if p.exists() {
-                    anyhow::bail!("{} exists: keys are never overwritten", p.display());
-                }
-            }
-            let signer = imi_protocol::NodeSigner::generate(node);
-            let hpke = imi_protocol::HpkeKeyPair::generate();
-            imi_node::keyfile::write_secret(&id, &hex::encode(signer.seed()))?;
-            imi_node::keyfile::write_secret(&hp, &hex::encode(hpke.secret_bytes()))?;
-            eprintln!("wrote {} and {} (0600)", id.display(), hp.display());
+            let (_, _, signer, hpke) = write_new_keys(node, &out)?;
             entries(
                 node,
                 &signer.public(),

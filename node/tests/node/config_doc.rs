@@ -39,6 +39,7 @@ fn full_config() -> NodeConfig {
     let mut cfg = example();
     cfg.log.level = Some("info".into());
     cfg.vocabularies = Some("../vocabularies".into());
+    cfg.hpke_extra_keys = vec!["previous/hpke.key".into()];
     cfg.engine
         .peer_bytes_per_day_overrides
         .insert("EU".into(), 0);
@@ -186,13 +187,19 @@ fn documented_defaults_are_the_defaults() {
         "network.", "engine.", "store.", "log.", "backup.", "metrics.",
     ];
     for r in doc_rows() {
-        // The one optional top-level key: its default is a place, not a value.
+        // An optional top-level key: its default is a place, not a value.
         if r.key == "vocabularies" {
             assert_eq!(r.default, "`vocabularies` beside `catalogue`");
             assert_eq!(
                 example().vocabularies_dir(),
                 example().catalogue.parent().unwrap().join("vocabularies")
             );
+            continue;
+        }
+        // The other: an empty list.
+        if r.key == "hpke_extra_keys" {
+            assert_eq!(r.default, "`[]`");
+            assert!(example().hpke_extra_keys.is_empty());
             continue;
         }
         if !optional.iter().any(|p| r.key.starts_with(p)) {

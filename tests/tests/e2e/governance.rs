@@ -385,3 +385,262 @@ fn a_trust_list_pushed_to_one_node_reaches_all_five() {
     assert!(!ok && out.contains("422"), "{out}");
     assert_eq!(fed.client("FR").status().trust_list_version, 2);
 }
+
+/// `keys rotate` while HU keeps sending to DE: the new keys are listed beside the old ones,
+/// DE switches to them (keeping the old HPKE key to open what was sealed to it), the old
+/// keys are revoked; nothing is refused in either direction, everything sent is applied
+/// once, and a case's evidence bundle exported before the rotation verifies after the
+/// revocation, as does one exported after it.
+#[test]
+fn keys_rotate_while_messages_flow_and_old_evidence_still_verifies() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let _g = lock(&HEAVY);
+    let fed = Federation::init(&["DE", "HU"]);
+    let de_proc = fed.start("DE");
+    let _hu_proc = fed.start("HU");
+    let root = fed.root().to_path_buf();
+    let p = |name: &str| root.join(name).to_str().unwrap().to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let q = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+    let cfg_path = fed.config("DE");
+    let cfg = cfg_path.to_str().unwrap().to_owned();
+
+    // A case and its evidence bundle, before the rotation.
+    let de_user = fed.user(
+        "DE",
+        &fed.add_user("DE", "anna", "DE-BY-BLZK", "authority_user", &[]),
+    );
+    let case = de_user.post_status(
+        "/api/v1/requests?wait=delivered",
+        &serde_json::json!({"responder": "HU-ENKK", "area": "PQ", "procedure": "PQ-P01",
+            "questions": ["PQ-Q01"], "subject": {"name": "Rotation Subject"}, "answer_by": "2099-01-31"}),
+        201,
+    )["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let export = |out: &str| {
+        let (ok, text) = fed.cli(&[
+            "audit", "export", "--config", &cfg, "--case", &case, "--out", out,
+        ]);
+        assert!(ok, "{text}");
+    };
+    let verify = |file: &str| {
+        fed.cli(&[
+            "audit",
+            "verify",
+            file,
+            "--governance-key",
+            &p("governance.pub"),
+            "--witnesses",
+            "0",
+        ])
+    };
+    export(&q("before.json"));
+    let (ok, out) = verify(&q("before.json"));
+    assert!(ok, "{out}");
+
+    // HU sends to DE all along.
+    let hu = fed.client("HU");
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let sender = {
+        let (hu, stop) = (hu.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut sent = 0;
+            while !stop.load(Ordering::Relaxed) {
+                sent += hu.diag_send("DE", 5, false).sent;
+            }
+            sent
+        })
+    };
+    let mut de_sent = fed.client("DE").diag_send("HU", 5, false).sent;
+
+    // 1. New keys for DE, printed as trust-list entries.
+    let now_ms = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64
+    };
+    let o = fed.run_cli(&[
+        "keys",
+        "rotate",
+        "--config",
+        &cfg,
+        "--out",
+        &q("next"),
+        "--valid-from",
+        &now_ms().to_string(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let entries = String::from_utf8(o.stdout).unwrap();
+    let (ok, shown) = fed.cli(&[
+        "federation",
+        "show",
+        "--trust-list",
+        &p("trust-list.cbor"),
+        "--governance-public-key",
+        &p("governance.pub"),
+    ]);
+    assert!(ok, "{shown}");
+    let old_key = shown
+        .lines()
+        .find_map(|l| l.strip_prefix("public = \""))
+        .unwrap()
+        .trim_end_matches('"')
+        .to_string();
+    let blocks: String = entries
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        blocks.contains("[[members.signing_keys]]") && blocks.contains("[[members.hpke_keys]]")
+    );
+    // Step 1: DE opens envelopes sealed to its new HPKE key before anyone may use it.
+    let preload = entries
+        .lines()
+        .find_map(|l| l.strip_prefix("#    hpke_extra_keys = "))
+        .unwrap()
+        .to_string();
+    assert!(preload.contains("next/hpke.key"), "{entries}");
+    de_proc.stop();
+    let text = std::fs::read_to_string(&cfg_path).unwrap();
+    let extra_line = format!("hpke_extra_keys = {preload}");
+    let preloaded = text.replacen(
+        "hpke_key = \"hpke.key\"",
+        &format!("hpke_key = \"hpke.key\"\n{extra_line}"),
+        1,
+    );
+    assert_ne!(preloaded, text);
+    std::fs::write(&cfg_path, &preloaded).unwrap();
+    let de_proc = fed.start("DE");
+    // DE is the first member: its new keys go before HU's.
+    let hu_member = shown.find("[[members]]\nnode = \"HU\"").unwrap();
+    let v2 = format!(
+        "{}{}\n\n{}",
+        &shown[..hu_member].replacen("version = 1\n", "version = 2\n", 1),
+        blocks.trim(),
+        &shown[hu_member..]
+    );
+    let sign = |toml: &str, version: u64, previous: &str| {
+        let file = q(&format!("v{version}.toml"));
+        std::fs::write(&file, toml).unwrap();
+        let out_file = q(&format!("v{version}.cbor"));
+        let (ok, out) = fed.cli(&[
+            "federation",
+            "sign",
+            "--members",
+            &file,
+            "--governance-key",
+            &p("governance.key"),
+            "--previous",
+            previous,
+            "--out",
+            &out_file,
+        ]);
+        assert!(ok, "{out}");
+        out_file
+    };
+    let v2_file = sign(&v2, 2, &p("trust-list.cbor"));
+    let push = |node: &str, file: &str| {
+        let (ok, out) = fed.cli(&[
+            "federation",
+            "push",
+            "--config",
+            fed.config(node).to_str().unwrap(),
+            "--trust-list",
+            file,
+        ]);
+        assert!(ok, "{out}");
+    };
+    let wait_version = |v: u64| {
+        for node in ["DE", "HU"] {
+            let c = fed.client(node);
+            fed.wait_until(
+                &format!("{node} holds trust list version {v}"),
+                std::time::Duration::from_secs(120),
+                || (c.try_status().ok()?.trust_list_version == v).then_some(()),
+            );
+        }
+    };
+    push("HU", &v2_file);
+    wait_version(2);
+
+    // 2. DE switches to the new keys, keeping the old HPKE key to open what was sealed to it.
+    de_proc.stop();
+    let text = std::fs::read_to_string(&cfg_path).unwrap();
+    let switched = text
+        .replacen(
+            "identity_key = \"identity.key\"",
+            &format!("identity_key = \"{}\"", q("next/identity.key")),
+            1,
+        )
+        .replacen(
+            "hpke_key = \"hpke.key\"",
+            &format!("hpke_key = \"{}\"", q("next/hpke.key")),
+            1,
+        )
+        .replacen(&extra_line, "hpke_extra_keys = [\"hpke.key\"]", 1);
+    assert_ne!(switched, text);
+    std::fs::write(&cfg_path, switched).unwrap();
+    let (ok, out) = fed.cli(&["keys", "show", "--config", &cfg]);
+    // (`keys show` compares with the trust-list file, still version 1 here.)
+    assert!(
+        ok && out.contains("peer id") && !out.contains(&old_key),
+        "{out}"
+    );
+    let _de_proc = fed.start("DE");
+    de_sent += fed.client("DE").diag_send("HU", 5, false).sent;
+
+    // 3. The old keys revoked: their validity ends now.
+    let now = now_ms();
+    let (ok, shown2) = fed.cli(&[
+        "federation",
+        "show",
+        "--trust-list",
+        &v2_file,
+        "--governance-public-key",
+        &p("governance.pub"),
+    ]);
+    assert!(ok, "{shown2}");
+    let at = shown2.find(&old_key).unwrap();
+    let until_at = at + shown2[at..].find("valid_until = ").unwrap();
+    let line_end = until_at + shown2[until_at..].find('\n').unwrap();
+    let v3 = format!(
+        "{}valid_until = {now}{}",
+        &shown2[..until_at],
+        &shown2[line_end..]
+    )
+    .replacen("version = 2\n", "version = 3\n", 1);
+    let v3_file = sign(&v3, 3, &v2_file);
+    push("DE", &v3_file);
+    wait_version(3);
+    de_sent += fed.client("DE").diag_send("HU", 5, false).sent;
+    stop.store(true, Ordering::Relaxed);
+    let hu_sent = sender.join().unwrap();
+
+    // Everything applied once, nothing refused on either side.
+    let de = fed.client("DE");
+    fed.wait_until(
+        "DE applied everything HU sent",
+        std::time::Duration::from_secs(120),
+        || (de.try_applied()? == hu_sent).then_some(()),
+    );
+    fed.wait_until(
+        "HU applied everything DE sent",
+        std::time::Duration::from_secs(120),
+        || (hu.try_applied()? == de_sent).then_some(()),
+    );
+    for c in [&de, &hu] {
+        assert_eq!(c.metric_sum("imi_outbound_rejected_total"), 0.0, "{}", c.id);
+        assert_eq!(c.metric_sum("imi_inbound_rejected_total"), 0.0, "{}", c.id);
+    }
+    // Evidence from before the rotation verifies after the revocation; so does the same
+    // case's bundle exported now, its envelopes signed with the revoked key while it was valid.
+    let (ok, out) = verify(&q("before.json"));
+    assert!(ok, "{out}");
+    export(&q("after.json"));
+    let (ok, out) = verify(&q("after.json"));
+    assert!(ok, "{out}");
+}
