@@ -235,3 +235,21 @@ fn under_systemd_the_node_notifies_ready_pings_the_watchdog_and_notifies_stoppin
     let st = node.wait_exit(Duration::from_secs(60));
     assert!(st.success(), "{st}");
 }
+
+/// The node re-executes itself with glibc's malloc arenas bounded (`MALLOC_ARENA_MAX=2`,
+/// BENCHMARKS.md: a quarter less peak memory), keeping its process id, unless the operator
+/// set the variable.
+#[test]
+fn the_node_bounds_malloc_arenas_unless_the_operator_chose() {
+    let fed = Federation::init(&["DE", "HU"]);
+    let environ = |node: &NodeProc| {
+        let raw = std::fs::read(format!("/proc/{}/environ", node.pid())).unwrap();
+        raw.split(|b| *b == 0)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .find(|v| v.starts_with("MALLOC_ARENA_MAX="))
+    };
+    let de = fed.start("DE");
+    assert_eq!(environ(&de).as_deref(), Some("MALLOC_ARENA_MAX=2"));
+    let hu = NodeProc::start_env(&fed, "HU", &[("MALLOC_ARENA_MAX", "4")]);
+    assert_eq!(environ(&hu).as_deref(), Some("MALLOC_ARENA_MAX=4"));
+}
