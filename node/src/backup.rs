@@ -160,6 +160,11 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// One item per line, as the erased-cases file holds case ids.
+fn lines<T: std::fmt::Display>(items: impl IntoIterator<Item = T>) -> String {
+    items.into_iter().map(|i| format!("{i}\n")).collect()
+}
+
 fn sync_dir(path: &Path) -> Result<()> {
     std::fs::File::open(path)
         .and_then(|d| d.sync_all())
@@ -212,7 +217,6 @@ pub fn create(
     now_ms: u64,
     sign: &dyn Fn(&str, &str) -> String,
 ) -> Result<Manifest> {
-    private_mkdir(dir)?;
     crate::keyfile::private_dir(dir)?;
     // Partial backups of an interrupted run are removed; complete ones are never touched.
     for entry in std::fs::read_dir(dir)? {
@@ -231,12 +235,7 @@ pub fn create(
     // erasure appends to it before it deletes anything), and perhaps a few more.
     let tombstones = crate::run::tombstone_file(cfg);
     let erased = imi_apps::retention::read_tombstone_file(&tombstones)?;
-    let mut text = String::new();
-    for id in &erased {
-        text.push_str(&id.to_string());
-        text.push('\n');
-    }
-    write_private(&partial.join("erased-cases"), text.as_bytes())?;
+    write_private(&partial.join("erased-cases"), lines(&erased).as_bytes())?;
     let (log_size, log_root) = {
         let copy = RocksStore::open_read_only(&db, &cfg.store.rocks())?;
         stored_log(&copy)?
@@ -360,7 +359,17 @@ pub fn verify(cfg: &NodeConfig, dir: &Path, id: u32) -> Vec<Check> {
         m.node == cfg.node.to_string(),
         format!("backup of {}, this node is {}", m.node, cfg.node),
     ));
-    checks.push(signature_check(cfg, &root, &m, &json));
+    // The keys this node signs with, from its trust list, for the manifest and the log's
+    // checkpoints.
+    let keys: Result<Vec<[u8; 32]>, String> =
+        crate::init::load_trust_list(&cfg.trust_list, &cfg.governance_public_key)
+            .map(|t| {
+                t.member(cfg.node)
+                    .map(|member| member.signing_keys.iter().map(|k| k.public).collect())
+                    .unwrap_or_default()
+            })
+            .map_err(|e| format!("{e:#}"));
+    checks.push(signature_check(cfg, &root, &m, &json, &keys));
 
     // Every file listed is there with its size and hash, and no other file is.
     let listed: BTreeSet<&str> = m.files.iter().map(|f| f.path.as_str()).collect();
@@ -412,11 +421,22 @@ pub fn verify(cfg: &NodeConfig, dir: &Path, id: u32) -> Vec<Check> {
         )),
         Err(e) => checks.push(Check::new("data key", false, format!("{e:#}"))),
     }
-    checks.extend(log_checks(cfg, &root.join("db"), &m));
+    checks.extend(log_checks(
+        cfg,
+        &root.join("db"),
+        &m,
+        keys.as_deref().unwrap_or_default(),
+    ));
     checks
 }
 
-fn signature_check(cfg: &NodeConfig, root: &Path, m: &Manifest, json: &[u8]) -> Check {
+fn signature_check(
+    cfg: &NodeConfig,
+    root: &Path,
+    m: &Manifest,
+    json: &[u8],
+    keys: &Result<Vec<[u8; 32]>, String>,
+) -> Check {
     let name = note_name(&m.node);
     let note = match std::fs::read_to_string(root.join("manifest.sig"))
         .map_err(|e| e.to_string())
@@ -432,14 +452,10 @@ fn signature_check(cfg: &NodeConfig, root: &Path, m: &Manifest, json: &[u8]) -> 
             "manifest.sig is not about this manifest.json",
         );
     }
-    let trust = match crate::init::load_trust_list(&cfg.trust_list, &cfg.governance_public_key) {
-        Ok(t) => t,
-        Err(e) => return Check::new("signature", false, format!("{e:#}")),
+    let keys = match keys {
+        Ok(k) => k,
+        Err(e) => return Check::new("signature", false, e.clone()),
     };
-    let keys: Vec<[u8; 32]> = trust
-        .member(cfg.node)
-        .map(|member| member.signing_keys.iter().map(|k| k.public).collect())
-        .unwrap_or_default();
     let ok = keys.iter().any(|k| note.verify(&name, k));
     Check::new(
         "signature",
@@ -454,7 +470,7 @@ fn signature_check(cfg: &NodeConfig, root: &Path, m: &Manifest, json: &[u8]) -> 
 
 /// Opens the backup's database read-only; recomputes the log's root from its leaves; checks
 /// it against the stored subtree hashes, the manifest and every signed checkpoint stored.
-fn log_checks(cfg: &NodeConfig, db: &Path, m: &Manifest) -> Vec<Check> {
+fn log_checks(cfg: &NodeConfig, db: &Path, m: &Manifest, keys: &[[u8; 32]]) -> Vec<Check> {
     let store = match RocksStore::open_read_only(db, &cfg.store.rocks()) {
         Ok(s) => s,
         Err(e) => return vec![Check::new("database", false, e.to_string())],
@@ -468,10 +484,6 @@ fn log_checks(cfg: &NodeConfig, db: &Path, m: &Manifest) -> Vec<Check> {
         }
     };
     let notes = imi_engine::checkpoint::stored(&store).unwrap_or_default();
-    let signer = crate::init::load_trust_list(&cfg.trust_list, &cfg.governance_public_key)
-        .ok()
-        .and_then(|t| t.member(cfg.node).map(|mm| mm.signing_keys.clone()))
-        .unwrap_or_default();
     let origin = imi_audit::note::origin_of(cfg.node.as_str());
     let mut tree = MemTree::new();
     let mut problems = Vec::new();
@@ -481,7 +493,7 @@ fn log_checks(cfg: &NodeConfig, db: &Path, m: &Manifest) -> Vec<Check> {
         let (at, text) = n;
         let parsed = SignedNote::parse(text).ok().and_then(|note| {
             let cp = Checkpoint::parse(&note.body).ok()?;
-            let signed = signer.iter().any(|k| note.verify(&origin, &k.public));
+            let signed = keys.iter().any(|k| note.verify(&origin, k));
             Some((cp, signed))
         });
         match parsed {
@@ -643,14 +655,9 @@ pub fn restore(cfg: &NodeConfig, dir: &Path, id: u32) -> Result<Restored> {
                 .map(ToString::to_string),
         );
     }
-    let mut text = String::new();
-    for id in &erased {
-        text.push_str(id);
-        text.push('\n');
-    }
     let tmp = tombstones.with_extension("restoring");
     let _ = std::fs::remove_file(&tmp);
-    write_private(&tmp, text.as_bytes())?;
+    write_private(&tmp, lines(&erased).as_bytes())?;
     std::fs::rename(&tmp, &tombstones)
         .with_context(|| format!("writing {}", tombstones.display()))?;
     if let Some(p) = tombstones.parent() {

@@ -63,10 +63,13 @@ pub fn check(path: &Path, now_ms: u64) -> Vec<Finding> {
             )
         }),
     );
-    let hpke = crate::keyfile::read_secret32(&cfg.hpke_key).and_then(|s| {
-        HpkeKeyPair::from_secret_bytes(&s)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", cfg.hpke_key.display()))
-    });
+    let hpke_key = |path: &std::path::Path| {
+        crate::keyfile::read_secret32(path).and_then(|s| {
+            HpkeKeyPair::from_secret_bytes(&s)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+        })
+    };
+    let hpke = hpke_key(&cfg.hpke_key);
     let hpke_public = hpke.as_ref().ok().map(HpkeKeyPair::public);
     f.add(
         "keys.hpke",
@@ -75,11 +78,7 @@ pub fn check(path: &Path, now_ms: u64) -> Vec<Finding> {
     for (i, path) in cfg.hpke_extra_keys.iter().enumerate() {
         f.add(
             &format!("keys.hpke_extra[{i}]"),
-            crate::keyfile::read_secret32(path).and_then(|s| {
-                HpkeKeyPair::from_secret_bytes(&s)
-                    .map(|_| path.display().to_string())
-                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
-            }),
+            hpke_key(path).map(|_| path.display().to_string()),
         );
     }
     f.add(
