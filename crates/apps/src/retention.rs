@@ -399,29 +399,38 @@ fn due(
     })
 }
 
+/// Every case whose blocking or erasure is due at `now` and not done, in case-id order.
+fn due_cases(
+    store: &dyn imi_store::ReadStore,
+    cases: &Cases,
+    now: u64,
+) -> Result<Vec<(CaseId, Due)>, AppError> {
+    let mut out = Vec::new();
+    let mut after = None;
+    loop {
+        let rows = Cases::scan_index(store, after.as_ref(), 512)?;
+        let done = rows.len() < 512;
+        for (id, ix) in rows {
+            if let Some(d) = due(store, cases, &id, &ix, now)? {
+                out.push((id, d));
+            }
+            after = Some(id);
+        }
+        if done {
+            return Ok(out);
+        }
+    }
+}
+
 /// The cases whose blocking, and whose erasure, is due at `now` and not done.
 pub fn backlog(
     store: &dyn imi_store::ReadStore,
     cases: &Cases,
     now: u64,
 ) -> Result<(usize, usize), AppError> {
-    let (mut block, mut erase) = (0, 0);
-    let mut after = None;
-    loop {
-        let rows = Cases::scan_index(store, after.as_ref(), 512)?;
-        let done = rows.len() < 512;
-        for (id, ix) in rows {
-            match due(store, cases, &id, &ix, now)? {
-                Some(Due::Block) => block += 1,
-                Some(Due::Erase) => erase += 1,
-                None => {}
-            }
-            after = Some(id);
-        }
-        if done {
-            return Ok((block, erase));
-        }
-    }
+    let due = due_cases(store, cases, now)?;
+    let erase = due.iter().filter(|(_, d)| *d == Due::Erase).count();
+    Ok((due.len() - erase, erase))
 }
 
 /// One retention run at `now`: blocks and deletes what the schedule says.
@@ -432,17 +441,13 @@ pub async fn run_retention(
     tombstone_file: Option<&Path>,
 ) -> Result<RetentionReport, AppError> {
     let mut report = RetentionReport::default();
-    let mut after = None;
-    loop {
-        let rows = Cases::scan_index(engine.reader().as_ref(), after.as_ref(), 512)?;
-        let done = rows.len() < 512;
-        for (id, ix) in rows {
-            after = Some(id);
-            let action = due(engine.reader().as_ref(), cases, &id, &ix, now)?;
-            if action == Some(Due::Erase) {
+    for (id, action) in due_cases(engine.reader().as_ref(), cases, now)? {
+        match action {
+            Due::Erase => {
                 erase_case(engine, id, now, tombstone_file).await?;
                 report.deleted += 1;
-            } else if action == Some(Due::Block) {
+            }
+            Due::Block => {
                 engine
                     .local_step(
                         None,
@@ -465,9 +470,6 @@ pub async fn run_retention(
                 tracing::info!(case = %id, "case data blocked (retention)");
                 report.blocked += 1;
             }
-        }
-        if done {
-            break;
         }
     }
     report.alerts_erased = crate::alerts::erase_expired(engine, now).await?;
