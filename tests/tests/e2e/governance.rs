@@ -7,6 +7,50 @@
 
 use imi_e2e::{Federation, HEAVY, lock};
 
+/// `imi-node federation show` of the signed list `list` as TOML (the federation's
+/// governance key checks it).
+fn show(fed: &Federation, list: &str) -> String {
+    let (ok, shown) = fed.cli(&[
+        "federation",
+        "show",
+        "--trust-list",
+        list,
+        "--governance-public-key",
+        fed.root().join("governance.pub").to_str().unwrap(),
+    ]);
+    assert!(ok, "{shown}");
+    shown
+}
+
+/// `imi-node federation sign --members members --previous previous --out out` with the
+/// federation's governance key: whether it succeeded, and its output.
+fn sign(fed: &Federation, members: &str, previous: &str, out: &str) -> (bool, String) {
+    fed.cli(&[
+        "federation",
+        "sign",
+        "--members",
+        members,
+        "--governance-key",
+        fed.root().join("governance.key").to_str().unwrap(),
+        "--previous",
+        previous,
+        "--out",
+        out,
+    ])
+}
+
+/// `imi-node federation push` of the signed list `list` to the running node `node`.
+fn push(fed: &Federation, node: &str, list: &str) -> (bool, String) {
+    fed.cli(&[
+        "federation",
+        "push",
+        "--config",
+        fed.config(node).to_str().unwrap(),
+        "--trust-list",
+        list,
+    ])
+}
+
 #[test]
 fn trust_list_versions_are_signed_shown_pushed_and_never_rolled_back() {
     let _g = lock(&HEAVY);
@@ -30,34 +74,13 @@ fn trust_list_versions_are_signed_shown_pushed_and_never_rolled_back() {
     let q = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
 
     // The list in force, as TOML.
-    let (ok, shown) = fed.cli(&[
-        "federation",
-        "show",
-        "--trust-list",
-        &p("trust-list.cbor"),
-        "--governance-public-key",
-        &p("governance.pub"),
-    ]);
-    assert!(ok, "{shown}");
+    let shown = show(&fed, &p("trust-list.cbor"));
     assert!(shown.contains("version = 1\n"), "{shown}");
     assert!(shown.contains("node = \"DE\"") && shown.contains("node = \"HU\""));
 
     // Signing it unchanged as version 1 again is refused: not newer.
     std::fs::write(q("v1.toml"), &shown).unwrap();
-    let sign = |file: &str, out: &str| {
-        fed.cli(&[
-            "federation",
-            "sign",
-            "--members",
-            file,
-            "--governance-key",
-            &p("governance.key"),
-            "--previous",
-            &p("trust-list.cbor"),
-            "--out",
-            out,
-        ])
-    };
+    let sign = |file: &str, out: &str| sign(&fed, file, &p("trust-list.cbor"), out);
     let (ok, out) = sign(&q("v1.toml"), &q("v1-again.cbor"));
     assert!(!ok && out.contains("not newer"), "{out}");
     // A key that is not lowercase hex: refused, naming the member.
@@ -86,15 +109,7 @@ fn trust_list_versions_are_signed_shown_pushed_and_never_rolled_back() {
     .unwrap();
     let (ok, out) = sign(&q("v2.toml"), &q("v2.cbor"));
     assert!(ok, "{out}");
-    let (ok, shown2) = fed.cli(&[
-        "federation",
-        "show",
-        "--trust-list",
-        &q("v2.cbor"),
-        "--governance-public-key",
-        &p("governance.pub"),
-    ]);
-    assert!(ok, "{shown2}");
+    let shown2 = show(&fed, &q("v2.cbor"));
     let body = |s: &str| {
         s.lines()
             .filter(|l| !l.starts_with('#') && !l.starts_with("version"))
@@ -105,16 +120,7 @@ fn trust_list_versions_are_signed_shown_pushed_and_never_rolled_back() {
 
     // DE takes version 2 while running, then refuses version 1.
     let cfg = fed.config("DE");
-    let push = |file: &str| {
-        fed.cli(&[
-            "federation",
-            "push",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--trust-list",
-            file,
-        ])
-    };
+    let push = |file: &str| push(&fed, "DE", file);
     let (ok, out) = push(&q("v2.cbor"));
     assert!(ok && out.contains("version 2"), "{out}");
     assert_eq!(de.client.status().trust_list_version, 2);
@@ -325,46 +331,18 @@ fn a_trust_list_pushed_to_one_node_reaches_all_five() {
     let p = |name: &str| root.join(name).to_str().unwrap().to_owned();
     let dir = tempfile::tempdir().unwrap();
     let q = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
-    let (ok, shown) = fed.cli(&[
-        "federation",
-        "show",
-        "--trust-list",
-        &p("trust-list.cbor"),
-        "--governance-public-key",
-        &p("governance.pub"),
-    ]);
-    assert!(ok, "{shown}");
+    let shown = show(&fed, &p("trust-list.cbor"));
     std::fs::write(
         q("v2.toml"),
         shown.replacen("version = 1\n", "version = 2\n", 1),
     )
     .unwrap();
-    let (ok, out) = fed.cli(&[
-        "federation",
-        "sign",
-        "--members",
-        &q("v2.toml"),
-        "--governance-key",
-        &p("governance.key"),
-        "--previous",
-        &p("trust-list.cbor"),
-        "--out",
-        &q("v2.cbor"),
-    ]);
+    let (ok, out) = sign(&fed, &q("v2.toml"), &p("trust-list.cbor"), &q("v2.cbor"));
     assert!(ok, "{out}");
     for m in members {
         assert_eq!(fed.client(m).status().trust_list_version, 1);
     }
-    let push = |node: &str, file: &str| {
-        fed.cli(&[
-            "federation",
-            "push",
-            "--config",
-            fed.config(node).to_str().unwrap(),
-            "--trust-list",
-            file,
-        ])
-    };
+    let push = |node: &str, file: &str| push(&fed, node, file);
     let (ok, out) = push("DE", &q("v2.cbor"));
     assert!(ok && out.contains("version 2"), "{out}");
     for m in members {
@@ -474,15 +452,7 @@ fn keys_rotate_while_messages_flow_and_old_evidence_still_verifies() {
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let entries = String::from_utf8(o.stdout).unwrap();
-    let (ok, shown) = fed.cli(&[
-        "federation",
-        "show",
-        "--trust-list",
-        &p("trust-list.cbor"),
-        "--governance-public-key",
-        &p("governance.pub"),
-    ]);
-    assert!(ok, "{shown}");
+    let shown = show(&fed, &p("trust-list.cbor"));
     let old_key = shown
         .lines()
         .find_map(|l| l.strip_prefix("public = \""))
@@ -527,31 +497,13 @@ fn keys_rotate_while_messages_flow_and_old_evidence_still_verifies() {
         let file = q(&format!("v{version}.toml"));
         std::fs::write(&file, toml).unwrap();
         let out_file = q(&format!("v{version}.cbor"));
-        let (ok, out) = fed.cli(&[
-            "federation",
-            "sign",
-            "--members",
-            &file,
-            "--governance-key",
-            &p("governance.key"),
-            "--previous",
-            previous,
-            "--out",
-            &out_file,
-        ]);
+        let (ok, out) = sign(&fed, &file, previous, &out_file);
         assert!(ok, "{out}");
         out_file
     };
     let v2_file = sign(&v2, 2, &p("trust-list.cbor"));
     let push = |node: &str, file: &str| {
-        let (ok, out) = fed.cli(&[
-            "federation",
-            "push",
-            "--config",
-            fed.config(node).to_str().unwrap(),
-            "--trust-list",
-            file,
-        ]);
+        let (ok, out) = push(&fed, node, file);
         assert!(ok, "{out}");
     };
     let wait_version = |v: u64| {
@@ -595,15 +547,7 @@ fn keys_rotate_while_messages_flow_and_old_evidence_still_verifies() {
 
     // 3. The old keys revoked: their validity ends now.
     let now = now_ms();
-    let (ok, shown2) = fed.cli(&[
-        "federation",
-        "show",
-        "--trust-list",
-        &v2_file,
-        "--governance-public-key",
-        &p("governance.pub"),
-    ]);
-    assert!(ok, "{shown2}");
+    let shown2 = show(&fed, &v2_file);
     let at = shown2.find(&old_key).unwrap();
     let until_at = at + shown2[at..].find("valid_until = ").unwrap();
     let line_end = until_at + shown2[until_at..].find('\n').unwrap();
