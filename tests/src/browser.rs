@@ -343,13 +343,23 @@ impl Browser {
         v.as_array().cloned().unwrap_or_default()
     }
 
-    /// Presses Tab through the page and returns a description of each element that took
+    /// Focuses the page's first control, then presses Tab through the page and returns a
+    /// description of each element that took
     /// the focus, in order, until the focus comes back to an element it already visited (at
     /// most `max` presses). A field with parts of its own (a date's day, month and year)
     /// takes several presses and counts once.
     pub fn tab_order(&mut self, max: usize) -> Vec<String> {
         let describe = "(() => { const e = document.activeElement; if (!e || e === document.body) return ''; if (window.__tabLast === e) return ''; window.__tabLast = e; if (e.dataset.tabbed) return '<again>'; e.dataset.tabbed = '1'; if (e.type === 'radio') return 'radio-group|' + e.name; return e.tagName.toLowerCase() + '|' + (e.id || e.name || e.getAttribute('href') || e.textContent.trim().slice(0, 40)); })()";
+        // Start at the page's first control, wherever focus was left: Chrome tabs on from
+        // its last focus point, which a reload or a submitted form can leave mid-page.
+        self.eval(
+            "(() => { window.__tabLast = null; const f = document.querySelector('a[href], button, input:not([type=hidden]), select, textarea'); if (f) f.focus(); })()",
+        );
         let mut seen = Vec::new();
+        let first = self.eval(describe).as_str().unwrap_or_default().to_owned();
+        if !first.is_empty() {
+            seen.push(first);
+        }
         for _ in 0..max {
             for ty in ["keyDown", "keyUp"] {
                 self.cmd(
