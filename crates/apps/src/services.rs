@@ -59,6 +59,7 @@ pub struct Services {
     directory: Arc<crate::directory::DirectoryApp>,
     alerts: Arc<crate::alerts::AlertApp>,
     governance: [u8; 32],
+    tokens: Arc<users::TokenCache>,
 }
 
 async fn blocking<T: Send + 'static>(
@@ -80,6 +81,7 @@ impl Services {
             directory: apps.directory.clone(),
             alerts: apps.alerts.clone(),
             governance,
+            tokens: Arc::default(),
         }
     }
 
@@ -148,15 +150,28 @@ impl Services {
 
     // --- users -----------------------------------------------------------------------
 
-    /// The active user a token belongs to (`None`: unknown or revoked).
+    /// The active user a token belongs to (`None`: unknown or revoked); active users are
+    /// cached ([`users::TokenCache`]).
     pub async fn authenticate(&self, token: String) -> Result<Option<User>, AppError> {
+        let hash = users::token_hash(&token);
+        let generation = match self.tokens.cached(&hash) {
+            Ok(user) => return Ok(Some(user)),
+            Err(generation) => generation,
+        };
         let store = self.store.clone();
-        blocking(move || users::by_token(store.as_ref(), &token)).await
+        let key = hash.clone();
+        let user = blocking(move || users::by_hash(store.as_ref(), &key)).await?;
+        if let Some(u) = &user {
+            self.tokens.keep(generation, hash, u.clone());
+        }
+        Ok(user)
     }
 
     /// Stores a new user; refused `user_exists` when the id is taken.
     pub async fn add_user(&self, record: UserRecord) -> Result<(), AppError> {
-        users::insert(&self.engine, record).await
+        let result = users::insert(&self.engine, record).await;
+        self.tokens.invalidate();
+        result
     }
 
     /// Every user, by id.
@@ -167,7 +182,9 @@ impl Services {
 
     /// Revokes a user's token; refused `not_found` for an unknown user.
     pub async fn revoke_user(&self, id: String) -> Result<UserRecord, AppError> {
-        users::revoke(&self.engine, id).await
+        let result = users::revoke(&self.engine, id).await;
+        self.tokens.invalidate();
+        result
     }
 
     // --- requests --------------------------------------------------------------------

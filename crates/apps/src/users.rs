@@ -65,6 +65,62 @@ pub fn token_hash(token: &str) -> String {
     hex::encode(imi_protocol::sha256(token.as_bytes()))
 }
 
+/// The active users of tokens seen lately, so that authenticating a request reads no
+/// storage (each read would be a hand-off to the blocking pool and a JSON decode). Only
+/// active users are kept, at most [`TokenCache::CAPACITY`] of them; every write to the
+/// users (add, revoke) clears it once the write is durable, and a read that raced a write
+/// is not kept (a generation number), so a revoked token is refused as soon as the revoke
+/// returns.
+#[derive(Debug, Default)]
+pub struct TokenCache {
+    inner: std::sync::Mutex<(u64, std::collections::HashMap<String, User>)>,
+}
+
+impl TokenCache {
+    /// Most tokens kept; past it the cache starts again empty.
+    pub const CAPACITY: usize = 4096;
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, (u64, std::collections::HashMap<String, User>)> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The cached user of a token hash, else the generation to pass to
+    /// [`TokenCache::keep`] with what storage says.
+    pub fn cached(&self, hash: &str) -> Result<User, u64> {
+        let g = self.lock();
+        g.1.get(hash).cloned().ok_or(g.0)
+    }
+
+    /// Keeps the active user of a token hash read from storage at `generation` (unless a
+    /// user write happened since).
+    pub fn keep(&self, generation: u64, hash: String, user: User) {
+        let mut g = self.lock();
+        if g.0 == generation {
+            if g.1.len() >= Self::CAPACITY {
+                g.1.clear();
+            }
+            g.1.insert(hash, user);
+        }
+    }
+
+    /// Forgets every token (after a write to the users).
+    pub fn invalidate(&self) {
+        let mut g = self.lock();
+        g.0 = g.0.wrapping_add(1);
+        g.1.clear();
+    }
+
+    /// Tokens kept now.
+    pub fn len(&self) -> usize {
+        self.lock().1.len()
+    }
+
+    /// Whether no token is kept.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// Stores a new user (refused `user_exists` when the id is taken).
 pub async fn insert(engine: &Engine, record: UserRecord) -> Result<(), AppError> {
     let json = serde_json::to_vec(&record).map_err(|e| AppError::Internal(e.to_string()))?;
@@ -129,11 +185,58 @@ pub async fn revoke(engine: &Engine, id: String) -> Result<UserRecord, AppError>
 
 /// The active user `token` belongs to; `None` for an unknown or revoked token.
 pub fn by_token(store: &dyn ReadStore, token: &str) -> Result<Option<User>, AppError> {
-    let Some(id) = store.get(USERS, &token_key(&token_hash(token)))? else {
+    by_hash(store, &token_hash(token))
+}
+
+/// The active user of a token's hash ([`token_hash`]).
+pub fn by_hash(store: &dyn ReadStore, hash: &str) -> Result<Option<User>, AppError> {
+    let Some(id) = store.get(USERS, &token_key(hash))? else {
         return Ok(None);
     };
     let rec: Option<UserRecord> = store
         .get(USERS, &[b"u/".as_slice(), &id].concat())?
         .and_then(|v| serde_json::from_slice(&v).ok());
     Ok(rec.filter(|r| !r.revoked).map(|r| r.user))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(id: &str) -> User {
+        User {
+            id: id.into(),
+            authority: imi_protocol::AuthorityId::new("DE-BY-BLZK").expect("id"),
+            role: Role::AuthorityUser,
+        }
+    }
+
+    #[test]
+    fn a_read_that_raced_a_user_write_is_not_kept() {
+        let cache = TokenCache::default();
+        let generation = cache.cached("h1").expect_err("empty");
+        // A revoke lands between the storage read and keeping what it said.
+        cache.invalidate();
+        cache.keep(generation, "h1".into(), user("anna"));
+        assert!(cache.cached("h1").is_err(), "a stale read must not be kept");
+        let generation = cache.cached("h1").expect_err("still empty");
+        cache.keep(generation, "h1".into(), user("anna"));
+        assert_eq!(cache.cached("h1"), Ok(user("anna")));
+        cache.invalidate();
+        assert!(
+            cache.cached("h1").is_err(),
+            "a user write forgets every token"
+        );
+    }
+
+    #[test]
+    fn the_cache_is_bounded() {
+        let cache = TokenCache::default();
+        for i in 0..TokenCache::CAPACITY + 10 {
+            let generation = cache.cached(&i.to_string()).expect_err("new");
+            cache.keep(generation, i.to_string(), user("anna"));
+        }
+        assert!(cache.len() <= TokenCache::CAPACITY);
+        assert!(!cache.is_empty());
+    }
 }
