@@ -12,14 +12,14 @@ use crate::{ApiState, users, views};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use imi_apps::directory::{Change, DirectoryApp};
 use imi_directory::{Entry, SearchQuery};
 use imi_domain::user::Role;
 use imi_domain::{Authority, Level, User};
 use imi_protocol::{AuthorityId, NodeId};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 /// Default page size of a search.
@@ -52,29 +52,77 @@ fn unknown(what: &str, value: &str) -> ApiError {
     ApiError::bad_request("unknown_filter", format!("unknown {what} {shown:?}"))
 }
 
+/// A profession or competence: its code and its name in the caller's language.
+#[derive(Serialize)]
+struct Coded<'a> {
+    code: &'a str,
+    name: Option<&'a str>,
+}
+
+/// The view of one authority, borrowed from the directory and serialized as it is (a
+/// search renders 20 of them: no JSON tree is built). Fields in alphabetical order, the
+/// order the API has always used.
+#[derive(Serialize)]
+struct AuthorityView<'a> {
+    areas: &'a [String],
+    city: &'a Option<String>,
+    competences: Vec<Coded<'a>>,
+    country: &'a str,
+    id: &'a str,
+    level: &'a str,
+    name: &'a str,
+    names: &'a std::collections::BTreeMap<String, String>,
+    procedures: &'a [String],
+    professions: Vec<Coded<'a>>,
+    region: &'a Option<String>,
+    retired: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    score: Option<f32>,
+}
+
+impl<'a> AuthorityView<'a> {
+    fn new(dir: &'a DirectoryApp, a: &'a Authority, retired: bool, lang: &str) -> Self {
+        let v = dir.vocabulary();
+        let coded = |codes: &'a [String]| -> Vec<Coded<'a>> {
+            codes
+                .iter()
+                .map(|c| Coded {
+                    code: c,
+                    name: v.name(c, lang),
+                })
+                .collect()
+        };
+        AuthorityView {
+            areas: &a.areas,
+            city: &a.city,
+            competences: coded(&a.competences),
+            country: a.country.as_str(),
+            id: a.id.as_str(),
+            level: a.level.as_str(),
+            name: a.name(lang),
+            names: &a.names,
+            procedures: &a.procedures,
+            professions: coded(&a.professions),
+            region: &a.region,
+            retired,
+            score: None,
+        }
+    }
+}
+
 /// The view of one authority in `lang`.
 pub(crate) fn view(dir: &DirectoryApp, a: &Authority, retired: bool, lang: &str) -> Value {
-    let v = dir.vocabulary();
-    let coded = |codes: &[String]| -> Vec<Value> {
-        codes
-            .iter()
-            .map(|c| json!({"code": c, "name": v.name(c, lang)}))
-            .collect()
-    };
-    json!({
-        "id": a.id.as_str(),
-        "country": a.country.as_str(),
-        "name": a.name(lang),
-        "names": a.names,
-        "level": a.level.as_str(),
-        "city": a.city,
-        "region": a.region,
-        "areas": a.areas,
-        "procedures": a.procedures,
-        "professions": coded(&a.professions),
-        "competences": coded(&a.competences),
-        "retired": retired,
-    })
+    serde_json::to_value(AuthorityView::new(dir, a, retired, lang)).unwrap_or(Value::Null)
+}
+
+/// A page of search results.
+#[derive(Serialize)]
+struct SearchPage<'a> {
+    items: Vec<AuthorityView<'a>>,
+    lang: &'a str,
+    limit: usize,
+    offset: usize,
+    total: usize,
 }
 
 fn entry_view(dir: &DirectoryApp, e: &Entry, lang: &str) -> Value {
@@ -96,7 +144,7 @@ pub(crate) async fn search(
     State(state): State<ApiState>,
     headers: HeaderMap,
     q: QueryOf<SearchParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     users::authenticate(&state, &headers).await?;
     let p = query(q)?;
     let lang = views::language(state.cases().catalogue(), p.lang.as_deref(), &headers);
@@ -155,25 +203,25 @@ pub(crate) async fn search(
         other => ApiError::bad_request(other.code(), other.to_string()),
     })?;
     let snapshot = dir.shared().snapshot();
-    let items: Vec<Value> = hits
+    let items: Vec<AuthorityView<'_>> = hits
         .hits
         .iter()
         .filter_map(|h| {
             let a = snapshot.get(&h.id)?;
-            let mut v = view(&dir, a, snapshot.is_retired(&h.id), &lang);
-            if let Some(o) = v.as_object_mut() {
-                o.insert("score".into(), json!(h.score));
-            }
+            let mut v = AuthorityView::new(&dir, a, snapshot.is_retired(&h.id), &lang);
+            v.score = Some(h.score);
             Some(v)
         })
         .collect();
-    Ok(Json(json!({
-        "total": hits.total,
-        "offset": sq.offset,
-        "limit": sq.limit,
-        "lang": lang,
-        "items": items,
-    })))
+    let page = SearchPage {
+        items,
+        lang: &lang,
+        limit: sq.limit,
+        offset: sq.offset,
+        total: hits.total,
+    };
+    let body = serde_json::to_vec(&page).map_err(ApiError::internal)?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 /// `GET /api/v1/directory/authorities/{authority}`.
