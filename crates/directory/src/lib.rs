@@ -15,6 +15,7 @@
 pub mod analysis;
 pub mod csv;
 pub mod index;
+mod near;
 pub mod update;
 
 pub use index::{Hit, Hits, SearchError, SearchIndex, SearchQuery};

@@ -197,6 +197,76 @@ fn one_typo_is_tolerated_two_are_not() {
     assert!(ids(&index, &q("Zxhnartz", Some("de"))).is_empty());
 }
 
+/// The one-typo alternative looks terms up in a deletion neighbourhood instead of running
+/// tantivy's Levenshtein automaton: for every word of the index and its one- and two-edit
+/// variants, both match exactly the same documents.
+#[test]
+fn one_typo_lookup_matches_what_a_levenshtein_automaton_matches() {
+    use tantivy::collector::DocSetCollector;
+    use tantivy::query::{FuzzyTermQuery, TermSetQuery};
+    let dir = directory();
+    let index = SearchIndex::build(common::vocabulary(), dir.iter().map(|a| (a, false))).unwrap();
+    // A replaced document: its old terms stay filed but must match nothing new.
+    let mut renamed = dir[0].clone();
+    renamed
+        .names
+        .insert("de".into(), "Zentrale für Zahnärzte".into());
+    index.apply([(&renamed, false)]).unwrap();
+    let tantivy = index.tantivy();
+    let folded = tantivy.schema().get_field("folded").unwrap();
+    let searcher = tantivy.reader().unwrap().searcher();
+    let mut words: Vec<String> = Vec::new();
+    for segment in searcher.segment_readers() {
+        let inverted = segment.inverted_index(folded).unwrap();
+        let mut stream = inverted.terms().stream().unwrap();
+        while stream.advance() {
+            words.push(String::from_utf8(stream.key().to_vec()).unwrap());
+        }
+    }
+    words.sort();
+    words.dedup();
+    assert!(words.len() > 50, "{}", words.len());
+    let mut probes = Vec::new();
+    for w in &words {
+        let c: Vec<char> = w.chars().collect();
+        probes.push(w.clone());
+        for i in 0..c.len() {
+            let mut d = c.clone();
+            d.remove(i);
+            probes.push(d.iter().collect());
+            let mut s = c.clone();
+            s[i] = 'q';
+            probes.push(s.iter().collect());
+            let mut t = c.clone();
+            t.insert(i, 'e');
+            probes.push(t.iter().collect());
+            if i + 2 < c.len() {
+                let mut two = c.clone();
+                two.swap(i, i + 2);
+                probes.push(two.iter().collect());
+            }
+        }
+    }
+    let docs = |q: &dyn tantivy::query::Query| searcher.search(q, &DocSetCollector).unwrap();
+    let mut compared = 0;
+    for p in probes.iter().step_by(2) {
+        let automaton = FuzzyTermQuery::new(tantivy::Term::from_field_text(folded, p), 1, true);
+        let lookup = TermSetQuery::new(
+            index
+                .near_terms(p)
+                .iter()
+                .map(|t| tantivy::Term::from_field_text(folded, t)),
+        );
+        assert_eq!(
+            docs(&automaton),
+            docs(&lookup),
+            "documents one edit from {p:?}"
+        );
+        compared += 1;
+    }
+    assert!(compared > 500, "{compared}");
+}
+
 #[test]
 fn filters_ranking_and_retirement() {
     let dir = directory();
