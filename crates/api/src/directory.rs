@@ -59,6 +59,22 @@ struct Coded<'a> {
     name: Option<&'a str>,
 }
 
+/// Professions or competences, serialized as [`Coded`] without collecting them first.
+struct CodedList<'a> {
+    codes: &'a [String],
+    vocabulary: &'a imi_domain::Vocabulary,
+    lang: &'a str,
+}
+
+impl Serialize for CodedList<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.codes.iter().map(|c| Coded {
+            code: c,
+            name: self.vocabulary.name(c, self.lang),
+        }))
+    }
+}
+
 /// The view of one authority, borrowed from the directory and serialized as it is (a
 /// search renders 20 of them: no JSON tree is built). Fields in alphabetical order, the
 /// order the API has always used.
@@ -66,14 +82,14 @@ struct Coded<'a> {
 struct AuthorityView<'a> {
     areas: &'a [String],
     city: &'a Option<String>,
-    competences: Vec<Coded<'a>>,
+    competences: CodedList<'a>,
     country: &'a str,
     id: &'a str,
     level: &'a str,
     name: &'a str,
     names: &'a std::collections::BTreeMap<String, String>,
     procedures: &'a [String],
-    professions: Vec<Coded<'a>>,
+    professions: CodedList<'a>,
     region: &'a Option<String>,
     retired: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -81,16 +97,12 @@ struct AuthorityView<'a> {
 }
 
 impl<'a> AuthorityView<'a> {
-    fn new(dir: &'a DirectoryApp, a: &'a Authority, retired: bool, lang: &str) -> Self {
-        let v = dir.vocabulary();
-        let coded = |codes: &'a [String]| -> Vec<Coded<'a>> {
-            codes
-                .iter()
-                .map(|c| Coded {
-                    code: c,
-                    name: v.name(c, lang),
-                })
-                .collect()
+    fn new(dir: &'a DirectoryApp, a: &'a Authority, retired: bool, lang: &'a str) -> Self {
+        let vocabulary = dir.vocabulary();
+        let coded = |codes: &'a [String]| CodedList {
+            codes,
+            vocabulary,
+            lang,
         };
         AuthorityView {
             areas: &a.areas,
