@@ -17,10 +17,12 @@ use axum::response::{IntoResponse, Response};
 use imi_apps::directory::{Change, DirectoryApp};
 use imi_directory::{Entry, SearchQuery};
 use imi_domain::user::Role;
-use imi_domain::{Authority, Level, User};
+use imi_domain::{Authority, Directory, Level, User};
 use imi_protocol::{AuthorityId, NodeId};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::Arc;
 
 /// Default page size of a search.
 pub const DEFAULT_SEARCH_LIMIT: usize = 20;
@@ -92,8 +94,6 @@ struct AuthorityView<'a> {
     professions: CodedList<'a>,
     region: &'a Option<String>,
     retired: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    score: Option<f32>,
 }
 
 impl<'a> AuthorityView<'a> {
@@ -117,7 +117,6 @@ impl<'a> AuthorityView<'a> {
             professions: coded(&a.professions),
             region: &a.region,
             retired,
-            score: None,
         }
     }
 }
@@ -127,14 +126,79 @@ pub(crate) fn view(dir: &DirectoryApp, a: &Authority, retired: bool, lang: &str)
     serde_json::to_value(AuthorityView::new(dir, a, retired, lang)).unwrap_or(Value::Null)
 }
 
-/// A page of search results.
+/// The members of an authority's view that do not depend on the reader's language.
 #[derive(Serialize)]
-struct SearchPage<'a> {
-    items: Vec<AuthorityView<'a>>,
-    lang: &'a str,
-    limit: usize,
-    offset: usize,
-    total: usize,
+struct FixedView<'a> {
+    areas: &'a [String],
+    city: &'a Option<String>,
+    country: &'a str,
+    id: &'a str,
+    level: &'a str,
+    names: &'a std::collections::BTreeMap<String, String>,
+    procedures: &'a [String],
+    region: &'a Option<String>,
+    retired: bool,
+}
+
+/// The language-independent members of authorities' views, rendered as JSON once per
+/// directory snapshot (escaping names, places and codes was a fifth of a search's cost).
+/// The cache holds the snapshot it was made from and starts again when the directory
+/// changes; it never holds more entries than the directory has authorities.
+#[derive(Default)]
+pub(crate) struct ViewCache {
+    inner: std::sync::Mutex<Option<(Arc<Directory>, Fragments)>>,
+}
+
+/// Rendered members by authority.
+type Fragments = HashMap<AuthorityId, Arc<str>>;
+
+impl std::fmt::Debug for ViewCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ViewCache").finish_non_exhaustive()
+    }
+}
+
+impl ViewCache {
+    /// The fixed members of each authority of `ids` in `snapshot` (`None`: not in it), as
+    /// JSON object members without the braces.
+    fn fixed<'a>(
+        &self,
+        snapshot: &Arc<Directory>,
+        ids: impl Iterator<Item = &'a AuthorityId>,
+    ) -> Vec<Option<Arc<str>>> {
+        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let map = match &mut *g {
+            Some((cached, map)) if Arc::ptr_eq(cached, snapshot) => map,
+            other => &mut other.insert((snapshot.clone(), HashMap::new())).1,
+        };
+        ids.map(|id| {
+            if let Some(f) = map.get(id) {
+                return Some(f.clone());
+            }
+            let a = snapshot.get(id)?;
+            let json = serde_json::to_string(&FixedView {
+                areas: &a.areas,
+                city: &a.city,
+                country: a.country.as_str(),
+                id: a.id.as_str(),
+                level: a.level.as_str(),
+                names: &a.names,
+                procedures: &a.procedures,
+                region: &a.region,
+                retired: snapshot.is_retired(id),
+            })
+            .ok()?;
+            let members: Arc<str> = json.get(1..json.len().saturating_sub(1))?.into();
+            map.insert(id.clone(), members.clone());
+            Some(members)
+        })
+        .collect()
+    }
+}
+
+/// Writes `value` as JSON into `out`.
+fn put(out: &mut Vec<u8>, value: &impl Serialize) -> Result<(), ApiError> {
+    serde_json::to_writer(out, value).map_err(ApiError::internal)
 }
 
 fn entry_view(dir: &DirectoryApp, e: &Entry, lang: &str) -> Value {
@@ -215,24 +279,49 @@ pub(crate) async fn search(
         other => ApiError::bad_request(other.code(), other.to_string()),
     })?;
     let snapshot = dir.shared().snapshot();
-    let items: Vec<AuthorityView<'_>> = hits
-        .hits
-        .iter()
-        .filter_map(|h| {
-            let a = snapshot.get(&h.id)?;
-            let mut v = AuthorityView::new(&dir, a, snapshot.is_retired(&h.id), &lang);
-            v.score = Some(h.score);
-            Some(v)
-        })
-        .collect();
-    let page = SearchPage {
-        items,
+    let fixed = state
+        .views
+        .fixed(&snapshot, hits.hits.iter().map(|h| &h.id));
+    // The page, written member by member: the same object as [`view`] (plus the score), the
+    // fixed members pasted from the cache.
+    let mut body = Vec::with_capacity(16 * 1024);
+    body.extend_from_slice(b"{\"items\":[");
+    let vocabulary = dir.vocabulary();
+    let coded = |codes| CodedList {
+        codes,
+        vocabulary,
         lang: &lang,
-        limit: sq.limit,
-        offset: sq.offset,
-        total: hits.total,
     };
-    let body = serde_json::to_vec(&page).map_err(ApiError::internal)?;
+    let mut first = true;
+    for (h, members) in hits.hits.iter().zip(fixed) {
+        let (Some(a), Some(members)) = (snapshot.get(&h.id), members) else {
+            continue;
+        };
+        if !first {
+            body.push(b',');
+        }
+        first = false;
+        body.extend_from_slice(b"{\"competences\":");
+        put(&mut body, &coded(&a.competences))?;
+        body.push(b',');
+        body.extend_from_slice(members.as_bytes());
+        body.extend_from_slice(b",\"name\":");
+        put(&mut body, &a.name(&lang))?;
+        body.extend_from_slice(b",\"professions\":");
+        put(&mut body, &coded(&a.professions))?;
+        body.extend_from_slice(b",\"score\":");
+        put(&mut body, &h.score)?;
+        body.push(b'}');
+    }
+    body.extend_from_slice(b"],\"lang\":");
+    put(&mut body, &lang)?;
+    body.extend_from_slice(b",\"limit\":");
+    put(&mut body, &sq.limit)?;
+    body.extend_from_slice(b",\"offset\":");
+    put(&mut body, &sq.offset)?;
+    body.extend_from_slice(b",\"total\":");
+    put(&mut body, &hits.total)?;
+    body.push(b'}');
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 

@@ -79,6 +79,8 @@ pub struct ApiState {
     /// Backups of the node's database (`/operator/backups`), made by the binary that owns
     /// the database; `None`: those routes answer 404.
     pub backups: Option<Arc<dyn Backups>>,
+    /// Rendered directory entries for search results.
+    views: Arc<directory::ViewCache>,
 }
 
 /// Backups of the node's data, provided by the binary that owns the database (the API never
@@ -99,6 +101,7 @@ impl ApiState {
             operator_token_sha256: None,
             maintenance: Arc::default(),
             backups: None,
+            views: Arc::default(),
         }
     }
 

@@ -747,6 +747,29 @@ mod directory {
             )
             .await;
         assert_eq!(p["changed"], false, "{p}");
+        // A search result is the authority's own view (rendered from a cache of the
+        // directory's snapshot) plus its score; the update shows.
+        let (_, v, _) = get(
+            "/api/v1/directory/search?q=Pfalz&lang=de".into(),
+            anna.clone(),
+        )
+        .await;
+        let mut item = v["items"][0].clone();
+        assert!(item["score"].as_f64().is_some_and(|s| s > 0.0), "{v}");
+        item.as_object_mut().unwrap().remove("score");
+        let (_, mut one, _) = get(
+            "/api/v1/directory/authorities/DE-TEST-ZK?lang=de".into(),
+            anna.clone(),
+        )
+        .await;
+        let o = one.as_object_mut().unwrap();
+        o.remove("seq");
+        o.remove("updated_at");
+        assert_eq!(item, one);
+        assert_eq!(item["names"]["de"], "Landeszahnärztekammer Pfalz");
+        assert_eq!(item["name"], "Landeszahnärztekammer Pfalz");
+        assert_eq!(item["professions"][0]["name"], "Zahnarzt", "{item}");
+        assert_eq!(item["retired"], false);
         // Retired: out of searches, and requests from or to it are refused.
         let tester = n.user("tess", "DE-TEST-ZK", "authority_user", &[]).await;
         let (st, p, _) = n
