@@ -22,7 +22,7 @@
 //! form (boost 2), its stem in the caller's language or, without one, in every stemmed
 //! language (boost 1.5), and, from four letters on, any folded term one edit away (one typo:
 //! insertion, deletion, substitution or transposition; boost 1; the terms are looked up in
-//! a deletion neighbourhood, [`crate::near`], not found by a Levenshtein automaton); the last word also matches
+//! a deletion neighbourhood (`near.rs`), not found by a Levenshtein automaton); the last word also matches
 //! as a prefix (boost 0.5, typing ahead); the codes it names count with the same boosts. Up
 //! to two words must all match, from three on all but a third of them. Filters must all
 //! hold; retired authorities are left out unless asked for. Hits are ranked by BM25 score,
