@@ -195,6 +195,26 @@ pub fn init(opts: &InitOptions) -> Result<Vec<PathBuf>> {
     Ok(configs)
 }
 
+/// The trust list in force at a node, as its database holds it: nodes adopt newer versions
+/// from each other, so it may be newer than the config's file. `None` when the data
+/// directory holds no database yet. The database is opened read-only: this works while the
+/// node runs.
+pub fn stored_trust_list(cfg: &NodeConfig) -> Result<Option<TrustList>> {
+    use imi_store::ReadStore;
+    if !cfg.data_dir.join("CURRENT").exists() {
+        return Ok(None);
+    }
+    let gov = crate::keyfile::read_public32(&cfg.governance_public_key)?;
+    let store = imi_store::RocksStore::open_read_only(&cfg.data_dir, &cfg.store.rocks())
+        .with_context(|| format!("opening {} read-only", cfg.data_dir.display()))?;
+    let Some(bytes) = store.get(imi_engine::keys::META, imi_engine::TRUST_LIST_KEY)? else {
+        return Ok(None);
+    };
+    Ok(Some(TrustList::verify(&bytes, &gov).with_context(
+        || format!("verifying the trust list in {}", cfg.data_dir.display()),
+    )?))
+}
+
 /// Reads and verifies the trust list named in a config.
 pub fn load_trust_list(trust_list: &Path, governance_pub: &Path) -> Result<TrustList> {
     let gov = crate::keyfile::read_public32(governance_pub)?;

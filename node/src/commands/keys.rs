@@ -231,7 +231,26 @@ pub fn exec(command: Command) -> Result<()> {
             hex::encode(k.key_id())
         );
     }
-    let trust = imi_node::init::load_trust_list(&cfg.trust_list, &cfg.governance_public_key)?;
+    let file = imi_node::init::load_trust_list(&cfg.trust_list, &cfg.governance_public_key)?;
+    // The list in force is the newer of the file and the one the node adopted from its peers.
+    let (trust, source) = match imi_node::init::stored_trust_list(&cfg) {
+        Ok(Some(stored)) if stored.version > file.version => {
+            let source = format!(
+                "in force, from the node's database; the file {} holds version {}",
+                cfg.trust_list.display(),
+                file.version
+            );
+            (stored, source)
+        }
+        Ok(_) => (file, format!("{}", cfg.trust_list.display())),
+        Err(e) => (
+            file,
+            format!(
+                "{}; the node's database was not read: {e:#}",
+                cfg.trust_list.display()
+            ),
+        ),
+    };
     let listed = trust.member(cfg.node).is_some_and(|m| {
         m.signing_keys
             .iter()
@@ -243,5 +262,6 @@ pub fn exec(command: Command) -> Result<()> {
         trust.members.len(),
         if listed { "listed" } else { "NOT LISTED" }
     );
+    println!("                ({source})");
     Ok(())
 }

@@ -537,12 +537,24 @@ fn keys_rotate_while_messages_flow_and_old_evidence_still_verifies() {
     assert_ne!(switched, text);
     std::fs::write(&cfg_path, switched).unwrap();
     let (ok, out) = fed.cli(&["keys", "show", "--config", &cfg]);
-    // (`keys show` compares with the trust-list file, still version 1 here.)
+    // The file is still version 1, which does not list the new key; `keys show` reads the
+    // list in force, version 2 (adopted from HU), from DE's database.
     assert!(
         ok && out.contains("peer id") && !out.contains(&old_key),
         "{out}"
     );
+    assert!(
+        out.contains("version 2 (2 members), this key listed")
+            && out.contains("from the node's database; the file"),
+        "{out}"
+    );
     let _de_proc = fed.start("DE");
+    // The same while DE runs (the database read read-only beside the node).
+    let (ok, out) = fed.cli(&["keys", "show", "--config", &cfg]);
+    assert!(
+        ok && out.contains("version 2 (2 members), this key listed"),
+        "{out}"
+    );
     de_sent += fed.client("DE").diag_send("HU", 5, false).sent;
 
     // 3. The old keys revoked: their validity ends now.
