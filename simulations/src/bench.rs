@@ -420,6 +420,8 @@ pub async fn exchange(args: &ExchangeArgs) -> Result<bool> {
         "handoff_us_p50": { "spawn_blocking_round_trip": round(handoff_blocking, 1), "thread_round_trip": round(handoff_thread, 1) },
         "cpu_s_by_thread": nodes.cpu_by_thread,
         "steady_rss_mib": nodes.steady_rss,
+        "memory_at_start_mib": nodes.memory_at_start,
+        "memory_after_mib": nodes.memory_after,
         "peak_rss_mib": nodes.peak_rss,
         "rss_mib_at_start": nodes.rss_at_start,
         "store_memory_mib_after": nodes.store_memory,
@@ -490,6 +492,8 @@ struct NodeFigures {
     store_memory: Value,
     threads: Value,
     steady_rss: Value,
+    memory_at_start: Value,
+    memory_after: Value,
 }
 
 async fn measure_nodes(
@@ -508,9 +512,11 @@ async fn measure_nodes(
     let body = args.body;
     let (sender_pid, receiver_pid) = (fed.node(SENDER)?.pid(), fed.node(RECEIVER)?.pid());
     let mut rss_at_start = serde_json::Map::new();
+    let mut memory_at_start = serde_json::Map::new();
     for node in &fed.nodes {
         let kib = procfs::status_field(node.pid(), "VmRSS").unwrap_or(0);
         rss_at_start.insert(node.id.to_string(), json!(round(kib as f64 / 1024.0, 1)));
+        memory_at_start.insert(node.id.to_string(), procfs::memory_mib(node.pid()));
     }
 
     // Warm-up: connections, RocksDB, allocator, blocking pool.
@@ -615,7 +621,9 @@ async fn measure_nodes(
     let mut threads = serde_json::Map::new();
     let mut peak = serde_json::Map::new();
     let mut peak_max: f64 = 0.0;
+    let mut memory_after = serde_json::Map::new();
     for node in &fed.nodes {
+        memory_after.insert(node.id.to_string(), procfs::memory_mib(node.pid()));
         let m = fed.metrics(node.id).await?;
         let rss = metric(&m, "imi_process_resident_memory_bytes")? / MIB;
         steady.insert(node.id.to_string(), json!(round(rss, 1)));
@@ -680,6 +688,8 @@ async fn measure_nodes(
         store_memory: Value::Object(store_memory),
         threads: Value::Object(threads),
         steady_rss: Value::Object(steady),
+        memory_at_start: Value::Object(memory_at_start),
+        memory_after: Value::Object(memory_after),
     })
 }
 

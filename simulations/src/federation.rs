@@ -658,6 +658,27 @@ pub mod procfs {
             .and_then(|v| v.split_whitespace().next()?.parse().ok())
     }
 
+    /// A process's resident memory split by kind, in MiB: `rss`, `anon` (its own: heap,
+    /// stacks), `file` (mapped files, mostly the binary's code pages, shared by every process
+    /// that maps them) from `/proc/<pid>/status`, and `pss` (shared pages divided among the
+    /// processes mapping them) from `/proc/<pid>/smaps_rollup`.
+    pub fn memory_mib(pid: u32) -> serde_json::Value {
+        let mib = |kib: Option<u64>| kib.map(|k| (k as f64 / 1024.0 * 10.0).round() / 10.0);
+        let pss = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
+            .ok()
+            .and_then(|t| {
+                t.lines()
+                    .find_map(|l| l.strip_prefix("Pss:"))
+                    .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            });
+        serde_json::json!({
+            "rss": mib(status_field(pid, "VmRSS")),
+            "anon": mib(status_field(pid, "RssAnon")),
+            "file": mib(status_field(pid, "RssFile")),
+            "pss": mib(pss),
+        })
+    }
+
     /// (comm, utime + stime in clock ticks) of a `stat` file.
     fn stat_ticks(path: &str) -> Option<(String, u64)> {
         let text = std::fs::read_to_string(path).ok()?;
