@@ -142,11 +142,12 @@ struct FixedView<'a> {
 
 /// The language-independent members of authorities' views, rendered as JSON once per
 /// directory snapshot (escaping names, places and codes was a fifth of a search's cost).
-/// The cache holds the snapshot it was made from and starts again when the directory
-/// changes; it never holds more entries than the directory has authorities.
+/// The cache knows the snapshot it was made from (a weak reference, so that it keeps no
+/// replaced directory alive) and starts again when the directory changes; it never holds
+/// more entries than the directory has authorities.
 #[derive(Default)]
 pub(crate) struct ViewCache {
-    inner: std::sync::Mutex<Option<(Arc<Directory>, Fragments)>>,
+    inner: std::sync::Mutex<Option<(std::sync::Weak<Directory>, Fragments)>>,
 }
 
 /// Rendered members by authority.
@@ -168,8 +169,10 @@ impl ViewCache {
     ) -> Vec<Option<Arc<str>>> {
         let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let map = match &mut *g {
-            Some((cached, map)) if Arc::ptr_eq(cached, snapshot) => map,
-            other => &mut other.insert((snapshot.clone(), HashMap::new())).1,
+            // A weak reference: a replaced snapshot is freed at once, and its address is not
+            // reused while this is held, so equal addresses mean the same snapshot.
+            Some((cached, map)) if std::ptr::eq(cached.as_ptr(), Arc::as_ptr(snapshot)) => map,
+            other => &mut other.insert((Arc::downgrade(snapshot), HashMap::new())).1,
         };
         ids.map(|id| {
             if let Some(f) = map.get(id) {
