@@ -183,12 +183,8 @@ pub async fn revoke(engine: &Engine, id: String) -> Result<UserRecord, AppError>
     serde_json::from_slice(&outcome.result).map_err(|e| AppError::Internal(e.to_string()))
 }
 
-/// The active user `token` belongs to; `None` for an unknown or revoked token.
-pub fn by_token(store: &dyn ReadStore, token: &str) -> Result<Option<User>, AppError> {
-    by_hash(store, &token_hash(token))
-}
-
-/// The active user of a token's hash ([`token_hash`]).
+/// The active user of a token's hash ([`token_hash`]); `None` for an unknown or revoked
+/// token.
 pub fn by_hash(store: &dyn ReadStore, hash: &str) -> Result<Option<User>, AppError> {
     let Some(id) = store.get(USERS, &token_key(hash))? else {
         return Ok(None);
