@@ -77,23 +77,16 @@ impl Serialize for CodedList<'_> {
     }
 }
 
-/// The view of one authority, borrowed from the directory and serialized as it is (a
-/// search renders 20 of them: no JSON tree is built). Fields in alphabetical order, the
-/// order the API has always used.
+/// The view of one authority, borrowed from the directory and serialized as it is (no
+/// JSON tree is built): the language-dependent members and the fixed ones. Search results
+/// write the same members, the fixed ones pasted from [`ViewCache`].
 #[derive(Serialize)]
 struct AuthorityView<'a> {
-    areas: &'a [String],
-    city: &'a Option<String>,
     competences: CodedList<'a>,
-    country: &'a str,
-    id: &'a str,
-    level: &'a str,
+    #[serde(flatten)]
+    fixed: FixedView<'a>,
     name: &'a str,
-    names: &'a std::collections::BTreeMap<String, String>,
-    procedures: &'a [String],
     professions: CodedList<'a>,
-    region: &'a Option<String>,
-    retired: bool,
 }
 
 impl<'a> AuthorityView<'a> {
@@ -105,18 +98,10 @@ impl<'a> AuthorityView<'a> {
             lang,
         };
         AuthorityView {
-            areas: &a.areas,
-            city: &a.city,
             competences: coded(&a.competences),
-            country: a.country.as_str(),
-            id: a.id.as_str(),
-            level: a.level.as_str(),
+            fixed: FixedView::new(a, retired),
             name: a.name(lang),
-            names: &a.names,
-            procedures: &a.procedures,
             professions: coded(&a.professions),
-            region: &a.region,
-            retired,
         }
     }
 }
@@ -138,6 +123,22 @@ struct FixedView<'a> {
     procedures: &'a [String],
     region: &'a Option<String>,
     retired: bool,
+}
+
+impl<'a> FixedView<'a> {
+    fn new(a: &'a Authority, retired: bool) -> Self {
+        FixedView {
+            areas: &a.areas,
+            city: &a.city,
+            country: a.country.as_str(),
+            id: a.id.as_str(),
+            level: a.level.as_str(),
+            names: &a.names,
+            procedures: &a.procedures,
+            region: &a.region,
+            retired,
+        }
+    }
 }
 
 /// The language-independent members of authorities' views, rendered as JSON once per
@@ -179,18 +180,7 @@ impl ViewCache {
                 return Some(f.clone());
             }
             let a = snapshot.get(id)?;
-            let json = serde_json::to_string(&FixedView {
-                areas: &a.areas,
-                city: &a.city,
-                country: a.country.as_str(),
-                id: a.id.as_str(),
-                level: a.level.as_str(),
-                names: &a.names,
-                procedures: &a.procedures,
-                region: &a.region,
-                retired: snapshot.is_retired(id),
-            })
-            .ok()?;
+            let json = serde_json::to_string(&FixedView::new(a, snapshot.is_retired(id))).ok()?;
             let members: Arc<str> = json.get(1..json.len().saturating_sub(1))?.into();
             map.insert(id.clone(), members.clone());
             Some(members)
