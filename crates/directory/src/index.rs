@@ -22,11 +22,11 @@
 //! form (boost 2), its stem in the caller's language or, without one, in every stemmed
 //! language (boost 1.5), and, from four letters on, any folded term one edit away (one typo:
 //! insertion, deletion, substitution or transposition; boost 1; the terms are looked up in
-//! a deletion neighbourhood (`near.rs`), not found by a Levenshtein automaton); the last word also matches
-//! as a prefix (boost 0.5, typing ahead); the codes it names count with the same boosts. Up
-//! to two words must all match, from three on all but a third of them. Filters must all
-//! hold; retired authorities are left out unless asked for. Hits are ranked by BM25 score,
-//! ties by id.
+//! a deletion neighbourhood, `near.rs`, not found by a Levenshtein automaton); the last
+//! word also matches as a prefix (boost 0.5, typing ahead); the codes it names count with
+//! the same boosts. Up to two words must all match, from three on all but a third of them.
+//! Filters must all hold; retired authorities are left out unless asked for. Hits are
+//! ranked by BM25 score, ties by id.
 //!
 //! The index is rebuilt from the replica at start ([`SearchIndex::build`]) and changed with
 //! every applied update ([`SearchIndex::apply`]).
@@ -707,20 +707,17 @@ impl SearchIndex {
             &(TopDocs::with_limit(window + 16).order_by_score(), Count),
         )?;
         let mut hits = Vec::with_capacity(top.len());
-        let mut columns = HashMap::new();
+        // The `number` column of each segment (an index has a few).
+        let columns = searcher
+            .segment_readers()
+            .iter()
+            .map(|s| s.fast_fields().u64("number"))
+            .collect::<Result<Vec<_>, _>>()?;
         let numbers = self.numbers.read().unwrap_or_else(|p| p.into_inner());
         for (score, addr) in top {
-            let column = match columns.entry(addr.segment_ord) {
-                std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
-                std::collections::hash_map::Entry::Vacant(v) => v.insert(
-                    searcher
-                        .segment_reader(addr.segment_ord)
-                        .fast_fields()
-                        .u64("number")?,
-                ),
-            };
-            let id = column
-                .first(addr.doc_id)
+            let id = columns
+                .get(addr.segment_ord as usize)
+                .and_then(|c| c.first(addr.doc_id))
                 .and_then(|n| usize::try_from(n).ok())
                 .and_then(|n| numbers.ids.get(n));
             if let Some(id) = id {
