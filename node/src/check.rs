@@ -260,6 +260,15 @@ pub fn check(path: &Path, now_ms: u64) -> Vec<Finding> {
             );
         }
     }
+    f.add(
+        "network.min_protocol_version",
+        cfg.network.min_protocol_version().map(|min| {
+            format!(
+                "peers below protocol {min} are refused; this release speaks {}",
+                imi_protocol::PROTOCOL_VERSION
+            )
+        }),
+    );
     f.add("engine", engine(&cfg.engine));
     if cfg.simulation.is_some() {
         f.add(

@@ -159,6 +159,23 @@ pub struct NetworkSection {
     pub max_pending_inbound_bytes: usize,
     /// The same, per peer.
     pub max_pending_inbound_bytes_per_peer: usize,
+    /// Peers announcing a lower IMI protocol version are refused (1 up to the version this
+    /// release speaks).
+    pub min_protocol_version: u16,
+}
+
+impl NetworkSection {
+    /// `min_protocol_version`, checked against the versions this release speaks.
+    pub fn min_protocol_version(&self) -> anyhow::Result<u16> {
+        let speaks = imi_protocol::PROTOCOL_VERSION;
+        let min = self.min_protocol_version;
+        if min == 0 || min > speaks {
+            anyhow::bail!(
+                "network.min_protocol_version = {min}: this release speaks IMI protocol versions 1 to {speaks}, so the minimum must be one of them"
+            );
+        }
+        Ok(min)
+    }
 }
 
 impl Default for NetworkSection {
@@ -173,6 +190,7 @@ impl Default for NetworkSection {
             peer_addresses: BTreeMap::new(),
             max_pending_inbound_bytes: net.max_pending_inbound_bytes,
             max_pending_inbound_bytes_per_peer: net.max_pending_inbound_bytes_per_peer,
+            min_protocol_version: net.min_peer_protocol_version,
         }
     }
 }

@@ -126,6 +126,8 @@ pub async fn run(
         max_connections_per_peer: cfg.network.max_connections_per_peer,
         max_pending_inbound_bytes: cfg.network.max_pending_inbound_bytes,
         max_pending_inbound_bytes_per_peer: cfg.network.max_pending_inbound_bytes_per_peer,
+        protocol_version: imi_protocol::PROTOCOL_VERSION,
+        min_peer_protocol_version: cfg.network.min_protocol_version()?,
         ..imi_network::NetworkConfig::default()
     };
     let keypair = imi_engine::libp2p_keypair(&identity.signer)?;

@@ -25,6 +25,7 @@
 //! * [`receipts`]: where receipts are stored on both sides; rejected envelopes go to `dead`.
 //! * [`trust`]: trust lists offered by a member: the newer adopted, the older, conflicting
 //!   or forged refused with their codes and counted.
+//! * [`versions`]: a member below the minimum protocol version is refused until it upgrades.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -65,3 +66,5 @@ mod rig;
 mod trust;
 #[path = "apps/usage.rs"]
 mod usage;
+#[path = "apps/versions.rs"]
+mod versions;

@@ -204,6 +204,47 @@ pub(crate) async fn run(
                 tracing::warn!(peer = ?peer, addr = ?addr, "refused a connection from a peer not on the trust list")
             }
             NetworkEvent::ListeningOn(a) => tracing::info!(addr = %a, "listening"),
+            NetworkEvent::PeerIdentified {
+                peer,
+                protocol_version,
+            } => {
+                if let Some(node) = shared.node_of_peer(&peer) {
+                    tracing::debug!(peer = %node, protocol_version, "peer identified");
+                    shared
+                        .metrics
+                        .peer_protocol_version
+                        .get_or_create(&Metrics::peer(node))
+                        .set(i64::from(protocol_version));
+                }
+            }
+            NetworkEvent::ProtocolRefused {
+                peer,
+                announced,
+                protocol_version,
+                minimum,
+                repeated,
+            } => {
+                // Only members on the allow list get this far, so the labels are bounded.
+                let Some(node) = shared.node_of_peer(&peer) else {
+                    continue;
+                };
+                if repeated {
+                    tracing::debug!(peer = %node, %announced, minimum, "peer refused again: protocol version below the minimum");
+                } else {
+                    tracing::warn!(peer = %node, %announced, protocol_version = ?protocol_version, minimum, "peer refused: it speaks an IMI protocol version below this node's minimum (network.min_protocol_version); it is dialed again periodically and accepted once it is upgraded");
+                }
+                let label = Metrics::peer(node);
+                shared
+                    .metrics
+                    .peer_protocol_version
+                    .get_or_create(&label)
+                    .set(protocol_version.map_or(0, i64::from));
+                shared
+                    .metrics
+                    .peer_protocol_refused
+                    .get_or_create(&label)
+                    .inc();
+            }
         }
     }
     cancel.cancel();

@@ -170,6 +170,10 @@ pub struct Metrics {
     pub peer_bytes_today: Family<PeerLabel, Gauge>,
     /// Inbound envelopes in process per peer, against its slot quota.
     pub peer_inbound_in_process: Family<PeerLabel, Gauge>,
+    /// The protocol version each peer last announced (0: one that did not parse).
+    pub peer_protocol_version: Family<PeerLabel, Gauge>,
+    /// Connections refused because the peer announced a protocol version below the minimum.
+    pub peer_protocol_refused: Family<PeerLabel, Counter>,
 }
 
 impl Metrics {
@@ -260,6 +264,16 @@ impl Metrics {
             "peer_inbound_in_process",
             "Inbound envelopes in process per peer, against its slot quota",
             self.peer_inbound_in_process.clone(),
+        );
+        r.register(
+            "peer_protocol_version",
+            "The IMI protocol version each peer last announced (0: one that did not parse)",
+            self.peer_protocol_version.clone(),
+        );
+        r.register(
+            "peer_protocol_refused",
+            "Connections refused because the peer announced a protocol version below network.min_protocol_version",
+            self.peer_protocol_refused.clone(),
         );
         r.register(
             "store_committed_messages_by_kind",

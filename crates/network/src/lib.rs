@@ -39,6 +39,19 @@
 //!
 //! Identify and ping run alongside for diagnostics and liveness.
 //!
+//! ## Protocol versions
+//!
+//! Every node announces the IMI protocol version it speaks through identify, as
+//! `/imi/<version>.0.0` ([`NetworkConfig::protocol_version`]). When a peer's identify arrives,
+//! its version is the number between `/imi/` and the first `.`; if that is below
+//! [`NetworkConfig::min_peer_protocol_version`] or does not parse, the peer is refused: its
+//! connections are closed, its requests are dropped unanswered, requests to it fail with
+//! [`NetworkError::ProtocolTooOld`] without dialing, and [`NetworkEvent::ProtocolRefused`] is
+//! reported on every refusal. [`NetworkClient::dial_all`] still dials it, so a peer that was
+//! upgraded is accepted as soon as it announces a version that is high enough
+//! ([`NetworkEvent::PeerIdentified`]). This is an operational guard for rolling upgrades, not
+//! a security boundary: envelopes carry their own signed version, which the engine checks.
+//!
 //! ## Who may connect
 //!
 //! Only peers on the allow list ([`spawn`]'s `allowed`, replaced by
@@ -112,6 +125,13 @@ pub struct NetworkConfig {
     pub max_pending_inbound_bytes: usize,
     /// The same, per peer (default 64 MiB): one peer cannot take the whole budget.
     pub max_pending_inbound_bytes_per_peer: usize,
+    /// The IMI protocol version this node speaks, announced through identify as
+    /// `/imi/<version>.0.0` (default 1; a node sets it from `imi_protocol::PROTOCOL_VERSION`).
+    pub protocol_version: u16,
+    /// Peers announcing a lower protocol version (or none that parses) are refused: see
+    /// [Protocol versions](crate#protocol-versions). Default 1; at most
+    /// [`NetworkConfig::protocol_version`].
+    pub min_peer_protocol_version: u16,
 }
 
 impl Default for NetworkConfig {
@@ -128,6 +148,8 @@ impl Default for NetworkConfig {
             max_pending_incoming: 64,
             max_pending_inbound_bytes: 256 * 1024 * 1024,
             max_pending_inbound_bytes_per_peer: 64 * 1024 * 1024,
+            protocol_version: 1,
+            min_peer_protocol_version: 1,
         }
     }
 }
@@ -163,6 +185,11 @@ impl NetworkConfig {
         }
         if self.request_timeout.is_zero() {
             return invalid("request_timeout must be positive");
+        }
+        if self.min_peer_protocol_version == 0
+            || self.min_peer_protocol_version > self.protocol_version
+        {
+            return invalid("1 <= min_peer_protocol_version <= protocol_version");
         }
         Ok(())
     }
@@ -224,6 +251,31 @@ pub enum NetworkEvent {
     },
     /// A new local listen address.
     ListeningOn(Multiaddr),
+    /// A connected peer announced the protocol version it speaks (through identify), and it
+    /// is at least [`NetworkConfig::min_peer_protocol_version`].
+    PeerIdentified {
+        /// The peer.
+        peer: PeerId,
+        /// Its protocol version.
+        protocol_version: u16,
+    },
+    /// A peer announced a protocol version below [`NetworkConfig::min_peer_protocol_version`]
+    /// (or one that does not parse): its connections were closed, and requests to it fail
+    /// with [`NetworkError::ProtocolTooOld`] until it connects announcing a version that is
+    /// high enough.
+    ProtocolRefused {
+        /// The peer.
+        peer: PeerId,
+        /// What it announced, as received (at most 64 characters kept).
+        announced: String,
+        /// The version parsed from it, if any.
+        protocol_version: Option<u16>,
+        /// The minimum in force.
+        minimum: u16,
+        /// The peer was already refused for the same announcement (a reconnection): the
+        /// consumer need not log it again.
+        repeated: bool,
+    },
 }
 
 /// Identifies an inbound request awaiting a response. Opaque; unique within one network task.
@@ -260,6 +312,21 @@ pub enum NetworkError {
     /// An I/O error on a stream or listener.
     #[error("I/O error: {0}")]
     Io(String),
+    /// The peer last announced a protocol version below the configured minimum; nothing was
+    /// sent. The peer is dialed again periodically ([`NetworkClient::dial_all`]) and accepted
+    /// once it announces a version that is high enough.
+    #[error(
+        "peer {peer} speaks IMI protocol {}, below this node's minimum {minimum}",
+        version.map_or_else(|| "(unknown)".to_owned(), |v| v.to_string())
+    )]
+    ProtocolTooOld {
+        /// The peer.
+        peer: PeerId,
+        /// The version it announced, if it parsed.
+        version: Option<u16>,
+        /// The minimum in force.
+        minimum: u16,
+    },
     /// The network task has stopped.
     #[error("the network task has shut down")]
     ShutDown,

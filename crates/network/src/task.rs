@@ -29,8 +29,23 @@ use crate::{
     codec::{Frame, FrameCodec, FrameTooLarge},
 };
 
-/// Protocol version announced through identify.
-const IDENTIFY_PROTOCOL_VERSION: &str = "/imi/1.0.0";
+/// Characters of a peer's announced protocol version kept for logs and events.
+const ANNOUNCED_KEPT_CHARS: usize = 64;
+
+/// The identify protocol version string for IMI protocol `version`.
+fn identify_protocol_version(version: u16) -> String {
+    format!("/imi/{version}.0.0")
+}
+
+/// The IMI protocol version in an identify protocol version string: the decimal number
+/// between `/imi/` and the first `.` (or the end).
+pub(crate) fn announced_version(announced: &str) -> Option<u16> {
+    let major = announced.strip_prefix("/imi/")?.split('.').next()?;
+    if major.is_empty() || !major.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    major.parse().ok()
+}
 
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
@@ -83,6 +98,9 @@ pub(crate) struct SwarmTask {
     pending_bytes_per_peer: HashMap<PeerId, usize>,
     max_pending_bytes: usize,
     max_pending_bytes_per_peer: usize,
+    /// Peers refused for the protocol version they announced (the version, if it parsed).
+    refused_version: HashMap<PeerId, Option<u16>>,
+    min_peer_protocol_version: u16,
     events: mpsc::Sender<NetworkEvent>,
     /// Events the consumer has not taken yet; while non-empty the swarm is not polled, so this
     /// holds at most the events of one swarm event.
@@ -96,6 +114,7 @@ fn build_swarm(keypair: Keypair, config: &NetworkConfig) -> Result<Swarm<Behavio
         .with_request_timeout(config.request_timeout)
         .with_max_concurrent_streams(config.max_concurrent_streams);
     let idle = config.idle_connection_timeout;
+    let announce = config.protocol_version;
     let negotiating = config.max_concurrent_streams;
     let (max_per_peer, max_pending_incoming) =
         (config.max_connections_per_peer, config.max_pending_incoming);
@@ -121,7 +140,7 @@ fn build_swarm(keypair: Keypair, config: &NetworkConfig) -> Result<Swarm<Behavio
             ),
             // Cache size 0: never learn dial addresses from what peers say about themselves.
             identify: identify::Behaviour::new(
-                identify::Config::new(IDENTIFY_PROTOCOL_VERSION.to_owned(), key.public())
+                identify::Config::new(identify_protocol_version(announce), key.public())
                     .with_agent_version(format!("imi-network/{}", env!("CARGO_PKG_VERSION")))
                     .with_cache_size(0),
             ),
@@ -188,6 +207,8 @@ impl SwarmTask {
             pending_bytes_per_peer: HashMap::new(),
             max_pending_bytes: config.max_pending_inbound_bytes,
             max_pending_bytes_per_peer: config.max_pending_inbound_bytes_per_peer,
+            refused_version: HashMap::new(),
+            min_peer_protocol_version: config.min_peer_protocol_version,
             events,
             outbox: VecDeque::new(),
             events_closed: false,
@@ -339,6 +360,10 @@ impl SwarmTask {
             let _ = reply.send(Err(NetworkError::NotAllowed(peer)));
             return;
         }
+        if let Some(&version) = self.refused_version.get(&peer) {
+            let _ = reply.send(Err(self.too_old(peer, version)));
+            return;
+        }
         self.queued
             .entry(peer)
             .or_default()
@@ -456,6 +481,7 @@ impl SwarmTask {
             .collect();
         for peer in removed {
             info!(peer = %peer, "peer removed from the allow list; disconnecting");
+            self.refused_version.remove(&peer);
             // Closes every connection to the peer; in-flight requests fail as the connections go.
             self.swarm.behaviour_mut().gate.disallow_peer(peer);
             self.fail_queued(peer, || NetworkError::NotAllowed(peer));
@@ -498,6 +524,11 @@ impl SwarmTask {
             SwarmEvent::Behaviour(BehaviourEvent::RequestResponse(event)) => {
                 self.on_request_response(event);
             }
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
+                peer_id,
+                info,
+                ..
+            })) => self.on_identified(peer_id, &info.protocol_version),
             SwarmEvent::Behaviour(BehaviourEvent::Identify(event)) => {
                 trace!(?event, "identify");
             }
@@ -582,6 +613,57 @@ impl SwarmTask {
         }
     }
 
+    fn too_old(&self, peer: PeerId, version: Option<u16>) -> NetworkError {
+        NetworkError::ProtocolTooOld {
+            peer,
+            version,
+            minimum: self.min_peer_protocol_version,
+        }
+    }
+
+    /// A peer announced its protocol version: accept it, or refuse it if the version is below
+    /// the minimum (or does not parse).
+    fn on_identified(&mut self, peer: PeerId, announced: &str) {
+        if !self.allowed.contains_key(&peer) {
+            return;
+        }
+        let version = announced_version(announced);
+        match version {
+            Some(v) if v >= self.min_peer_protocol_version => {
+                if self.refused_version.remove(&peer).is_some() {
+                    info!(peer = %peer, protocol_version = v, "peer accepted: its protocol version is now high enough");
+                }
+                self.emit(NetworkEvent::PeerIdentified {
+                    peer,
+                    protocol_version: v,
+                });
+            }
+            _ => {
+                let kept: String = announced
+                    .chars()
+                    .filter(|c| !c.is_control())
+                    .take(ANNOUNCED_KEPT_CHARS)
+                    .collect();
+                let repeated = self.refused_version.insert(peer, version) == Some(version);
+                debug!(peer = %peer, announced = %kept, minimum = self.min_peer_protocol_version, repeated, "peer refused: protocol version below the minimum");
+                let minimum = self.min_peer_protocol_version;
+                self.fail_queued(peer, || NetworkError::ProtocolTooOld {
+                    peer,
+                    version,
+                    minimum,
+                });
+                let _ = self.swarm.disconnect_peer_id(peer);
+                self.emit(NetworkEvent::ProtocolRefused {
+                    peer,
+                    announced: kept,
+                    protocol_version: version,
+                    minimum: self.min_peer_protocol_version,
+                    repeated,
+                });
+            }
+        }
+    }
+
     fn on_request_response(&mut self, event: request_response::Event<Frame, Vec<u8>>) {
         match event {
             request_response::Event::Message {
@@ -598,6 +680,11 @@ impl SwarmTask {
                 if !self.allowed.contains_key(&peer) {
                     // Raced with an allow-list update; the connection is going away.
                     warn!(peer = %peer, "dropping request from a peer no longer allowed");
+                    return;
+                }
+                if self.refused_version.contains_key(&peer) {
+                    // Raced with the refusal; the connection is going away.
+                    debug!(peer = %peer, request = %id, "dropping request from a peer refused for its protocol version");
                     return;
                 }
                 let size = match &request {
@@ -685,6 +772,34 @@ impl SwarmTask {
             } => {
                 trace!(peer = %peer, request = %InboundId(request_id), "response sent");
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{announced_version, identify_protocol_version};
+
+    #[test]
+    fn the_version_is_the_number_after_imi() {
+        assert_eq!(announced_version(&identify_protocol_version(1)), Some(1));
+        assert_eq!(
+            announced_version(&identify_protocol_version(65535)),
+            Some(65535)
+        );
+        assert_eq!(announced_version("/imi/2"), Some(2));
+        assert_eq!(announced_version("/imi/3.1.4"), Some(3));
+        for bad in [
+            "",
+            "/imi/",
+            "/imi/.1",
+            "/imi/+1.0.0",
+            "/imi/x.0.0",
+            "/ipfs/0.1.0",
+            "/imi/65536.0.0",
+            "imi/1.0.0",
+        ] {
+            assert_eq!(announced_version(bad), None, "{bad}");
         }
     }
 }

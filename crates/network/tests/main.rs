@@ -750,3 +750,148 @@ async fn one_peer_holds_at_most_the_allowed_number_of_connections() {
     }
     b.stop().await;
 }
+
+fn versioned_config(protocol_version: u16, min_peer_protocol_version: u16) -> NetworkConfig {
+    NetworkConfig {
+        protocol_version,
+        min_peer_protocol_version,
+        ..local_config(1024)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_below_the_minimum_protocol_version_are_refused_until_they_upgrade() {
+    let a_key = Keypair::generate_ed25519();
+    let a_peer = a_key.public().to_peer_id();
+    let b_key = Keypair::generate_ed25519();
+    let allows_a = || {
+        vec![AllowedPeer {
+            peer: a_peer,
+            addrs: vec![],
+        }]
+    };
+    // B still speaks protocol 1 and accepts it; A speaks 2 and requires it.
+    let (b, _b_seen) = Node::start(b_key.clone(), versioned_config(1, 1), allows_a())
+        .await
+        .serve();
+    let mut a = Node::start(a_key, versioned_config(2, 2), vec![b.allowed_entry()]).await;
+
+    a.client.dial_all().await.unwrap();
+    let refused = a
+        .wait_for("A refusing B", |e| {
+            matches!(e, NetworkEvent::ProtocolRefused { .. })
+        })
+        .await;
+    let NetworkEvent::ProtocolRefused {
+        peer,
+        announced,
+        protocol_version,
+        minimum,
+        repeated,
+    } = refused
+    else {
+        unreachable!()
+    };
+    assert_eq!(
+        (
+            peer,
+            announced.as_str(),
+            protocol_version,
+            minimum,
+            repeated
+        ),
+        (b.peer, "/imi/1.0.0", Some(1), 2, false)
+    );
+    a.wait_for(
+        "A dropping B",
+        |e| matches!(e, NetworkEvent::PeerDisconnected(p) if *p == b.peer),
+    )
+    .await;
+    // Requests to B fail without dialing, naming both versions.
+    let err = a
+        .client
+        .request(b.peer, b"hello".to_vec())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            NetworkError::ProtocolTooOld { peer, version: Some(1), minimum: 2 } if peer == b.peer
+        ),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .contains("protocol 1, below this node's minimum 2")
+    );
+    assert!(a.client.connected_peers().await.unwrap().is_empty());
+    // The redial still reaches B, which is refused again: reported as a repeat.
+    a.client.dial_all().await.unwrap();
+    let again = a
+        .wait_for("A refusing B again", |e| {
+            matches!(e, NetworkEvent::ProtocolRefused { .. })
+        })
+        .await;
+    assert!(matches!(
+        again,
+        NetworkEvent::ProtocolRefused { repeated: true, .. }
+    ));
+    b.stop().await;
+
+    // B is upgraded: same identity, protocol 2, a new port.
+    let (b2, mut b2_seen) = Node::start(b_key, versioned_config(2, 1), allows_a())
+        .await
+        .serve();
+    a.client
+        .set_allowed(vec![b2.allowed_entry()])
+        .await
+        .unwrap();
+    a.client.dial_all().await.unwrap();
+    let identified = a
+        .wait_for("A accepting the upgraded B", |e| {
+            matches!(e, NetworkEvent::PeerIdentified { .. })
+        })
+        .await;
+    assert!(matches!(
+        identified,
+        NetworkEvent::PeerIdentified { peer, protocol_version: 2 } if peer == b2.peer
+    ));
+    assert_eq!(
+        a.client.request(b2.peer, b"hello".to_vec()).await.unwrap(),
+        expected(b"hello")
+    );
+    // B2, whose minimum is 1, accepted A's higher version too.
+    guarded("B2 identifying A", async {
+        loop {
+            if let NetworkEvent::PeerIdentified {
+                peer,
+                protocol_version,
+            } = b2_seen.recv().await.unwrap()
+            {
+                assert_eq!((peer, protocol_version), (a.peer, 2));
+                break;
+            }
+        }
+    })
+    .await;
+    a.stop().await;
+    b2.stop().await;
+}
+
+#[tokio::test]
+async fn a_minimum_above_the_spoken_version_is_refused_at_spawn() {
+    for (version, minimum) in [(1, 2), (2, 0)] {
+        let err = spawn(
+            Keypair::generate_ed25519(),
+            versioned_config(version, minimum),
+            vec![],
+            CancellationToken::new(),
+        )
+        .map(|_| ())
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("min_peer_protocol_version"),
+            "{err}"
+        );
+    }
+}

@@ -40,6 +40,7 @@ fn config_check_names_every_problem_without_starting() {
         "directory",
         "data_dir",
         "http.listen",
+        "network.min_protocol_version",
         "engine",
     ] {
         assert!(
@@ -63,15 +64,28 @@ fn config_check_names_every_problem_without_starting() {
         "[engine.job_interval_ms]\nredail = 0\n",
         1,
     );
+    // A minimum protocol version this release does not speak.
+    assert!(broken.contains("min_protocol_version = 1\n"), "{text}");
+    let broken = broken.replacen(
+        "min_protocol_version = 1\n",
+        "min_protocol_version = 2\n",
+        1,
+    );
     std::fs::write(&cfg_path, &broken).unwrap();
     let (ok, out) = check(&fed, "HU");
     assert!(!ok, "{out}");
     let names = failed(&out);
-    for want in ["keys.identity", "keys.hpke", "engine"] {
+    for want in [
+        "keys.identity",
+        "keys.hpke",
+        "engine",
+        "network.min_protocol_version",
+    ] {
         assert!(names.iter().any(|n| n == want), "{want}: {out}");
     }
     assert!(out.contains("chmod 600"), "{out}");
     assert!(out.contains("\"redail\""), "{out}");
+    assert!(out.contains("speaks IMI protocol versions 1 to 1"), "{out}");
     // Only those: the rest still passes.
     assert!(out.contains("PASS catalogue"), "{out}");
 

@@ -97,6 +97,7 @@ async fn hostile_inputs_are_rejected_and_change_nothing() {
         Options {
             max_message_bytes: LIMIT,
             expired_keys: vec![CY],
+            ..Options::default()
         },
     );
     let a = fed.start(AT).await;

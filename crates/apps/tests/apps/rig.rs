@@ -59,6 +59,9 @@ pub struct Options {
     pub max_message_bytes: usize,
     /// Nodes that also get a second signing key whose validity ended an hour ago.
     pub expired_keys: Vec<NodeId>,
+    /// The protocol version every node announces, and the minimum it accepts from peers
+    /// (raw clients announce 1 unless made with [`Federation::raw_client_speaking`]).
+    pub protocol_versions: (u16, u16),
 }
 
 impl Default for Options {
@@ -66,6 +69,7 @@ impl Default for Options {
         Self {
             max_message_bytes: imi_network::DEFAULT_MAX_MESSAGE_BYTES,
             expired_keys: Vec::new(),
+            protocol_versions: (1, 1),
         }
     }
 }
@@ -318,6 +322,8 @@ impl Federation {
             listen: vec![m.listen_address()],
             max_message_bytes: self.options.max_message_bytes,
             request_timeout: Duration::from_secs(20),
+            protocol_version: self.options.protocol_versions.0,
+            min_peer_protocol_version: self.options.protocol_versions.1,
             ..NetworkConfig::default()
         };
         let (client, events, net_task) = imi_network::spawn(
@@ -363,6 +369,21 @@ impl Federation {
         let m = self.member(node);
         let keypair = imi_engine::libp2p_keypair(&m.signer).expect("libp2p keypair");
         self.raw_client_with(keypair, self.allowed(node), max_message_bytes, false)
+    }
+
+    /// Like [`Federation::raw_client`], announcing IMI protocol `version` through identify.
+    pub fn raw_client_speaking(&self, node: NodeId, version: u16) -> RawClient {
+        let m = self.member(node);
+        let keypair = imi_engine::libp2p_keypair(&m.signer).expect("libp2p keypair");
+        self.raw_client_configured(
+            keypair,
+            self.allowed(node),
+            NetworkConfig {
+                protocol_version: version,
+                ..NetworkConfig::default()
+            },
+            false,
+        )
     }
 
     /// Like [`Federation::raw_client`], for a test in which the node under test also sends
@@ -427,11 +448,24 @@ impl Federation {
         max_message_bytes: usize,
         deaf: bool,
     ) -> RawClient {
-        let cancel = CancellationToken::new();
         let config = NetworkConfig {
             max_message_bytes,
-            request_timeout: Duration::from_secs(10),
             ..NetworkConfig::default()
+        };
+        self.raw_client_configured(keypair, allowed, config, deaf)
+    }
+
+    fn raw_client_configured(
+        &self,
+        keypair: imi_network::Keypair,
+        allowed: Vec<imi_network::AllowedPeer>,
+        config: NetworkConfig,
+        deaf: bool,
+    ) -> RawClient {
+        let cancel = CancellationToken::new();
+        let config = NetworkConfig {
+            request_timeout: Duration::from_secs(10),
+            ..config
         };
         let (client, mut events, task) =
             imi_network::spawn(keypair, config, allowed, cancel.clone())
