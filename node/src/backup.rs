@@ -359,16 +359,8 @@ pub fn verify(cfg: &NodeConfig, dir: &Path, id: u32) -> Vec<Check> {
         m.node == cfg.node.to_string(),
         format!("backup of {}, this node is {}", m.node, cfg.node),
     ));
-    // The keys this node signs with, from its trust list, for the manifest and the log's
-    // checkpoints.
-    let keys: Result<Vec<[u8; 32]>, String> =
-        crate::init::load_trust_list(&cfg.trust_list, &cfg.governance_public_key)
-            .map(|t| {
-                t.member(cfg.node)
-                    .map(|member| member.signing_keys.iter().map(|k| k.public).collect())
-                    .unwrap_or_default()
-            })
-            .map_err(|e| format!("{e:#}"));
+    // The keys this node signs with, for the manifest and the log's checkpoints.
+    let keys = signing_keys(cfg, &root.join("db"));
     checks.push(signature_check(cfg, &root, &m, &json, &keys));
 
     // Every file listed is there with its size and hash, and no other file is.
@@ -425,9 +417,57 @@ pub fn verify(cfg: &NodeConfig, dir: &Path, id: u32) -> Vec<Check> {
         cfg,
         &root.join("db"),
         &m,
-        keys.as_deref().unwrap_or_default(),
+        keys.as_ref().map(|k| k.keys.as_slice()).unwrap_or_default(),
     ));
     checks
+}
+
+/// The signing keys of `cfg.node`, with where they were found.
+struct NodeKeys {
+    keys: Vec<[u8; 32]>,
+    /// The trust lists read, e.g. `file version 1, node database version 2`.
+    sources: String,
+}
+
+/// Every signing key of `cfg.node` on the trust lists that verify under the governance key:
+/// the config's file, the node's own database (members pass newer versions to each other, so
+/// it may be newer than the file), and the backup's database (the list in force when the
+/// backup was made: a cold standby restores with the file it was installed with). A key that
+/// signed the manifest or a checkpoint stays listed after it is rotated out, so the union
+/// holds every key this node signed with.
+fn signing_keys(cfg: &NodeConfig, backup_db: &Path) -> Result<NodeKeys, String> {
+    let mut keys: Vec<[u8; 32]> = Vec::new();
+    let mut sources = Vec::new();
+    let mut errors = Vec::new();
+    let lists = [
+        (
+            "file",
+            crate::init::load_trust_list(&cfg.trust_list, &cfg.governance_public_key).map(Some),
+        ),
+        ("node database", crate::init::stored_trust_list(cfg)),
+        ("backup", crate::init::trust_list_in_db(cfg, backup_db)),
+    ];
+    for (source, list) in lists {
+        match list {
+            Ok(Some(t)) => {
+                sources.push(format!("{source} version {}", t.version));
+                for k in t.member(cfg.node).into_iter().flat_map(|m| &m.signing_keys) {
+                    if !keys.contains(&k.public) {
+                        keys.push(k.public);
+                    }
+                }
+            }
+            Ok(None) => {}
+            Err(e) => errors.push(format!("{source}: {e:#}")),
+        }
+    }
+    if sources.is_empty() {
+        return Err(format!("no trust list verifies: {}", errors.join("; ")));
+    }
+    Ok(NodeKeys {
+        keys,
+        sources: sources.join(", "),
+    })
 }
 
 fn signature_check(
@@ -435,7 +475,7 @@ fn signature_check(
     root: &Path,
     m: &Manifest,
     json: &[u8],
-    keys: &Result<Vec<[u8; 32]>, String>,
+    keys: &Result<NodeKeys, String>,
 ) -> Check {
     let name = note_name(&m.node);
     let note = match std::fs::read_to_string(root.join("manifest.sig"))
@@ -456,14 +496,20 @@ fn signature_check(
         Ok(k) => k,
         Err(e) => return Check::new("signature", false, e.clone()),
     };
-    let ok = keys.iter().any(|k| note.verify(&name, k));
+    let ok = keys.keys.iter().any(|k| note.verify(&name, k));
     Check::new(
         "signature",
         ok,
         if ok {
-            format!("signed by a key of {} on the trust list", cfg.node)
+            format!(
+                "signed by a key of {} on the trust list ({})",
+                cfg.node, keys.sources
+            )
         } else {
-            format!("no key of {} on the trust list signed it", cfg.node)
+            format!(
+                "no key of {} on the trust list signed it ({})",
+                cfg.node, keys.sources
+            )
         },
     )
 }

@@ -200,18 +200,25 @@ pub fn init(opts: &InitOptions) -> Result<Vec<PathBuf>> {
 /// directory holds no database yet. The database is opened read-only: this works while the
 /// node runs.
 pub fn stored_trust_list(cfg: &NodeConfig) -> Result<Option<TrustList>> {
+    trust_list_in_db(cfg, &cfg.data_dir)
+}
+
+/// The trust list the database at `db` holds (a node's data directory, or a backup's copy of
+/// it), verified under the config's governance key; `None` when there is no database there
+/// or it holds none. Opened read-only.
+pub fn trust_list_in_db(cfg: &NodeConfig, db: &Path) -> Result<Option<TrustList>> {
     use imi_store::ReadStore;
-    if !cfg.data_dir.join("CURRENT").exists() {
+    if !db.join("CURRENT").exists() {
         return Ok(None);
     }
     let gov = crate::keyfile::read_public32(&cfg.governance_public_key)?;
-    let store = imi_store::RocksStore::open_read_only(&cfg.data_dir, &cfg.store.rocks())
-        .with_context(|| format!("opening {} read-only", cfg.data_dir.display()))?;
+    let store = imi_store::RocksStore::open_read_only(db, &cfg.store.rocks())
+        .with_context(|| format!("opening {} read-only", db.display()))?;
     let Some(bytes) = store.get(imi_engine::keys::META, imi_engine::TRUST_LIST_KEY)? else {
         return Ok(None);
     };
     Ok(Some(TrustList::verify(&bytes, &gov).with_context(
-        || format!("verifying the trust list in {}", cfg.data_dir.display()),
+        || format!("verifying the trust list in {}", db.display()),
     )?))
 }
 

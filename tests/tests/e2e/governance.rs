@@ -557,6 +557,37 @@ fn keys_rotate_while_messages_flow_and_old_evidence_still_verifies() {
     );
     de_sent += fed.client("DE").diag_send("HU", 5, false).sent;
 
+    // A backup made now is signed with the new key, which only version 2 lists: `backup
+    // verify` finds it on the list in DE's database, and a cold standby (no database yet,
+    // the file still version 1) finds it on the list the backup itself holds.
+    let (ok, out) = fed.cli(&["backup", "create", "--config", &cfg]);
+    assert!(ok, "{out}");
+    let (ok, out) = fed.cli(&["backup", "verify", "--config", &cfg]);
+    assert!(
+        ok && out.contains("PASS signature") && out.contains("node database version 2"),
+        "{out}"
+    );
+    let standby = fed.node_dir("DE").join("standby.toml");
+    let backups = fed.node_dir("DE").join("backups");
+    let standby_text = std::fs::read_to_string(&cfg_path)
+        .unwrap()
+        .replacen(
+            "data_dir = \"data\"",
+            &format!("data_dir = \"{}\"", q("standby-data")),
+            1,
+        )
+        .replacen(
+            "[backup]\n",
+            &format!("[backup]\ndir = \"{}\"\n", backups.display()),
+            1,
+        );
+    std::fs::write(&standby, standby_text).unwrap();
+    let (ok, out) = fed.cli(&["backup", "verify", "--config", standby.to_str().unwrap()]);
+    assert!(
+        ok && out.contains("file version 1, backup version 2"),
+        "{out}"
+    );
+
     // 3. The old keys revoked: their validity ends now.
     let now = now_ms();
     let shown2 = show(&fed, &v2_file);
