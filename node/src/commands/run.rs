@@ -3,19 +3,32 @@ use anyhow::Result;
 use imi_node::config::NodeConfig;
 use std::path::Path;
 
-/// glibc's malloc arenas for the node's process, unless the operator set
-/// `MALLOC_ARENA_MAX` already. glibc creates up to eight arenas per core, one per thread that
-/// meets contention (tokio workers, the blocking pool, RocksDB's threads), and each keeps
-/// freed memory for itself: `imi-sim bench exchange` peaked at 100–103 MiB per node with
-/// the default and 77 MiB with 2, at the same throughput (BENCHMARKS.md).
-pub const MALLOC_ARENAS: &str = "2";
+/// The allocators' settings the node runs with, each unless the operator set it already:
+///
+/// * `MALLOC_ARENA_MAX=2`: glibc's malloc serves RocksDB's C++ allocations. It creates up
+///   to eight arenas per core, one per thread that meets contention, and each keeps freed
+///   memory for itself: `imi-sim bench exchange` peaked at 100–103 MiB per node with the
+///   default and 77 MiB with 2, at the same throughput (BENCHMARKS.md).
+/// * `MIMALLOC_PURGE_DELAY=0` and `MIMALLOC_ARENA_EAGER_COMMIT=0`: mimalloc (the Rust side's
+///   allocator) returns freed pages at once and commits its arenas as they are used. With its
+///   defaults a node started at 116–125 MiB RSS instead of 51 (BENCHMARKS.md, "Allocator").
+pub const ALLOCATOR_ENV: &[(&str, &str)] = &[
+    ("MALLOC_ARENA_MAX", "2"),
+    ("MIMALLOC_PURGE_DELAY", "0"),
+    ("MIMALLOC_ARENA_EAGER_COMMIT", "0"),
+];
 
-/// Re-executes this process with `MALLOC_ARENA_MAX` set when it is not (glibc reads it only
-/// at start, and setting it from inside would need unsafe code). `exec` keeps the process
-/// id, so a service manager sees no difference. Returns only if the exec failed (the node
-/// then runs with glibc's default).
-fn with_bounded_malloc_arenas() {
-    if std::env::var_os("MALLOC_ARENA_MAX").is_some() {
+/// Re-executes this process with the [`ALLOCATOR_ENV`] settings it lacks (the allocators
+/// read them only at start, and setting them from inside would need unsafe code). `exec`
+/// keeps the process id, so a service manager sees no difference. Returns when nothing is
+/// missing, or if the exec failed (the node then runs with the allocators' defaults).
+fn with_allocator_settings() {
+    let missing: Vec<(&str, &str)> = ALLOCATOR_ENV
+        .iter()
+        .filter(|(name, _)| std::env::var_os(name).is_none())
+        .copied()
+        .collect();
+    if missing.is_empty() {
         return;
     }
     let Ok(exe) = std::env::current_exe() else {
@@ -24,14 +37,14 @@ fn with_bounded_malloc_arenas() {
     use std::os::unix::process::CommandExt;
     let err = std::process::Command::new(exe)
         .args(std::env::args_os().skip(1))
-        .env("MALLOC_ARENA_MAX", MALLOC_ARENAS)
+        .envs(missing.iter().copied())
         .exec();
-    eprintln!("imi-node: could not re-execute with MALLOC_ARENA_MAX={MALLOC_ARENAS}: {err}");
+    eprintln!("imi-node: could not re-execute with the allocator settings {missing:?}: {err}");
 }
 
 /// Runs the node of `config`.
 pub fn exec(config: &Path, json_logs: bool) -> Result<()> {
-    with_bounded_malloc_arenas();
+    with_allocator_settings();
     let cfg = NodeConfig::load(config)?;
     imi_node::run::init_logging(json_logs || cfg.log.json, cfg.log.level.as_deref());
     super::runtime()?.block_on(async move {

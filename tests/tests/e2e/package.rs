@@ -236,20 +236,42 @@ fn under_systemd_the_node_notifies_ready_pings_the_watchdog_and_notifies_stoppin
     assert!(st.success(), "{st}");
 }
 
-/// The node re-executes itself with glibc's malloc arenas bounded (`MALLOC_ARENA_MAX=2`,
-/// BENCHMARKS.md: a quarter less peak memory), keeping its process id, unless the operator
-/// set the variable.
+/// The node re-executes itself with its allocators' settings (`MALLOC_ARENA_MAX=2` for
+/// glibc's, `MIMALLOC_PURGE_DELAY=0` and `MIMALLOC_ARENA_EAGER_COMMIT=0` for mimalloc's;
+/// BENCHMARKS.md), keeping its process id, each unless the operator set it.
 #[test]
-fn the_node_bounds_malloc_arenas_unless_the_operator_chose() {
+fn the_node_sets_its_allocators_unless_the_operator_chose() {
     let fed = Federation::init(&["DE", "HU"]);
     let environ = |node: &NodeProc| {
         let raw = std::fs::read(format!("/proc/{}/environ", node.pid())).unwrap();
-        raw.split(|b| *b == 0)
+        let mut vars: Vec<String> = raw
+            .split(|b| *b == 0)
             .map(|v| String::from_utf8_lossy(v).into_owned())
-            .find(|v| v.starts_with("MALLOC_ARENA_MAX="))
+            .filter(|v| v.starts_with("MALLOC_ARENA_MAX=") || v.starts_with("MIMALLOC_"))
+            .collect();
+        vars.sort();
+        vars
     };
     let de = fed.start("DE");
-    assert_eq!(environ(&de).as_deref(), Some("MALLOC_ARENA_MAX=2"));
-    let hu = NodeProc::start_env(&fed, "HU", &[("MALLOC_ARENA_MAX", "4")]);
-    assert_eq!(environ(&hu).as_deref(), Some("MALLOC_ARENA_MAX=4"));
+    assert_eq!(
+        environ(&de),
+        [
+            "MALLOC_ARENA_MAX=2",
+            "MIMALLOC_ARENA_EAGER_COMMIT=0",
+            "MIMALLOC_PURGE_DELAY=0"
+        ]
+    );
+    let hu = NodeProc::start_env(
+        &fed,
+        "HU",
+        &[("MALLOC_ARENA_MAX", "4"), ("MIMALLOC_PURGE_DELAY", "10")],
+    );
+    assert_eq!(
+        environ(&hu),
+        [
+            "MALLOC_ARENA_MAX=4",
+            "MIMALLOC_ARENA_EAGER_COMMIT=0",
+            "MIMALLOC_PURGE_DELAY=10"
+        ]
+    );
 }
