@@ -141,18 +141,16 @@ impl<'a> FixedView<'a> {
     }
 }
 
-/// The language-independent members of authorities' views, rendered as JSON once per
-/// directory snapshot (escaping names, places and codes was a fifth of a search's cost).
-/// The cache knows the snapshot it was made from (a weak reference, so that it keeps no
-/// replaced directory alive) and starts again when the directory changes; it never holds
-/// more entries than the directory has authorities.
+/// Authorities' views, rendered as JSON once per directory snapshot, so that a search result
+/// is pasted together rather than serialized (escaping names, places and codes, and looking
+/// up the vocabulary's names, was a fifth of a search's cost). The cache knows the snapshot
+/// it was made from (a weak reference, so that it keeps no replaced directory alive) and
+/// starts again when the directory changes; it never holds more entries than the directory
+/// has authorities, plus one row of the vocabulary per language asked for.
 #[derive(Default)]
 pub(crate) struct ViewCache {
-    inner: std::sync::Mutex<Option<(std::sync::Weak<Directory>, Fragments)>>,
+    inner: std::sync::Mutex<Option<SnapshotViews>>,
 }
-
-/// Rendered members by authority.
-type Fragments = HashMap<AuthorityId, Arc<str>>;
 
 impl std::fmt::Debug for ViewCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -160,32 +158,188 @@ impl std::fmt::Debug for ViewCache {
     }
 }
 
+/// What is rendered for one directory snapshot.
+struct SnapshotViews {
+    snapshot: std::sync::Weak<Directory>,
+    /// The vocabulary's items by code: professions, then competences.
+    codes: HashMap<String, usize>,
+    /// Per language: each vocabulary item as `{"code":…,"name":…}`, by item.
+    coded: HashMap<String, Arc<[Box<str>]>>,
+    authorities: HashMap<AuthorityId, Arc<Rendered>>,
+}
+
+/// One authority's view, rendered.
+struct Rendered {
+    /// The members that do not depend on the reader's language, without braces.
+    fixed: Box<str>,
+    /// Its name as a JSON string per language it has one in.
+    names: Box<[(Box<str>, Box<str>)]>,
+    /// Its name where it has none in the reader's language (English, else any, else "").
+    fallback_name: Box<str>,
+    professions: Box<[Code]>,
+    competences: Box<[Code]>,
+}
+
+/// A profession or competence of an authority.
+enum Code {
+    /// An item of the vocabulary (its index).
+    Known(usize),
+    /// A code this node's vocabulary does not have, rendered with a null name.
+    Unknown(Box<str>),
+}
+
+/// The rows [`ViewCache::rendered`] hands out for one search.
+pub(crate) struct RenderedPage {
+    coded: Arc<[Box<str>]>,
+    authorities: Vec<Option<Arc<Rendered>>>,
+}
+
+fn json_string(s: &str) -> Box<str> {
+    serde_json::to_string(s)
+        .unwrap_or_else(|_| "\"\"".to_owned())
+        .into_boxed_str()
+}
+
+impl SnapshotViews {
+    fn new(snapshot: &Arc<Directory>, vocabulary: &imi_domain::Vocabulary) -> Self {
+        let codes = vocabulary
+            .professions()
+            .iter()
+            .map(|p| p.code())
+            .chain(vocabulary.competences().iter().map(|c| c.code()))
+            .enumerate()
+            .map(|(i, c)| (c.to_owned(), i))
+            .collect();
+        SnapshotViews {
+            snapshot: Arc::downgrade(snapshot),
+            codes,
+            coded: HashMap::new(),
+            authorities: HashMap::new(),
+        }
+    }
+
+    fn coded_row(&mut self, vocabulary: &imi_domain::Vocabulary, lang: &str) -> Arc<[Box<str>]> {
+        if let Some(row) = self.coded.get(lang) {
+            return row.clone();
+        }
+        let row: Arc<[Box<str>]> = vocabulary
+            .professions()
+            .iter()
+            .map(|p| p.code())
+            .chain(vocabulary.competences().iter().map(|c| c.code()))
+            .map(|code| {
+                serde_json::to_string(&Coded {
+                    code,
+                    name: vocabulary.name(code, lang),
+                })
+                .unwrap_or_default()
+                .into_boxed_str()
+            })
+            .collect();
+        self.coded.insert(lang.to_owned(), row.clone());
+        row
+    }
+
+    fn render(&self, a: &Authority, retired: bool) -> Option<Rendered> {
+        let json = serde_json::to_string(&FixedView::new(a, retired)).ok()?;
+        let fixed = json.get(1..json.len().saturating_sub(1))?.into();
+        let code = |c: &String| match self.codes.get(c) {
+            Some(i) => Code::Known(*i),
+            None => Code::Unknown(
+                serde_json::to_string(&Coded {
+                    code: c,
+                    name: None,
+                })
+                .unwrap_or_default()
+                .into_boxed_str(),
+            ),
+        };
+        Some(Rendered {
+            fixed,
+            names: a
+                .names
+                .iter()
+                .map(|(l, n)| (l.as_str().into(), json_string(n)))
+                .collect(),
+            // What `Authority::name` gives for a language it has no name in.
+            fallback_name: json_string(a.name("")),
+            professions: a.professions.iter().map(code).collect(),
+            competences: a.competences.iter().map(code).collect(),
+        })
+    }
+}
+
 impl ViewCache {
-    /// The fixed members of each authority of `ids` in `snapshot` (`None`: not in it), as
-    /// JSON object members without the braces.
-    fn fixed<'a>(
+    /// The rendered views of the authorities of `ids` in `snapshot` (`None`: not in it), and
+    /// the vocabulary's items in `lang`.
+    fn rendered<'a>(
         &self,
         snapshot: &Arc<Directory>,
+        vocabulary: &imi_domain::Vocabulary,
+        lang: &str,
         ids: impl Iterator<Item = &'a AuthorityId>,
-    ) -> Vec<Option<Arc<str>>> {
+    ) -> RenderedPage {
         let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let map = match &mut *g {
+        let views = match &mut *g {
             // A weak reference: a replaced snapshot is freed at once, and its address is not
             // reused while this is held, so equal addresses mean the same snapshot.
-            Some((cached, map)) if std::ptr::eq(cached.as_ptr(), Arc::as_ptr(snapshot)) => map,
-            other => &mut other.insert((Arc::downgrade(snapshot), HashMap::new())).1,
+            Some(v) if std::ptr::eq(v.snapshot.as_ptr(), Arc::as_ptr(snapshot)) => v,
+            other => other.insert(SnapshotViews::new(snapshot, vocabulary)),
         };
-        ids.map(|id| {
-            if let Some(f) = map.get(id) {
-                return Some(f.clone());
+        let coded = views.coded_row(vocabulary, lang);
+        let authorities = ids
+            .map(|id| {
+                if let Some(r) = views.authorities.get(id) {
+                    return Some(r.clone());
+                }
+                let a = snapshot.get(id)?;
+                let r = Arc::new(views.render(a, snapshot.is_retired(id))?);
+                views.authorities.insert(id.clone(), r.clone());
+                Some(r)
+            })
+            .collect();
+        RenderedPage { coded, authorities }
+    }
+}
+
+impl RenderedPage {
+    /// Writes authority `i`'s view in `lang` (the language the page was made for), with its
+    /// score, as the same object [`view`] gives plus `score`; nothing if it is not there.
+    fn write(&self, i: usize, lang: &str, score: f32, out: &mut Vec<u8>) -> Result<bool, ApiError> {
+        let Some(Some(r)) = self.authorities.get(i) else {
+            return Ok(false);
+        };
+        let codes = |out: &mut Vec<u8>, list: &[Code]| {
+            out.push(b'[');
+            for (k, c) in list.iter().enumerate() {
+                if k > 0 {
+                    out.push(b',');
+                }
+                let text = match c {
+                    Code::Known(ix) => self.coded.get(*ix).map_or("null", |t| t),
+                    Code::Unknown(t) => t,
+                };
+                out.extend_from_slice(text.as_bytes());
             }
-            let a = snapshot.get(id)?;
-            let json = serde_json::to_string(&FixedView::new(a, snapshot.is_retired(id))).ok()?;
-            let members: Arc<str> = json.get(1..json.len().saturating_sub(1))?.into();
-            map.insert(id.clone(), members.clone());
-            Some(members)
-        })
-        .collect()
+            out.push(b']');
+        };
+        out.extend_from_slice(b"{\"competences\":");
+        codes(out, &r.competences);
+        out.push(b',');
+        out.extend_from_slice(r.fixed.as_bytes());
+        out.extend_from_slice(b",\"name\":");
+        let name = r
+            .names
+            .iter()
+            .find(|(l, _)| &**l == lang)
+            .map_or(&r.fallback_name, |(_, n)| n);
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b",\"professions\":");
+        codes(out, &r.professions);
+        out.extend_from_slice(b",\"score\":");
+        put(out, &score)?;
+        out.push(b'}');
+        Ok(true)
     }
 }
 
@@ -272,39 +426,27 @@ pub(crate) async fn search(
         other => ApiError::bad_request(other.code(), other.to_string()),
     })?;
     let snapshot = dir.shared().snapshot();
-    let fixed = state
-        .views
-        .fixed(&snapshot, hits.hits.iter().map(|h| &h.id));
-    // The page, written member by member: the same object as [`view`] (plus the score), the
-    // fixed members pasted from the cache.
+    let page = state.views.rendered(
+        &snapshot,
+        dir.vocabulary(),
+        &lang,
+        hits.hits.iter().map(|h| &h.id),
+    );
+    // The page, written member by member: each item the same object as [`view`] (plus the
+    // score), pasted from the cache.
     let mut body = Vec::with_capacity(16 * 1024);
     body.extend_from_slice(b"{\"items\":[");
-    let vocabulary = dir.vocabulary();
-    let coded = |codes| CodedList {
-        codes,
-        vocabulary,
-        lang: &lang,
-    };
     let mut first = true;
-    for (h, members) in hits.hits.iter().zip(fixed) {
-        let (Some(a), Some(members)) = (snapshot.get(&h.id), members) else {
-            continue;
-        };
+    for (i, h) in hits.hits.iter().enumerate() {
+        let mark = body.len();
         if !first {
             body.push(b',');
         }
-        first = false;
-        body.extend_from_slice(b"{\"competences\":");
-        put(&mut body, &coded(&a.competences))?;
-        body.push(b',');
-        body.extend_from_slice(members.as_bytes());
-        body.extend_from_slice(b",\"name\":");
-        put(&mut body, &a.name(&lang))?;
-        body.extend_from_slice(b",\"professions\":");
-        put(&mut body, &coded(&a.professions))?;
-        body.extend_from_slice(b",\"score\":");
-        put(&mut body, &h.score)?;
-        body.push(b'}');
+        if page.write(i, &lang, h.score, &mut body)? {
+            first = false;
+        } else {
+            body.truncate(mark);
+        }
     }
     body.extend_from_slice(b"],\"lang\":");
     put(&mut body, &lang)?;

@@ -748,24 +748,36 @@ mod directory {
             .await;
         assert_eq!(p["changed"], false, "{p}");
         // A search result is the authority's own view (rendered from a cache of the
-        // directory's snapshot) plus its score; the update shows.
-        let (_, v, _) = get(
-            "/api/v1/directory/search?q=Pfalz&lang=de".into(),
-            anna.clone(),
-        )
-        .await;
-        let mut item = v["items"][0].clone();
-        assert!(item["score"].as_f64().is_some_and(|s| s > 0.0), "{v}");
-        item.as_object_mut().unwrap().remove("score");
-        let (_, mut one, _) = get(
-            "/api/v1/directory/authorities/DE-TEST-ZK?lang=de".into(),
-            anna.clone(),
-        )
-        .await;
-        let o = one.as_object_mut().unwrap();
-        o.remove("seq");
-        o.remove("updated_at");
-        assert_eq!(item, one);
+        // directory's snapshot) plus its score, in the reader's language and where it has
+        // no name in it (French: English, else any); the update shows.
+        let mut items = Vec::new();
+        for lang in ["fr", "de"] {
+            let (_, v, _) = get(
+                format!("/api/v1/directory/search?q=Pfalz&lang={lang}"),
+                anna.clone(),
+            )
+            .await;
+            let mut item = v["items"][0].clone();
+            assert!(item["score"].as_f64().is_some_and(|s| s > 0.0), "{v}");
+            item.as_object_mut().unwrap().remove("score");
+            let (_, mut one, _) = get(
+                format!("/api/v1/directory/authorities/DE-TEST-ZK?lang={lang}"),
+                anna.clone(),
+            )
+            .await;
+            let o = one.as_object_mut().unwrap();
+            o.remove("seq");
+            o.remove("updated_at");
+            assert_eq!(item, one, "{lang}");
+            items.push(item);
+        }
+        assert_eq!(
+            items[0]["professions"][0]["name"], "Dentiste",
+            "{}",
+            items[0]
+        );
+        assert_eq!(items[0]["name"], items[0]["names"]["en"], "{}", items[0]);
+        let item = items.pop().unwrap();
         assert_eq!(item["names"]["de"], "Landeszahnärztekammer Pfalz");
         assert_eq!(item["name"], "Landeszahnärztekammer Pfalz");
         assert_eq!(item["professions"][0]["name"], "Zahnarzt", "{item}");
