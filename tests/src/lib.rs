@@ -682,6 +682,18 @@ pub struct Status {
     pub queues: BTreeMap<String, u64>,
     pub connected: Vec<String>,
     pub trust_list_version: u64,
+    /// The IMI protocol version the node speaks.
+    pub protocol_version: u16,
+    /// Per member that connected since the node started: the version it announced and
+    /// whether the node refuses it.
+    pub peer_protocols: BTreeMap<String, PeerProtocol>,
+}
+
+/// A member's protocol version as `GET /operator/status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct PeerProtocol {
+    pub version: Option<u16>,
+    pub refused: bool,
 }
 
 /// One sample of the Prometheus text exposition.

@@ -306,6 +306,8 @@ async fn status(
         "queues": queues,
         "connected": connected,
         "trust_list_version": engine.trust_list().version,
+        "protocol_version": imi_protocol::PROTOCOL_VERSION,
+        "peer_protocols": engine.peer_protocols(),
     })))
 }
 

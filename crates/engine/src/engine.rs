@@ -10,7 +10,7 @@ use crate::config::EngineConfig;
 use crate::error::EngineError;
 use crate::keys;
 use crate::metrics::Metrics;
-use crate::shared::{DeliveryReport, Shared};
+use crate::shared::{DeliveryReport, PeerProtocol, Shared};
 use crate::trust::{Identity, allowed_peers, peer_map};
 use futures::future::BoxFuture;
 use imi_network::{NetworkClient, NetworkEvent};
@@ -267,6 +267,7 @@ impl Engine {
             trust: RwLock::new(Arc::new(trust)),
             peers: RwLock::new(peers),
             connected: RwLock::default(),
+            protocols: Mutex::default(),
             store: store.clone(),
             clock,
             config: config.clone(),
@@ -816,6 +817,17 @@ impl Engine {
     }
 
     /// Which members are connected now.
+    /// The IMI protocol version each member announced when it last connected, and whether
+    /// this node refuses it for being below `network.min_protocol_version`. Members that
+    /// have not connected since this node started are not listed.
+    pub fn peer_protocols(&self) -> std::collections::BTreeMap<NodeId, PeerProtocol> {
+        self.shared
+            .protocols
+            .lock()
+            .map(|m| m.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
     pub async fn connected(&self) -> Result<Vec<NodeId>, EngineError> {
         let peers = self.shared.network.connected_peers().await?;
         let map = self

@@ -8,7 +8,7 @@ use crate::commit::{Committed, Job};
 use crate::inbox::InboxRecord;
 use crate::keys;
 use crate::metrics::{CodeLabel, KindLabel, Metrics, PeerQuotaLabel};
-use crate::shared::Shared;
+use crate::shared::{PeerProtocol, Shared};
 use imi_network::{InboundId, InboundPayload, NetworkEvent, PeerId};
 use imi_protocol::{
     Envelope, Header, MessageId, NodeId, Outcome, ReceiptBody, RejectCode, Timestamp, sha256,
@@ -210,6 +210,13 @@ pub(crate) async fn run(
             } => {
                 if let Some(node) = shared.node_of_peer(&peer) {
                     tracing::debug!(peer = %node, protocol_version, "peer identified");
+                    shared.set_protocol(
+                        node,
+                        PeerProtocol {
+                            version: Some(protocol_version),
+                            refused: false,
+                        },
+                    );
                     shared
                         .metrics
                         .peer_protocol_version
@@ -233,6 +240,13 @@ pub(crate) async fn run(
                 } else {
                     tracing::warn!(peer = %node, %announced, protocol_version = ?protocol_version, minimum, "peer refused: it speaks an IMI protocol version below this node's minimum (network.min_protocol_version); it is dialed again periodically and accepted once it is upgraded");
                 }
+                shared.set_protocol(
+                    node,
+                    PeerProtocol {
+                        version: protocol_version,
+                        refused: true,
+                    },
+                );
                 let label = Metrics::peer(node);
                 shared
                     .metrics

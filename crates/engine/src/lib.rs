@@ -54,5 +54,5 @@ pub use error::EngineError;
 pub use inbox::InboxRecord;
 pub use keys::TRUST_LIST_KEY;
 pub use metrics::Metrics;
-pub use shared::DeliveryReport;
+pub use shared::{DeliveryReport, PeerProtocol};
 pub use trust::{Identity, allowed_peers, libp2p_keypair, peer_id_of, settle_trust_list};

@@ -26,6 +26,15 @@ pub struct DeliveryReport {
     pub round_trip: Duration,
 }
 
+/// The IMI protocol version a peer announced when it last connected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct PeerProtocol {
+    /// The version it announced (`None`: one that did not parse).
+    pub version: Option<u16>,
+    /// Whether this node refuses it for being below the configured minimum.
+    pub refused: bool,
+}
+
 /// A waiter for one delivery: when the send started, and where to report.
 pub(crate) type Watcher = (std::time::Instant, oneshot::Sender<DeliveryReport>);
 
@@ -37,6 +46,8 @@ pub(crate) struct Shared {
     pub peers: RwLock<HashMap<PeerId, NodeId>>,
     /// The peers with an open connection (the network's connected and disconnected events).
     pub connected: RwLock<std::collections::HashSet<PeerId>>,
+    /// The protocol version each peer last announced (the network's identify events).
+    pub protocols: Mutex<std::collections::BTreeMap<NodeId, PeerProtocol>>,
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
     pub config: EngineConfig,
@@ -77,6 +88,14 @@ impl Shared {
             .read()
             .map(|m| m.get(peer).copied())
             .unwrap_or_else(|p| p.into_inner().get(peer).copied())
+    }
+
+    /// Records the protocol version `node` announced.
+    pub(crate) fn set_protocol(&self, node: NodeId, protocol: PeerProtocol) {
+        self.protocols
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(node, protocol);
     }
 
     /// Records that `peer` is connected (or no longer is).

@@ -88,6 +88,16 @@ fn assert_applied_exactly(fed: &Federation, sender: &NodeClient, receiver: &Node
         st.diagnostic_applied, n,
         "/operator/status diagnostic_applied"
     );
+    // The sender connected to deliver: the receiver shows the version it announced.
+    assert_eq!(st.protocol_version, 1);
+    assert_eq!(
+        st.peer_protocols.get(sender.id.as_str()),
+        Some(&imi_e2e::PeerProtocol {
+            version: Some(1),
+            refused: false
+        }),
+        "{st:?}"
+    );
 }
 
 fn assert_all_accepted(fed: &Federation, r: &DiagSend, n: u64) {

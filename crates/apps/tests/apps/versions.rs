@@ -2,6 +2,7 @@
 //! (counted, and the version it announced shown per peer), and accepts the same member once
 //! it announces 2; its envelopes are then taken as before.
 use crate::rig::{Federation, Options, now_ms, wait_until, within};
+use imi_engine::PeerProtocol;
 use imi_engine::metrics::PeerLabel;
 use imi_protocol::NodeId::{BE, CY};
 use imi_protocol::{Kind, Outcome};
@@ -37,6 +38,13 @@ async fn a_member_below_the_minimum_protocol_version_is_refused_until_it_upgrade
     old.client.dial_all().await.unwrap();
     wait_until("BE refusing CY's protocol 1", || refused() >= 1).await;
     assert_eq!(announced(), 1);
+    assert_eq!(
+        b.engine().peer_protocols().get(&CY),
+        Some(&PeerProtocol {
+            version: Some(1),
+            refused: true
+        })
+    );
     old.stop().await;
 
     // CY upgraded: same identity, protocol 2.
@@ -44,6 +52,13 @@ async fn a_member_below_the_minimum_protocol_version_is_refused_until_it_upgrade
     new.client.dial_all().await.unwrap();
     wait_until("BE accepting CY's protocol 2", || announced() == 2).await;
     let refusals = refused();
+    assert_eq!(
+        b.engine().peer_protocols().get(&CY),
+        Some(&PeerProtocol {
+            version: Some(2),
+            refused: false
+        })
+    );
     let (_, bytes) = fed.seal(
         &fed.member(CY).signer,
         Kind::DIAGNOSTIC,
