@@ -228,6 +228,7 @@ fn trust_list_versions_are_signed_shown_pushed_and_never_rolled_back() {
             "imi_fact_alarms",
             "imi_inbound_rejected",
             "imi_outbound_rejected",
+            "imi_peer_protocol_refused",
             "imi_quota_refused",
             "imi_trust_list_offers_refused",
             "imi_witness_alarms",
