@@ -80,6 +80,36 @@ pub fn is_strict_public_key(public: &[u8; 32]) -> bool {
     !vk.is_weak() && vk.to_edwards().compress().to_bytes() == *public
 }
 
+/// Most public keys [`strict_key`] keeps decoded. A node verifies with the keys of its trust
+/// list (a few per member) and the governance key; beyond this many, keys are checked
+/// and decoded on every use, as before the cache.
+const STRICT_KEY_CACHE: usize = 1024;
+
+/// `public` decoded, if it passes [`is_strict_public_key`]. Keys that pass are kept decoded
+/// (up to [`STRICT_KEY_CACHE`] of them): checking and decoding a key (two decompressions,
+/// a multiplication by the cofactor and a compression) was a third of a verification, and
+/// a node verifies with the same few keys over and over. Only keys that passed are kept,
+/// so the answer for every key is the same as without the cache.
+fn strict_key(public: &[u8; 32]) -> Option<VerifyingKey> {
+    use std::collections::HashMap;
+    use std::sync::{OnceLock, RwLock};
+    static CACHE: OnceLock<RwLock<HashMap<[u8; 32], VerifyingKey>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(RwLock::default);
+    if let Some(vk) = cache.read().ok().and_then(|keys| keys.get(public).copied()) {
+        return Some(vk);
+    }
+    if !is_strict_public_key(public) {
+        return None;
+    }
+    let vk = VerifyingKey::from_bytes(public).ok()?;
+    if let Ok(mut keys) = cache.write()
+        && keys.len() < STRICT_KEY_CACHE
+    {
+        keys.insert(*public, vk);
+    }
+    Some(vk)
+}
+
 /// Verifies an ed25519 signature strictly; `false` on any malformed input. The rules (see
 /// `protocol/vectors/README.md`, "Strict ed25519"): `A` passes [`is_strict_public_key`];
 /// then ed25519-dalek's `verify_strict` refuses `S >= L`, an `R` that does not decode or
@@ -87,10 +117,7 @@ pub fn is_strict_public_key(public: &[u8; 32]) -> bool {
 /// 32 bytes of `R` (so a non-canonical `R` never verifies), with
 /// `k = SHA-512(R || A || msg) mod L` over the bytes as given.
 pub(crate) fn verify_ed25519(public: &[u8; 32], msg: &[u8], sig: &[u8]) -> bool {
-    if !is_strict_public_key(public) {
-        return false;
-    }
-    let Ok(vk) = VerifyingKey::from_bytes(public) else {
+    let Some(vk) = strict_key(public) else {
         return false;
     };
     let Ok(sig) = ed25519_dalek::Signature::from_slice(sig) else {
@@ -149,5 +176,42 @@ impl HpkeKeyPair {
     }
     pub(crate) fn secret(&self) -> &<X25519HkdfSha256 as hpke::Kem>::PrivateKey {
         &self.secret
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex32(s: &str) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        for (i, b) in out.iter_mut().enumerate() {
+            *b = u8::from_str_radix(s.get(2 * i..2 * i + 2).unwrap_or("00"), 16).unwrap_or(0);
+        }
+        out
+    }
+
+    /// The decoded-key cache changes no answer: a key that fails the strict check fails
+    /// every time, a cached key still refuses a wrong signature or message.
+    #[test]
+    fn verification_gives_the_same_answers_with_the_key_cache() {
+        let signer = NodeSigner::from_seed(NodeId::DE, &[7; 32]);
+        let public = signer.public();
+        let sig = signer.sign(b"message");
+        let mut bad = sig;
+        bad[0] ^= 1;
+        // An order-8 key and a non-canonical encoding (y = p + 3) of a large-order point.
+        let weak = hex32("c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a");
+        let non_canonical =
+            hex32("f0ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f");
+        for _ in 0..3 {
+            assert!(verify_ed25519(&public, b"message", &sig));
+            assert!(!verify_ed25519(&public, b"massage", &sig));
+            assert!(!verify_ed25519(&public, b"message", &bad));
+            assert!(!verify_ed25519(&public, b"message", &sig[..63]));
+            assert!(!verify_ed25519(&weak, b"message", &sig));
+            assert!(!verify_ed25519(&non_canonical, b"message", &sig));
+            assert!(!is_strict_public_key(&weak) && !is_strict_public_key(&non_canonical));
+        }
     }
 }
