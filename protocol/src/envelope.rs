@@ -15,9 +15,6 @@ use crate::keys::{HpkeKeyPair, KeyId, NodeSigner, key_id};
 use crate::trust::TrustList;
 use crate::{MAX_PREDECESSORS, MAX_RECIPIENTS, PROTOCOL_VERSION, cbor, sha256};
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use hpke::{
-    Deserializable, Serializable, aead::ChaCha20Poly1305, kdf::HkdfSha256, kem::X25519HkdfSha256,
-};
 use serde::{Deserialize, Serialize};
 
 /// HPKE `info` for sealing the content key.
@@ -232,31 +229,6 @@ impl SealRandomness {
     }
 }
 
-/// An RNG that yields given bytes: feeds HPKE its ephemeral key material.
-struct FixedRng<'a>(&'a [u8]);
-
-impl rand_core::RngCore for FixedRng<'_> {
-    fn next_u32(&mut self) -> u32 {
-        let mut b = [0u8; 4];
-        self.fill_bytes(&mut b);
-        u32::from_le_bytes(b)
-    }
-    fn next_u64(&mut self) -> u64 {
-        let mut b = [0u8; 8];
-        self.fill_bytes(&mut b);
-        u64::from_le_bytes(b)
-    }
-    fn fill_bytes(&mut self, dst: &mut [u8]) {
-        let n = dst.len().min(self.0.len());
-        let (head, rest) = self.0.split_at(n);
-        if let Some(d) = dst.get_mut(..n) {
-            d.copy_from_slice(head);
-        }
-        self.0 = rest;
-    }
-}
-impl rand_core::CryptoRng for FixedRng<'_> {}
-
 fn body_aad(id: &MessageId) -> Vec<u8> {
     let mut aad = BODY_AAD_PREFIX.to_vec();
     aad.extend_from_slice(id.as_bytes());
@@ -321,20 +293,14 @@ pub fn seal_and_sign(
         let entry = trust
             .hpke_key(*node, created)
             .ok_or_else(|| ProtocolError::Invalid(format!("no valid HPKE key for {node}")))?;
-        let pk = <X25519HkdfSha256 as hpke::Kem>::PublicKey::from_bytes(&entry.public)
-            .map_err(|e| ProtocolError::Crypto(e.to_string()))?;
-        let (enc, sealed_key) =
-            hpke::single_shot_seal::<ChaCha20Poly1305, HkdfSha256, X25519HkdfSha256, _>(
-                &hpke::OpModeS::Base,
-                &pk,
-                HPKE_INFO,
-                &rnd.content_key,
-                &hpke_aad(&rnd.id, *node),
-                &mut FixedRng(eph),
-            )
-            .map_err(|e| ProtocolError::Crypto(e.to_string()))?;
-        let mut enc_bytes = [0u8; 32];
-        enc_bytes.copy_from_slice(enc.to_bytes().as_slice());
+        let (enc_bytes, sealed_key) = crate::dhkem::seal(
+            &entry.public,
+            HPKE_INFO,
+            &hpke_aad(&rnd.id, *node),
+            &rnd.content_key,
+            eph,
+        )
+        .map_err(|_| ProtocolError::Crypto(format!("cannot seal to {node}'s HPKE key")))?;
         keys.push(RecipientKey {
             node: *node,
             kid: key_id(&entry.public),
@@ -495,15 +461,13 @@ impl VerifiedEnvelope {
             .iter()
             .find(|k| k.key_id() == rk.kid)
             .ok_or(RejectCode::DecryptFailed)?;
-        let enc = <X25519HkdfSha256 as hpke::Kem>::EncappedKey::from_bytes(&rk.enc)
-            .map_err(|_| RejectCode::DecryptFailed)?;
-        let content_key = hpke::single_shot_open::<ChaCha20Poly1305, HkdfSha256, X25519HkdfSha256>(
-            &hpke::OpModeR::Base,
+        let content_key = crate::dhkem::open(
             kp.secret(),
-            &enc,
+            &kp.public(),
+            &rk.enc,
             HPKE_INFO,
-            &rk.key,
             &hpke_aad(&id, me),
+            &rk.key,
         )
         .map_err(|_| RejectCode::DecryptFailed)?;
         let content_key: [u8; 32] = content_key

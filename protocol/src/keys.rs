@@ -2,7 +2,6 @@
 use crate::error::ProtocolError;
 use crate::ids::NodeId;
 use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
-use hpke::{Deserializable, Kem as _, Serializable, kem::X25519HkdfSha256};
 
 /// First 8 bytes of SHA-256 of a public key: names a key in headers.
 pub type KeyId = [u8; 8];
@@ -126,10 +125,11 @@ pub(crate) fn verify_ed25519(public: &[u8; 32], msg: &[u8], sig: &[u8]) -> bool 
     vk.verify_strict(msg, &sig).is_ok()
 }
 
-/// An X25519 key pair for HPKE (RFC 9180, DHKEM(X25519, HKDF-SHA256)).
+/// An X25519 key pair for HPKE (RFC 9180, DHKEM(X25519, HKDF-SHA256)). The secret is wiped
+/// from memory when the pair is dropped.
 #[derive(Clone)]
 pub struct HpkeKeyPair {
-    secret: <X25519HkdfSha256 as hpke::Kem>::PrivateKey,
+    secret: zeroize::Zeroizing<[u8; 32]>,
     public: [u8; 32],
 }
 
@@ -142,10 +142,12 @@ impl std::fmt::Debug for HpkeKeyPair {
 impl HpkeKeyPair {
     /// RFC 9180 DeriveKeyPair from input keying material.
     pub fn derive(ikm: &[u8; 32]) -> Self {
-        let (sk, pk) = X25519HkdfSha256::derive_keypair(ikm);
-        let mut public = [0u8; 32];
-        public.copy_from_slice(pk.to_bytes().as_slice());
-        Self { secret: sk, public }
+        let (secret, public) = crate::dhkem::derive_key_pair(ikm)
+            .unwrap_or_else(|_| unreachable!("X25519 takes any 32-byte secret"));
+        Self {
+            secret: zeroize::Zeroizing::new(secret),
+            public,
+        }
     }
     /// A fresh random key pair.
     pub fn generate() -> Self {
@@ -153,18 +155,16 @@ impl HpkeKeyPair {
     }
     /// From the 32 secret bytes written by [`HpkeKeyPair::secret_bytes`].
     pub fn from_secret_bytes(b: &[u8; 32]) -> Result<Self, ProtocolError> {
-        let sk = <X25519HkdfSha256 as hpke::Kem>::PrivateKey::from_bytes(b)
-            .map_err(|e| ProtocolError::Crypto(e.to_string()))?;
-        let pk = X25519HkdfSha256::sk_to_pk(&sk);
-        let mut public = [0u8; 32];
-        public.copy_from_slice(pk.to_bytes().as_slice());
-        Ok(Self { secret: sk, public })
+        let public = crate::dhkem::public_key(b)
+            .map_err(|_| ProtocolError::Crypto("not an X25519 secret key".into()))?;
+        Ok(Self {
+            secret: zeroize::Zeroizing::new(*b),
+            public,
+        })
     }
     /// The secret bytes (secret!).
     pub fn secret_bytes(&self) -> [u8; 32] {
-        let mut out = [0u8; 32];
-        out.copy_from_slice(self.secret.to_bytes().as_slice());
-        out
+        *self.secret
     }
     /// The public key.
     pub fn public(&self) -> [u8; 32] {
@@ -174,7 +174,7 @@ impl HpkeKeyPair {
     pub fn key_id(&self) -> KeyId {
         key_id(&self.public)
     }
-    pub(crate) fn secret(&self) -> &<X25519HkdfSha256 as hpke::Kem>::PrivateKey {
+    pub(crate) fn secret(&self) -> &[u8; 32] {
         &self.secret
     }
 }

@@ -16,6 +16,7 @@ mod cbor;
 pub mod clock;
 pub mod cose;
 pub mod dates;
+mod dhkem;
 pub mod envelope;
 mod error;
 pub mod fields;
