@@ -816,7 +816,6 @@ impl Engine {
         v
     }
 
-    /// Which members are connected now.
     /// The IMI protocol version each member announced when it last connected, and whether
     /// this node refuses it for being below `network.min_protocol_version`. Members that
     /// have not connected since this node started are not listed.
@@ -828,6 +827,7 @@ impl Engine {
             .unwrap_or_else(|p| p.into_inner().clone())
     }
 
+    /// Which members are connected now.
     pub async fn connected(&self) -> Result<Vec<NodeId>, EngineError> {
         let peers = self.shared.network.connected_peers().await?;
         let map = self

@@ -217,11 +217,6 @@ pub(crate) async fn run(
                             refused: false,
                         },
                     );
-                    shared
-                        .metrics
-                        .peer_protocol_version
-                        .get_or_create(&Metrics::peer(node))
-                        .set(i64::from(protocol_version));
                 }
             }
             NetworkEvent::ProtocolRefused {
@@ -247,16 +242,10 @@ pub(crate) async fn run(
                         refused: true,
                     },
                 );
-                let label = Metrics::peer(node);
-                shared
-                    .metrics
-                    .peer_protocol_version
-                    .get_or_create(&label)
-                    .set(protocol_version.map_or(0, i64::from));
                 shared
                     .metrics
                     .peer_protocol_refused
-                    .get_or_create(&label)
+                    .get_or_create(&Metrics::peer(node))
                     .inc();
             }
         }

@@ -90,8 +90,13 @@ impl Shared {
             .unwrap_or_else(|p| p.into_inner().get(peer).copied())
     }
 
-    /// Records the protocol version `node` announced.
+    /// Records the protocol version `node` announced, for `Engine::peer_protocols` and the
+    /// `imi_peer_protocol_version` gauge (0 for a version that did not parse).
     pub(crate) fn set_protocol(&self, node: NodeId, protocol: PeerProtocol) {
+        self.metrics
+            .peer_protocol_version
+            .get_or_create(&Metrics::peer(node))
+            .set(protocol.version.map_or(0, i64::from));
         self.protocols
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
