@@ -645,8 +645,8 @@ impl SwarmTask {
                     .take(ANNOUNCED_KEPT_CHARS)
                     .collect();
                 let repeated = self.refused_version.insert(peer, version) == Some(version);
-                debug!(peer = %peer, announced = %kept, minimum = self.min_peer_protocol_version, repeated, "peer refused: protocol version below the minimum");
                 let minimum = self.min_peer_protocol_version;
+                debug!(peer = %peer, announced = %kept, minimum, repeated, "peer refused: protocol version below the minimum");
                 self.fail_queued(peer, || NetworkError::ProtocolTooOld {
                     peer,
                     version,
@@ -657,7 +657,7 @@ impl SwarmTask {
                     peer,
                     announced: kept,
                     protocol_version: version,
-                    minimum: self.min_peer_protocol_version,
+                    minimum,
                     repeated,
                 });
             }
