@@ -86,10 +86,13 @@ impl NodeSigner {
 /// curve that is not of small order (`[8]A` is not the identity). Trust lists with any
 /// other signing key are `malformed`.
 pub fn is_strict_public_key(public: &[u8; 32]) -> bool {
-    let Ok(vk) = VerifyingKey::from_bytes(public) else {
-        return false;
-    };
-    !vk.is_weak() && vk.to_edwards().compress().to_bytes() == *public
+    strict_decoded(public).is_some()
+}
+
+/// `public` decoded, if it is a strict public key ([`is_strict_public_key`]).
+fn strict_decoded(public: &[u8; 32]) -> Option<VerifyingKey> {
+    let vk = VerifyingKey::from_bytes(public).ok()?;
+    (!vk.is_weak() && vk.to_edwards().compress().to_bytes() == *public).then_some(vk)
 }
 
 /// Most public keys [`strict_key`] keeps decoded. A node verifies with the keys of its trust
@@ -110,10 +113,7 @@ fn strict_key(public: &[u8; 32]) -> Option<VerifyingKey> {
     if let Some(vk) = cache.read().ok().and_then(|keys| keys.get(public).copied()) {
         return Some(vk);
     }
-    if !is_strict_public_key(public) {
-        return None;
-    }
-    let vk = VerifyingKey::from_bytes(public).ok()?;
+    let vk = strict_decoded(public)?;
     if let Ok(mut keys) = cache.write()
         && keys.len() < STRICT_KEY_CACHE
     {
