@@ -25,15 +25,15 @@ const MODE_BASE: u8 = 0;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct HpkeError;
 
-/// `LabeledExtract(salt, label, ikm)`: HKDF-Extract over `"HPKE-v1" || suite || label ||
-/// ikm`; an empty salt is HKDF's default (HashLen zero bytes, which HMAC treats the same).
+/// `"HPKE-v1" || suite || label || ikm`, the input of LabeledExtract.
+fn labeled_ikm(suite: &[u8], label: &[u8], ikm: &[u8]) -> Vec<u8> {
+    [b"HPKE-v1".as_slice(), suite, label, ikm].concat()
+}
+
+/// `LabeledExtract(salt, label, ikm)`: HKDF-Extract over [`labeled_ikm`]; an empty salt is
+/// HKDF's default (HashLen zero bytes, which HMAC treats the same).
 fn labeled_extract(suite: &[u8], salt: &[u8], label: &[u8], ikm: &[u8]) -> Hkdf<Sha256> {
-    let mut labeled = Vec::with_capacity(7 + suite.len() + label.len() + ikm.len());
-    labeled.extend_from_slice(b"HPKE-v1");
-    labeled.extend_from_slice(suite);
-    labeled.extend_from_slice(label);
-    labeled.extend_from_slice(ikm);
-    Hkdf::<Sha256>::new(Some(salt), &labeled)
+    Hkdf::<Sha256>::new(Some(salt), &labeled_ikm(suite, label, ikm))
 }
 
 /// `LabeledExpand(prk, label, info, L)`: HKDF-Expand with `I2OSP(L, 2) || "HPKE-v1" ||
@@ -45,26 +45,15 @@ fn labeled_expand<const L: usize>(
     info: &[u8],
 ) -> Result<[u8; L], HpkeError> {
     let len = u16::try_from(L).map_err(|_| HpkeError)?;
-    let mut labeled = Vec::with_capacity(9 + suite.len() + label.len() + info.len());
-    labeled.extend_from_slice(&len.to_be_bytes());
-    labeled.extend_from_slice(b"HPKE-v1");
-    labeled.extend_from_slice(suite);
-    labeled.extend_from_slice(label);
-    labeled.extend_from_slice(info);
+    let labeled = [len.to_be_bytes().as_slice(), b"HPKE-v1", suite, label, info].concat();
     let mut out = [0u8; L];
     prk.expand(&labeled, &mut out).map_err(|_| HpkeError)?;
     Ok(out)
 }
 
-/// The labeled pseudorandom key as bytes (LabeledExtract's output is itself a key for the
-/// next LabeledExtract's salt).
+/// LabeledExtract's pseudorandom key as bytes (for a later LabeledExtract's salt or input).
 fn extract_bytes(suite: &[u8], salt: &[u8], label: &[u8], ikm: &[u8]) -> [u8; 32] {
-    let mut labeled = Vec::with_capacity(7 + suite.len() + label.len() + ikm.len());
-    labeled.extend_from_slice(b"HPKE-v1");
-    labeled.extend_from_slice(suite);
-    labeled.extend_from_slice(label);
-    labeled.extend_from_slice(ikm);
-    let (prk, _) = Hkdf::<Sha256>::extract(Some(salt), &labeled);
+    let (prk, _) = Hkdf::<Sha256>::extract(Some(salt), &labeled_ikm(suite, label, ikm));
     prk.into()
 }
 
