@@ -200,13 +200,25 @@ fn json_string(s: &str) -> Box<str> {
         .into_boxed_str()
 }
 
+/// A profession or competence as JSON, `{"code":…,"name":…}`.
+fn coded_json(code: &str, name: Option<&str>) -> Box<str> {
+    serde_json::to_string(&Coded { code, name })
+        .unwrap_or_default()
+        .into_boxed_str()
+}
+
+/// The vocabulary's codes in item order: the professions, then the competences.
+fn vocabulary_codes(vocabulary: &imi_domain::Vocabulary) -> impl Iterator<Item = &str> {
+    vocabulary
+        .professions()
+        .iter()
+        .map(|p| p.code())
+        .chain(vocabulary.competences().iter().map(|c| c.code()))
+}
+
 impl SnapshotViews {
     fn new(snapshot: &Arc<Directory>, vocabulary: &imi_domain::Vocabulary) -> Self {
-        let codes = vocabulary
-            .professions()
-            .iter()
-            .map(|p| p.code())
-            .chain(vocabulary.competences().iter().map(|c| c.code()))
+        let codes = vocabulary_codes(vocabulary)
             .enumerate()
             .map(|(i, c)| (c.to_owned(), i))
             .collect();
@@ -222,19 +234,8 @@ impl SnapshotViews {
         if let Some(row) = self.coded.get(lang) {
             return row.clone();
         }
-        let row: Arc<[Box<str>]> = vocabulary
-            .professions()
-            .iter()
-            .map(|p| p.code())
-            .chain(vocabulary.competences().iter().map(|c| c.code()))
-            .map(|code| {
-                serde_json::to_string(&Coded {
-                    code,
-                    name: vocabulary.name(code, lang),
-                })
-                .unwrap_or_default()
-                .into_boxed_str()
-            })
+        let row: Arc<[Box<str>]> = vocabulary_codes(vocabulary)
+            .map(|code| coded_json(code, vocabulary.name(code, lang)))
             .collect();
         self.coded.insert(lang.to_owned(), row.clone());
         row
@@ -245,14 +246,7 @@ impl SnapshotViews {
         let fixed = json.get(1..json.len().saturating_sub(1))?.into();
         let code = |c: &String| match self.codes.get(c) {
             Some(i) => Code::Known(*i),
-            None => Code::Unknown(
-                serde_json::to_string(&Coded {
-                    code: c,
-                    name: None,
-                })
-                .unwrap_or_default()
-                .into_boxed_str(),
-            ),
+            None => Code::Unknown(coded_json(c, None)),
         };
         Some(Rendered {
             fixed,
