@@ -24,20 +24,8 @@ fn refused(b: &Node, peer: NodeId, quota: &str) -> u64 {
 /// Sends a fresh diagnostic of `size` body bytes from `from` (a raw client with its identity)
 /// to B and returns the outcome of B's verified receipt.
 async fn send(fed: &Federation, raw: &crate::rig::RawClient, from: NodeId, size: usize) -> Outcome {
-    let (_, bytes) = fed.seal(
-        &fed.member(from).signer,
-        Kind::DIAGNOSTIC,
-        &[BE],
-        vec![7; size],
-        now_ms(),
-    );
-    let r = within(
-        "B answers",
-        raw.client.request(fed.member(BE).peer_id(), bytes),
-    )
-    .await
-    .expect("B answers every envelope");
-    fed.verify_receipt(r, BE).body.outcome
+    fed.send_body(raw, from, BE, Kind::DIAGNOSTIC, vec![7; size])
+        .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -529,6 +529,25 @@ impl Federation {
             &rnd,
         )
         .expect("seal and sign");
+        self.exchange(raw, to, bytes).await
+    }
+
+    /// Seals a message of `kind` with `body` from `from` to `to` (created now), sends it over
+    /// `raw` (a client connected as `from`) and returns the verified receipt's outcome.
+    pub async fn send_body(
+        &self,
+        raw: &RawClient,
+        from: NodeId,
+        to: NodeId,
+        kind: &str,
+        body: Vec<u8>,
+    ) -> imi_protocol::Outcome {
+        let (_, bytes) = self.seal(&self.member(from).signer, kind, &[to], body, now_ms());
+        self.exchange(raw, to, bytes).await
+    }
+
+    /// Sends sealed `bytes` to `to` over `raw` and returns the verified receipt's outcome.
+    async fn exchange(&self, raw: &RawClient, to: NodeId, bytes: Vec<u8>) -> imi_protocol::Outcome {
         let peer = self.member(to).peer_id();
         let response = within("the receiver answers", raw.client.request(peer, bytes))
             .await

@@ -2,7 +2,7 @@
 //! changes nothing; a newer one is kept and adopted by the `trust-list` job; an older one
 //! (a rollback), another list under the version in force, or one not signed by the
 //! governance is refused with its code, counted per member and code, and changes nothing.
-use crate::rig::{Federation, now_ms, within};
+use crate::rig::Federation;
 use imi_apps::trust::{TRUST_OFFERS, TrustApp};
 use imi_engine::Applications;
 use imi_protocol::NodeId::{DE, EU, HU};
@@ -24,26 +24,7 @@ async fn a_newer_list_is_adopted_and_an_older_conflicting_or_forged_one_refused(
         t.issued += issued_shift;
         t.sign(by).unwrap()
     };
-    let offer = |bytes: Vec<u8>| {
-        let (_, envelope) = fed.seal(
-            &fed.member(HU).signer,
-            Kind::TRUST_LIST,
-            &[DE],
-            bytes,
-            now_ms(),
-        );
-        let raw = &raw;
-        let fed = &fed;
-        async move {
-            let r = within(
-                "DE answers",
-                raw.client.request(fed.member(DE).peer_id(), envelope),
-            )
-            .await
-            .unwrap();
-            fed.verify_receipt(r, DE).body.outcome
-        }
-    };
+    let offer = |bytes: Vec<u8>| fed.send_body(&raw, HU, DE, Kind::TRUST_LIST, bytes);
 
     // The list in force, again: accepted, nothing kept.
     let v1 = signed(1, 0, &governance);
