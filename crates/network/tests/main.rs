@@ -836,6 +836,12 @@ async fn peers_below_the_minimum_protocol_version_are_refused_until_they_upgrade
         again,
         NetworkEvent::ProtocolRefused { repeated: true, .. }
     ));
+    // Until the refused connection is gone, `dial_all` sees B as connected and skips it.
+    a.wait_for(
+        "A dropping B again",
+        |e| matches!(e, NetworkEvent::PeerDisconnected(p) if *p == b.peer),
+    )
+    .await;
     b.stop().await;
 
     // B is upgraded: same identity, protocol 2, a new port.
