@@ -36,7 +36,7 @@ mod mem;
 mod rocks;
 
 pub use mem::MemStore;
-pub use rocks::{RocksConfig, RocksStore};
+pub use rocks::{MIN_BLOB_BYTES, RocksConfig, RocksStore};
 
 /// The name of a column (a RocksDB column family, or one map in [`MemStore`]).
 pub type Column = &'static str;

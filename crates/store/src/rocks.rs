@@ -17,6 +17,15 @@ use crate::{
 const MAX_TOTAL_WAL_BYTES: u64 = 64 * 1024 * 1024;
 /// Flush and compaction threads (the target machines have few cores).
 const MAX_BACKGROUND_JOBS: i32 = 2;
+/// Values at least this large (envelopes with sizeable bodies, documents) are written to blob
+/// files at flush instead of into the table files: compactions then move a reference, not the
+/// value. Without it, a peer sending 16 KiB envelopes at 10 MB/s kept the small memtables
+/// flushing and the level-0 compactions rewriting its bytes, and another peer's synced commit
+/// waited behind that IO (`imi-sim bench flood`, BENCHMARKS.md).
+pub const MIN_BLOB_BYTES: u64 = 4096;
+/// The blob garbage-collection age cutoff in normal operation (RocksDB's default): compactions
+/// relocate the live values of the oldest quarter of blob files.
+const BLOB_GC_AGE_CUTOFF: &str = "0.25";
 
 /// Memory and file limits for [`RocksStore`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,6 +89,11 @@ fn cf_options(config: &RocksConfig, cache: &Cache) -> Options {
     opts.set_write_buffer_size(config.write_buffer_bytes);
     opts.set_max_write_buffer_number(config.max_write_buffers.max(2));
     opts.set_compression_type(DBCompressionType::Lz4);
+    opts.set_enable_blob_files(true);
+    opts.set_min_blob_size(MIN_BLOB_BYTES);
+    // Large values are mostly sealed envelopes: ciphertext does not compress.
+    opts.set_blob_compression_type(DBCompressionType::None);
+    opts.set_enable_blob_gc(true);
     opts
 }
 
@@ -294,8 +308,21 @@ impl Store for RocksStore {
         opts.set_exclusive_manual_compaction(true);
         for col in cols {
             let cf = self.cf(col)?;
+            // A compaction keeps a live value's blob file unless garbage collection relocates
+            // it; a deleted value's bytes would stay in that file. With the age cutoff at 1.0
+            // every blob file the compaction reaches is rewritten without the deleted values
+            // and then removed.
+            self.db
+                .set_options_cf(cf, &[("blob_garbage_collection_age_cutoff", "1.0")])
+                .map_err(rocks)?;
             self.db
                 .compact_range_cf_opt(cf, None::<&[u8]>, None::<&[u8]>, &opts);
+            self.db
+                .set_options_cf(
+                    cf,
+                    &[("blob_garbage_collection_age_cutoff", BLOB_GC_AGE_CUTOFF)],
+                )
+                .map_err(rocks)?;
         }
         tracing::info!(
             columns = cols.len(),

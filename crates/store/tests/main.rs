@@ -11,8 +11,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use imi_store::{
-    Column, Durability, MemStore, Op, ReadStore, RocksConfig, RocksStore, Store, StoreError,
-    WriteBatch,
+    Column, Durability, MIN_BLOB_BYTES, MemStore, Op, ReadStore, RocksConfig, RocksStore, Store,
+    StoreError, WriteBatch,
 };
 
 const A: Column = "a";
@@ -504,6 +504,99 @@ fn rocks_checkpoint_while_writing_is_consistent_and_opens_read_only() {
     assert!(ro.write(batch, Durability::Sync).is_err());
     assert_eq!(ro.get(A, b"new").unwrap(), None);
     assert!(RocksStore::open_read_only(&dir.path().join("none"), &RocksConfig::default()).is_err());
+}
+
+/// A value made of `marker` (unique, incompressible text) padded with varied bytes to `len`.
+fn marked(marker: &str, len: usize) -> Vec<u8> {
+    let mut v = marker.as_bytes().to_vec();
+    let mut x = 0x9e37_79b9_u32;
+    while v.len() < len {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        v.push(b'a' + (x % 26) as u8);
+    }
+    v
+}
+
+/// Whether any file under `dir` contains `needle`.
+fn on_disk(dir: &Path, needle: &str) -> bool {
+    std::fs::read_dir(dir).unwrap().any(|e| {
+        let path = e.unwrap().path();
+        path.is_file()
+            && std::fs::read(&path)
+                .unwrap()
+                .windows(needle.len())
+                .any(|w| w == needle.as_bytes())
+    })
+}
+
+/// Large values live in blob files; erasure (`purge`) must remove a deleted value's bytes
+/// from those files as from the table files, keep the live ones, and checkpoints (backups)
+/// must carry them.
+#[test]
+fn rocks_large_values_are_purged_from_blob_files_and_kept_in_checkpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let s = open(&db, COLS);
+    let big = usize::try_from(MIN_BLOB_BYTES).unwrap() * 4;
+    let erased_big = "ERASED-BIG-4c1f8e0a9b7d6e52";
+    let erased_small = "ERASED-SMALL-0f3e9d8c7b6a";
+    let live_big = "LIVE-BIG-7a6b5c4d3e2f1a0b";
+    let mut b = WriteBatch::new();
+    b.put(A, b"erased-big", marked(erased_big, big));
+    b.put(A, b"erased-small", marked(erased_small, 100));
+    b.put(A, b"live-big", marked(live_big, big));
+    s.write(b, Durability::Sync).unwrap();
+    s.flush().unwrap();
+    // All three are in files now (the test could see them if they stayed).
+    for m in [erased_big, erased_small, live_big] {
+        assert!(on_disk(&db, m), "{m} written to a file");
+    }
+    let blob_files = || {
+        std::fs::read_dir(&db)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .path()
+                    .extension()
+                    .is_some_and(|x| x == "blob")
+            })
+            .count()
+    };
+    assert!(blob_files() > 0, "large values go to blob files");
+
+    let copy = dir.path().join("copy");
+    s.checkpoint(&copy).unwrap();
+
+    let mut b = WriteBatch::new();
+    b.delete(A, b"erased-big");
+    b.delete(A, b"erased-small");
+    s.write(b, Durability::Sync).unwrap();
+    s.purge(&[A]).unwrap();
+    assert!(
+        !on_disk(&db, erased_big),
+        "a deleted large value is gone from disk"
+    );
+    assert!(
+        !on_disk(&db, erased_small),
+        "a deleted small value is gone from disk"
+    );
+    assert!(on_disk(&db, live_big), "the live value was kept");
+    assert_eq!(s.get(A, b"live-big").unwrap(), Some(marked(live_big, big)));
+    drop(s);
+    let s = open(&db, COLS);
+    assert_eq!(s.get(A, b"live-big").unwrap(), Some(marked(live_big, big)));
+    assert_eq!(s.get(A, b"erased-big").unwrap(), None);
+
+    // The checkpoint taken before the deletion has every value, blobs included.
+    let ro = RocksStore::open_read_only(&copy, &RocksConfig::default()).unwrap();
+    assert_eq!(
+        ro.get(A, b"erased-big").unwrap(),
+        Some(marked(erased_big, big))
+    );
+    assert_eq!(ro.get(A, b"live-big").unwrap(), Some(marked(live_big, big)));
 }
 
 #[test]
