@@ -9,7 +9,8 @@
 //! Asserts: no panic; anything but the one COSE_Sign1 form (rebuilt with `coset`,
 //! `fx::canon::strict_cose`) is `malformed`; a list signed by the governance key is
 //! `malformed` exactly when its payload is not the canonical encoding of a trust list (a
-//! canonical one is also deterministic CBOR by an independent check), and verifies exactly
+//! canonical one is also deterministic CBOR by an independent check) or names a signing key
+//! that is not a strict ed25519 public key, and verifies exactly
 //! when it is canonical and consistent; a verified list is its payload's canonical
 //! encoding and consistent (`validate`); it round-trips (encode → sign → verify gives the
 //! same list, and the encoding is a fixed point); key look-ups answer for every member, key
@@ -20,6 +21,7 @@
 use imi_fuzz_fixtures as fx;
 use imi_fuzz_fixtures::canon;
 use imi_protocol::cose::CT_TRUST_LIST;
+use imi_protocol::keys::is_strict_public_key;
 use imi_protocol::{
     MAX_TRUST_LIST_BYTES, NodeId, NodeSigner, ProtocolError, RejectCode, TrustList, key_id,
 };
@@ -53,7 +55,13 @@ fuzz_target!(|data: &[u8]| {
                 if decoded.is_some() {
                     assert!(canon::deterministic(&payload));
                 }
-                assert_eq!(malformed, decoded.is_none(), "{result:?}");
+                // Canonical, but a signing key strict ed25519 cannot accept: also `malformed`
+                // (README, trust list check 6).
+                let weak_key = decoded.as_ref().is_some_and(|l| {
+                    l.all_signing_keys()
+                        .any(|(_, k)| !is_strict_public_key(&k.public))
+                });
+                assert_eq!(malformed, decoded.is_none() || weak_key, "{result:?}");
                 assert_eq!(
                     result.is_ok(),
                     decoded.is_some_and(|l| l.validate().is_ok()),
