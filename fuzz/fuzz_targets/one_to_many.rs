@@ -19,8 +19,8 @@ use imi_apps::repositories::RepositoryApp;
 use imi_apps::requests::{Cases, DataKey};
 use imi_domain::{alert, notification, repository};
 use imi_engine::{Application, Inbound, Txn};
-use imi_fuzz_fixtures::{self as fx, NOW};
 use imi_fuzz_fixtures::one_to_many::{CASE, FIXTURE_MESSAGE, fixture_bodies};
+use imi_fuzz_fixtures::{self as fx, NOW};
 use imi_protocol::{AuthorityId, Header, Kind, MessageId, NodeId, RejectCode, TrustList};
 use imi_store::{Durability, MemStore, Store};
 use libfuzzer_sys::fuzz_target;
@@ -44,7 +44,15 @@ fn step_of(kind: usize, body: &[u8]) -> Option<Kind> {
     Kind::new(s).ok()
 }
 
-fn header(kind: usize, from: NodeId, authority: &str, step: Option<Kind>, prev: Vec<MessageId>, to: Vec<NodeId>, id: u8) -> Header {
+fn header(
+    kind: usize,
+    from: NodeId,
+    authority: &str,
+    step: Option<Kind>,
+    prev: Vec<MessageId>,
+    to: Vec<NodeId>,
+    id: u8,
+) -> Header {
     Header {
         v: 1,
         id: MessageId([id; 16]),
@@ -82,13 +90,32 @@ fn fixture() -> &'static Fixture {
                 0 => vec![NodeId::DE, NodeId::HU],
                 _ => vec![NodeId::DE],
             };
-            let h = header(kind, NodeId::AT, "AT-NC", step_of(kind, &body), vec![], to, FIXTURE_MESSAGE);
-            let inbound = Inbound { header: &h, body: &body, received: NOW, trust: &trust };
+            let h = header(
+                kind,
+                NodeId::AT,
+                "AT-NC",
+                step_of(kind, &body),
+                vec![],
+                to,
+                FIXTURE_MESSAGE,
+            );
+            let inbound = Inbound {
+                header: &h,
+                body: &body,
+                received: NOW,
+                trust: &trust,
+            };
             let mut txn = Txn::detached(&held);
-            apps[kind].apply(&inbound, &mut txn).unwrap_or_else(|e| panic!("fixture {kind}: {e}"));
+            apps[kind]
+                .apply(&inbound, &mut txn)
+                .unwrap_or_else(|e| panic!("fixture {kind}: {e}"));
             held.write(txn.into_batch(), Durability::Buffered).unwrap();
         }
-        Fixture { trust, apps, stores: [empty, held] }
+        Fixture {
+            trust,
+            apps,
+            stores: [empty, held],
+        }
     })
 }
 
@@ -97,30 +124,53 @@ fuzz_target!(|data: &[u8]| {
     let (sel, body) = fx::split_first(data);
     let kind = usize::from(sel & 3).min(2);
     match kind {
-        0 => if let Some(m) = notification::decode(body) {
-            let e = notification::encode(&m);
-            assert_eq!(notification::encode(&notification::decode(&e).unwrap()), e);
-        },
-        1 => if let Some(m) = repository::decode(body) {
-            let e = repository::encode(&m);
-            assert_eq!(repository::encode(&repository::decode(&e).unwrap()), e);
-        },
-        _ => if let Some(m) = alert::decode(body) {
-            let e = alert::encode(&m);
-            assert_eq!(alert::encode(&alert::decode(&e).unwrap()), e);
-        },
+        0 => {
+            if let Some(m) = notification::decode(body) {
+                let e = notification::encode(&m);
+                assert_eq!(notification::encode(&notification::decode(&e).unwrap()), e);
+            }
+        }
+        1 => {
+            if let Some(m) = repository::decode(body) {
+                let e = repository::encode(&m);
+                assert_eq!(repository::encode(&repository::decode(&e).unwrap()), e);
+            }
+        }
+        _ => {
+            if let Some(m) = alert::decode(body) {
+                let e = alert::encode(&m);
+                assert_eq!(alert::encode(&alert::decode(&e).unwrap()), e);
+            }
+        }
     }
     let store = &f.stores[usize::from(sel >> 2 & 1)];
-    let (from, authority) = if sel & 8 == 0 { (NodeId::AT, "AT-NC") } else { (NodeId::NL, "NL-NC") };
-    let step = if sel & 0x10 == 0 { step_of(kind, body) } else { Kind::new("read").ok() };
-    let prev = if sel & 0x20 == 0 { vec![] } else { vec![MessageId([FIXTURE_MESSAGE; 16])] };
+    let (from, authority) = if sel & 8 == 0 {
+        (NodeId::AT, "AT-NC")
+    } else {
+        (NodeId::NL, "NL-NC")
+    };
+    let step = if sel & 0x10 == 0 {
+        step_of(kind, body)
+    } else {
+        Kind::new("read").ok()
+    };
+    let prev = if sel & 0x20 == 0 {
+        vec![]
+    } else {
+        vec![MessageId([FIXTURE_MESSAGE; 16])]
+    };
     // Notifications name their recipients in the body; the header must say the same.
     let to = match notification::decode(body) {
         Some(notification::NotificationMessage::Notify(n)) if kind == 0 => n.countries(),
         _ => vec![NodeId::DE],
     };
     let h = header(kind, from, authority, step, prev, to, 0xee);
-    let inbound = Inbound { header: &h, body, received: NOW + 1_000, trust: &f.trust };
+    let inbound = Inbound {
+        header: &h,
+        body,
+        received: NOW + 1_000,
+        trust: &f.trust,
+    };
     let mut txn = Txn::detached(store);
     match f.apps[kind].apply(&inbound, &mut txn) {
         Ok(()) => {}
