@@ -209,11 +209,7 @@ mod tests {
     }
 
     fn hex32(s: &str) -> [u8; 32] {
-        let mut out = [0u8; 32];
-        for (i, b) in out.iter_mut().enumerate() {
-            *b = u8::from_str_radix(s.get(2 * i..2 * i + 2).unwrap_or("00"), 16).unwrap_or(0);
-        }
-        out
+        hex::decode(s).unwrap().try_into().unwrap()
     }
 
     /// The decoded-key cache changes no answer: a key that fails the strict check fails
