@@ -823,8 +823,8 @@ impl Engine {
         self.shared
             .protocols
             .lock()
-            .map(|m| m.clone())
-            .unwrap_or_else(|p| p.into_inner().clone())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// Which members are connected now.
