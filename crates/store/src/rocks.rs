@@ -24,8 +24,9 @@ const MAX_BACKGROUND_JOBS: i32 = 2;
 /// waited behind that IO (`imi-sim bench flood`, BENCHMARKS.md).
 pub const MIN_BLOB_BYTES: u64 = 4096;
 /// The blob garbage-collection age cutoff in normal operation (RocksDB's default): compactions
-/// relocate the live values of the oldest quarter of blob files.
-const BLOB_GC_AGE_CUTOFF: &str = "0.25";
+/// relocate the live values of the oldest quarter of blob files. `purge` raises it to 1.0
+/// for its compaction and sets it back to this.
+const BLOB_GC_AGE_CUTOFF: f64 = 0.25;
 
 /// Memory and file limits for [`RocksStore`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,6 +95,7 @@ fn cf_options(config: &RocksConfig, cache: &Cache) -> Options {
     // Large values are mostly sealed envelopes: ciphertext does not compress.
     opts.set_blob_compression_type(DBCompressionType::None);
     opts.set_enable_blob_gc(true);
+    opts.set_blob_gc_age_cutoff(BLOB_GC_AGE_CUTOFF);
     opts
 }
 
@@ -320,7 +322,10 @@ impl Store for RocksStore {
             self.db
                 .set_options_cf(
                     cf,
-                    &[("blob_garbage_collection_age_cutoff", BLOB_GC_AGE_CUTOFF)],
+                    &[(
+                        "blob_garbage_collection_age_cutoff",
+                        BLOB_GC_AGE_CUTOFF.to_string().as_str(),
+                    )],
                 )
                 .map_err(rocks)?;
         }
