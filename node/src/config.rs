@@ -162,6 +162,9 @@ pub struct NetworkSection {
     /// Peers announcing a lower IMI protocol version are refused (1 up to the version this
     /// release speaks).
     pub min_protocol_version: u16,
+    /// While another peer is sending too, each peer is read at no more than this many bytes
+    /// per second (0: no pacing).
+    pub contended_read_bytes_per_second: u64,
 }
 
 impl NetworkSection {
@@ -191,6 +194,7 @@ impl Default for NetworkSection {
             max_pending_inbound_bytes: net.max_pending_inbound_bytes,
             max_pending_inbound_bytes_per_peer: net.max_pending_inbound_bytes_per_peer,
             min_protocol_version: net.min_peer_protocol_version,
+            contended_read_bytes_per_second: net.contended_read_bytes_per_second,
         }
     }
 }

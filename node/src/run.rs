@@ -128,6 +128,7 @@ pub async fn run(
         max_pending_inbound_bytes_per_peer: cfg.network.max_pending_inbound_bytes_per_peer,
         protocol_version: imi_protocol::PROTOCOL_VERSION,
         min_peer_protocol_version: cfg.network.min_protocol_version()?,
+        contended_read_bytes_per_second: cfg.network.contended_read_bytes_per_second,
         ..imi_network::NetworkConfig::default()
     };
     let keypair = imi_engine::libp2p_keypair(&identity.signer)?;
@@ -215,6 +216,7 @@ pub async fn run(
         "Leaves in this node's transparency log",
         log_leaves.clone(),
     );
+    registry.register_collector(Box::new(ReadPacingMetrics(client.clone())));
     let backups = crate::backup::NodeBackups::new(rocks, cfg.clone(), engine.clone());
     backups.register_metrics(&mut registry);
     let services = imi_apps::Services::new(engine.clone(), &node_apps, governance);
@@ -375,5 +377,36 @@ pub fn system_clock() -> Arc<dyn Clock> {
             Arc::new(OffsetClock(offset))
         }
         _ => Arc::new(SystemClock),
+    }
+}
+
+/// `imi_network_read_pauses_total` and `imi_network_read_paused_seconds_total`, read from the
+/// network's pacer at each scrape.
+#[derive(Debug)]
+struct ReadPacingMetrics(imi_network::NetworkClient);
+
+impl prometheus_client::collector::Collector for ReadPacingMetrics {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::DescriptorEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        use prometheus_client::encoding::EncodeMetric;
+        use prometheus_client::metrics::counter::ConstCounter;
+        let pacing = self.0.read_pacing();
+        let pauses = ConstCounter::new(pacing.pauses);
+        pauses.encode(encoder.encode_descriptor(
+            "imi_network_read_pauses",
+            "Times a connection waited before reading because its peer had sent its share while another peer was sending (network.contended_read_bytes_per_second)",
+            None,
+            pauses.metric_type(),
+        )?)?;
+        let paused = ConstCounter::new(pacing.paused.as_secs_f64());
+        paused.encode(encoder.encode_descriptor(
+            "imi_network_read_paused_seconds",
+            "Seconds connections waited under read pacing, summed over connections",
+            None,
+            paused.metric_type(),
+        )?)?;
+        Ok(())
     }
 }

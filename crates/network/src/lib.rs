@@ -74,9 +74,28 @@
 //! requests to one peer, the rest queue in the task), frame sizes, and request lifetimes
 //! ([`NetworkConfig::request_timeout`], counted once in the queue and once on the wire) are all
 //! bounded.
+//!
+//! ## Read pacing
+//!
+//! Refusing a flood after reading it still costs the receiver per request (reading, Noise
+//! decryption, a stream, and whatever the engine does to refuse it), so a peer that sends
+//! faster than its share could take the node's CPU and disk from the others however its
+//! requests are then treated. Every connection's reads therefore pass through a pacer below
+//! Noise. Once the handshake has proven a connection's peer, all of that peer's connections
+//! draw on one token bucket (before that, the connection has its own). While another peer
+//! has sent anything within the last second ([`CONTENTION_WINDOW`]), a peer is read at no more
+//! than [`NetworkConfig::contended_read_bytes_per_second`], with a burst of a 64th of a
+//! second's bytes (at least [`MIN_BURST_BYTES`]). What is not read yet stays in the kernel's
+//! socket buffers and TCP flow control stops the sender: the excess costs nothing. A peer
+//! alone is read at full speed. [`NetworkClient::read_pacing`] reports the pauses.
+//! Connections are matched to their peer by the remote socket address of the transport's
+//! endpoint; one dialed by name (`/dns4/…`) keeps its own bucket.
 
 pub mod codec;
+mod pacing;
 mod task;
+
+pub use pacing::{CONTENTION_WINDOW, MIN_BURST_BYTES, ReadPacing};
 
 use std::{fmt, sync::Arc, time::Duration};
 
@@ -90,6 +109,9 @@ pub const PROTOCOL: &str = "/imi/envelope/1";
 
 /// Default limit for one request or response body: 4 MiB.
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
+
+/// Default [`NetworkConfig::contended_read_bytes_per_second`]: 2 MiB/s.
+pub const DEFAULT_CONTENDED_READ_BYTES_PER_SECOND: u64 = 2 * 1024 * 1024;
 
 /// Largest `max_message_bytes` the `u32` length prefix can express.
 const MAX_FRAME_LIMIT: usize = u32::MAX as usize;
@@ -128,6 +150,10 @@ pub struct NetworkConfig {
     /// The IMI protocol version this node speaks, announced through identify as
     /// `/imi/<version>.0.0` (default 1; a node sets it from `imi_protocol::PROTOCOL_VERSION`).
     pub protocol_version: u16,
+    /// While another peer is sending too, each peer's connections together are read at no
+    /// more than this many bytes per second (default 2 MiB/s; 0 turns pacing off): see
+    /// [Read pacing](crate#read-pacing).
+    pub contended_read_bytes_per_second: u64,
     /// Peers announcing a lower protocol version (or none that parses) are refused: see
     /// [Protocol versions](crate#protocol-versions). Default 1; at most
     /// [`NetworkConfig::protocol_version`].
@@ -150,6 +176,7 @@ impl Default for NetworkConfig {
             max_pending_inbound_bytes_per_peer: 64 * 1024 * 1024,
             protocol_version: 1,
             min_peer_protocol_version: 1,
+            contended_read_bytes_per_second: DEFAULT_CONTENDED_READ_BYTES_PER_SECOND,
         }
     }
 }
@@ -370,6 +397,7 @@ pub struct NetworkClient {
     commands: mpsc::Sender<Command>,
     request_slots: Arc<Semaphore>,
     max_message_bytes: usize,
+    pacer: Arc<pacing::Pacer>,
 }
 
 impl fmt::Debug for NetworkClient {
@@ -382,6 +410,12 @@ impl fmt::Debug for NetworkClient {
 }
 
 impl NetworkClient {
+    /// What read pacing has done since the network started (see
+    /// [Read pacing](crate#read-pacing)).
+    pub fn read_pacing(&self) -> ReadPacing {
+        self.pacer.stats()
+    }
+
     fn check_size(&self, len: usize) -> Result<(), NetworkError> {
         if len > self.max_message_bytes {
             return Err(NetworkError::TooLarge {
@@ -481,12 +515,14 @@ pub fn spawn(
     })?;
     let (command_tx, command_rx) = mpsc::channel(config.command_buffer);
     let (event_tx, event_rx) = mpsc::channel(config.event_buffer);
+    let pacer = pacing::Pacer::new(config.contended_read_bytes_per_second);
     let client = NetworkClient {
         commands: command_tx,
         request_slots: Arc::new(Semaphore::new(config.command_buffer)),
         max_message_bytes: config.max_message_bytes,
+        pacer: Arc::clone(&pacer),
     };
-    let task = task::SwarmTask::new(keypair, &config, allowed, event_tx)?;
+    let task = task::SwarmTask::new(keypair, &config, allowed, event_tx, &pacer)?;
     let handle = runtime.spawn(task.run(command_rx, cancel));
     Ok((client, event_rx, handle))
 }

@@ -7,7 +7,8 @@ use std::{
 
 use futures::StreamExt;
 use libp2p::{
-    Multiaddr, PeerId, StreamProtocol, Swarm, allow_block_list, connection_limits, identify,
+    Multiaddr, PeerId, StreamProtocol, Swarm, Transport, allow_block_list, connection_limits,
+    identify,
     identity::Keypair,
     noise, ping,
     request_response::{
@@ -27,6 +28,7 @@ use crate::{
     AllowedPeer, Command, InboundId, InboundPayload, NetworkConfig, NetworkError, NetworkEvent,
     PROTOCOL,
     codec::{Frame, FrameCodec, FrameTooLarge},
+    pacing::{Pacer, remote_socket_addr},
 };
 
 /// Characters of a peer's announced protocol version kept for logs and events.
@@ -108,7 +110,11 @@ pub(crate) struct SwarmTask {
     events_closed: bool,
 }
 
-fn build_swarm(keypair: Keypair, config: &NetworkConfig) -> Result<Swarm<Behaviour>, NetworkError> {
+fn build_swarm(
+    keypair: Keypair,
+    config: &NetworkConfig,
+    pacer: &std::sync::Arc<Pacer>,
+) -> Result<Swarm<Behaviour>, NetworkError> {
     let codec = FrameCodec::new(config.max_message_bytes);
     let rr_config = request_response::Config::default()
         .with_request_timeout(config.request_timeout)
@@ -118,14 +124,30 @@ fn build_swarm(keypair: Keypair, config: &NetworkConfig) -> Result<Swarm<Behavio
     let negotiating = config.max_concurrent_streams;
     let (max_per_peer, max_pending_incoming) =
         (config.max_connections_per_peer, config.max_pending_incoming);
+    let pacer = std::sync::Arc::clone(pacer);
+    let noise = noise::Config::new(&keypair)
+        .map_err(|e| NetworkError::Other(format!("cannot set up the Noise transport: {e}")))?;
+    // What `SwarmBuilder::with_tcp` builds, with every connection's reads paced (see
+    // `pacing`) below Noise, so that bytes a contended peer may not send yet stay in its
+    // socket; once Noise has proven the peer, its connections share one lane.
+    let bind = std::sync::Arc::clone(&pacer);
+    let transport = tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
+        .map(move |stream: tcp::tokio::TcpStream, _| {
+            let remote = stream.0.peer_addr().ok();
+            pacer.wrap(stream, remote)
+        })
+        .upgrade(libp2p::core::upgrade::Version::V1Lazy)
+        .authenticate(noise)
+        .multiplex_ext(move |peer, endpoint| {
+            if let Some(remote) = remote_socket_addr(endpoint) {
+                bind.bind(remote, *peer);
+            }
+            yamux::Config::default()
+        });
     let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
-        .with_tcp(
-            tcp::Config::default().nodelay(true),
-            noise::Config::new,
-            yamux::Config::default,
-        )
-        .map_err(|e| NetworkError::Other(format!("cannot set up the Noise transport: {e}")))?
+        .with_other_transport(|_| transport)
+        .map_err(|e| NetworkError::Other(format!("cannot set up the transport: {e}")))?
         .with_behaviour(|key| Behaviour {
             gate: allow_block_list::Behaviour::default(),
             limits: connection_limits::Behaviour::new(
@@ -186,8 +208,9 @@ impl SwarmTask {
         config: &NetworkConfig,
         allowed: Vec<AllowedPeer>,
         events: mpsc::Sender<NetworkEvent>,
+        pacer: &std::sync::Arc<Pacer>,
     ) -> Result<Self, NetworkError> {
-        let mut swarm = build_swarm(keypair, config)?;
+        let mut swarm = build_swarm(keypair, config, pacer)?;
         for addr in &config.listen {
             swarm
                 .listen_on(addr.clone())

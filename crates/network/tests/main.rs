@@ -901,3 +901,76 @@ async fn a_minimum_above_the_spoken_version_is_refused_at_spawn() {
         );
     }
 }
+
+/// While A keeps sending, B's large request is read at the contended pace: the node paused
+/// B's connection instead of reading it at once, and the request still arrives whole. With
+/// pacing off nothing pauses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_contended_connection_is_read_at_its_pace() {
+    const LIMIT: usize = 1024 * 1024;
+    for rate in [512 * 1024, 0] {
+        let (a_key, b_key) = (Keypair::generate_ed25519(), Keypair::generate_ed25519());
+        let peers = [a_key.public().to_peer_id(), b_key.public().to_peer_id()];
+        let x = Node::start(
+            Keypair::generate_ed25519(),
+            NetworkConfig {
+                contended_read_bytes_per_second: rate,
+                ..local_config(LIMIT)
+            },
+            peers
+                .iter()
+                .map(|&peer| AllowedPeer {
+                    peer,
+                    addrs: vec![],
+                })
+                .collect(),
+        )
+        .await;
+        let (x, _seen) = x.serve();
+        let a = Node::start(a_key, local_config(LIMIT), vec![x.allowed_entry()]).await;
+        let b = Node::start(b_key, local_config(LIMIT), vec![x.allowed_entry()]).await;
+
+        // A sends small requests one after another until told to stop.
+        let stop = CancellationToken::new();
+        let (first_tx, first_rx) = tokio::sync::oneshot::channel();
+        let sender = {
+            let (client, peer, stop) = (a.client.clone(), x.peer, stop.clone());
+            tokio::spawn(async move {
+                let mut first = Some(first_tx);
+                let mut sent = 0u64;
+                while !stop.is_cancelled() {
+                    let body = sent.to_be_bytes().to_vec();
+                    assert_eq!(
+                        client.request(peer, body.clone()).await.unwrap(),
+                        expected(&body)
+                    );
+                    sent += 1;
+                    if let Some(tx) = first.take() {
+                        let _ = tx.send(());
+                    }
+                }
+                sent
+            })
+        };
+        guarded("A's first answer", first_rx).await.unwrap();
+
+        let body: Vec<u8> = (0..LIMIT - 1024).map(|i| (i % 251) as u8).collect();
+        let answer = guarded("B's large request", b.client.request(x.peer, body.clone()))
+            .await
+            .unwrap();
+        assert_eq!(answer, expected(&body));
+        stop.cancel();
+        assert!(guarded("A's sender", sender).await.unwrap() > 0);
+
+        let pacing = x.client.read_pacing();
+        if rate > 0 {
+            assert!(pacing.pauses > 0, "{pacing:?}");
+            assert!(pacing.paused > Duration::ZERO, "{pacing:?}");
+        } else {
+            assert_eq!(pacing, imi_network::ReadPacing::default());
+        }
+        a.stop().await;
+        b.stop().await;
+        x.stop().await;
+    }
+}
