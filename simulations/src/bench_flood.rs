@@ -44,6 +44,12 @@ pub struct FloodArgs {
     /// Parent of the temporary federation directory (default: the system temp dir).
     #[arg(long)]
     pub dir: Option<PathBuf>,
+    /// Keep the flooder's data directory on the shared disk. By default it is on tmpfs
+    /// (`/dev/shm`, when there is one): the flooder writes every envelope it floods (20,000 ×
+    /// 16 KiB and its WAL), and on one machine those writes would queue before AT's and DE's
+    /// fsyncs on the disk they share, which separate machines do not.
+    #[arg(long)]
+    pub flooder_on_shared_disk: bool,
 }
 
 const SENDER: NodeId = NodeId::AT;
@@ -57,8 +63,21 @@ fn sum(m: &std::collections::BTreeMap<String, f64>, prefix: &str, needle: &str) 
         .sum()
 }
 
+/// Seconds AT sends under the flood before the measured run (see `measure`).
+const ONSET_SECONDS: u32 = 2;
+
 async fn offered(fed: &Federation, args: &FloodArgs, what: &str) -> Result<(f64, f64)> {
-    let count = ((args.rate * f64::from(args.seconds)).round() as u32).max(1);
+    offered_for(fed, args, args.seconds, what).await
+}
+
+/// AT's offered load for `seconds`: p50 and p99 of the round trips, ms.
+async fn offered_for(
+    fed: &Federation,
+    args: &FloodArgs,
+    seconds: u32,
+    what: &str,
+) -> Result<(f64, f64)> {
+    let count = ((args.rate * f64::from(seconds)).round() as u32).max(1);
     let r = fed
         .diag(
             SENDER,
@@ -93,15 +112,27 @@ pub async fn run(args: &FloodArgs) -> Result<bool> {
     let base = federation::free_base_port(members.len())?;
     federation::init_federation(&bin, &dir, &members, base)?;
     federation::override_configs(&dir, &members, &args.set)?;
-    federation::override_configs(
-        &dir,
-        &[FLOODER],
-        &[
-            format!("engine.delivery_window={}", args.flood_window),
-            "engine.backoff_initial_ms=10".into(),
-            "engine.backoff_max_ms=100".into(),
-        ],
-    )?;
+    let mut flooder = vec![
+        format!("engine.delivery_window={}", args.flood_window),
+        "engine.backoff_initial_ms=10".into(),
+        "engine.backoff_max_ms=100".into(),
+    ];
+    // The flooder's own disk (see `FloodArgs::flooder_on_shared_disk`); removed at the end.
+    let shm = std::path::Path::new("/dev/shm");
+    let flooder_disk = if args.flooder_on_shared_disk || !shm.is_dir() {
+        None
+    } else {
+        let disk = tempfile::Builder::new()
+            .prefix("imi-bench-flood-")
+            .tempdir_in(shm)?;
+        let data = disk.path().join("data");
+        flooder.push(format!(
+            "data_dir={}",
+            toml::Value::String(data.to_string_lossy().into_owned())
+        ));
+        Some(disk)
+    };
+    federation::override_configs(&dir, &[FLOODER], &flooder)?;
     eprintln!(
         "{} {SENDER} → {TARGET} at {} msg/s, alone then while {FLOODER} floods {TARGET} ({} B bodies, {} in flight)",
         st.bold("imi-sim bench flood:"),
@@ -110,7 +141,10 @@ pub async fn run(args: &FloodArgs) -> Result<bool> {
         args.flood_window
     );
     let mut fed = Federation::start(&bin, &dir, &members, base)?;
-    let placement = place(&fed)?;
+    let mut placement = place(&fed)?;
+    if flooder_disk.is_some() {
+        placement.push_str(&format!("; {FLOODER}'s data on tmpfs"));
+    }
     eprintln!("  placement: {placement}");
     let result = measure(&mut fed, args).await;
     let reports = fed.stop(Duration::from_secs(20)).await;
@@ -200,7 +234,12 @@ async fn measure(fed: &mut Federation, args: &FloodArgs) -> Result<Value> {
                     .get("imi_inbound_received_total")
                     .copied()
                     .unwrap_or(0.0);
-            if received >= 1000.0 {
+            // ...and CY has sealed and queued its whole flood: on one machine that work would
+            // take AT's core, which a flooder on its own machine does not.
+            let c = fed.metrics(FLOODER).await?;
+            let queued = sum(&c, "imi_outbox_queue_depth", &format!("peer=\"{TARGET}\""))
+                + sum(&c, "imi_delivered_total", &format!("peer=\"{TARGET}\""));
+            if received >= 1000.0 && queued >= f64::from(args.flood_messages) {
                 break;
             }
             if started.elapsed() > Duration::from_secs(120) {
@@ -208,14 +247,18 @@ async fn measure(fed: &mut Federation, args: &FloodArgs) -> Result<Value> {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        // AT starts sending into a node that was busy with CY alone: its first envelopes
+        // meet what DE took from CY while nobody else was sending. Reported, then the steady
+        // state is measured.
+        let onset = offered_for(fed, args, ONSET_SECONDS, "the onset under the flood").await?;
         let at_start = fed.metrics(TARGET).await?;
         let t = Instant::now();
         let (p50, p99) = offered(fed, args, "under the flood").await?;
         let wall = t.elapsed().as_secs_f64();
         let at_end = fed.metrics(TARGET).await?;
-        Ok::<_, anyhow::Error>((at_start, at_end, p50, p99, wall))
+        Ok::<_, anyhow::Error>((at_start, at_end, p50, p99, wall, onset))
     };
-    let (at_start, at_end, flood_p50, flood_p99, wall) = tokio::select! {
+    let (at_start, at_end, flood_p50, flood_p99, wall, onset) = tokio::select! {
         r = measurement => r?,
         () = flood => unreachable!("the flood future never completes"),
     };
@@ -232,6 +275,10 @@ async fn measure(fed: &mut Federation, args: &FloodArgs) -> Result<Value> {
     let refused_bytes = delta("imi_quota_refused_total", "bytes_per_day");
     let shed = delta("imi_quota_refused_total", "pending_bytes");
     let sender_refused = delta("imi_quota_refused_total", &format!("peer=\"{SENDER}\""));
+    eprintln!(
+        "  onset:       p50 {:.2} ms, p99 {:.2} ms (AT's first {ONSET_SECONDS} s under the flood, not measured)",
+        onset.0, onset.1
+    );
     eprintln!(
         "  under flood: p50 {flood_p50:.2} ms, p99 {flood_p99:.2} ms; {TARGET} took {:.0} flood msg/s, refused {refused_slots:.0} (slots) + {refused_bytes:.0} (bytes/day), shed {shed:.0}; {SENDER} refused {sender_refused:.0}",
         flood_accepted / wall
@@ -252,6 +299,8 @@ async fn measure(fed: &mut Federation, args: &FloodArgs) -> Result<Value> {
         "flood_ended_before_the_measurement": flood_ended_early,
         "alone": { "p50_ms": round(alone_p50, 3), "p99_ms": round(alone_p99, 3) },
         "under_flood": { "p50_ms": round(flood_p50, 3), "p99_ms": round(flood_p99, 3) },
+        "onset_seconds": ONSET_SECONDS,
+        "onset": { "p50_ms": round(onset.0, 3), "p99_ms": round(onset.1, 3) },
         "p99_ratio": round(ratio, 3),
         "flood_accepted_per_s": round(flood_accepted / wall, 1),
         "flood_refused_inbound_slots": refused_slots,
