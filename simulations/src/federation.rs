@@ -679,6 +679,44 @@ pub mod procfs {
         })
     }
 
+    /// Resident memory of the live processes whose command line names `marker` (e.g. a
+    /// federation's directory), summed at one instant, in KiB: (RSS, PSS). RSS counts every
+    /// page a process maps, so pages shared by several processes (the binary's code) count
+    /// once per process; PSS divides each shared page among the processes that map it, so
+    /// the PSS sum is the memory the processes take from the machine together.
+    pub fn memory_together_kib(marker: &str) -> (u64, u64) {
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return (0, 0);
+        };
+        let (mut rss, mut pss) = (0, 0);
+        for entry in entries.flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+                continue;
+            };
+            let cmdline = String::from_utf8_lossy(&cmdline);
+            if !cmdline.contains("imi-node") || !cmdline.contains(marker) {
+                continue;
+            }
+            rss += status_field(pid, "VmRSS").unwrap_or(0);
+            pss += std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
+                .ok()
+                .and_then(|t| {
+                    t.lines()
+                        .find_map(|l| l.strip_prefix("Pss:"))
+                        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+                })
+                .unwrap_or(0);
+        }
+        (rss, pss)
+    }
+
     /// (comm, utime + stime in clock ticks) of a `stat` file.
     fn stat_ticks(path: &str) -> Option<(String, u64)> {
         let text = std::fs::read_to_string(path).ok()?;

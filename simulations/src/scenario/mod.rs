@@ -217,6 +217,12 @@ pub struct Summary {
     pub peak_rss_mib_total: f64,
     /// Largest single node's peak resident memory, MiB.
     pub peak_rss_mib_max: f64,
+    /// The nodes' resident memory summed at one instant, the largest such sum (sampled every
+    /// second), MiB. Pages the nodes share (the binary's code) count once per node.
+    pub peak_rss_mib_together: f64,
+    /// The same for proportional set size: shared pages divided among the nodes mapping them,
+    /// so this is the memory the nodes take from the machine together, MiB.
+    pub peak_pss_mib_together: f64,
     /// CPU seconds of every node process together.
     pub cpu_s: f64,
     /// CPU µs per envelope (the nodes only).
@@ -275,6 +281,36 @@ pub fn run_blocking(
 struct ProcessFigures {
     cpu_ticks_done: u64,
     peak_kib: BTreeMap<NodeId, u64>,
+    together: Arc<Together>,
+}
+
+/// The largest memory of all the nodes together at one instant, sampled every second
+/// (`procfs::memory_together_kib`), in KiB.
+#[derive(Default)]
+struct Together {
+    rss_kib: AtomicU64,
+    pss_kib: AtomicU64,
+}
+
+impl Together {
+    fn sample(&self, marker: &str) {
+        let (rss, pss) = procfs::memory_together_kib(marker);
+        self.rss_kib.fetch_max(rss, Ordering::Relaxed);
+        self.pss_kib.fetch_max(pss, Ordering::Relaxed);
+    }
+
+    /// Samples every second until aborted.
+    fn spawn_sampler(self: &Arc<Self>, fed: &Federation) -> tokio::task::JoinHandle<()> {
+        let together = Arc::clone(self);
+        let marker = fed.dir.to_string_lossy().into_owned();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let (t, m) = (Arc::clone(&together), marker.clone());
+                let _ = tokio::task::spawn_blocking(move || t.sample(&m)).await;
+            }
+        })
+    }
 }
 
 impl ProcessFigures {
@@ -285,6 +321,7 @@ impl ProcessFigures {
                 *e = (*e).max(kib);
             }
         }
+        self.together.sample(&fed.dir.to_string_lossy());
     }
 
     /// Before node `id` stops: its CPU so far.
@@ -638,10 +675,12 @@ async fn simulate(
             }
         })
     };
+    let memory = figures.together.spawn_sampler(fed);
     let faults = play_faults(scenario, fed, time, proxies, &mut figures).await;
     let dispatched = dispatcher.await;
     let broadcast = broadcaster.await;
     progress.abort();
+    memory.abort();
     if st.is_color() {
         eprintln!();
     }
@@ -978,6 +1017,14 @@ async fn simulate(
         scoreboard,
         peak_rss_mib_total: crate::bench::round(peak.iter().sum(), 1),
         peak_rss_mib_max: crate::bench::round(peak.iter().copied().fold(0.0, f64::max), 1),
+        peak_rss_mib_together: crate::bench::round(
+            figures.together.rss_kib.load(Ordering::Relaxed) as f64 / 1024.0,
+            1,
+        ),
+        peak_pss_mib_together: crate::bench::round(
+            figures.together.pss_kib.load(Ordering::Relaxed) as f64 / 1024.0,
+            1,
+        ),
         cpu_s: crate::bench::round(cpu_s, 1),
         cpu_us_per_envelope: crate::bench::round(cpu_s * 1e6 / envelopes.max(1) as f64, 0),
         faults,
@@ -1237,8 +1284,14 @@ fn print_summary(st: &Style, s: &Summary) {
     };
     println!("  lost {lost}, duplicated {dup}{stale}");
     println!(
-        "  memory: peak RSS {:.0} MiB for the {} nodes together (largest {:.0} MiB); CPU {:.0} s ({:.0} µs per envelope)",
-        s.peak_rss_mib_total, s.nodes, s.peak_rss_mib_max, s.cpu_s, s.cpu_us_per_envelope
+        "  memory: peak RSS {:.0} MiB for the {} nodes together (each node's peak, summed; largest {:.0} MiB); at one instant at most RSS {:.0} MiB, PSS {:.0} MiB (shared code counted once); CPU {:.0} s ({:.0} µs per envelope)",
+        s.peak_rss_mib_total,
+        s.nodes,
+        s.peak_rss_mib_max,
+        s.peak_rss_mib_together,
+        s.peak_pss_mib_together,
+        s.cpu_s,
+        s.cpu_us_per_envelope
     );
     for f in &s.faults {
         println!(

@@ -83,6 +83,17 @@ fn the_2021_scoreboard_is_reproduced_by_31_nodes() {
     let s = run("scoreboard-2021", 0.02, Some(150.0));
     assert_eq!(s.nodes, 31);
     assert_eq!(s.countries, 30);
+    // Memory at one instant: no more than the nodes' own peaks summed, and less as PSS, since
+    // the 31 processes share the binary's code pages.
+    assert!(
+        s.peak_pss_mib_together > 0.0
+            && s.peak_pss_mib_together < s.peak_rss_mib_together
+            && s.peak_rss_mib_together <= s.peak_rss_mib_total + 1.0,
+        "PSS {} / RSS {} at one instant, peaks summed {}",
+        s.peak_pss_mib_together,
+        s.peak_rss_mib_together,
+        s.peak_rss_mib_total
+    );
     assert_eq!(
         s.map_matches,
         Some(30),
