@@ -110,8 +110,8 @@ pub const PROTOCOL: &str = "/imi/envelope/1";
 /// Default limit for one request or response body: 4 MiB.
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 
-/// Default [`NetworkConfig::contended_read_bytes_per_second`]: 2 MiB/s.
-pub const DEFAULT_CONTENDED_READ_BYTES_PER_SECOND: u64 = 2 * 1024 * 1024;
+/// Default [`NetworkConfig::contended_read_bytes_per_second`]: 1 MiB/s.
+pub const DEFAULT_CONTENDED_READ_BYTES_PER_SECOND: u64 = 1024 * 1024;
 
 /// Largest `max_message_bytes` the `u32` length prefix can express.
 const MAX_FRAME_LIMIT: usize = u32::MAX as usize;
@@ -151,7 +151,7 @@ pub struct NetworkConfig {
     /// `/imi/<version>.0.0` (default 1; a node sets it from `imi_protocol::PROTOCOL_VERSION`).
     pub protocol_version: u16,
     /// While another peer is sending too, each peer's connections together are read at no
-    /// more than this many bytes per second (default 2 MiB/s; 0 turns pacing off): see
+    /// more than this many bytes per second (default 1 MiB/s; 0 turns pacing off): see
     /// [Read pacing](crate#read-pacing).
     pub contended_read_bytes_per_second: u64,
     /// Peers announcing a lower protocol version (or none that parses) are refused: see
