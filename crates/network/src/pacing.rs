@@ -192,25 +192,25 @@ impl Pacer {
     fn note_read(&self, id: u64, now: Instant) -> bool {
         let mut recent = lock(&self.recent);
         let [first, second] = &mut *recent;
-        let other = if first.0 == id {
-            first.1 = Some(now);
-            second.1
-        } else {
-            let other = first.1;
+        if first.0 != id {
             *second = *first;
-            *first = (id, Some(now));
-            other
-        };
-        other.is_some_and(|t| now.saturating_duration_since(t) < CONTENTION_WINDOW)
+        }
+        *first = (id, Some(now));
+        other_within_window(&recent, id, now)
     }
 
     /// True if a lane other than `id` read within [`CONTENTION_WINDOW`] before `now`.
     fn contended(&self, id: u64, now: Instant) -> bool {
-        let recent = lock(&self.recent);
-        let [first, second] = &*recent;
-        let other = if first.0 == id { second.1 } else { first.1 };
-        other.is_some_and(|t| now.saturating_duration_since(t) < CONTENTION_WINDOW)
+        other_within_window(&lock(&self.recent), id, now)
     }
+}
+
+/// Whether the most recent read by a lane other than `id` (in `recent`, the two most recent
+/// distinct readers) is within [`CONTENTION_WINDOW`] before `now`.
+fn other_within_window(recent: &[(u64, Option<Instant>); 2], id: u64, now: Instant) -> bool {
+    let [first, second] = recent;
+    let other = if first.0 == id { second.1 } else { first.1 };
+    other.is_some_and(|t| now.saturating_duration_since(t) < CONTENTION_WINDOW)
 }
 
 /// A byte stream whose reads are paced by a shared [`Pacer`]; writes pass through.
@@ -354,6 +354,19 @@ mod tests {
         Cursor::new(vec![7u8; bytes])
     }
 
+    /// Another connection reads a little: from now on the others are contended, until it has
+    /// been silent for the window.
+    async fn another_sends(pacer: &Arc<Pacer>) {
+        read_all(&mut pacer.wrap(source(1024), None), 1024).await;
+    }
+
+    /// How long reading `bytes` takes under contention from a full bucket: the burst and the
+    /// 64 KiB read that takes the bucket below zero are free, the rest goes at [`RATE`].
+    fn paced(pacer: &Pacer, bytes: u64) -> Duration {
+        let free = pacer.burst + 64 * 1024;
+        Duration::from_secs_f64((bytes - free) as f64 / RATE as f64)
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_connection_alone_reads_freely() {
         let pacer = Pacer::new(RATE);
@@ -367,17 +380,12 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn under_contention_a_connection_reads_at_the_rate() {
         let pacer = Pacer::new(RATE);
-        let mut a = pacer.wrap(source(1024), None);
         let mut b = pacer.wrap(source(4 * 1024 * 1024), None);
-        // A reads a little: B is contended from now on, for a second of A's silence.
-        read_all(&mut a, 1024).await;
+        another_sends(&pacer).await;
         let start = Instant::now();
         read_all(&mut b, 512 * 1024).await;
         let elapsed = start.elapsed();
-        // The burst (a tenth of a second's bytes) and the read that takes the bucket below zero
-        // are free; the rest takes its time at 1 MiB/s.
-        let free = pacer.burst + 64 * 1024;
-        let expected = Duration::from_secs_f64((512 * 1024 - free) as f64 / RATE as f64);
+        let expected = paced(&pacer, 512 * 1024);
         assert!(
             elapsed >= expected && elapsed < expected + Duration::from_millis(70),
             "{elapsed:?}"
@@ -390,9 +398,8 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn contention_ends_when_the_others_fall_silent() {
         let pacer = Pacer::new(RATE);
-        let mut a = pacer.wrap(source(1024), None);
         let mut b = pacer.wrap(source(8 * 1024 * 1024), None);
-        read_all(&mut a, 1024).await;
+        another_sends(&pacer).await;
         let start = Instant::now();
         // 2 MiB: paced at first, then free once A has been silent for the window.
         read_all(&mut b, 2 * 1024 * 1024).await;
@@ -411,9 +418,8 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_rate_of_zero_turns_pacing_off() {
         let pacer = Pacer::new(0);
-        let mut a = pacer.wrap(source(1024), None);
         let mut b = pacer.wrap(source(4 * 1024 * 1024), None);
-        read_all(&mut a, 1024).await;
+        another_sends(&pacer).await;
         let start = Instant::now();
         read_all(&mut b, 4 * 1024 * 1024).await;
         assert_eq!(start.elapsed(), Duration::ZERO);
@@ -424,8 +430,7 @@ mod tests {
     async fn writes_are_not_paced() {
         use futures::AsyncWriteExt;
         let pacer = Pacer::new(RATE);
-        let mut a = pacer.wrap(source(1024), None);
-        read_all(&mut a, 1024).await;
+        another_sends(&pacer).await;
         let mut b = pacer.wrap(Cursor::new(Vec::new()), None);
         let start = Instant::now();
         b.write_all(&vec![1u8; 4 * 1024 * 1024]).await.unwrap();
@@ -458,8 +463,7 @@ mod tests {
             read_all(&mut b1, 64 * 1024).await;
             read_all(&mut b2, 64 * 1024).await;
         }
-        let free = pacer.burst + 64 * 1024;
-        let expected = Duration::from_secs_f64((512 * 1024 - free) as f64 / RATE as f64);
+        let expected = paced(&pacer, 512 * 1024);
         let elapsed = start.elapsed();
         assert!(
             elapsed >= expected && elapsed < expected + Duration::from_millis(70),
