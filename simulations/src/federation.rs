@@ -664,19 +664,21 @@ pub mod procfs {
     /// processes mapping them) from `/proc/<pid>/smaps_rollup`.
     pub fn memory_mib(pid: u32) -> serde_json::Value {
         let mib = |kib: Option<u64>| kib.map(|k| (k as f64 / 1024.0 * 10.0).round() / 10.0);
-        let pss = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
-            .ok()
-            .and_then(|t| {
-                t.lines()
-                    .find_map(|l| l.strip_prefix("Pss:"))
-                    .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            });
+        let pss = pss_kib(pid);
         serde_json::json!({
             "rss": mib(status_field(pid, "VmRSS")),
             "anon": mib(status_field(pid, "RssAnon")),
             "file": mib(status_field(pid, "RssFile")),
             "pss": mib(pss),
         })
+    }
+
+    /// A process's proportional set size in KiB, from `/proc/<pid>/smaps_rollup`.
+    fn pss_kib(pid: u32) -> Option<u64> {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+        text.lines()
+            .find_map(|l| l.strip_prefix("Pss:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
     }
 
     /// Resident memory of the live processes whose command line names `marker` (e.g. a
@@ -705,14 +707,7 @@ pub mod procfs {
                 continue;
             }
             rss += status_field(pid, "VmRSS").unwrap_or(0);
-            pss += std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
-                .ok()
-                .and_then(|t| {
-                    t.lines()
-                        .find_map(|l| l.strip_prefix("Pss:"))
-                        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-                })
-                .unwrap_or(0);
+            pss += pss_kib(pid).unwrap_or(0);
         }
         (rss, pss)
     }
