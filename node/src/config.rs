@@ -165,6 +165,9 @@ pub struct NetworkSection {
     /// While another peer is sending too, each peer is read at no more than this many bytes
     /// per second (0: no pacing).
     pub contended_read_bytes_per_second: u64,
+    /// Serve and announce `/imi/envelopes/1`, and send envelopes queued together for a peer
+    /// that announces it as one request.
+    pub batching: bool,
 }
 
 impl NetworkSection {
@@ -195,6 +198,7 @@ impl Default for NetworkSection {
             max_pending_inbound_bytes_per_peer: net.max_pending_inbound_bytes_per_peer,
             min_protocol_version: net.min_peer_protocol_version,
             contended_read_bytes_per_second: net.contended_read_bytes_per_second,
+            batching: net.batching,
         }
     }
 }

@@ -129,6 +129,7 @@ pub async fn run(
         protocol_version: imi_protocol::PROTOCOL_VERSION,
         min_peer_protocol_version: cfg.network.min_protocol_version()?,
         contended_read_bytes_per_second: cfg.network.contended_read_bytes_per_second,
+        batching: cfg.network.batching,
         ..imi_network::NetworkConfig::default()
     };
     let keypair = imi_engine::libp2p_keypair(&identity.signer)?;
@@ -381,7 +382,8 @@ pub fn system_clock() -> Arc<dyn Clock> {
 }
 
 /// `imi_network_read_pauses_total` and `imi_network_read_paused_seconds_total`, read from the
-/// network's pacer at each scrape.
+/// network's pacer at each scrape, and the batch counters (`imi_network_batches_sent_total`,
+/// `imi_network_batched_envelopes_sent_total` and their `_received_` pairs).
 #[derive(Debug)]
 struct ReadPacingMetrics(imi_network::NetworkClient);
 
@@ -407,6 +409,37 @@ impl prometheus_client::collector::Collector for ReadPacingMetrics {
             None,
             paused.metric_type(),
         )?)?;
+        let batches = self.0.batches();
+        for (name, help, value) in [
+            (
+                "imi_network_batches_sent",
+                "Requests sent on /imi/envelopes/1, each carrying several envelopes",
+                batches.sent,
+            ),
+            (
+                "imi_network_batched_envelopes_sent",
+                "Envelopes sent inside batches",
+                batches.sent_items,
+            ),
+            (
+                "imi_network_batches_received",
+                "Batches received on /imi/envelopes/1",
+                batches.received,
+            ),
+            (
+                "imi_network_batched_envelopes_received",
+                "Envelopes received inside batches",
+                batches.received_items,
+            ),
+        ] {
+            let counter = ConstCounter::new(value);
+            counter.encode(encoder.encode_descriptor(
+                name,
+                help,
+                None,
+                counter.metric_type(),
+            )?)?;
+        }
         Ok(())
     }
 }

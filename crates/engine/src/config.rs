@@ -12,6 +12,10 @@ pub struct EngineConfig {
     pub max_future_skew_ms: u64,
     /// Envelopes in flight per destination.
     pub delivery_window: usize,
+    /// Most envelopes of one destination sent together: one request, answered with all their
+    /// receipts, where the destination speaks `/imi/envelopes/1` (one envelope per request
+    /// otherwise), and their receipts stored in one commit. `1` sends each on its own.
+    pub delivery_batch: usize,
     /// First retry delay, ms.
     pub backoff_initial_ms: u64,
     /// Largest retry delay, ms.
@@ -80,6 +84,7 @@ impl Default for EngineConfig {
             max_envelope_bytes: imi_protocol::DEFAULT_MAX_ENVELOPE_BYTES,
             max_future_skew_ms: 5 * 60 * 1000,
             delivery_window: 64,
+            delivery_batch: 16,
             backoff_initial_ms: 200,
             backoff_max_ms: 30_000,
             max_commit_group: 512,

@@ -1,8 +1,11 @@
 //! Delivery: one task per destination node drains that node's persistent FIFO outbox.
 //!
-//! The task dispatches the oldest entries first, up to `delivery_window` in flight. Each
-//! answer is a signed receipt, verified against the destination's key and matched to the
-//! envelope hash; then the receipt is stored and the entry removed in one batch. On a
+//! The task dispatches the oldest entries first, up to `delivery_window` in flight, in
+//! chunks of up to `delivery_batch`: a chunk goes as one request where the destination
+//! speaks the network's batch protocol (`imi_network::NetworkClient::request_many`), one
+//! request per envelope otherwise. Each answer is a signed receipt, verified against the
+//! destination's key and matched to the envelope hash; then the chunk's receipts are stored
+//! and their entries removed in one batch. On a
 //! failure (network error, bad receipt, transient rejection) the task stops dispatching,
 //! lets in-flight attempts finish, waits a capped exponential backoff with jitter, and
 //! starts again from the head of the outbox. A resent envelope that had in fact arrived is
@@ -36,40 +39,99 @@ enum Attempt {
     },
 }
 
-/// Sends one entry and, on a valid receipt, stores it, all inside the in-flight future:
-/// the delivery loop never waits for one entry's bookkeeping before handling the next.
-/// Returns the entry's case with the outcome.
+/// Sends a chunk of entries (one request, or one batch where the network can) and stores
+/// the receipts of those receipted in one commit, all inside the in-flight future: the
+/// delivery loop never waits for one chunk's bookkeeping before handling the next. Returns
+/// each entry's case with its outcome.
 async fn attempt_and_settle(
     shared: Arc<Shared>,
     node: NodeId,
-    entry: Entry,
+    entries: Vec<Entry>,
     failures: u32,
-) -> (Option<CaseId>, Attempt) {
-    let Entry {
+) -> Vec<(Option<CaseId>, Attempt)> {
+    let sent = Instant::now();
+    let mut results = Vec::with_capacity(entries.len());
+    let Some(peer) = shared.peer_id(node, failures) else {
+        for e in entries {
+            results.push((
+                e.case,
+                Attempt::Failed {
+                    error: "destination has no valid key".into(),
+                },
+            ));
+        }
+        return results;
+    };
+    let mut sending = Vec::with_capacity(entries.len());
+    let mut meta = Vec::with_capacity(entries.len());
+    for Entry {
         key,
         id,
         bytes,
         logged,
         case,
-    } = entry;
-    let sent = Instant::now();
-    let receipt = match attempt(&shared, node, id, bytes, failures).await {
-        Ok(r) => r,
-        Err(error) => return (case, Attempt::Failed { error }),
+    } in entries
+    {
+        meta.push(Sent {
+            key,
+            id,
+            hash: sha256(&bytes),
+            logged,
+            case,
+        });
+        sending.push(bytes);
+    }
+    let responses = if sending.len() == 1 {
+        let mut responses = Vec::with_capacity(1);
+        for bytes in sending {
+            responses.push(shared.network.request(peer, bytes).await);
+        }
+        responses
+    } else {
+        shared.network.request_many(peer, sending).await
     };
-    shared
+    let trust = shared.trust();
+    let latency = shared
         .metrics
         .receipt_latency
         .0
         .get_or_create(&Metrics::peer(node))
-        .observe(sent.elapsed().as_secs_f64());
-    let outcome = match settle(&shared, node, key, id, receipt, logged, case).await {
-        Ok(()) => Attempt::Settled,
-        Err(e) => Attempt::Failed {
-            error: format!("could not store receipt: {e}"),
-        },
-    };
-    (case, outcome)
+        .clone();
+    let mut receipted = Vec::with_capacity(meta.len());
+    for (sent_entry, response) in meta.into_iter().zip(responses) {
+        match check_receipt(&shared, &trust, node, &sent_entry, response) {
+            Ok(receipt) => {
+                latency.observe(sent.elapsed().as_secs_f64());
+                receipted.push((sent_entry, receipt));
+            }
+            Err(error) => results.push((sent_entry.case, Attempt::Failed { error })),
+        }
+    }
+    if receipted.is_empty() {
+        return results;
+    }
+    let cases: Vec<Option<CaseId>> = receipted.iter().map(|(e, _)| e.case).collect();
+    let stored = settle(&shared, node, receipted).await;
+    for case in cases {
+        let outcome = match &stored {
+            Ok(()) => Attempt::Settled,
+            Err(e) => Attempt::Failed {
+                error: format!("could not store receipt: {e}"),
+            },
+        };
+        results.push((case, outcome));
+    }
+    results
+}
+
+/// What is kept of an entry while it is on the wire.
+struct Sent {
+    key: Vec<u8>,
+    id: MessageId,
+    /// The envelope's hash, which its receipt must name.
+    hash: [u8; 32],
+    logged: bool,
+    case: Option<CaseId>,
 }
 
 /// One outbox entry ready to send.
@@ -124,26 +186,19 @@ fn load(
     Ok(out)
 }
 
-/// Sends one envelope and returns its verified receipt; an error for anything to retry.
-async fn attempt(
+/// Checks the answer to one envelope: a receipt from the destination for exactly that
+/// envelope, and no transient rejection; an error for anything to retry.
+fn check_receipt(
     shared: &Shared,
+    trust: &imi_protocol::TrustList,
     node: NodeId,
-    id: MessageId,
-    bytes: Vec<u8>,
-    failures: u32,
+    sent: &Sent,
+    response: Result<Vec<u8>, imi_network::NetworkError>,
 ) -> Result<Receipt, String> {
-    let peer = shared
-        .peer_id(node, failures)
-        .ok_or("destination has no valid key")?;
-    let hash = sha256(&bytes);
-    let response = shared
-        .network
-        .request(peer, bytes)
-        .await
-        .map_err(|e| e.to_string())?;
-    let r = Receipt::verify(response, &shared.trust(), node)
+    let response = response.map_err(|e| e.to_string())?;
+    let r = Receipt::verify(response, trust, node)
         .map_err(|code| format!("invalid receipt: {code}"))?;
-    if r.body.message_id != Some(id) || r.body.envelope_hash != hash {
+    if r.body.message_id != Some(sent.id) || r.body.envelope_hash != sent.hash {
         return Err("receipt does not match the envelope".into());
     }
     match &r.body.outcome {
@@ -180,7 +235,10 @@ pub(crate) async fn run(shared: Arc<Shared>, node: NodeId, cancel: CancellationT
         .oldest_queued_age_seconds
         .get_or_create(&label);
     let window = shared.config.delivery_window.max(1);
+    let chunk = shared.config.delivery_batch.clamp(1, window);
     let mut inflight = FuturesUnordered::new();
+    // Envelopes in flight (`inflight` holds chunks of them).
+    let mut inflight_count: usize = 0;
     // The cases with an envelope in flight, and the case whose next envelope waits for it.
     let mut inflight_cases: std::collections::HashSet<CaseId> = std::collections::HashSet::new();
     let mut waiting_for: Option<CaseId> = None;
@@ -204,14 +262,15 @@ pub(crate) async fn run(shared: Arc<Shared>, node: NodeId, cancel: CancellationT
         if !paused
             && maybe_more
             && waiting_for.is_none()
-            && (inflight.is_empty() || inflight.len() <= window / 2)
+            && (inflight_count == 0 || inflight_count <= window / 2)
         {
             let s = shared.clone();
             let c = cursor.clone();
-            let need = window - inflight.len();
+            let need = window.saturating_sub(inflight_count).max(1);
             match tokio::task::spawn_blocking(move || load(&s, node, c.as_deref(), need)).await {
                 Ok(Ok(entries)) => {
                     maybe_more = entries.len() >= need;
+                    let mut next: Vec<Entry> = Vec::with_capacity(chunk.min(entries.len()));
                     for e in entries {
                         if let Some(case) = e.case {
                             // Its case has an envelope in flight: in order, after it.
@@ -222,7 +281,21 @@ pub(crate) async fn run(shared: Arc<Shared>, node: NodeId, cancel: CancellationT
                             }
                         }
                         cursor = Some(e.key.clone());
-                        inflight.push(attempt_and_settle(shared.clone(), node, e, failures));
+                        next.push(e);
+                        if next.len() == chunk {
+                            inflight_count += next.len();
+                            let sending = std::mem::replace(&mut next, Vec::with_capacity(chunk));
+                            inflight.push(attempt_and_settle(
+                                shared.clone(),
+                                node,
+                                sending,
+                                failures,
+                            ));
+                        }
+                    }
+                    if !next.is_empty() {
+                        inflight_count += next.len();
+                        inflight.push(attempt_and_settle(shared.clone(), node, next, failures));
                     }
                 }
                 Ok(Err(e)) => tracing::error!(peer = %node, error = %e, "outbox read failed"),
@@ -232,7 +305,9 @@ pub(crate) async fn run(shared: Arc<Shared>, node: NodeId, cancel: CancellationT
         let sleep_until = resume_at.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
         tokio::select! {
             _ = cancel.cancelled() => break,
-            Some((case, result)) = inflight.next(), if !inflight.is_empty() => {
+            Some(results) = inflight.next(), if !inflight.is_empty() => {
+              inflight_count = inflight_count.saturating_sub(results.len());
+              for (case, result) in results {
                 if let Some(case) = case {
                     inflight_cases.remove(&case);
                     if waiting_for == Some(case) {
@@ -258,6 +333,7 @@ pub(crate) async fn run(shared: Arc<Shared>, node: NodeId, cancel: CancellationT
                         }
                     }
                 }
+              }
             }
             _ = wake.notified(), if !paused => maybe_more = true,
             _ = tokio::time::sleep_until(sleep_until), if paused && inflight.is_empty() => {}
@@ -273,71 +349,76 @@ pub(crate) async fn run(shared: Arc<Shared>, node: NodeId, cancel: CancellationT
     tracing::debug!(peer = %node, "delivery task stopped");
 }
 
-/// Stores the receipt and removes the outbox entry (a `rejected` receipt moves the
-/// envelope to the dead-letter column). Transient rejections are left queued.
+/// Stores the receipts and removes their outbox entries, in one commit (a `rejected`
+/// receipt moves its envelope to the dead-letter column). Transient rejections never get
+/// here: they stay queued.
 async fn settle(
     shared: &Arc<Shared>,
     node: NodeId,
-    key: Vec<u8>,
-    id: MessageId,
-    receipt: Receipt,
-    logged: bool,
-    case: Option<CaseId>,
+    receipted: Vec<(Sent, Receipt)>,
 ) -> Result<(), EngineError> {
     let label = Metrics::peer(node);
-    // The receipt is verified: report it now; storing it is this node's bookkeeping.
-    let waiter = shared
-        .watchers
-        .lock()
-        .ok()
-        .and_then(|mut w| w.remove(&(node, id)));
-    if let Some((started, tx)) = waiter {
-        let report = DeliveryReport {
-            to: node,
-            receipt: receipt.body.clone(),
-            round_trip: started.elapsed(),
-        };
-        let _ = tx.send(report);
-    }
     let mut batch = WriteBatch::new();
-    match &receipt.body.outcome {
-        Outcome::Accepted | Outcome::Duplicate => {
-            batch.put(
-                keys::RECEIPTS_OUT,
-                keys::node_msg_key(node, &id),
-                receipt.bytes.clone(),
-            );
-            shared.metrics.delivered.get_or_create(&label).inc();
+    let mut leaves = Vec::new();
+    for (sent, receipt) in receipted {
+        let Sent {
+            key,
+            id,
+            logged,
+            case,
+            ..
+        } = sent;
+        // The receipt is verified: report it now; storing it is this node's bookkeeping.
+        let waiter = shared
+            .watchers
+            .lock()
+            .ok()
+            .and_then(|mut w| w.remove(&(node, id)));
+        if let Some((started, tx)) = waiter {
+            let report = DeliveryReport {
+                to: node,
+                receipt: receipt.body.clone(),
+                round_trip: started.elapsed(),
+            };
+            let _ = tx.send(report);
         }
-        Outcome::Rejected(code) => {
-            let code = shared.metrics.peer_codes.label(node.as_str(), code);
-            shared
-                .metrics
-                .rejected_by_peer
-                .get_or_create(&PeerCodeLabel {
-                    peer: node.to_string(),
-                    code: code.clone(),
-                })
-                .inc();
-            tracing::warn!(peer = %node, msg = %id, code = %code, "destination rejected an envelope");
-            batch.put(
-                keys::DEAD,
-                keys::node_msg_key(node, &id),
-                receipt.bytes.clone(),
-            );
+        match &receipt.body.outcome {
+            Outcome::Accepted | Outcome::Duplicate => {
+                batch.put(
+                    keys::RECEIPTS_OUT,
+                    keys::node_msg_key(node, &id),
+                    receipt.bytes.clone(),
+                );
+                shared.metrics.delivered.get_or_create(&label).inc();
+            }
+            Outcome::Rejected(code) => {
+                let code = shared.metrics.peer_codes.label(node.as_str(), code);
+                shared
+                    .metrics
+                    .rejected_by_peer
+                    .get_or_create(&PeerCodeLabel {
+                        peer: node.to_string(),
+                        code: code.clone(),
+                    })
+                    .inc();
+                tracing::warn!(peer = %node, msg = %id, code = %code, "destination rejected an envelope");
+                batch.put(
+                    keys::DEAD,
+                    keys::node_msg_key(node, &id),
+                    receipt.bytes.clone(),
+                );
+            }
+        }
+        batch.delete(keys::OUTBOX, key);
+        if logged {
+            leaves.push(crate::log::receipt_leaf(
+                true,
+                &receipt.bytes,
+                &receipt.body,
+                case.as_ref(),
+            ));
         }
     }
-    batch.delete(keys::OUTBOX, key);
-    let leaves = if logged {
-        vec![crate::log::receipt_leaf(
-            true,
-            &receipt.bytes,
-            &receipt.body,
-            case.as_ref(),
-        )]
-    } else {
-        Vec::new()
-    };
     shared
         .commit(|reply| Job::Write {
             batch,

@@ -39,6 +39,31 @@
 //!
 //! Identify and ping run alongside for diagnostics and liveness.
 //!
+//! ## Batches
+//!
+//! A second request-response protocol, [`BATCH_PROTOCOL`], carries several requests in one
+//! exchange: the request frame's body is a [`batch`] of envelopes, the response's a batch of
+//! their answers, one per request, in order. It saves, per request, a stream, its
+//! negotiation, a timer and a few system calls on each side. It is optional: a node serves
+//! and announces it (through identify's protocol list) when [`NetworkConfig::batching`] is
+//! on, and sends batches only to peers that announced it on their current connection.
+//!
+//! * Sending: requests that are queued for one peer when the task hands them to libp2p go
+//!   together, up to [`batch::MAX_BATCH_ITEMS`] (fewer if `max_message_bytes` could not hold
+//!   as many 4 KiB answers) and [`BATCH_MAX_BYTES`]; a request above
+//!   [`BATCH_ITEM_MAX_BYTES`], or alone in the queue, goes on [`PROTOCOL`].
+//!   [`NetworkClient::request_many`] queues its requests together. A batch is one stream of
+//!   the per-peer window, and fails as a whole (timeout, closed connection, a malformed
+//!   response): each of its requests then gets that error.
+//! * Receiving: each item becomes a [`NetworkEvent::InboundRequest`] with an [`InboundId`]
+//!   of its own, counted against the unanswered-bytes budget like a request of its own (a
+//!   batch over the budget is shed whole); once every item is answered with
+//!   [`NetworkClient::respond`], the answers go back in one frame. An item whose event is
+//!   dropped, or a batch that times out, leaves the whole batch unanswered. A batch that
+//!   does not decode ([`batch::decode`]) or is oversized closes its stream unanswered.
+//!
+//! [`NetworkClient::batches`] counts batches and the requests they carried.
+//!
 //! ## Protocol versions
 //!
 //! Every node announces the IMI protocol version it speaks through identify, as
@@ -91,13 +116,21 @@
 //! Connections are matched to their peer by the remote socket address of the transport's
 //! endpoint; one dialed by name (`/dns4/…`) keeps its own bucket.
 
+pub mod batch;
 pub mod codec;
 mod pacing;
 mod task;
 
 pub use pacing::{CONTENTION_WINDOW, MIN_BURST_BYTES, ReadPacing};
 
-use std::{fmt, sync::Arc, time::Duration};
+use std::{
+    fmt,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
 use libp2p::request_response::InboundRequestId;
 pub use libp2p::{Multiaddr, PeerId, identity::Keypair};
@@ -106,6 +139,21 @@ use tokio_util::sync::CancellationToken;
 
 /// The request-response protocol name spoken between nodes.
 pub const PROTOCOL: &str = "/imi/envelope/1";
+
+/// The request-response protocol that carries several envelopes in one exchange (see
+/// [Batches](crate#batches)). Optional: spoken only with peers that announce it.
+pub const BATCH_PROTOCOL: &str = "/imi/envelopes/1";
+
+/// Requests larger than this are never put in a batch: they go alone on [`PROTOCOL`].
+pub const BATCH_ITEM_MAX_BYTES: usize = 64 * 1024;
+
+/// Most bytes of one batch body (it must also fit [`NetworkConfig::max_message_bytes`]).
+pub const BATCH_MAX_BYTES: usize = 1024 * 1024;
+
+/// The largest answer one batch item is expected to get (a receipt is at most 4 KiB): a batch
+/// holds at most `max_message_bytes / (4 + RESPONSE_ITEM_MAX_BYTES)` items, so that its
+/// response fits the limit.
+pub const RESPONSE_ITEM_MAX_BYTES: usize = 4096;
 
 /// Default limit for one request or response body: 4 MiB.
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
@@ -158,6 +206,9 @@ pub struct NetworkConfig {
     /// [Protocol versions](crate#protocol-versions). Default 1; at most
     /// [`NetworkConfig::protocol_version`].
     pub min_peer_protocol_version: u16,
+    /// Serve [`BATCH_PROTOCOL`] and announce it, and send requests that queue up for a
+    /// peer announcing it as batches (default true): see [Batches](crate#batches).
+    pub batching: bool,
 }
 
 impl Default for NetworkConfig {
@@ -177,6 +228,7 @@ impl Default for NetworkConfig {
             protocol_version: 1,
             min_peer_protocol_version: 1,
             contended_read_bytes_per_second: DEFAULT_CONTENDED_READ_BYTES_PER_SECOND,
+            batching: true,
         }
     }
 }
@@ -306,17 +358,71 @@ pub enum NetworkEvent {
 }
 
 /// Identifies an inbound request awaiting a response. Opaque; unique within one network task.
+/// Each envelope of a batch has its own (the batch's exchange and the item's place in it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct InboundId(InboundRequestId);
+pub struct InboundId(InboundKey);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum InboundKey {
+    Single(InboundRequestId),
+    Part(InboundRequestId, u16),
+}
 
 impl fmt::Display for InboundId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "inbound#{}", self.0)
+        match self.0 {
+            InboundKey::Single(id) => write!(f, "inbound#{id}"),
+            InboundKey::Part(id, item) => write!(f, "batch#{id}.{item}"),
+        }
+    }
+}
+
+/// What batching has done since the network started (see [Batches](crate#batches)).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BatchStats {
+    /// Batches sent (each one exchange on [`BATCH_PROTOCOL`]).
+    pub sent: u64,
+    /// Requests carried by those batches.
+    pub sent_items: u64,
+    /// Batches received and handed on, item by item.
+    pub received: u64,
+    /// Requests carried by those batches.
+    pub received_items: u64,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct BatchCounters {
+    sent: AtomicU64,
+    sent_items: AtomicU64,
+    received: AtomicU64,
+    received_items: AtomicU64,
+}
+
+impl BatchCounters {
+    pub(crate) fn note_sent(&self, items: usize) {
+        self.sent.fetch_add(1, Ordering::Relaxed);
+        self.sent_items
+            .fetch_add(u64::try_from(items).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    pub(crate) fn note_received(&self, items: usize) {
+        self.received.fetch_add(1, Ordering::Relaxed);
+        self.received_items
+            .fetch_add(u64::try_from(items).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    fn stats(&self) -> BatchStats {
+        BatchStats {
+            sent: self.sent.load(Ordering::Relaxed),
+            sent_items: self.sent_items.load(Ordering::Relaxed),
+            received: self.received.load(Ordering::Relaxed),
+            received_items: self.received_items.load(Ordering::Relaxed),
+        }
     }
 }
 
 /// Everything that can go wrong in the network layer.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum NetworkError {
     /// A request or response body is larger than the configured limit.
@@ -371,6 +477,11 @@ pub(crate) enum Command {
         /// Held until the request completes: bounds outstanding requests.
         permit: OwnedSemaphorePermit,
     },
+    /// Several requests to one peer, queued together (each with its own reply).
+    RequestMany {
+        peer: PeerId,
+        items: Vec<RequestItem>,
+    },
     Respond {
         id: InboundId,
         bytes: Vec<u8>,
@@ -391,6 +502,13 @@ pub(crate) enum Command {
     },
 }
 
+/// One request of a [`Command::RequestMany`].
+pub(crate) struct RequestItem {
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) reply: oneshot::Sender<Result<Vec<u8>, NetworkError>>,
+    pub(crate) permit: OwnedSemaphorePermit,
+}
+
 /// Cloneable handle to the network task. See the [crate docs](crate).
 #[derive(Clone)]
 pub struct NetworkClient {
@@ -398,6 +516,7 @@ pub struct NetworkClient {
     request_slots: Arc<Semaphore>,
     max_message_bytes: usize,
     pacer: Arc<pacing::Pacer>,
+    batches: Arc<BatchCounters>,
 }
 
 impl fmt::Debug for NetworkClient {
@@ -414,6 +533,11 @@ impl NetworkClient {
     /// [Read pacing](crate#read-pacing)).
     pub fn read_pacing(&self) -> ReadPacing {
         self.pacer.stats()
+    }
+
+    /// What batching has done since the network started (see [Batches](crate#batches)).
+    pub fn batches(&self) -> BatchStats {
+        self.batches.stats()
     }
 
     fn check_size(&self, len: usize) -> Result<(), NetworkError> {
@@ -457,6 +581,56 @@ impl NetworkClient {
             permit,
         })
         .await
+    }
+
+    /// Sends several requests to one peer and waits for every response: the answers come
+    /// back in the order of `items`, each as [`NetworkClient::request`] would give it.
+    ///
+    /// The requests are queued together, so that if the peer announces [`BATCH_PROTOCOL`]
+    /// they travel as few batches as the limits allow (see [Batches](crate#batches));
+    /// otherwise, or with batching off, each goes on its own stream. One request's failure
+    /// (too large, for example) does not fail the others, but a batch fails as a whole on
+    /// the wire (a timeout, a closed connection).
+    pub async fn request_many(
+        &self,
+        peer: PeerId,
+        items: Vec<Vec<u8>>,
+    ) -> Vec<Result<Vec<u8>, NetworkError>> {
+        let mut queued = Vec::with_capacity(items.len());
+        let mut answers = Vec::with_capacity(items.len());
+        for bytes in items {
+            let (reply, answer) = oneshot::channel();
+            answers.push(answer);
+            if let Err(e) = self.check_size(bytes.len()) {
+                let _ = reply.send(Err(e));
+                continue;
+            }
+            match Arc::clone(&self.request_slots).acquire_owned().await {
+                Ok(permit) => queued.push(RequestItem {
+                    bytes,
+                    reply,
+                    permit,
+                }),
+                Err(_) => {
+                    let _ = reply.send(Err(NetworkError::ShutDown));
+                }
+            }
+        }
+        if !queued.is_empty() {
+            // On failure every reply is dropped with the command: each answer is ShutDown.
+            let _ = self
+                .commands
+                .send(Command::RequestMany {
+                    peer,
+                    items: queued,
+                })
+                .await;
+        }
+        let mut out = Vec::with_capacity(answers.len());
+        for answer in answers {
+            out.push(answer.await.unwrap_or(Err(NetworkError::ShutDown)));
+        }
+        out
     }
 
     /// Reply to an inbound request. Error if unknown/expired id.
@@ -516,13 +690,15 @@ pub fn spawn(
     let (command_tx, command_rx) = mpsc::channel(config.command_buffer);
     let (event_tx, event_rx) = mpsc::channel(config.event_buffer);
     let pacer = pacing::Pacer::new(config.contended_read_bytes_per_second);
+    let batches = Arc::new(BatchCounters::default());
     let client = NetworkClient {
         commands: command_tx,
         request_slots: Arc::new(Semaphore::new(config.command_buffer)),
         max_message_bytes: config.max_message_bytes,
         pacer: Arc::clone(&pacer),
+        batches: Arc::clone(&batches),
     };
-    let task = task::SwarmTask::new(keypair, &config, allowed, event_tx, &pacer)?;
+    let task = task::SwarmTask::new(keypair, &config, allowed, event_tx, &pacer, batches)?;
     let handle = runtime.spawn(task.run(command_rx, cancel));
     Ok((client, event_rx, handle))
 }

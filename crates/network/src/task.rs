@@ -1,7 +1,8 @@
 //! The swarm task: the only owner of the libp2p [`Swarm`].
 
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::{HashMap, HashSet, VecDeque},
+    sync::Arc,
     time::Instant,
 };
 
@@ -16,6 +17,7 @@ use libp2p::{
     },
     swarm::{
         DialError, ListenError, NetworkBehaviour, SwarmEvent,
+        behaviour::toggle::Toggle,
         dial_opts::{DialOpts, PeerCondition},
     },
     tcp, yamux,
@@ -25,8 +27,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, trace, warn};
 
 use crate::{
-    AllowedPeer, Command, InboundId, InboundPayload, NetworkConfig, NetworkError, NetworkEvent,
-    PROTOCOL,
+    AllowedPeer, BATCH_ITEM_MAX_BYTES, BATCH_MAX_BYTES, BATCH_PROTOCOL, BatchCounters, Command,
+    InboundId, InboundKey, InboundPayload, NetworkConfig, NetworkError, NetworkEvent, PROTOCOL,
+    RESPONSE_ITEM_MAX_BYTES, RequestItem, batch,
     codec::{Frame, FrameCodec, FrameTooLarge},
     pacing::{Pacer, remote_socket_addr},
 };
@@ -56,6 +59,8 @@ pub(crate) struct Behaviour {
     /// Connections per peer and handshakes in progress.
     limits: connection_limits::Behaviour,
     request_response: request_response::Behaviour<FrameCodec>,
+    /// `/imi/envelopes/1`, when batching is on.
+    batch: Toggle<request_response::Behaviour<FrameCodec>>,
     identify: identify::Behaviour,
     ping: ping::Behaviour,
 }
@@ -70,9 +75,18 @@ struct QueuedRequest {
 
 /// An inbound request waiting for the consumer's response.
 struct Awaiting {
-    channel: ResponseChannel<Vec<u8>>,
+    /// Where the answer goes: its own stream, or its place in a batch (the batch's
+    /// exchange is in the [`InboundId`]).
+    channel: Option<ResponseChannel<Vec<u8>>>,
     peer: PeerId,
     bytes: usize,
+}
+
+/// A batch received: the answers given so far, sent together once all are in.
+struct InboundBatch {
+    channel: ResponseChannel<Vec<u8>>,
+    answers: Vec<Option<Vec<u8>>>,
+    remaining: usize,
 }
 
 /// A request handed to libp2p, awaiting its response.
@@ -81,6 +95,12 @@ struct InFlight {
     reply: oneshot::Sender<Result<Vec<u8>, NetworkError>>,
     /// Released (dropped) when the request completes.
     _permit: OwnedSemaphorePermit,
+}
+
+/// A batch handed to libp2p: its requests' replies, in order.
+struct InFlightBatch {
+    peer: PeerId,
+    replies: Vec<QueuedRequest>,
 }
 
 pub(crate) struct SwarmTask {
@@ -93,8 +113,18 @@ pub(crate) struct SwarmTask {
     allowed: HashMap<PeerId, Vec<Multiaddr>>,
     queued: HashMap<PeerId, VecDeque<QueuedRequest>>,
     in_flight: HashMap<OutboundRequestId, InFlight>,
+    in_flight_batches: HashMap<OutboundRequestId, InFlightBatch>,
+    /// Streams (single requests and batches) in flight per peer.
     in_flight_per_peer: HashMap<PeerId, usize>,
     awaiting_response: HashMap<InboundId, Awaiting>,
+    inbound_batches: HashMap<request_response::InboundRequestId, InboundBatch>,
+    /// Whether batches are served and sent at all.
+    batching: bool,
+    /// Connected peers that announced [`BATCH_PROTOCOL`].
+    batch_peers: HashSet<PeerId>,
+    /// Most requests in one batch.
+    max_batch_items: usize,
+    batch_counters: Arc<BatchCounters>,
     /// Bytes of inbound requests not yet answered, in all and per peer, with their limits.
     pending_bytes: usize,
     pending_bytes_per_peer: HashMap<PeerId, usize>,
@@ -119,6 +149,13 @@ fn build_swarm(
     let rr_config = request_response::Config::default()
         .with_request_timeout(config.request_timeout)
         .with_max_concurrent_streams(config.max_concurrent_streams);
+    let batch_behaviour = config.batching.then(|| {
+        request_response::Behaviour::with_codec(
+            codec,
+            [(StreamProtocol::new(BATCH_PROTOCOL), ProtocolSupport::Full)],
+            rr_config.clone(),
+        )
+    });
     let idle = config.idle_connection_timeout;
     let announce = config.protocol_version;
     let negotiating = config.max_concurrent_streams;
@@ -160,6 +197,7 @@ fn build_swarm(
                 [(StreamProtocol::new(PROTOCOL), ProtocolSupport::Full)],
                 rr_config,
             ),
+            batch: Toggle::from(batch_behaviour),
             // Cache size 0: never learn dial addresses from what peers say about themselves.
             identify: identify::Behaviour::new(
                 identify::Config::new(identify_protocol_version(announce), key.public())
@@ -209,6 +247,7 @@ impl SwarmTask {
         allowed: Vec<AllowedPeer>,
         events: mpsc::Sender<NetworkEvent>,
         pacer: &std::sync::Arc<Pacer>,
+        batch_counters: Arc<BatchCounters>,
     ) -> Result<Self, NetworkError> {
         let mut swarm = build_swarm(keypair, config, pacer)?;
         for addr in &config.listen {
@@ -224,8 +263,16 @@ impl SwarmTask {
             allowed: HashMap::new(),
             queued: HashMap::new(),
             in_flight: HashMap::new(),
+            in_flight_batches: HashMap::new(),
             in_flight_per_peer: HashMap::new(),
             awaiting_response: HashMap::new(),
+            inbound_batches: HashMap::new(),
+            batching: config.batching,
+            batch_peers: HashSet::new(),
+            max_batch_items: (config.max_message_bytes
+                / (RESPONSE_ITEM_MAX_BYTES + batch::ITEM_PREFIX_BYTES))
+                .clamp(1, batch::MAX_BATCH_ITEMS),
+            batch_counters,
             pending_bytes: 0,
             pending_bytes_per_peer: HashMap::new(),
             max_pending_bytes: config.max_pending_inbound_bytes,
@@ -316,13 +363,17 @@ impl SwarmTask {
 
     fn discard(&mut self, event: NetworkEvent) {
         if let NetworkEvent::InboundRequest { id, .. } = event {
-            // Dropping the channel tells the remote there will be no answer.
-            drop(self.take_awaiting(id));
+            // Dropping the channel tells the remote there will be no answer; for a part of a
+            // batch, to the whole batch (the sender retries each of its requests).
+            match id.0 {
+                InboundKey::Single(_) => drop(self.take_awaiting(id)),
+                InboundKey::Part(batch, _) => self.drop_inbound_batch(batch),
+            }
         }
     }
 
     /// Removes an inbound request from those awaiting a response and releases its bytes.
-    fn take_awaiting(&mut self, id: InboundId) -> Option<ResponseChannel<Vec<u8>>> {
+    fn take_awaiting(&mut self, id: InboundId) -> Option<Awaiting> {
         let a = self.awaiting_response.remove(&id)?;
         self.pending_bytes = self.pending_bytes.saturating_sub(a.bytes);
         if let Some(n) = self.pending_bytes_per_peer.get_mut(&a.peer) {
@@ -331,7 +382,18 @@ impl SwarmTask {
                 self.pending_bytes_per_peer.remove(&a.peer);
             }
         }
-        Some(a.channel)
+        Some(a)
+    }
+
+    /// Forgets an inbound batch and every item of it still awaiting an answer; dropping its
+    /// channel closes the stream unanswered.
+    fn drop_inbound_batch(&mut self, batch: request_response::InboundRequestId) {
+        if let Some(b) = self.inbound_batches.remove(&batch) {
+            for item in 0..b.answers.len() {
+                let item = u16::try_from(item).unwrap_or(u16::MAX);
+                drop(self.take_awaiting(InboundId(InboundKey::Part(batch, item))));
+            }
+        }
     }
 
     // ---- commands ----------------------------------------------------------------------------
@@ -343,7 +405,25 @@ impl SwarmTask {
                 bytes,
                 reply,
                 permit,
-            } => self.on_request(peer, bytes, reply, permit),
+            } => {
+                if self.admit(peer, bytes, reply, permit) {
+                    self.pump(peer);
+                }
+            }
+            Command::RequestMany { peer, items } => {
+                let mut any = false;
+                for RequestItem {
+                    bytes,
+                    reply,
+                    permit,
+                } in items
+                {
+                    any |= self.admit(peer, bytes, reply, permit);
+                }
+                if any {
+                    self.pump(peer);
+                }
+            }
             Command::Respond { id, bytes, reply } => {
                 let _ = reply.send(self.respond(id, bytes));
             }
@@ -364,28 +444,29 @@ impl SwarmTask {
         }
     }
 
-    fn on_request(
+    /// Queues a request for `peer` (true), or answers it at once with why it cannot be sent.
+    fn admit(
         &mut self,
         peer: PeerId,
         bytes: Vec<u8>,
         reply: oneshot::Sender<Result<Vec<u8>, NetworkError>>,
         permit: OwnedSemaphorePermit,
-    ) {
+    ) -> bool {
         if bytes.len() > self.max_message_bytes {
             let _ = reply.send(Err(NetworkError::TooLarge {
                 size: bytes.len(),
                 limit: self.max_message_bytes,
             }));
-            return;
+            return false;
         }
         if !self.allowed.contains_key(&peer) {
             debug!(peer = %peer, "request to a peer that is not allowed");
             let _ = reply.send(Err(NetworkError::NotAllowed(peer)));
-            return;
+            return false;
         }
         if let Some(&version) = self.refused_version.get(&peer) {
             let _ = reply.send(Err(self.too_old(peer, version)));
-            return;
+            return false;
         }
         self.queued
             .entry(peer)
@@ -396,22 +477,16 @@ impl SwarmTask {
                 permit,
                 queued_at: Instant::now(),
             });
-        self.pump(peer);
+        true
     }
 
-    /// Hands queued requests for `peer` to libp2p while the per-peer window has room.
-    fn pump(&mut self, peer: PeerId) {
+    /// The next queued request for `peer` still worth sending.
+    fn next_queued(&mut self, peer: PeerId) -> Option<QueuedRequest> {
         loop {
-            let in_flight = self.in_flight_per_peer.get(&peer).copied().unwrap_or(0);
-            if in_flight >= self.per_peer_window {
-                return;
-            }
-            let Some(queue) = self.queued.get_mut(&peer) else {
-                return;
-            };
+            let queue = self.queued.get_mut(&peer)?;
             let Some(request) = queue.pop_front() else {
                 self.queued.remove(&peer);
-                return;
+                return None;
             };
             if request.reply.is_closed() {
                 // The caller gave up; don't send.
@@ -421,23 +496,92 @@ impl SwarmTask {
                 let _ = request.reply.send(Err(NetworkError::Timeout));
                 continue;
             }
-            let addrs = self.allowed.get(&peer).cloned().unwrap_or_default();
-            let id = self
-                .swarm
-                .behaviour_mut()
-                .request_response
-                .send_request_with_addresses(&peer, Frame::Bytes(request.bytes), addrs);
-            trace!(peer = %peer, request = %id, "request sent");
-            self.in_flight.insert(
-                id,
-                InFlight {
-                    peer,
-                    reply: request.reply,
-                    _permit: request.permit,
-                },
-            );
-            *self.in_flight_per_peer.entry(peer).or_default() = in_flight.saturating_add(1);
+            return Some(request);
         }
+    }
+
+    /// Hands queued requests for `peer` to libp2p while the per-peer window has room: in
+    /// batches when the peer speaks [`BATCH_PROTOCOL`] and more than one is queued.
+    fn pump(&mut self, peer: PeerId) {
+        let cap = BATCH_MAX_BYTES.min(self.max_message_bytes);
+        loop {
+            let in_flight = self.in_flight_per_peer.get(&peer).copied().unwrap_or(0);
+            if in_flight >= self.per_peer_window {
+                return;
+            }
+            let Some(first) = self.next_queued(peer) else {
+                return;
+            };
+            let addrs = self.allowed.get(&peer).cloned().unwrap_or_default();
+            *self.in_flight_per_peer.entry(peer).or_default() = in_flight.saturating_add(1);
+            let batchable = |r: &QueuedRequest| r.bytes.len() <= BATCH_ITEM_MAX_BYTES;
+            if !(self.batching && self.batch_peers.contains(&peer) && batchable(&first)) {
+                self.send_one(peer, addrs, first);
+                continue;
+            }
+            let mut bytes = batch::encoded_len([first.bytes.len()]);
+            let mut batch = vec![first];
+            while batch.len() < self.max_batch_items {
+                let Some(next) = self.next_queued(peer) else {
+                    break;
+                };
+                let more = batch::encoded_len([next.bytes.len()]);
+                if !batchable(&next) || bytes.saturating_add(more) > cap {
+                    // It goes first next time, alone or in the next batch.
+                    self.queued.entry(peer).or_default().push_front(next);
+                    break;
+                }
+                bytes = bytes.saturating_add(more);
+                batch.push(next);
+            }
+            if batch.len() == 1 {
+                if let Some(only) = batch.pop() {
+                    self.send_one(peer, addrs, only);
+                }
+            } else {
+                self.send_batch(peer, addrs, batch);
+            }
+        }
+    }
+
+    /// Sends requests as one batch on [`BATCH_PROTOCOL`].
+    fn send_batch(&mut self, peer: PeerId, addrs: Vec<Multiaddr>, replies: Vec<QueuedRequest>) {
+        let items: Vec<&[u8]> = replies.iter().map(|r| r.bytes.as_slice()).collect();
+        let (Some(body), Some(behaviour)) = (
+            batch::encode(&items),
+            self.swarm.behaviour_mut().batch.as_mut(),
+        ) else {
+            // Not reachable: the batch is within the limits and batching is on.
+            for r in replies {
+                let _ = r
+                    .reply
+                    .send(Err(NetworkError::Other("batch not sendable".into())));
+            }
+            return;
+        };
+        let id = behaviour.send_request_with_addresses(&peer, Frame::Bytes(body), addrs);
+        trace!(peer = %peer, request = %id, items = replies.len(), "batch sent");
+        self.batch_counters.note_sent(replies.len());
+        self.in_flight_batches
+            .insert(id, InFlightBatch { peer, replies });
+    }
+
+    /// Sends one request on [`PROTOCOL`].
+    fn send_one(&mut self, peer: PeerId, addrs: Vec<Multiaddr>, request: QueuedRequest) {
+        let id = self
+            .swarm
+            .behaviour_mut()
+            .request_response
+            .send_request_with_addresses(&peer, Frame::Bytes(request.bytes), addrs);
+        trace!(peer = %peer, request = %id, "request sent");
+        self.in_flight.insert(
+            id,
+            InFlight {
+                peer,
+                reply: request.reply,
+                _permit: request.permit,
+            },
+        );
     }
 
     /// Fails every queued (not yet sent) request to `peer`.
@@ -455,7 +599,11 @@ impl SwarmTask {
             return;
         };
         let _ = request.reply.send(result);
-        let peer = request.peer;
+        self.stream_done(request.peer);
+    }
+
+    /// A stream to `peer` (a request or a batch) completed: its place in the window is free.
+    fn stream_done(&mut self, peer: PeerId) {
         match self.in_flight_per_peer.get_mut(&peer) {
             Some(count) if *count > 1 => *count -= 1,
             _ => {
@@ -465,6 +613,41 @@ impl SwarmTask {
         self.pump(peer);
     }
 
+    /// A batch's response (split into its items' answers) or its failure.
+    fn finish_batch(&mut self, id: OutboundRequestId, result: Result<Vec<u8>, NetworkError>) {
+        let Some(InFlightBatch { peer, replies }) = self.in_flight_batches.remove(&id) else {
+            debug!(request = %id, "result for an unknown outbound batch");
+            return;
+        };
+        let answers = result.and_then(|body| {
+            let answers = batch::decode(&body)
+                .map_err(|e| NetworkError::Io(format!("malformed batch response: {e}")))?;
+            if answers.len() == replies.len() {
+                Ok(answers)
+            } else {
+                Err(NetworkError::Io(format!(
+                    "malformed batch response: {} answers to {} requests",
+                    answers.len(),
+                    replies.len()
+                )))
+            }
+        });
+        match answers {
+            Ok(answers) => {
+                for (request, answer) in replies.into_iter().zip(answers) {
+                    let _ = request.reply.send(Ok(answer));
+                }
+            }
+            Err(error) => {
+                debug!(peer = %peer, request = %id, %error, "batch failed");
+                for request in replies {
+                    let _ = request.reply.send(Err(error.clone()));
+                }
+            }
+        }
+        self.stream_done(peer);
+    }
+
     fn respond(&mut self, id: InboundId, bytes: Vec<u8>) -> Result<(), NetworkError> {
         if bytes.len() > self.max_message_bytes {
             return Err(NetworkError::TooLarge {
@@ -472,18 +655,63 @@ impl SwarmTask {
                 limit: self.max_message_bytes,
             });
         }
-        let channel = self.take_awaiting(id).ok_or_else(|| {
-            NetworkError::Other(format!("unknown or expired inbound request {id}"))
-        })?;
-        self.swarm
+        let unknown = || NetworkError::Other(format!("unknown or expired inbound request {id}"));
+        let expired = || {
+            NetworkError::Other(format!(
+                "inbound request {id} expired (timed out or connection closed)"
+            ))
+        };
+        let InboundKey::Part(batch_id, item) = id.0 else {
+            let channel = self
+                .take_awaiting(id)
+                .and_then(|a| a.channel)
+                .ok_or_else(unknown)?;
+            return self
+                .swarm
+                .behaviour_mut()
+                .request_response
+                .send_response(channel, bytes)
+                .map_err(|_| expired());
+        };
+        self.take_awaiting(id).ok_or_else(unknown)?;
+        let batch = self
+            .inbound_batches
+            .get_mut(&batch_id)
+            .ok_or_else(unknown)?;
+        let slot = batch
+            .answers
+            .get_mut(usize::from(item))
+            .ok_or_else(unknown)?;
+        *slot = Some(bytes);
+        batch.remaining = batch.remaining.saturating_sub(1);
+        if batch.remaining > 0 {
+            return Ok(());
+        }
+        let Some(InboundBatch {
+            channel, answers, ..
+        }) = self.inbound_batches.remove(&batch_id)
+        else {
+            return Err(unknown());
+        };
+        let answers: Vec<Vec<u8>> = answers.into_iter().flatten().collect();
+        let body = batch::encode(&answers)
+            .filter(|body| body.len() <= self.max_message_bytes)
+            .ok_or_else(|| {
+                warn!(request = %id, "batch answers exceed the response limit; the batch goes unanswered");
+                NetworkError::TooLarge {
+                    size: batch::encoded_len(answers.iter().map(Vec::len)),
+                    limit: self.max_message_bytes,
+                }
+            })?;
+        let behaviour = self
+            .swarm
             .behaviour_mut()
-            .request_response
-            .send_response(channel, bytes)
-            .map_err(|_| {
-                NetworkError::Other(format!(
-                    "inbound request {id} expired (timed out or connection closed)"
-                ))
-            })
+            .batch
+            .as_mut()
+            .ok_or_else(expired)?;
+        behaviour
+            .send_response(channel, body)
+            .map_err(|_| expired())
     }
 
     fn set_allowed(&mut self, peers: Vec<AllowedPeer>) {
@@ -547,11 +775,21 @@ impl SwarmTask {
             SwarmEvent::Behaviour(BehaviourEvent::RequestResponse(event)) => {
                 self.on_request_response(event);
             }
+            SwarmEvent::Behaviour(BehaviourEvent::Batch(event)) => self.on_batch(event),
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
                 peer_id,
                 info,
                 ..
-            })) => self.on_identified(peer_id, &info.protocol_version),
+            })) => {
+                if self.allowed.contains_key(&peer_id)
+                    && info.protocols.iter().any(|p| p.as_ref() == BATCH_PROTOCOL)
+                {
+                    self.batch_peers.insert(peer_id);
+                } else {
+                    self.batch_peers.remove(&peer_id);
+                }
+                self.on_identified(peer_id, &info.protocol_version);
+            }
             SwarmEvent::Behaviour(BehaviourEvent::Identify(event)) => {
                 trace!(?event, "identify");
             }
@@ -579,6 +817,8 @@ impl SwarmTask {
             } => {
                 debug!(peer = %peer_id, cause = ?cause, "connection closed");
                 if num_established == 0 {
+                    // Its next connection announces again what it speaks.
+                    self.batch_peers.remove(&peer_id);
                     info!(peer = %peer_id, "peer disconnected");
                     self.emit(NetworkEvent::PeerDisconnected(peer_id));
                 }
@@ -687,6 +927,164 @@ impl SwarmTask {
         }
     }
 
+    /// Whether a request from `peer` is handed on: not if the peer was just removed from the
+    /// allow list or refused for its protocol version (its connections are going away).
+    fn accepts_requests_from(&self, peer: PeerId, id: InboundId) -> bool {
+        if !self.allowed.contains_key(&peer) {
+            warn!(peer = %peer, request = %id, "dropping request from a peer no longer allowed");
+            return false;
+        }
+        if self.refused_version.contains_key(&peer) {
+            debug!(peer = %peer, request = %id, "dropping request from a peer refused for its protocol version");
+            return false;
+        }
+        true
+    }
+
+    /// Whether `size` more unanswered bytes from `peer` would exceed its budget or everyone's;
+    /// if so the request is shed (logged and reported).
+    fn over_budget(&mut self, peer: PeerId, id: InboundId, size: usize) -> bool {
+        let of_peer = self.pending_bytes_per_peer.get(&peer).copied().unwrap_or(0);
+        if of_peer.saturating_add(size) <= self.max_pending_bytes_per_peer
+            && self.pending_bytes.saturating_add(size) <= self.max_pending_bytes
+        {
+            return false;
+        }
+        warn!(peer = %peer, request = %id, bytes = size, peer_pending = of_peer, pending = self.pending_bytes, "inbound request shed: unanswered request bytes over budget");
+        self.emit(NetworkEvent::Shed { peer, bytes: size });
+        true
+    }
+
+    /// Records an inbound request as awaiting the consumer's answer, its bytes counted.
+    fn await_response(
+        &mut self,
+        id: InboundId,
+        peer: PeerId,
+        channel: Option<ResponseChannel<Vec<u8>>>,
+        bytes: usize,
+    ) {
+        self.pending_bytes = self.pending_bytes.saturating_add(bytes);
+        let of_peer = self.pending_bytes_per_peer.entry(peer).or_default();
+        *of_peer = of_peer.saturating_add(bytes);
+        self.awaiting_response.insert(
+            id,
+            Awaiting {
+                channel,
+                peer,
+                bytes,
+            },
+        );
+    }
+
+    /// Events of [`BATCH_PROTOCOL`]. A batch received is handed on item by item, each with an
+    /// [`InboundId`] of its own, and answered once every item has its answer; a batch that
+    /// is oversized or malformed is dropped unanswered (the stream closes), as a malformed
+    /// frame on [`PROTOCOL`] is.
+    fn on_batch(&mut self, event: request_response::Event<Frame, Vec<u8>>) {
+        match event {
+            request_response::Event::Message {
+                peer,
+                message:
+                    request_response::Message::Request {
+                        request_id,
+                        request,
+                        channel,
+                    },
+                ..
+            } => {
+                let first = InboundId(InboundKey::Part(request_id, 0));
+                if !self.accepts_requests_from(peer, first) {
+                    return;
+                }
+                let items = match request {
+                    Frame::Bytes(body) => batch::decode(&body),
+                    Frame::Oversized(declared) => {
+                        warn!(peer = %peer, request = %first, declared, limit = self.max_message_bytes, "oversized inbound batch drained and dropped");
+                        return;
+                    }
+                };
+                let items = match items {
+                    Ok(items) => items,
+                    Err(error) => {
+                        warn!(peer = %peer, request = %first, %error, "malformed inbound batch dropped");
+                        return;
+                    }
+                };
+                let size = items
+                    .iter()
+                    .map(Vec::len)
+                    .fold(0usize, usize::saturating_add);
+                if self.over_budget(peer, first, size) {
+                    drop(channel);
+                    return;
+                }
+                debug!(peer = %peer, request = %first, items = items.len(), bytes = size, "inbound batch");
+                self.batch_counters.note_received(items.len());
+                self.inbound_batches.insert(
+                    request_id,
+                    InboundBatch {
+                        channel,
+                        answers: vec![None; items.len()],
+                        remaining: items.len(),
+                    },
+                );
+                for (item, bytes) in items.into_iter().enumerate() {
+                    // At most MAX_BATCH_ITEMS items: the index fits.
+                    let id = InboundId(InboundKey::Part(
+                        request_id,
+                        u16::try_from(item).unwrap_or(u16::MAX),
+                    ));
+                    self.await_response(id, peer, None, bytes.len());
+                    self.emit(NetworkEvent::InboundRequest {
+                        peer,
+                        id,
+                        payload: InboundPayload::Bytes(bytes),
+                    });
+                }
+            }
+            request_response::Event::Message {
+                peer,
+                message:
+                    request_response::Message::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            } => {
+                trace!(peer = %peer, request = %request_id, bytes = response.len(), "batch response received");
+                self.finish_batch(request_id, Ok(response));
+            }
+            request_response::Event::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
+                debug!(peer = %peer, request = %request_id, %error, "outbound batch failed");
+                if matches!(error, OutboundFailure::DialFailure) {
+                    self.fail_queued(peer, || {
+                        NetworkError::ConnectionFailed(format!("could not connect to {peer}"))
+                    });
+                }
+                self.finish_batch(request_id, Err(map_outbound_failure(peer, error)));
+            }
+            request_response::Event::InboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
+                self.drop_inbound_batch(request_id);
+                debug!(peer = %peer, request = %request_id, %error, "inbound batch failed");
+            }
+            request_response::Event::ResponseSent {
+                peer, request_id, ..
+            } => {
+                trace!(peer = %peer, request = %request_id, "batch response sent");
+            }
+        }
+    }
+
     fn on_request_response(&mut self, event: request_response::Event<Frame, Vec<u8>>) {
         match event {
             request_response::Event::Message {
@@ -699,31 +1097,18 @@ impl SwarmTask {
                     },
                 ..
             } => {
-                let id = InboundId(request_id);
-                if !self.allowed.contains_key(&peer) {
-                    // Raced with an allow-list update; the connection is going away.
-                    warn!(peer = %peer, "dropping request from a peer no longer allowed");
-                    return;
-                }
-                if self.refused_version.contains_key(&peer) {
-                    // Raced with the refusal; the connection is going away.
-                    debug!(peer = %peer, request = %id, "dropping request from a peer refused for its protocol version");
+                let id = InboundId(InboundKey::Single(request_id));
+                if !self.accepts_requests_from(peer, id) {
                     return;
                 }
                 let size = match &request {
                     Frame::Bytes(bytes) => bytes.len(),
                     Frame::Oversized(_) => 0,
                 };
-                let of_peer = self.pending_bytes_per_peer.get(&peer).copied().unwrap_or(0);
-                if size > 0
-                    && (of_peer + size > self.max_pending_bytes_per_peer
-                        || self.pending_bytes + size > self.max_pending_bytes)
-                {
+                if size > 0 && self.over_budget(peer, id, size) {
                     // Dropping the channel closes the stream unanswered; the sender's delivery
                     // retries later. Nothing of it was queued.
-                    warn!(peer = %peer, request = %id, bytes = size, peer_pending = of_peer, pending = self.pending_bytes, "inbound request shed: unanswered request bytes over budget");
                     drop(channel);
-                    self.emit(NetworkEvent::Shed { peer, bytes: size });
                     return;
                 }
                 let payload = match request {
@@ -736,16 +1121,7 @@ impl SwarmTask {
                         InboundPayload::Oversized { declared }
                     }
                 };
-                self.pending_bytes += size;
-                *self.pending_bytes_per_peer.entry(peer).or_default() += size;
-                self.awaiting_response.insert(
-                    id,
-                    Awaiting {
-                        channel,
-                        peer,
-                        bytes: size,
-                    },
-                );
+                self.await_response(id, peer, Some(channel), size);
                 self.emit(NetworkEvent::InboundRequest { peer, id, payload });
             }
             request_response::Event::Message {
@@ -781,7 +1157,7 @@ impl SwarmTask {
                 error,
                 ..
             } => {
-                let id = InboundId(request_id);
+                let id = InboundId(InboundKey::Single(request_id));
                 drop(self.take_awaiting(id));
                 match error {
                     request_response::InboundFailure::Io(e) => {
@@ -793,7 +1169,7 @@ impl SwarmTask {
             request_response::Event::ResponseSent {
                 peer, request_id, ..
             } => {
-                trace!(peer = %peer, request = %InboundId(request_id), "response sent");
+                trace!(peer = %peer, request = %request_id, "response sent");
             }
         }
     }

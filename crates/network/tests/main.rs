@@ -974,3 +974,169 @@ async fn a_contended_connection_is_read_at_its_pace() {
         x.stop().await;
     }
 }
+
+/// A requests of B once and waits until B's identify has told A what B speaks.
+async fn connected_and_identified(a: &mut Node, b: PeerId) {
+    let reply = guarded("the first response", a.client.request(b, b"hi".to_vec()))
+        .await
+        .unwrap();
+    assert_eq!(reply, b"ack:ih");
+    a.wait_for(
+        "B identified",
+        |e| matches!(e, NetworkEvent::PeerIdentified { peer, .. } if *peer == b),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_queued_together_travel_as_batches_to_a_peer_that_speaks_them() {
+    let (mut a, b, mut b_seen) = pair(local_config(1024 * 1024), local_config(1024 * 1024)).await;
+    connected_and_identified(&mut a, b.peer).await;
+    assert_eq!(a.client.batches(), imi_network::BatchStats::default());
+
+    // 100 small requests, one above the batch item limit (alone on /imi/envelope/1), one
+    // above the frame limit (refused before sending; the others still go).
+    let mut items: Vec<Vec<u8>> = (0..100u32)
+        .map(|i| format!("item {i}").into_bytes())
+        .collect();
+    items.insert(50, vec![b'x'; imi_network::BATCH_ITEM_MAX_BYTES + 1]);
+    items.insert(70, vec![b'y'; 1024 * 1024 + 1]);
+    let answers = guarded(
+        "the batched answers",
+        a.client.request_many(b.peer, items.clone()),
+    )
+    .await;
+    assert_eq!(answers.len(), items.len());
+    for (item, answer) in items.iter().zip(&answers) {
+        if item.len() > 1024 * 1024 {
+            assert!(
+                matches!(answer, Err(NetworkError::TooLarge { .. })),
+                "{answer:?}"
+            );
+        } else {
+            assert_eq!(answer.as_ref().unwrap(), &expected(item));
+        }
+    }
+    // The 50 before the large one, and the 50 after it: two batches at least (at most 64
+    // items each), 100 requests in them; the large one went alone.
+    let sent = a.client.batches();
+    assert_eq!(sent.sent_items, 100, "{sent:?}");
+    assert!((2..=50).contains(&sent.sent), "{sent:?}");
+    let received = b.client.batches();
+    assert_eq!(
+        (received.received, received.received_items),
+        (sent.sent, 100)
+    );
+    // B's consumer saw each request as one inbound request of its own.
+    let inbound = drain_now(&mut b_seen)
+        .into_iter()
+        .filter(|e| matches!(e, NetworkEvent::InboundRequest { .. }))
+        .count();
+    assert_eq!(inbound, 1 + 101);
+
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_answers_of_a_batch_go_back_in_order_whatever_order_they_are_given_in() {
+    let a_key = Keypair::generate_ed25519();
+    let mut b = Node::start(
+        Keypair::generate_ed25519(),
+        local_config(1024 * 1024),
+        vec![AllowedPeer {
+            peer: a_key.public().to_peer_id(),
+            addrs: vec![],
+        }],
+    )
+    .await;
+    let mut a = Node::start(a_key, local_config(1024 * 1024), vec![b.allowed_entry()]).await;
+    // Connect and identify with one request B answers by hand.
+    let first = tokio::spawn({
+        let client = a.client.clone();
+        let peer = b.peer;
+        async move { client.request(peer, b"hi".to_vec()).await }
+    });
+    let NetworkEvent::InboundRequest { id, .. } = b
+        .wait_for("the first request", |e| {
+            matches!(e, NetworkEvent::InboundRequest { .. })
+        })
+        .await
+    else {
+        unreachable!()
+    };
+    b.client.respond(id, b"hello".to_vec()).await.unwrap();
+    assert_eq!(
+        guarded("the first answer", first).await.unwrap().unwrap(),
+        b"hello"
+    );
+    let b_peer = b.peer;
+    a.wait_for(
+        "B identified",
+        |e| matches!(e, NetworkEvent::PeerIdentified { peer, .. } if *peer == b_peer),
+    )
+    .await;
+
+    let items: Vec<Vec<u8>> = (0..10u8).map(|i| vec![i]).collect();
+    let batch = tokio::spawn({
+        let client = a.client.clone();
+        let items = items.clone();
+        async move { client.request_many(b_peer, items).await }
+    });
+    let mut pending = Vec::new();
+    while pending.len() < items.len() {
+        if let NetworkEvent::InboundRequest { id, payload, .. } = b
+            .wait_for("a batch item", |e| {
+                matches!(e, NetworkEvent::InboundRequest { .. })
+            })
+            .await
+        {
+            let InboundPayload::Bytes(bytes) = payload else {
+                panic!("an item is not bytes")
+            };
+            pending.push((id, bytes));
+        }
+    }
+    // Answer last to first, each with its own item doubled; one id answered twice fails.
+    for (id, bytes) in pending.iter().rev() {
+        b.client
+            .respond(*id, [bytes.clone(), bytes.clone()].concat())
+            .await
+            .unwrap();
+    }
+    let (id, _) = &pending[0];
+    assert!(b.client.respond(*id, b"again".to_vec()).await.is_err());
+    let answers = guarded("the batch's answers", batch).await.unwrap();
+    for (item, answer) in items.iter().zip(answers) {
+        assert_eq!(answer.unwrap(), [item.clone(), item.clone()].concat());
+    }
+    assert_eq!(a.client.batches().sent, 1);
+    assert_eq!(a.client.batches().sent_items, 10);
+
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_without_batching_gets_one_request_per_stream() {
+    let b_config = NetworkConfig {
+        batching: false,
+        ..local_config(1024 * 1024)
+    };
+    let (mut a, b, mut b_seen) = pair(local_config(1024 * 1024), b_config).await;
+    connected_and_identified(&mut a, b.peer).await;
+    let items: Vec<Vec<u8>> = (0..20u32).map(|i| i.to_be_bytes().to_vec()).collect();
+    let answers = guarded("the answers", a.client.request_many(b.peer, items.clone())).await;
+    for (item, answer) in items.iter().zip(answers) {
+        assert_eq!(answer.unwrap(), expected(item));
+    }
+    assert_eq!(a.client.batches(), imi_network::BatchStats::default());
+    assert_eq!(b.client.batches(), imi_network::BatchStats::default());
+    let inbound = drain_now(&mut b_seen)
+        .into_iter()
+        .filter(|e| matches!(e, NetworkEvent::InboundRequest { .. }))
+        .count();
+    assert_eq!(inbound, 21);
+    a.stop().await;
+    b.stop().await;
+}

@@ -143,10 +143,14 @@ fn trust_list_versions_are_signed_shown_pushed_and_never_rolled_back() {
         1.0
     );
     assert_eq!(value("imi_trust_list_version", None), 2.0);
-    // Read pacing's counters are served under the names operations.md gives.
+    // Read pacing's and batching's counters are served under the names operations.md gives.
     for name in [
         "imi_network_read_pauses_total",
         "imi_network_read_paused_seconds_total",
+        "imi_network_batches_sent_total",
+        "imi_network_batched_envelopes_sent_total",
+        "imi_network_batches_received_total",
+        "imi_network_batched_envelopes_received_total",
     ] {
         assert!(samples.iter().any(|s| s.name == name), "{name} missing");
     }

@@ -27,6 +27,12 @@ async fn diagnostics_are_applied_exactly_once_with_group_commit() {
         assert_eq!(b.applied(), n);
     }
 
+    // Once A knows what B speaks (identify), envelopes queued together go in batches.
+    wait_until("A to learn B's protocols", || {
+        a.engine().peer_protocols().contains_key(&BE)
+    })
+    .await;
+    let batches_before = b.engine().network().batches();
     let m = b.engine().metrics();
     let (groups_before, msgs_before) = (m.commit_groups_synced.get(), m.committed_messages.get());
     const N: usize = 500;
@@ -100,6 +106,23 @@ async fn diagnostics_are_applied_exactly_once_with_group_commit() {
     assert!(
         per_sync > 1.0,
         "no group commit: {msgs} messages in {groups} synced commits"
+    );
+    // The backlog went in batches (`engine.delivery_batch`), each answered with its
+    // receipts, and B counted what A sent.
+    let sent = a.engine().network().batches();
+    let received = b.engine().network().batches();
+    eprintln!("batches A→B: {sent:?}");
+    assert!(
+        received.received_items - batches_before.received_items
+            > received.received - batches_before.received,
+        "no batch of two or more envelopes: {received:?}"
+    );
+    assert_eq!(
+        (sent.sent, sent.sent_items),
+        (
+            received.received - batches_before.received,
+            received.received_items - batches_before.received_items
+        )
     );
 
     a.stop().await;
