@@ -63,7 +63,7 @@ clippy:
 # `make fuzz FUZZ_TARGETS=envelope FUZZ_SECONDS=600` runs one target longer.
 CARGO_FUZZ_VERSION := 0.13.2
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= frame envelope receipt trust_list case_message one_to_many fact_report checkpoint witness bundle api_bodies
+FUZZ_TARGETS ?= frame batch envelope receipt trust_list case_message one_to_many fact_report checkpoint witness bundle api_bodies
 FUZZ_TARGET_DIR ?= $(CURDIR)/fuzz/target
 FUZZ_FLAGS := --target-dir $(FUZZ_TARGET_DIR)
 
