@@ -551,11 +551,15 @@ impl SwarmTask {
             batch::encode(&items),
             self.swarm.behaviour_mut().batch.as_mut(),
         ) else {
-            // Not reachable: the batch is within the limits and batching is on.
+            // Not reachable: the batch is within the limits and batching is on. Its place in
+            // the window is given back without pumping (the caller's loop goes on).
             for r in replies {
                 let _ = r
                     .reply
                     .send(Err(NetworkError::Other("batch not sendable".into())));
+            }
+            if let Some(count) = self.in_flight_per_peer.get_mut(&peer) {
+                *count = count.saturating_sub(1);
             }
             return;
         };
