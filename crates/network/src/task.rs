@@ -931,6 +931,17 @@ impl SwarmTask {
         }
     }
 
+    /// A request or batch to `peer` failed on the wire: the error its requesters get. A
+    /// failed dial also fails everything queued for the peer (not one redial per request).
+    fn outbound_failed(&mut self, peer: PeerId, error: OutboundFailure) -> NetworkError {
+        if matches!(error, OutboundFailure::DialFailure) {
+            self.fail_queued(peer, || {
+                NetworkError::ConnectionFailed(format!("could not connect to {peer}"))
+            });
+        }
+        map_outbound_failure(peer, error)
+    }
+
     /// Whether a request from `peer` is handed on: not if the peer was just removed from the
     /// allow list or refused for its protocol version (its connections are going away).
     fn accepts_requests_from(&self, peer: PeerId, id: InboundId) -> bool {
@@ -1065,12 +1076,8 @@ impl SwarmTask {
                 ..
             } => {
                 debug!(peer = %peer, request = %request_id, %error, "outbound batch failed");
-                if matches!(error, OutboundFailure::DialFailure) {
-                    self.fail_queued(peer, || {
-                        NetworkError::ConnectionFailed(format!("could not connect to {peer}"))
-                    });
-                }
-                self.finish_batch(request_id, Err(map_outbound_failure(peer, error)));
+                let error = self.outbound_failed(peer, error);
+                self.finish_batch(request_id, Err(error));
             }
             request_response::Event::InboundFailure {
                 peer,
@@ -1147,13 +1154,8 @@ impl SwarmTask {
                 ..
             } => {
                 debug!(peer = %peer, request = %request_id, %error, "outbound request failed");
-                if matches!(error, OutboundFailure::DialFailure) {
-                    // Don't redial once per queued request: fail them together.
-                    self.fail_queued(peer, || {
-                        NetworkError::ConnectionFailed(format!("could not connect to {peer}"))
-                    });
-                }
-                self.finish_outbound(request_id, Err(map_outbound_failure(peer, error)));
+                let error = self.outbound_failed(peer, error);
+                self.finish_outbound(request_id, Err(error));
             }
             request_response::Event::InboundFailure {
                 peer,
