@@ -52,8 +52,10 @@
 //!   together, up to [`batch::MAX_BATCH_ITEMS`] (fewer if `max_message_bytes` could not hold
 //!   as many 4 KiB answers) and [`BATCH_MAX_BYTES`]; a request above
 //!   [`BATCH_ITEM_MAX_BYTES`], or alone in the queue, goes on [`PROTOCOL`].
-//!   [`NetworkClient::request_many`] queues its requests together. A batch is one stream of
-//!   the per-peer window, and fails as a whole (timeout, closed connection, a malformed
+//!   [`NetworkClient::request_many`] queues its requests together. A batch counts its
+//!   requests in the per-peer window (half of `max_concurrent_streams`), so batching never
+//!   puts more of a peer's requests (or bytes) in flight than single requests would, and
+//!   fails as a whole (timeout, closed connection, a malformed
 //!   response): each of its requests then gets that error.
 //! * Receiving: each item becomes a [`NetworkEvent::InboundRequest`] with an [`InboundId`]
 //!   of its own, counted against the unanswered-bytes budget like a request of its own (a

@@ -108,13 +108,14 @@ pub(crate) struct SwarmTask {
     max_message_bytes: usize,
     request_timeout: std::time::Duration,
     /// Our own in-flight requests per peer are capped here, leaving the rest of the remote's
-    /// stream budget for its requests to us.
+    /// stream budget for its requests to us. A batch counts its requests, so that batching
+    /// never puts more of a peer's bytes in flight than single requests would.
     per_peer_window: usize,
     allowed: HashMap<PeerId, Vec<Multiaddr>>,
     queued: HashMap<PeerId, VecDeque<QueuedRequest>>,
     in_flight: HashMap<OutboundRequestId, InFlight>,
     in_flight_batches: HashMap<OutboundRequestId, InFlightBatch>,
-    /// Streams (single requests and batches) in flight per peer.
+    /// Requests in flight per peer (alone or in batches).
     in_flight_per_peer: HashMap<PeerId, usize>,
     awaiting_response: HashMap<InboundId, Awaiting>,
     inbound_batches: HashMap<request_response::InboundRequestId, InboundBatch>,
@@ -513,15 +514,17 @@ impl SwarmTask {
                 return;
             };
             let addrs = self.allowed.get(&peer).cloned().unwrap_or_default();
-            *self.in_flight_per_peer.entry(peer).or_default() = in_flight.saturating_add(1);
             let batchable = |r: &QueuedRequest| r.bytes.len() <= BATCH_ITEM_MAX_BYTES;
             if !(self.batching && self.batch_peers.contains(&peer) && batchable(&first)) {
+                self.in_flight_per_peer
+                    .insert(peer, in_flight.saturating_add(1));
                 self.send_one(peer, addrs, first);
                 continue;
             }
+            let room = self.per_peer_window.saturating_sub(in_flight);
             let mut bytes = batch::encoded_len([first.bytes.len()]);
             let mut batch = vec![first];
-            while batch.len() < self.max_batch_items {
+            while batch.len() < self.max_batch_items.min(room) {
                 let Some(next) = self.next_queued(peer) else {
                     break;
                 };
@@ -534,6 +537,8 @@ impl SwarmTask {
                 bytes = bytes.saturating_add(more);
                 batch.push(next);
             }
+            self.in_flight_per_peer
+                .insert(peer, in_flight.saturating_add(batch.len()));
             if batch.len() == 1 {
                 if let Some(only) = batch.pop() {
                     self.send_one(peer, addrs, only);
@@ -553,13 +558,13 @@ impl SwarmTask {
         ) else {
             // Not reachable: the batch is within the limits and batching is on. Its place in
             // the window is given back without pumping (the caller's loop goes on).
+            if let Some(count) = self.in_flight_per_peer.get_mut(&peer) {
+                *count = count.saturating_sub(replies.len());
+            }
             for r in replies {
                 let _ = r
                     .reply
                     .send(Err(NetworkError::Other("batch not sendable".into())));
-            }
-            if let Some(count) = self.in_flight_per_peer.get_mut(&peer) {
-                *count = count.saturating_sub(1);
             }
             return;
         };
@@ -603,13 +608,14 @@ impl SwarmTask {
             return;
         };
         let _ = request.reply.send(result);
-        self.stream_done(request.peer);
+        self.requests_done(request.peer, 1);
     }
 
-    /// A stream to `peer` (a request or a batch) completed: its place in the window is free.
-    fn stream_done(&mut self, peer: PeerId) {
+    /// `n` requests to `peer` (alone or in a batch) completed: their places in the window
+    /// are free.
+    fn requests_done(&mut self, peer: PeerId, n: usize) {
         match self.in_flight_per_peer.get_mut(&peer) {
-            Some(count) if *count > 1 => *count -= 1,
+            Some(count) if *count > n => *count -= n,
             _ => {
                 self.in_flight_per_peer.remove(&peer);
             }
@@ -623,6 +629,7 @@ impl SwarmTask {
             debug!(request = %id, "result for an unknown outbound batch");
             return;
         };
+        let n = replies.len();
         let answers = result.and_then(|body| {
             let answers = batch::decode(&body)
                 .map_err(|e| NetworkError::Io(format!("malformed batch response: {e}")))?;
@@ -649,7 +656,7 @@ impl SwarmTask {
                 }
             }
         }
-        self.stream_done(peer);
+        self.requests_done(peer, n);
     }
 
     fn respond(&mut self, id: InboundId, bytes: Vec<u8>) -> Result<(), NetworkError> {

@@ -1140,3 +1140,25 @@ async fn a_peer_without_batching_gets_one_request_per_stream() {
     a.stop().await;
     b.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_counts_its_requests_in_the_per_peer_window() {
+    // 8 streams: A keeps at most 4 of its own requests in flight to B, batched or not.
+    let a_config = NetworkConfig {
+        max_concurrent_streams: 8,
+        ..local_config(1024 * 1024)
+    };
+    let (mut a, b, _b_seen) = pair(a_config, local_config(1024 * 1024)).await;
+    connected_and_identified(&mut a, b.peer).await;
+    let items: Vec<Vec<u8>> = (0..20u8).map(|i| vec![i; 100]).collect();
+    let answers = guarded("the answers", a.client.request_many(b.peer, items.clone())).await;
+    for (item, answer) in items.iter().zip(answers) {
+        assert_eq!(answer.unwrap(), expected(item));
+    }
+    // No batch held more than the window's 4 requests: 20 requests took 5 batches or more.
+    let sent = a.client.batches();
+    assert_eq!(sent.sent_items, 20, "{sent:?}");
+    assert!(sent.sent >= 5, "a batch exceeded the window: {sent:?}");
+    a.stop().await;
+    b.stop().await;
+}
