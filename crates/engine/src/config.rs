@@ -90,7 +90,7 @@ impl Default for EngineConfig {
             max_commit_group: 512,
             max_inbound_concurrency: 256,
             commit_queue: 4096,
-            group_commit_linger_us: 2000,
+            group_commit_linger_us: 500,
             group_commit_target: 32,
             max_inbound_per_peer: 128,
             inbound_share_contended: 16,
