@@ -146,11 +146,15 @@ pub const PROTOCOL: &str = "/imi/envelope/1";
 /// [Batches](crate#batches)). Optional: spoken only with peers that announce it.
 pub const BATCH_PROTOCOL: &str = "/imi/envelopes/1";
 
-/// Requests larger than this are never put in a batch: they go alone on [`PROTOCOL`].
-pub const BATCH_ITEM_MAX_BYTES: usize = 64 * 1024;
+/// Requests larger than this are never put in a batch: they go alone on [`PROTOCOL`]. A
+/// batch saves a fixed cost per request, which an envelope this large dwarfs with its
+/// per-byte costs; and a batch of large envelopes lands on the receiver all at once, a burst
+/// that other peers' envelopes wait behind (measured with `imi-sim bench flood`: 16 KiB
+/// envelopes in batches doubled the other peer's added tail latency).
+pub const BATCH_ITEM_MAX_BYTES: usize = 8 * 1024;
 
 /// Most bytes of one batch body (it must also fit [`NetworkConfig::max_message_bytes`]).
-pub const BATCH_MAX_BYTES: usize = 1024 * 1024;
+pub const BATCH_MAX_BYTES: usize = 256 * 1024;
 
 /// The largest answer one batch item is expected to get (a receipt is at most 4 KiB): a batch
 /// holds at most `max_message_bytes / (4 + RESPONSE_ITEM_MAX_BYTES)` items, so that its
