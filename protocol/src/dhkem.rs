@@ -57,19 +57,32 @@ fn extract_bytes(suite: &[u8], salt: &[u8], label: &[u8], ikm: &[u8]) -> [u8; 32
     prk.into()
 }
 
-/// X25519(secret, 9): the public key of a secret.
-pub(crate) fn public_key(secret: &[u8; 32]) -> Result<[u8; 32], HpkeError> {
-    let sk = agreement::PrivateKey::from_private_key(&X25519, secret).map_err(|_| HpkeError)?;
+/// The secret as aws-lc's key. Making one computes its public key (a fixed-base X25519), so
+/// a key used more than once is made once: the node keeps its own in its [`HpkeKeyPair`],
+/// a seal makes its ephemeral one once for both the public key and the agreement.
+///
+/// [`HpkeKeyPair`]: crate::HpkeKeyPair
+pub(crate) fn private_key(secret: &[u8; 32]) -> Result<agreement::PrivateKey, HpkeError> {
+    agreement::PrivateKey::from_private_key(&X25519, secret).map_err(|_| HpkeError)
+}
+
+/// The public key of aws-lc's key (kept from when it was made, not computed again).
+pub(crate) fn public_of(sk: &agreement::PrivateKey) -> Result<[u8; 32], HpkeError> {
     let pk = sk.compute_public_key().map_err(|_| HpkeError)?;
     pk.as_ref().try_into().map_err(|_| HpkeError)
 }
 
+/// X25519(secret, 9): the public key of a secret.
+#[cfg(test)]
+fn public_key(secret: &[u8; 32]) -> Result<[u8; 32], HpkeError> {
+    public_of(&private_key(secret)?)
+}
+
 /// X25519(secret, public); an all-zero result (a public key of small order) is an error, as
 /// RFC 9180 §7.1.4 requires.
-fn dh(secret: &[u8; 32], public: &[u8; 32]) -> Result<[u8; 32], HpkeError> {
-    let sk = agreement::PrivateKey::from_private_key(&X25519, secret).map_err(|_| HpkeError)?;
+fn dh(sk: &agreement::PrivateKey, public: &[u8; 32]) -> Result<[u8; 32], HpkeError> {
     let shared = agreement::agree(
-        &sk,
+        sk,
         agreement::UnparsedPublicKey::new(&X25519, public),
         HpkeError,
         |s| <[u8; 32]>::try_from(s).map_err(|_| HpkeError),
@@ -80,10 +93,16 @@ fn dh(secret: &[u8; 32], public: &[u8; 32]) -> Result<[u8; 32], HpkeError> {
     Ok(shared)
 }
 
-/// DeriveKeyPair(ikm) for X25519 (RFC 9180 §7.1.3): `(secret, public)`.
-pub(crate) fn derive_key_pair(ikm: &[u8]) -> Result<([u8; 32], [u8; 32]), HpkeError> {
+/// DeriveKeyPair(ikm) for X25519 (RFC 9180 §7.1.3): the secret.
+pub(crate) fn derive_secret(ikm: &[u8]) -> Result<[u8; 32], HpkeError> {
     let prk = labeled_extract(KEM_SUITE, b"", b"dkp_prk", ikm);
-    let secret = labeled_expand::<32>(&prk, KEM_SUITE, b"sk", b"")?;
+    labeled_expand::<32>(&prk, KEM_SUITE, b"sk", b"")
+}
+
+/// DeriveKeyPair(ikm) for X25519 (RFC 9180 §7.1.3): `(secret, public)`.
+#[cfg(test)]
+fn derive_key_pair(ikm: &[u8]) -> Result<([u8; 32], [u8; 32]), HpkeError> {
+    let secret = derive_secret(ikm)?;
     Ok((secret, public_key(&secret)?))
 }
 
@@ -114,7 +133,8 @@ pub(crate) fn seal(
     plaintext: &[u8],
     ephemeral_ikm: &[u8],
 ) -> Result<([u8; 32], Vec<u8>), HpkeError> {
-    let (sk_e, enc) = derive_key_pair(ephemeral_ikm)?;
+    let sk_e = private_key(&derive_secret(ephemeral_ikm)?)?;
+    let enc = public_of(&sk_e)?;
     let shared = shared_secret(&dh(&sk_e, pk_r)?, &enc, pk_r)?;
     let (key, nonce) = key_schedule(&shared, info)?;
     let ct = chacha20poly1305::ChaCha20Poly1305::new((&key).into())
@@ -131,7 +151,7 @@ pub(crate) fn seal(
 
 /// Single-shot base-mode open with the recipient's key pair.
 pub(crate) fn open(
-    sk_r: &[u8; 32],
+    sk_r: &agreement::PrivateKey,
     pk_r: &[u8; 32],
     enc: &[u8; 32],
     info: &[u8],
@@ -220,6 +240,7 @@ mod tests {
             )
             .unwrap();
             assert_eq!(opened, pt);
+            let sk_r = private_key(&sk_r).unwrap();
             assert_eq!(
                 open(&sk_r, &pk_r, &enc, &info, &aad, &their_ct).unwrap(),
                 pt
@@ -244,6 +265,7 @@ mod tests {
     #[test]
     fn an_all_zero_shared_secret_is_refused() {
         let (sk, pk) = derive_key_pair(&[1; 32]).unwrap();
+        let sk = private_key(&sk).unwrap();
         for small in [[0u8; 32], {
             let mut one = [0u8; 32];
             one[0] = 1;

@@ -462,7 +462,7 @@ impl VerifiedEnvelope {
             .find(|k| k.key_id() == rk.kid)
             .ok_or(RejectCode::DecryptFailed)?;
         let content_key = crate::dhkem::open(
-            kp.secret(),
+            kp.agreement(),
             &kp.public(),
             &rk.enc,
             HPKE_INFO,

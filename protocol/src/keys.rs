@@ -144,6 +144,11 @@ pub(crate) fn verify_ed25519(public: &[u8; 32], msg: &[u8], sig: &[u8]) -> bool 
 pub struct HpkeKeyPair {
     secret: zeroize::Zeroizing<[u8; 32]>,
     public: [u8; 32],
+    /// The secret as aws-lc's key, made once: making it computes the public key again, a
+    /// fixed-base X25519 that every open would otherwise pay.
+    agreement: std::sync::Arc<aws_lc_rs::agreement::PrivateKey>,
+    /// The key id of `public`, hashed once.
+    kid: KeyId,
 }
 
 impl std::fmt::Debug for HpkeKeyPair {
@@ -155,12 +160,10 @@ impl std::fmt::Debug for HpkeKeyPair {
 impl HpkeKeyPair {
     /// RFC 9180 DeriveKeyPair from input keying material.
     pub fn derive(ikm: &[u8; 32]) -> Self {
-        let (secret, public) = crate::dhkem::derive_key_pair(ikm)
-            .unwrap_or_else(|_| unreachable!("X25519 takes any 32-byte secret"));
-        Self {
-            secret: zeroize::Zeroizing::new(secret),
-            public,
-        }
+        let secret = crate::dhkem::derive_secret(ikm)
+            .unwrap_or_else(|_| unreachable!("HKDF-SHA256 expands to 32 bytes"));
+        Self::from_secret_bytes(&secret)
+            .unwrap_or_else(|_| unreachable!("X25519 takes any 32-byte secret"))
     }
     /// A fresh random key pair.
     pub fn generate() -> Self {
@@ -168,11 +171,14 @@ impl HpkeKeyPair {
     }
     /// From the 32 secret bytes written by [`HpkeKeyPair::secret_bytes`].
     pub fn from_secret_bytes(b: &[u8; 32]) -> Result<Self, ProtocolError> {
-        let public = crate::dhkem::public_key(b)
-            .map_err(|_| ProtocolError::Crypto("not an X25519 secret key".into()))?;
+        let invalid = |_| ProtocolError::Crypto("not an X25519 secret key".into());
+        let agreement = crate::dhkem::private_key(b).map_err(invalid)?;
+        let public = crate::dhkem::public_of(&agreement).map_err(invalid)?;
         Ok(Self {
             secret: zeroize::Zeroizing::new(*b),
             public,
+            agreement: std::sync::Arc::new(agreement),
+            kid: key_id(&public),
         })
     }
     /// The secret bytes (secret!).
@@ -185,10 +191,10 @@ impl HpkeKeyPair {
     }
     /// Key id of the public key.
     pub fn key_id(&self) -> KeyId {
-        key_id(&self.public)
+        self.kid
     }
-    pub(crate) fn secret(&self) -> &[u8; 32] {
-        &self.secret
+    pub(crate) fn agreement(&self) -> &aws_lc_rs::agreement::PrivateKey {
+        &self.agreement
     }
 }
 
