@@ -124,6 +124,8 @@ pub(crate) struct Committer {
     pub log: crate::log::LogState,
     /// Settings (the per-peer daily byte quota).
     pub config: crate::config::EngineConfig,
+    /// Where a group's new envelopes go once written, for the delivery tasks.
+    pub fresh: Arc<crate::fresh::FreshEnvelopes>,
 }
 
 /// Where a local action's result goes.
@@ -211,6 +213,7 @@ impl Committer {
         let mut durability = Durability::Buffered;
         let mut replies = Vec::with_capacity(jobs.len());
         let mut enqueued_peers = Vec::new();
+        let mut fresh = Vec::new();
         let mut accepted = 0u64;
         let seq_snapshot = self.next_seq.clone();
         self.log.start_group();
@@ -266,6 +269,7 @@ impl Committer {
                     durability = Durability::Sync;
                     let mut b = WriteBatch::new();
                     let logged = self.log_envelope_out(&mut b, &signed);
+                    fresh.push((id, bytes.clone(), signed.header.case, to.len()));
                     self.enqueue(&mut b, id, bytes, &to, enqueued, logged, &mut depth_delta);
                     enqueued_peers.extend_from_slice(&to);
                     record_overlay(&mut overlay, &b);
@@ -296,6 +300,12 @@ impl Committer {
                                     self.log.append(self.store.as_ref(), &mut b, l);
                                 }
                                 if let Some(e) = envelope {
+                                    fresh.push((
+                                        e.id,
+                                        e.bytes.clone(),
+                                        e.signed.header.case,
+                                        e.to.len(),
+                                    ));
                                     self.enqueue(
                                         &mut b,
                                         e.id,
@@ -341,6 +351,11 @@ impl Committer {
                 }
             }
         }
+        // Kept before the write, so that every outbox row a delivery task can read has its
+        // envelope here already; forgotten again if the write fails (their ids are then in
+        // no row, and never will be).
+        let fresh_ids: Vec<MessageId> = fresh.iter().map(|f| f.0).collect();
+        self.fresh.insert(fresh);
         let result = if batch.is_empty() {
             Ok(())
         } else {
@@ -391,6 +406,7 @@ impl Committer {
             Err(e) => {
                 // Nothing of the group was written: undo the sequence numbers handed out
                 // and the log leaves appended.
+                self.fresh.forget(&fresh_ids);
                 self.next_seq = seq_snapshot;
                 self.log = log_snapshot;
                 tracing::error!(error = %e, "group commit failed");

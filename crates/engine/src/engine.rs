@@ -261,6 +261,9 @@ impl Engine {
         let peers = peer_map(&trust, clock.now_ms());
         let routes = apps.routes();
         let stop_tx = commit_tx.clone();
+        let fresh = Arc::new(crate::fresh::FreshEnvelopes::new(
+            crate::fresh::DEFAULT_CAPACITY_BYTES,
+        ));
         let shared = Arc::new(Shared {
             me,
             identity: identity.clone(),
@@ -277,6 +280,7 @@ impl Engine {
             routes: routes.clone(),
             wake: wake.clone(),
             watchers: Mutex::new(HashMap::new()),
+            fresh: fresh.clone(),
         });
         let wake_for_committer = wake.clone();
         let log_state = crate::log::LogState::load(store.as_ref())?;
@@ -291,6 +295,7 @@ impl Engine {
             max_group: config.max_commit_group.max(1),
             next_seq: HashMap::new(),
             config: config.clone(),
+            fresh,
             on_enqueued: Box::new(move |peer| {
                 if let Some(n) = wake_for_committer.get(&peer) {
                     n.notify_one();

@@ -34,6 +34,7 @@ pub mod config;
 pub mod delivery;
 pub mod engine;
 pub mod error;
+mod fresh;
 pub mod inbound;
 pub mod inbox;
 pub mod keys;

@@ -174,6 +174,45 @@ pub struct Metrics {
     pub peer_protocol_version: Family<PeerLabel, Gauge>,
     /// Connections refused because the peer announced a protocol version below the minimum.
     pub peer_protocol_refused: Family<PeerLabel, Counter>,
+    /// Where the delivery tasks found the envelopes they sent.
+    pub delivery_loads: DeliveryLoads,
+}
+
+/// Envelopes the delivery tasks loaded: kept in memory since their commit, or read back
+/// from the store (after a restart, a retry, or when the memory's bound was reached).
+#[derive(Clone)]
+pub struct DeliveryLoads {
+    family: Family<SourceLabel, Counter>,
+    /// Taken from memory.
+    pub memory: Counter,
+    /// Read from the store.
+    pub store: Counter,
+}
+
+impl Default for DeliveryLoads {
+    fn default() -> Self {
+        let family = Family::<SourceLabel, Counter>::default();
+        let counter = |source: &str| {
+            family
+                .get_or_create(&SourceLabel {
+                    source: source.to_owned(),
+                })
+                .clone()
+        };
+        let (memory, store) = (counter("memory"), counter("store"));
+        Self {
+            family,
+            memory,
+            store,
+        }
+    }
+}
+
+/// Label: where something came from.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceLabel {
+    /// The source.
+    pub source: String,
 }
 
 impl Metrics {
@@ -269,6 +308,11 @@ impl Metrics {
             "peer_protocol_version",
             "The IMI protocol version each peer last announced (0: one that did not parse)",
             self.peer_protocol_version.clone(),
+        );
+        r.register(
+            "delivery_envelope_loads",
+            "Envelopes the delivery tasks loaded, by source: memory (kept since their commit) or store (read back: after a restart, a retry, or beyond the memory's bound)",
+            self.delivery_loads.family.clone(),
         );
         r.register(
             "peer_protocol_refused",

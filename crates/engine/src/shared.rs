@@ -59,6 +59,8 @@ pub(crate) struct Shared {
     pub wake: HashMap<NodeId, Arc<Notify>>,
     /// Watchers of pending deliveries: (destination, message id) → waiter.
     pub watchers: Mutex<HashMap<(NodeId, MessageId), Watcher>>,
+    /// Envelopes just committed, for the delivery tasks (a shortcut over the store).
+    pub fresh: Arc<crate::fresh::FreshEnvelopes>,
 }
 
 impl Shared {

@@ -91,6 +91,14 @@ async fn diagnostics_are_applied_exactly_once_with_group_commit() {
     }
     assert_eq!(a.count(keys::DEAD), 0);
     assert_eq!(a.delivered(BE), total);
+    // Every envelope went out from memory, where the committer left it, none read back from
+    // the store (nothing failed, so nothing was resent).
+    let loads = &a.engine().metrics().delivery_loads;
+    assert_eq!(
+        (loads.memory.get(), loads.store.get()),
+        (total, 0),
+        "delivery loads (memory, store)"
+    );
     wait_until("A's queue depth for B to return to 0", || {
         a.queue_depth(BE) == 0
     })
@@ -235,6 +243,9 @@ async fn sender_restart_keeps_and_delivers_its_outbox() {
     })
     .await;
     assert_eq!(b.applied(), N as u64 + 1, "applied exactly once");
+    // The 300 queued before the restart were read back from the store (the memory of the
+    // node that committed them is gone).
+    assert!(a.engine().metrics().delivery_loads.store.get() >= N as u64);
     assert_eq!(b.count(keys::INBOX), N + 1);
     assert_eq!(a.count(keys::RECEIPTS_OUT), N + 1);
     for id in &ids {
