@@ -51,6 +51,11 @@ pub struct ExchangeArgs {
     /// Seconds of idle time between the saturation run and the offered-load run.
     #[arg(long, default_value_t = 0)]
     pub pause: u32,
+    /// Saturation run end to end: at most this many messages sent and not yet receipted
+    /// (the API's `in_flight`), as the broker pair the issue compares with was driven.
+    /// Default: all enqueued at once, the sender's outbox holding the backlog.
+    #[arg(long)]
+    pub in_flight: Option<u32>,
     /// Override a node setting in both nodes' node.toml (`--set engine.delivery_window=256`);
     /// for experiments only: the published figures use the defaults.
     #[arg(long = "set", value_name = "KEY=VALUE")]
@@ -404,6 +409,7 @@ pub async fn exchange(args: &ExchangeArgs) -> Result<bool> {
         "offered_rate_per_s": args.rate,
         "offered_messages": nodes.rate_count,
         "saturation_wall_s": round(nodes.saturation_wall_s, 3),
+        "saturation_in_flight": args.in_flight,
     });
     let details = json!({
         "primitive_iterations": prim.iterations,
@@ -540,12 +546,12 @@ async fn measure_nodes(
     let (cpu_s0, cpu_r0) = (cpu_snap(sender_pid)?, cpu_snap(receiver_pid)?);
     let busy0 = procfs::machine_busy_ticks().unwrap_or(0);
     let sim0 = procfs::cpu_ticks(std::process::id()).unwrap_or(0);
-    let (sat, wall) = diag(
-        fed,
-        json!({"to": RECEIVER, "count": args.messages, "wait": true, "body_bytes": body}),
-        "saturation",
-    )
-    .await?;
+    let mut saturation =
+        json!({"to": RECEIVER, "count": args.messages, "wait": true, "body_bytes": body});
+    if let (Some(n), Some(o)) = (args.in_flight, saturation.as_object_mut()) {
+        o.insert("in_flight".into(), json!(n));
+    }
+    let (sat, wall) = diag(fed, saturation, "saturation").await?;
     let (cpu_s1, cpu_r1) = (cpu_snap(sender_pid)?, cpu_snap(receiver_pid)?);
     let busy1 = procfs::machine_busy_ticks().unwrap_or(0);
     let sim1 = procfs::cpu_ticks(std::process::id()).unwrap_or(0);

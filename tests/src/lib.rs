@@ -1050,7 +1050,18 @@ impl NodeClient {
 
     /// `POST /operator/diag/send {"to","count","wait"}`.
     pub fn diag_send(&self, to: &str, count: u64, wait: bool) -> DiagSend {
-        let body = serde_json::json!({"to": to, "count": count, "wait": wait});
+        self.diag_send_body(serde_json::json!({"to": to, "count": count, "wait": wait}))
+    }
+
+    /// `POST /operator/diag/send {"to","count","wait":true,"in_flight"}`: at most
+    /// `in_flight` unreceipted at once, end to end.
+    pub fn diag_send_windowed(&self, to: &str, count: u64, in_flight: u32) -> DiagSend {
+        self.diag_send_body(
+            serde_json::json!({"to": to, "count": count, "wait": true, "in_flight": in_flight}),
+        )
+    }
+
+    fn diag_send_body(&self, body: serde_json::Value) -> DiagSend {
         let (st, text) = self
             .post_json("/operator/diag/send", &body)
             .unwrap_or_else(|e| self.fail(&format!("POST /operator/diag/send: {e}")));

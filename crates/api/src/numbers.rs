@@ -43,6 +43,19 @@ where
         })
 }
 
+/// [`deserialize`] for an optional integer field (with `#[serde(default)]`): `null` is
+/// absent.
+pub fn deserialize_opt<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: TryFrom<i64>,
+{
+    match Option::<Number>::deserialize(d)? {
+        None => Ok(None),
+        Some(n) => deserialize(n).map(Some).map_err(serde::de::Error::custom),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,5 +88,21 @@ mod tests {
         assert!(serde_json::from_str::<Counts>(r#"{"count": 3.5}"#).is_err());
         assert!(serde_json::from_str::<Counts>(r#"{"count": -1}"#).is_err());
         assert!(serde_json::from_str::<Counts>(r#"{"count": "3"}"#).is_err());
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    struct Optional {
+        #[serde(default, deserialize_with = "deserialize_opt")]
+        n: Option<u32>,
+    }
+
+    #[test]
+    fn optional_integers() {
+        let o = |s: &str| serde_json::from_str::<Optional>(s).map(|o| o.n);
+        assert_eq!(o(r#"{}"#).unwrap(), None);
+        assert_eq!(o(r#"{"n": null}"#).unwrap(), None);
+        assert_eq!(o(r#"{"n": 4.0}"#).unwrap(), Some(4));
+        assert!(o(r#"{"n": 4.5}"#).is_err());
+        assert!(o(r#"{"n": -1}"#).is_err());
     }
 }

@@ -345,6 +345,8 @@ async fn trust_list_update(
 pub const MAX_DIAG_COUNT: u32 = 100_000;
 /// Largest diagnostic body.
 pub const MAX_DIAG_BODY: usize = 1024 * 1024;
+/// Largest end to end window (`in_flight`).
+pub const MAX_DIAG_IN_FLIGHT: u32 = 4096;
 /// How long a waiting request waits for receipts.
 pub const DIAG_WAIT: Duration = Duration::from_secs(600);
 
@@ -376,6 +378,12 @@ pub struct DiagRequest {
     /// Offered load: send at this many messages per second instead of as fast as possible.
     #[serde(default)]
     pub rate_per_s: Option<f64>,
+    /// End to end window: at most this many envelopes sent and not yet receipted, as a
+    /// client that waits for each acknowledgement before it sends beyond the window (needs
+    /// `wait`; not with `rate_per_s`). Absent: every envelope is enqueued at once and the
+    /// outbox holds the backlog.
+    #[serde(default, deserialize_with = "crate::numbers::deserialize_opt")]
+    pub in_flight: Option<u32>,
 }
 
 /// Round-trip times in milliseconds.
@@ -462,12 +470,24 @@ pub async fn run_diag(engine: &Engine, req: DiagRequest) -> Result<DiagResult, A
     {
         return Err(bad("rate_per_s must be in (0, 1000000]".into()));
     }
+    if let Some(n) = req.in_flight
+        && (n == 0 || n > MAX_DIAG_IN_FLIGHT || !req.wait || req.rate_per_s.is_some())
+    {
+        return Err(bad(format!(
+            "in_flight must be 1..={MAX_DIAG_IN_FLIGHT}, with wait and without rate_per_s"
+        )));
+    }
     let me = engine.node();
     let authority = AuthorityId::new(&format!("{me}-OPERATOR")).map_err(|e| bad(e.to_string()))?;
     let kind = Kind::new(Kind::DIAGNOSTIC).map_err(|e| bad(e.to_string()))?;
     let period = req.rate_per_s.map(|r| Duration::from_secs_f64(1.0 / r));
     let start = tokio::time::Instant::now();
-    let concurrency = if period.is_some() { 4096 } else { 64 };
+    let concurrency = match (period, req.in_flight) {
+        (Some(_), _) => 4096,
+        (None, Some(n)) => n as usize,
+        (None, None) => 64,
+    };
+    let end_to_end = req.in_flight.is_some();
     let results: Vec<_> = futures::stream::iter(0..req.count)
         .then(|i| async move {
             if let Some(p) = period {
@@ -490,7 +510,17 @@ pub async fn run_diag(engine: &Engine, req: DiagRequest) -> Result<DiagResult, A
             };
             let wait = req.wait;
             async move {
-                if wait {
+                if end_to_end {
+                    // The window's slot is held until the receipt (or the wait's end).
+                    let (id, rx) = engine.send_watched(draft).await?;
+                    let (tx, done) = tokio::sync::oneshot::channel();
+                    if let Some(rx) = rx.into_iter().next()
+                        && let Ok(Ok(report)) = tokio::time::timeout(DIAG_WAIT, rx).await
+                    {
+                        let _ = tx.send(report);
+                    }
+                    Ok((id, Some(done)))
+                } else if wait {
                     engine
                         .send_watched(draft)
                         .await

@@ -29,6 +29,10 @@ pub enum Command {
         /// Offered load in messages per second (default: as fast as possible).
         #[arg(long)]
         rate: Option<f64>,
+        /// End to end: at most this many envelopes sent and not yet receipted (needs the
+        /// receipts waited for; not with --rate).
+        #[arg(long)]
+        in_flight: Option<u32>,
         /// JSON output.
         #[arg(long)]
         json: bool,
@@ -44,6 +48,7 @@ pub fn exec(command: Command) -> Result<()> {
         body_bytes,
         no_wait,
         rate,
+        in_flight,
         json,
     } = command;
     let cfg = NodeConfig::load(&config)?;
@@ -53,6 +58,7 @@ pub fn exec(command: Command) -> Result<()> {
         wait: !no_wait,
         body_bytes,
         rate_per_s: rate,
+        in_flight,
     };
     let result = super::runtime()?
         .block_on(imi_node::diag::request(&cfg, &req))
