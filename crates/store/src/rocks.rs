@@ -89,18 +89,7 @@ fn cf_options(config: &RocksConfig, cache: &Cache) -> Options {
     opts.set_block_based_table_factory(&table);
     opts.set_write_buffer_size(config.write_buffer_bytes);
     opts.set_max_write_buffer_number(config.max_write_buffers.max(2));
-    // Levels 0 and 1 uncompressed: they hold the newest data, rewritten soon by compaction,
-    // and much of it is sealed envelopes and signatures that LZ4 cannot shrink; flushes no
-    // longer compress. Older data, further down, is compressed as before.
-    opts.set_compression_per_level(&[
-        DBCompressionType::None,
-        DBCompressionType::None,
-        DBCompressionType::Lz4,
-        DBCompressionType::Lz4,
-        DBCompressionType::Lz4,
-        DBCompressionType::Lz4,
-        DBCompressionType::Lz4,
-    ]);
+    opts.set_compression_type(DBCompressionType::Lz4);
     opts.set_enable_blob_files(true);
     opts.set_min_blob_size(MIN_BLOB_BYTES);
     // Large values are mostly sealed envelopes: ciphertext does not compress.

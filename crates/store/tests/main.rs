@@ -736,31 +736,3 @@ fn rocks_sync_writes_survive_sigkill() {
     assert_eq!(keys(&a), keys(&b));
     assert!(a.len() >= written.len());
 }
-
-/// The newest levels are written uncompressed (flushes and the first compactions: mostly
-/// sealed envelopes and signatures, which LZ4 cannot shrink); older levels with LZ4. RocksDB
-/// writes the options it runs with to an `OPTIONS-*` file.
-#[test]
-fn the_newest_levels_are_not_compressed() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = RocksStore::open(dir.path(), COLS, &RocksConfig::default()).unwrap();
-    drop(store);
-    let options = std::fs::read_dir(dir.path())
-        .unwrap()
-        .filter_map(Result::ok)
-        .filter(|e| e.file_name().to_string_lossy().starts_with("OPTIONS-"))
-        .map(|e| std::fs::read_to_string(e.path()).unwrap())
-        .last()
-        .expect("an OPTIONS file");
-    let levels: Vec<&str> = options
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("compression_per_level="))
-        .collect();
-    assert!(!levels.is_empty(), "no compression_per_level in {options}");
-    for l in levels {
-        assert!(
-            l.starts_with("kNoCompression:kNoCompression:kLZ4Compression"),
-            "compression_per_level={l}"
-        );
-    }
-}
