@@ -128,6 +128,18 @@ pub(crate) struct Committer {
     pub fresh: Arc<crate::fresh::FreshEnvelopes>,
 }
 
+/// What a group's writes change in the outboxes, acted on around its write.
+#[derive(Default)]
+struct GroupOutbox {
+    /// Outbox depth changes, applied to the gauge once the write succeeds: the committer
+    /// sees every outbox write, so the gauge is exact.
+    depth_delta: HashMap<NodeId, i64>,
+    /// Destinations with new entries, whose delivery tasks are woken after the write.
+    peers: Vec<NodeId>,
+    /// The new envelopes, for the delivery tasks (see `fresh`).
+    fresh: Vec<crate::fresh::NewEnvelope>,
+}
+
 /// Where a local action's result goes.
 pub(crate) type LocalReply = oneshot::Sender<Result<LocalOutcome, EngineError>>;
 
@@ -212,15 +224,11 @@ impl Committer {
         let mut batch = WriteBatch::new();
         let mut durability = Durability::Buffered;
         let mut replies = Vec::with_capacity(jobs.len());
-        let mut enqueued_peers = Vec::new();
-        let mut fresh = Vec::new();
+        let mut group = GroupOutbox::default();
         let mut accepted = 0u64;
         let seq_snapshot = self.next_seq.clone();
         self.log.start_group();
         let log_snapshot = self.log.clone();
-        // Outbox depth changes of this group, applied to the gauge once the write succeeds:
-        // the committer sees every outbox write, so the gauge is exact.
-        let mut depth_delta: HashMap<NodeId, i64> = HashMap::new();
         for job in jobs {
             match job {
                 Job::Inbound {
@@ -269,9 +277,8 @@ impl Committer {
                     durability = Durability::Sync;
                     let mut b = WriteBatch::new();
                     let logged = self.log_envelope_out(&mut b, &signed);
-                    fresh.push((id, bytes.clone(), signed.header.case, to.len()));
-                    self.enqueue(&mut b, id, bytes, &to, enqueued, logged, &mut depth_delta);
-                    enqueued_peers.extend_from_slice(&to);
+                    let case = signed.header.case;
+                    self.enqueue(&mut b, id, bytes, case, &to, enqueued, logged, &mut group);
                     record_overlay(&mut overlay, &b);
                     batch.append(b);
                     replies.push(Reply::Unit(reply));
@@ -300,22 +307,16 @@ impl Committer {
                                     self.log.append(self.store.as_ref(), &mut b, l);
                                 }
                                 if let Some(e) = envelope {
-                                    fresh.push((
-                                        e.id,
-                                        e.bytes.clone(),
-                                        e.signed.header.case,
-                                        e.to.len(),
-                                    ));
                                     self.enqueue(
                                         &mut b,
                                         e.id,
                                         e.bytes,
+                                        e.signed.header.case,
                                         &e.to,
                                         at,
                                         logged,
-                                        &mut depth_delta,
+                                        &mut group,
                                     );
-                                    enqueued_peers.extend_from_slice(&e.to);
                                 }
                                 record_overlay(&mut overlay, &b);
                                 batch.append(b);
@@ -342,7 +343,7 @@ impl Committer {
                             && *col == keys::OUTBOX
                             && let Some(node) = key.get(..2).and_then(NodeId::from_bytes)
                         {
-                            *depth_delta.entry(node).or_default() -= 1;
+                            *group.depth_delta.entry(node).or_default() -= 1;
                         }
                     }
                     record_overlay(&mut overlay, &b);
@@ -354,8 +355,8 @@ impl Committer {
         // Kept before the write, so that every outbox row a delivery task can read has its
         // envelope here already; forgotten again if the write fails (their ids are then in
         // no row, and never will be).
-        let fresh_ids: Vec<MessageId> = fresh.iter().map(|f| f.0).collect();
-        self.fresh.insert(fresh);
+        let fresh_ids: Vec<MessageId> = group.fresh.iter().map(|f| f.0).collect();
+        self.fresh.insert(std::mem::take(&mut group.fresh));
         let result = if batch.is_empty() {
             Ok(())
         } else {
@@ -368,7 +369,7 @@ impl Committer {
                     self.metrics.commit_groups_synced.inc();
                 }
                 self.metrics.committed_messages.inc_by(accepted);
-                for (node, d) in depth_delta {
+                for (node, d) in group.depth_delta {
                     self.metrics
                         .queue_depth
                         .get_or_create(&Metrics::peer(node))
@@ -397,9 +398,9 @@ impl Committer {
                         }
                     }
                 }
-                enqueued_peers.sort();
-                enqueued_peers.dedup();
-                for p in enqueued_peers {
+                group.peers.sort();
+                group.peers.dedup();
+                for p in group.peers {
                     (self.on_enqueued)(p);
                 }
             }
@@ -440,18 +441,22 @@ impl Committer {
         logged
     }
 
-    /// Stores an outbound envelope and appends one outbox entry per recipient.
+    /// Stores an outbound envelope and appends one outbox entry per recipient; notes in
+    /// `group` what the write changes for the delivery tasks.
     #[allow(clippy::too_many_arguments)]
     fn enqueue(
         &mut self,
         b: &mut WriteBatch,
         id: MessageId,
         bytes: Vec<u8>,
+        case: Option<imi_protocol::CaseId>,
         to: &[NodeId],
         enqueued: Timestamp,
         logged: bool,
-        depth_delta: &mut HashMap<NodeId, i64>,
+        group: &mut GroupOutbox,
     ) {
+        group.fresh.push((id, bytes.clone(), case, to.len()));
+        group.peers.extend_from_slice(to);
         b.put(keys::ENV_OUT, id.as_bytes().to_vec(), bytes);
         for peer in to {
             let seq = self.next_seq.entry(*peer).or_insert(0);
@@ -461,7 +466,7 @@ impl Committer {
                 keys::outbox_value(&id, enqueued, logged),
             );
             *seq = seq.saturating_add(1);
-            *depth_delta.entry(*peer).or_default() += 1;
+            *group.depth_delta.entry(*peer).or_default() += 1;
         }
     }
 
