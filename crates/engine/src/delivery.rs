@@ -161,49 +161,43 @@ fn load(
         };
         let id = value.id;
         // Just committed: the bytes and case are in memory (see `fresh`).
-        if let Some((bytes, case)) = shared.fresh.take(&id) {
-            shared.metrics.delivery_loads.memory.inc();
-            let logged = value
-                .logged
-                .unwrap_or_else(|| logged_by_header(shared, &bytes));
-            out.push(Entry {
-                key,
-                id,
-                bytes,
-                logged,
-                case,
-            });
-            continue;
-        }
-        match shared.store.get(keys::ENV_OUT, id.as_bytes())? {
-            Some(bytes) => {
-                shared.metrics.delivery_loads.store.inc();
-                // This node signed the bytes; the header gives the case (for the order of
-                // delivery) and, for entries written before the flag existed, the kind.
-                let header = imi_protocol::Envelope::parse(bytes.clone(), usize::MAX)
-                    .ok()
-                    .map(|e| e.header().clone());
-                let logged = value.logged.unwrap_or_else(|| {
-                    header
-                        .as_ref()
-                        .is_none_or(|h| shared.routes.logged(h.kind.as_str()))
-                });
-                out.push(Entry {
-                    key,
-                    id,
-                    bytes,
-                    logged,
-                    case: header.and_then(|h| h.case),
-                });
+        let (bytes, case) = match shared.fresh.take(&id) {
+            Some(found) => {
+                shared.metrics.delivery_loads.memory.inc();
+                found
             }
-            None => tracing::error!(peer = %node, msg = %id, "outbox entry without envelope"),
-        }
+            None => match shared.store.get(keys::ENV_OUT, id.as_bytes())? {
+                Some(bytes) => {
+                    shared.metrics.delivery_loads.store.inc();
+                    // This node signed the bytes; the header gives the case (for the order
+                    // of delivery).
+                    let case = imi_protocol::Envelope::parse(bytes.clone(), usize::MAX)
+                        .ok()
+                        .and_then(|e| e.header().case);
+                    (bytes, case)
+                }
+                None => {
+                    tracing::error!(peer = %node, msg = %id, "outbox entry without envelope");
+                    continue;
+                }
+            },
+        };
+        let logged = value
+            .logged
+            .unwrap_or_else(|| logged_by_header(shared, &bytes));
+        out.push(Entry {
+            key,
+            id,
+            bytes,
+            logged,
+            case,
+        });
     }
     Ok(out)
 }
 
 /// Whether an envelope's receipt gets a log leaf, from its kind (for outbox entries written
-/// before the flag existed).
+/// before the flag existed; an envelope that does not parse is logged).
 fn logged_by_header(shared: &Shared, bytes: &[u8]) -> bool {
     imi_protocol::Envelope::parse(bytes.to_vec(), usize::MAX)
         .ok()

@@ -40,6 +40,15 @@ struct Inner {
     bytes: usize,
 }
 
+impl Inner {
+    /// Removes `id`'s entry and its bytes from the count.
+    fn remove(&mut self, id: &MessageId) -> Option<Fresh> {
+        let gone = self.map.remove(id)?;
+        self.bytes = self.bytes.saturating_sub(gone.bytes.len());
+        Some(gone)
+    }
+}
+
 /// See the module docs.
 pub(crate) struct FreshEnvelopes {
     inner: Mutex<Inner>,
@@ -77,18 +86,16 @@ impl FreshEnvelopes {
                 let Some(oldest) = inner.order.front().copied() else {
                     break;
                 };
-                match inner.map.get(&oldest) {
-                    Some(e) if now.saturating_duration_since(e.kept) < MAX_AGE => break,
-                    Some(_) => {
-                        if let Some(gone) = inner.map.remove(&oldest) {
-                            inner.bytes = inner.bytes.saturating_sub(gone.bytes.len());
-                        }
-                        inner.order.pop_front();
-                    }
-                    None => {
-                        inner.order.pop_front();
-                    }
+                if inner
+                    .map
+                    .get(&oldest)
+                    .is_some_and(|e| now.saturating_duration_since(e.kept) < MAX_AGE)
+                {
+                    break;
                 }
+                // Stale, or already taken.
+                inner.remove(&oldest);
+                inner.order.pop_front();
             }
             if inner.bytes + bytes.len() > self.capacity {
                 continue;
@@ -120,9 +127,7 @@ impl FreshEnvelopes {
             return;
         };
         for id in ids {
-            if let Some(gone) = inner.map.remove(id) {
-                inner.bytes = inner.bytes.saturating_sub(gone.bytes.len());
-            }
+            inner.remove(id);
         }
     }
 
@@ -135,8 +140,7 @@ impl FreshEnvelopes {
             entry.readers -= 1;
             return Some((entry.bytes.clone(), entry.case));
         }
-        let gone = inner.map.remove(id)?;
-        inner.bytes = inner.bytes.saturating_sub(gone.bytes.len());
+        let gone = inner.remove(id)?;
         Some((gone.bytes, gone.case))
     }
 
