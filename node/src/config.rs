@@ -253,6 +253,7 @@ impl StoreSection {
             max_write_buffers: self.max_write_buffers,
             block_cache_bytes: self.block_cache_bytes,
             max_open_files: self.max_open_files,
+            filtered_columns: imi_apps::filtered_columns(),
         }
     }
 }

@@ -89,6 +89,31 @@ pub(crate) fn stepped<B>(
     Ok((id, body))
 }
 
+/// The names of every periodic job a node of this implementation may run, the kernel's and
+/// the applications' (what `[engine] job_interval_ms` may name; a test checks that a node
+/// runs no other).
+pub const JOBS: &[&str] = &[
+    "redial",
+    "prune",
+    "checkpoint",
+    "witness-answers",
+    "retention",
+    "trust-list",
+    "fact-report",
+    "directory-publish",
+    "directory-sync",
+    "alert-grants",
+];
+
+/// The columns whose tables carry a bloom filter: the kernel's
+/// ([`imi_engine::Engine::filtered_columns`]) and the idempotency keys, which every API
+/// action that names one looks up and almost never finds.
+pub fn filtered_columns() -> Vec<Column> {
+    let mut cols: Vec<Column> = imi_engine::Engine::filtered_columns().to_vec();
+    cols.push(idempotency::IDEMPOTENCY);
+    cols
+}
+
 /// Every column a node of this implementation may use: the kernel's and every
 /// application's (what [`member_node`] and [`commission_node`] declare is a subset; a test
 /// checks it). The store is opened with these before the trust list says which

@@ -229,6 +229,11 @@ impl Engine {
         keys::ALL
     }
 
+    /// The kernel's columns that should carry a bloom filter ([`keys::FILTERED`]).
+    pub fn filtered_columns() -> &'static [Column] {
+        keys::FILTERED
+    }
+
     /// Starts the engine: the committer thread, the inbound loop, a delivery task per
     /// member and every periodic job. Everything stops when `cancel` fires; then
     /// [`EngineTasks::join`] waits for it.

@@ -55,6 +55,11 @@ pub const ALL: &[Column] = &[
     CHECKPOINTS,
 ];
 
+/// The kernel's columns read mostly by point lookups of absent keys, which a bloom filter
+/// answers without reading a block: `inbox`, which every received envelope's duplicate check
+/// reads and almost never finds (see `imi_store::RocksConfig::filtered_columns`).
+pub const FILTERED: &[Column] = &[INBOX];
+
 /// `meta` key of the newest accepted trust list (signed bytes).
 pub const TRUST_LIST_KEY: &[u8] = b"trust_list";
 

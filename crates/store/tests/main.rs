@@ -608,6 +608,39 @@ fn rocks_open_twice_fails_cleanly() {
 }
 
 #[test]
+fn rocks_filtered_columns_get_bloom_filters_and_others_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = RocksConfig {
+        filtered_columns: vec![A],
+        ..RocksConfig::default()
+    };
+    let s = RocksStore::open(dir.path(), COLS, &config).unwrap();
+    for i in 0..2_000u32 {
+        put(&s, A, &i.to_be_bytes(), b"v");
+        put(&s, B, &i.to_be_bytes(), b"v");
+    }
+    s.flush().unwrap();
+    assert!(
+        s.table_filter_bytes(A).unwrap() > 0,
+        "no filter in A's tables"
+    );
+    assert_eq!(
+        s.table_filter_bytes(B).unwrap(),
+        0,
+        "a filter in B's tables"
+    );
+    // Point lookups answer the same with a filter: present keys found, absent ones not.
+    for i in (0..2_000u32).step_by(97) {
+        assert_eq!(s.get(A, &i.to_be_bytes()).unwrap(), Some(b"v".to_vec()));
+        assert_eq!(s.get(A, &(i + 1_000_000).to_be_bytes()).unwrap(), None);
+    }
+    assert!(matches!(
+        s.table_filter_bytes("nope"),
+        Err(StoreError::UnknownColumn(_))
+    ));
+}
+
+#[test]
 fn rocks_small_config_and_memory_usage() {
     let dir = tempfile::tempdir().unwrap();
     let config = RocksConfig {
@@ -615,6 +648,7 @@ fn rocks_small_config_and_memory_usage() {
         max_write_buffers: 2,
         block_cache_bytes: 1024 * 1024,
         max_open_files: 64,
+        filtered_columns: Vec::new(),
     };
     let s = RocksStore::open(dir.path(), COLS, &config).unwrap();
     // Enough data to force memtable flushes to SST files.

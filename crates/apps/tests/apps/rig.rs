@@ -262,6 +262,7 @@ impl Federation {
             job_interval_ms: [
                 "redial",
                 "checkpoint",
+                "witness-answers",
                 "retention",
                 "fact-report",
                 "prune",
@@ -313,7 +314,10 @@ impl Federation {
             RocksStore::open(
                 &self.data_dir(node),
                 &imi_apps::columns(),
-                &RocksConfig::default(),
+                &RocksConfig {
+                    filtered_columns: imi_apps::filtered_columns(),
+                    ..RocksConfig::default()
+                },
             )
             .expect("open rocksdb"),
         );
