@@ -20,7 +20,7 @@ pub struct Finding {
 }
 
 /// The periodic jobs `[engine] job_interval_ms` may name (the kernel's and the applications').
-pub const JOBS: &[&str] = &["redial", "prune", "checkpoint", "fact-report", "retention"];
+pub const JOBS: &[&str] = imi_apps::JOBS;
 
 struct Findings(Vec<Finding>);
 

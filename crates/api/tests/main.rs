@@ -128,6 +128,7 @@ impl Node {
             job_interval_ms: [
                 "redial",
                 "checkpoint",
+                "witness-answers",
                 "retention",
                 "fact-report",
                 "prune",
@@ -156,6 +157,12 @@ impl Node {
             cancel.clone(),
         )
         .unwrap();
+        for job in engine.job_names() {
+            assert!(
+                imi_apps::JOBS.contains(&job),
+                "job {job} is missing from imi_apps::JOBS (what job_interval_ms may name)"
+            );
+        }
         // The seed as a node starts from it: DE's own authorities as its first change (sent to
         // HU, which never answers), the others preloaded.
         let rt_dir = apps.directory.clone();

@@ -31,6 +31,8 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// Envelope kind: a checkpoint to witness.
@@ -56,6 +58,11 @@ const ALARM_COUNT_PREFIX: &[u8] = b"\xffcount/";
 /// How often the node signs a checkpoint of its log (when it grew) and sends it to the
 /// witnesses (the `checkpoint` job).
 pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(10);
+
+/// How soon a witness sends the answers to checkpoints it has just applied (the
+/// `witness-answers` job checks this often whether one arrived). Without it the answers would
+/// wait for this node's own next checkpoint, up to [`CHECKPOINT_INTERVAL`].
+pub const ANSWER_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Body of a checkpoint envelope.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -128,6 +135,9 @@ const COSIGNED_PREFIX: &[u8] = b"witness/cosigned/";
 pub struct WitnessApp {
     signer: NodeSigner,
     alarms: Family<PeerCodeLabel, Counter>,
+    /// A checkpoint was applied (or the node started) and its answer may be waiting in
+    /// [`WITNESS_OUT`]: the `witness-answers` job sends it.
+    answers_due: Arc<AtomicBool>,
 }
 
 impl WitnessApp {
@@ -137,6 +147,7 @@ impl WitnessApp {
         Self {
             signer,
             alarms: Family::default(),
+            answers_due: Arc::new(AtomicBool::new(true)),
         }
     }
 
@@ -218,12 +229,40 @@ impl Application for WitnessApp {
     }
 
     fn jobs(&self) -> Vec<PeriodicJob> {
-        vec![PeriodicJob::new(
-            "checkpoint",
-            CHECKPOINT_INTERVAL,
-            false,
-            |engine: Engine| async move { distribute_checkpoint(&engine).await.map(|_| ()) },
-        )]
+        let due = self.answers_due.clone();
+        vec![
+            PeriodicJob::new(
+                "checkpoint",
+                CHECKPOINT_INTERVAL,
+                false,
+                |engine: Engine| async move { distribute_checkpoint(&engine).await.map(|_| ()) },
+            ),
+            PeriodicJob::new(
+                "witness-answers",
+                ANSWER_INTERVAL,
+                false,
+                move |engine: Engine| {
+                    let due = due.clone();
+                    async move {
+                        if !due.swap(false, Ordering::AcqRel) {
+                            return Ok(());
+                        }
+                        let _one_at_a_time = DISTRIBUTING.lock().await;
+                        let sent = send_witness_answers(&engine).await;
+                        if sent.is_err() {
+                            due.store(true, Ordering::Release);
+                        }
+                        sent.map(|_| ())
+                    }
+                },
+            ),
+        ]
+    }
+
+    fn committed(&self, header: &imi_protocol::Header) {
+        if header.kind.as_str() == KIND_CHECKPOINT {
+            self.answers_due.store(true, Ordering::Release);
+        }
     }
 
     fn register_metrics(&self, registry: &mut Registry) {

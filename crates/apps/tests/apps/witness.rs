@@ -40,6 +40,38 @@ fn stored_note(n: &Node, size: u64) -> Option<SignedNote> {
         .map(|v| SignedNote::parse(std::str::from_utf8(&v).unwrap()).unwrap())
 }
 
+/// With its `witness-answers` job on, a witness answers a checkpoint by itself, without
+/// waiting for its own next checkpoint (whose job stays off here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_witness_answers_a_checkpoint_without_its_own_checkpoint_job() {
+    let fed = Federation::new(&[DE, HU]);
+    let mut config = Federation::engine_config();
+    config.job_interval_ms.remove("witness-answers");
+    let (de_apps, _) = apps(&fed, DE);
+    let (hu_apps, _) = apps(&fed, HU);
+    let de = fed.start_configured(DE, de_apps, config.clone()).await;
+    let _hu = fed.start_configured(HU, hu_apps, config).await;
+    // Twice: the first answer may go out on the job's first run (a node starts with its
+    // answers due); the second is sent only because a checkpoint was applied.
+    for size in [2, 4] {
+        de.send_diag_accepted(&[HU]).await;
+        crate::rig::wait_until("DE's log holds the envelope and its receipt", || {
+            imi_engine::log::size(de.store()).unwrap() == size
+        })
+        .await;
+        assert_eq!(
+            imi_apps::witness::distribute_checkpoint(de.engine())
+                .await
+                .unwrap(),
+            1
+        );
+        crate::rig::wait_until("DE's checkpoint carries HU's cosignature", || {
+            stored_note(&de, size).is_some_and(|n| n.signatures.len() == 2)
+        })
+        .await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn witnesses_cosign_extensions_and_refuse_split_views_and_rollbacks() {
     let fed = Federation::new(&[DE, HU]);
