@@ -68,7 +68,7 @@ pub struct NodeConfig {
 }
 
 /// `[simulation]`: the node's clock is simulated time, `start + speed × (wall − anchor)`,
-/// shared by every node of a simulation that is given the same three values, so that a
+/// shared by every node of a simulation that is given the same values, so that a
 /// reporting year runs in minutes (`imi-sim run`). A node with this section refuses to start
 /// unless every listener (`http.listen`, `network.listen`) is on a loopback address: a
 /// simulated clock never runs on a reachable node.
@@ -82,6 +82,12 @@ pub struct SimulationSection {
     pub anchor_ms: u64,
     /// Simulated milliseconds per wall-clock millisecond (1 … 10,000,000).
     pub speed: f64,
+    /// The simulated instant (RFC 3339 UTC) from which the clock runs at real speed again,
+    /// one simulated ms per wall ms (default: never). A simulation ends its scaled period
+    /// there, so that what it checks afterwards is not dated months later by a clock still
+    /// racing (and retention does not keep working through those months meanwhile).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
 }
 
 /// The largest `[simulation] speed`.
@@ -102,10 +108,23 @@ impl SimulationSection {
                 self.speed
             );
         }
+        let until = match &self.until {
+            None => u64::MAX,
+            Some(u) => {
+                let until = imi_protocol::dates::parse_rfc3339(u).with_context(|| {
+                    format!("simulation.until: {u:?} is not an RFC 3339 UTC time")
+                })?;
+                if until < start {
+                    anyhow::bail!("simulation.until: {u} is before simulation.start");
+                }
+                until
+            }
+        };
         Ok(ScaledClock {
             start,
             anchor: self.anchor_ms,
             speed: self.speed,
+            until,
         })
     }
 }
@@ -119,6 +138,8 @@ pub struct ScaledClock {
     pub anchor: u64,
     /// Simulated ms per wall ms.
     pub speed: f64,
+    /// Simulated unix ms from which the clock runs at real speed (`u64::MAX`: never).
+    pub until: u64,
 }
 
 impl ScaledClock {
@@ -126,8 +147,26 @@ impl ScaledClock {
     pub fn at(&self, wall: u64) -> u64 {
         let elapsed = wall as f64 - self.anchor as f64;
         let t = self.start as f64 + self.speed * elapsed;
+        if t > self.until as f64 {
+            // Past `until`: real speed from the wall instant the clock read `until`.
+            return (self.until as f64 + (wall as f64 - self.wall_of_until())) as u64;
+        }
         // Saturating float-to-int conversion: negative times read 0.
         t as u64
+    }
+
+    /// The wall-clock unix ms at which the clock reads simulated unix ms `sim`.
+    pub fn wall_of(&self, sim: u64) -> u64 {
+        let wall = if sim > self.until {
+            self.wall_of_until() + (sim - self.until) as f64
+        } else {
+            self.anchor as f64 + (sim as f64 - self.start as f64) / self.speed
+        };
+        wall.ceil() as u64
+    }
+
+    fn wall_of_until(&self) -> f64 {
+        self.anchor as f64 + (self.until as f64 - self.start as f64) / self.speed
     }
 }
 

@@ -56,6 +56,7 @@ fn full_config() -> NodeConfig {
         start: "2021-01-01T00:00:00Z".into(),
         anchor_ms: 1,
         speed: 1000.0,
+        until: Some("2022-05-01T00:00:00Z".into()),
     });
     cfg
 }
@@ -200,6 +201,15 @@ fn documented_defaults_are_the_defaults() {
         if r.key == "hpke_extra_keys" {
             assert_eq!(r.default, "`[]`");
             assert!(example().hpke_extra_keys.is_empty());
+            continue;
+        }
+        // The one optional key of `[simulation]`.
+        if r.key == "simulation.until" {
+            assert_eq!(r.default, "unset (never)");
+            let s: imi_node::config::SimulationSection =
+                toml::from_str("start = \"2021-01-01T00:00:00Z\"\nanchor_ms = 1\nspeed = 2.0")
+                    .unwrap();
+            assert_eq!(s.until, None);
             continue;
         }
         if !optional.iter().any(|p| r.key.starts_with(p)) {

@@ -14,6 +14,7 @@ fn section(speed: f64) -> SimulationSection {
         start: "2021-01-01T00:00:00Z".into(),
         anchor_ms: 1_800_000_000_000,
         speed,
+        until: None,
     }
 }
 
@@ -34,6 +35,44 @@ fn the_scaled_clock_runs_speed_times_faster_from_the_anchor() {
     assert_eq!(cfg.simulation_clock().unwrap(), Some(c));
     cfg.simulation = None;
     assert_eq!(cfg.simulation_clock().unwrap(), None);
+}
+
+#[test]
+fn past_until_the_scaled_clock_runs_at_real_speed() {
+    let mut s = section(1000.0);
+    s.until = Some("2021-01-02T00:00:00Z".into());
+    let c = s.clock().unwrap();
+    let start = imi_protocol::dates::parse_rfc3339("2021-01-01T00:00:00Z").unwrap();
+    let until = start + 86_400_000;
+    // A simulated day is 86.4 wall seconds; until then, 1000 times faster.
+    assert_eq!(c.at(1_800_000_001_000), start + 1_000_000);
+    assert_eq!(c.at(1_800_000_086_400), until);
+    assert_eq!(c.wall_of(until), 1_800_000_086_400);
+    // Then one simulated ms per wall ms.
+    assert_eq!(c.at(1_800_000_087_400), until + 1_000);
+    assert_eq!(c.at(1_800_003_686_400), until + 3_600_000);
+    assert_eq!(c.wall_of(until + 3_600_000), 1_800_003_686_400);
+    assert_eq!(c.wall_of(start + 1_000_000), 1_800_000_001_000);
+    // Without it the clock races on.
+    assert_eq!(
+        section(1000.0).clock().unwrap().at(1_800_003_686_400),
+        start + 3_686_400_000
+    );
+    // Before start, or not a time: refused, naming the key.
+    s.until = Some("2020-12-31T00:00:00Z".into());
+    assert!(
+        s.clock()
+            .unwrap_err()
+            .to_string()
+            .contains("simulation.until")
+    );
+    s.until = Some("tomorrow".into());
+    assert!(
+        s.clock()
+            .unwrap_err()
+            .to_string()
+            .contains("simulation.until")
+    );
 }
 
 #[test]

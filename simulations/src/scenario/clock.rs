@@ -19,9 +19,7 @@ impl SimTime {
 
     /// The wall-clock unix ms at which the simulated clock reads `sim`.
     pub fn wall_of(&self, sim: u64) -> u64 {
-        let wall =
-            self.clock.anchor as f64 + (sim as f64 - self.clock.start as f64) / self.clock.speed;
-        wall.ceil() as u64
+        self.clock.wall_of(sim)
     }
 
     /// Wall time until the simulated clock reads `sim` (zero if it has).

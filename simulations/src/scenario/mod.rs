@@ -424,10 +424,12 @@ pub async fn run(scenario: &Scenario, args: &RunArgs, bin: &Path, dir: &Path) ->
     } else {
         None
     };
+    // Scaled until the horizon; the drain and the checks after it run at real speed.
     let clock = ScaledClock {
         start: scenario.start_ms(),
         anchor: SystemClock.now_ms() + boot.as_millis() as u64,
         speed,
+        until: scenario.horizon_ms(),
     };
     let time = SimTime { clock };
     federation::override_configs(
@@ -435,9 +437,10 @@ pub async fn run(scenario: &Scenario, args: &RunArgs, bin: &Path, dir: &Path) ->
         &members,
         &[
             format!(
-                "simulation={{ start = \"{}\", anchor_ms = {}, speed = {speed} }}",
+                "simulation={{ start = \"{}\", anchor_ms = {}, speed = {speed}, until = \"{}\" }}",
                 rfc3339(clock.start),
-                clock.anchor
+                clock.anchor,
+                rfc3339(clock.until)
             ),
             // Checkpoints every 30 wall seconds (not 10): with 31 nodes each checkpoint is
             // 30 envelopes out and 30 cosignatures back, half the traffic at the default.
