@@ -477,21 +477,28 @@ pub async fn distribute_checkpoint(engine: &Engine) -> Result<usize, AppError> {
             base,
             proof,
         });
+        let draft = Draft {
+            kind: Kind::new(KIND_CHECKPOINT).map_err(|e| AppError::Internal(e.to_string()))?,
+            step: None,
+            authority: authority.clone(),
+            to: vec![peer],
+            case: None,
+            prev: Vec::new(),
+            body,
+        };
+        // In the envelope's commit: until the answer comes, do not resend this size.
         engine
-            .send(Draft {
-                kind: Kind::new(KIND_CHECKPOINT).map_err(|e| AppError::Internal(e.to_string()))?,
-                step: None,
-                authority: authority.clone(),
-                to: vec![peer],
-                case: None,
-                prev: Vec::new(),
-                body,
-            })
+            .local_step(
+                Some(draft),
+                Box::new(move |txn, _| {
+                    txn.put(keys::META, k, size.to_be_bytes().to_vec());
+                    Ok(imi_engine::LocalOutcome {
+                        write: true,
+                        result: Vec::new(),
+                    })
+                }),
+            )
             .await?;
-        // Until the answer comes, do not resend this size.
-        let mut batch = imi_store::WriteBatch::new();
-        batch.put(keys::META, k, size.to_be_bytes().to_vec());
-        engine.write(batch, imi_store::Durability::Buffered).await?;
         sent += 1;
     }
     send_witness_answers(engine).await?;

@@ -745,8 +745,9 @@ impl Engine {
 
     /// Sends the rows of a "pending" column as envelopes of `kind` (the row's value is the
     /// body; `route` gives the destination and case from the key), each through the durable
-    /// outbox, then clears each row unless a newer value replaced it meanwhile (that one goes
-    /// next round). At most 256 rows per call; returns how many were sent.
+    /// outbox in one commit with clearing its row, unless a newer value replaced the row
+    /// meanwhile (that one goes next round): a row is sent once, also across a crash. At
+    /// most 256 rows per call; returns how many were sent.
     pub async fn send_pending(
         &self,
         col: imi_store::Column,
@@ -761,7 +762,7 @@ impl Engine {
             let Some((to, case)) = route(&key) else {
                 continue;
             };
-            self.send(Draft {
+            let draft = Draft {
                 kind: kind.clone(),
                 step: None,
                 authority: authority.clone(),
@@ -769,9 +770,9 @@ impl Engine {
                 case,
                 prev: Vec::new(),
                 body: value.clone(),
-            })
-            .await?;
-            self.clear_if_unchanged(col, key, value).await?;
+            };
+            self.local_step(Some(draft), clear_unchanged(col, key, value))
+                .await?;
             sent += 1;
         }
         Ok(sent)
@@ -785,19 +786,8 @@ impl Engine {
         key: Vec<u8>,
         value: Vec<u8>,
     ) -> Result<(), EngineError> {
-        self.local_step(
-            None,
-            Box::new(move |txn, _| {
-                if txn.get(col, &key)?.as_deref() == Some(value.as_slice()) {
-                    txn.delete(col, key);
-                }
-                Ok(LocalOutcome {
-                    write: true,
-                    result: Vec::new(),
-                })
-            }),
-        )
-        .await?;
+        self.local_step(None, clear_unchanged(col, key, value))
+            .await?;
         Ok(())
     }
 
@@ -850,6 +840,19 @@ impl Engine {
         v.dedup();
         Ok(v)
     }
+}
+
+/// A local action that deletes the row `key` of `col` if it still holds `value`.
+fn clear_unchanged(col: imi_store::Column, key: Vec<u8>, value: Vec<u8>) -> LocalFn {
+    Box::new(move |txn, _| {
+        if txn.get(col, &key)?.as_deref() == Some(value.as_slice()) {
+            txn.delete(col, key);
+        }
+        Ok(LocalOutcome {
+            write: true,
+            result: Vec::new(),
+        })
+    })
 }
 
 /// Runs `job` every `every` until `cancel` fires; a run in progress finishes first.

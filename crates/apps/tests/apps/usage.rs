@@ -10,7 +10,9 @@ use crate::cases::cases_plain;
 use crate::rig::{Federation, now_ms, within};
 use imi_apps::alerts::{AlertApp, NewAlert};
 use imi_apps::diagnostics::DiagnosticApp;
-use imi_apps::facts::{FactApp, FactReporter, KIND_USAGE, USAGE, report_pending, usage_facts};
+use imi_apps::facts::{
+    FactApp, FactReporter, KIND_USAGE, USAGE, USAGE_PENDING, report_pending, usage_facts,
+};
 use imi_apps::requests::SubjectData;
 use imi_domain::request::{AnswerPayload, CodedAnswer};
 use imi_engine::Applications;
@@ -76,7 +78,13 @@ async fn an_alert_is_one_usage_fact_at_the_commission_and_forged_ones_are_refuse
         .await
         .unwrap();
     assert_eq!(usage_facts(hu.store()).unwrap().len(), 1, "HU's own copy");
-    report_pending(hu.engine(), EU).await.unwrap();
+    assert_eq!(hu.rows(USAGE_PENDING).len(), 1);
+    let syncs = hu.store().sync_count();
+    assert_eq!(report_pending(hu.engine(), EU).await.unwrap(), 1);
+    // One commit sends the fact and clears its pending row (a crash between the two could
+    // otherwise send it twice): one fsync, not two.
+    assert_eq!(hu.store().sync_count() - syncs, 1);
+    assert!(hu.rows(USAGE_PENDING).is_empty());
     let held = within("EU to hold HU's usage fact", async {
         loop {
             let held = usage_facts(eu.store()).unwrap();
