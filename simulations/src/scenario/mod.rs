@@ -829,11 +829,12 @@ async fn simulate(
     // waited in a queue for more than half the pruning age on the simulated clock (a wall
     // second or so) is refused `stale` by its witness; a node sends its checkpoint again,
     // in a fresh envelope, to the witnesses that have not cosigned it yet whenever asked.
-    // The traffic is drained, but the simulated clock runs on and retention keeps adding
-    // leaves (cases blocked and erased), and reading a bundle signs a checkpoint of the log
-    // as it is: this ends at a pass that finds every node's latest checkpoint cosigned.
-    // Nodes lacking are asked a few at a time: all 31 at once put 930 checkpoints and their
-    // cosignatures in the queues together, longer than a witness accepts them.
+    // Reading a bundle signs a checkpoint of the log as it is, and the periodic checkpoint
+    // job keeps signing: this ends at a pass that finds every node's latest checkpoint
+    // cosigned (the clock runs at real speed past the horizon, so retention no longer adds
+    // leaves faster than checkpoints are cosigned). Nodes lacking are asked a few at a time:
+    // all 31 at once put 930 checkpoints and their cosignatures in the queues together,
+    // longer than a witness accepts them.
     let want = members.len() - 1;
     let cosign_start = Instant::now();
     let mut bundles: BTreeMap<usize, Value>;
@@ -856,6 +857,11 @@ async fn simulate(
                 "every node's last checkpoint cosigned by every other: not within {} s",
                 GUARD.as_secs()
             );
+        }
+        if lacking.is_empty() {
+            // Every checkpoint cosigned, envelopes still queued: wait for them to drain
+            // before the next pass instead of polling 31 bundles back to back.
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
         for wave in lacking.chunks(COSIGN_WAVE) {
             for &i in wave {
