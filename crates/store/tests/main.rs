@@ -599,6 +599,66 @@ fn rocks_large_values_are_purged_from_blob_files_and_kept_in_checkpoints() {
     assert_eq!(ro.get(A, b"live-big").unwrap(), Some(marked(live_big, big)));
 }
 
+/// A compaction moves a large value's reference, never the value: blob files holding live
+/// values are neither rewritten nor replaced (with RocksDB's default garbage collection, a
+/// full compaction rewrote the oldest quarter of them, deleted values or not). Only `purge`
+/// collects.
+#[test]
+fn rocks_compactions_leave_live_blob_files_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let s = open(&db, COLS);
+    let big = usize::try_from(MIN_BLOB_BYTES).unwrap() * 4;
+    let blob_files = || {
+        let mut names: Vec<String> = std::fs::read_dir(&db)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".blob"))
+            .collect();
+        names.sort();
+        names
+    };
+    for round in 0..4u32 {
+        let mut b = WriteBatch::new();
+        for i in 0..8u32 {
+            let key = [round.to_be_bytes(), i.to_be_bytes()].concat();
+            b.put(A, key, marked(&format!("LIVE-{round}-{i}"), big));
+        }
+        s.write(b, Durability::Sync).unwrap();
+        s.flush().unwrap();
+    }
+    let before = blob_files();
+    assert_eq!(before.len(), 4, "one blob file per flush: {before:?}");
+    s.compact(A).unwrap();
+    assert_eq!(
+        blob_files(),
+        before,
+        "no blob file rewritten by a compaction"
+    );
+    for round in 0..4u32 {
+        for i in 0..8u32 {
+            let key = [round.to_be_bytes(), i.to_be_bytes()].concat();
+            assert_eq!(
+                s.get(A, &key).unwrap(),
+                Some(marked(&format!("LIVE-{round}-{i}"), big))
+            );
+        }
+    }
+    // A purge still collects: with one value of the first file deleted, that file is
+    // rewritten without it.
+    let mut b = WriteBatch::new();
+    b.delete(A, [0u32.to_be_bytes(), 0u32.to_be_bytes()].concat());
+    s.write(b, Durability::Sync).unwrap();
+    s.purge(&[A]).unwrap();
+    assert!(!on_disk(&db, "LIVE-0-0"), "the deleted value is gone");
+    assert!(on_disk(&db, "LIVE-0-1"), "its live neighbours are kept");
+    assert_ne!(
+        blob_files(),
+        before,
+        "purge rewrote the blob files it reached"
+    );
+}
+
 #[test]
 fn rocks_open_twice_fails_cleanly() {
     let dir = tempfile::tempdir().unwrap();
