@@ -990,18 +990,23 @@ pub async fn send_grants(cases: &Cases, engine: &Engine) -> Result<usize, AppErr
             authorities,
             key: alert_key.to_vec(),
         };
+        // The grant and the clearing of its row in one commit: sent once, also across a crash.
         engine
-            .send(Draft {
-                kind: Kind::new(Kind::ALERT).map_err(|e| AppError::Internal(e.to_string()))?,
-                step: Kind::new(msg.step()).ok(),
-                authority: ix.sender.clone(),
-                to: vec![node],
-                case: Some(id),
-                prev: vec![ix.message],
-                body: a::encode(&msg),
-            })
+            .send_and_clear(
+                Draft {
+                    kind: Kind::new(Kind::ALERT).map_err(|e| AppError::Internal(e.to_string()))?,
+                    step: Kind::new(msg.step()).ok(),
+                    authority: ix.sender.clone(),
+                    to: vec![node],
+                    case: Some(id),
+                    prev: vec![ix.message],
+                    body: a::encode(&msg),
+                },
+                ALERTS,
+                key,
+                value,
+            )
             .await?;
-        engine.clear_if_unchanged(ALERTS, key, value).await?;
         tracing::info!(alert = %id, to = %node, "alert key granted");
         sent += 1;
     }

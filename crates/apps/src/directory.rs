@@ -554,32 +554,43 @@ impl DirectoryApp {
         let peers = reachable(engine);
         let mut sent = 0;
         for (key, value) in reader.scan_prefix(DIRECTORY_OUT, b"pub/", 64)? {
-            if !peers.is_empty() {
-                engine
-                    .send(Self::draft(
-                        engine,
-                        KIND_UPDATE,
-                        peers.clone(),
-                        value.clone(),
-                    )?)
-                    .await?;
-                sent += 1;
+            if peers.is_empty() {
+                engine.clear_if_unchanged(DIRECTORY_OUT, key, value).await?;
+                continue;
             }
-            engine.clear_if_unchanged(DIRECTORY_OUT, key, value).await?;
+            // The batch and the clearing of its row in one commit: sent once, also across
+            // a crash.
+            let draft = Self::draft(engine, KIND_UPDATE, peers.clone(), value.clone())?;
+            engine
+                .send_and_clear(draft, DIRECTORY_OUT, key, value)
+                .await?;
+            sent += 1;
         }
         for (key, value) in reader.scan_prefix(DIRECTORY_OUT, b"sync/", 64)? {
             let asker: Option<NodeId> = std::str::from_utf8(key.get(5..).unwrap_or_default())
                 .ok()
                 .and_then(|c| c.parse().ok());
-            if let Some(asker) = asker.filter(|a| peers.contains(a)) {
-                for body in self.sync_answer(reader.as_ref(), be_u64(&value))? {
-                    engine
-                        .send(Self::draft(engine, KIND_UPDATE, vec![asker], body)?)
-                        .await?;
-                    sent += 1;
-                }
+            let bodies = match asker.filter(|a| peers.contains(a)) {
+                Some(_) => self.sync_answer(reader.as_ref(), be_u64(&value))?,
+                None => Vec::new(),
+            };
+            let (Some(asker), Some((last, rest))) = (asker, bodies.split_last()) else {
+                engine.clear_if_unchanged(DIRECTORY_OUT, key, value).await?;
+                continue;
+            };
+            // Every batch but the last alone; the last with the clearing of the ask (a crash
+            // before it answers the ask again, which the asker applies idempotently).
+            for body in rest {
+                engine
+                    .send(Self::draft(engine, KIND_UPDATE, vec![asker], body.clone())?)
+                    .await?;
+                sent += 1;
             }
-            engine.clear_if_unchanged(DIRECTORY_OUT, key, value).await?;
+            let draft = Self::draft(engine, KIND_UPDATE, vec![asker], last.clone())?;
+            engine
+                .send_and_clear(draft, DIRECTORY_OUT, key, value)
+                .await?;
+            sent += 1;
         }
         Ok(sent)
     }

@@ -771,11 +771,26 @@ impl Engine {
                 prev: Vec::new(),
                 body: value.clone(),
             };
-            self.local_step(Some(draft), clear_unchanged(col, key, value))
-                .await?;
+            self.send_and_clear(draft, col, key, value).await?;
             sent += 1;
         }
         Ok(sent)
+    }
+
+    /// Sends `draft` through the durable outbox and deletes the row `key` of `col` if it
+    /// still holds `value`, in one commit: one fsync instead of two, and a crash between
+    /// sending and clearing can no longer send the row's envelope twice. For rows that queue
+    /// something to send (pending facts, grants, directory batches).
+    pub async fn send_and_clear(
+        &self,
+        draft: Draft,
+        col: imi_store::Column,
+        key: Vec<u8>,
+        value: Vec<u8>,
+    ) -> Result<(), EngineError> {
+        self.local_step(Some(draft), clear_unchanged(col, key, value))
+            .await?;
+        Ok(())
     }
 
     /// Deletes the row `key` of `col` if it still holds `value` (a row sent from an outbox

@@ -396,6 +396,7 @@ async fn forged_grants_and_forwards_are_refused_and_only_the_named_read_the_iden
         authorities: vec![id("AT-AEK")],
     };
     let before = hu.rows(ALERTS);
+    let queued_at = hu.queue_depth(AT);
     let o = fed
         .send_draft(
             &at,
@@ -438,6 +439,16 @@ async fn forged_grants_and_forwards_are_refused_and_only_the_named_read_the_iden
         .filter(|(k, _)| k.starts_with(b"p/"))
         .collect();
     assert_eq!(pending.len(), 1, "one grant queued for AT");
+    // Sending the grant clears its row in the same commit: one fsync, and a crash cannot
+    // send it twice.
+    let syncs = hu.store().sync_count();
+    assert_eq!(alerts::send_grants(&cases, hu.engine()).await.unwrap(), 1);
+    assert_eq!(hu.store().sync_count() - syncs, 1);
+    assert!(
+        hu.rows(ALERTS).iter().all(|(k, _)| !k.starts_with(b"p/")),
+        "the grant's row is cleared"
+    );
+    assert_eq!(hu.queue_depth(AT) - queued_at, 1, "the grant waits for AT");
     drop(store);
     de.stop().await;
     at.stop().await;

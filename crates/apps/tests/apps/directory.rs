@@ -314,8 +314,13 @@ async fn a_node_that_lost_its_replica_catches_up_by_one_sync() {
         .map(|(k, _)| String::from_utf8_lossy(k).into_owned())
         .collect();
     assert_eq!(owed, ["sync/HU"], "nothing else queued");
+    let syncs = de.node.store().sync_count();
     let sent = de.app.publish(de.node.engine()).await.unwrap();
     assert_eq!(sent, n.div_ceil(MAX_BATCH_UPDATES));
+    // One synced commit per batch: the last one also clears the ask (a crash before it
+    // answers again; a separate clearing commit would be one fsync more).
+    assert_eq!(de.node.store().sync_count() - syncs, sent as u64);
+    assert!(de.node.rows(out).is_empty(), "the ask is answered");
     wait_until("HU caught up", || hu.mark(DE) == n as u64 + 10).await;
     assert_eq!(hu.replica(), replica);
     wait_until("HU counted both batches", || {
