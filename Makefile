@@ -10,13 +10,14 @@ setup:
 build: setup
 	$(CARGO) build --locked -p imi-node -p imi-sim
 
-# fmt check, clippy on all targets with warnings denied, then every test. The end-to-end
-# tests in tests/ start real imi-node processes: `cargo test --workspace` builds the binary
-# (imi-node has integration tests of its own) with the same features as the tests, before
-# any test runs; a separate `cargo build -p imi-node` would resolve other features and
-# compile much of the dependency tree a second time.
+# fmt check (the fuzz targets' workspace too), clippy on all targets with warnings denied,
+# then every test. The end-to-end tests in tests/ start real imi-node processes: `cargo test
+# --workspace` builds the binary (imi-node has integration tests of its own) with the same
+# features as the tests, before any test runs; a separate `cargo build -p imi-node` would
+# resolve other features and compile much of the dependency tree a second time.
 test: setup
 	$(CARGO) fmt --all -- --check
+	$(CARGO) fmt --all --manifest-path fuzz/Cargo.toml -- --check
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --locked --workspace --no-deps -q
 	$(CARGO) test --locked --workspace
@@ -50,6 +51,7 @@ deb: setup
 
 fmt:
 	$(CARGO) fmt --all
+	$(CARGO) fmt --all --manifest-path fuzz/Cargo.toml
 
 clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
