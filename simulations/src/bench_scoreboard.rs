@@ -90,21 +90,44 @@ pub fn generate(path: &Path, n: u64) -> Result<u64> {
     Ok(std::fs::metadata(path)?.len())
 }
 
-/// Runs `imi-node scoreboard compute` once: wall seconds and peak RSS (MiB, `VmHWM`).
-fn run_once(bin: &Path, facts: &Path) -> Result<(f64, f64, String)> {
+/// One run of `imi-node scoreboard compute`.
+struct Run {
+    wall_s: f64,
+    /// CPU seconds of the process (user + system, all threads): unlike the wall time, not
+    /// lengthened by a neighbour taking the cores.
+    cpu_s: f64,
+    peak_rss_mib: f64,
+    stdout: String,
+}
+
+/// Runs `imi-node scoreboard compute` once: wall and CPU seconds, peak RSS (`VmHWM`).
+fn run_once(bin: &Path, facts: &Path) -> Result<Run> {
+    let mut cmd = std::process::Command::new(bin);
+    cmd.args(["scoreboard", "compute", "--period", "2021", "--facts"])
+        .arg(facts);
+    measure(cmd).context("imi-node scoreboard compute")
+}
+
+/// Runs `cmd` to its end, sampling its peak RSS and CPU time; fails if it fails.
+fn measure(mut cmd: std::process::Command) -> Result<Run> {
     let t = Instant::now();
-    let mut child = std::process::Command::new(bin)
-        .args(["scoreboard", "compute", "--period", "2021", "--facts"])
-        .arg(facts)
+    let mut child = cmd
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
-        .context("starting imi-node scoreboard compute")?;
+        .context("starting")?;
     let pid = child.id();
     let mut peak_kib = 0u64;
+    let mut ticks = 0u64;
     let status = loop {
         if let Some(kib) = federation::procfs::status_field(pid, "VmHWM") {
             peak_kib = peak_kib.max(kib);
+        }
+        // Read just before each attempt to reap it: an exited child's counters stay
+        // readable until it is reaped, so the last reading is its total, or misses only the
+        // microseconds between the reading and the exit.
+        if let Some(t) = federation::procfs::cpu_ticks(pid) {
+            ticks = ticks.max(t);
         }
         if let Some(st) = child.try_wait()? {
             break st;
@@ -114,16 +137,14 @@ fn run_once(bin: &Path, facts: &Path) -> Result<(f64, f64, String)> {
     let wall = t.elapsed().as_secs_f64();
     let out = child.wait_with_output()?;
     if !status.success() {
-        bail!(
-            "scoreboard compute failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        bail!("failed: {}", String::from_utf8_lossy(&out.stderr));
     }
-    Ok((
-        wall,
-        peak_kib as f64 / 1024.0,
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    ))
+    Ok(Run {
+        wall_s: wall,
+        cpu_s: ticks as f64 / federation::procfs::clk_tck(),
+        peak_rss_mib: peak_kib as f64 / 1024.0,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+    })
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -150,19 +171,31 @@ pub async fn run(args: &ScoreboardArgs) -> Result<bool> {
             t.elapsed().as_secs_f64()
         );
         let mut walls = Vec::new();
+        let mut cpus = Vec::new();
         let mut peaks = Vec::new();
         for _ in 0..args.runs.max(1) {
-            let (wall, peak, out) = run_once(&bin, &path)?;
-            eprintln!("  {n} facts: {wall:.2} s, peak RSS {peak:.1} MiB");
-            walls.push(wall);
-            peaks.push(peak);
-            answers.push(out);
+            let r = run_once(&bin, &path)?;
+            eprintln!(
+                "  {n} facts: {:.2} s wall, {:.2} s CPU ({:.2} cores), peak RSS {:.1} MiB",
+                r.wall_s,
+                r.cpu_s,
+                r.cpu_s / r.wall_s.max(1e-9),
+                r.peak_rss_mib
+            );
+            walls.push(r.wall_s);
+            cpus.push(r.cpu_s);
+            peaks.push(r.peak_rss_mib);
+            answers.push(r.stdout);
         }
+        let cpu = median(cpus.clone());
         results.push(json!({
             "facts": n,
             "file_bytes": bytes,
             "wall_s_median": round(median(walls.clone()), 3),
             "wall_s_runs": walls.iter().map(|w| round(*w, 3)).collect::<Vec<_>>(),
+            "cpu_s_median": round(cpu, 3),
+            "cpu_s_runs": cpus.iter().map(|c| round(*c, 3)).collect::<Vec<_>>(),
+            "cpu_us_per_fact": round(cpu * 1e6 / n.max(1) as f64, 3),
             "peak_rss_mib_median": round(median(peaks.clone()), 1),
             "facts_per_s": round(n as f64 / median(walls), 0),
         }));
@@ -190,4 +223,32 @@ pub async fn run(args: &ScoreboardArgs) -> Result<bool> {
         std::fs::write(p, &text)?;
     }
     Ok(wall < 10.0 && rss_ratio <= 1.2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The CPU time is the child's own, read before it is reaped: a shell busy in a loop
+    /// shows some, and no more than its wall time on the cores there are.
+    #[test]
+    fn a_run_reports_the_childs_cpu_time_beside_its_wall_time() {
+        let mut cmd = std::process::Command::new("sh");
+        cmd.args([
+            "-c",
+            "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done; echo done",
+        ]);
+        let r = measure(cmd).unwrap();
+        assert_eq!(r.stdout.trim(), "done");
+        let tick = 1.0 / federation::procfs::clk_tck();
+        assert!(r.cpu_s >= tick, "a busy loop uses CPU: {} s", r.cpu_s);
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        assert!(
+            r.cpu_s <= r.wall_s * cores + tick,
+            "CPU {} s within wall {} s × {cores} cores",
+            r.cpu_s,
+            r.wall_s
+        );
+        assert!(r.peak_rss_mib > 0.0);
+    }
 }
