@@ -237,12 +237,17 @@ impl RocksStore {
     /// would (a maintenance step; `purge` does this and also collects blob garbage). Live
     /// values in blob files stay where they are: only their references move.
     pub fn compact(&self, col: Column) -> Result<(), StoreError> {
-        let cf = self.cf(col)?;
+        self.compact_cf(self.cf(col)?);
+        Ok(())
+    }
+
+    /// A full, exclusive manual compaction of one column family, bottommost level included.
+    fn compact_cf(&self, cf: &ColumnFamily) {
         let mut opts = rocksdb::CompactOptions::default();
         opts.set_bottommost_level_compaction(rocksdb::BottommostLevelCompaction::Force);
+        opts.set_exclusive_manual_compaction(true);
         self.db
             .compact_range_cf_opt(cf, None::<&[u8]>, None::<&[u8]>, &opts);
-        Ok(())
     }
 
     fn cf(&self, col: &str) -> Result<&ColumnFamily, StoreError> {
@@ -366,9 +371,6 @@ impl Store for RocksStore {
     fn purge(&self, cols: &[Column]) -> Result<(), StoreError> {
         self.flush()?;
         self.db.flush_wal(true).map_err(rocks)?;
-        let mut opts = rocksdb::CompactOptions::default();
-        opts.set_bottommost_level_compaction(rocksdb::BottommostLevelCompaction::Force);
-        opts.set_exclusive_manual_compaction(true);
         for col in cols {
             let cf = self.cf(col)?;
             // A compaction keeps a live value's blob file unless garbage collection relocates
@@ -376,8 +378,7 @@ impl Store for RocksStore {
             // age cutoff at 1.0 every blob file the compaction reaches is rewritten without
             // the deleted values and then removed (see `PURGE_BLOB_GC`).
             self.db.set_options_cf(cf, &PURGE_BLOB_GC).map_err(rocks)?;
-            self.db
-                .compact_range_cf_opt(cf, None::<&[u8]>, None::<&[u8]>, &opts);
+            self.compact_cf(cf);
             self.db.set_options_cf(cf, &NORMAL_BLOB_GC).map_err(rocks)?;
         }
         tracing::info!(

@@ -59,20 +59,11 @@ fn past_until_the_scaled_clock_runs_at_real_speed() {
         start + 3_686_400_000
     );
     // Before start, or not a time: refused, naming the key.
-    s.until = Some("2020-12-31T00:00:00Z".into());
-    assert!(
-        s.clock()
-            .unwrap_err()
-            .to_string()
-            .contains("simulation.until")
-    );
-    s.until = Some("tomorrow".into());
-    assert!(
-        s.clock()
-            .unwrap_err()
-            .to_string()
-            .contains("simulation.until")
-    );
+    for bad in ["2020-12-31T00:00:00Z", "tomorrow"] {
+        s.until = Some(bad.into());
+        let e = s.clock().unwrap_err().to_string();
+        assert!(e.contains("simulation.until"), "{bad}: {e}");
+    }
 }
 
 #[test]
