@@ -2,8 +2,10 @@
 //!
 //! Every node keeps a full replica of every country's authorities in the `directory` column
 //! (authority id → the newest [`DirectoryUpdate`] about it, canonical JSON) and serves searches
-//! from an in-memory tantivy index rebuilt from that column at start
-//! ([`imi_directory::SearchIndex`]). Only the home node changes its country's authorities:
+//! from an in-memory tantivy index ([`imi_directory::SearchIndex`]) built from the replica at
+//! the node's first search and kept current from then on (a node nobody searches, such as
+//! most of a simulation's, never pays the index's memory). Only the home node changes its
+//! country's authorities:
 //!
 //! 1. A change (create, update, retire; from the API, an import, or the seed at first start)
 //!    is a local step on the commit thread: it takes the country's next sequence number
@@ -40,7 +42,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use std::collections::HashMap;
-use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
 pub use imi_directory::update::Coverage;
@@ -121,8 +123,14 @@ pub enum Change {
 /// What searches and requests read: the directory in memory and its index.
 struct Core {
     shared: SharedDirectory,
-    index: SearchIndex,
+    vocabulary: Arc<Vocabulary>,
+    /// The search index, built from `shared` at the first search ([`Core::index`]).
+    index: OnceLock<SearchIndex>,
+    /// Held while the index is built, and by an update that finds no index: an update is
+    /// either in the snapshot the index is built from or applied to the index built.
+    building: Mutex<()>,
     authorities: Gauge,
+    index_builds: Counter,
 }
 
 impl Core {
@@ -137,14 +145,48 @@ impl Core {
                 }
             }
         });
-        if let Err(e) = self
-            .index
-            .apply(updates.iter().map(|u| (&u.authority, u.retired)))
+        if let Some(index) = self.built()
+            && let Err(e) = index.apply(updates.iter().map(|u| (&u.authority, u.retired)))
         {
             tracing::error!(error = %e, "directory index update failed");
         }
         self.authorities
             .set(i64::try_from(self.shared.snapshot().len()).unwrap_or(i64::MAX));
+    }
+
+    /// The index if it is built. Called after a change of `shared`: when there is no index
+    /// yet, it waits for a build under way (which may have taken its snapshot before the
+    /// change) to finish, and then answers for it.
+    fn built(&self) -> Option<&SearchIndex> {
+        if let Some(index) = self.index.get() {
+            return Some(index);
+        }
+        let _building = self.building.lock().unwrap_or_else(|p| p.into_inner());
+        self.index.get()
+    }
+
+    /// The index, built now from the directory in memory if it is not yet.
+    fn index(&self) -> Result<&SearchIndex, SearchError> {
+        if let Some(index) = self.index.get() {
+            return Ok(index);
+        }
+        let _building = self.building.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(index) = self.index.get() {
+            return Ok(index);
+        }
+        let started = std::time::Instant::now();
+        let snapshot = self.shared.snapshot();
+        let index = SearchIndex::build(
+            self.vocabulary.clone(),
+            snapshot.iter().map(|a| (a, snapshot.is_retired(&a.id))),
+        )?;
+        self.index_builds.inc();
+        tracing::info!(
+            authorities = snapshot.len(),
+            ms = started.elapsed().as_millis(),
+            "directory search index built"
+        );
+        Ok(self.index.get_or_init(|| index))
     }
 }
 
@@ -233,12 +275,13 @@ impl DirectoryApp {
 
     /// An empty replica (for a store not opened yet; [`DirectoryApp::reload`] fills it).
     pub fn empty(me: NodeId, vocabulary: Arc<Vocabulary>) -> Result<Self, AppError> {
-        let index = SearchIndex::build(vocabulary.clone(), std::iter::empty())
-            .map_err(|e| AppError::Internal(e.to_string()))?;
         let core = Arc::new(Core {
             shared: Directory::new().into(),
-            index,
+            vocabulary: vocabulary.clone(),
+            index: OnceLock::new(),
+            building: Mutex::new(()),
             authorities: Gauge::default(),
+            index_builds: Counter::default(),
         });
         let pending = Arc::new(Pending::default());
         let thread = {
@@ -259,7 +302,8 @@ impl DirectoryApp {
         })
     }
 
-    /// Rebuilds the in-memory directory and the search index from the stored replica.
+    /// Reloads the in-memory directory from the stored replica (and the search index, if
+    /// one is built).
     pub fn reload(&self, store: &dyn ReadStore) -> Result<(), AppError> {
         let entries = read_all(store)?;
         let mut directory = Directory::new();
@@ -268,15 +312,16 @@ impl DirectoryApp {
                 .set(e.update.authority.clone(), e.update.retired)
                 .map_err(|err| AppError::Internal(format!("stored authority: {err}")))?;
         }
-        self.core
-            .index
-            .replace_all(
-                entries
-                    .iter()
-                    .map(|e| (&e.update.authority, e.update.retired)),
-            )
-            .map_err(|e| AppError::Internal(e.to_string()))?;
         self.core.shared.change(|d| *d = directory);
+        if let Some(index) = self.core.built() {
+            index
+                .replace_all(
+                    entries
+                        .iter()
+                        .map(|e| (&e.update.authority, e.update.retired)),
+                )
+                .map_err(|e| AppError::Internal(e.to_string()))?;
+        }
         self.core
             .authorities
             .set(i64::try_from(entries.len()).unwrap_or(i64::MAX));
@@ -310,14 +355,16 @@ impl DirectoryApp {
             .and_then(|v| Entry::decode(&v)))
     }
 
-    /// Searches the replica.
+    /// Searches the replica. The first search that passes [`SearchIndex::check`] builds the
+    /// index (about 0.9 s for 12,500 authorities, BENCHMARKS.md); later ones use it.
     pub fn search(&self, q: &SearchQuery) -> Result<Hits, SearchError> {
-        self.core.index.search(q)
+        SearchIndex::check(q)?;
+        self.core.index()?.search(q)
     }
 
-    /// The search index (for its size).
-    pub fn index(&self) -> &SearchIndex {
-        &self.core.index
+    /// Whether the search index is built (it is at the first search).
+    pub fn index_built(&self) -> bool {
+        self.core.index.get().is_some()
     }
 
     /// What this replica has seen of each country's sequence.
@@ -871,6 +918,11 @@ impl Application for DirectoryApplication {
             "imi_directory_authorities",
             "Authorities in this node's directory replica (every country, retired included)",
             self.0.core.authorities.clone(),
+        );
+        registry.register(
+            "imi_directory_index_builds",
+            "Builds of the directory search index (once, at the node's first search)",
+            self.0.core.index_builds.clone(),
         );
     }
 }

@@ -28,8 +28,8 @@
 //! Filters must all hold; retired authorities are left out unless asked for. Hits are
 //! ranked by BM25 score, ties by id.
 //!
-//! The index is rebuilt from the replica at start ([`SearchIndex::build`]) and changed with
-//! every applied update ([`SearchIndex::apply`]).
+//! The index is built from the replica ([`SearchIndex::build`]; the node builds it at its first
+//! search) and changed with every applied update ([`SearchIndex::apply`]).
 
 use crate::analysis::{Analyzer, Tokenizer, fold, stemmed_languages, words};
 use crate::near::OneEdit;

@@ -163,6 +163,86 @@ async fn changes_reach_every_node_and_replicas_are_identical() {
     }
 }
 
+/// The search index is built at a node's first search, from the replica as it is then, and
+/// follows every update after that; a refused query builds nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_search_index_is_built_at_the_first_search() {
+    let fed = Federation::new(&[DE, AT]);
+    let de = start(&fed, DE).await;
+    let at = start(&fed, AT).await;
+    change(
+        &de,
+        vec![
+            (authority("DE-A", "Dental chamber A"), false),
+            (authority("DE-B", "Dental chamber B"), false),
+        ],
+    )
+    .await;
+    wait_replica("DE's two authorities on AT", &at, 2).await;
+    wait_until("AT's directory in memory has both", || {
+        at.app.shared().snapshot().len() == 2
+    })
+    .await;
+    assert!(!de.app.index_built() && !at.app.index_built());
+    let empty = imi_directory::SearchQuery {
+        limit: 5,
+        ..Default::default()
+    };
+    assert_eq!(
+        at.app.search(&empty),
+        Err(imi_directory::SearchError::Empty)
+    );
+    assert!(!at.app.index_built(), "a refused query builds nothing");
+
+    let chamber = imi_directory::SearchQuery {
+        text: "chamber".into(),
+        country: Some(DE),
+        limit: 5,
+        ..Default::default()
+    };
+    assert_eq!(at.app.search(&chamber).unwrap().total, 2);
+    assert!(at.app.index_built() && !de.app.index_built());
+
+    // Updates after the build reach the index.
+    let mut renamed = authority("DE-B", "Landeszahnärztekammer Saar");
+    renamed.city = Some("Saarbrücken".into());
+    change(
+        &de,
+        vec![
+            (authority("DE-A", "Dental chamber A"), true),
+            (renamed, false),
+        ],
+    )
+    .await;
+    let city = imi_directory::SearchQuery {
+        text: "Saarbrücken".into(),
+        limit: 5,
+        ..Default::default()
+    };
+    wait_until("AT's index has DE-B's new city", || {
+        at.app.search(&city).unwrap().total == 1
+    })
+    .await;
+    wait_until("AT's index has DE-A retired", || {
+        at.app.search(&chamber).unwrap().total == 0
+    })
+    .await;
+    // DE builds its own at its first search, with its own changes in it.
+    assert_eq!(de.app.search(&city).unwrap().hits[0].id.as_str(), "DE-B");
+
+    let mut registry = prometheus_client::registry::Registry::default();
+    imi_engine::Application::register_metrics(&DirectoryApplication(at.app.clone()), &mut registry);
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    assert!(
+        text.contains("imi_directory_index_builds_total 1\n"),
+        "one build for every search: {text}"
+    );
+    for n in [de, at] {
+        n.node.stop().await;
+    }
+}
+
 /// A batch `(from, to]` signed by `signer`'s node.
 fn batch(from: u64, to: u64, updates: Vec<DirectoryUpdate>) -> Vec<u8> {
     UpdateBatch { from, to, updates }.encode()
