@@ -171,6 +171,9 @@ pub async fn run(
             .context("directory bootstrap")?;
         tracing::info!(own, foreign, "directory seed applied");
     }
+    // The replica holds what the node needs of the seed now; the parsed file would otherwise
+    // stay in memory for the node's lifetime.
+    drop(directory);
 
     // Re-apply erasures before serving: a restored backup must not bring data back (the
     // retention job, which also runs at start, checks again every time).

@@ -4,6 +4,7 @@
 //! Catalogue texts (areas, procedures, questions, options) come already translated from the
 //! API; these files hold the interface's own labels, messages and errors.
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
 /// The 26 languages: the 24 official languages of the EU, Icelandic and Norwegian.
 pub const LANGUAGES: [&str; 26] = [
@@ -87,10 +88,27 @@ pub fn format(lang: &str) -> Format {
     }
 }
 
-/// Every language's messages.
+/// Every language's messages. All are checked when loaded; English is kept parsed, and
+/// another language is parsed again at its first use (a node's users read a few of the 26:
+/// the others cost no memory).
 #[derive(Debug)]
 pub struct Messages {
-    by_lang: BTreeMap<&'static str, BTreeMap<String, String>>,
+    en: BTreeMap<String, String>,
+    others: BTreeMap<&'static str, Lazy>,
+}
+
+/// A checked catalogue, parsed at its first use.
+#[derive(Debug)]
+struct Lazy {
+    text: Text,
+    table: OnceLock<BTreeMap<String, String>>,
+}
+
+/// A catalogue's text: embedded in the binary, or (tests) given.
+#[derive(Debug)]
+enum Text {
+    Embedded(&'static str),
+    Parsed,
 }
 
 /// A catalogue file that does not parse or lacks a key of `en.toml`.
@@ -106,70 +124,122 @@ impl std::fmt::Display for CatalogueError {
 }
 
 impl Messages {
-    /// Parses the embedded catalogues; every file must have exactly `en.toml`'s keys, each
+    /// Checks the embedded catalogues: every file must have exactly `en.toml`'s keys, each
     /// with the same placeholders.
     pub fn load() -> Result<Self, CatalogueError> {
-        Self::from_files(&FILES)
+        let mut me = Self::from_files(&FILES)?;
+        // Embedded text parses the same way every time: keep the text, not the tables.
+        for (lang, text) in FILES {
+            if let Some(l) = me.others.get_mut(lang) {
+                *l = Lazy {
+                    text: Text::Embedded(text),
+                    table: OnceLock::new(),
+                };
+            }
+        }
+        Ok(me)
     }
 
-    /// Parses catalogues given as `(lang, text)`.
+    /// Parses and checks catalogues given as `(lang, text)`; all are kept parsed.
     pub fn from_files(files: &[(&'static str, &str)]) -> Result<Self, CatalogueError> {
         let mut by_lang = BTreeMap::new();
         for (lang, text) in files {
-            let table: BTreeMap<String, String> = toml::from_str(text)
-                .map_err(|e| CatalogueError(format!("locales/{lang}.toml: {e}")))?;
-            by_lang.insert(*lang, table);
+            by_lang.insert(*lang, parse(lang, text)?);
         }
         let en = by_lang
-            .get("en")
+            .remove("en")
             .ok_or_else(|| CatalogueError("locales/en.toml is missing".into()))?;
         for (lang, table) in &by_lang {
-            for (k, v) in en {
-                let t = table
-                    .get(k)
-                    .ok_or_else(|| CatalogueError(format!("locales/{lang}.toml lacks {k}")))?;
-                if t.trim().is_empty() {
-                    return Err(CatalogueError(format!("locales/{lang}.toml: {k} is empty")));
-                }
-                if placeholders(t) != placeholders(v) {
-                    return Err(CatalogueError(format!(
-                        "locales/{lang}.toml: {k} has placeholders {:?}, en.toml {:?}",
-                        placeholders(t),
-                        placeholders(v)
-                    )));
-                }
-            }
-            if let Some(k) = table.keys().find(|k| !en.contains_key(*k)) {
-                return Err(CatalogueError(format!(
-                    "locales/{lang}.toml has {k}, which en.toml has not"
-                )));
-            }
+            check(lang, table, &en)?;
         }
-        Ok(Self { by_lang })
+        let others = by_lang
+            .into_iter()
+            .map(|(lang, table)| {
+                (
+                    lang,
+                    Lazy {
+                        text: Text::Parsed,
+                        table: OnceLock::from(table),
+                    },
+                )
+            })
+            .collect();
+        Ok(Self { en, others })
+    }
+
+    /// The table of `lang`, parsed now if it is not yet (`None`: unknown language).
+    fn table(&self, lang: &str) -> Option<&BTreeMap<String, String>> {
+        if lang == "en" {
+            return Some(&self.en);
+        }
+        let l = self.others.get(lang)?;
+        Some(l.table.get_or_init(|| match l.text {
+            // Checked by `load`: parsing it again cannot fail.
+            Text::Embedded(text) => parse(lang, text).unwrap_or_default(),
+            Text::Parsed => BTreeMap::new(),
+        }))
     }
 
     /// The message `key` in `lang` (English if the language is unknown; the key itself if
     /// no catalogue has it, which the tests rule out for every key the pages use).
     pub fn get<'a>(&'a self, lang: &str, key: &'a str) -> &'a str {
-        self.by_lang
-            .get(lang)
-            .or_else(|| self.by_lang.get("en"))
+        self.table(lang)
             .and_then(|t| t.get(key))
+            .or_else(|| self.en.get(key))
             .map_or(key, String::as_str)
     }
 
     /// Whether the catalogue has `key`.
     pub fn has(&self, key: &str) -> bool {
-        self.by_lang.get("en").is_some_and(|t| t.contains_key(key))
+        self.en.contains_key(key)
     }
 
     /// The keys of `en.toml`.
     pub fn keys(&self) -> impl Iterator<Item = &str> {
-        self.by_lang
-            .get("en")
-            .into_iter()
-            .flat_map(|t| t.keys().map(String::as_str))
+        self.en.keys().map(String::as_str)
     }
+
+    /// How many languages are parsed in memory now (English always).
+    pub fn parsed_languages(&self) -> usize {
+        1 + self
+            .others
+            .values()
+            .filter(|l| l.table.get().is_some())
+            .count()
+    }
+}
+
+fn parse(lang: &str, text: &str) -> Result<BTreeMap<String, String>, CatalogueError> {
+    toml::from_str(text).map_err(|e| CatalogueError(format!("locales/{lang}.toml: {e}")))
+}
+
+/// `table` has exactly `en`'s keys, none empty, each with `en`'s placeholders.
+fn check(
+    lang: &str,
+    table: &BTreeMap<String, String>,
+    en: &BTreeMap<String, String>,
+) -> Result<(), CatalogueError> {
+    for (k, v) in en {
+        let t = table
+            .get(k)
+            .ok_or_else(|| CatalogueError(format!("locales/{lang}.toml lacks {k}")))?;
+        if t.trim().is_empty() {
+            return Err(CatalogueError(format!("locales/{lang}.toml: {k} is empty")));
+        }
+        if placeholders(t) != placeholders(v) {
+            return Err(CatalogueError(format!(
+                "locales/{lang}.toml: {k} has placeholders {:?}, en.toml {:?}",
+                placeholders(t),
+                placeholders(v)
+            )));
+        }
+    }
+    if let Some(k) = table.keys().find(|k| !en.contains_key(*k)) {
+        return Err(CatalogueError(format!(
+            "locales/{lang}.toml has {k}, which en.toml has not"
+        )));
+    }
+    Ok(())
 }
 
 /// The `{name}` placeholders of a message, sorted.

@@ -138,3 +138,25 @@ fn every_key_the_pages_use_exists() {
         assert!(m.has(&format!("error_{status}")), "error_{status}");
     }
 }
+
+#[test]
+fn a_language_is_parsed_at_its_first_use() {
+    let m = Messages::load().unwrap();
+    assert_eq!(
+        m.parsed_languages(),
+        1,
+        "English only, until another is used"
+    );
+    let de: std::collections::BTreeMap<String, String> =
+        toml::from_str(FILES.iter().find(|(l, _)| *l == "de").unwrap().1).unwrap();
+    for k in m.keys().collect::<Vec<_>>() {
+        assert_eq!(m.get("de", k), de[k], "{k}");
+    }
+    assert_eq!(m.parsed_languages(), 2);
+    assert_eq!(
+        m.get("zz", "signed_in_as"),
+        m.get("en", "signed_in_as"),
+        "an unknown language reads English"
+    );
+    assert_eq!(m.parsed_languages(), 2);
+}
