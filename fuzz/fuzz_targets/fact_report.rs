@@ -1,21 +1,23 @@
-//! Fact reports: the body of an `imi.fact` envelope (`imi_apps::facts::FactReport`), or of
-//! an `imi.usage` envelope (`imi_scoreboard::usage::UsageFact`), and what the Commission
+//! Fact reports: the body of an `imi.fact` envelope (`imi_apps::facts::FactReport`), of an
+//! `imi.facts` envelope (a list of them), or of an `imi.usage` envelope (`imi_scoreboard::usage::UsageFact`), and what the Commission
 //! node does with one — `FactApp::apply` (`crates/apps/src/facts.rs`): decode,
 //! the fact's validation, the case and side checks, the parties and timeline checks against
 //! the reports held — over an in-memory store.
 //!
 //! Input: a selector byte (bits 0-1: what `EU` holds for the fixture case — nothing, AT's
 //! requester report, DE's responder report, both; bits 2-3: the sending node; bit 4: the
-//! envelope names another case; bit 5: the envelope is `imi.usage`), then the body.
+//! envelope names another case; bit 5: the envelope is `imi.usage`; bit 6, without bit 5:
+//! the envelope is `imi.facts`, naming no case unless bit 4), then the body.
 //!
 //! Asserts: no panic; a body that decodes round-trips (decode → encode → decode, fixed
 //! point); refusals carry an application code, never a kernel one; an accepted report
 //! decoded, validates, is the sender's own side, has its times in order and a plausible
-//! number of steps; an accepted usage fact decoded, validates, names the envelope's case and
+//! number of steps; an accepted `imi.facts` body is a list of 1 to 64 such reports, its
+//! header naming no case; an accepted usage fact decoded, validates, names the envelope's case and
 //! is the sender's.
 #![no_main]
 
-use imi_apps::facts::{FactApp, FactReport, timeline_ordered};
+use imi_apps::facts::{FactApp, FactReport, MAX_BATCH_REPORTS, timeline_ordered};
 use imi_engine::{Application, Inbound, Txn};
 use imi_fuzz_fixtures::cases::CASE;
 use imi_fuzz_fixtures::wire::fact_report;
@@ -127,6 +129,16 @@ fuzz_target!(|data: &[u8]| {
         }
         return;
     }
+    let batch = sel & 0x40 != 0;
+    let reports = if batch {
+        h.kind = Kind::new(Kind::FACTS).unwrap();
+        if sel & 0x10 == 0 {
+            h.case = None;
+        }
+        ciborium::from_reader::<Vec<FactReport>, _>(body).ok()
+    } else {
+        decoded.map(|r| vec![r])
+    };
     let msg = Inbound {
         header: &h,
         body,
@@ -136,16 +148,24 @@ fuzz_target!(|data: &[u8]| {
     let mut txn = Txn::detached(store);
     match f.app.apply(&msg, &mut txn) {
         Ok(()) => {
-            let r = decoded.expect("accepted a body that does not decode");
-            let record = r.fact.record().expect("accepted an invalid fact");
-            assert!(timeline_ordered(&record));
-            assert!(r.steps as usize <= imi_domain::limits::MAX_HISTORY);
-            assert_eq!(r.fact.case, case.to_string());
-            let own = match r.side {
-                Side::Requester => &r.fact.requester,
-                Side::Responder => &r.fact.responder,
-            };
-            assert_eq!(own, from.as_str());
+            let reports = reports.expect("accepted a body that does not decode");
+            assert!((1..=MAX_BATCH_REPORTS).contains(&reports.len()));
+            if batch {
+                assert!(h.case.is_none(), "accepted a batch naming a case");
+            }
+            for r in reports {
+                let record = r.fact.record().expect("accepted an invalid fact");
+                assert!(timeline_ordered(&record));
+                assert!(r.steps as usize <= imi_domain::limits::MAX_HISTORY);
+                if !batch {
+                    assert_eq!(r.fact.case, case.to_string());
+                }
+                let own = match r.side {
+                    Side::Requester => &r.fact.requester,
+                    Side::Responder => &r.fact.responder,
+                };
+                assert_eq!(own, from.as_str());
+            }
         }
         Err(RejectCode::Application(code)) => assert!(!code.is_empty()),
         Err(other) => panic!("refused with a kernel code: {other:?}"),

@@ -36,6 +36,9 @@ impl Kind {
     pub const REQUEST: &'static str = "imi.request";
     /// An indicator fact report for the Commission node: the body is a CBOR `FactReport`.
     pub const FACT: &'static str = "imi.fact";
+    /// Several indicator fact reports in one envelope (no case in the header): the body is
+    /// a CBOR array of 1 to 64 `FactReport`s, each checked as an `imi.fact` body would be.
+    pub const FACTS: &'static str = "imi.facts";
     /// A checkpoint of the sender's transparency log sent to a witness: the body is a CBOR
     /// `CheckpointMessage` (signed note, base size, consistency proof).
     pub const CHECKPOINT: &'static str = "imi.checkpoint";
@@ -66,6 +69,7 @@ impl Kind {
         Self::DIAGNOSTIC,
         Self::REQUEST,
         Self::FACT,
+        Self::FACTS,
         Self::CHECKPOINT,
         Self::COSIGNATURE,
         Self::DIRECTORY_UPDATE,

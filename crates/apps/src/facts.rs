@@ -4,8 +4,11 @@
 //! on the sending and on the receiving side) writes, in the same atomic batch as the step,
 //! the case's current [`FactReport`] to `facts` (what this node reported last; the export)
 //! and to `facts_pending`. The [`FactReporter`] job sends each pending report to `EU` as a
-//! signed envelope of kind [`KIND_FACT`] through the normal durable outbox (retried until
-//! `EU`'s receipt), then clears the pending row unless a newer report replaced it meanwhile.
+//! signed envelope through the normal durable outbox (retried until `EU`'s receipt), in the
+//! same commit that clears the pending row (unless a newer report replaced it meanwhile): a
+//! lone report as [`KIND_FACT`], with its case in the header; several pending together as
+//! [`KIND_FACTS`] envelopes of up to [`MAX_BATCH_REPORTS`] (one signature, one seal, one
+//! fsync and one receipt for all of them).
 //! A report holds only [`Fact`]'s fields: an opaque case id, legal area, the two countries,
 //! times, the agreed date and the ratings. No name, text, attachment or user ever leaves.
 //! The times are those the node defends ([`fact_of`]); when one differs from the signed
@@ -30,9 +33,9 @@
 use crate::AppError;
 use imi_domain::request::{RequestCase, RequestState};
 use imi_engine::metrics::PeerCodeLabel;
-use imi_engine::{Application, Engine, Inbound, PeriodicJob, Txn};
+use imi_engine::{Application, Engine, Inbound, LocalOutcome, PeriodicJob, Txn};
 use imi_protocol::dates::Date;
-use imi_protocol::{AuthorityId, CaseId, NodeId, RejectCode, Timestamp};
+use imi_protocol::{AuthorityId, CaseId, Draft, Kind, NodeId, RejectCode, Timestamp};
 use imi_scoreboard::crosscheck::{Checked, Side, check};
 use imi_scoreboard::usage::UsageFact;
 use imi_scoreboard::{Fact, Record};
@@ -44,6 +47,12 @@ use std::time::Duration;
 
 /// The envelope kind of indicator fact reports.
 pub const KIND_FACT: &str = imi_protocol::Kind::FACT;
+/// The envelope kind of several fact reports at once (a CBOR array, no case in the header).
+pub const KIND_FACTS: &str = imi_protocol::Kind::FACTS;
+/// Most reports in one [`KIND_FACTS`] envelope (about 20 KiB of body).
+pub const MAX_BATCH_REPORTS: usize = 64;
+/// Most pending reports one run of the reporter sends.
+const REPORTS_PER_RUN: usize = 256;
 /// Indicator facts: a member node's last report per case; the Commission node's reports
 /// per case and side.
 pub const FACTS: Column = "facts";
@@ -215,7 +224,7 @@ impl Application for FactReporter {
         "fact-reporter"
     }
     fn sends(&self) -> &'static [&'static str] {
-        &[KIND_FACT, KIND_USAGE]
+        &[KIND_FACT, KIND_FACTS, KIND_USAGE]
     }
     fn columns(&self) -> &'static [Column] {
         &[FACTS, FACTS_PENDING, USAGE, USAGE_PENDING]
@@ -239,12 +248,78 @@ impl Application for FactReporter {
 
 /// Enqueues every pending report and usage fact once; returns how many.
 pub async fn report_pending(engine: &Engine, to: NodeId) -> Result<usize, AppError> {
+    let facts = send_reports(engine, to).await?;
     let route = |key: &[u8]| Some((to, CaseId::from_slice(key)));
-    let facts = engine.send_pending(FACTS_PENDING, KIND_FACT, route).await?;
     let usage = engine
         .send_pending(USAGE_PENDING, KIND_USAGE, route)
         .await?;
     Ok(facts + usage)
+}
+
+/// Sends the pending fact reports (up to [`REPORTS_PER_RUN`]): a lone one as [`KIND_FACT`],
+/// several as [`KIND_FACTS`] envelopes of up to [`MAX_BATCH_REPORTS`]; each envelope in one
+/// commit with the clearing of its rows. Returns how many reports were sent.
+async fn send_reports(engine: &Engine, to: NodeId) -> Result<usize, AppError> {
+    let rows = engine
+        .reader()
+        .scan_prefix(FACTS_PENDING, &[], REPORTS_PER_RUN)?;
+    let authority = engine.operations_authority()?;
+    let mut sent = 0;
+    for chunk in rows.chunks(MAX_BATCH_REPORTS) {
+        let draft = |kind: &str, case, body| -> Result<Draft, AppError> {
+            Ok(Draft {
+                kind: Kind::new(kind).map_err(|e| AppError::Internal(e.to_string()))?,
+                step: None,
+                authority: authority.clone(),
+                to: vec![to],
+                case,
+                prev: Vec::new(),
+                body,
+            })
+        };
+        if let [(key, value)] = chunk {
+            let d = draft(KIND_FACT, CaseId::from_slice(key), value.clone())?;
+            engine
+                .send_and_clear(d, FACTS_PENDING, key.clone(), value.clone())
+                .await?;
+        } else {
+            let d = draft(KIND_FACTS, None, cbor_array(chunk.iter().map(|(_, v)| v)))?;
+            let rows = chunk.to_vec();
+            engine
+                .local_step(
+                    Some(d),
+                    Box::new(move |txn, _| {
+                        for (key, value) in rows {
+                            if txn.get(FACTS_PENDING, &key)?.as_deref() == Some(value.as_slice()) {
+                                txn.delete(FACTS_PENDING, key);
+                            }
+                        }
+                        Ok(LocalOutcome {
+                            write: true,
+                            result: Vec::new(),
+                        })
+                    }),
+                )
+                .await?;
+        }
+        sent += chunk.len();
+    }
+    Ok(sent)
+}
+
+/// A CBOR array (fewer than 256 items) of items that are each one encoded CBOR value.
+fn cbor_array<'a>(items: impl ExactSizeIterator<Item = &'a Vec<u8>>) -> Vec<u8> {
+    let n = items.len();
+    let mut out = Vec::new();
+    match u8::try_from(n) {
+        Ok(n) if n < 24 => out.push(0x80 | n),
+        Ok(n) => out.extend_from_slice(&[0x98, n]),
+        Err(_) => {}
+    }
+    for item in items {
+        out.extend_from_slice(item);
+    }
+    out
 }
 
 /// What the Commission node stores per case and side.
@@ -389,7 +464,7 @@ impl Application for FactApp {
     }
 
     fn kinds(&self) -> &'static [&'static str] {
-        &[KIND_FACT, KIND_USAGE]
+        &[KIND_FACT, KIND_FACTS, KIND_USAGE]
     }
 
     fn columns(&self) -> &'static [Column] {
@@ -397,19 +472,53 @@ impl Application for FactApp {
     }
 
     fn apply(&self, msg: &Inbound<'_>, txn: &mut Txn<'_>) -> Result<(), RejectCode> {
-        if msg.header.kind.as_str() == KIND_USAGE {
-            return self.apply_usage(msg, txn);
-        }
         let bad = |c: &str| RejectCode::Application(c.to_owned());
-        let report: FactReport =
-            ciborium::from_reader(msg.body).map_err(|_| bad("malformed_report"))?;
+        match msg.header.kind.as_str() {
+            KIND_USAGE => self.apply_usage(msg, txn),
+            KIND_FACTS => {
+                // A batch names no case: each report names its own. One refused report
+                // refuses the whole envelope, and nothing of it is kept.
+                if msg.header.case.is_some() {
+                    return Err(bad("case_mismatch"));
+                }
+                let reports: Vec<FactReport> =
+                    ciborium::from_reader(msg.body).map_err(|_| bad("malformed_report"))?;
+                if reports.is_empty() || reports.len() > MAX_BATCH_REPORTS {
+                    return Err(bad("malformed_report"));
+                }
+                for report in reports {
+                    self.apply_report(msg, report, false, txn)?;
+                }
+                Ok(())
+            }
+            _ => {
+                let report: FactReport =
+                    ciborium::from_reader(msg.body).map_err(|_| bad("malformed_report"))?;
+                self.apply_report(msg, report, true, txn)
+            }
+        }
+    }
+}
+
+impl FactApp {
+    /// Checks and keeps one report; `in_header` says whether the envelope's header names the
+    /// report's case (an `imi.fact`), which must then be the report's.
+    fn apply_report(
+        &self,
+        msg: &Inbound<'_>,
+        report: FactReport,
+        in_header: bool,
+        txn: &mut Txn<'_>,
+    ) -> Result<(), RejectCode> {
+        let bad = |c: &str| RejectCode::Application(c.to_owned());
         if report.v != REPORT_VERSION {
             return Err(bad("unsupported_version"));
         }
         let record = report.fact.record().map_err(|_| bad("invalid_fact"))?;
         let case_ok = report.fact.case.len() == 32
             && report.fact.case.bytes().all(|b| b.is_ascii_hexdigit())
-            && msg.header.case.map(|c| c.to_string()) == Some(report.fact.case.clone());
+            && (!in_header
+                || msg.header.case.map(|c| c.to_string()) == Some(report.fact.case.clone()));
         if !case_ok {
             return Err(bad("case_mismatch"));
         }

@@ -110,6 +110,7 @@ const STOP_GRACE: Duration = Duration::from_secs(30);
 const KINDS: &[&str] = &[
     Kind::REQUEST,
     Kind::FACT,
+    Kind::FACTS,
     Kind::NOTIFICATION,
     Kind::ALERT,
     Kind::REPOSITORY_ENTRY,
@@ -122,6 +123,7 @@ const KINDS: &[&str] = &[
 const LOGGED: &[&str] = &[
     Kind::REQUEST,
     Kind::FACT,
+    Kind::FACTS,
     Kind::NOTIFICATION,
     Kind::ALERT,
     Kind::REPOSITORY_ENTRY,

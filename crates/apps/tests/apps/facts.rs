@@ -6,7 +6,9 @@
 //! falsified report, which the cross-check flags.
 use crate::cases::{cases_plain, create, subject};
 use crate::rig::{Federation, Node, now_ms, within};
-use imi_apps::facts::{FactApp, FactReport, KIND_FACT, commission_cases};
+use imi_apps::facts::{
+    FactApp, FactReport, KIND_FACT, KIND_FACTS, MAX_BATCH_REPORTS, commission_cases,
+};
 use imi_apps::requests::{CaseMessage, Cases, KIND_REQUEST, MESSAGE_VERSION};
 use imi_domain::request::{Actor, Transition, TransitionBody};
 use imi_engine::{Application, Inbound, Txn};
@@ -240,16 +242,24 @@ async fn facts_reach_the_commission_carry_nothing_personal_and_falsified_sides_a
 
     // Every envelope EU received: a fact report, exactly the fact's fields, nothing personal.
     let seen = recorder.seen.lock().unwrap().clone();
-    // Both sides report each case; pending reports of quick successive steps coalesce.
-    assert!(seen.len() >= 4, "{}", seen.len());
+    // Both sides report each case; pending reports of quick successive steps coalesce, and
+    // reports pending together travel in one `imi.facts` envelope.
+    let mut reports = 0;
     for (kind, from, body) in &seen {
-        assert_eq!(kind, KIND_FACT);
         assert!([DE, HU].contains(from));
-        let report: FactReport = ciborium::from_reader(body.as_slice())
-            .expect("every body is a fact report (unknown fields are refused)");
-        let v: serde_json::Value = serde_json::to_value(&report.fact).unwrap();
-        let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
-        assert_eq!(keys.len(), 11, "{keys:?}");
+        // Unknown fields are refused: every body is exactly a report, or a list of them.
+        let batch: Vec<FactReport> = match kind.as_str() {
+            KIND_FACT => vec![ciborium::from_reader(body.as_slice()).unwrap()],
+            KIND_FACTS => ciborium::from_reader(body.as_slice()).unwrap(),
+            other => panic!("EU received {other}"),
+        };
+        assert!(!batch.is_empty() && batch.len() <= MAX_BATCH_REPORTS);
+        reports += batch.len();
+        for report in &batch {
+            let v: serde_json::Value = serde_json::to_value(&report.fact).unwrap();
+            let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
+            assert_eq!(keys.len(), 11, "{keys:?}");
+        }
         for secret in [
             subject().name.as_bytes(),
             b"1980-01-31".as_slice(),
@@ -265,6 +275,11 @@ async fn facts_reach_the_commission_carry_nothing_personal_and_falsified_sides_a
             );
         }
     }
+    assert!(
+        reports >= 4,
+        "{reports} reports in {} envelopes",
+        seen.len()
+    );
 
     // A falsified side: HU claims it accepted case `a` the moment it was sent, earlier than
     // it did (a timeline still in order; one before the sending is refused, see
@@ -545,5 +560,197 @@ async fn forged_and_impossible_fact_reports_are_refused_and_alarmed() {
         "{both:?}"
     );
     assert_eq!(both[0].checked.fact, delayed);
+    eu.stop().await;
+}
+
+/// Reports pending together leave in one `imi.facts` envelope, cleared in the commit that
+/// sends it; a lone one leaves as `imi.fact`, its case in the header.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reports_pending_together_travel_in_one_envelope() {
+    let fed = Federation::new(&[DE, HU, EU]);
+    let de_cases = Arc::new(cases_plain(DE).with_fact_reports());
+    let hu_cases = Arc::new(cases_plain(HU));
+    let de = fed
+        .start_with(DE, Applications::new(vec![de_cases.application()]))
+        .await;
+    let hu = fed
+        .start_with(HU, Applications::new(vec![hu_cases.application()]))
+        .await;
+    let recorder = Arc::new(Recorder::default());
+    let eu = fed
+        .start_with(
+            EU,
+            Applications::new(vec![Arc::new(RecorderApp(recorder.clone()))]),
+        )
+        .await;
+    let from_de = || -> Vec<(String, Vec<u8>)> {
+        recorder
+            .seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, from, _)| *from == DE)
+            .map(|(k, _, b)| (k.clone(), b.clone()))
+            .collect()
+    };
+
+    let cases: Vec<CaseId> = (0..3).map(|_| CaseId::random()).collect();
+    for id in &cases {
+        step(
+            &de,
+            &de_cases,
+            *id,
+            "DE-BY-BLZK",
+            create(&["PQ-Q01"], "HU-ENKK"),
+            true,
+        )
+        .await;
+    }
+    assert_eq!(de.rows(imi_apps::facts::FACTS_PENDING).len(), 3);
+    let sent = imi_apps::facts::report_pending(de.engine(), EU)
+        .await
+        .unwrap();
+    assert_eq!(sent, 3);
+    assert!(de.rows(imi_apps::facts::FACTS_PENDING).is_empty());
+    crate::rig::wait_until("EU holds the three cases", || {
+        commission_cases(eu.store()).unwrap().len() == 3
+    })
+    .await;
+    let seen = from_de();
+    assert_eq!(seen.len(), 1, "one envelope for three reports");
+    assert_eq!(seen[0].0, KIND_FACTS);
+    let batch: Vec<FactReport> = ciborium::from_reader(seen[0].1.as_slice()).unwrap();
+    let mut named: Vec<String> = batch.iter().map(|r| r.fact.case.clone()).collect();
+    let mut expected: Vec<String> = cases.iter().map(ToString::to_string).collect();
+    named.sort();
+    expected.sort();
+    assert_eq!(named, expected);
+
+    // A lone pending report: `imi.fact`.
+    let lone = CaseId::random();
+    step(
+        &de,
+        &de_cases,
+        lone,
+        "DE-BY-BLZK",
+        create(&["PQ-Q01"], "HU-ENKK"),
+        true,
+    )
+    .await;
+    assert_eq!(
+        imi_apps::facts::report_pending(de.engine(), EU)
+            .await
+            .unwrap(),
+        1
+    );
+    crate::rig::wait_until("EU holds the fourth case", || {
+        commission_cases(eu.store()).unwrap().len() == 4
+    })
+    .await;
+    let seen = from_de();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[1].0, KIND_FACT);
+    let report: FactReport = ciborium::from_reader(seen[1].1.as_slice()).unwrap();
+    assert_eq!(report.fact.case, lone.to_string());
+    de.stop().await;
+    hu.stop().await;
+    eu.stop().await;
+}
+
+/// A batch is all or nothing: one report the sender may not make refuses the envelope and
+/// keeps none of its reports; an empty or oversized list, or a batch naming a case in its
+/// header, is refused too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_with_one_refused_report_keeps_nothing() {
+    let fed = Federation::new(&[DE, HU, EU]);
+    let eu = fed
+        .start_with(EU, Applications::new(vec![Arc::new(FactApp::default())]))
+        .await;
+    let peer = fed.member(EU).peer_id();
+    let report_of = |side: Side, case: CaseId| FactReport {
+        v: 1,
+        side,
+        steps: 1,
+        fact: imi_scoreboard::Fact {
+            case: case.to_string(),
+            area: "PQ".into(),
+            requester: "DE".into(),
+            responder: "HU".into(),
+            sent_at: "2026-11-02T10:00:00Z".into(),
+            accepted_at: None,
+            withdrawn_at: None,
+            answered_at: None,
+            deadline: Some("2026-12-01".into()),
+            timeliness: None,
+            efforts: None,
+        },
+        signed: None,
+    };
+    let report = |side: Side| report_of(side, CaseId::random());
+    let outcome = |reports: Vec<FactReport>, case: Option<CaseId>| {
+        let fed = &fed;
+        async move {
+            let raw = fed.raw_client(DE, imi_network::DEFAULT_MAX_MESSAGE_BYTES);
+            let mut body = Vec::new();
+            ciborium::into_writer(&reports, &mut body).unwrap();
+            let draft = Draft {
+                kind: Kind::new(KIND_FACTS).unwrap(),
+                step: None,
+                authority: AuthorityId::new("DE-IMI").unwrap(),
+                to: vec![EU],
+                case,
+                prev: vec![],
+                body,
+            };
+            let bytes = imi_protocol::seal_and_sign(
+                &draft,
+                now_ms(),
+                &fed.member(DE).signer,
+                &fed.trust,
+                &SealRandomness::random(1),
+            )
+            .unwrap();
+            let r = fed.verify_receipt(
+                within("EU answers", raw.client.request(peer, bytes))
+                    .await
+                    .unwrap(),
+                EU,
+            );
+            raw.stop().await;
+            r.body.outcome
+        }
+    };
+    let rejected = |c: &str| Outcome::Rejected(RejectCode::Application(c.into()));
+
+    // DE's own side of two cases, and HU's side of a third, which DE may not report.
+    let forged = vec![
+        report(Side::Requester),
+        report(Side::Requester),
+        report(Side::Responder),
+    ];
+    assert_eq!(outcome(forged, None).await, rejected("not_own_side"));
+    assert!(commission_cases(eu.store()).unwrap().is_empty());
+    assert_eq!(outcome(vec![], None).await, rejected("malformed_report"));
+    let too_many: Vec<FactReport> = (0..=MAX_BATCH_REPORTS)
+        .map(|_| report(Side::Requester))
+        .collect();
+    assert_eq!(outcome(too_many, None).await, rejected("malformed_report"));
+    let named = CaseId::random();
+    assert_eq!(
+        outcome(
+            vec![report_of(Side::Requester, named), report(Side::Requester)],
+            Some(named)
+        )
+        .await,
+        rejected("case_mismatch")
+    );
+    assert!(commission_cases(eu.store()).unwrap().is_empty());
+
+    // DE's own sides only: all kept.
+    assert_eq!(
+        outcome(vec![report(Side::Requester), report(Side::Requester)], None).await,
+        Outcome::Accepted
+    );
+    assert_eq!(commission_cases(eu.store()).unwrap().len(), 2);
     eu.stop().await;
 }
