@@ -63,6 +63,47 @@ impl Application for RecorderApp {
     }
 }
 
+/// DE (reporting facts) and HU (reporting them if asked) running requests; EU recording
+/// every envelope it receives.
+struct Recorded {
+    de: Node,
+    de_cases: Arc<Cases>,
+    hu: Node,
+    hu_cases: Arc<Cases>,
+    eu: Node,
+    recorder: Arc<Recorder>,
+}
+
+async fn recorded(fed: &Federation, hu_reports: bool) -> Recorded {
+    let de_cases = Arc::new(cases_plain(DE).with_fact_reports());
+    let hu_cases = Arc::new(if hu_reports {
+        cases_plain(HU).with_fact_reports()
+    } else {
+        cases_plain(HU)
+    });
+    let de = fed
+        .start_with(DE, Applications::new(vec![de_cases.application()]))
+        .await;
+    let hu = fed
+        .start_with(HU, Applications::new(vec![hu_cases.application()]))
+        .await;
+    let recorder = Arc::new(Recorder::default());
+    let eu = fed
+        .start_with(
+            EU,
+            Applications::new(vec![Arc::new(RecorderApp(recorder.clone()))]),
+        )
+        .await;
+    Recorded {
+        de,
+        de_cases,
+        hu,
+        hu_cases,
+        eu,
+        recorder,
+    }
+}
+
 /// What the `fact-report` job does, until `stop`: every pending report to `EU`.
 async fn run_reporter(engine: imi_engine::Engine, stop: CancellationToken) {
     loop {
@@ -132,21 +173,14 @@ async fn step(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn facts_reach_the_commission_carry_nothing_personal_and_falsified_sides_are_flagged() {
     let fed = Federation::new(&[DE, HU, EU, AT]);
-    let de_cases = Arc::new(cases_plain(DE).with_fact_reports());
-    let hu_cases = Arc::new(cases_plain(HU).with_fact_reports());
-    let de = fed
-        .start_with(DE, Applications::new(vec![de_cases.application()]))
-        .await;
-    let hu = fed
-        .start_with(HU, Applications::new(vec![hu_cases.application()]))
-        .await;
-    let recorder = Arc::new(Recorder::default());
-    let eu = fed
-        .start_with(
-            EU,
-            Applications::new(vec![Arc::new(RecorderApp(recorder.clone()))]),
-        )
-        .await;
+    let Recorded {
+        de,
+        de_cases,
+        hu,
+        hu_cases,
+        eu,
+        recorder,
+    } = recorded(&fed, true).await;
     let stop = CancellationToken::new();
     let reporters = [
         tokio::spawn(run_reporter(de.engine().clone(), stop.clone())),
@@ -568,21 +602,14 @@ async fn forged_and_impossible_fact_reports_are_refused_and_alarmed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reports_pending_together_travel_in_one_envelope() {
     let fed = Federation::new(&[DE, HU, EU]);
-    let de_cases = Arc::new(cases_plain(DE).with_fact_reports());
-    let hu_cases = Arc::new(cases_plain(HU));
-    let de = fed
-        .start_with(DE, Applications::new(vec![de_cases.application()]))
-        .await;
-    let hu = fed
-        .start_with(HU, Applications::new(vec![hu_cases.application()]))
-        .await;
-    let recorder = Arc::new(Recorder::default());
-    let eu = fed
-        .start_with(
-            EU,
-            Applications::new(vec![Arc::new(RecorderApp(recorder.clone()))]),
-        )
-        .await;
+    let Recorded {
+        de,
+        de_cases,
+        hu,
+        eu,
+        recorder,
+        ..
+    } = recorded(&fed, false).await;
     let from_de = || -> Vec<(String, Vec<u8>)> {
         recorder
             .seen
