@@ -307,19 +307,53 @@ async fn send_reports(engine: &Engine, to: NodeId) -> Result<usize, AppError> {
     Ok(sent)
 }
 
-/// A CBOR array (fewer than 256 items) of items that are each one encoded CBOR value.
+/// A CBOR array of items that are each one encoded CBOR value.
 fn cbor_array<'a>(items: impl ExactSizeIterator<Item = &'a Vec<u8>>) -> Vec<u8> {
-    let n = items.len();
+    let n = items.len() as u64;
     let mut out = Vec::new();
-    match u8::try_from(n) {
-        Ok(n) if n < 24 => out.push(0x80 | n),
-        Ok(n) => out.extend_from_slice(&[0x98, n]),
-        Err(_) => {}
+    // The head of major type 4 (array): the count in the initial byte, or after it in 1, 2,
+    // 4 or 8 bytes (RFC 8949, 3.1).
+    match n {
+        0..=23 => out.push(0x80 | n as u8),
+        24..=0xff => out.extend_from_slice(&[0x98, n as u8]),
+        0x100..=0xffff => {
+            out.push(0x99);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        0x1_0000..=0xffff_ffff => {
+            out.push(0x9a);
+            out.extend_from_slice(&(n as u32).to_be_bytes());
+        }
+        _ => {
+            out.push(0x9b);
+            out.extend_from_slice(&n.to_be_bytes());
+        }
     }
     for item in items {
         out.extend_from_slice(item);
     }
     out
+}
+
+/// The item count in the head of a definite-length CBOR array, read before anything is
+/// decoded (`None`: not an array, or one of indefinite length).
+fn array_len(body: &[u8]) -> Option<u64> {
+    let (&first, rest) = body.split_first()?;
+    if first >> 5 != 4 {
+        return None;
+    }
+    let be = |n: usize| -> Option<u64> {
+        let b = rest.get(..n)?;
+        Some(b.iter().fold(0u64, |acc, &x| acc << 8 | u64::from(x)))
+    };
+    match first & 0x1f {
+        n @ 0..=23 => Some(u64::from(n)),
+        24 => be(1),
+        25 => be(2),
+        26 => be(4),
+        27 => be(8),
+        _ => None,
+    }
 }
 
 /// What the Commission node stores per case and side.
@@ -481,11 +515,13 @@ impl Application for FactApp {
                 if msg.header.case.is_some() {
                     return Err(bad("case_mismatch"));
                 }
-                let reports: Vec<FactReport> =
-                    ciborium::from_reader(msg.body).map_err(|_| bad("malformed_report"))?;
-                if reports.is_empty() || reports.len() > MAX_BATCH_REPORTS {
+                // The count first: nothing of a list too long is decoded.
+                let n = array_len(msg.body).ok_or_else(|| bad("malformed_report"))?;
+                if n == 0 || n > MAX_BATCH_REPORTS as u64 {
                     return Err(bad("malformed_report"));
                 }
+                let reports: Vec<FactReport> =
+                    ciborium::from_reader(msg.body).map_err(|_| bad("malformed_report"))?;
                 for report in reports {
                     self.apply_report(msg, report, false, txn)?;
                 }
@@ -695,4 +731,31 @@ pub fn own_reports(store: &dyn imi_store::ReadStore) -> Result<Vec<FactReport>, 
         .into_iter()
         .filter_map(|(_, v)| ciborium::from_reader(v.as_slice()).ok())
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{array_len, cbor_array};
+
+    #[test]
+    fn array_heads_are_written_and_read_as_ciborium_does() {
+        for n in [0usize, 1, 23, 24, 64, 255, 256, 65_535, 65_536] {
+            let items: Vec<Vec<u8>> = (0..n)
+                .map(|i| vec![u8::try_from(i % 24).unwrap()])
+                .collect();
+            let ours = cbor_array(items.iter());
+            let mut theirs = Vec::new();
+            let values: Vec<u8> = (0..n).map(|i| u8::try_from(i % 24).unwrap()).collect();
+            // A Vec<u8> is a CBOR byte string to serde; a list of small integers is what the
+            // items above encode.
+            let as_ints: Vec<u32> = values.iter().map(|&v| u32::from(v)).collect();
+            ciborium::into_writer(&as_ints, &mut theirs).unwrap();
+            assert_eq!(ours, theirs, "{n} items");
+            assert_eq!(array_len(&ours), Some(n as u64));
+        }
+        assert_eq!(array_len(&[]), None);
+        assert_eq!(array_len(&[0x9f, 0x01, 0xff]), None, "indefinite length");
+        assert_eq!(array_len(&[0xa1, 0x01, 0x02]), None, "a map");
+        assert_eq!(array_len(&[0x98]), None, "count cut off");
+    }
 }

@@ -100,15 +100,9 @@ pub struct Messages {
 /// A checked catalogue, parsed at its first use.
 #[derive(Debug)]
 struct Lazy {
-    text: Text,
+    /// The text embedded in the binary (`None`: the table was given parsed, and is set).
+    text: Option<&'static str>,
     table: OnceLock<BTreeMap<String, String>>,
-}
-
-/// A catalogue's text: embedded in the binary, or (tests) given.
-#[derive(Debug)]
-enum Text {
-    Embedded(&'static str),
-    Parsed,
 }
 
 /// A catalogue file that does not parse or lacks a key of `en.toml`.
@@ -132,7 +126,7 @@ impl Messages {
         for (lang, text) in FILES {
             if let Some(l) = me.others.get_mut(lang) {
                 *l = Lazy {
-                    text: Text::Embedded(text),
+                    text: Some(text),
                     table: OnceLock::new(),
                 };
             }
@@ -158,7 +152,7 @@ impl Messages {
                 (
                     lang,
                     Lazy {
-                        text: Text::Parsed,
+                        text: None,
                         table: OnceLock::from(table),
                     },
                 )
@@ -173,10 +167,11 @@ impl Messages {
             return Some(&self.en);
         }
         let l = self.others.get(lang)?;
-        Some(l.table.get_or_init(|| match l.text {
-            // Checked by `load`: parsing it again cannot fail.
-            Text::Embedded(text) => parse(lang, text).unwrap_or_default(),
-            Text::Parsed => BTreeMap::new(),
+        // Checked by `load`: parsing it again cannot fail.
+        Some(l.table.get_or_init(|| {
+            l.text
+                .and_then(|text| parse(lang, text).ok())
+                .unwrap_or_default()
         }))
     }
 
