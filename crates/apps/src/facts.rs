@@ -33,7 +33,7 @@
 use crate::AppError;
 use imi_domain::request::{RequestCase, RequestState};
 use imi_engine::metrics::PeerCodeLabel;
-use imi_engine::{Application, Engine, Inbound, LocalOutcome, PeriodicJob, Txn};
+use imi_engine::{Application, Engine, Inbound, PeriodicJob, Txn};
 use imi_protocol::dates::Date;
 use imi_protocol::{AuthorityId, CaseId, Draft, Kind, NodeId, RejectCode, Timestamp};
 use imi_scoreboard::crosscheck::{Checked, Side, check};
@@ -284,22 +284,8 @@ async fn send_reports(engine: &Engine, to: NodeId) -> Result<usize, AppError> {
                 .await?;
         } else {
             let d = draft(KIND_FACTS, None, cbor_array(chunk.iter().map(|(_, v)| v)))?;
-            let rows = chunk.to_vec();
             engine
-                .local_step(
-                    Some(d),
-                    Box::new(move |txn, _| {
-                        for (key, value) in rows {
-                            if txn.get(FACTS_PENDING, &key)?.as_deref() == Some(value.as_slice()) {
-                                txn.delete(FACTS_PENDING, key);
-                            }
-                        }
-                        Ok(LocalOutcome {
-                            write: true,
-                            result: Vec::new(),
-                        })
-                    }),
-                )
+                .send_and_clear_all(d, FACTS_PENDING, chunk.to_vec())
                 .await?;
         }
         sent += chunk.len();

@@ -788,7 +788,19 @@ impl Engine {
         key: Vec<u8>,
         value: Vec<u8>,
     ) -> Result<(), EngineError> {
-        self.local_step(Some(draft), clear_unchanged(col, key, value))
+        self.send_and_clear_all(draft, col, vec![(key, value)])
+            .await
+    }
+
+    /// [`Engine::send_and_clear`] for several rows whose contents `draft` carries together:
+    /// each `(key, value)` row of `col` is deleted if it still holds its value.
+    pub async fn send_and_clear_all(
+        &self,
+        draft: Draft,
+        col: imi_store::Column,
+        rows: Vec<(Vec<u8>, Vec<u8>)>,
+    ) -> Result<(), EngineError> {
+        self.local_step(Some(draft), clear_unchanged(col, rows))
             .await?;
         Ok(())
     }
@@ -801,7 +813,7 @@ impl Engine {
         key: Vec<u8>,
         value: Vec<u8>,
     ) -> Result<(), EngineError> {
-        self.local_step(None, clear_unchanged(col, key, value))
+        self.local_step(None, clear_unchanged(col, vec![(key, value)]))
             .await?;
         Ok(())
     }
@@ -857,11 +869,13 @@ impl Engine {
     }
 }
 
-/// A local action that deletes the row `key` of `col` if it still holds `value`.
-fn clear_unchanged(col: imi_store::Column, key: Vec<u8>, value: Vec<u8>) -> LocalFn {
+/// A local action that deletes each row `key` of `col` that still holds its `value`.
+fn clear_unchanged(col: imi_store::Column, rows: Vec<(Vec<u8>, Vec<u8>)>) -> LocalFn {
     Box::new(move |txn, _| {
-        if txn.get(col, &key)?.as_deref() == Some(value.as_slice()) {
-            txn.delete(col, key);
+        for (key, value) in rows {
+            if txn.get(col, &key)?.as_deref() == Some(value.as_slice()) {
+                txn.delete(col, key);
+            }
         }
         Ok(LocalOutcome {
             write: true,

@@ -94,6 +94,42 @@ async fn change(n: &DirNode, records: Vec<(Authority, bool)>) {
     n.app.change(n.node.engine(), records).await.unwrap();
 }
 
+/// DE's two dental chambers, A and B.
+async fn two_chambers(de: &DirNode) {
+    change(
+        de,
+        vec![
+            (authority("DE-A", "Dental chamber A"), false),
+            (authority("DE-B", "Dental chamber B"), false),
+        ],
+    )
+    .await;
+}
+
+/// DE retires chamber A and renames B, now in Saarbrücken.
+async fn retire_a_rename_b(de: &DirNode) {
+    let mut renamed = authority("DE-B", "Landeszahnärztekammer Saar");
+    renamed.city = Some("Saarbrücken".into());
+    change(
+        de,
+        vec![
+            (authority("DE-A", "Dental chamber A"), true),
+            (renamed, false),
+        ],
+    )
+    .await;
+}
+
+/// A search for `text`, in `country` if given, five results a page.
+fn query(text: &str, country: Option<NodeId>) -> imi_directory::SearchQuery {
+    imi_directory::SearchQuery {
+        text: text.into(),
+        country,
+        limit: 5,
+        ..Default::default()
+    }
+}
+
 async fn wait_replica(what: &str, n: &DirNode, len: usize) {
     wait_until(what, || n.replica().len() == len).await;
 }
@@ -104,29 +140,13 @@ async fn changes_reach_every_node_and_replicas_are_identical() {
     let de = start(&fed, DE).await;
     let hu = start(&fed, HU).await;
     let at = start(&fed, AT).await;
-    change(
-        &de,
-        vec![
-            (authority("DE-A", "Dental chamber A"), false),
-            (authority("DE-B", "Dental chamber B"), false),
-        ],
-    )
-    .await;
+    two_chambers(&de).await;
     change(&hu, vec![(authority("HU-A", "Fogorvosi kamara"), false)]).await;
     for n in [&de, &hu, &at] {
         wait_replica("three authorities everywhere", n, 3).await;
     }
     // DE retires one, renames the other: both reach HU and AT.
-    let mut renamed = authority("DE-B", "Landeszahnärztekammer Saar");
-    renamed.city = Some("Saarbrücken".into());
-    change(
-        &de,
-        vec![
-            (authority("DE-A", "Dental chamber A"), true),
-            (renamed, false),
-        ],
-    )
-    .await;
+    retire_a_rename_b(&de).await;
     for n in [&hu, &at] {
         wait_until("DE's second change", || n.mark(DE) == 4).await;
     }
@@ -139,11 +159,7 @@ async fn changes_reach_every_node_and_replicas_are_identical() {
         at.app.shared().snapshot().is_retired(&de_a)
     })
     .await;
-    let q = imi_directory::SearchQuery {
-        text: "Saarbrücken".into(),
-        limit: 5,
-        ..Default::default()
-    };
+    let q = query("Saarbrücken", None);
     wait_until("AT's index has DE-B's new city", || {
         at.app.search(&q).unwrap().total == 1
     })
@@ -151,12 +167,7 @@ async fn changes_reach_every_node_and_replicas_are_identical() {
     let hits = at.app.search(&q).unwrap();
     assert_eq!(hits.hits.len(), 1);
     assert_eq!(hits.hits[0].id.as_str(), "DE-B");
-    let q = imi_directory::SearchQuery {
-        text: "chamber".into(),
-        country: Some(DE),
-        limit: 5,
-        ..Default::default()
-    };
+    let q = query("chamber", Some(DE));
     assert_eq!(at.app.search(&q).unwrap().total, 0, "DE-A is retired");
     for n in [de, hu, at] {
         n.node.stop().await;
@@ -170,55 +181,27 @@ async fn the_search_index_is_built_at_the_first_search() {
     let fed = Federation::new(&[DE, AT]);
     let de = start(&fed, DE).await;
     let at = start(&fed, AT).await;
-    change(
-        &de,
-        vec![
-            (authority("DE-A", "Dental chamber A"), false),
-            (authority("DE-B", "Dental chamber B"), false),
-        ],
-    )
-    .await;
+    two_chambers(&de).await;
     wait_replica("DE's two authorities on AT", &at, 2).await;
     wait_until("AT's directory in memory has both", || {
         at.app.shared().snapshot().len() == 2
     })
     .await;
     assert!(!de.app.index_built() && !at.app.index_built());
-    let empty = imi_directory::SearchQuery {
-        limit: 5,
-        ..Default::default()
-    };
+    let empty = query("", None);
     assert_eq!(
         at.app.search(&empty),
         Err(imi_directory::SearchError::Empty)
     );
     assert!(!at.app.index_built(), "a refused query builds nothing");
 
-    let chamber = imi_directory::SearchQuery {
-        text: "chamber".into(),
-        country: Some(DE),
-        limit: 5,
-        ..Default::default()
-    };
+    let chamber = query("chamber", Some(DE));
     assert_eq!(at.app.search(&chamber).unwrap().total, 2);
     assert!(at.app.index_built() && !de.app.index_built());
 
     // Updates after the build reach the index.
-    let mut renamed = authority("DE-B", "Landeszahnärztekammer Saar");
-    renamed.city = Some("Saarbrücken".into());
-    change(
-        &de,
-        vec![
-            (authority("DE-A", "Dental chamber A"), true),
-            (renamed, false),
-        ],
-    )
-    .await;
-    let city = imi_directory::SearchQuery {
-        text: "Saarbrücken".into(),
-        limit: 5,
-        ..Default::default()
-    };
+    retire_a_rename_b(&de).await;
+    let city = query("Saarbrücken", None);
     wait_until("AT's index has DE-B's new city", || {
         at.app.search(&city).unwrap().total == 1
     })

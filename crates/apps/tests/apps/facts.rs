@@ -115,6 +115,19 @@ async fn run_reporter(engine: imi_engine::Engine, stop: CancellationToken) {
     }
 }
 
+/// DE-BY-BLZK creates request `id` to HU-ENKK, with the subject's data.
+async fn de_creates(de: &Node, de_cases: &Arc<Cases>, id: CaseId) {
+    step(
+        de,
+        de_cases,
+        id,
+        "DE-BY-BLZK",
+        create(&["PQ-Q01"], "HU-ENKK"),
+        true,
+    )
+    .await;
+}
+
 /// A step by `authority` on `node`, committed with its envelope to the other party.
 async fn step(
     node: &Node,
@@ -189,15 +202,7 @@ async fn facts_reach_the_commission_carry_nothing_personal_and_falsified_sides_a
 
     // Two requests: one answered and closed with ratings, one withdrawn.
     let (a, b) = (CaseId::random(), CaseId::random());
-    step(
-        &de,
-        &de_cases,
-        a,
-        "DE-BY-BLZK",
-        create(&["PQ-Q01"], "HU-ENKK"),
-        true,
-    )
-    .await;
+    de_creates(&de, &de_cases, a).await;
     step(&hu, &hu_cases, a, "HU-ENKK", Transition::Accept, false).await;
     step(
         &hu,
@@ -224,15 +229,7 @@ async fn facts_reach_the_commission_carry_nothing_personal_and_falsified_sides_a
         false,
     )
     .await;
-    step(
-        &de,
-        &de_cases,
-        b,
-        "DE-BY-BLZK",
-        create(&["PQ-Q01"], "HU-ENKK"),
-        true,
-    )
-    .await;
+    de_creates(&de, &de_cases, b).await;
     step(
         &de,
         &de_cases,
@@ -318,46 +315,23 @@ async fn facts_reach_the_commission_carry_nothing_personal_and_falsified_sides_a
     // A falsified side: HU claims it accepted case `a` the moment it was sent, earlier than
     // it did (a timeline still in order; one before the sending is refused, see
     // `forged_and_impossible_fact_reports_are_refused_and_alarmed`).
-    let raw = fed.raw_client(HU, imi_network::DEFAULT_MAX_MESSAGE_BYTES);
     let mut forged = fa.clone();
     assert_ne!(fa.accepted_at.as_ref(), Some(&fa.sent_at));
     forged.accepted_at = Some(fa.sent_at.clone());
-    let send = |report: FactReport, case: CaseId| {
-        let draft = Draft {
-            kind: Kind::new(KIND_FACT).unwrap(),
-            step: None,
-            authority: AuthorityId::new("HU-IMI").unwrap(),
-            to: vec![EU],
-            case: Some(case),
-            prev: vec![],
-            body: {
-                let mut out = Vec::new();
-                ciborium::into_writer(&report, &mut out).unwrap();
-                out
-            },
-        };
-        let rnd = SealRandomness::random(1);
-        imi_protocol::seal_and_sign(&draft, now_ms(), &fed.member(HU).signer, &fed.trust, &rnd)
-            .unwrap()
+    let send = |report: FactReport| {
+        let mut body = Vec::new();
+        ciborium::into_writer(&report, &mut body).unwrap();
+        eu_answers(&fed, HU, KIND_FACT, Some(a), body)
     };
-    let peer = fed.member(EU).peer_id();
-    let bytes = send(
-        FactReport {
-            v: 1,
-            side: Side::Responder,
-            steps: 4,
-            fact: forged,
-            signed: None,
-        },
-        a,
-    );
-    let r = fed.verify_receipt(
-        within("EU answers", raw.client.request(peer, bytes))
-            .await
-            .unwrap(),
-        EU,
-    );
-    assert_eq!(r.body.outcome, Outcome::Accepted);
+    let outcome = send(FactReport {
+        v: 1,
+        side: Side::Responder,
+        steps: 4,
+        fact: forged,
+        signed: None,
+    })
+    .await;
+    assert_eq!(outcome, Outcome::Accepted);
     let flagged: Vec<_> = commission_cases(eu.store())
         .unwrap()
         .into_iter()
@@ -372,28 +346,19 @@ async fn facts_reach_the_commission_carry_nothing_personal_and_falsified_sides_a
     );
 
     // HU cannot report DE's side.
-    let bytes = send(
-        FactReport {
-            v: 1,
-            side: Side::Requester,
-            steps: 9,
-            fact: fa.clone(),
-            signed: None,
-        },
-        a,
-    );
-    let r = fed.verify_receipt(
-        within("EU answers", raw.client.request(peer, bytes))
-            .await
-            .unwrap(),
-        EU,
-    );
+    let outcome = send(FactReport {
+        v: 1,
+        side: Side::Requester,
+        steps: 9,
+        fact: fa.clone(),
+        signed: None,
+    })
+    .await;
     assert_eq!(
-        r.body.outcome,
+        outcome,
         Outcome::Rejected(RejectCode::Application("not_own_side".into()))
     );
 
-    raw.stop().await;
     stop.cancel();
     for r in reporters {
         r.await.unwrap();
@@ -414,7 +379,6 @@ async fn forged_and_impossible_fact_reports_are_refused_and_alarmed() {
     let eu = fed
         .start_with(EU, Applications::new(vec![Arc::new(facts)]))
         .await;
-    let peer = fed.member(EU).peer_id();
     let case = CaseId::random();
     let t = |s: &str| format!("2026-11-{s}Z");
     let genuine = imi_scoreboard::Fact {
@@ -430,60 +394,25 @@ async fn forged_and_impossible_fact_reports_are_refused_and_alarmed() {
         timeliness: Some(5),
         efforts: Some(5),
     };
-    let send = |from: imi_protocol::NodeId,
-                side: Side,
-                steps: u32,
-                fact: imi_scoreboard::Fact,
-                signed: Option<imi_scoreboard::Fact>| {
-        let raw = fed.raw_client(from, imi_network::DEFAULT_MAX_MESSAGE_BYTES);
-        let draft = Draft {
-            kind: Kind::new(KIND_FACT).unwrap(),
-            step: None,
-            authority: AuthorityId::new(&format!("{from}-IMI")).unwrap(),
-            to: vec![EU],
-            case: Some(case),
-            prev: vec![],
-            body: {
-                let mut out = Vec::new();
-                ciborium::into_writer(
-                    &FactReport {
-                        v: 1,
-                        side,
-                        steps,
-                        fact,
-                        signed,
-                    },
-                    &mut out,
-                )
-                .unwrap();
-                out
+    let fed = &fed;
+    let outcome = |from: imi_protocol::NodeId,
+                   side: Side,
+                   steps: u32,
+                   fact: imi_scoreboard::Fact,
+                   signed: Option<imi_scoreboard::Fact>| {
+        let mut body = Vec::new();
+        ciborium::into_writer(
+            &FactReport {
+                v: 1,
+                side,
+                steps,
+                fact,
+                signed,
             },
-        };
-        let rnd = SealRandomness::random(1);
-        let bytes = imi_protocol::seal_and_sign(
-            &draft,
-            now_ms(),
-            &fed.member(from).signer,
-            &fed.trust,
-            &rnd,
+            &mut body,
         )
         .unwrap();
-        (raw, bytes)
-    };
-    let fed = &fed;
-    let send = &send;
-    let outcome = |from, side, steps, fact, signed| {
-        let (raw, bytes) = send(from, side, steps, fact, signed);
-        async move {
-            let r = fed.verify_receipt(
-                within("EU answers", raw.client.request(peer, bytes))
-                    .await
-                    .unwrap(),
-                EU,
-            );
-            raw.stop().await;
-            r.body.outcome
-        }
+        eu_answers(fed, from, KIND_FACT, Some(case), body)
     };
     let alarm = |from: &str, code: &str| {
         alarms
@@ -623,15 +552,7 @@ async fn reports_pending_together_travel_in_one_envelope() {
 
     let cases: Vec<CaseId> = (0..3).map(|_| CaseId::random()).collect();
     for id in &cases {
-        step(
-            &de,
-            &de_cases,
-            *id,
-            "DE-BY-BLZK",
-            create(&["PQ-Q01"], "HU-ENKK"),
-            true,
-        )
-        .await;
+        de_creates(&de, &de_cases, *id).await;
     }
     assert_eq!(de.rows(imi_apps::facts::FACTS_PENDING).len(), 3);
     let sent = imi_apps::facts::report_pending(de.engine(), EU)
@@ -655,15 +576,7 @@ async fn reports_pending_together_travel_in_one_envelope() {
 
     // A lone pending report: `imi.fact`.
     let lone = CaseId::random();
-    step(
-        &de,
-        &de_cases,
-        lone,
-        "DE-BY-BLZK",
-        create(&["PQ-Q01"], "HU-ENKK"),
-        true,
-    )
-    .await;
+    de_creates(&de, &de_cases, lone).await;
     assert_eq!(
         imi_apps::facts::report_pending(de.engine(), EU)
             .await
@@ -684,6 +597,46 @@ async fn reports_pending_together_travel_in_one_envelope() {
     eu.stop().await;
 }
 
+/// Seals `body` as an envelope of `kind` from `from`'s operations authority to EU, sends it
+/// over a raw connection of `from`'s, and returns the outcome of EU's verified receipt.
+async fn eu_answers(
+    fed: &Federation,
+    from: NodeId,
+    kind: &str,
+    case: Option<CaseId>,
+    body: Vec<u8>,
+) -> Outcome {
+    let raw = fed.raw_client(from, imi_network::DEFAULT_MAX_MESSAGE_BYTES);
+    let draft = Draft {
+        kind: Kind::new(kind).unwrap(),
+        step: None,
+        authority: AuthorityId::new(&format!("{from}-IMI")).unwrap(),
+        to: vec![EU],
+        case,
+        prev: vec![],
+        body,
+    };
+    let bytes = imi_protocol::seal_and_sign(
+        &draft,
+        now_ms(),
+        &fed.member(from).signer,
+        &fed.trust,
+        &SealRandomness::random(1),
+    )
+    .unwrap();
+    let r = fed.verify_receipt(
+        within(
+            "EU answers",
+            raw.client.request(fed.member(EU).peer_id(), bytes),
+        )
+        .await
+        .unwrap(),
+        EU,
+    );
+    raw.stop().await;
+    r.body.outcome
+}
+
 /// A batch is all or nothing: one report the sender may not make refuses the envelope and
 /// keeps none of its reports; an empty or oversized list, or a batch naming a case in its
 /// header, is refused too.
@@ -693,7 +646,6 @@ async fn a_batch_with_one_refused_report_keeps_nothing() {
     let eu = fed
         .start_with(EU, Applications::new(vec![Arc::new(FactApp::default())]))
         .await;
-    let peer = fed.member(EU).peer_id();
     let report_of = |side: Side, case: CaseId| FactReport {
         v: 1,
         side,
@@ -715,37 +667,9 @@ async fn a_batch_with_one_refused_report_keeps_nothing() {
     };
     let report = |side: Side| report_of(side, CaseId::random());
     let outcome = |reports: Vec<FactReport>, case: Option<CaseId>| {
-        let fed = &fed;
-        async move {
-            let raw = fed.raw_client(DE, imi_network::DEFAULT_MAX_MESSAGE_BYTES);
-            let mut body = Vec::new();
-            ciborium::into_writer(&reports, &mut body).unwrap();
-            let draft = Draft {
-                kind: Kind::new(KIND_FACTS).unwrap(),
-                step: None,
-                authority: AuthorityId::new("DE-IMI").unwrap(),
-                to: vec![EU],
-                case,
-                prev: vec![],
-                body,
-            };
-            let bytes = imi_protocol::seal_and_sign(
-                &draft,
-                now_ms(),
-                &fed.member(DE).signer,
-                &fed.trust,
-                &SealRandomness::random(1),
-            )
-            .unwrap();
-            let r = fed.verify_receipt(
-                within("EU answers", raw.client.request(peer, bytes))
-                    .await
-                    .unwrap(),
-                EU,
-            );
-            raw.stop().await;
-            r.body.outcome
-        }
+        let mut body = Vec::new();
+        ciborium::into_writer(&reports, &mut body).unwrap();
+        eu_answers(&fed, DE, KIND_FACTS, case, body)
     };
     let rejected = |c: &str| Outcome::Rejected(RejectCode::Application(c.into()));
 
