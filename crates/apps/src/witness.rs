@@ -1,7 +1,10 @@
 //! Witnessing: nodes cosign each other's checkpoints, so that no node can show two
 //! different histories (a split view) or take back what it logged (a rollback) unseen.
 //!
-//! * The **log node** sends its newest checkpoint to each peer ([`distribute_checkpoint`], the `checkpoint` job)
+//! * The **log node** sends its newest checkpoint to each of its witnesses
+//!   ([`distribute_checkpoint`], the `checkpoint` job): the `engine.witnesses` members
+//!   after it in the ring of member ids ([`Engine::witnesses`]), every other member in a
+//!   federation of nine or fewer,
 //!   as an envelope of kind [`KIND_CHECKPOINT`]: the signed note, the size of the last
 //!   checkpoint that peer saw of this log, and a consistency proof from there.
 //! * The **witness** ([`WitnessApp`]) checks the log node's signature, and that the new
@@ -444,8 +447,9 @@ impl Application for CosignatureApp {
 /// take for a rollback.
 static DISTRIBUTING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// Sends the newest checkpoint to every peer that has not cosigned it, with a
-/// consistency proof from the size that peer knows; then sends queued witness answers.
+/// Sends the newest checkpoint to each of this node's witnesses ([`Engine::witnesses`])
+/// that has not cosigned it, with a consistency proof from the size that witness knows;
+/// then sends queued witness answers.
 pub async fn distribute_checkpoint(engine: &Engine) -> Result<usize, AppError> {
     let _one_at_a_time = DISTRIBUTING.lock().await;
     let note = engine.checkpoint().await?;
@@ -460,7 +464,7 @@ pub async fn distribute_checkpoint(engine: &Engine) -> Result<usize, AppError> {
         .size;
     let authority = engine.operations_authority()?;
     let mut sent = 0;
-    for peer in engine.peers() {
+    for peer in engine.witnesses() {
         let mut k = COSIGNED_PREFIX.to_vec();
         k.extend_from_slice(peer.as_str().as_bytes());
         let base = store

@@ -54,6 +54,12 @@ pub struct EngineConfig {
     /// the job's schedule off (it still runs on demand, e.g. `imi-node audit checkpoint`).
     /// Tests use this to run jobs only when they say so.
     pub job_interval_ms: BTreeMap<String, u64>,
+    /// How many members witness this node's log: its checkpoints go to the `witnesses`
+    /// members that follow this node in the ring of the federation's member ids (sorted,
+    /// wrapping round), fewer when the federation has fewer other members; `0` = every
+    /// other member. Each member so witnesses as many logs as witness its own, and the
+    /// checkpoint traffic grows with the federation's size, not with its square.
+    pub witnesses: usize,
     /// Addresses to dial a peer at instead of the ones the trust list gives: node id →
     /// multiaddresses. Set from the node config's `[network] peer_addresses` (an egress
     /// proxy, a NAT, the simulator's fault-injecting proxies), not an `[engine]` key.
@@ -65,6 +71,11 @@ pub struct EngineConfig {
 /// state's requests with attachments is far below it per day; 40 × 1 MB of diagnostics is
 /// not).
 pub const DEFAULT_PEER_BYTES_PER_DAY: u64 = 1 << 30;
+
+/// The default number of witnesses of a node's log (`engine.witnesses`): an evidence
+/// bundle needs one cosignature unless its verifier asks for more, and eight independent
+/// members are a quorum no single operator controls.
+pub const DEFAULT_WITNESSES: usize = 8;
 
 impl EngineConfig {
     /// The daily byte quota of `peer` (`None`: no limit), with the operator's override.
@@ -97,6 +108,7 @@ impl Default for EngineConfig {
             peer_bytes_per_day: DEFAULT_PEER_BYTES_PER_DAY,
             peer_bytes_per_day_overrides: BTreeMap::new(),
             job_interval_ms: BTreeMap::new(),
+            witnesses: DEFAULT_WITNESSES,
             peer_addresses: BTreeMap::new(),
         }
     }

@@ -843,6 +843,12 @@ impl Engine {
         v
     }
 
+    /// The members that witness this node's log (`engine.witnesses`): the ones that
+    /// follow this node in the ring of member ids, sorted and wrapping round.
+    pub fn witnesses(&self) -> Vec<NodeId> {
+        witness_ring(self.node(), &self.peers(), self.shared.config.witnesses)
+    }
+
     /// The IMI protocol version each member announced when it last connected, and whether
     /// this node refuses it for being below `network.min_protocol_version`. Members that
     /// have not connected since this node started are not listed.
@@ -884,6 +890,22 @@ fn clear_unchanged(col: imi_store::Column, rows: Vec<(Vec<u8>, Vec<u8>)>) -> Loc
     })
 }
 
+/// The `count` members of `peers` that follow `me` in the ring of member ids (sorted as
+/// text, `AT` < `BE` < … < `EU` < `FI`, wrapping round); every peer, in that order, when
+/// `count` is 0 or at least their number.
+pub fn witness_ring(me: NodeId, peers: &[NodeId], count: usize) -> Vec<NodeId> {
+    let mut ring: Vec<NodeId> = peers.iter().copied().filter(|p| *p != me).collect();
+    ring.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    ring.dedup();
+    if count == 0 || count >= ring.len() {
+        return ring;
+    }
+    let after = ring.partition_point(|p| p.as_str() < me.as_str());
+    ring.rotate_left(after);
+    ring.truncate(count);
+    ring
+}
+
 /// Runs `job` every `every` until `cancel` fires; a run in progress finishes first.
 async fn schedule(engine: Engine, job: PeriodicJob, every: Duration, cancel: CancellationToken) {
     let mut tick = tokio::time::interval(every);
@@ -902,4 +924,52 @@ async fn schedule(engine: Engine, job: PeriodicJob, every: Duration, cancel: Can
         }
     }
     tracing::debug!(job = job.name, "periodic job stopped");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::witness_ring;
+    use imi_protocol::NodeId;
+
+    fn ids(s: &str) -> Vec<NodeId> {
+        s.split_whitespace().map(|c| c.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn the_witnesses_are_the_members_after_this_one_in_the_ring() {
+        let peers = ids("FR AT EU DE BE");
+        assert_eq!(witness_ring("CZ".parse().unwrap(), &peers, 2), ids("DE EU"));
+        // Wrapping round past the last id.
+        assert_eq!(
+            witness_ring("FR".parse().unwrap(), &ids("AT BE DE EU"), 3),
+            ids("AT BE DE")
+        );
+        assert_eq!(
+            witness_ring("EU".parse().unwrap(), &ids("AT BE DE FR"), 2),
+            ids("FR AT")
+        );
+        // Fewer members than asked, or 0: every other member, sorted; never itself.
+        assert_eq!(
+            witness_ring("AT".parse().unwrap(), &ids("AT DE BE"), 8),
+            ids("BE DE")
+        );
+        assert_eq!(
+            witness_ring("AT".parse().unwrap(), &ids("FR DE BE"), 0),
+            ids("BE DE FR")
+        );
+        assert!(witness_ring("AT".parse().unwrap(), &[], 3).is_empty());
+        // Every member witnesses exactly as many logs as witness its own.
+        let all = ids("AT BE BG CY CZ DE DK EE EL ES EU FI FR");
+        for k in 1..all.len() {
+            let mut witnessed = std::collections::BTreeMap::<NodeId, usize>::new();
+            for me in &all {
+                let w = witness_ring(*me, &all, k);
+                assert_eq!(w.len(), k);
+                for x in w {
+                    *witnessed.entry(x).or_default() += 1;
+                }
+            }
+            assert!(witnessed.values().all(|n| *n == k), "{k}: {witnessed:?}");
+        }
+    }
 }

@@ -46,10 +46,10 @@ mod shared;
 pub mod trust;
 
 pub use apply::{Inbound, LocalCtx, LocalFn, LocalOutcome, Refusal, Txn, read_counter};
-pub use config::EngineConfig;
+pub use config::{DEFAULT_WITNESSES, EngineConfig};
 pub use engine::{
     Application, Applications, Engine, EngineTasks, JobError, JobFn, PeriodicJob, REDIAL_INTERVAL,
-    Start,
+    Start, witness_ring,
 };
 pub use error::EngineError;
 pub use inbox::InboxRecord;

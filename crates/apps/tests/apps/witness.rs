@@ -685,3 +685,74 @@ async fn witness_traffic_is_pruned_and_a_stale_resend_is_refused() {
     de.stop().await;
     hu.stop().await;
 }
+
+/// A log's checkpoints go to its witnesses only (`engine.witnesses`): with two, DE's go to
+/// the two members after it in the ring of member ids (AT BE DE HU: HU, then AT round the
+/// end), both cosign, and BE, not one of them, is sent nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkpoint_goes_to_the_members_after_the_node_in_the_ring() {
+    use imi_protocol::NodeId::{AT, BE};
+    let fed = Federation::new(&[AT, BE, DE, HU]);
+    let mut config = Federation::engine_config();
+    config.witnesses = 2;
+    let de = fed.start_configured(DE, apps(&fed, DE).0, config).await;
+    assert_eq!(de.engine().witnesses(), [HU, AT]);
+    let others = [
+        fed.start_with(AT, apps(&fed, AT).0).await,
+        fed.start_with(BE, apps(&fed, BE).0).await,
+        fed.start_with(HU, apps(&fed, HU).0).await,
+    ];
+    de.send_diag_accepted(&[BE]).await;
+    crate::rig::wait_until("DE's log holds the envelope and its receipt", || {
+        imi_engine::log::size(de.store()).unwrap() == 2
+    })
+    .await;
+    let sent = imi_apps::witness::distribute_checkpoint(de.engine())
+        .await
+        .unwrap();
+    assert_eq!(sent, 2, "one checkpoint envelope per witness");
+    let [at, be, hu] = &others;
+    crate::rig::wait_until("AT and HU have seen DE's checkpoint", || {
+        [at, hu].iter().all(|n| {
+            n.store()
+                .get(imi_apps::witness::WITNESS, b"DE")
+                .unwrap()
+                .is_some()
+        })
+    })
+    .await;
+    for n in &others {
+        imi_apps::witness::send_witness_answers(n.engine())
+            .await
+            .unwrap();
+    }
+    crate::rig::wait_until("DE's checkpoint carries AT's and HU's cosignatures", || {
+        stored_note(&de, 2).is_some_and(|n| n.signatures.len() == 3)
+            && de.count(imi_engine::keys::OUTBOX) == 0
+    })
+    .await;
+    let note = stored_note(&de, 2).unwrap();
+    for w in [AT, HU] {
+        assert!(
+            note.verify_cosignature(&witness_name(w.as_str()), &fed.member(w).signer.public())
+                .is_some(),
+            "{w} cosigned"
+        );
+    }
+    assert_eq!(
+        be.count(imi_engine::keys::INBOX),
+        1,
+        "BE received the diagnostic only"
+    );
+    for (n, witnessed) in [(at, true), (be, false), (hu, true)] {
+        let seen = n.store().get(imi_apps::witness::WITNESS, b"DE").unwrap();
+        assert_eq!(seen.is_some(), witnessed, "{:?}", n.engine().node());
+    }
+    // A second distribution sends nothing: both witnesses cosigned this size.
+    assert_eq!(
+        imi_apps::witness::distribute_checkpoint(de.engine())
+            .await
+            .unwrap(),
+        0
+    );
+}
