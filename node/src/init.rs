@@ -175,6 +175,7 @@ pub fn init(opts: &InitOptions) -> Result<Vec<PathBuf>> {
             store: StoreSection::default(),
             log: LogSection::default(),
             backup: crate::config::BackupSection::default(),
+            runtime: crate::config::RuntimeSection::default(),
             metrics: crate::config::MetricsSection::default(),
             simulation: None,
         };

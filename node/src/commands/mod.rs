@@ -11,11 +11,8 @@ pub mod run;
 pub mod scoreboard;
 pub mod users;
 
-/// The tokio runtime of a subcommand. A small blocking pool: fewer threads, fewer malloc
-/// arenas, less resident memory.
+/// The tokio runtime of a subcommand: the defaults of `[runtime]` (one worker per core, a
+/// small blocking pool).
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread()
-        .max_blocking_threads(16)
-        .enable_all()
-        .build()?)
+    Ok(imi_node::config::RuntimeSection::default().runtime()?)
 }

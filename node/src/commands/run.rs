@@ -47,7 +47,7 @@ pub fn exec(config: &Path, json_logs: bool) -> Result<()> {
     with_allocator_settings();
     let cfg = NodeConfig::load(config)?;
     imi_node::run::init_logging(json_logs || cfg.log.json, cfg.log.level.as_deref());
-    super::runtime()?.block_on(async move {
+    cfg.runtime.runtime()?.block_on(async move {
         let shutdown = imi_node::run::signal_token()?;
         let clock = imi_node::run::clock_of(&cfg)?;
         imi_node::run::run(cfg, clock, shutdown).await

@@ -183,9 +183,10 @@ fn documented_defaults_are_the_defaults() {
     cfg.log = LogSection::default();
     cfg.backup = imi_node::config::BackupSection::default();
     cfg.metrics = imi_node::config::MetricsSection::default();
+    cfg.runtime = imi_node::config::RuntimeSection::default();
     let defaults = key_paths(&cfg);
     let optional = [
-        "network.", "engine.", "store.", "log.", "backup.", "metrics.",
+        "network.", "engine.", "store.", "log.", "backup.", "metrics.", "runtime.",
     ];
     for r in doc_rows() {
         // An optional top-level key: its default is a place, not a value.
@@ -292,4 +293,27 @@ fn an_unknown_key_is_an_error_naming_the_key_and_the_line() {
     let err = format!("{:#}", NodeConfig::load(&path).unwrap_err());
     assert!(err.contains("`netwrk`"), "{err}");
     assert!(err.contains(&format!("line {n},")), "{err}");
+}
+
+/// `runtime.worker_threads` is the runtime's worker count; 0 is one per core, whatever
+/// `TOKIO_WORKER_THREADS` says.
+#[test]
+fn the_runtime_has_the_configured_workers() {
+    use imi_node::config::RuntimeSection;
+    let cores = std::thread::available_parallelism().unwrap().get();
+    for (set, want) in [(1, 1), (3, 3), (0, cores)] {
+        let rt = RuntimeSection {
+            worker_threads: set,
+        }
+        .runtime()
+        .unwrap();
+        assert_eq!(rt.metrics().num_workers(), want, "worker_threads = {set}");
+    }
+    let cfg: NodeConfig = toml::from_str(
+        &std::fs::read_to_string(repo("configs/node.example.toml"))
+            .unwrap()
+            .replace("[engine]", "[runtime]\nworker_threads = 1\n\n[engine]"),
+    )
+    .unwrap();
+    assert_eq!(cfg.runtime.workers(), 1);
 }
