@@ -250,6 +250,21 @@ fn kill9_sender_mid_stream() {
 #[test]
 fn receiver_down_backoff_then_drain() {
     let fed = Federation::init(&["AT", "DE"]);
+    // Only what the test counts goes to DE: AT's checkpoint job would queue a checkpoint
+    // for its witness DE at each run (every 10 s) while DE is down, as many as the run is
+    // slow. It is off here.
+    let cfg = fed.config("AT");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    assert!(text.contains("[engine.job_interval_ms]\n"), "{text}");
+    std::fs::write(
+        &cfg,
+        text.replacen(
+            "[engine.job_interval_ms]\n",
+            "[engine.job_interval_ms]\ncheckpoint = 0\n",
+            1,
+        ),
+    )
+    .unwrap();
     let at = fed.start("AT");
     // What AT queued for DE before serving: its directory's first change and its sync ask
     // (both enqueued before the node is live, so the count is stable).
