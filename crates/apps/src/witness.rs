@@ -2,11 +2,11 @@
 //! different histories (a split view) or take back what it logged (a rollback) unseen.
 //!
 //! * The **log node** sends its newest checkpoint to each of its witnesses
-//!   ([`distribute_checkpoint`], the `checkpoint` job): the `engine.witnesses` members
-//!   after it in the ring of member ids ([`Engine::witnesses`]), every other member in a
-//!   federation of nine or fewer,
-//!   as an envelope of kind [`KIND_CHECKPOINT`]: the signed note, the size of the last
-//!   checkpoint that peer saw of this log, and a consistency proof from there.
+//!   ([`distribute_checkpoint`], the `checkpoint` job) as an envelope of kind
+//!   [`KIND_CHECKPOINT`]: the signed note, the size of the last checkpoint that witness saw
+//!   of this log, and a consistency proof from there. Its witnesses are the
+//!   `engine.witnesses` (8) members after it in the ring of member ids
+//!   ([`Engine::witnesses`]): every other member in a federation of nine or fewer.
 //! * The **witness** ([`WitnessApp`]) checks the log node's signature, and that the new
 //!   checkpoint extends the last one it saw of that log (same size: same root; larger: a valid
 //!   consistency proof from exactly that size). If so it remembers the new one and queues its
