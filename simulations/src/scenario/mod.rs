@@ -822,28 +822,8 @@ async fn simulate(
     // cases that fell due in the job's last interval before the horizon (16 simulated days
     // at the usual speed) would then be blocked after the final checkpoints, each block a
     // log leaf no checkpoint covers. From here on nothing falls due (real speed).
-    for (i, nd) in client.nodes().iter().enumerate() {
-        let (status, v) = client
-            .post(i, "/operator/retention/run", &nd.operator, &json!({}))
-            .await?;
-        if status != 200 {
-            bail!(
-                "{}: POST /operator/retention/run: HTTP {status}: {v}",
-                nd.id
-            );
-        }
-    }
-    for (i, nd) in client.nodes().iter().enumerate() {
-        let (status, v) = client
-            .post(i, "/operator/audit/checkpoint", &nd.operator, &json!({}))
-            .await?;
-        if status != 200 {
-            bail!(
-                "{}: POST /operator/audit/checkpoint: HTTP {status}: {v}",
-                nd.id
-            );
-        }
-    }
+    torture::post_every_node(&client, "/operator/retention/run").await?;
+    torture::post_every_node(&client, "/operator/audit/checkpoint").await?;
     // Every node's last checkpoint cosigned by its witnesses (the members after it in the
     // ring of member ids, `engine.witnesses`). A checkpoint envelope that
     // waited in a queue for more than half the pruning age on the simulated clock (a wall

@@ -657,6 +657,18 @@ pub(crate) async fn queued_where(
 const EMPTY_RANGE: &str =
     "/operator/audit/bundle?from=2000-01-01T00:00:00Z&to=2000-01-01T00:00:01Z";
 
+/// `POST path` as the operator (an empty JSON body) on every node, one after another; an
+/// answer other than 200 is an error naming the node.
+pub(crate) async fn post_every_node(client: &Client, path: &str) -> Result<()> {
+    for (i, n) in client.nodes().iter().enumerate() {
+        let (status, v) = client.post(i, path, &n.operator, &json!({})).await?;
+        if status != 200 {
+            bail!("{}: POST {path}: HTTP {status}: {v}", n.id);
+        }
+    }
+    Ok(())
+}
+
 /// How many witnesses each log of a federation of `members` has (`engine.witnesses` at
 /// its default, fewer in a smaller federation).
 pub(crate) fn witness_count(members: usize) -> usize {
@@ -955,17 +967,7 @@ async fn torture(
         Ok((queued(&fed).await? == 0.0).then_some(()))
     })
     .await?;
-    for (i, n) in client.nodes().iter().enumerate() {
-        let (status, v) = client
-            .post(i, "/operator/audit/checkpoint", &n.operator, &json!({}))
-            .await?;
-        if status != 200 {
-            bail!(
-                "{}: POST /operator/audit/checkpoint: HTTP {status}: {v}",
-                n.id
-            );
-        }
-    }
+    post_every_node(&client, "/operator/audit/checkpoint").await?;
     wait_for(
         "every node's last checkpoint cosigned by its witnesses",
         guard,
