@@ -232,6 +232,9 @@ pub struct DirectoryApp {
     pending: Arc<Pending>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     updates: Family<[(&'static str, &'static str); 1], Counter>,
+    /// One [`DirectoryApp::publish`] at a time: the job (which also runs at start) and a
+    /// change's own publish would otherwise read the same queued row and both send it.
+    publishing: tokio::sync::Mutex<()>,
 }
 
 impl Drop for DirectoryApp {
@@ -299,6 +302,7 @@ impl DirectoryApp {
             pending,
             thread: Mutex::new(Some(thread)),
             updates: Family::default(),
+            publishing: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -597,6 +601,7 @@ impl DirectoryApp {
     /// has one again) and every owed sync answer to its asker; returns how many envelopes
     /// were sent.
     pub async fn publish(&self, engine: &Engine) -> Result<usize, AppError> {
+        let _one_at_a_time = self.publishing.lock().await;
         let reader = engine.reader();
         let peers = reachable(engine);
         let mut sent = 0;

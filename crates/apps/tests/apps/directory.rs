@@ -407,3 +407,36 @@ async fn a_node_that_lost_its_replica_catches_up_by_one_sync() {
         x.node.stop().await;
     }
 }
+
+/// Two publishes at once (the job, which also runs at start, and a change's own publish)
+/// send a queued batch once: the second waits for the first and finds the row cleared.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishes_at_once_send_a_queued_batch_once() {
+    let fed = Federation::new(&[DE, HU]);
+    let de = start(&fed, DE).await;
+    let _hu = start(&fed, HU).await;
+    let body = batch(0, 1, vec![update(1, "DE-A", "Dental chamber A")]);
+    de.node
+        .engine()
+        .local_step(
+            None,
+            Box::new(move |txn, _| {
+                txn.put(
+                    imi_apps::directory::DIRECTORY_OUT,
+                    [b"pub/".as_slice(), &1u64.to_be_bytes()].concat(),
+                    body,
+                );
+                Ok(imi_engine::LocalOutcome {
+                    write: true,
+                    result: Vec::new(),
+                })
+            }),
+        )
+        .await
+        .unwrap();
+    let e = de.node.engine();
+    let (first, second) = tokio::join!(de.app.publish(e), de.app.publish(e));
+    assert_eq!(first.unwrap() + second.unwrap(), 1, "sent once");
+    assert!(de.node.rows(imi_apps::directory::DIRECTORY_OUT).is_empty());
+    assert_eq!(de.node.count(imi_engine::keys::ENV_OUT), 1, "one envelope");
+}
