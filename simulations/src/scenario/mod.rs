@@ -835,7 +835,7 @@ async fn simulate(
     // leaves faster than checkpoints are cosigned). Nodes lacking are asked a few at a time:
     // all 31 at once put their checkpoints and cosignatures in the queues together, longer
     // than a witness accepts them.
-    let want = torture::witness_count(members.len());
+    let want = torture::witness_count(&members);
     let cosign_start = Instant::now();
     let mut bundles: BTreeMap<usize, Value>;
     loop {

@@ -670,13 +670,11 @@ pub(crate) async fn post_every_node(client: &Client, path: &str) -> Result<()> {
 }
 
 /// How many witnesses each log of a federation of `members` has (`engine.witnesses` at
-/// its default, fewer in a smaller federation).
-pub(crate) fn witness_count(members: usize) -> usize {
-    let others = members.saturating_sub(1);
-    match imi_engine::DEFAULT_WITNESSES {
-        0 => others,
-        k => k.min(others),
-    }
+/// its default; every log's ring is as long).
+pub(crate) fn witness_count(members: &[NodeId]) -> usize {
+    members.first().map_or(0, |m| {
+        imi_engine::witness_ring(*m, members, imi_engine::DEFAULT_WITNESSES).len()
+    })
 }
 
 /// The members that witness node `i`'s log (`engine.witnesses` at its default).
@@ -778,7 +776,8 @@ async fn api_checks(
     checks: &mut Vec<Check>,
 ) -> Result<()> {
     let governance = imi_node::keyfile::read_public32(&dir.join("governance.pub"))?;
-    let witnesses = witness_count(client.nodes().len());
+    let ids: Vec<NodeId> = client.nodes().iter().map(|n| n.id).collect();
+    let witnesses = witness_count(&ids);
     // Every case on both its nodes, closed; no node holds a case the client did not make.
     let mut expected: BTreeMap<NodeId, BTreeSet<String>> = BTreeMap::new();
     for c in &client.ledger().cases {

@@ -604,7 +604,7 @@ pub fn analyse_kinds(
         cosign_problems,
         format!(
             "every cosignature valid and a witness's; each node's last checkpoint covers its whole log with its {} witnesses' cosignatures",
-            super::witness_count(members.len())
+            super::witness_count(members)
         ),
     );
     let mut witness_problems = Vec::new();
