@@ -205,6 +205,35 @@ async fn pair(
     (a, b, b_seen)
 }
 
+/// libp2p's timers (substream upgrades, request timeouts, idle connections) are kept in the
+/// runtime's timer wheel: the workspace patches `futures-timer` (crates/futures-timer), whose
+/// crates.io version starts a `futures-timer` thread and wakes it for every timer made or
+/// dropped, several times per request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn libp2p_timers_start_no_thread_of_their_own() {
+    let (a, b, _b_seen) = pair(local_config(1024 * 1024), local_config(1024 * 1024)).await;
+    for i in 0..10u32 {
+        let body = format!("timer {i}").into_bytes();
+        let reply = guarded("a response", a.client.request(b.peer, body.clone())).await;
+        assert_eq!(reply.unwrap(), expected(&body));
+    }
+    let threads: Vec<String> = std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .map(|c| c.trim().to_string())
+        .collect();
+    assert!(
+        threads.iter().any(|t| t.starts_with("tokio-r")),
+        "{threads:?}"
+    );
+    assert!(
+        !threads.iter().any(|t| t == "futures-timer"),
+        "a futures-timer thread runs: {threads:?}"
+    );
+    a.stop().await;
+    b.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_response_and_1000_concurrent_requests() {
     let (mut a, b, mut b_seen) = pair(local_config(1024 * 1024), local_config(1024 * 1024)).await;
