@@ -237,6 +237,14 @@ fn backoff(shared: &Shared, failures: u32) -> Duration {
     Duration::from_millis(capped - capped / 2 + jitter)
 }
 
+/// The next whole second of the system clock, as a runtime instant.
+fn next_whole_second() -> Instant {
+    let into = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    Instant::now() + Duration::from_nanos(u64::from(1_000_000_000u32.saturating_sub(into)))
+}
+
 /// Runs the delivery task for `node` until cancelled.
 pub(crate) async fn run(shared: Arc<Shared>, node: NodeId, cancel: CancellationToken) {
     let label = Metrics::peer(node);
@@ -265,7 +273,9 @@ pub(crate) async fn run(shared: Arc<Shared>, node: NodeId, cancel: CancellationT
     let mut paused = false;
     let mut resume_at: Option<Instant> = None;
     let mut maybe_more = true;
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    // The gauge's tick, on whole seconds of the system clock: the delivery tasks of all peers
+    // tick together, one wake-up of the runtime for all of them instead of one each.
+    let mut tick = tokio::time::interval_at(next_whole_second(), Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         if paused && inflight.is_empty() && resume_at.is_some_and(|t| Instant::now() >= t) {
@@ -356,9 +366,18 @@ pub(crate) async fn run(shared: Arc<Shared>, node: NodeId, cancel: CancellationT
             _ = wake.notified(), if !paused => maybe_more = true,
             _ = tokio::time::sleep_until(sleep_until), if paused && inflight.is_empty() => {}
             _ = tick.tick() => {
-                let s = shared.clone();
-                if let Ok(Ok(oldest)) = tokio::task::spawn_blocking(move || crate::outbox::oldest_enqueued(s.store.as_ref(), node)).await {
-                    let age = oldest.map_or(0.0, |t| shared.clock.now_ms().saturating_sub(t) as f64 / 1000.0);
+                // An empty queue (the committer keeps its depth exact) has no oldest entry:
+                // no store read, no blocking thread, for the peers with nothing queued.
+                let age = if shared.metrics.queue_depth.get_or_create(&label).get() <= 0 {
+                    Some(0.0)
+                } else {
+                    let s = shared.clone();
+                    match tokio::task::spawn_blocking(move || crate::outbox::oldest_enqueued(s.store.as_ref(), node)).await {
+                        Ok(Ok(oldest)) => Some(oldest.map_or(0.0, |t| shared.clock.now_ms().saturating_sub(t) as f64 / 1000.0)),
+                        _ => None,
+                    }
+                };
+                if let Some(age) = age {
                     shared.metrics.oldest_queued_age_seconds.get_or_create(&label).set(age);
                 }
             }

@@ -187,6 +187,8 @@ async fn receiver_outage_queues_retries_and_drains() {
     })
     .await;
     wait_until("A's backoff to reset", || a.backoff_seconds(BE) == 0.0).await;
+    // With the queue empty the gauge falls back to 0 (without reading the store).
+    wait_until("the oldest queued age to return to 0", || age() == 0.0).await;
     assert_eq!(b.applied(), 1 + N as u64, "applied exactly once");
     assert_eq!(b.count(keys::INBOX), 1 + N);
     assert_eq!(a.count(keys::RECEIPTS_OUT), 1 + N);
