@@ -93,6 +93,14 @@ pub fn same_origin(headers: &HeaderMap, uri: &Uri) -> bool {
     host.is_some_and(|h| origin == format!("https://{h}"))
 }
 
+/// Reads and drops the body of a form refused on its headers alone (bounded like any form).
+/// Answering before the body is read makes the server close the connection while the client
+/// may still be sending it, and the client, a browser too, then sees a broken connection
+/// instead of the refusal page.
+pub async fn discard(mp: Multipart) {
+    let _ = read(mp).await;
+}
+
 /// Reads a multipart form.
 pub async fn read(mut mp: Multipart) -> Result<Form, Refusal> {
     let mut form = Form::default();

@@ -169,6 +169,7 @@ impl Web {
             )
         };
         if !forms::same_origin(headers, uri) {
+            forms::discard(mp).await;
             return Err(refusal(Refusal::Forged));
         }
         let form = forms::read(mp).await.map_err(refusal)?;
@@ -347,6 +348,7 @@ pub async fn sign_in(
         )
     };
     if !forms::same_origin(&headers, &uri) {
+        forms::discard(mp).await;
         return forged("cross-site");
     }
     let Ok(form) = forms::read(mp).await else {
@@ -418,7 +420,10 @@ pub async fn sign_out(
 ) -> Response {
     let c = match web.ctx(&headers) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => {
+            forms::discard(mp).await;
+            return r;
+        }
     };
     if let Err(r) = web.form(&c, &headers, &uri, mp).await {
         return r;
@@ -450,6 +455,7 @@ pub async fn language(
         },
         Err(_) => {
             if !forms::same_origin(&headers, &uri) {
+                forms::discard(mp).await;
                 return StatusCode::FORBIDDEN.into_response();
             }
             match forms::read(mp).await {
@@ -1613,7 +1619,10 @@ pub async fn act(
 ) -> Response {
     let c = match web.ctx(&headers) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => {
+            forms::discard(mp).await;
+            return r;
+        }
     };
     let form = match web.form(&c, &headers, &uri, mp).await {
         Ok(f) => f,
@@ -1993,7 +2002,10 @@ pub async fn create(
 ) -> Response {
     let c = match web.ctx(&headers) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => {
+            forms::discard(mp).await;
+            return r;
+        }
     };
     let form = match web.form(&c, &headers, &uri, mp).await {
         Ok(f) => f,

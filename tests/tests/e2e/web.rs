@@ -577,11 +577,23 @@ fn sessions_forms_and_errors_over_https() {
     // Forged forms change nothing: no CSRF token, a wrong one, another site's origin.
     let withdraw = format!("/web/cases/{id}/withdraw");
     let reason = ("reason", "forged");
+    // A form refused on its headers alone is still read (bounded), so that a client still
+    // sending a large one gets the refusal page, not a broken connection.
+    let pad = "x".repeat(2 << 20);
     for (fields, origin) in [
         (vec![reason, ("idem", "f1")], None),
         (vec![reason, ("csrf", "wrong"), ("idem", "f2")], None),
         (
             vec![reason, ("csrf", csrf.as_str()), ("idem", "f3")],
+            Some("https://evil.example"),
+        ),
+        (
+            vec![
+                reason,
+                ("csrf", csrf.as_str()),
+                ("idem", "f4"),
+                ("pad", &pad),
+            ],
             Some("https://evil.example"),
         ),
     ] {
