@@ -126,6 +126,8 @@ pub(crate) struct Committer {
     pub config: crate::config::EngineConfig,
     /// Where a group's new envelopes go once written, for the delivery tasks.
     pub fresh: Arc<crate::fresh::FreshEnvelopes>,
+    /// Where a group's new outbox entries go once written, for the delivery tasks.
+    pub tails: Arc<crate::tail::Tails>,
 }
 
 /// What a group's writes change in the outboxes, acted on around its write.
@@ -138,6 +140,8 @@ struct GroupOutbox {
     peers: Vec<NodeId>,
     /// The new envelopes, for the delivery tasks (see `fresh`).
     fresh: Vec<crate::fresh::NewEnvelope>,
+    /// The new outbox entries in the order written, for the delivery tasks (see `tail`).
+    tails: Vec<(NodeId, crate::tail::TailEntry)>,
 }
 
 /// Where a local action's result goes.
@@ -398,6 +402,9 @@ impl Committer {
                         }
                     }
                 }
+                for (peer, entry) in group.tails {
+                    self.tails.push(peer, [entry]);
+                }
                 group.peers.sort();
                 group.peers.dedup();
                 for p in group.peers {
@@ -465,6 +472,14 @@ impl Committer {
                 keys::outbox_key(*peer, *seq),
                 keys::outbox_value(&id, enqueued, logged),
             );
+            group.tails.push((
+                *peer,
+                crate::tail::TailEntry {
+                    seq: *seq,
+                    id,
+                    logged,
+                },
+            ));
             *seq = seq.saturating_add(1);
             *group.depth_delta.entry(*peer).or_default() += 1;
         }

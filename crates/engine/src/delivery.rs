@@ -145,6 +145,29 @@ struct Entry {
     case: Option<CaseId>,
 }
 
+/// The entries that follow the one numbered `after`, as the committer handed them over with
+/// their envelopes (see `tail` and `fresh`), without a store read; `None` if they do not
+/// continue from `after` or none are there. Stops at the first envelope not in memory (what
+/// follows it is read from the store at the next refill: the tail has a gap then).
+fn from_tail(shared: &Shared, node: NodeId, after: u64, limit: usize) -> Option<Vec<Entry>> {
+    let tail = shared.tails.take_after(node, after, limit)?;
+    let mut out = Vec::with_capacity(tail.len());
+    for e in tail {
+        let Some((bytes, case)) = shared.fresh.take(&e.id) else {
+            break;
+        };
+        shared.metrics.delivery_loads.memory.inc();
+        out.push(Entry {
+            key: keys::outbox_key(node, e.seq),
+            id: e.id,
+            bytes,
+            logged: e.logged,
+            case,
+        });
+    }
+    (!out.is_empty()).then_some(out)
+}
+
 /// Loads up to `limit` entries after `cursor` (or from the head).
 fn load(
     shared: &Shared,
@@ -292,10 +315,24 @@ pub(crate) async fn run(shared: Arc<Shared>, node: NodeId, cancel: CancellationT
             && waiting_for.is_none()
             && (inflight_count == 0 || inflight_count <= window / 2)
         {
-            let s = shared.clone();
-            let c = cursor.clone();
             let need = window.saturating_sub(inflight_count).max(1);
-            match tokio::task::spawn_blocking(move || load(&s, node, c.as_deref(), need)).await {
+            let handed = cursor
+                .as_deref()
+                .and_then(keys::outbox_seq)
+                .and_then(|after| from_tail(&shared, node, after, need));
+            let loaded = match handed {
+                Some(entries) => {
+                    shared.metrics.delivery_refills.memory.inc();
+                    Ok(Ok(entries))
+                }
+                None => {
+                    shared.metrics.delivery_refills.store.inc();
+                    let s = shared.clone();
+                    let c = cursor.clone();
+                    tokio::task::spawn_blocking(move || load(&s, node, c.as_deref(), need)).await
+                }
+            };
+            match loaded {
                 Ok(Ok(entries)) => {
                     maybe_more = entries.len() >= need;
                     let mut next: Vec<Entry> = Vec::with_capacity(chunk.min(entries.len()));
@@ -324,6 +361,10 @@ pub(crate) async fn run(shared: Arc<Shared>, node: NodeId, cancel: CancellationT
                     if !next.is_empty() {
                         inflight_count += next.len();
                         inflight.push(attempt_and_settle(shared.clone(), node, next, failures));
+                    }
+                    // What the store gave is not needed from the tail any more.
+                    if let Some(seq) = cursor.as_deref().and_then(keys::outbox_seq) {
+                        shared.tails.forget_through(node, seq);
                     }
                 }
                 Ok(Err(e)) => tracing::error!(peer = %node, error = %e, "outbox read failed"),

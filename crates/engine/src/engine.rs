@@ -272,6 +272,7 @@ impl Engine {
         let fresh = Arc::new(crate::fresh::FreshEnvelopes::new(
             crate::fresh::DEFAULT_CAPACITY_BYTES,
         ));
+        let tails = Arc::new(crate::tail::Tails::new(wake.keys().copied()));
         let shared = Arc::new(Shared {
             me,
             identity: identity.clone(),
@@ -289,6 +290,7 @@ impl Engine {
             wake: wake.clone(),
             watchers: Mutex::new(HashMap::new()),
             fresh: fresh.clone(),
+            tails: tails.clone(),
         });
         let wake_for_committer = wake.clone();
         let log_state = crate::log::LogState::load(store.as_ref())?;
@@ -304,6 +306,7 @@ impl Engine {
             next_seq: HashMap::new(),
             config: config.clone(),
             fresh,
+            tails,
             on_enqueued: Box::new(move |peer| {
                 if let Some(n) = wake_for_committer.get(&peer) {
                     n.notify_one();

@@ -43,6 +43,7 @@ pub mod metrics;
 mod outbox;
 pub mod prune;
 mod shared;
+mod tail;
 pub mod trust;
 
 pub use apply::{Inbound, LocalCtx, LocalFn, LocalOutcome, Refusal, Txn, read_counter};

@@ -176,6 +176,9 @@ pub struct Metrics {
     pub peer_protocol_refused: Family<PeerLabel, Counter>,
     /// Where the delivery tasks found the envelopes they sent.
     pub delivery_loads: DeliveryLoads,
+    /// Where the delivery tasks found their next outbox entries: handed over by the committer
+    /// (`memory`) or read from the outbox column (`store`), one count per refill.
+    pub delivery_refills: DeliveryLoads,
 }
 
 /// Envelopes the delivery tasks loaded: kept in memory since their commit, or read back
@@ -313,6 +316,11 @@ impl Metrics {
             "delivery_envelope_loads",
             "Envelopes the delivery tasks loaded, by source: memory (kept since their commit) or store (read back: after a restart, a retry, or beyond the memory's bound)",
             self.delivery_loads.family.clone(),
+        );
+        r.register(
+            "delivery_outbox_reads",
+            "Refills of the delivery tasks, by source: memory (the entries the committer just wrote, handed over) or store (a read of the outbox column: at start, after a retry, behind a backlog)",
+            self.delivery_refills.family.clone(),
         );
         r.register(
             "peer_protocol_refused",

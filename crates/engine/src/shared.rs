@@ -61,6 +61,8 @@ pub(crate) struct Shared {
     pub watchers: Mutex<HashMap<(NodeId, MessageId), Watcher>>,
     /// Envelopes just committed, for the delivery tasks (a shortcut over the store).
     pub fresh: Arc<crate::fresh::FreshEnvelopes>,
+    /// Outbox entries just written, per destination (a shortcut over the outbox column).
+    pub tails: Arc<crate::tail::Tails>,
 }
 
 impl Shared {

@@ -442,3 +442,40 @@ async fn a_refused_local_step_is_answered_once_its_group_is_written() {
     drop((engine, reader));
     a.stop().await;
 }
+
+/// At a low rate a delivery task takes each new outbox entry as the committer hands it over,
+/// without reading the outbox column (a blocking-thread hop per message): after the first,
+/// twenty diagnostics sent one at a time add no store read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_sent_one_at_a_time_need_no_outbox_read() {
+    let fed = Federation::new(&[AT, BE]);
+    let a = fed.start(AT).await;
+    let b = fed.start(BE).await;
+    a.send_diag_accepted(&[BE]).await;
+    let m = a.engine().metrics();
+    let refills = || {
+        (
+            m.delivery_refills.memory.get(),
+            m.delivery_refills.store.get(),
+            m.delivery_loads.store.get(),
+        )
+    };
+    let (memory, store, envelopes_read) = refills();
+    for _ in 0..20 {
+        a.send_diag_accepted(&[BE]).await;
+    }
+    let after = refills();
+    assert_eq!(
+        after.0 - memory,
+        20,
+        "refills from what the committer handed over"
+    );
+    assert_eq!(after.1, store, "refills that read the outbox column");
+    assert_eq!(
+        after.2, envelopes_read,
+        "envelopes read back from the store"
+    );
+    assert_eq!(b.applied(), 21);
+    a.stop().await;
+    b.stop().await;
+}
