@@ -152,6 +152,7 @@ fn trust_list_versions_are_signed_shown_pushed_and_never_rolled_back() {
         "imi_network_batches_received_total",
         "imi_network_batched_envelopes_received_total",
         "imi_delivery_envelope_loads_total",
+        "imi_delivery_outbox_reads_total",
     ] {
         assert!(samples.iter().any(|s| s.name == name), "{name} missing");
     }
