@@ -146,12 +146,19 @@ struct Entry {
 }
 
 /// The entries that follow the one numbered `after`, as the committer handed them over with
-/// their envelopes (see `tail` and `fresh`), without a store read; `None` if they do not
-/// continue from `after` or none are there. Stops at the first envelope not in memory (what
-/// follows it is read from the store at the next refill: the tail has a gap then).
-fn from_tail(shared: &Shared, node: NodeId, after: u64, limit: usize) -> Option<Vec<Entry>> {
+/// their envelopes (see `tail` and `fresh`), without a store read, and whether they are all
+/// the tail gave; `None` if they do not continue from `after` or none are there. Stops at the
+/// first envelope not in memory (a large backlog, or a large envelope): the caller reads
+/// that one and what follows from the store at once (the tail has a gap after them then).
+fn from_tail(
+    shared: &Shared,
+    node: NodeId,
+    after: u64,
+    limit: usize,
+) -> Option<(Vec<Entry>, bool)> {
     let tail = shared.tails.take_after(node, after, limit)?;
-    let mut out = Vec::with_capacity(tail.len());
+    let given = tail.len();
+    let mut out = Vec::with_capacity(given);
     for e in tail {
         let Some((bytes, case)) = shared.fresh.take(&e.id) else {
             break;
@@ -165,7 +172,8 @@ fn from_tail(shared: &Shared, node: NodeId, after: u64, limit: usize) -> Option<
             case,
         });
     }
-    (!out.is_empty()).then_some(out)
+    let all = out.len() == given;
+    (!out.is_empty()).then_some((out, all))
 }
 
 /// Loads up to `limit` entries after `cursor` (or from the head).
@@ -320,9 +328,13 @@ pub(crate) async fn run(shared: Arc<Shared>, node: NodeId, cancel: CancellationT
                 .as_deref()
                 .and_then(keys::outbox_seq)
                 .and_then(|after| from_tail(&shared, node, after, need));
+            // Entries the tail gave up but could not return (an envelope no longer in memory)
+            // are read from the store at once: the tail has a gap after them now.
+            let mut partial = false;
             let loaded = match handed {
-                Some(entries) => {
+                Some((entries, all)) => {
                     shared.metrics.delivery_refills.memory.inc();
+                    partial = !all;
                     Ok(Ok(entries))
                 }
                 None => {
@@ -334,7 +346,7 @@ pub(crate) async fn run(shared: Arc<Shared>, node: NodeId, cancel: CancellationT
             };
             match loaded {
                 Ok(Ok(entries)) => {
-                    maybe_more = entries.len() >= need;
+                    maybe_more = partial || entries.len() >= need;
                     let mut next: Vec<Entry> = Vec::with_capacity(chunk.min(entries.len()));
                     for e in entries {
                         if let Some(case) = e.case {
