@@ -257,12 +257,8 @@ pub async fn act(
     Path((id, action)): Path<(String, String)>,
     mp: Multipart,
 ) -> Response {
-    let c = match web.ctx(&headers) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let form = match web.form(&c, &headers, &uri, mp).await {
-        Ok(f) => f,
+    let (c, form) = match web.session_form(&headers, &uri, mp).await {
+        Ok(cf) => cf,
         Err(r) => return r,
     };
     let id = url(&id);
@@ -387,12 +383,8 @@ pub async fn create(
     uri: Uri,
     mp: Multipart,
 ) -> Response {
-    let c = match web.ctx(&headers) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let form = match web.form(&c, &headers, &uri, mp).await {
-        Ok(f) => f,
+    let (c, form) = match web.session_form(&headers, &uri, mp).await {
+        Ok(cf) => cf,
         Err(r) => return r,
     };
     let mut professional = serde_json::Map::new();

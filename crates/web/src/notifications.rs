@@ -260,13 +260,10 @@ pub async fn acknowledge(
     Path(id): Path<String>,
     mp: Multipart,
 ) -> Response {
-    let c = match web.ctx(&headers) {
-        Ok(c) => c,
+    let c = match web.session_form(&headers, &uri, mp).await {
+        Ok((c, _)) => c,
         Err(r) => return r,
     };
-    if let Err(r) = web.form(&c, &headers, &uri, mp).await {
-        return r;
-    }
     let id = url(&id);
     let r = web
         .post(
@@ -378,12 +375,8 @@ pub async fn create(
     uri: Uri,
     mp: Multipart,
 ) -> Response {
-    let c = match web.ctx(&headers) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let form = match web.form(&c, &headers, &uri, mp).await {
-        Ok(f) => f,
+    let (c, form) = match web.session_form(&headers, &uri, mp).await {
+        Ok(cf) => cf,
         Err(r) => return r,
     };
     // Recipients: authority ids grouped by their country prefix, in the order given.

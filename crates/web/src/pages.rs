@@ -145,6 +145,25 @@ impl Web {
         html(status, p.render(&p.t("error_title"), &body))
     }
 
+    /// A state-changing form of a signed-in user: the session, then [`Web::form`]'s checks.
+    /// Without a session the form is still read before the answer ([`forms::discard`]).
+    pub(crate) async fn session_form(
+        &self,
+        headers: &HeaderMap,
+        uri: &Uri,
+        mp: Multipart,
+    ) -> Result<(Ctx, Form), Response> {
+        let c = match self.ctx(headers) {
+            Ok(c) => c,
+            Err(r) => {
+                forms::discard(mp).await;
+                return Err(r);
+            }
+        };
+        let form = self.form(&c, headers, uri, mp).await?;
+        Ok((c, form))
+    }
+
     /// The checks of a state-changing form: same origin, a readable form, the CSRF token.
     pub(crate) async fn form(
         &self,
@@ -418,16 +437,10 @@ pub async fn sign_out(
     uri: Uri,
     mp: Multipart,
 ) -> Response {
-    let c = match web.ctx(&headers) {
-        Ok(c) => c,
-        Err(r) => {
-            forms::discard(mp).await;
-            return r;
-        }
+    let c = match web.session_form(&headers, &uri, mp).await {
+        Ok((c, _)) => c,
+        Err(r) => return r,
     };
-    if let Err(r) = web.form(&c, &headers, &uri, mp).await {
-        return r;
-    }
     web.sessions.end(&c.id);
     tracing::info!(user = %c.s.user, "web: signed out");
     with_cookie(
@@ -1617,15 +1630,8 @@ pub async fn act(
     Path((id, action)): Path<(String, String)>,
     mp: Multipart,
 ) -> Response {
-    let c = match web.ctx(&headers) {
-        Ok(c) => c,
-        Err(r) => {
-            forms::discard(mp).await;
-            return r;
-        }
-    };
-    let form = match web.form(&c, &headers, &uri, mp).await {
-        Ok(f) => f,
+    let (c, form) = match web.session_form(&headers, &uri, mp).await {
+        Ok(cf) => cf,
         Err(r) => return r,
     };
     let id = url(&id);
@@ -2000,15 +2006,8 @@ pub async fn create(
     uri: Uri,
     mp: Multipart,
 ) -> Response {
-    let c = match web.ctx(&headers) {
-        Ok(c) => c,
-        Err(r) => {
-            forms::discard(mp).await;
-            return r;
-        }
-    };
-    let form = match web.form(&c, &headers, &uri, mp).await {
-        Ok(f) => f,
+    let (c, form) = match web.session_form(&headers, &uri, mp).await {
+        Ok(cf) => cf,
         Err(r) => return r,
     };
     let mut subject = serde_json::Map::new();

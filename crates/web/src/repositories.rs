@@ -223,12 +223,8 @@ pub async fn create(
     Path(code): Path<String>,
     mp: Multipart,
 ) -> Response {
-    let c = match web.ctx(&headers) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let form = match web.form(&c, &headers, &uri, mp).await {
-        Ok(f) => f,
+    let (c, form) = match web.session_form(&headers, &uri, mp).await {
+        Ok(cf) => cf,
         Err(r) => return r,
     };
     let code = url(&code);
@@ -254,13 +250,10 @@ pub async fn withdraw(
     Path((code, id)): Path<(String, String)>,
     mp: Multipart,
 ) -> Response {
-    let c = match web.ctx(&headers) {
-        Ok(c) => c,
+    let c = match web.session_form(&headers, &uri, mp).await {
+        Ok((c, _)) => c,
         Err(r) => return r,
     };
-    if let Err(r) = web.form(&c, &headers, &uri, mp).await {
-        return r;
-    }
     let (code, id) = (url(&code), url(&id));
     let r = web
         .post(
