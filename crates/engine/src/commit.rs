@@ -403,7 +403,7 @@ impl Committer {
                     }
                 }
                 for (peer, entry) in group.tails {
-                    self.tails.push(peer, [entry]);
+                    self.tails.push(peer, entry);
                 }
                 group.peers.sort();
                 group.peers.dedup();

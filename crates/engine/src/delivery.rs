@@ -374,10 +374,6 @@ pub(crate) async fn run(shared: Arc<Shared>, node: NodeId, cancel: CancellationT
                         inflight_count += next.len();
                         inflight.push(attempt_and_settle(shared.clone(), node, next, failures));
                     }
-                    // What the store gave is not needed from the tail any more.
-                    if let Some(seq) = cursor.as_deref().and_then(keys::outbox_seq) {
-                        shared.tails.forget_through(node, seq);
-                    }
                 }
                 Ok(Err(e)) => tracing::error!(peer = %node, error = %e, "outbox read failed"),
                 Err(e) => tracing::error!(peer = %node, error = %e, "outbox read task failed"),

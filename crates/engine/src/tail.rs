@@ -11,7 +11,8 @@
 //! Outbox sequence numbers per destination are consecutive (the committer is the only
 //! writer), so "exactly the entry before" is a number check: any gap (an entry dropped from a
 //! full tail, a restart, a task that stopped part-way) sends the task back to the store, which
-//! is never wrong, only slower. Bounded per destination; when full, the oldest entries go.
+//! is never wrong, only slower. Bounded per destination; when full, the oldest entries go,
+//! and entries a task has passed (loaded from the store) go when it next asks.
 use imi_protocol::{MessageId, NodeId};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -42,17 +43,15 @@ impl Tails {
         }
     }
 
-    /// Appends entries written (in sequence order) for `peer`.
-    pub(crate) fn push(&self, peer: NodeId, entries: impl IntoIterator<Item = TailEntry>) {
+    /// Appends an entry written for `peer` (entries come in sequence order).
+    pub(crate) fn push(&self, peer: NodeId, entry: TailEntry) {
         let Some(Ok(mut tail)) = self.peers.get(&peer).map(|t| t.lock()) else {
             return;
         };
-        for e in entries {
-            if tail.len() >= MAX_PER_PEER {
-                tail.pop_front();
-            }
-            tail.push_back(e);
+        if tail.len() >= MAX_PER_PEER {
+            tail.pop_front();
         }
+        tail.push_back(entry);
     }
 
     /// Up to `limit` entries that follow `after` (the sequence number of the last entry the
@@ -74,15 +73,6 @@ impl Tails {
         let n = limit.min(tail.len());
         Some(tail.drain(..n).collect())
     }
-
-    /// Drops the entries up to `seq` (the task loaded them from the store).
-    pub(crate) fn forget_through(&self, peer: NodeId, seq: u64) {
-        if let Some(Ok(mut tail)) = self.peers.get(&peer).map(|t| t.lock()) {
-            while tail.front().is_some_and(|e| e.seq <= seq) {
-                tail.pop_front();
-            }
-        }
-    }
 }
 
 #[cfg(test)]
@@ -102,7 +92,9 @@ mod tests {
         let at = NodeId::AT;
         let de = NodeId::DE;
         let t = Tails::new([at]);
-        t.push(at, [e(5), e(6), e(7)]);
+        for n in 5..=7 {
+            t.push(at, e(n));
+        }
         // A task whose cursor is at 3 would skip 4: it reads the store.
         assert_eq!(t.take_after(at, 3, 10), None);
         // At 5: 6 and 7 follow (5 is dropped as loaded already).
@@ -111,7 +103,7 @@ mod tests {
         assert_eq!(t.take_after(at, 7, 10), None, "empty");
         // A peer without a tail, and the last sequence number, never panic.
         assert_eq!(t.take_after(de, 0, 10), None);
-        t.push(at, [e(u64::MAX)]);
+        t.push(at, e(u64::MAX));
         assert_eq!(t.take_after(at, u64::MAX, 10), None);
     }
 
@@ -119,12 +111,14 @@ mod tests {
     fn a_full_tail_drops_its_oldest_and_the_gap_is_seen() {
         let at = NodeId::AT;
         let t = Tails::new([at]);
-        t.push(at, (0..MAX_PER_PEER as u64 + 2).map(e));
+        for n in 0..MAX_PER_PEER as u64 + 2 {
+            t.push(at, e(n));
+        }
         // 0 and 1 were dropped: a task at 0 must read the store for 1.
         assert_eq!(t.take_after(at, 0, 10), None);
         let got = t.take_after(at, 1, 3).unwrap();
         assert_eq!(got, vec![e(2), e(3), e(4)]);
-        t.forget_through(at, 100);
+        // Entries older than the task's cursor are dropped as it asks.
         assert_eq!(t.take_after(at, 100, 1), Some(vec![e(101)]));
     }
 }
