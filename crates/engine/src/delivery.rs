@@ -197,7 +197,7 @@ fn load(
                 shared.metrics.delivery_loads.memory.inc();
                 found
             }
-            None => match shared.store.get(keys::ENV_OUT, id.as_bytes())? {
+            None => match shared.store.get_uncached(keys::ENV_OUT, id.as_bytes())? {
                 Some(bytes) => {
                     shared.metrics.delivery_loads.store.inc();
                     // This node signed the bytes; the header gives the case (for the order

@@ -158,6 +158,13 @@ pub trait ReadStore: Send + Sync + 'static {
     /// The value of `key` in `col`, if any.
     fn get(&self, col: Column, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
 
+    /// As [`get`](Self::get), for a value read once (an envelope loaded to be sent, then
+    /// deleted when it is receipted): the blocks read for it are not kept in a block cache,
+    /// where they would push out what is read again.
+    fn get_uncached(&self, col: Column, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.get(col, key)
+    }
+
     /// Key-ordered (bytewise) entries with key >= start and key < end (end None = unbounded), at
     /// most `limit`.
     fn range(

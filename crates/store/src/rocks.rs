@@ -294,6 +294,13 @@ impl ReadStore for RocksStore {
         self.db.get_cf(cf, key).map_err(rocks)
     }
 
+    fn get_uncached(&self, col: Column, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let cf = self.cf(col)?;
+        let mut opts = ReadOptions::default();
+        opts.fill_cache(false);
+        self.db.get_cf_opt(cf, key, &opts).map_err(rocks)
+    }
+
     fn range(
         &self,
         col: Column,

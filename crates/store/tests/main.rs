@@ -317,8 +317,13 @@ fn suite_flush_and_memory(s: &dyn Store) {
     }
     assert!(s.memory_usage_bytes() > 0);
     s.flush().unwrap();
-    // Data remains readable after a flush.
+    // Data remains readable after a flush, cached or not.
     assert_eq!(s.get(A, &5u32.to_be_bytes()).unwrap(), Some(vec![7u8; 100]));
+    assert_eq!(
+        s.get_uncached(A, &6u32.to_be_bytes()).unwrap(),
+        Some(vec![7u8; 100])
+    );
+    assert_eq!(s.get_uncached(A, b"absent").unwrap(), None);
     assert_eq!(s.range(A, b"", None, usize::MAX).unwrap().len(), 200);
     put(s, A, &5u32.to_be_bytes(), b"after flush");
     assert_eq!(
@@ -730,6 +735,37 @@ fn rocks_small_config_and_memory_usage() {
         "{}",
         s.memory_usage_bytes()
     );
+}
+
+#[test]
+fn rocks_uncached_reads_leave_the_block_cache_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = RocksConfig {
+        block_cache_bytes: 4 * 1024 * 1024,
+        ..RocksConfig::default()
+    };
+    let s = RocksStore::open(dir.path(), COLS, &config).unwrap();
+    for i in 0..2_000u32 {
+        put(&s, A, &i.to_be_bytes(), &[i as u8; 1_500]);
+    }
+    // In a table file now, as an envelope read back after a backlog is.
+    s.flush().unwrap();
+    let before = s.memory_usage_bytes();
+    for i in 0..2_000u32 {
+        let v = s.get_uncached(A, &i.to_be_bytes()).unwrap();
+        assert_eq!(v, Some(vec![i as u8; 1_500]));
+    }
+    assert_eq!(
+        s.memory_usage_bytes(),
+        before,
+        "uncached reads filled the cache"
+    );
+    // The same reads through `get` keep the data blocks: 3 MB of them, capped at 4 MiB.
+    for i in 0..2_000u32 {
+        assert!(s.get(A, &i.to_be_bytes()).unwrap().is_some());
+    }
+    let cached = s.memory_usage_bytes() - before;
+    assert!(cached > 1024 * 1024, "{cached} bytes cached by get");
 }
 
 // ---------------------------------------------------------------- crash test
