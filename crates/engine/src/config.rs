@@ -16,6 +16,11 @@ pub struct EngineConfig {
     /// receipts, where the destination speaks `/imi/envelopes/1` (one envelope per request
     /// otherwise), and their receipts stored in one commit. `1` sends each on its own.
     pub delivery_batch: usize,
+    /// Bytes of just-committed envelopes kept in memory for their delivery tasks, which then
+    /// send them without reading them back from the store (default 512 KiB). An envelope that
+    /// does not fit (a backlog, a large body) is read back from the store when its turn
+    /// comes.
+    pub fresh_envelope_bytes: usize,
     /// First retry delay, ms.
     pub backoff_initial_ms: u64,
     /// Largest retry delay, ms.
@@ -96,6 +101,7 @@ impl Default for EngineConfig {
             max_future_skew_ms: 5 * 60 * 1000,
             delivery_window: 128,
             delivery_batch: 16,
+            fresh_envelope_bytes: crate::fresh::DEFAULT_CAPACITY_BYTES,
             backoff_initial_ms: 200,
             backoff_max_ms: 30_000,
             max_commit_group: 512,

@@ -270,7 +270,7 @@ impl Engine {
         let routes = apps.routes();
         let stop_tx = commit_tx.clone();
         let fresh = Arc::new(crate::fresh::FreshEnvelopes::new(
-            crate::fresh::DEFAULT_CAPACITY_BYTES,
+            config.fresh_envelope_bytes,
         ));
         let tails = Arc::new(crate::tail::Tails::new(wake.keys().copied()));
         let shared = Arc::new(Shared {

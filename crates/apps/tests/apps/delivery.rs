@@ -479,3 +479,80 @@ async fn entries_sent_one_at_a_time_need_no_outbox_read() {
     a.stop().await;
     b.stop().await;
 }
+
+/// A refill from the committer's hand-over that stops at an envelope no longer in memory
+/// reads the rest from the store at once. Two envelopes are written in one group while the
+/// memory for fresh envelopes holds one: the delivery task takes the first from the
+/// hand-over, and must find the second in the store without waiting for a further send to
+/// wake it (it waited, once: `bench exchange` then carried half its throughput).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refill_cut_short_by_an_envelope_not_in_memory_reads_the_rest_at_once() {
+    use imi_apps::diagnostics::DiagnosticApp;
+    use imi_engine::{Applications, LocalOutcome};
+    use std::sync::{Arc, mpsc};
+    let fed = Federation::new(&[AT, BE]);
+    // Room for one of the envelopes below (a 2,000-byte body sealed: about 2.6 KB), not two.
+    let config = imi_engine::EngineConfig {
+        fresh_envelope_bytes: 4_000,
+        ..Federation::engine_config()
+    };
+    let apps = Applications::new(vec![Arc::new(DiagnosticApp::default())]);
+    let a = fed.start_configured(AT, apps, config).await;
+    let b = fed.start(BE).await;
+    // The delivery task has sent one entry: it takes the next ones from the hand-over.
+    a.send_diag_accepted(&[BE]).await;
+    let engine = a.engine().clone();
+    // Hold the commit thread while both sends queue behind it, so that they share a group.
+    let (release, hold) = mpsc::sync_channel::<()>(1);
+    let (held_tx, held) = tokio::sync::oneshot::channel::<()>();
+    let holder = {
+        let e = engine.clone();
+        tokio::spawn(async move {
+            e.local_step(
+                None,
+                Box::new(move |_, _| {
+                    let _ = held_tx.send(());
+                    let _ = hold.recv_timeout(std::time::Duration::from_secs(30));
+                    Ok(LocalOutcome {
+                        write: false,
+                        result: Vec::new(),
+                    })
+                }),
+            )
+            .await
+        })
+    };
+    within("the commit thread to be held", held).await.unwrap();
+    let draft = |fill: u8| {
+        let mut d = diag_draft(AT, &[BE]);
+        d.body = vec![fill; 2_000];
+        d
+    };
+    let mut first = Box::pin(engine.send_watched(draft(1)));
+    let mut second = Box::pin(engine.send_watched(draft(2)));
+    // One poll each seals the envelope (small: on this worker) and queues its commit.
+    assert!(futures::poll!(&mut first).is_pending());
+    assert!(futures::poll!(&mut second).is_pending());
+    let m = engine.metrics();
+    let (from_memory, from_store) = (m.delivery_loads.memory.get(), m.delivery_loads.store.get());
+    release.send(()).unwrap();
+    within("the holder", holder).await.unwrap().unwrap();
+    let (first_id, first_rx) = within("the first send", first).await.unwrap();
+    let (second_id, second_rx) = within("the second send", second).await.unwrap();
+    for (id, rx) in [(first_id, first_rx), (second_id, second_rx)] {
+        for report in rx {
+            let report = within("its delivery, with no further send", report)
+                .await
+                .unwrap();
+            assert_eq!(report.receipt.outcome, Outcome::Accepted);
+            assert_eq!(report.receipt.message_id, Some(id));
+        }
+    }
+    // The first came from memory, the second was read back: the refill was cut short.
+    assert_eq!(m.delivery_loads.memory.get() - from_memory, 1);
+    assert_eq!(m.delivery_loads.store.get() - from_store, 1);
+    assert_eq!(b.applied(), 3);
+    drop(engine);
+    a.stop().await;
+    b.stop().await;
+}
