@@ -18,8 +18,9 @@ pub struct DemoArgs {
     /// Federation directory; removed and recreated.
     #[arg(long, default_value = "data/demo")]
     pub dir: PathBuf,
-    /// First port: member i gets libp2p port base+2i and HTTPS port base+2i+1.
-    #[arg(long, default_value_t = 47000)]
+    /// First port: member i gets libp2p port base+2i and HTTPS port base+2i+1 (below Linux's
+    /// ephemeral port range, as for `imi-sim run`).
+    #[arg(long, default_value_t = 17000)]
     pub base_port: u16,
     /// Diagnostic envelopes per ordered pair of nodes.
     #[arg(long, default_value_t = 1)]

@@ -10,7 +10,7 @@
 //!
 //! Subcommands:
 //!
-//! * `imi-sim demo [--dir data/demo] [--base-port 47000] [--count 1]` (what `make demo`
+//! * `imi-sim demo [--dir data/demo] [--base-port 17000] [--count 1]` (what `make demo`
 //!   runs): all 31 members (30 EEA states and `EU`), every node sends diagnostics to every
 //!   other node, a 31×31 table of round-trip medians, a summary; the 30 national directory
 //!   replicas converge and three cross-language searches run on HU; a clean stop. Exits

@@ -19,7 +19,9 @@ pub enum Command {
         #[arg(long, conflicts_with = "members")]
         all: bool,
         /// First port: member i listens for libp2p on base+2i and HTTPS on base+2i+1.
-        #[arg(long, default_value_t = 47000)]
+        /// The default lies below Linux's ephemeral port range (32768–60999), where no outgoing
+        /// connection can hold a node's port while the node is down or restarting.
+        #[arg(long, default_value_t = 17000)]
         base_port: u16,
         /// Host address to bind and advertise.
         #[arg(long, default_value = "127.0.0.1")]

@@ -63,7 +63,9 @@ pub struct RunArgs {
     pub dir: Option<PathBuf>,
     /// First port: member i gets libp2p port base+2i and HTTPS port base+2i+1; 0 picks free
     /// ports.
-    #[arg(long, default_value_t = 47000)]
+    /// The default lies below Linux's ephemeral port range (32768–60999), where no outgoing
+    /// connection can hold a node's port while the node is down or restarting.
+    #[arg(long, default_value_t = 17000)]
     pub base_port: u16,
     /// Wall seconds of the whole simulated span (period and tail), instead of the scenario's
     /// `wall_s × scale` (at least `min_wall_s`).
