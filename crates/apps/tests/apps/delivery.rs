@@ -1,5 +1,5 @@
 //! Delivery between real engines: exactly once, grouped commits, outages and restarts.
-use crate::rig::{Federation, diag_draft, wait_until, within};
+use crate::rig::{Federation, diag_draft, hold_commits, wait_until, within};
 use imi_engine::keys;
 use imi_protocol::NodeId::{AT, BE};
 use imi_protocol::Outcome;
@@ -363,8 +363,8 @@ async fn a_backlog_is_delivered_in_each_cases_order() {
 async fn a_refused_local_step_is_answered_once_its_group_is_written() {
     use imi_apps::diagnostics::APP;
     use imi_engine::{EngineError, LocalOutcome, Refusal};
+    use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::{Arc, mpsc};
     let fed = Federation::new(&[AT, BE]);
     let a = fed.start(AT).await;
     let engine = a.engine().clone();
@@ -374,26 +374,7 @@ async fn a_refused_local_step_is_answered_once_its_group_is_written() {
         // Hold the commit thread while two actions are queued behind it, so that they form
         // the next group: W writes the key; R sees it (in the group, not yet in the store)
         // and refuses.
-        let (release, hold) = mpsc::sync_channel::<()>(1);
-        let (held_tx, held) = tokio::sync::oneshot::channel::<()>();
-        let holder = {
-            let e = engine.clone();
-            tokio::spawn(async move {
-                e.local_step(
-                    None,
-                    Box::new(move |_, _| {
-                        let _ = held_tx.send(());
-                        let _ = hold.recv_timeout(std::time::Duration::from_secs(30));
-                        Ok(LocalOutcome {
-                            write: false,
-                            result: Vec::new(),
-                        })
-                    }),
-                )
-                .await
-            })
-        };
-        within("the commit thread to be held", held).await.unwrap();
+        let held = hold_commits(&engine).await;
         let w_key = key.clone();
         let mut w = Box::pin(engine.local_step(
             None,
@@ -420,7 +401,7 @@ async fn a_refused_local_step_is_answered_once_its_group_is_written() {
         // One poll each puts W's job, then R's, in the committer's queue.
         assert!(futures::poll!(&mut w).is_pending());
         assert!(futures::poll!(&mut r).is_pending());
-        release.send(()).unwrap();
+        held.release().await;
         let refused = within("R's answer", r).await;
         // The moment R is answered, the write that refused it is on disk.
         let visible = reader.get(APP, &key).unwrap().is_some();
@@ -437,7 +418,6 @@ async fn a_refused_local_step_is_answered_once_its_group_is_written() {
             "round {round}: R was answered before its group was written"
         );
         within("W", w).await.unwrap();
-        within("the holder", holder).await.unwrap().unwrap();
     }
     drop((engine, reader));
     a.stop().await;
@@ -488,8 +468,8 @@ async fn entries_sent_one_at_a_time_need_no_outbox_read() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refill_cut_short_by_an_envelope_not_in_memory_reads_the_rest_at_once() {
     use imi_apps::diagnostics::DiagnosticApp;
-    use imi_engine::{Applications, LocalOutcome};
-    use std::sync::{Arc, mpsc};
+    use imi_engine::Applications;
+    use std::sync::Arc;
     let fed = Federation::new(&[AT, BE]);
     // Room for one of the envelopes below (a 2,000-byte body sealed: about 2.6 KB), not two.
     let config = imi_engine::EngineConfig {
@@ -503,26 +483,7 @@ async fn a_refill_cut_short_by_an_envelope_not_in_memory_reads_the_rest_at_once(
     a.send_diag_accepted(&[BE]).await;
     let engine = a.engine().clone();
     // Hold the commit thread while both sends queue behind it, so that they share a group.
-    let (release, hold) = mpsc::sync_channel::<()>(1);
-    let (held_tx, held) = tokio::sync::oneshot::channel::<()>();
-    let holder = {
-        let e = engine.clone();
-        tokio::spawn(async move {
-            e.local_step(
-                None,
-                Box::new(move |_, _| {
-                    let _ = held_tx.send(());
-                    let _ = hold.recv_timeout(std::time::Duration::from_secs(30));
-                    Ok(LocalOutcome {
-                        write: false,
-                        result: Vec::new(),
-                    })
-                }),
-            )
-            .await
-        })
-    };
-    within("the commit thread to be held", held).await.unwrap();
+    let held = hold_commits(&engine).await;
     let draft = |fill: u8| {
         let mut d = diag_draft(AT, &[BE]);
         d.body = vec![fill; 2_000];
@@ -535,8 +496,7 @@ async fn a_refill_cut_short_by_an_envelope_not_in_memory_reads_the_rest_at_once(
     assert!(futures::poll!(&mut second).is_pending());
     let m = engine.metrics();
     let (from_memory, from_store) = (m.delivery_loads.memory.get(), m.delivery_loads.store.get());
-    release.send(()).unwrap();
-    within("the holder", holder).await.unwrap().unwrap();
+    held.release().await;
     let (first_id, first_rx) = within("the first send", first).await.unwrap();
     let (second_id, second_rx) = within("the second send", second).await.unwrap();
     for (id, rx) in [(first_id, first_rx), (second_id, second_rx)] {

@@ -745,3 +745,46 @@ pub fn diag_draft(from: NodeId, to: &[NodeId]) -> Draft {
         body: b"ping".to_vec(),
     }
 }
+
+/// The commit thread of an engine, held by a local step that waits (see [`hold_commits`]).
+pub struct HeldCommits {
+    release: std::sync::mpsc::SyncSender<()>,
+    holder: tokio::task::JoinHandle<Result<imi_engine::LocalOutcome, imi_engine::EngineError>>,
+}
+
+impl HeldCommits {
+    /// Lets the commit thread go on, and waits for the holding step to finish.
+    pub async fn release(self) {
+        self.release.send(()).expect("the holding step waits");
+        within("the holding step", self.holder)
+            .await
+            .expect("the holding step panicked")
+            .expect("the holding step");
+    }
+}
+
+/// Holds `engine`'s commit thread inside a local step until [`HeldCommits::release`]: the
+/// commits queued meanwhile form the next group together. Returns once the thread is held.
+pub async fn hold_commits(engine: &Engine) -> HeldCommits {
+    let (release, hold) = std::sync::mpsc::sync_channel::<()>(1);
+    let (held_tx, held) = tokio::sync::oneshot::channel::<()>();
+    let e = engine.clone();
+    let holder = tokio::spawn(async move {
+        e.local_step(
+            None,
+            Box::new(move |_, _| {
+                let _ = held_tx.send(());
+                let _ = hold.recv_timeout(TIMEOUT);
+                Ok(imi_engine::LocalOutcome {
+                    write: false,
+                    result: Vec::new(),
+                })
+            }),
+        )
+        .await
+    });
+    within("the commit thread to be held", held)
+        .await
+        .expect("the holding step ran");
+    HeldCommits { release, holder }
+}
