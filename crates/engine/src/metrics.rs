@@ -181,8 +181,10 @@ pub struct Metrics {
     pub delivery_refills: DeliveryLoads,
 }
 
-/// Envelopes the delivery tasks loaded: kept in memory since their commit, or read back
-/// from the store (after a restart, a retry, or when the memory's bound was reached).
+/// A counter pair labelled by `source`: what the delivery tasks took from memory (kept there
+/// since its commit) and what they read back from the store. Counts envelopes in
+/// [`Metrics::delivery_loads`] and refills of the outbox entries in
+/// [`Metrics::delivery_refills`].
 #[derive(Clone)]
 pub struct DeliveryLoads {
     family: Family<SourceLabel, Counter>,
