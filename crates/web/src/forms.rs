@@ -101,6 +101,20 @@ pub async fn discard(mp: Multipart) {
     let _ = read(mp).await;
 }
 
+/// Reads a form posted from a page of this site ([`same_origin`]); a cross-site one is
+/// [`Refusal::Forged`], its body read and dropped first ([`discard`]).
+pub async fn read_same_origin(
+    headers: &HeaderMap,
+    uri: &Uri,
+    mp: Multipart,
+) -> Result<Form, Refusal> {
+    if !same_origin(headers, uri) {
+        discard(mp).await;
+        return Err(Refusal::Forged);
+    }
+    read(mp).await
+}
+
 /// Reads a multipart form.
 pub async fn read(mut mp: Multipart) -> Result<Form, Refusal> {
     let mut form = Form::default();

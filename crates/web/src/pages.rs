@@ -187,11 +187,9 @@ impl Web {
                 p.render(&p.t("error_title"), &p.notice(Notice::Error, &text)),
             )
         };
-        if !forms::same_origin(headers, uri) {
-            forms::discard(mp).await;
-            return Err(refusal(Refusal::Forged));
-        }
-        let form = forms::read(mp).await.map_err(refusal)?;
+        let form = forms::read_same_origin(headers, uri, mp)
+            .await
+            .map_err(refusal)?;
         if !session::same_secret(form.get("csrf"), &c.s.csrf) {
             return Err(refusal(Refusal::Forged));
         }
@@ -366,12 +364,10 @@ pub async fn sign_in(
             Some((Notice::Error, "error_csrf")),
         )
     };
-    if !forms::same_origin(&headers, &uri) {
-        forms::discard(mp).await;
-        return forged("cross-site");
-    }
-    let Ok(form) = forms::read(mp).await else {
-        return forged("unreadable form");
+    let form = match forms::read_same_origin(&headers, &uri, mp).await {
+        Ok(form) => form,
+        Err(Refusal::Forged) => return forged("cross-site"),
+        Err(_) => return forged("unreadable form"),
     };
     if expected.is_empty() {
         return forged("no sign-in cookie");
@@ -466,16 +462,11 @@ pub async fn language(
             }
             Err(r) => return r,
         },
-        Err(_) => {
-            if !forms::same_origin(&headers, &uri) {
-                forms::discard(mp).await;
-                return StatusCode::FORBIDDEN.into_response();
-            }
-            match forms::read(mp).await {
-                Ok(f) => f,
-                Err(_) => return StatusCode::BAD_REQUEST.into_response(),
-            }
-        }
+        Err(_) => match forms::read_same_origin(&headers, &uri, mp).await {
+            Ok(f) => f,
+            Err(Refusal::Forged) => return StatusCode::FORBIDDEN.into_response(),
+            Err(_) => return StatusCode::BAD_REQUEST.into_response(),
+        },
     };
     let back = form.get("back");
     let back = if back.starts_with("/web/") && !back.contains("//") && !back.contains('\\') {
