@@ -6,7 +6,10 @@
 //! later day: every step and every date it names (`answer_by`, a proposed date) by the same
 //! whole number of days, so the intervals and dates the indicators measure stay exactly as
 //! planned (the model keeps every step a margin away from each threshold, which absorbs the
-//! lateness of a single step). The summary counts the cases moved.
+//! lateness of a single step). The summary counts the cases moved. A case moved so far that
+//! its last step would come after the horizon is not played at all (`unplayed`): past the
+//! horizon the clock runs at real speed, and the case would wait real days. A machine that
+//! falls that far behind needs a longer `--wall-s`; the run says so and fails its check.
 //!
 //! Every step is a POST with its own `Idempotency-Key`, sent until it is answered: an
 //! attempt that got no answer (the node is down, or was killed with the request in flight) is
@@ -39,6 +42,8 @@ const DAY_MS: u64 = 86_400_000;
 /// How late (simulated ms) a case may be created against its plan before it moves to a
 /// later day: 6 hours, a quarter of the model's smallest margin.
 const CREATE_TOLERANCE_MS: u64 = 6 * 3_600_000;
+/// How often a late deadline proposal is made again, later, before the case fails.
+const MAX_LATE_REFUSALS: u32 = 16;
 
 /// What a step accepts as "not yet, ask again".
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -61,6 +66,11 @@ pub struct Progress {
     pub failed: AtomicU64,
     /// Cases the simulator reached late and played whole days later than planned.
     pub shifted: AtomicU64,
+    /// Cases not played: the simulator reached them so late that, moved to a later day,
+    /// they would have ended after the horizon.
+    pub unplayed: AtomicU64,
+    /// The largest lag (simulated ms) of such a case against its plan.
+    pub unplayed_lag_ms: AtomicU64,
     /// Deadline proposals made so late that their planned date had passed (a later one
     /// was proposed).
     pub late_proposals: AtomicU64,
@@ -82,6 +92,8 @@ pub struct Exec {
     bases: BTreeMap<NodeId, String>,
     tokens: HashMap<String, String>,
     time: SimTime,
+    /// The end of the simulated period (the clock runs at real speed after it).
+    horizon_ms: u64,
     http_slots: Semaphore,
     run: String,
     /// What was asked and answered, for the accounting.
@@ -141,13 +153,40 @@ fn later(date: &str, days: u64) -> Result<String> {
     Ok(Date::of_ms(d.start_ms() + days * DAY_MS).to_string())
 }
 
+/// The fewest days, at least `at_least`, that move `date` so that it ends more than half a
+/// day after `now` (simulated ms): a deadline the node, whose clock is the simulator's, takes
+/// as future even if the request reaches it a while later. On an overloaded machine an
+/// attempt can take longer than a simulated day, so one day more per refusal could fall
+/// ever further behind the clock.
+fn days_to_future(date: &str, at_least: u64, now: u64) -> Result<u64> {
+    let d = Date::parse(date).ok_or_else(|| anyhow!("bad planned date {date:?}"))?;
+    let need = (now + DAY_MS / 2).saturating_sub(d.end_ms());
+    Ok(at_least.max(need / DAY_MS + 1))
+}
+
+/// What became of a case.
+enum Played {
+    /// Every step answered.
+    Finished,
+    /// Not played: moved by `lag_ms` it would have ended after the horizon.
+    Unplayed { lag_ms: u64 },
+}
+
+/// Whether `c`, moved `shift_days` later, ends after `horizon_ms`.
+fn ends_after(c: &PlannedCase, shift_days: u64, horizon_ms: u64) -> bool {
+    let last = c.steps.last().map_or(c.sent_ms, |s| s.at_ms);
+    last.saturating_add(shift_days * DAY_MS) > horizon_ms
+}
+
 impl Exec {
-    /// An executor on `bases` (node → `https://127.0.0.1:PORT`) with one token per authority.
+    /// An executor on `bases` (node → `https://127.0.0.1:PORT`) with one token per authority,
+    /// playing cases up to `horizon_ms`.
     pub fn new(
         ca: &std::path::Path,
         bases: BTreeMap<NodeId, String>,
         tokens: HashMap<String, String>,
         time: SimTime,
+        horizon_ms: u64,
         concurrency: usize,
         run: String,
     ) -> Result<Exec> {
@@ -162,6 +201,7 @@ impl Exec {
             bases,
             tokens,
             time,
+            horizon_ms,
             http_slots: Semaphore::new(concurrency.max(1)),
             run,
             ledger: Mutex::new(Ledger::default()),
@@ -293,8 +333,18 @@ impl Exec {
     pub async fn play(self: Arc<Self>, c: Arc<PlannedCase>) {
         let result = self.play_case(&c).await;
         match result {
-            Ok(()) => {
+            Ok(Played::Finished) => {
                 self.progress.finished.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(Played::Unplayed { lag_ms }) => {
+                let p = &self.progress;
+                p.unplayed_lag_ms.fetch_max(lag_ms, Ordering::Relaxed);
+                if p.unplayed.fetch_add(1, Ordering::Relaxed) == 0 {
+                    eprintln!(
+                        "  the simulator is {:.1} simulated days behind the plan: cases that would end after the horizon are not played (this machine needs a longer --wall-s for this scale)",
+                        lag_ms as f64 / DAY_MS as f64
+                    );
+                }
             }
             Err(e) => {
                 if self.progress.failed.fetch_add(1, Ordering::Relaxed) < 3 {
@@ -349,7 +399,7 @@ impl Exec {
         }
     }
 
-    async fn play_case(&self, c: &PlannedCase) -> Result<()> {
+    async fn play_case(&self, c: &PlannedCase) -> Result<Played> {
         let slot = lock(&self.ledger).open_case(c.seq, c.requester, c.responder);
         let record = |step: &'static str, node: NodeId, v: &Value| {
             lock(&self.ledger).record_step(slot, step, node, v)
@@ -359,6 +409,10 @@ impl Exec {
         // the case then plays exactly as planned, shifted.
         let mut shift_days = 0;
         let created = loop {
+            if ends_after(c, shift_days, self.horizon_ms) {
+                let lag_ms = self.time.now().saturating_sub(c.sent_ms);
+                return Ok(Played::Unplayed { lag_ms });
+            }
             let planned = c.sent_ms + shift_days * DAY_MS;
             self.time.sleep_until(planned).await;
             let lag = self.time.now().saturating_sub(planned);
@@ -422,8 +476,10 @@ impl Exec {
             }
             let path = s.action.path();
             // A proposal reached so late that its date has passed (an overloaded machine,
-            // days behind the plan) asks for a day later each time it is refused.
+            // days behind the plan) asks for the first date the clock has not passed yet
+            // each time it is refused.
             let mut extra_days = 0;
+            let mut refusals = 0;
             let v = loop {
                 let body = match &s.action {
                     Action::ProposeDeadline { answer_by } => {
@@ -441,24 +497,89 @@ impl Exec {
                         not_yet,
                     )
                     .await;
-                match attempt {
-                    Ok(v) => break v,
-                    Err(e)
-                        if matches!(s.action, Action::ProposeDeadline { .. })
-                            && extra_days < 366
+                match (attempt, &s.action) {
+                    (Ok(v), _) => break v,
+                    (Err(e), Action::ProposeDeadline { answer_by })
+                        if refusals < MAX_LATE_REFUSALS
                             && format!("{e:#}").contains("deadline_in_past") =>
                     {
-                        if extra_days == 0 {
+                        if refusals == 0 {
                             self.progress.late_proposals.fetch_add(1, Ordering::Relaxed);
                         }
-                        extra_days += 1;
+                        refusals += 1;
+                        let moved = shift_days + extra_days + 1;
+                        extra_days =
+                            days_to_future(answer_by, moved, self.time.now())? - shift_days;
                     }
-                    Err(e) => return Err(e),
+                    (Err(e), _) => return Err(e),
                 }
             };
             record(path, node, &v)?;
         }
         lock(&self.finals).insert(id, FinalFact::planned(c));
-        Ok(())
+        Ok(Played::Finished)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::PlannedStep;
+
+    fn ms(date: &str) -> u64 {
+        Date::parse(date).map(|d| d.start_ms()).unwrap_or_default()
+    }
+
+    #[test]
+    fn a_late_proposal_jumps_to_the_first_date_the_clock_has_not_passed() {
+        // Planned for 10 March; the clock reads 20 March, 08:00: 11 March would be refused
+        // again and again on a machine slower than a simulated day per attempt. The 20th
+        // ends in 16 hours: taken.
+        let now = ms("2021-03-20") + 8 * 3_600_000;
+        let days = days_to_future("2021-03-10", 1, now).unwrap();
+        assert_eq!(later("2021-03-10", days).unwrap(), "2021-03-20");
+        // At 20:00 the 20th ends in less than half a day: the 21st.
+        let evening = ms("2021-03-20") + 20 * 3_600_000;
+        let days = days_to_future("2021-03-10", 1, evening).unwrap();
+        assert_eq!(later("2021-03-10", days).unwrap(), "2021-03-21");
+        // A date still ahead moves by the days asked for, no fewer.
+        assert_eq!(
+            days_to_future("2021-03-10", 3, ms("2021-03-01")).unwrap(),
+            3
+        );
+        assert!(days_to_future("10 March", 1, now).is_err());
+    }
+
+    #[test]
+    fn a_case_moved_past_the_horizon_is_not_played() {
+        let c = PlannedCase {
+            seq: 0,
+            area: "PQ".into(),
+            procedure: "PQ-1".into(),
+            questions: Vec::new(),
+            requester: NodeId::AT,
+            requester_authority: "AT-1".into(),
+            responder: NodeId::DE,
+            responder_authority: "DE-1".into(),
+            sent_ms: ms("2021-12-01"),
+            answer_by: "2021-12-15".into(),
+            steps: vec![PlannedStep {
+                at_ms: ms("2022-01-10"),
+                action: Action::Accept,
+            }],
+        };
+        let horizon = ms("2022-05-01");
+        assert!(!ends_after(&c, 0, horizon));
+        assert!(
+            !ends_after(&c, 111, horizon),
+            "its last step on the horizon's day"
+        );
+        assert!(ends_after(&c, 112, horizon));
+        let lone = PlannedCase {
+            steps: Vec::new(),
+            ..c
+        };
+        assert!(!ends_after(&lone, 151, horizon));
+        assert!(ends_after(&lone, 152, horizon));
     }
 }

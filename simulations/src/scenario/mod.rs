@@ -193,10 +193,17 @@ pub struct Summary {
     /// Cases the simulator reached more than 6 simulated hours late and played whole days
     /// later than planned.
     pub cases_shifted: u64,
+    /// Cases not played: the simulator fell so far behind the plan that, moved to a later
+    /// day, they would have ended after the horizon (the machine needs a longer `--wall-s`).
+    pub cases_unplayed: u64,
     /// Deadline proposals played so late that their planned date had passed.
     pub late_proposals: u64,
     /// API steps answered (create included).
     pub steps: u64,
+    /// Requests answered "not yet" while a step waited for the one before it to arrive (a
+    /// `404` or `409` answer, or a case page without it), polled every 25 ms: load on the
+    /// nodes that a user reading the case page less often would not make.
+    pub polls: u64,
     /// Envelopes × recipients stored by their senders (every kind accounted).
     pub envelopes: u64,
     /// Per kind.
@@ -497,6 +504,14 @@ pub async fn run(scenario: &Scenario, args: &RunArgs, bin: &Path, dir: &Path) ->
     }
 }
 
+/// The period's wall seconds that would let a machine which answered `answered` of
+/// `planned` API steps in `period_wall_s` play them all, with a fifth to spare, rounded up
+/// to 30 s.
+fn suggested_wall_s(period_wall_s: f64, answered: u64, planned: u64) -> u64 {
+    let needed = period_wall_s * planned as f64 / answered.max(1) as f64 * 1.2;
+    ((needed / 30.0).ceil() as u64).max(1) * 30
+}
+
 fn say(json: bool, line: &str) {
     if json {
         eprintln!("{line}");
@@ -608,6 +623,7 @@ async fn simulate(
         bases,
         tokens,
         time,
+        scenario.horizon_ms(),
         args.concurrency,
         format!("{seed}"),
     )?);
@@ -702,6 +718,7 @@ async fn simulate(
     broadcast.map_err(|e| anyhow!("the broadcaster failed: {e}"))?;
     time.sleep_until(scenario.horizon_ms()).await;
     let period_wall_s = period_start.elapsed().as_secs_f64();
+    let steps_in_period = exec.progress.steps.load(Ordering::Relaxed);
     let simulated_days = (time.now() - scenario.start_ms()) as f64 / 86_400_000.0;
     figures.sample(fed);
 
@@ -720,12 +737,25 @@ async fn simulate(
         .lock()
         .map(|l| l.errors.clone())
         .unwrap_or_default();
+    let unplayed = exec.progress.unplayed.load(Ordering::Relaxed);
+    let behind = if unplayed > 0 {
+        let planned_steps =
+            cases.iter().map(|c| 1 + c.steps.len() as u64).sum::<u64>() + broadcasts.len() as u64;
+        Some(format!(
+            "{unplayed} cases not played: the simulator fell up to {:.0} simulated days behind the plan, and they would have ended after the horizon. This machine answered {steps_in_period} API steps in the {period_wall_s:.0} s of the period, of {planned_steps} planned; --wall-s {} or more would give it the time",
+            exec.progress.unplayed_lag_ms.load(Ordering::Relaxed) as f64 / 86_400_000.0,
+            suggested_wall_s(period_wall_s, steps_in_period, planned_steps)
+        ))
+    } else {
+        None
+    };
     check(
         &mut checks,
         "client.every_step_answered",
         errors
             .into_iter()
-            .chain((finished != cases.len() as u64).then(|| {
+            .chain(behind)
+            .chain((finished + unplayed != cases.len() as u64).then(|| {
                 format!(
                     "{finished} of {} cases finished ({failed} failed)",
                     cases.len()
@@ -997,6 +1027,7 @@ async fn simulate(
         "every node exited 0 on SIGTERM at the end".into(),
     );
     let ledger = std::mem::take(&mut *exec.ledger.lock().map_err(|_| anyhow!("poisoned"))?);
+    let polls = ledger.waits;
     let findings = torture::verify::analyse_kinds(dir, &members, &ledger, KINDS, LOGGED)?;
     checks.extend(findings.checks);
     let envelopes: u64 = findings.rows.iter().map(|r| r.sent).sum();
@@ -1034,8 +1065,10 @@ async fn simulate(
         repository_entries: one_to_many.3,
         usage_matches,
         cases_shifted: exec.progress.shifted.load(Ordering::Relaxed),
+        cases_unplayed: unplayed,
         late_proposals: exec.progress.late_proposals.load(Ordering::Relaxed),
         steps: exec.progress.steps.load(Ordering::Relaxed),
+        polls,
         envelopes,
         envelopes_by_kind: by_kind,
         lost: findings.rows.iter().map(|r| r.lost).sum(),
@@ -1266,6 +1299,15 @@ fn print_summary(st: &Style, s: &Summary) {
         s.period_wall_s,
         s.speed
     );
+    if s.cases_unplayed > 0 {
+        println!(
+            "  {}",
+            st.red(&format!(
+                "{} cases not played: the simulator fell too far behind the plan (see the check client.every_step_answered)",
+                s.cases_unplayed
+            ))
+        );
+    }
     if s.notifications + s.alerts > 0 {
         let counted = match s.usage_matches {
             Some(true) => st.green("the Commission counted each"),
@@ -1454,4 +1496,18 @@ async fn serve(
     println!("stopping…");
     let _ = fed.stop(STOP_GRACE).await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::suggested_wall_s;
+
+    #[test]
+    fn the_suggested_wall_time_gives_the_steps_the_machine_did_not_reach() {
+        // Half the planned steps in 150 s: 300 s, a fifth more, 360 s.
+        assert_eq!(suggested_wall_s(150.0, 50_000, 100_000), 360);
+        // Rounded up to 30 s, never zero.
+        assert_eq!(suggested_wall_s(100.0, 99_000, 100_000), 150);
+        assert_eq!(suggested_wall_s(0.0, 0, 0), 30);
+    }
 }
