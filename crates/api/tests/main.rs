@@ -9,6 +9,8 @@
 //! * [`idempotency`]: a retried POST gets the first response and creates nothing; the same
 //!   key with another body is refused.
 //! * [`pagination`]: cursor pages return every visible case exactly once.
+//! * [`steps`]: a step sealed against the case as the handler read it is sealed again when
+//!   another step committed meanwhile.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -494,6 +496,97 @@ mod idempotency {
         let items = list["items"].as_array().unwrap();
         assert_eq!(items.len(), 1, "one alert for three POSTs: {list}");
         assert_eq!(items[0]["id"], first["id"]);
+        n.stop().await;
+    }
+}
+
+mod steps {
+    use super::*;
+    use imi_protocol::{CaseId, Envelope, MessageId};
+
+    /// A step handler reads the case once (to check the user may see it) and seals the
+    /// step against that read. If another step of the case committed in between, the read
+    /// is stale: the commit thread refuses it and the step is sealed again against the case
+    /// as it is, so the step's envelope names the step before it as its predecessor and
+    /// the history keeps every step in order.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_step_sealed_against_an_outdated_read_is_sealed_again() {
+        let n = Node::start().await;
+        let anna = n.user("anna", "DE-BY-BLZK", "authority_user", &[]).await;
+        let (st, created, _) = n
+            .call(
+                "POST",
+                "/api/v1/requests",
+                Some(&anna),
+                &[],
+                Some(create_body("HU-ENKK", "Kiss Anna")),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{created}");
+        let id: CaseId = created["id"].as_str().unwrap().parse().unwrap();
+        let services = &n.state.services;
+        let (outdated, _) = services.case(id).await.unwrap().unwrap();
+        // Another step commits after that read.
+        let (st, referred, _) = n
+            .call(
+                "POST",
+                &format!("/api/v1/requests/{id}/refer"),
+                Some(&anna),
+                &[],
+                Some(json!({"reason": "not sure who answers this"})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{referred}");
+        let refer_id: MessageId = referred["message_id"].as_str().unwrap().parse().unwrap();
+        // The withdrawal, sealed first against the read from before the referral.
+        let user = services.authenticate(anna.clone()).await.unwrap().unwrap();
+        let (actor, msg) = imi_api::requests::step_message(
+            &user,
+            &outdated.area,
+            "withdraw",
+            br#"{"reason":"solved locally"}"#,
+            services.now_ms(),
+        )
+        .unwrap();
+        let respond: imi_apps::services::Respond = Box::new(|_, _| Vec::new());
+        let done = services
+            .submit(actor, id, msg, None, respond, false, Some(outdated.clone()))
+            .await
+            .unwrap();
+        assert!(done.committed);
+        let (now, _) = services.case(id).await.unwrap().unwrap();
+        let withdrawn = now.last_message.unwrap();
+        assert_ne!(Some(withdrawn), outdated.last_message);
+        let bytes = services
+            .engine()
+            .reader()
+            .get(imi_engine::keys::ENV_OUT, withdrawn.as_bytes())
+            .unwrap()
+            .expect("the withdrawal's envelope");
+        let envelope = Envelope::parse(bytes, 1 << 20).unwrap();
+        assert_eq!(
+            envelope.header().prev,
+            vec![refer_id],
+            "the withdrawal follows the referral, not the step the outdated read saw"
+        );
+        let (st, page, _) = n
+            .call(
+                "GET",
+                &format!("/api/v1/requests/{id}"),
+                Some(&anna),
+                &[],
+                None,
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK);
+        let kinds: Vec<&str> = page["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["kind"].as_str().unwrap())
+            .collect();
+        assert_eq!(kinds, ["create", "refer", "withdraw"], "{page}");
+        assert_eq!(page["state"], "withdrawn", "{page}");
         n.stop().await;
     }
 }

@@ -49,6 +49,17 @@ pub struct Submitted {
     pub deliveries: Vec<oneshot::Receiver<DeliveryReport>>,
 }
 
+/// A case as its page shows it ([`Services::case_page`]).
+#[derive(Debug)]
+pub struct CasePage {
+    /// Its index entry.
+    pub index: CaseIndex,
+    /// Its decrypted record.
+    pub record: CaseRecord,
+    /// The delivery state of its steps.
+    pub deliveries: Vec<crate::evidence::StepDelivery>,
+}
+
 /// The applications of a node, for the API.
 #[derive(Clone)]
 pub struct Services {
@@ -221,6 +232,37 @@ impl Services {
         .await
     }
 
+    /// A case read for its page, in one trip to the blocking pool: its index entry, and,
+    /// only when `show` allows it (given the index and whether the case is blocked), its
+    /// decrypted record and the delivery state of its steps. `None`: no such case, or
+    /// `show` said no (nothing decrypted). Personal data: record the read before returning
+    /// it.
+    pub async fn case_page(
+        &self,
+        id: CaseId,
+        show: impl FnOnce(&CaseIndex, bool) -> bool + Send + 'static,
+    ) -> Result<Option<CasePage>, AppError> {
+        let (store, cases) = (self.store.clone(), self.cases.clone());
+        blocking(move || {
+            let Some(index) = Cases::index(store.as_ref(), &id)? else {
+                return Ok(None);
+            };
+            if !show(&index, retention::is_blocked(store.as_ref(), &id)?) {
+                return Ok(None);
+            }
+            let Some(record) = cases.read(store.as_ref(), &id)? else {
+                return Ok(None);
+            };
+            let deliveries = crate::evidence::step_deliveries(store.as_ref(), &id)?;
+            Ok(Some(CasePage {
+                index,
+                record,
+                deliveries,
+            }))
+        })
+        .await
+    }
+
     /// A case's decrypted record (personal data: record the read first).
     pub async fn record(&self, id: CaseId) -> Result<Option<CaseRecord>, AppError> {
         let (store, cases) = (self.store.clone(), self.cases.clone());
@@ -243,6 +285,12 @@ impl Services {
     /// commit thread checks that no other step committed meanwhile and, if one did, the step
     /// is sealed again against the new state (at most [`STALE_RETRIES`] times). With `watch`,
     /// also returns a receiver per recipient for its signed receipt.
+    ///
+    /// `read` is the case's index as the caller just read it (to check the actor may see
+    /// the case): the first attempt is sealed against it instead of reading it again. A
+    /// stale one costs a retry, never a wrong step: the commit thread compares it with the
+    /// case as it is.
+    #[allow(clippy::too_many_arguments)]
     pub async fn submit(
         &self,
         actor: Actor,
@@ -251,17 +299,20 @@ impl Services {
         idempotency: Option<IdempotencyKey>,
         respond: Respond,
         watch: bool,
+        read: Option<CaseIndex>,
     ) -> Result<Submitted, AppError> {
         let respond = Arc::new(respond);
         let msg = Arc::new(msg);
+        let mut read = read;
         let mut attempt = 0;
         loop {
             attempt += 1;
             // The case as it is now: its recipients and the predecessor of this step. A
             // create names a new case: nothing to read (the commit thread checks it is new).
-            let seen = match &msg.step.transition {
-                imi_domain::request::Transition::Create { .. } if attempt == 1 => None,
-                _ => self.case(id).await?.map(|(ix, _)| ix),
+            let seen = match (&msg.step.transition, read.take()) {
+                (imi_domain::request::Transition::Create { .. }, _) if attempt == 1 => None,
+                (_, Some(ix)) => Some(ix),
+                (_, None) => self.case(id).await?.map(|(ix, _)| ix),
             };
             let to = match (&seen, &msg.step.transition) {
                 (Some(ix), _) => self.cases.counterparts(&ix.requester, &ix.responder),
