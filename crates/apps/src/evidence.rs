@@ -32,7 +32,8 @@ pub enum Selection {
 /// Where one signed envelope of a case stands, as this node's log records it: for a step
 /// this node sent, whether the other node's signed receipt came back (and its outcome);
 /// for a step it received, when it signed its own receipt. Read from the case's chain of
-/// log leaves ([`log::case_chain`]); no personal data.
+/// log leaves ([`log::case_steps`]: its envelope and receipt leaves, without walking its
+/// reads); no personal data.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StepDelivery {
     /// The envelope's kind (`imi.request`, ...).
@@ -55,7 +56,7 @@ pub fn step_deliveries(
     store: &dyn imi_store::ReadStore,
     case: &CaseId,
 ) -> Result<Vec<StepDelivery>, AppError> {
-    let mut chain = log::case_chain(store, case, u64::MAX)?;
+    let mut chain = log::case_steps(store, case)?;
     chain.reverse();
     let mut out: Vec<StepDelivery> = Vec::new();
     for (_, leaf, _) in &chain {

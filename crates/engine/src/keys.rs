@@ -40,6 +40,11 @@ pub const LOG_LEAVES: Column = "log_leaves";
 pub const LOG_NODES: Column = "log_nodes";
 /// Signed checkpoints.
 pub const CHECKPOINTS: Column = "checkpoints";
+/// Beside a case's leaf that records neither an envelope nor a receipt (a read of personal
+/// data, a retention action): the index of the case's newest envelope or receipt leaf
+/// before it, so that a case's steps are found without walking its reads
+/// ([`crate::log::case_steps`]). A local index, not evidence.
+pub const LOG_SKIP: Column = "log_skip";
 
 /// Every column the kernel uses.
 pub const ALL: &[Column] = &[
@@ -53,12 +58,15 @@ pub const ALL: &[Column] = &[
     LOG_LEAVES,
     LOG_NODES,
     CHECKPOINTS,
+    LOG_SKIP,
 ];
 
 /// The kernel's columns read mostly by point lookups of absent keys, which a bloom filter
 /// answers without reading a block: `inbox`, which every received envelope's duplicate check
-/// reads and almost never finds (see `imi_store::RocksConfig::filtered_columns`).
-pub const FILTERED: &[Column] = &[INBOX];
+/// reads and almost never finds (see `imi_store::RocksConfig::filtered_columns`), and
+/// `log_skip`, which [`crate::log::case_steps`] asks about each envelope and receipt leaf
+/// of a case (they have no row).
+pub const FILTERED: &[Column] = &[INBOX, LOG_SKIP];
 
 /// `meta` key of the newest accepted trust list (signed bytes).
 pub const TRUST_LIST_KEY: &[u8] = b"trust_list";
