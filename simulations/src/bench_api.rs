@@ -3,7 +3,10 @@
 //! delivered`, which answers only once the Hungarian node has stored the request durably
 //! (its signed receipt is back). Measures requests per second with concurrent clients, and
 //! p50/p99 latency at a fixed offered rate (open loop: each request is timed from its
-//! scheduled start). See `BENCHMARKS.md`.
+//! scheduled start), then reads of one case's page (`GET /api/v1/requests/{id}`, each a
+//! durable access-log record and a log leaf of the case) at a fixed rate, in three equal
+//! parts: the requester node's CPU and context switches per read in each part show whether
+//! a read costs more the more often the case was read. See `BENCHMARKS.md`.
 use crate::bench::round;
 use crate::federation::{self, Federation};
 use crate::ui;
@@ -33,6 +36,12 @@ pub struct ApiArgs {
     /// Requests of the warm-up.
     #[arg(long, default_value_t = 200)]
     pub warmup: u32,
+    /// Reads of one case's page in the read run (three equal parts; 0: no read run).
+    #[arg(long, default_value_t = 1500)]
+    pub reads: u32,
+    /// Offered rate of the read run, reads per second.
+    #[arg(long, default_value_t = 50.0)]
+    pub read_rate: f64,
     /// Also write the JSON result to this file.
     #[arg(long)]
     pub json_out: Option<PathBuf>,
@@ -225,7 +234,9 @@ async fn measure(
         "  at {} req/s for {} s: p50 {p50:.2} ms, p99 {p99:.2} ms",
         args.rate, args.rate_seconds
     );
+    let reads = read_run(fed, &client, args).await?;
     Ok(json!({
+        "reads": reads,
         "requests_per_s": round(throughput, 1),
         "saturation_requests": args.requests,
         "saturation_clients": args.concurrency,
@@ -237,4 +248,76 @@ async fn measure(
         "p99_ms_at_rate": round(p99, 3),
         "measures": "POST /api/v1/requests?wait=delivered on DE until HU's signed receipt (HU stored it durably) is back",
     }))
+}
+
+/// Reads the page of one case `args.reads` times at `args.read_rate` per second, one at a
+/// time (each timed from its scheduled start), in three equal parts; per part, the
+/// requester node's CPU and context switches per read.
+async fn read_run(fed: &Federation, client: &Client, args: &ApiArgs) -> Result<Value> {
+    let part = args.reads / 3;
+    if part == 0 {
+        return Ok(json!([]));
+    }
+    // A case of its own, read only here.
+    let created: Value = client
+        .http
+        .post(&client.url)
+        .bearer_auth(&client.token)
+        .json(&body(u32::MAX))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let id = created["id"].as_str().context("created case id")?;
+    let url = fed.url(REQUESTER, &format!("/api/v1/requests/{id}"))?;
+    let pid = fed.node(REQUESTER)?.pid();
+    let tck = federation::procfs::clk_tck();
+    let mut parts = Vec::new();
+    for n in 0..3u32 {
+        let (cpu0, cs0) = (
+            federation::procfs::cpu_ticks(pid).unwrap_or(0),
+            federation::procfs::context_switches(pid),
+        );
+        let start = Instant::now();
+        let mut lat = Vec::with_capacity(part as usize);
+        for i in 0..part {
+            let due = start + Duration::from_secs_f64(f64::from(i) / args.read_rate);
+            tokio::time::sleep_until(due.into()).await;
+            let resp = client
+                .http
+                .get(&url)
+                .bearer_auth(&client.token)
+                .send()
+                .await?;
+            let status = resp.status();
+            resp.bytes().await?;
+            if status.as_u16() != 200 {
+                bail!("read {}: HTTP {status}", n * part + i);
+            }
+            lat.push(due.elapsed().as_secs_f64() * 1000.0);
+        }
+        let cpu = federation::procfs::cpu_ticks(pid)
+            .unwrap_or(0)
+            .saturating_sub(cpu0);
+        let cs = federation::procfs::context_switches(pid).saturating_sub(cs0);
+        let (p50, p99) = ui::p50_p99(&mut lat);
+        let per = f64::from(part);
+        let cpu_us = cpu as f64 / tck * 1e6 / per;
+        eprintln!(
+            "  reads {}–{} of one case at {} per s: {cpu_us:.0} µs of CPU and {:.1} context switches per read on DE, p50 {p50:.2} ms, p99 {p99:.2} ms",
+            n * part + 1,
+            (n + 1) * part,
+            args.read_rate,
+            cs as f64 / per
+        );
+        parts.push(json!({
+            "reads_before": n * part,
+            "reads": part,
+            "cpu_us_per_read": round(cpu_us, 0),
+            "context_switches_per_read": round(cs as f64 / per, 2),
+            "p50_ms": round(p50, 3),
+            "p99_ms": round(p99, 3),
+        }));
+    }
+    Ok(Value::Array(parts))
 }

@@ -227,6 +227,16 @@ impl Node {
         (status, json, text)
     }
 
+    /// A new case from `token`'s authority to `HU-ENKK` about `name`: the `201` body.
+    async fn create(&self, token: &str, name: &str) -> Value {
+        let body = Some(create_body("HU-ENKK", name));
+        let (st, created, _) = self
+            .call("POST", "/api/v1/requests", Some(token), &[], body)
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{created}");
+        created
+    }
+
     async fn stop(mut self) {
         self.cancel.cancel();
         drop(self._engine);
@@ -265,16 +275,7 @@ mod authorization {
         assert_eq!(st, StatusCode::UNAUTHORIZED);
         assert_eq!(body["status"], 401);
 
-        let (st, created, _) = n
-            .call(
-                "POST",
-                "/api/v1/requests",
-                Some(&anna),
-                &[],
-                Some(create_body("HU-ENKK", "Dr. Kovács Éva")),
-            )
-            .await;
-        assert_eq!(st, StatusCode::CREATED, "{created}");
+        let created = n.create(&anna, "Dr. Kovács Éva").await;
         let id = created["id"].as_str().unwrap().to_owned();
         let path = format!("/api/v1/requests/{id}");
 
@@ -513,16 +514,7 @@ mod steps {
     async fn a_step_sealed_against_an_outdated_read_is_sealed_again() {
         let n = Node::start().await;
         let anna = n.user("anna", "DE-BY-BLZK", "authority_user", &[]).await;
-        let (st, created, _) = n
-            .call(
-                "POST",
-                "/api/v1/requests",
-                Some(&anna),
-                &[],
-                Some(create_body("HU-ENKK", "Kiss Anna")),
-            )
-            .await;
-        assert_eq!(st, StatusCode::CREATED, "{created}");
+        let created = n.create(&anna, "Kiss Anna").await;
         let id: CaseId = created["id"].as_str().unwrap().parse().unwrap();
         let services = &n.state.services;
         let (outdated, _) = services.case(id).await.unwrap().unwrap();
@@ -602,30 +594,12 @@ mod pagination {
         let otto = n.user("otto", "DE-NW-ZAEK", "authority_user", &[]).await;
         let mut mine = BTreeSet::new();
         for i in 0..7 {
-            let (st, c, _) = n
-                .call(
-                    "POST",
-                    "/api/v1/requests",
-                    Some(&anna),
-                    &[],
-                    Some(create_body("HU-ENKK", &format!("Subject {i}"))),
-                )
-                .await;
-            assert_eq!(st, StatusCode::CREATED);
+            let c = n.create(&anna, &format!("Subject {i}")).await;
             mine.insert(c["id"].as_str().unwrap().to_owned());
         }
         // Someone else's cases are interleaved in id order and must not show.
         for i in 0..3 {
-            let (st, _, _) = n
-                .call(
-                    "POST",
-                    "/api/v1/requests",
-                    Some(&otto),
-                    &[],
-                    Some(create_body("HU-ENKK", &format!("Other {i}"))),
-                )
-                .await;
-            assert_eq!(st, StatusCode::CREATED);
+            n.create(&otto, &format!("Other {i}")).await;
         }
         let mut seen = Vec::new();
         let mut cursor: Option<String> = None;
