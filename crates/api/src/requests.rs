@@ -113,6 +113,13 @@ pub fn visible(user: &User, index: &CaseIndex) -> bool {
     }
 }
 
+/// Whether `user` is shown the case: one it may see ([`visible`]) that retention has not
+/// blocked (blocked cases are invisible to ordinary users; auditors read them through
+/// [`blocked_view`]).
+fn shown(user: &User, index: &CaseIndex, blocked: bool) -> bool {
+    visible(user, index) && !blocked
+}
+
 /// The case `id` if it exists and the user may see it; otherwise the one 404.
 async fn visible_case(
     state: &ApiState,
@@ -125,8 +132,7 @@ async fn visible_case(
         .case(id)
         .await?
         .ok_or_else(ApiError::not_found)?;
-    // Blocked (retention) cases are invisible to ordinary users.
-    if visible(user, &index) && !blocked {
+    if shown(user, &index, blocked) {
         Ok((id, index))
     } else {
         Err(ApiError::not_found())
@@ -556,8 +562,7 @@ pub(crate) async fn list(
                 .into_iter()
                 .find(|c| Some(*c) != my_country)
                 .or(my_country);
-            let keep = visible(&user, &ix)
-                && !blocked
+            let keep = shown(&user, &ix, blocked)
                 && q.status.as_deref().is_none_or(|s| ix.state == s)
                 && q.area.as_deref().is_none_or(|a| ix.area == a)
                 && q.role
@@ -951,9 +956,7 @@ pub(crate) async fn read(
     let reader = user.clone();
     let page = state
         .services
-        .case_page(id, move |index, blocked| {
-            visible(&reader, index) && !blocked
-        })
+        .case_page(id, move |index, blocked| shown(&reader, index, blocked))
         .await?
         .ok_or_else(ApiError::not_found)?;
     let lang = lang(&state, q.lang.as_deref(), &headers);

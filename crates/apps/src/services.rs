@@ -299,11 +299,10 @@ impl Services {
         idempotency: Option<IdempotencyKey>,
         respond: Respond,
         watch: bool,
-        read: Option<CaseIndex>,
+        mut read: Option<CaseIndex>,
     ) -> Result<Submitted, AppError> {
         let respond = Arc::new(respond);
         let msg = Arc::new(msg);
-        let mut read = read;
         let mut attempt = 0;
         loop {
             attempt += 1;
