@@ -425,6 +425,7 @@ pub async fn exchange(args: &ExchangeArgs) -> Result<bool> {
         "context_switches_per_msg": nodes.switches_per_msg,
         "handoff_us_p50": { "spawn_blocking_round_trip": round(handoff_blocking, 1), "thread_round_trip": round(handoff_thread, 1) },
         "cpu_s_by_thread": nodes.cpu_by_thread,
+        "cpu_us_per_msg_by_thread_at_offered_rate": nodes.cpu_us_per_msg_by_thread_at_rate,
         "steady_rss_mib": nodes.steady_rss,
         "memory_at_start_mib": nodes.memory_at_start,
         "memory_after_mib": nodes.memory_after,
@@ -492,6 +493,7 @@ struct NodeFigures {
     cpu_us_per_msg_at_rate: Value,
     switches_per_msg: Value,
     cpu_by_thread: Value,
+    cpu_us_per_msg_by_thread_at_rate: Value,
     peak_rss_mib: f64,
     peak_rss: Value,
     rss_at_start: Value,
@@ -610,8 +612,8 @@ async fn measure_nodes(
     .await?;
     let (cpu_s3, cpu_r3) = (cpu_snap(sender_pid)?, cpu_snap(receiver_pid)?);
     let rn = f64::from(rate_count);
-    let (cpu_sender_rate, _) = cpu_delta(&cpu_s2, &cpu_s3, tck);
-    let (cpu_receiver_rate, _) = cpu_delta(&cpu_r2, &cpu_r3, tck);
+    let (cpu_sender_rate, threads_sender_rate) = cpu_delta(&cpu_s2, &cpu_s3, tck);
+    let (cpu_receiver_rate, threads_receiver_rate) = cpu_delta(&cpu_r2, &cpu_r3, tck);
     let rtt_rate = at_rate
         .rtt_ms
         .clone()
@@ -653,6 +655,13 @@ async fn measure_nodes(
                 .collect(),
         )
     };
+    let per_msg_by_thread = |m: BTreeMap<String, f64>, n: f64| -> Value {
+        Value::Object(
+            m.into_iter()
+                .map(|(k, v)| (k, json!(round(v / n * 1e6, 1))))
+                .collect(),
+        )
+    };
     Ok(NodeFigures {
         throughput,
         saturation_wall_s: wall_s,
@@ -687,6 +696,10 @@ async fn measure_nodes(
         cpu_by_thread: json!({
             SENDER.as_str(): by_thread(threads_sender),
             RECEIVER.as_str(): by_thread(threads_receiver),
+        }),
+        cpu_us_per_msg_by_thread_at_rate: json!({
+            SENDER.as_str(): per_msg_by_thread(threads_sender_rate, rn),
+            RECEIVER.as_str(): per_msg_by_thread(threads_receiver_rate, rn),
         }),
         peak_rss_mib: peak_max,
         peak_rss: Value::Object(peak),
