@@ -10,6 +10,9 @@ use coset::{CoseSign1Builder, HeaderBuilder, TaggedCborSerializable, iana};
 pub const CT_ENVELOPE: &str = "application/imi-envelope+cbor; v=1";
 /// Content type of a receipt payload.
 pub const CT_RECEIPT: &str = "application/imi-receipt+cbor; v=1";
+/// Content type of a receipt group's signed payload (the size and root of the tree over its
+/// receipts' bodies).
+pub const CT_RECEIPT_GROUP: &str = "application/imi-receipt-group+cbor; v=1";
 /// Content type of a trust-list payload.
 pub const CT_TRUST_LIST: &str = "application/imi-trust-list+cbor; v=1";
 

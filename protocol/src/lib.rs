@@ -22,6 +22,7 @@ mod error;
 pub mod fields;
 pub mod ids;
 pub mod keys;
+pub mod merkle;
 pub mod receipt;
 pub mod trust;
 
@@ -37,7 +38,7 @@ pub use fields::{
 };
 pub use ids::{AuthorityId, CaseId, MessageId, NodeId, Role};
 pub use keys::{HpkeKeyPair, KeyId, NodeSigner, key_id};
-pub use receipt::{Outcome, Receipt, ReceiptBody};
+pub use receipt::{GroupCache, Outcome, Receipt, ReceiptBody};
 pub use trust::{HpkeKeyEntry, Member, SigningKeyEntry, TrustList};
 
 /// The protocol version this crate speaks; it is in every signed header.
@@ -47,6 +48,8 @@ pub const PROTOCOL_VERSION: u16 = 1;
 pub const DEFAULT_MAX_ENVELOPE_BYTES: usize = 4 * 1024 * 1024;
 /// Upper bound on a receipt's encoded size, checked before decoding.
 pub const MAX_RECEIPT_BYTES: usize = 4 * 1024;
+/// At most this many receipts under one group signature (a group receipt's `count`).
+pub const MAX_RECEIPT_GROUP: u64 = 1024;
 /// Upper bound on a trust list's encoded size.
 pub const MAX_TRUST_LIST_BYTES: usize = 1024 * 1024;
 /// At most this many recipients per envelope (every node of the federation).

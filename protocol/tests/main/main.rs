@@ -8,7 +8,8 @@
 //! - [`props`]: property tests (round trips, bit flips, parser robustness, size limits);
 //! - [`unit`]: rejection paths, key rotation and trust-list updates;
 //! - [`fields`]: sealed fields against `protocol/vectors/fields.json` and RFC 8439;
-//! - [`time`]: the time rule of a case step against `protocol/vectors/time.json`.
+//! - [`time`]: the time rule of a case step against `protocol/vectors/time.json`;
+//! - [`group`]: group receipts against `protocol/vectors/receipt_group.json`.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -18,6 +19,7 @@
 
 mod common;
 mod fields;
+mod group;
 mod props;
 mod time;
 mod unit;

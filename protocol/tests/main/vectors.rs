@@ -41,7 +41,7 @@ const SKEW: u64 = 300_000;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct VectorFile {
+pub(crate) struct VectorFile {
     description: Vec<String>,
     protocol_version: u16,
     governance: GovernanceVector,
@@ -49,7 +49,7 @@ struct VectorFile {
     hpke_keys: Vec<HpkeKeyVector>,
     trust_list: TrustListVector,
     envelopes: Vec<EnvelopeVector>,
-    receipts: Vec<ReceiptVector>,
+    pub(crate) receipts: Vec<ReceiptVector>,
     negative: Vec<NegativeVector>,
 }
 
@@ -186,17 +186,17 @@ struct OpenedExpected {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ReceiptVector {
-    name: String,
+pub(crate) struct ReceiptVector {
+    pub(crate) name: String,
     description: String,
-    signing_key: String,
-    body: ReceiptBodyVector,
+    pub(crate) signing_key: String,
+    pub(crate) body: ReceiptBodyVector,
     expected: ReceiptExpected,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ReceiptBodyVector {
+pub(crate) struct ReceiptBodyVector {
     v: u16,
     message_id: Option<String>,
     envelope_hash: String,
@@ -267,15 +267,15 @@ fn arr<const N: usize>(s: &str) -> [u8; N] {
 // Computation of expected values from inputs (shared by generator and checker).
 
 /// Keys and trust list built from the inputs of a vector file.
-struct Ctx {
+pub(crate) struct Ctx {
     governance: NodeSigner,
     signing: Vec<(String, NodeSigner)>,
     hpke: Vec<(String, NodeId, HpkeKeyPair)>,
-    trust: TrustList,
+    pub(crate) trust: TrustList,
 }
 
 impl Ctx {
-    fn from_file(f: &VectorFile) -> Ctx {
+    pub(crate) fn from_file(f: &VectorFile) -> Ctx {
         let governance = NodeSigner::from_seed(NodeId::EU, &arr(&f.governance.seed));
         let signing = f
             .signing_keys
@@ -327,7 +327,7 @@ impl Ctx {
         }
     }
 
-    fn signer(&self, name: &str) -> &NodeSigner {
+    pub(crate) fn signer(&self, name: &str) -> &NodeSigner {
         self.signing
             .iter()
             .find(|(n, _)| n == name)
@@ -397,7 +397,7 @@ impl RandomnessVector {
 }
 
 impl ReceiptBodyVector {
-    fn to_body(&self) -> ReceiptBody {
+    pub(crate) fn to_body(&self) -> ReceiptBody {
         ReceiptBody {
             v: self.v,
             message_id: self.message_id.as_deref().map(|m| MessageId(arr(m))),
@@ -1293,7 +1293,12 @@ fn to_json(f: &VectorFile) -> String {
     s
 }
 
-fn load() -> VectorFile {
+/// The hex of a receipt vector's expected payload (its body's deterministic CBOR).
+pub(crate) fn receipt_payload(r: &ReceiptVector) -> String {
+    r.expected.payload.clone()
+}
+
+pub(crate) fn load() -> VectorFile {
     let text = std::fs::read_to_string(VECTORS_PATH)
         .unwrap_or_else(|e| panic!("{VECTORS_PATH}: {e}; regenerate with IMI_REGEN_VECTORS=1"));
     serde_json::from_str(&text).unwrap()
