@@ -207,7 +207,7 @@ pub struct NetworkSection {
     /// While another peer is sending too, each peer is read at no more than this many bytes
     /// per second (0: no pacing).
     pub contended_read_bytes_per_second: u64,
-    /// Serve and announce `/imi/envelopes/1`, and send envelopes queued together for a peer
+    /// Serve and announce `/imi/envelopes/2` (and serve `/imi/envelopes/1`), and send envelopes queued together for a peer
     /// that announces it as one request.
     pub batching: bool,
 }

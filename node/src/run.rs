@@ -416,7 +416,7 @@ impl prometheus_client::collector::Collector for ReadPacingMetrics {
         for (name, help, value) in [
             (
                 "imi_network_batches_sent",
-                "Requests sent on /imi/envelopes/1, each carrying several envelopes",
+                "Requests sent on /imi/envelopes/2, each carrying several envelopes",
                 batches.sent,
             ),
             (
@@ -426,7 +426,7 @@ impl prometheus_client::collector::Collector for ReadPacingMetrics {
             ),
             (
                 "imi_network_batches_received",
-                "Batches received on /imi/envelopes/1",
+                "Batches received on /imi/envelopes/2 or /imi/envelopes/1",
                 batches.received,
             ),
             (

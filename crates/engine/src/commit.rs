@@ -33,6 +33,8 @@ pub(crate) enum Job {
         body: Vec<u8>,
         received: Timestamp,
         trust: Arc<imi_protocol::TrustList>,
+        /// Its receipt may be a group receipt (it came in a batch whose sender reads them).
+        group: bool,
         reply: oneshot::Sender<Result<Committed, EngineError>>,
     },
     /// A new outbound envelope: store it and append one outbox entry per recipient.
@@ -98,6 +100,20 @@ pub(crate) enum Committed {
     Duplicate,
     /// Refused by the application or as a conflicting duplicate; nothing written.
     Rejected(RejectCode),
+}
+
+/// An accepted envelope of the group whose receipt is signed with the others' at the end of
+/// the group ([`Committer::sign_receipts`]).
+pub(crate) struct Unsigned {
+    body: ReceiptBody,
+    /// Its inbox record, without the receipt yet.
+    record: InboxRecord,
+    inbox_key: Vec<u8>,
+    case: Option<imi_protocol::CaseId>,
+    /// Whether the receipt gets a log leaf.
+    logged: bool,
+    /// Its place in the group's replies.
+    reply: Option<usize>,
 }
 
 /// Linger only after a group with at least this many commits needing an fsync: a sign of
@@ -230,6 +246,8 @@ impl Committer {
         let mut replies = Vec::with_capacity(jobs.len());
         let mut group = GroupOutbox::default();
         let mut accepted = 0u64;
+        // Accepted envelopes whose receipts are signed together once the group is known.
+        let mut unsigned: Vec<Unsigned> = Vec::new();
         let seq_snapshot = self.next_seq.clone();
         self.log.start_group();
         let log_snapshot = self.log.clone();
@@ -242,8 +260,10 @@ impl Committer {
                     body,
                     received,
                     trust,
+                    group: groupable,
                     reply,
                 } => {
+                    let to_sign = if groupable { Some(&mut unsigned) } else { None };
                     let outcome = self.apply_inbound(
                         &header,
                         bytes,
@@ -253,7 +273,13 @@ impl Committer {
                         &trust,
                         &mut overlay,
                         &mut batch,
+                        to_sign,
                     );
+                    if let Some(u) = unsigned.last_mut()
+                        && u.reply.is_none()
+                    {
+                        u.reply = Some(replies.len());
+                    }
                     match outcome {
                         Ok(c) => {
                             let header = if matches!(c, Committed::Accepted(_)) {
@@ -359,12 +385,13 @@ impl Committer {
         // Kept before the write, so that every outbox row a delivery task can read has its
         // envelope here already; forgotten again if the write fails (their ids are then in
         // no row, and never will be).
+        let signed = self.sign_receipts(unsigned, &mut batch, &mut replies);
         let fresh_ids: Vec<MessageId> = group.fresh.iter().map(|f| f.0).collect();
         self.fresh.insert(std::mem::take(&mut group.fresh));
-        let result = if batch.is_empty() {
-            Ok(())
-        } else {
-            self.store.write(batch, durability)
+        let result = match signed {
+            Err(e) => Err(e),
+            Ok(()) if batch.is_empty() => Ok(()),
+            Ok(()) => self.store.write(batch, durability),
         };
         match result {
             Ok(()) => {
@@ -437,6 +464,55 @@ impl Committer {
         }
     }
 
+    /// Signs the receipts of the group's accepted envelopes that may have group receipts:
+    /// with one signature when there are several (each receipt still verifiable on its own),
+    /// as a single receipt when there is one. Each goes into its inbox record, its log leaf
+    /// and its reply, in the group's batch. An error (none is expected: every body names
+    /// this node) fails the whole group, as a failed write would.
+    fn sign_receipts(
+        &mut self,
+        unsigned: Vec<Unsigned>,
+        batch: &mut WriteBatch,
+        replies: &mut [Reply],
+    ) -> Result<(), imi_store::StoreError> {
+        if unsigned.is_empty() {
+            return Ok(());
+        }
+        let failed = |e: imi_protocol::ProtocolError| {
+            imi_store::StoreError::Io(std::io::Error::other(format!(
+                "signing the group's receipts failed: {e}"
+            )))
+        };
+        let receipts = match unsigned.as_slice() {
+            [one] => vec![one.body.sign(&self.signer).map_err(failed)?],
+            many => {
+                let bodies: Vec<ReceiptBody> = many.iter().map(|u| u.body.clone()).collect();
+                let signed = ReceiptBody::sign_group(&bodies, &self.signer).map_err(failed)?;
+                self.metrics.receipt_groups.inc();
+                self.metrics.receipts_grouped.inc_by(many.len() as u64);
+                signed
+            }
+        };
+        for (u, receipt) in unsigned.into_iter().zip(receipts) {
+            if u.logged {
+                let leaf = crate::log::receipt_leaf(false, &receipt, &u.body, u.case.as_ref());
+                self.log.append(self.store.as_ref(), batch, &leaf);
+            }
+            let mut record = u.record;
+            record.receipt = receipt.clone();
+            let encoded = record
+                .encode()
+                .map_err(|e| imi_store::StoreError::Io(std::io::Error::other(e.to_string())))?;
+            batch.put(keys::INBOX, u.inbox_key, encoded);
+            if let Some(Reply::Inbound(_, Committed::Accepted(r), _)) =
+                u.reply.and_then(|i| replies.get_mut(i))
+            {
+                *r = receipt;
+            }
+        }
+        Ok(())
+    }
+
     /// Appends the log leaf of an envelope this node signed, if its kind is logged; returns
     /// whether it is.
     fn log_envelope_out(&mut self, b: &mut WriteBatch, signed: &SignedHeader) -> bool {
@@ -496,6 +572,7 @@ impl Committer {
         trust: &imi_protocol::TrustList,
         overlay: &mut Overlay,
         batch: &mut WriteBatch,
+        to_sign: Option<&mut Vec<Unsigned>>,
     ) -> Result<Committed, EngineError> {
         let inbox_key = keys::node_msg_key(header.from, &header.id);
         let existing = match overlay.get(&(keys::INBOX, inbox_key.clone())) {
@@ -557,10 +634,8 @@ impl Committer {
             received,
             outcome: Outcome::Accepted,
         };
-        let receipt = receipt_body
-            .sign(&self.signer)
-            .map_err(|e| EngineError::Internal(e.to_string()))?;
-        if self.routes.logged(header.kind.as_str()) {
+        let logged = self.routes.logged(header.kind.as_str());
+        if logged {
             self.log.append(
                 self.store.as_ref(),
                 &mut b,
@@ -569,19 +644,50 @@ impl Committer {
             for l in &leaves {
                 self.log.append(self.store.as_ref(), &mut b, l);
             }
-            self.log.append(
-                self.store.as_ref(),
-                &mut b,
-                &crate::log::receipt_leaf(false, &receipt, &receipt_body, header.case.as_ref()),
-            );
         }
-        let record = InboxRecord {
+        let mut record = InboxRecord {
             envelope_hash: hash,
             received,
             kind: header.kind.to_string(),
-            receipt: receipt.clone(),
+            receipt: Vec::new(),
         };
-        b.put(keys::INBOX, inbox_key.clone(), record.encode()?);
+        let receipt = match to_sign {
+            Some(unsigned) => {
+                // Signed with the group's other receipts before the write
+                // (`sign_receipts`); the record without it stands in the overlay meanwhile,
+                // so that a copy later in the group is found a duplicate.
+                overlay.insert((keys::INBOX, inbox_key.clone()), Some(record.encode()?));
+                unsigned.push(Unsigned {
+                    body: receipt_body,
+                    record,
+                    inbox_key: inbox_key.clone(),
+                    case: header.case,
+                    logged,
+                    reply: None,
+                });
+                Vec::new()
+            }
+            None => {
+                let receipt = receipt_body
+                    .sign(&self.signer)
+                    .map_err(|e| EngineError::Internal(e.to_string()))?;
+                if logged {
+                    self.log.append(
+                        self.store.as_ref(),
+                        &mut b,
+                        &crate::log::receipt_leaf(
+                            false,
+                            &receipt,
+                            &receipt_body,
+                            header.case.as_ref(),
+                        ),
+                    );
+                }
+                record.receipt = receipt.clone();
+                b.put(keys::INBOX, inbox_key.clone(), record.encode()?);
+                receipt
+            }
+        };
         b.put(keys::ENV_IN, inbox_key, bytes);
         if let Some((key, value, used)) = quota {
             b.put(keys::META, key, value);

@@ -13,7 +13,7 @@ pub struct EngineConfig {
     /// Envelopes in flight per destination.
     pub delivery_window: usize,
     /// Most envelopes of one destination sent together: one request, answered with all their
-    /// receipts, where the destination speaks `/imi/envelopes/1` (one envelope per request
+    /// receipts, where the destination speaks `/imi/envelopes/2` (one envelope per request
     /// otherwise), and their receipts stored in one commit. `1` sends each on its own.
     pub delivery_batch: usize,
     /// Bytes of just-committed envelopes kept in memory for their delivery tasks, which then

@@ -98,8 +98,10 @@ async fn attempt_and_settle(
         .get_or_create(&Metrics::peer(node))
         .clone();
     let mut receipted = Vec::with_capacity(meta.len());
+    // The receipts of a batch mostly share a group signature: checked once.
+    let mut groups = imi_protocol::GroupCache::default();
     for (sent_entry, response) in meta.into_iter().zip(responses) {
-        match check_receipt(&shared, &trust, node, &sent_entry, response) {
+        match check_receipt(&shared, &trust, node, &sent_entry, response, &mut groups) {
             Ok(receipt) => {
                 latency.observe(sent.elapsed().as_secs_f64());
                 receipted.push((sent_entry, receipt));
@@ -243,9 +245,10 @@ fn check_receipt(
     node: NodeId,
     sent: &Sent,
     response: Result<Vec<u8>, imi_network::NetworkError>,
+    groups: &mut imi_protocol::GroupCache,
 ) -> Result<Receipt, String> {
     let response = response.map_err(|e| e.to_string())?;
-    let r = Receipt::verify(response, trust, node)
+    let r = Receipt::verify_cached(response, trust, node, groups)
         .map_err(|code| format!("invalid receipt: {code}"))?;
     if r.body.message_id != Some(sent.id) || r.body.envelope_hash != sent.hash {
         return Err("receipt does not match the envelope".into());

@@ -24,6 +24,8 @@ struct Queued {
     id: InboundId,
     payload: InboundPayload,
     received: Timestamp,
+    /// Its receipt may be a group receipt.
+    group_receipts: bool,
     /// The peer's handler slot, held until the envelope is answered.
     slot: OwnedSemaphorePermit,
     /// The peer's in-process gauge, decremented when it is answered.
@@ -143,7 +145,12 @@ pub(crate) async fn run(
             ev = events.recv() => match ev { Some(ev) => ev, None => break },
         };
         match ev {
-            NetworkEvent::InboundRequest { peer, id, payload } => {
+            NetworkEvent::InboundRequest {
+                peer,
+                id,
+                payload,
+                group_receipts,
+            } => {
                 let received = shared.clock.now_ms();
                 let node = shared.node_of_peer(&peer);
                 let slot = slots
@@ -173,6 +180,7 @@ pub(crate) async fn run(
                             id,
                             payload,
                             received,
+                            group_receipts,
                             slot,
                             gauge,
                         },
@@ -298,9 +306,10 @@ async fn verifier(
         };
         let (shared, id, received, slot, gauge) =
             (shared.clone(), q.id, q.received, q.slot, q.gauge);
+        let group = q.group_receipts;
         let (fair, ready) = (fair.clone(), ready.clone());
         tokio::spawn(async move {
-            answer(&shared, peer, id, prepared, received).await;
+            answer(&shared, peer, id, prepared, received, group).await;
             if let Some(g) = gauge {
                 g.dec();
             }
@@ -385,6 +394,7 @@ async fn answer(
     id: InboundId,
     prepared: Prepared,
     received: Timestamp,
+    group: bool,
 ) {
     let receipt = match prepared {
         Prepared::Reject {
@@ -416,6 +426,7 @@ async fn answer(
                     body,
                     received,
                     trust: shared.trust(),
+                    group,
                     reply,
                 })
                 .await;

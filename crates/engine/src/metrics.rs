@@ -159,6 +159,10 @@ pub struct Metrics {
     pub commit_groups_synced: Counter,
     /// Inbound messages committed.
     pub committed_messages: Counter,
+    /// Group receipts: signatures made over the receipts of several accepted envelopes.
+    pub receipt_groups: Counter,
+    /// Receipts signed in groups (each group signature covers several).
+    pub receipts_grouped: Counter,
     /// Inbound messages committed, by kind (counted once the commit is durable).
     pub committed_by_kind: Family<KindLabel, Counter>,
     /// Inbound envelopes refused (or shed unanswered) because a peer was over a quota.
@@ -288,6 +292,16 @@ impl Metrics {
             "store_committed_messages",
             "Inbound messages committed",
             self.committed_messages.clone(),
+        );
+        r.register(
+            "receipt_groups",
+            "Group signatures made over the receipts of several accepted envelopes",
+            self.receipt_groups.clone(),
+        );
+        r.register(
+            "receipts_grouped",
+            "Receipts signed in groups, one signature per group",
+            self.receipts_grouped.clone(),
         );
         r.register(
             "quota_refused",

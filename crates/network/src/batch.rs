@@ -1,4 +1,4 @@
-//! The body of a `/imi/envelopes/1` frame: several envelopes (or, in the response, their
+//! The body of a `/imi/envelopes/2` (or `/imi/envelopes/1`) frame: several envelopes (or, in the response, their
 //! receipts) in one request-response exchange.
 //!
 //! A batch body is a sequence of items, each a `u32` big-endian length followed by exactly

@@ -38,6 +38,10 @@ const LENGTH_PREFIX_BYTES: usize = 4;
 pub enum Frame {
     /// A body within the limit.
     Bytes(Vec<u8>),
+    /// A body within the limit, read on [`LEGACY_BATCH_PROTOCOL`](crate::LEGACY_BATCH_PROTOCOL),
+    /// whose answers must be single receipts. Only produced when reading; written as
+    /// [`Frame::Bytes`].
+    Legacy(Vec<u8>),
     /// The declared body length exceeded the limit; the body was drained, not kept.
     /// Only produced when reading; writing it is refused.
     Oversized(u64),
@@ -180,13 +184,18 @@ impl request_response::Codec for FrameCodec {
     type Request = Frame;
     type Response = Vec<u8>;
 
-    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Frame>
+    async fn read_request<T>(&mut self, protocol: &StreamProtocol, io: &mut T) -> io::Result<Frame>
     where
         T: AsyncRead + Unpin + Send,
     {
         let declared = read_length(io).await?;
         if declared <= self.max_u64() {
-            return read_body(io, declared).await.map(Frame::Bytes);
+            let body = read_body(io, declared).await?;
+            return Ok(if protocol.as_ref() == crate::LEGACY_BATCH_PROTOCOL {
+                Frame::Legacy(body)
+            } else {
+                Frame::Bytes(body)
+            });
         }
         if declared > self.max_u64().saturating_mul(DRAIN_FACTOR) {
             return Err(self
@@ -220,7 +229,9 @@ impl request_response::Codec for FrameCodec {
         T: AsyncWrite + Unpin + Send,
     {
         match request {
-            Frame::Bytes(body) => self.write_frame("request", io, &body).await,
+            Frame::Bytes(body) | Frame::Legacy(body) => {
+                self.write_frame("request", io, &body).await
+            }
             Frame::Oversized(declared) => Err(self
                 .too_large("request", declared)
                 .into_io(io::ErrorKind::InvalidInput)),
@@ -271,6 +282,26 @@ mod tests {
         let mut reader = Cursor::new(wire.into_inner());
         let frame = block_on(codec.read_request(&protocol(), &mut reader)).unwrap();
         assert_eq!(frame, Frame::Bytes(b"hello".to_vec()));
+    }
+
+    #[test]
+    fn a_request_on_the_first_batch_protocol_is_marked_legacy() {
+        let mut codec = FrameCodec::new(1024);
+        for (name, legacy) in [
+            (crate::LEGACY_BATCH_PROTOCOL, true),
+            (crate::BATCH_PROTOCOL, false),
+            (crate::PROTOCOL, false),
+        ] {
+            let mut reader = Cursor::new(framed(b"batch"));
+            let frame =
+                block_on(codec.read_request(&StreamProtocol::new(name), &mut reader)).unwrap();
+            let expected = if legacy {
+                Frame::Legacy(b"batch".to_vec())
+            } else {
+                Frame::Bytes(b"batch".to_vec())
+            };
+            assert_eq!(frame, expected, "{name}");
+        }
     }
 
     #[test]

@@ -46,7 +46,10 @@
 //! their answers, one per request, in order. It saves, per request, a stream, its
 //! negotiation, a timer and a few system calls on each side. It is optional: a node serves
 //! and announces it (through identify's protocol list) when [`NetworkConfig::batching`] is
-//! on, and sends batches only to peers that announced it on their current connection.
+//! on, and sends batches only to peers that announced it on their current connection. The
+//! answers to a batch may be group receipts (`imi_protocol::receipt`): items arrive marked
+//! `group_receipts`. The first version of the protocol, [`LEGACY_BATCH_PROTOCOL`], is the
+//! same exchange answered with single receipts; it is served for older peers, never sent.
 //!
 //! * Sending: requests that are queued for one peer when the task hands them to libp2p go
 //!   together, up to [`batch::MAX_BATCH_ITEMS`] (fewer if `max_message_bytes` could not hold
@@ -143,8 +146,14 @@ use tokio_util::sync::CancellationToken;
 pub const PROTOCOL: &str = "/imi/envelope/1";
 
 /// The request-response protocol that carries several envelopes in one exchange (see
-/// [Batches](crate#batches)). Optional: spoken only with peers that announce it.
-pub const BATCH_PROTOCOL: &str = "/imi/envelopes/1";
+/// [Batches](crate#batches)), whose answers may be group receipts. Optional: spoken only
+/// with peers that announce it.
+pub const BATCH_PROTOCOL: &str = "/imi/envelopes/2";
+
+/// The first batch protocol: the same exchange, answered with single receipts only. Served
+/// (for peers that do not speak [`BATCH_PROTOCOL`]) and never sent: a peer that announces
+/// only it gets each envelope on its own, on [`PROTOCOL`].
+pub const LEGACY_BATCH_PROTOCOL: &str = "/imi/envelopes/1";
 
 /// Requests larger than this are never put in a batch: they go alone on [`PROTOCOL`]. A
 /// batch saves a fixed cost per request, which an envelope this large dwarfs with its
@@ -314,6 +323,10 @@ pub enum NetworkEvent {
         id: InboundId,
         /// What was sent.
         payload: InboundPayload,
+        /// It came in a batch on [`BATCH_PROTOCOL`]: its answer may be a group receipt
+        /// (one signature over the receipts of several envelopes). Single requests and
+        /// batches on [`LEGACY_BATCH_PROTOCOL`] must be answered with single receipts.
+        group_receipts: bool,
     },
     /// The first connection to this peer was established.
     PeerConnected(PeerId),

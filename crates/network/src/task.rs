@@ -28,8 +28,8 @@ use tracing::{Instrument, debug, info, trace, warn};
 
 use crate::{
     AllowedPeer, BATCH_ITEM_MAX_BYTES, BATCH_MAX_BYTES, BATCH_PROTOCOL, BatchCounters, Command,
-    InboundId, InboundKey, InboundPayload, NetworkConfig, NetworkError, NetworkEvent, PROTOCOL,
-    RESPONSE_ITEM_MAX_BYTES, RequestItem, batch,
+    InboundId, InboundKey, InboundPayload, LEGACY_BATCH_PROTOCOL, NetworkConfig, NetworkError,
+    NetworkEvent, PROTOCOL, RESPONSE_ITEM_MAX_BYTES, RequestItem, batch,
     codec::{Frame, FrameCodec, FrameTooLarge},
     pacing::{Pacer, remote_socket_addr},
 };
@@ -59,7 +59,7 @@ pub(crate) struct Behaviour {
     /// Connections per peer and handshakes in progress.
     limits: connection_limits::Behaviour,
     request_response: request_response::Behaviour<FrameCodec>,
-    /// `/imi/envelopes/1`, when batching is on.
+    /// `/imi/envelopes/2` (and, inbound only, `/imi/envelopes/1`), when batching is on.
     batch: Toggle<request_response::Behaviour<FrameCodec>>,
     identify: identify::Behaviour,
     ping: ping::Behaviour,
@@ -153,7 +153,13 @@ fn build_swarm(
     let batch_behaviour = config.batching.then(|| {
         request_response::Behaviour::with_codec(
             codec,
-            [(StreamProtocol::new(BATCH_PROTOCOL), ProtocolSupport::Full)],
+            [
+                (StreamProtocol::new(BATCH_PROTOCOL), ProtocolSupport::Full),
+                (
+                    StreamProtocol::new(LEGACY_BATCH_PROTOCOL),
+                    ProtocolSupport::Inbound,
+                ),
+            ],
             rr_config.clone(),
         )
     });
@@ -1018,8 +1024,9 @@ impl SwarmTask {
                 if !self.accepts_requests_from(peer, first) {
                     return;
                 }
-                let items = match request {
-                    Frame::Bytes(body) => batch::decode(&body),
+                let (items, group_receipts) = match request {
+                    Frame::Bytes(body) => (batch::decode(&body), true),
+                    Frame::Legacy(body) => (batch::decode(&body), false),
                     Frame::Oversized(declared) => {
                         warn!(peer = %peer, request = %first, declared, limit = self.max_message_bytes, "oversized inbound batch drained and dropped");
                         return;
@@ -1061,6 +1068,7 @@ impl SwarmTask {
                         peer,
                         id,
                         payload: InboundPayload::Bytes(bytes),
+                        group_receipts,
                     });
                 }
             }
@@ -1120,7 +1128,7 @@ impl SwarmTask {
                     return;
                 }
                 let size = match &request {
-                    Frame::Bytes(bytes) => bytes.len(),
+                    Frame::Bytes(bytes) | Frame::Legacy(bytes) => bytes.len(),
                     Frame::Oversized(_) => 0,
                 };
                 if size > 0 && self.over_budget(peer, id, size) {
@@ -1130,7 +1138,7 @@ impl SwarmTask {
                     return;
                 }
                 let payload = match request {
-                    Frame::Bytes(bytes) => {
+                    Frame::Bytes(bytes) | Frame::Legacy(bytes) => {
                         debug!(peer = %peer, request = %id, bytes = bytes.len(), "inbound request");
                         InboundPayload::Bytes(bytes)
                     }
@@ -1140,7 +1148,12 @@ impl SwarmTask {
                     }
                 };
                 self.await_response(id, peer, Some(channel), size);
-                self.emit(NetworkEvent::InboundRequest { peer, id, payload });
+                self.emit(NetworkEvent::InboundRequest {
+                    peer,
+                    id,
+                    payload,
+                    group_receipts: false,
+                });
             }
             request_response::Event::Message {
                 peer,

@@ -1,4 +1,4 @@
-//! The batch body of `/imi/envelopes/1` against `protocol/vectors/batch.json`, whose items
+//! The batch body of `/imi/envelopes/2` and `/imi/envelopes/1` against `protocol/vectors/batch.json`, whose items
 //! are the envelopes and receipts of `protocol/vectors/v1.json`.
 
 #![allow(

@@ -609,7 +609,9 @@ async fn responses_are_checked_and_ids_expire() {
         let peer = b.peer;
         async move { client.request(peer, b"q".to_vec()).await }
     });
-    let NetworkEvent::InboundRequest { id, peer, payload } = b
+    let NetworkEvent::InboundRequest {
+        id, peer, payload, ..
+    } = b
         .wait_for("the inbound request", |e| {
             matches!(e, NetworkEvent::InboundRequest { .. })
         })
@@ -1086,7 +1088,9 @@ async fn the_answers_of_a_batch_go_back_in_order_whatever_order_they_are_given_i
         let peer = b.peer;
         async move { client.request(peer, b"hi".to_vec()).await }
     });
-    let NetworkEvent::InboundRequest { id, .. } = b
+    let NetworkEvent::InboundRequest {
+        id, group_receipts, ..
+    } = b
         .wait_for("the first request", |e| {
             matches!(e, NetworkEvent::InboundRequest { .. })
         })
@@ -1094,6 +1098,8 @@ async fn the_answers_of_a_batch_go_back_in_order_whatever_order_they_are_given_i
     else {
         unreachable!()
     };
+    // A request alone must be answered with a single receipt.
+    assert!(!group_receipts);
     b.client.respond(id, b"hello".to_vec()).await.unwrap();
     assert_eq!(
         guarded("the first answer", first).await.unwrap().unwrap(),
@@ -1114,7 +1120,12 @@ async fn the_answers_of_a_batch_go_back_in_order_whatever_order_they_are_given_i
     });
     let mut pending = Vec::new();
     while pending.len() < items.len() {
-        if let NetworkEvent::InboundRequest { id, payload, .. } = b
+        if let NetworkEvent::InboundRequest {
+            id,
+            payload,
+            group_receipts,
+            ..
+        } = b
             .wait_for("a batch item", |e| {
                 matches!(e, NetworkEvent::InboundRequest { .. })
             })
@@ -1123,6 +1134,8 @@ async fn the_answers_of_a_batch_go_back_in_order_whatever_order_they_are_given_i
             let InboundPayload::Bytes(bytes) = payload else {
                 panic!("an item is not bytes")
             };
+            // Items of a batch on /imi/envelopes/2 may be answered with group receipts.
+            assert!(group_receipts);
             pending.push((id, bytes));
         }
     }

@@ -84,6 +84,24 @@ async fn diagnostics_are_applied_exactly_once_with_group_commit() {
     // A stored one signed `accepted` receipt from B per message.
     let stored = a.rows(keys::RECEIPTS_OUT);
     assert_eq!(stored.len(), total as usize);
+    // B signed the receipts of envelopes that came in batches and were committed together
+    // once per group (group receipts, each verifiable on its own, checked just below); the
+    // three sent one at a time got single receipts.
+    let grouped = stored
+        .iter()
+        .filter(|(_, bytes)| imi_protocol::Receipt::is_group(bytes))
+        .count() as u64;
+    let (groups, in_groups) = (m.receipt_groups.get(), m.receipts_grouped.get());
+    eprintln!("group receipts: {grouped} of {total}, {groups} group signatures");
+    assert_eq!(
+        grouped, in_groups,
+        "every group receipt B signed is stored at A"
+    );
+    assert!(
+        groups > 0 && in_groups > groups,
+        "no group of two or more receipts: {in_groups} receipts in {groups} groups"
+    );
+    assert!(grouped <= N as u64, "a lone envelope got a group receipt");
     for (key, bytes) in stored {
         let r = fed.verify_receipt(bytes, BE);
         assert_eq!(r.body.outcome, Outcome::Accepted);
