@@ -400,6 +400,7 @@ pub async fn exchange(args: &ExchangeArgs) -> Result<bool> {
         "fsync_p50_ms": round(fsync_p50, 3),
         "fsync_p99_ms": round(fsync_p99, 3),
         "msgs_per_fsync": round(nodes.msgs_per_fsync, 2),
+        "receipts_at_saturation": nodes.receipts,
         "peak_rss_mib_per_node": round(nodes.peak_rss_mib, 1),
         "cores": cores,
         "messages": args.messages,
@@ -484,6 +485,7 @@ struct NodeFigures {
     p50_at_rate: f64,
     p99_at_rate: f64,
     msgs_per_fsync: f64,
+    receipts: Value,
     receiver_fsyncs: f64,
     sender_fsyncs: f64,
     sender_per_fsync: f64,
@@ -568,6 +570,12 @@ async fn measure_nodes(
         - metric(&m_recv_0, "imi_store_committed_messages_total")?;
     let receiver_fsyncs = metric(&m_recv_1, "imi_store_synced_commits_total")?
         - metric(&m_recv_0, "imi_store_synced_commits_total")?;
+    // Group receipts (0 from a node without them).
+    let grouped =
+        |m: &BTreeMap<String, f64>| metric(m, "imi_receipts_grouped_total").unwrap_or(0.0);
+    let groups = |m: &BTreeMap<String, f64>| metric(m, "imi_receipt_groups_total").unwrap_or(0.0);
+    let receipts_grouped = grouped(&m_recv_1) - grouped(&m_recv_0);
+    let receipt_groups = groups(&m_recv_1) - groups(&m_recv_0);
     let sender_fsyncs = metric(&m_send_1, "imi_store_synced_commits_total")?
         - metric(&m_send_0, "imi_store_synced_commits_total")?;
     let (cpu_sender, threads_sender) = cpu_delta(&cpu_s0, &cpu_s1, tck);
@@ -671,6 +679,10 @@ async fn measure_nodes(
         p50_at_rate: rtt_rate.p50,
         p99_at_rate: rtt_rate.p99,
         msgs_per_fsync: committed / receiver_fsyncs.max(1.0),
+        receipts: json!({
+            "grouped_share": round(receipts_grouped / committed.max(1.0), 3),
+            "per_group_signature": round(receipts_grouped / receipt_groups.max(1.0), 2),
+        }),
         receiver_fsyncs,
         sender_fsyncs,
         sender_per_fsync: n / sender_fsyncs.max(1.0),
