@@ -117,9 +117,43 @@ fn evidence_bundles_verify_offline_and_tampering_is_named() {
     assert!(out.contains("PASS case.lifecycle"), "{out}");
     assert!(out.contains("PASS trust_list.signature"), "{out}");
 
+    // A burst of diagnostics DE → HU travels in batches, and HU signs the receipts of the
+    // envelopes it commits together once (group receipts): DE logs each, and they are in the
+    // time-range bundle below, each verified on its own.
+    let (st, body) = fed
+        .client("DE")
+        .post_json(
+            "/operator/diag/send",
+            &json!({"to": "HU", "count": 200, "wait": true, "body_bytes": 64}),
+        )
+        .expect("POST /operator/diag/send");
+    assert_eq!(st, 200, "{body}");
+    let sent: imi_e2e::DiagSend = serde_json::from_str(&body).unwrap();
+    assert_eq!(sent.accepted, Some(200), "{body}");
+    let grouped = fed
+        .client("HU")
+        .metric("imi_receipts_grouped_total", &[])
+        .unwrap_or(0.0);
+    assert!(grouped >= 2.0, "HU signed no group receipt: {grouped}");
+
     // A time-range bundle (everything logged in the range) verifies too.
     let range =
         auditor.get_json("/api/v1/audit/bundle?from=2000-01-01T00:00:00Z&to=2100-01-01T00:00:00Z");
+    use base64::Engine as _;
+    let group_receipts = range["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["leaf"].as_str().unwrap().contains("\ntype=receipt_in\n"))
+        .filter_map(|e| e["bytes"].as_str())
+        .map(|b| base64::engine::general_purpose::STANDARD.decode(b).unwrap())
+        .filter(|b| imi_protocol::Receipt::is_group(b))
+        .count();
+    // (DE stores a receipt just after reporting it, so the last few may not be in yet.)
+    assert!(
+        group_receipts >= 2 && group_receipts as f64 <= grouped,
+        "the range bundle holds {group_receipts} group receipts, HU signed {grouped}"
+    );
     assert!(range["case"].is_null());
     assert!(
         range["entries"].as_array().unwrap().len() >= bundle["entries"].as_array().unwrap().len()
