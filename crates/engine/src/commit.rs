@@ -116,6 +116,27 @@ pub(crate) struct Unsigned {
     reply: Option<usize>,
 }
 
+/// Signs `bodies` in order, `per_group` (at least 1) under one signature at a time: a run of
+/// one gets a single receipt. Returns the receipts and the size of each group signed.
+fn sign_in_groups(
+    bodies: &[ReceiptBody],
+    signer: &NodeSigner,
+    per_group: usize,
+) -> Result<(Vec<Vec<u8>>, Vec<usize>), imi_protocol::ProtocolError> {
+    let mut receipts = Vec::with_capacity(bodies.len());
+    let mut groups = Vec::new();
+    for chunk in bodies.chunks(per_group.max(1)) {
+        match chunk {
+            [one] => receipts.push(one.sign(signer)?),
+            many => {
+                receipts.extend(ReceiptBody::sign_group(many, signer)?);
+                groups.push(many.len());
+            }
+        }
+    }
+    Ok((receipts, groups))
+}
+
 /// Linger only after a group with at least this many commits needing an fsync: a sign of
 /// sustained load. At low rates each such commit is alone in its group and nothing waits.
 const LINGER_MIN_PREVIOUS_GROUP: usize = 2;
@@ -465,8 +486,9 @@ impl Committer {
     }
 
     /// Signs the receipts of the group's accepted envelopes that may have group receipts:
-    /// with one signature when there are several (each receipt still verifiable on its own),
-    /// as a single receipt when there is one. Each goes into its inbox record, its log leaf
+    /// with one signature when there are several (each receipt still verifiable on its own;
+    /// one per [`imi_protocol::MAX_RECEIPT_GROUP`] of them), as a single receipt when there is
+    /// one. Each goes into its inbox record, its log leaf
     /// and its reply, in the group's batch. An error (none is expected: every body names
     /// this node) fails the whole group, as a failed write would.
     fn sign_receipts(
@@ -483,16 +505,16 @@ impl Committer {
                 "signing the group's receipts failed: {e}"
             )))
         };
-        let receipts = match unsigned.as_slice() {
-            [one] => vec![one.body.sign(&self.signer).map_err(failed)?],
-            many => {
-                let bodies: Vec<ReceiptBody> = many.iter().map(|u| u.body.clone()).collect();
-                let signed = ReceiptBody::sign_group(&bodies, &self.signer).map_err(failed)?;
-                self.metrics.receipt_groups.inc();
-                self.metrics.receipts_grouped.inc_by(many.len() as u64);
-                signed
-            }
-        };
+        // A group receipt covers at most MAX_RECEIPT_GROUP receipts: a larger commit group
+        // (`engine.max_commit_group` above it) signs several.
+        let per_group = usize::try_from(imi_protocol::MAX_RECEIPT_GROUP).unwrap_or(usize::MAX);
+        let bodies: Vec<ReceiptBody> = unsigned.iter().map(|u| u.body.clone()).collect();
+        let (receipts, groups) =
+            sign_in_groups(&bodies, &self.signer, per_group).map_err(failed)?;
+        for g in groups {
+            self.metrics.receipt_groups.inc();
+            self.metrics.receipts_grouped.inc_by(g as u64);
+        }
         for (u, receipt) in unsigned.into_iter().zip(receipts) {
             if u.logged {
                 let leaf = crate::log::receipt_leaf(false, &receipt, &u.body, u.case.as_ref());
@@ -699,5 +721,72 @@ impl Committer {
         record_overlay(overlay, &b);
         batch.append(b);
         Ok(Committed::Accepted(receipt))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use imi_protocol::Receipt;
+
+    fn body(n: u8) -> ReceiptBody {
+        ReceiptBody {
+            v: imi_protocol::PROTOCOL_VERSION,
+            message_id: Some(MessageId([n; 16])),
+            envelope_hash: [n; 32],
+            receiver: NodeId::DE,
+            sender: Some(NodeId::AT),
+            received: 1_767_225_600_000,
+            outcome: Outcome::Accepted,
+        }
+    }
+
+    /// The group of a group receipt (its fourth field), to tell which signature covers it.
+    fn group_of(receipt: &[u8]) -> Vec<u8> {
+        let v: ciborium::Value = ciborium::from_reader(receipt).unwrap();
+        let ciborium::Value::Map(entries) = v else {
+            panic!("not a map")
+        };
+        let (_, ciborium::Value::Bytes(g)) = &entries[3] else {
+            panic!("no group")
+        };
+        g.clone()
+    }
+
+    #[test]
+    fn receipts_beyond_the_largest_group_are_signed_in_several() {
+        let signer = NodeSigner::from_seed(NodeId::DE, &[7; 32]);
+        let bodies: Vec<ReceiptBody> = (0..9).map(body).collect();
+        let (receipts, groups) = sign_in_groups(&bodies, &signer, 4).unwrap();
+        assert_eq!(groups, vec![4, 4], "two groups of four, then one alone");
+        assert_eq!(receipts.len(), 9);
+        let g: Vec<Vec<u8>> = receipts[..8].iter().map(|r| group_of(r)).collect();
+        assert!(g[..4].iter().all(|x| *x == g[0]) && g[4..].iter().all(|x| *x == g[4]));
+        assert_ne!(g[0], g[4]);
+        assert!(
+            !Receipt::is_group(&receipts[8]),
+            "a run of one is a single receipt"
+        );
+        // Every receipt verifies on its own, as its own body.
+        let trust = imi_protocol::TrustList {
+            version: 1,
+            issued: 0,
+            members: vec![imi_protocol::Member {
+                node: NodeId::DE,
+                role: imi_protocol::Role::National,
+                signing_keys: vec![imi_protocol::SigningKeyEntry {
+                    public: signer.public(),
+                    valid_from: 0,
+                    valid_until: u64::MAX,
+                }],
+                hpke_keys: vec![],
+                addresses: vec![],
+            }],
+        };
+        for (r, b) in receipts.into_iter().zip(&bodies) {
+            assert_eq!(&Receipt::verify(r, &trust, NodeId::DE).unwrap().body, b);
+        }
+        // One per call when nothing is larger than a group.
+        assert_eq!(sign_in_groups(&bodies, &signer, 1024).unwrap().1, vec![9]);
     }
 }
