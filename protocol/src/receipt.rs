@@ -81,6 +81,19 @@ impl ReceiptBody {
         cose::sign_as(cbor::to_vec(self)?, CT_RECEIPT, signer)
     }
 
+    /// Decodes a receipt body (the signed payload of a single receipt, the `body` of a group
+    /// receipt) in its one encoding, from `expected_receiver`, in the version spoken.
+    fn decode_from(bytes: &[u8], expected_receiver: NodeId) -> Result<ReceiptBody, RejectCode> {
+        let body: ReceiptBody = cbor::from_slice_canonical(bytes, MAX_RECEIPT_BYTES)?;
+        if body.receiver != expected_receiver {
+            return Err(RejectCode::UnknownSender);
+        }
+        if body.v != PROTOCOL_VERSION {
+            return Err(RejectCode::UnsupportedVersion);
+        }
+        Ok(body)
+    }
+
     /// Signs several receipts with one signature: group receipts, in the order of `bodies`,
     /// each verifiable on its own ([`Receipt::verify`]). Every body must name the signer
     /// as its receiver; at most [`MAX_RECEIPT_GROUP`] of them.
@@ -213,17 +226,11 @@ impl Receipt {
         if bytes.len() > MAX_RECEIPT_BYTES {
             return Err(RejectCode::Oversized);
         }
-        if bytes.first() != Some(&0xd2) {
+        if Self::is_group(&bytes) {
             return Self::verify_group(bytes, trust, expected_receiver, cache);
         }
         let parsed = cose::parse(&bytes, MAX_RECEIPT_BYTES, CT_RECEIPT)?;
-        let body: ReceiptBody = cbor::from_slice_canonical(&parsed.payload, MAX_RECEIPT_BYTES)?;
-        if body.receiver != expected_receiver {
-            return Err(RejectCode::UnknownSender);
-        }
-        if body.v != PROTOCOL_VERSION {
-            return Err(RejectCode::UnsupportedVersion);
-        }
+        let body = ReceiptBody::decode_from(&parsed.payload, expected_receiver)?;
         let public = trust.signing_key(body.receiver, &parsed.kid, body.received)?;
         parsed.verify(&public)?;
         Ok(Receipt { bytes, body })
@@ -236,13 +243,7 @@ impl Receipt {
         cache: &mut GroupCache,
     ) -> Result<Receipt, RejectCode> {
         let g: GroupReceipt = cbor::from_slice_canonical(&bytes, MAX_RECEIPT_BYTES)?;
-        let body: ReceiptBody = cbor::from_slice_canonical(&g.body, MAX_RECEIPT_BYTES)?;
-        if body.receiver != expected_receiver {
-            return Err(RejectCode::UnknownSender);
-        }
-        if body.v != PROTOCOL_VERSION {
-            return Err(RejectCode::UnsupportedVersion);
-        }
+        let body = ReceiptBody::decode_from(&g.body, expected_receiver)?;
         let parsed = cose::parse(&g.group, MAX_RECEIPT_BYTES, CT_RECEIPT_GROUP)?;
         let signed: GroupPayload = cbor::from_slice_canonical(&parsed.payload, MAX_RECEIPT_BYTES)?;
         if signed.count == 0 || signed.count > MAX_RECEIPT_GROUP || g.index >= signed.count {

@@ -564,3 +564,28 @@ pub fn signature_with_r(seed: &[u8; 32], r: &[u8; 32], msg: &[u8]) -> [u8; 64] {
     out[32..].copy_from_slice(&le_bytes(&s));
     out
 }
+
+// ---------------------------------------------------------------------------------------
+// Vector files.
+
+/// A vector file's JSON as the generators write it: pretty-printed, with a final newline.
+pub fn vectors_json<T: serde::Serialize>(f: &T) -> String {
+    let mut s = serde_json::to_string_pretty(f).unwrap();
+    s.push('\n');
+    s
+}
+
+/// Checks that the vector file at `path` (`protocol/vectors/<name>`) is exactly what its
+/// generator produces now; with `IMI_REGEN_VECTORS=1` it writes the file first. `filter`
+/// names the tests that regenerate it.
+pub fn check_generated(path: &str, name: &str, generated: &str, filter: &str) {
+    if std::env::var("IMI_REGEN_VECTORS").as_deref() == Ok("1") {
+        std::fs::write(path, generated).unwrap();
+    }
+    let on_disk = std::fs::read_to_string(path).unwrap();
+    assert!(
+        on_disk == generated,
+        "protocol/vectors/{name} differs from what the generator produces: if the change \
+         is intended, regenerate with IMI_REGEN_VECTORS=1 cargo test -p imi-protocol --test main {filter}"
+    );
+}

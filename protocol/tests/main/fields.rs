@@ -448,29 +448,19 @@ fn generate() -> FieldsFile {
     }
 }
 
-fn to_json(f: &FieldsFile) -> String {
-    let mut s = serde_json::to_string_pretty(f).unwrap();
-    s.push('\n');
-    s
-}
-
 #[test]
 #[ignore = "writes protocol/vectors/fields.json; run with --ignored (or IMI_REGEN_VECTORS=1) to regenerate"]
 fn regenerate_fields_vectors() {
-    std::fs::write(FIELDS_PATH, to_json(&generate())).unwrap();
+    std::fs::write(FIELDS_PATH, crate::common::vectors_json(&generate())).unwrap();
 }
 
 #[test]
 fn fields_vectors_file_is_up_to_date() {
-    let generated = to_json(&generate());
-    if std::env::var("IMI_REGEN_VECTORS").as_deref() == Ok("1") {
-        std::fs::write(FIELDS_PATH, &generated).unwrap();
-    }
-    let on_disk = std::fs::read_to_string(FIELDS_PATH).unwrap();
-    assert!(
-        on_disk == generated,
-        "protocol/vectors/fields.json differs from what the generator produces: if the change \
-         is intended, regenerate with IMI_REGEN_VECTORS=1 cargo test -p imi-protocol --test main fields"
+    crate::common::check_generated(
+        FIELDS_PATH,
+        "fields.json",
+        &crate::common::vectors_json(&generate()),
+        "fields",
     );
 }
 

@@ -131,6 +131,17 @@ fn remap(bytes: &[u8], mutate: impl FnOnce(&mut Value)) -> Vec<u8> {
     encode(&v)
 }
 
+/// A receipt with its audit path (the array of hashes) changed by `edit`, encoded again.
+fn edit_path(bytes: &[u8], edit: impl FnOnce(&mut Vec<Value>)) -> Vec<u8> {
+    remap(bytes, |v| {
+        let Value::Array(mut p) = field(v, "path").clone() else {
+            panic!("path is not an array")
+        };
+        edit(&mut p);
+        *field_mut(v, "path") = Value::Array(p);
+    })
+}
+
 fn group_payload(count: u64, root: &[u8]) -> Vec<u8> {
     encode(&Value::Map(vec![
         (text("count"), Value::Integer(count.into())),
@@ -148,12 +159,6 @@ fn negatives(receipts: &[Vec<u8>], seed: &[u8; 32]) -> Vec<GroupNegative> {
             verifier,
             expected: expected.into(),
         }
-    };
-    let path_of = |v: &mut Value| -> Vec<Value> {
-        let Value::Array(p) = field(v, "path").clone() else {
-            panic!("path is not an array")
-        };
-        p
     };
     let root = {
         let g =
@@ -194,12 +199,10 @@ fn negatives(receipts: &[Vec<u8>], seed: &[u8; 32]) -> Vec<GroupNegative> {
         neg(
             "group_receipt_flipped_path_bit",
             "receipt 0 with bit 0 of the first byte of its first path hash flipped",
-            remap(first, |v| {
-                let mut p = path_of(v);
+            edit_path(first, |p| {
                 let mut x = bytes_of(&p[0]);
                 x[0] ^= 1;
                 p[0] = Value::Bytes(x);
-                *field_mut(v, "path") = Value::Array(p);
             }),
             NodeId::DE,
             "bad_signature",
@@ -207,10 +210,8 @@ fn negatives(receipts: &[Vec<u8>], seed: &[u8; 32]) -> Vec<GroupNegative> {
         neg(
             "group_receipt_path_missing_hash",
             "receipt 0 without the last hash of its path",
-            remap(first, |v| {
-                let mut p = path_of(v);
+            edit_path(first, |p| {
                 p.pop();
-                *field_mut(v, "path") = Value::Array(p);
             }),
             NodeId::DE,
             "bad_signature",
@@ -218,23 +219,17 @@ fn negatives(receipts: &[Vec<u8>], seed: &[u8; 32]) -> Vec<GroupNegative> {
         neg(
             "group_receipt_path_extra_hash",
             "receipt 0 with its first path hash repeated at the end",
-            remap(first, |v| {
-                let mut p = path_of(v);
-                p.push(p[0].clone());
-                *field_mut(v, "path") = Value::Array(p);
-            }),
+            edit_path(first, |p| p.push(p[0].clone())),
             NodeId::DE,
             "bad_signature",
         ),
         neg(
             "group_receipt_path_hash_31_bytes",
             "receipt 0 with its first path hash one byte short",
-            remap(first, |v| {
-                let mut p = path_of(v);
+            edit_path(first, |p| {
                 let mut x = bytes_of(&p[0]);
                 x.pop();
                 p[0] = Value::Bytes(x);
-                *field_mut(v, "path") = Value::Array(p);
             }),
             NodeId::DE,
             "malformed",
@@ -311,10 +306,7 @@ fn negatives(receipts: &[Vec<u8>], seed: &[u8; 32]) -> Vec<GroupNegative> {
         neg(
             "group_receipt_oversized",
             "receipt 0 with a path of 130 hashes: 4,353 bytes or more, over the 4,096-byte limit",
-            remap(first, |v| {
-                let p = path_of(v);
-                *field_mut(v, "path") = Value::Array(vec![p[0].clone(); 130]);
-            }),
+            edit_path(first, |p| *p = vec![p[0].clone(); 130]),
             NodeId::DE,
             "oversized",
         ),
@@ -356,23 +348,13 @@ fn generate() -> GroupFile {
     }
 }
 
-fn to_json(f: &GroupFile) -> String {
-    let mut s = serde_json::to_string_pretty(f).unwrap();
-    s.push('\n');
-    s
-}
-
 #[test]
 fn group_vectors_file_is_up_to_date() {
-    let generated = to_json(&generate());
-    if std::env::var("IMI_REGEN_VECTORS").as_deref() == Ok("1") {
-        std::fs::write(GROUP_PATH, &generated).unwrap();
-    }
-    let on_disk = std::fs::read_to_string(GROUP_PATH).unwrap();
-    assert!(
-        on_disk == generated,
-        "protocol/vectors/receipt_group.json differs from what the generator produces: if the change \
-         is intended, regenerate with IMI_REGEN_VECTORS=1 cargo test -p imi-protocol --test main group"
+    crate::common::check_generated(
+        GROUP_PATH,
+        "receipt_group.json",
+        &crate::common::vectors_json(&generate()),
+        "group",
     );
 }
 

@@ -1287,12 +1287,6 @@ fn generate() -> VectorFile {
     file
 }
 
-fn to_json(f: &VectorFile) -> String {
-    let mut s = serde_json::to_string_pretty(f).unwrap();
-    s.push('\n');
-    s
-}
-
 /// The hex of a receipt vector's expected payload (its body's deterministic CBOR).
 pub(crate) fn receipt_payload(r: &ReceiptVector) -> String {
     r.expected.payload.clone()
@@ -1307,20 +1301,16 @@ pub(crate) fn load() -> VectorFile {
 #[test]
 #[ignore = "writes protocol/vectors/v1.json; run with --ignored (or IMI_REGEN_VECTORS=1) to regenerate"]
 fn regenerate_vectors() {
-    std::fs::write(VECTORS_PATH, to_json(&generate())).unwrap();
+    std::fs::write(VECTORS_PATH, crate::common::vectors_json(&generate())).unwrap();
 }
 
 #[test]
 fn vectors_file_is_up_to_date() {
-    let generated = to_json(&generate());
-    if std::env::var("IMI_REGEN_VECTORS").as_deref() == Ok("1") {
-        std::fs::write(VECTORS_PATH, &generated).unwrap();
-    }
-    let on_disk = std::fs::read_to_string(VECTORS_PATH).unwrap();
-    assert!(
-        on_disk == generated,
-        "protocol/vectors/v1.json differs from what the generator produces: if the change of wire format \
-         is intended, regenerate with IMI_REGEN_VECTORS=1 cargo test -p imi-protocol --test main vectors"
+    crate::common::check_generated(
+        VECTORS_PATH,
+        "v1.json",
+        &crate::common::vectors_json(&generate()),
+        "vectors",
     );
 }
 
