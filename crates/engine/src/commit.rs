@@ -113,7 +113,7 @@ pub(crate) struct Unsigned {
     /// Whether the receipt gets a log leaf.
     logged: bool,
     /// Its place in the group's replies.
-    reply: Option<usize>,
+    reply: usize,
 }
 
 /// Signs `bodies` in order, `per_group` (at least 1) under one signature at a time: a run of
@@ -284,7 +284,8 @@ impl Committer {
                     group: groupable,
                     reply,
                 } => {
-                    let to_sign = if groupable { Some(&mut unsigned) } else { None };
+                    // Its reply, if it is accepted, is the next one.
+                    let to_sign = groupable.then_some((&mut unsigned, replies.len()));
                     let outcome = self.apply_inbound(
                         &header,
                         bytes,
@@ -296,11 +297,6 @@ impl Committer {
                         &mut batch,
                         to_sign,
                     );
-                    if let Some(u) = unsigned.last_mut()
-                        && u.reply.is_none()
-                    {
-                        u.reply = Some(replies.len());
-                    }
                     match outcome {
                         Ok(c) => {
                             let header = if matches!(c, Committed::Accepted(_)) {
@@ -516,22 +512,42 @@ impl Committer {
             self.metrics.receipts_grouped.inc_by(g as u64);
         }
         for (u, receipt) in unsigned.into_iter().zip(receipts) {
-            if u.logged {
-                let leaf = crate::log::receipt_leaf(false, &receipt, &u.body, u.case.as_ref());
-                self.log.append(self.store.as_ref(), batch, &leaf);
-            }
-            let mut record = u.record;
-            record.receipt = receipt.clone();
-            let encoded = record
-                .encode()
-                .map_err(|e| imi_store::StoreError::Io(std::io::Error::other(e.to_string())))?;
-            batch.put(keys::INBOX, u.inbox_key, encoded);
-            if let Some(Reply::Inbound(_, Committed::Accepted(r), _)) =
-                u.reply.and_then(|i| replies.get_mut(i))
-            {
+            self.put_receipt(
+                batch,
+                u.record,
+                u.inbox_key,
+                &receipt,
+                &u.body,
+                u.case,
+                u.logged,
+            )
+            .map_err(|e| imi_store::StoreError::Io(std::io::Error::other(e.to_string())))?;
+            if let Some(Reply::Inbound(_, Committed::Accepted(r), _)) = replies.get_mut(u.reply) {
                 *r = receipt;
             }
         }
+        Ok(())
+    }
+
+    /// Writes a signed `accepted` receipt where it belongs: its log leaf (if the kind is
+    /// logged) and the inbox record that holds it.
+    #[allow(clippy::too_many_arguments)]
+    fn put_receipt(
+        &mut self,
+        b: &mut WriteBatch,
+        mut record: InboxRecord,
+        inbox_key: Vec<u8>,
+        receipt: &[u8],
+        body: &ReceiptBody,
+        case: Option<imi_protocol::CaseId>,
+        logged: bool,
+    ) -> Result<(), EngineError> {
+        if logged {
+            let leaf = crate::log::receipt_leaf(false, receipt, body, case.as_ref());
+            self.log.append(self.store.as_ref(), b, &leaf);
+        }
+        record.receipt = receipt.to_vec();
+        b.put(keys::INBOX, inbox_key, record.encode()?);
         Ok(())
     }
 
@@ -594,7 +610,7 @@ impl Committer {
         trust: &imi_protocol::TrustList,
         overlay: &mut Overlay,
         batch: &mut WriteBatch,
-        to_sign: Option<&mut Vec<Unsigned>>,
+        to_sign: Option<(&mut Vec<Unsigned>, usize)>,
     ) -> Result<Committed, EngineError> {
         let inbox_key = keys::node_msg_key(header.from, &header.id);
         let existing = match overlay.get(&(keys::INBOX, inbox_key.clone())) {
@@ -667,14 +683,14 @@ impl Committer {
                 self.log.append(self.store.as_ref(), &mut b, l);
             }
         }
-        let mut record = InboxRecord {
+        let record = InboxRecord {
             envelope_hash: hash,
             received,
             kind: header.kind.to_string(),
             receipt: Vec::new(),
         };
         let receipt = match to_sign {
-            Some(unsigned) => {
+            Some((unsigned, reply)) => {
                 // Signed with the group's other receipts before the write
                 // (`sign_receipts`); the record without it stands in the overlay meanwhile,
                 // so that a copy later in the group is found a duplicate.
@@ -685,7 +701,7 @@ impl Committer {
                     inbox_key: inbox_key.clone(),
                     case: header.case,
                     logged,
-                    reply: None,
+                    reply,
                 });
                 Vec::new()
             }
@@ -693,20 +709,15 @@ impl Committer {
                 let receipt = receipt_body
                     .sign(&self.signer)
                     .map_err(|e| EngineError::Internal(e.to_string()))?;
-                if logged {
-                    self.log.append(
-                        self.store.as_ref(),
-                        &mut b,
-                        &crate::log::receipt_leaf(
-                            false,
-                            &receipt,
-                            &receipt_body,
-                            header.case.as_ref(),
-                        ),
-                    );
-                }
-                record.receipt = receipt.clone();
-                b.put(keys::INBOX, inbox_key.clone(), record.encode()?);
+                self.put_receipt(
+                    &mut b,
+                    record,
+                    inbox_key.clone(),
+                    &receipt,
+                    &receipt_body,
+                    header.case,
+                    logged,
+                )?;
                 receipt
             }
         };
