@@ -563,3 +563,41 @@ fn a_group_is_signed_only_by_its_receiver_and_within_its_bounds() {
     let largest = ReceiptBody::sign_group(&too_many[..too_many.len() - 1], de).unwrap();
     assert!(largest.iter().all(|r| r.len() <= MAX_RECEIPT_BYTES));
 }
+
+/// Every single-bit flip and every truncation of every receipt of a group is refused, by
+/// `verify` and by `verify_cached` with the genuine group's signature already in the cache
+/// (where a flip in the body, index or path meets a cached signature and must still fail on
+/// the path); nothing panics. A group receipt has no byte outside what the checks cover.
+#[test]
+fn every_bit_flip_and_truncation_of_a_group_receipt_fails() {
+    let fx = Fixture::new();
+    let bodies: Vec<ReceiptBody> = (0..5).map(|i| body(NodeId::DE, i)).collect();
+    let receipts = ReceiptBody::sign_group(&bodies, fx.signer(NodeId::DE)).unwrap();
+    let mut cache = GroupCache::default();
+    for r in &receipts {
+        Receipt::verify_cached(r.clone(), &fx.trust, NodeId::DE, &mut cache).unwrap();
+    }
+    // Five leaves: the first receipt's path has three hashes, the last's (alone on the right) one.
+    for r in [&receipts[0], &receipts[4]] {
+        for bit in 0..r.len() * 8 {
+            let flipped = flip(r, bit);
+            assert!(
+                Receipt::verify(flipped.clone(), &fx.trust, NodeId::DE).is_err(),
+                "bit {bit} of {} verifies",
+                r.len() * 8
+            );
+            assert!(
+                Receipt::verify_cached(flipped, &fx.trust, NodeId::DE, &mut cache).is_err(),
+                "bit {bit} of {} verifies against the cached group",
+                r.len() * 8
+            );
+        }
+        for len in 0..r.len() {
+            let cut = r[..len].to_vec();
+            assert!(Receipt::verify(cut.clone(), &fx.trust, NodeId::DE).is_err());
+            assert!(Receipt::verify_cached(cut, &fx.trust, NodeId::DE, &mut cache).is_err());
+        }
+        // The genuine receipt still verifies from the cache after all that.
+        Receipt::verify_cached(r.clone(), &fx.trust, NodeId::DE, &mut cache).unwrap();
+    }
+}
