@@ -279,6 +279,15 @@ pub fn field_mut<'a>(map: &'a mut Value, key: &str) -> &'a mut Value {
         .unwrap_or_else(|| panic!("no {key}"))
 }
 
+/// The entries of the map under `key` (or of the top-level map for `""`).
+pub fn entries<'a>(p: &'a mut Value, key: &str) -> &'a mut Vec<(Value, Value)> {
+    let m = if key.is_empty() { p } else { field_mut(p, key) };
+    let Value::Map(e) = m else {
+        panic!("not a map")
+    };
+    e
+}
+
 /// The text keys of a CBOR map, in encoded order.
 pub fn keys(map: &Value) -> Vec<String> {
     let Value::Map(entries) = map else {

@@ -7,7 +7,7 @@
 //! - `group_vectors_match` recomputes every expected byte string, checks the receipts with an
 //!   independent RFC 6962 tree and ed25519 check, and runs the negative vectors.
 use crate::common::{
-    Fixture, JAN_2026, decode, encode, field, field_mut, flip, sign_raw, verify_raw,
+    Fixture, JAN_2026, decode, encode, entries, field, field_mut, flip, sign_raw, verify_raw,
 };
 use crate::vectors::{Ctx, load};
 use ciborium::Value;
@@ -254,12 +254,7 @@ fn negatives(receipts: &[Vec<u8>], seed: &[u8; 32]) -> Vec<GroupNegative> {
         neg(
             "group_receipt_keys_reordered",
             "receipt 0 with its keys in the order group, path, index, body",
-            remap(first, |v| {
-                let Value::Map(entries) = v else {
-                    panic!("not a map")
-                };
-                entries.reverse();
-            }),
+            remap(first, |v| entries(v, "").reverse()),
             NodeId::DE,
             "malformed",
         ),
@@ -267,10 +262,7 @@ fn negatives(receipts: &[Vec<u8>], seed: &[u8; 32]) -> Vec<GroupNegative> {
             "group_receipt_unknown_key",
             "receipt 0 with a fifth key \"x\": 0 at the end",
             remap(first, |v| {
-                let Value::Map(entries) = v else {
-                    panic!("not a map")
-                };
-                entries.push((text("x"), Value::Integer(0.into())));
+                entries(v, "").push((text("x"), Value::Integer(0.into())))
             }),
             NodeId::DE,
             "malformed",

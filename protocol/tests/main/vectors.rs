@@ -8,7 +8,7 @@
 //! - `vectors_file_is_up_to_date` checks that the generator still produces the file exactly.
 use crate::common::{
     DAY, ED25519_L, Form, JAN_2025, JAN_2026, bytes_of, decode, decode_cose, encode, encode_cose,
-    encode_with, field, field_mut, flip, keys, protected_header, resign, resign_with,
+    encode_with, entries, field, field_mut, flip, keys, protected_header, resign, resign_with,
     sig_structure, sign_parts, signature_s_plus_l, signature_with_r, verify_raw,
 };
 use chacha20poly1305::aead::{Aead as _, KeyInit as _, Payload};
@@ -1720,15 +1720,6 @@ fn splice(bytes: &[u8], what: &[u8], with: &[u8]) -> Vec<u8> {
         .collect();
     assert_eq!(at.len(), 1, "splice: {} matches", at.len());
     [&bytes[..at[0]], with, &bytes[at[0] + what.len()..]].concat()
-}
-
-/// The entries of the map under `key` (or of the top-level map for `""`).
-fn entries<'a>(p: &'a mut Value, key: &str) -> &'a mut Vec<(Value, Value)> {
-    let m = if key.is_empty() { p } else { field_mut(p, key) };
-    let Value::Map(e) = m else {
-        panic!("not a map")
-    };
-    e
 }
 
 /// The first sealed recipient key entry of an envelope payload.
