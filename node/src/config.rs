@@ -296,6 +296,7 @@ impl StoreSection {
             block_cache_bytes: self.block_cache_bytes,
             max_open_files: self.max_open_files,
             filtered_columns: imi_apps::filtered_columns(),
+            blob_columns: imi_engine::Engine::blob_columns().to_vec(),
         }
     }
 }

@@ -237,6 +237,11 @@ impl Engine {
         keys::FILTERED
     }
 
+    /// The kernel's columns whose values all go to blob files ([`keys::BLOBS`]).
+    pub fn blob_columns() -> &'static [Column] {
+        keys::BLOBS
+    }
+
     /// Starts the engine: the committer thread, the inbound loop, a delivery task per
     /// member and every periodic job. Everything stops when `cancel` fires; then
     /// [`EngineTasks::join`] waits for it.

@@ -68,6 +68,12 @@ pub const ALL: &[Column] = &[
 /// of a case (they have no row).
 pub const FILTERED: &[Column] = &[INBOX, LOG_SKIP];
 
+/// The kernel's columns of sealed envelopes, whose values go to blob files whatever their
+/// size (see `imi_store::RocksConfig::blob_columns`): written once, read back rarely,
+/// ciphertext that compression cannot shrink, so the tables' compactions need not rewrite
+/// them.
+pub const BLOBS: &[Column] = &[ENV_OUT, ENV_IN];
+
 /// `meta` key of the newest accepted trust list (signed bytes).
 pub const TRUST_LIST_KEY: &[u8] = b"trust_list";
 

@@ -64,6 +64,11 @@ pub struct RocksConfig {
     /// Not for columns read by ranges: a filter only answers point lookups, and its blocks
     /// share the block cache.
     pub filtered_columns: Vec<Column>,
+    /// Column families whose values all go to blob files at flush, whatever their size
+    /// (others only from [`MIN_BLOB_BYTES`]; default none). For columns of values written
+    /// once, read rarely and not compressible (sealed envelopes): their tables then hold
+    /// keys and references only, so compactions neither rewrite nor compress the values.
+    pub blob_columns: Vec<Column>,
 }
 
 impl Default for RocksConfig {
@@ -74,6 +79,7 @@ impl Default for RocksConfig {
             block_cache_bytes: 8 * 1024 * 1024,
             max_open_files: 256,
             filtered_columns: Vec::new(),
+            blob_columns: Vec::new(),
         }
     }
 }
@@ -119,7 +125,11 @@ fn cf_options(config: &RocksConfig, cache: &Cache, name: &str) -> Options {
     opts.set_max_write_buffer_number(config.max_write_buffers.max(2));
     opts.set_compression_type(DBCompressionType::Lz4);
     opts.set_enable_blob_files(true);
-    opts.set_min_blob_size(MIN_BLOB_BYTES);
+    opts.set_min_blob_size(if config.blob_columns.contains(&name) {
+        0
+    } else {
+        MIN_BLOB_BYTES
+    });
     // Large values are mostly sealed envelopes: ciphertext does not compress.
     opts.set_blob_compression_type(DBCompressionType::None);
     // See `PURGE_BLOB_GC`: collection runs only in `purge`, and then over every file.
@@ -128,9 +138,27 @@ fn cf_options(config: &RocksConfig, cache: &Cache, name: &str) -> Options {
     opts
 }
 
+/// RocksDB is compiled for SSE 4.2 and PCLMULQDQ (the workspace's `.cargo/config.toml`: its
+/// CRC32C has no run-time choice), so on a CPU without them its first checksum would end
+/// the process with an illegal instruction. Refused here with a message instead.
+fn cpu_supported() -> Result<(), StoreError> {
+    #[cfg(target_arch = "x86_64")]
+    if !(std::arch::is_x86_feature_detected!("sse4.2")
+        && std::arch::is_x86_feature_detected!("pclmulqdq"))
+    {
+        return Err(StoreError::Rocks(
+            "this CPU lacks SSE 4.2 or PCLMULQDQ, which this build of RocksDB uses for its \
+             checksums (every x86-64 server since 2010 has both)"
+                .to_owned(),
+        ));
+    }
+    Ok(())
+}
+
 impl RocksStore {
     /// Opens (creating if needed) the database at `path` with at least `columns`.
     pub fn open(path: &Path, columns: &[Column], config: &RocksConfig) -> Result<Self, StoreError> {
+        cpu_supported()?;
         std::fs::create_dir_all(path)?;
         let cache = Cache::new_lru_cache(config.block_cache_bytes);
 
@@ -176,6 +204,20 @@ impl RocksStore {
         })
     }
 
+    /// The bytes of live blob files of `col` (values moved out of its tables at flush: see
+    /// [`MIN_BLOB_BYTES`] and [`RocksConfig::blob_columns`]).
+    pub fn blob_file_bytes(&self, col: Column) -> Result<u64, StoreError> {
+        let cf = self
+            .db
+            .cf_handle(col)
+            .ok_or_else(|| StoreError::UnknownColumn(col.to_owned()))?;
+        Ok(self
+            .db
+            .property_int_value_cf(cf, "rocksdb.live-blob-file-size")
+            .map_err(rocks)?
+            .unwrap_or(0))
+    }
+
     /// The bytes of bloom filter in `col`'s table files (0 for a column without a filter,
     /// see [`RocksConfig::filtered_columns`], or whose data is all still in memtables).
     pub fn table_filter_bytes(&self, col: Column) -> Result<u64, StoreError> {
@@ -199,6 +241,7 @@ impl RocksStore {
     /// Opens the database at `path` for reading only (a backup being verified): nothing is
     /// written, not even a missing column family; every column family in it is opened.
     pub fn open_read_only(path: &Path, config: &RocksConfig) -> Result<Self, StoreError> {
+        cpu_supported()?;
         if !path.join("CURRENT").exists() {
             return Err(StoreError::Rocks(format!(
                 "{} holds no database",

@@ -706,6 +706,66 @@ fn rocks_filtered_columns_get_bloom_filters_and_others_none() {
 }
 
 #[test]
+fn rocks_blob_columns_keep_even_small_values_out_of_their_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let config = RocksConfig {
+        blob_columns: vec![A],
+        ..RocksConfig::default()
+    };
+    let s = RocksStore::open(&db, COLS, &config).unwrap();
+    // Envelope-sized values, far under MIN_BLOB_BYTES, in both columns.
+    for i in 0..500u32 {
+        put(
+            &s,
+            A,
+            &i.to_be_bytes(),
+            &marked(&format!("A-{i:04}"), 1_400),
+        );
+        put(
+            &s,
+            B,
+            &i.to_be_bytes(),
+            &marked(&format!("B-{i:04}"), 1_400),
+        );
+    }
+    s.flush().unwrap();
+    let a = s.blob_file_bytes(A).unwrap();
+    assert!(a > 500 * 1_400, "A's values in blob files: {a} bytes");
+    assert_eq!(s.blob_file_bytes(B).unwrap(), 0, "B's values in its tables");
+    for i in (0..500u32).step_by(37) {
+        assert_eq!(
+            s.get(A, &i.to_be_bytes()).unwrap(),
+            Some(marked(&format!("A-{i:04}"), 1_400))
+        );
+        assert_eq!(
+            s.get_uncached(A, &i.to_be_bytes()).unwrap(),
+            Some(marked(&format!("A-{i:04}"), 1_400))
+        );
+    }
+    assert_eq!(s.range(A, b"", None, usize::MAX).unwrap().len(), 500);
+
+    // Erasure still removes them from disk.
+    let mut b = WriteBatch::new();
+    b.delete(A, 7u32.to_be_bytes());
+    s.write(b, Durability::Sync).unwrap();
+    s.purge(&[A]).unwrap();
+    assert!(!on_disk(&db, "A-0007"), "a deleted value is gone from disk");
+    assert!(on_disk(&db, "A-0008"), "the others are kept");
+    assert_eq!(s.get(A, &7u32.to_be_bytes()).unwrap(), None);
+    drop(s);
+    // Reopened with the setting, and without it (a store written by an older build, or
+    // read by one): the same values either way.
+    for cfg in [config, RocksConfig::default()] {
+        let s = RocksStore::open(&db, COLS, &cfg).unwrap();
+        assert_eq!(
+            s.get(A, &8u32.to_be_bytes()).unwrap(),
+            Some(marked("A-0008", 1_400))
+        );
+    }
+}
+
+#[test]
 fn rocks_small_config_and_memory_usage() {
     let dir = tempfile::tempdir().unwrap();
     let config = RocksConfig {
@@ -714,6 +774,7 @@ fn rocks_small_config_and_memory_usage() {
         block_cache_bytes: 1024 * 1024,
         max_open_files: 64,
         filtered_columns: Vec::new(),
+        blob_columns: Vec::new(),
     };
     let s = RocksStore::open(dir.path(), COLS, &config).unwrap();
     // Enough data to force memtable flushes to SST files.

@@ -316,6 +316,7 @@ impl Federation {
                 &imi_apps::columns(),
                 &RocksConfig {
                     filtered_columns: imi_apps::filtered_columns(),
+                    blob_columns: imi_engine::Engine::blob_columns().to_vec(),
                     ..RocksConfig::default()
                 },
             )
