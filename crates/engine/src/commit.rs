@@ -403,6 +403,7 @@ impl Committer {
         // envelope here already; forgotten again if the write fails (their ids are then in
         // no row, and never will be).
         let signed = self.sign_receipts(unsigned, &mut batch, &mut replies);
+        self.log.finish_group(&mut batch);
         let fresh_ids: Vec<MessageId> = group.fresh.iter().map(|f| f.0).collect();
         self.fresh.insert(std::mem::take(&mut group.fresh));
         let result = match signed {

@@ -186,6 +186,8 @@ struct Head {
 pub struct LogState {
     /// Leaves so far.
     pub size: u64,
+    /// The size when the current commit group started ([`LogState::finish_group`]).
+    size_at_start: u64,
     frontier: Vec<Option<Hash>>,
     /// Case heads appended in the current commit group (not yet readable from the store),
     /// each with where the walk to the case's steps goes on from it ([`step_of`]).
@@ -214,6 +216,7 @@ impl LogState {
         }
         Ok(Self {
             size,
+            size_at_start: size,
             frontier,
             heads: HashMap::new(),
             written: Default::default(),
@@ -224,6 +227,7 @@ impl LogState {
     /// group that failed to write left none behind).
     pub fn start_group(&mut self) {
         self.heads.clear();
+        self.size_at_start = self.size;
     }
 
     /// The group's write succeeded: its case heads are stored, and kept for the next groups.
@@ -310,12 +314,20 @@ impl LogState {
             }
         }
         self.size += 1;
-        batch.put(
-            keys::META,
-            SIZE_KEY.to_vec(),
-            self.size.to_be_bytes().to_vec(),
-        );
         index
+    }
+
+    /// Ends a commit group's batch: the log's new size, once for all the leaves the group
+    /// appended (nothing when it appended none). The committer calls it last, before the
+    /// write, so that the size and the leaves are stored together.
+    pub fn finish_group(&self, batch: &mut WriteBatch) {
+        if self.size != self.size_at_start {
+            batch.put(
+                keys::META,
+                SIZE_KEY.to_vec(),
+                self.size.to_be_bytes().to_vec(),
+            );
+        }
     }
 }
 
@@ -392,7 +404,16 @@ mod tests {
         for (case, at) in [(&a, 1), (&b, 2), (&a, 3)] {
             log.append(&store, &mut batch, &leaf(case, at));
         }
+        log.finish_group(&mut batch);
+        // The size goes into the batch once for the group, after its leaves.
+        let sizes = batch
+            .ops()
+            .iter()
+            .filter(|op| matches!(op, imi_store::Op::Put { col, key, .. } if *col == keys::META && key.as_slice() == SIZE_KEY))
+            .count();
+        assert_eq!(sizes, 1);
         store.write(batch, Durability::Sync).unwrap();
+        assert_eq!(size(&store).unwrap(), 3);
         log.group_written();
         assert_eq!(prev_of(&store, 0), Prev::First);
         assert_eq!(prev_of(&store, 1), Prev::First);
@@ -409,6 +430,7 @@ mod tests {
         let mut batch = WriteBatch::new();
         log.append(&store, &mut batch, &leaf(&a, 5));
         log.append(&store, &mut batch, &leaf(&b, 6));
+        log.finish_group(&mut batch);
         store.write(batch, Durability::Sync).unwrap();
         log.group_written();
         assert_eq!(prev_of(&store, 3), Prev::After(2));
@@ -418,7 +440,14 @@ mod tests {
         again.start_group();
         let mut batch = WriteBatch::new();
         again.append(&store, &mut batch, &leaf(&a, 7));
+        again.finish_group(&mut batch);
         store.write(batch, Durability::Sync).unwrap();
+        assert_eq!(size(&store).unwrap(), 6);
+        // A group without leaves leaves the size alone.
+        again.start_group();
+        let mut batch = WriteBatch::new();
+        again.finish_group(&mut batch);
+        assert!(batch.is_empty());
         assert_eq!(prev_of(&store, 5), Prev::After(3));
         let chain: Vec<u64> = case_chain(&store, &a, u64::MAX)
             .unwrap()
@@ -469,6 +498,7 @@ mod tests {
             for l in leaves {
                 log.append(&store, &mut batch, l);
             }
+            log.finish_group(&mut batch);
             store.write(batch, Durability::Sync).unwrap();
             log.group_written();
         };
