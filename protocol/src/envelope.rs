@@ -265,6 +265,29 @@ pub fn seal_and_sign(
     trust: &TrustList,
     rnd: &SealRandomness,
 ) -> Result<Vec<u8>, ProtocolError> {
+    seal_and_sign_parts(draft, created, signer, trust, rnd).map(|s| s.bytes)
+}
+
+/// An envelope just sealed and signed, with what a sender records of it: the same header
+/// and hash that [`Envelope::parse`] of its bytes gives, without decoding them again.
+#[derive(Debug, Clone)]
+pub struct SealedEnvelope {
+    /// The envelope's bytes.
+    pub bytes: Vec<u8>,
+    /// The signed header.
+    pub header: Header,
+    /// SHA-256 of `bytes` ([`Envelope::hash`]).
+    pub hash: [u8; 32],
+}
+
+/// [`seal_and_sign`], also returning the header and the hash of the bytes.
+pub fn seal_and_sign_parts(
+    draft: &Draft,
+    created: Timestamp,
+    signer: &NodeSigner,
+    trust: &TrustList,
+    rnd: &SealRandomness,
+) -> Result<SealedEnvelope, ProtocolError> {
     check_recipients(&draft.to)
         .map_err(|_| ProtocolError::Invalid("recipients: 1 to 31 distinct nodes".into()))?;
     if draft.prev.len() > MAX_PREDECESSORS {
@@ -325,15 +348,21 @@ pub fn seal_and_sign(
         created,
         commitment,
     };
-    let payload = cbor::to_vec(&EnvelopePayload {
+    let payload = EnvelopePayload {
         header,
         sealed: Sealed {
             keys,
             nonce: rnd.nonce,
             ct,
         },
-    })?;
-    cose::sign_as(payload, CT_ENVELOPE, signer)
+    };
+    let encoded = cbor::to_vec(&payload)?;
+    let bytes = cose::sign_as(encoded, CT_ENVELOPE, signer)?;
+    Ok(SealedEnvelope {
+        hash: sha256(&bytes),
+        header: payload.header,
+        bytes,
+    })
 }
 
 /// A decoded envelope whose signature is not yet checked.

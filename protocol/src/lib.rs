@@ -29,7 +29,7 @@ pub mod trust;
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use envelope::{
     Draft, Envelope, Header, Kind, OpenedBody, RecipientKey, SealRandomness, Sealed,
-    VerifiedEnvelope, seal_and_sign,
+    SealedEnvelope, VerifiedEnvelope, seal_and_sign, seal_and_sign_parts,
 };
 pub use error::{ProtocolError, RejectCode};
 pub use fields::{

@@ -711,9 +711,9 @@ impl Engine {
         Ok((result?, receivers))
     }
 
-    /// Checks the recipients, then seals and signs `draft` on a blocking thread (which also
-    /// reads back the signed header and hashes the bytes for the log leaf, so the commit
-    /// thread does not); refuses an envelope over the size limit.
+    /// Checks the recipients, then seals and signs `draft` (with the signed header and the
+    /// hash of the bytes for the log leaf, so that the commit thread need not decode them);
+    /// refuses an envelope over the size limit.
     async fn seal(
         &self,
         draft: Draft,
@@ -734,14 +734,24 @@ impl Engine {
         let signer = s.identity.signer.clone();
         let seal = move || {
             let rnd = SealRandomness::random(draft.to.len());
-            let bytes = imi_protocol::seal_and_sign(&draft, created, &signer, &trust, &rnd)?;
-            let env = imi_protocol::Envelope::parse(bytes.clone(), usize::MAX)
-                .map_err(|c| EngineError::Internal(format!("own envelope does not parse: {c}")))?;
+            let sealed = imi_protocol::seal_and_sign_parts(&draft, created, &signer, &trust, &rnd)?;
+            // Test builds check the header and hash against the bytes' own decoding.
+            #[cfg(debug_assertions)]
+            {
+                let env = imi_protocol::Envelope::parse(sealed.bytes.clone(), usize::MAX).map_err(
+                    |c| EngineError::Internal(format!("own envelope does not parse: {c}")),
+                )?;
+                if env.header() != &sealed.header || env.hash() != sealed.hash {
+                    return Err(EngineError::Internal(
+                        "own envelope decodes to another header or hash".into(),
+                    ));
+                }
+            }
             let signed = commit::SignedHeader {
-                header: Box::new(env.header().clone()),
-                hash: env.hash(),
+                header: Box::new(sealed.header),
+                hash: sealed.hash,
             };
-            Ok::<_, EngineError>((rnd.id, bytes, signed))
+            Ok::<_, EngineError>((rnd.id, sealed.bytes, signed))
         };
         // A small envelope (the common case: 70–130 µs of cryptography) is sealed here, on the
         // worker: a blocking thread would cost two wake-ups, more than the sealing itself at

@@ -7,7 +7,7 @@ use imi_protocol::{
     AuthorityId, CaseId, DEFAULT_MAX_ENVELOPE_BYTES, Draft, Envelope, Header, HpkeKeyEntry, Kind,
     MAX_RECEIPT_BYTES, MAX_TRUST_LIST_BYTES, Member, MessageId, NodeId, NodeSigner, Outcome,
     PROTOCOL_VERSION, Receipt, ReceiptBody, RejectCode, Role, SigningKeyEntry, Timestamp,
-    TrustList, seal_and_sign, sha256,
+    TrustList, seal_and_sign, seal_and_sign_parts, sha256,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -258,6 +258,25 @@ proptest! {
     #[test]
     fn envelope_is_deterministic_given_randomness(c in arb_case(256, 4)) {
         prop_assert_eq!(c.seal(), c.seal());
+    }
+
+    /// What the sender records of an envelope it sealed is what decoding the bytes gives.
+    #[test]
+    fn sealed_parts_are_the_bytes_own_header_and_hash(c in arb_case(2048, 16)) {
+        let parts = seal_and_sign_parts(
+            &c.draft,
+            c.created,
+            FX.signer(c.sender),
+            &FX.trust,
+            &rnd(&c.rseed, c.draft.to.len()),
+        )
+        .unwrap();
+        prop_assert_eq!(&parts.bytes, &c.seal());
+        let env = Envelope::parse(parts.bytes.clone(), MAX).unwrap();
+        prop_assert_eq!(&parts.header, env.header());
+        prop_assert_eq!(&parts.header, &c.expected_header());
+        prop_assert_eq!(parts.hash, env.hash());
+        prop_assert_eq!(parts.hash, sha256(&parts.bytes));
     }
 
     #[test]
