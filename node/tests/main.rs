@@ -38,7 +38,7 @@ fn example_config_parses() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/node.example.toml");
     let cfg = NodeConfig::load(&path).unwrap();
     assert_eq!(cfg.node, NodeId::AT);
-    assert_eq!(cfg.engine.delivery_window, 128);
+    assert_eq!(cfg.engine.delivery_window, 256);
     assert!(cfg.data_dir.is_absolute() || cfg.data_dir.starts_with(path.parent().unwrap()));
 }
 

@@ -38,7 +38,7 @@ pub struct EngineConfig {
     pub group_commit_target: usize,
     /// Inbound envelopes one peer may have in process at once (of
     /// `max_inbound_concurrency`); more are answered `quota_exceeded` at once, without
-    /// decoding. Keep it well above the senders' `delivery_window` (128): a receipt reaches
+    /// decoding. Keep it well above the senders' `delivery_window` (256): a receipt reaches
     /// the sender a moment before the receiver frees the slot, and an honest sender must
     /// never meet this limit.
     pub max_inbound_per_peer: usize,
@@ -99,17 +99,17 @@ impl Default for EngineConfig {
         Self {
             max_envelope_bytes: imi_protocol::DEFAULT_MAX_ENVELOPE_BYTES,
             max_future_skew_ms: 5 * 60 * 1000,
-            delivery_window: 128,
+            delivery_window: 256,
             delivery_batch: 16,
             fresh_envelope_bytes: crate::fresh::DEFAULT_CAPACITY_BYTES,
             backoff_initial_ms: 200,
             backoff_max_ms: 30_000,
             max_commit_group: 512,
-            max_inbound_concurrency: 512,
+            max_inbound_concurrency: 1024,
             commit_queue: 4096,
             group_commit_linger_us: 500,
             group_commit_target: 32,
-            max_inbound_per_peer: 256,
+            max_inbound_per_peer: 512,
             inbound_share_contended: 16,
             peer_bytes_per_day: DEFAULT_PEER_BYTES_PER_DAY,
             peer_bytes_per_day_overrides: BTreeMap::new(),
