@@ -41,6 +41,12 @@ pub const TOMBSTONES: Column = "tombstones";
 /// its envelopes.
 const PURGED: &[Column] = &[CASE_KEYS, CASES, CASE_FILES, keys::ENV_IN, keys::ENV_OUT];
 
+/// [`TOMBSTONES`] key of the mark "erased data still in the files": written in the batch
+/// that deletes a case's data, removed once [`PURGED`] is purged. A run purges once after
+/// all its erasures (a purge compacts whole columns), and a purge that a crash or an error
+/// cut off is done by the next run. Not a case id (those are 16 bytes).
+pub const PURGE_PENDING: &[u8] = b"purge-pending";
+
 /// How often the retention schedule runs (the `retention` job; also once at start).
 pub const RETENTION_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -224,14 +230,15 @@ pub fn is_erased(store: &dyn imi_store::ReadStore, id: &CaseId) -> Result<bool, 
 }
 
 /// The stored envelopes of a case: (column, key) of every `envelope_out` and
-/// `envelope_in` leaf of the case in the log.
+/// `envelope_in` leaf of the case in the log, found along the case's chain of leaves (not
+/// by reading the whole log, which made each erasure cost a read of every leaf).
 fn case_envelopes(
     store: &dyn imi_store::ReadStore,
     id: &CaseId,
 ) -> Result<Vec<(imi_store::Column, Vec<u8>)>, AppError> {
     let case = id.to_string();
     let mut out = Vec::new();
-    for (_, leaf, _) in imi_engine::log::leaves(store, imi_engine::log::size(store)?)? {
+    for (_, leaf, _) in imi_engine::log::case_steps(store, id)? {
         if leaf.get("case") != Some(case.as_str()) {
             continue;
         }
@@ -291,6 +298,48 @@ pub async fn erase_case(
     now: u64,
     tombstone_file: Option<&Path>,
 ) -> Result<(), AppError> {
+    delete_case_data(engine, id, now, tombstone_file).await?;
+    purge_pending(engine).await?;
+    Ok(())
+}
+
+/// Purges the erased data still in the files, if [`PURGE_PENDING`] says there is some;
+/// returns whether it did.
+pub async fn purge_pending(engine: &Engine) -> Result<bool, AppError> {
+    let Some(mark) = engine.reader().get(TOMBSTONES, PURGE_PENDING)? else {
+        return Ok(false);
+    };
+    engine.purge(PURGED).await?;
+    // Cleared only if no erasure set it again meanwhile (that one's data may have been
+    // deleted after the purge's compaction passed it).
+    engine
+        .local_step(
+            None,
+            Box::new(move |txn, _| {
+                let same = txn.get(TOMBSTONES, PURGE_PENDING)?.as_deref() == Some(&mark[..]);
+                if same {
+                    txn.delete(TOMBSTONES, PURGE_PENDING.to_vec());
+                }
+                Ok(LocalOutcome {
+                    write: same,
+                    result: Vec::new(),
+                })
+            }),
+        )
+        .await?;
+    tracing::info!("erased data purged from the files (retention)");
+    Ok(true)
+}
+
+/// The deletion part of [`erase_case`]: the tombstone file, then one atomic batch that
+/// deletes the case's data, writes its tombstone and log leaf and marks a purge as due
+/// ([`PURGE_PENDING`]). The bytes stay in the store's files until [`purge_pending`].
+async fn delete_case_data(
+    engine: &Engine,
+    id: CaseId,
+    now: u64,
+    tombstone_file: Option<&Path>,
+) -> Result<(), AppError> {
     if let Some(p) = tombstone_file {
         append_tombstone(p, &id)?;
     }
@@ -332,6 +381,10 @@ pub async fn erase_case(
                     );
                     txn.log(leaf(&id, "delete", now));
                 }
+                // The case id makes the mark's value differ from any earlier one.
+                let mut mark = now.to_be_bytes().to_vec();
+                mark.extend_from_slice(id.as_bytes());
+                txn.put(TOMBSTONES, PURGE_PENDING.to_vec(), mark);
                 Ok(LocalOutcome {
                     write: true,
                     result: Vec::new(),
@@ -339,8 +392,7 @@ pub async fn erase_case(
             }),
         )
         .await?;
-    engine.purge(PURGED).await?;
-    tracing::info!(case = %id, "case data erased (retention)");
+    tracing::info!(case = %id, "case data deleted (retention)");
     Ok(())
 }
 
@@ -355,10 +407,11 @@ pub async fn enforce_tombstones(engine: &Engine, tombstone_file: &Path) -> Resul
             || store.get(TOMBSTONES, id.as_bytes())?.is_none();
         if resurrected {
             tracing::warn!(case = %id, "erased case found in the database (restored backup?); erasing again");
-            erase_case(engine, id, engine.now_ms(), None).await?;
+            delete_case_data(engine, id, engine.now_ms(), None).await?;
             n += 1;
         }
     }
+    purge_pending(engine).await?;
     Ok(n)
 }
 
@@ -444,7 +497,7 @@ pub async fn run_retention(
     for (id, action) in due_cases(engine.reader().as_ref(), cases, now)? {
         match action {
             Due::Erase => {
-                erase_case(engine, id, now, tombstone_file).await?;
+                delete_case_data(engine, id, now, tombstone_file).await?;
                 report.deleted += 1;
             }
             Due::Block => {
@@ -472,6 +525,8 @@ pub async fn run_retention(
             }
         }
     }
+    // One purge for all the run's erasures, or for an earlier run's that did not finish.
+    purge_pending(engine).await?;
     report.alerts_erased = crate::alerts::erase_expired(engine, now).await?;
     Ok(report)
 }

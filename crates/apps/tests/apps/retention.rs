@@ -358,3 +358,85 @@ async fn a_backdated_step_does_not_advance_retention() {
     raw.stop().await;
     hu.stop().await;
 }
+
+/// The erasures of one run share one purge (a purge compacts whole columns), and a purge
+/// that did not happen (a crash or an error after the deletion) is done by the next run,
+/// found by the mark the deletion wrote.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn erasures_share_a_purge_and_a_missed_purge_is_done_next_run() {
+    use imi_apps::retention::{PURGE_PENDING, TOMBSTONES};
+    let fed = Federation::new(&[DE, HU]);
+    let cases = cases_for(HU);
+    let hu = fed
+        .start_with(HU, Applications::new(vec![cases.application()]))
+        .await;
+    let raw = fed.raw_client(DE, imi_network::DEFAULT_MAX_MESSAGE_BYTES);
+    let db = fed.data_dir(HU);
+    // Two cases, each created and withdrawn; each has its own wrapped case key.
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let id = CaseId::random();
+        let create_step = message(create(&["PQ-Q01"], "HU-ENKK"), Some(subject()));
+        let withdraw = message(
+            Transition::Withdraw {
+                reason: "not needed".into(),
+            },
+            None,
+        );
+        for body in [create_step, withdraw] {
+            let bytes = de_step(&fed, id, body, now_ms());
+            assert_eq!(to_hu(&fed, &raw, bytes).await, Outcome::Accepted);
+        }
+        ids.push(id);
+    }
+    let ended = now_ms();
+    hu.store().flush().unwrap();
+    let wrapped: Vec<Vec<u8>> = ids
+        .iter()
+        .map(|id| {
+            hu.store()
+                .get(imi_apps::requests::CASE_KEYS, id.as_bytes())
+                .unwrap()
+                .unwrap()
+        })
+        .collect();
+    for w in &wrapped {
+        assert!(!scan(&db, w).is_empty(), "control: the wrapped key on disk");
+    }
+    let r = imi_apps::retention::run_retention(hu.engine(), &cases, ended + 1097 * DAY, None)
+        .await
+        .unwrap();
+    assert_eq!(r.deleted, 2);
+    for (id, w) in ids.iter().zip(&wrapped) {
+        assert!(scan(&db, w).is_empty(), "{id}'s wrapped key still on disk");
+        assert!(imi_apps::retention::is_erased(hu.store(), id).unwrap());
+    }
+    assert!(hu.store().get(TOMBSTONES, PURGE_PENDING).unwrap().is_none());
+
+    // A deletion whose purge did not happen: the value is in a table file, deleted, and
+    // the mark set, as a crash right after the deletion's commit leaves them.
+    let key = CaseId::random().as_bytes().to_vec();
+    let marker = b"LEFT-BY-AN-INTERRUPTED-ERASURE".to_vec();
+    let mut b = imi_store::WriteBatch::new();
+    b.put(imi_apps::requests::CASES, key.clone(), marker.clone());
+    hu.store().write(b, imi_store::Durability::Sync).unwrap();
+    hu.store().flush().unwrap();
+    let mut b = imi_store::WriteBatch::new();
+    b.delete(imi_apps::requests::CASES, key);
+    b.put(TOMBSTONES, PURGE_PENDING.to_vec(), vec![1]);
+    hu.store().write(b, imi_store::Durability::Sync).unwrap();
+    hu.store().flush().unwrap();
+    assert!(
+        !scan(&db, &marker).is_empty(),
+        "control: the deleted value on disk"
+    );
+    // The next run has nothing due, and purges.
+    let r = imi_apps::retention::run_retention(hu.engine(), &cases, ended + 1098 * DAY, None)
+        .await
+        .unwrap();
+    assert_eq!((r.blocked, r.deleted), (0, 0));
+    assert!(scan(&db, &marker).is_empty(), "the deleted value is purged");
+    assert!(hu.store().get(TOMBSTONES, PURGE_PENDING).unwrap().is_none());
+    raw.stop().await;
+    hu.stop().await;
+}
