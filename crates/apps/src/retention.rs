@@ -42,9 +42,9 @@ pub const TOMBSTONES: Column = "tombstones";
 const PURGED: &[Column] = &[CASE_KEYS, CASES, CASE_FILES, keys::ENV_IN, keys::ENV_OUT];
 
 /// [`TOMBSTONES`] key of the mark "erased data still in the files": written in the batch
-/// that deletes a case's data, removed once [`PURGED`] is purged. A run purges once after
-/// all its erasures (a purge compacts whole columns), and a purge that a crash or an error
-/// cut off is done by the next run. Not a case id (those are 16 bytes).
+/// that deletes a case's data, removed once the erased columns are purged. A run purges
+/// once after all its erasures (a purge compacts whole columns), and a purge that a crash
+/// or an error cut off is done by the next run. Not a case id (those are 16 bytes).
 pub const PURGE_PENDING: &[u8] = b"purge-pending";
 
 /// How often the retention schedule runs (the `retention` job; also once at start).
