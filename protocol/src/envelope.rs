@@ -265,7 +265,7 @@ pub fn seal_and_sign(
     trust: &TrustList,
     rnd: &SealRandomness,
 ) -> Result<Vec<u8>, ProtocolError> {
-    seal_and_sign_parts(draft, created, signer, trust, rnd).map(|s| s.bytes)
+    seal_unhashed(draft, created, signer, trust, rnd).map(|(bytes, _)| bytes)
 }
 
 /// An envelope just sealed and signed, with what a sender records of it: the same header
@@ -288,6 +288,22 @@ pub fn seal_and_sign_parts(
     trust: &TrustList,
     rnd: &SealRandomness,
 ) -> Result<SealedEnvelope, ProtocolError> {
+    let (bytes, header) = seal_unhashed(draft, created, signer, trust, rnd)?;
+    Ok(SealedEnvelope {
+        hash: sha256(&bytes),
+        header,
+        bytes,
+    })
+}
+
+/// The envelope's bytes and the header it signs.
+fn seal_unhashed(
+    draft: &Draft,
+    created: Timestamp,
+    signer: &NodeSigner,
+    trust: &TrustList,
+    rnd: &SealRandomness,
+) -> Result<(Vec<u8>, Header), ProtocolError> {
     check_recipients(&draft.to)
         .map_err(|_| ProtocolError::Invalid("recipients: 1 to 31 distinct nodes".into()))?;
     if draft.prev.len() > MAX_PREDECESSORS {
@@ -358,11 +374,7 @@ pub fn seal_and_sign_parts(
     };
     let encoded = cbor::to_vec(&payload)?;
     let bytes = cose::sign_as(encoded, CT_ENVELOPE, signer)?;
-    Ok(SealedEnvelope {
-        hash: sha256(&bytes),
-        header: payload.header,
-        bytes,
-    })
+    Ok((bytes, payload.header))
 }
 
 /// A decoded envelope whose signature is not yet checked.
