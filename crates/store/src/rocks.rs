@@ -207,13 +207,9 @@ impl RocksStore {
     /// The bytes of live blob files of `col` (values moved out of its tables at flush: see
     /// [`MIN_BLOB_BYTES`] and [`RocksConfig::blob_columns`]).
     pub fn blob_file_bytes(&self, col: Column) -> Result<u64, StoreError> {
-        let cf = self
-            .db
-            .cf_handle(col)
-            .ok_or_else(|| StoreError::UnknownColumn(col.to_owned()))?;
         Ok(self
             .db
-            .property_int_value_cf(cf, "rocksdb.live-blob-file-size")
+            .property_int_value_cf(self.cf(col)?, "rocksdb.live-blob-file-size")
             .map_err(rocks)?
             .unwrap_or(0))
     }
@@ -221,13 +217,9 @@ impl RocksStore {
     /// The bytes of bloom filter in `col`'s table files (0 for a column without a filter,
     /// see [`RocksConfig::filtered_columns`], or whose data is all still in memtables).
     pub fn table_filter_bytes(&self, col: Column) -> Result<u64, StoreError> {
-        let cf = self
-            .db
-            .cf_handle(col)
-            .ok_or_else(|| StoreError::UnknownColumn(col.to_owned()))?;
         let props = self
             .db
-            .property_value_cf(cf, "rocksdb.aggregated-table-properties")
+            .property_value_cf(self.cf(col)?, "rocksdb.aggregated-table-properties")
             .map_err(rocks)?
             .unwrap_or_default();
         // `…; filter block size=N; …` (RocksDB's TableProperties::ToString).
