@@ -106,12 +106,7 @@ pub async fn evidence_bundle(
         .and_then(|n| Checkpoint::parse(&n.body).ok())
         .ok_or_else(|| AppError::Internal("own checkpoint does not parse".into()))?;
     let n = last.size;
-    let mut cps: Vec<(u64, String)> = imi_engine::checkpoint::stored(store.as_ref())?
-        .into_iter()
-        .filter(|(s, _)| *s <= n)
-        .collect();
-    let keep = cps.len().saturating_sub(BUNDLE_CHECKPOINTS);
-    cps.drain(..keep);
+    let cps = imi_engine::checkpoint::latest(store.as_ref(), n, BUNDLE_CHECKPOINTS)?;
     let mut consistency = Vec::new();
     for w in cps.windows(2) {
         if let [(a, _), (b, _)] = w {
@@ -145,25 +140,27 @@ pub async fn evidence_bundle(
             head = Some(engine.sign_note(&statement.body(), &statement.origin));
         }
         Selection::Range { from, to } => {
+            // One walk over the log, a chunk at a time: what is held is what is chosen, not
+            // the log. A receipt's leaf comes after its envelope's in the same log (the
+            // receipt this node signs is logged in the envelope's own commit, after it; a
+            // receipt it receives answers an envelope whose leaf was committed with its
+            // outbox entry), so its envelope's id is known when the walk reaches it.
             let mut ids: BTreeSet<String> = BTreeSet::new();
-            let parsed = log::leaves(store.as_ref(), n)?;
-            for (i, leaf, text) in &parsed {
-                if !leaf.kind.starts_with("receipt_")
-                    && leaf.time().is_some_and(|t| t >= from && t < to)
-                {
+            log::for_each_leaf(store.as_ref(), n, |i, leaf, text| {
+                let keep = if leaf.kind.starts_with("receipt_") {
+                    leaf.get("id").is_some_and(|id| ids.contains(id))
+                } else if leaf.time().is_some_and(|t| t >= from && t < to) {
                     if let Some(id) = leaf.get("id") {
                         ids.insert(id.to_owned());
                     }
-                    chosen.push((*i, leaf.clone(), text.clone()));
+                    true
+                } else {
+                    false
+                };
+                if keep {
+                    chosen.push((i, leaf, text));
                 }
-            }
-            for (i, leaf, text) in &parsed {
-                if leaf.kind.starts_with("receipt_")
-                    && leaf.get("id").is_some_and(|id| ids.contains(id))
-                {
-                    chosen.push((*i, leaf.clone(), text.clone()));
-                }
-            }
+            })?;
         }
     }
     chosen.sort_by_key(|(i, _, _)| *i);

@@ -41,12 +41,34 @@ pub(crate) fn current(
 
 /// Every stored checkpoint, oldest first: size and note (with the cosignatures collected).
 pub fn stored(store: &dyn ReadStore) -> Result<Vec<(u64, String)>, EngineError> {
-    Ok(store
-        .range(keys::CHECKPOINTS, &[], None, usize::MAX)?
-        .into_iter()
+    Ok(notes(store.range(
+        keys::CHECKPOINTS,
+        &[],
+        None,
+        usize::MAX,
+    )?))
+}
+
+/// The latest `count` stored checkpoints of a size up to `size`, oldest first, read without
+/// the ones before them (a node signs checkpoints for years).
+pub fn latest(
+    store: &dyn ReadStore,
+    size: u64,
+    count: usize,
+) -> Result<Vec<(u64, String)>, EngineError> {
+    let mut rows = match size.checked_add(1) {
+        Some(end) => store.last_before(keys::CHECKPOINTS, Some(&end.to_be_bytes()), count)?,
+        None => store.last_before(keys::CHECKPOINTS, None, count)?,
+    };
+    rows.reverse();
+    Ok(notes(rows))
+}
+
+fn notes(rows: Vec<imi_store::Entry>) -> Vec<(u64, String)> {
+    rows.into_iter()
         .filter_map(|(k, v)| {
             let size = u64::from_be_bytes(k.as_slice().try_into().ok()?);
             Some((size, String::from_utf8(v).ok()?))
         })
-        .collect())
+        .collect()
 }

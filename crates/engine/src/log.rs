@@ -150,17 +150,61 @@ impl Nodes for StoreNodes<'_> {
 }
 
 /// Every leaf of the log below `size`, parsed: index, leaf, exact text. Leaves that do not
-/// parse (none should) are skipped.
+/// parse (none should) are skipped. The whole log in memory: for a reader that needs it all
+/// (the simulator's accounting); a node answering a request walks it with
+/// [`for_each_leaf`].
 pub fn leaves(store: &dyn ReadStore, size: u64) -> Result<Vec<(u64, Leaf, String)>, StoreError> {
-    Ok(store
-        .range(keys::LOG_LEAVES, &[], Some(&size.to_be_bytes()), usize::MAX)?
-        .into_iter()
-        .filter_map(|(k, v)| {
-            let i = u64::from_be_bytes(k.as_slice().try_into().ok()?);
-            let text = String::from_utf8(v).ok()?;
-            Some((i, Leaf::parse(&text)?, text))
-        })
-        .collect())
+    let mut out = Vec::new();
+    for_each_leaf(store, size, |i, leaf, text| out.push((i, leaf, text)))?;
+    Ok(out)
+}
+
+/// How many leaves [`for_each_leaf`] reads at a time.
+const LEAF_CHUNK: usize = 1024;
+
+/// Calls `f` with every leaf of the log below `size` (index, leaf, exact text), in index
+/// order, reading [`LEAF_CHUNK`] leaves at a time: what it holds at once is one chunk, whatever
+/// the log's size (a node that has logged millions of events answering a time-range bundle).
+/// Leaves that do not parse (none should) are skipped.
+pub fn for_each_leaf(
+    store: &dyn ReadStore,
+    size: u64,
+    f: impl FnMut(u64, Leaf, String),
+) -> Result<(), StoreError> {
+    for_each_leaf_in_chunks(store, size, LEAF_CHUNK, f)
+}
+
+fn for_each_leaf_in_chunks(
+    store: &dyn ReadStore,
+    size: u64,
+    chunk: usize,
+    mut f: impl FnMut(u64, Leaf, String),
+) -> Result<(), StoreError> {
+    let chunk = chunk.max(1);
+    let end = size.to_be_bytes();
+    let mut start = Vec::new();
+    loop {
+        let rows = store.range(keys::LOG_LEAVES, &start, Some(&end), chunk)?;
+        let full = rows.len() == chunk;
+        let Some(last) = rows.last().map(|(k, _)| k.clone()) else {
+            return Ok(());
+        };
+        for (k, v) in rows {
+            let parsed = <[u8; 8]>::try_from(k.as_slice())
+                .ok()
+                .zip(String::from_utf8(v).ok())
+                .and_then(|(i, text)| Some((u64::from_be_bytes(i), Leaf::parse(&text)?, text)));
+            if let Some((i, leaf, text)) = parsed {
+                f(i, leaf, text);
+            }
+        }
+        if !full {
+            return Ok(());
+        }
+        // The next chunk starts just after the last key read (its successor in byte order).
+        start = last;
+        start.push(0);
+    }
 }
 
 /// The log's size as stored.
@@ -455,6 +499,46 @@ mod tests {
             .map(|(i, _, _)| i)
             .collect();
         assert_eq!(chain, [5, 3, 2, 0]);
+    }
+
+    #[test]
+    fn the_log_is_walked_a_chunk_at_a_time_every_leaf_once_in_order_below_the_size() {
+        let store = MemStore::new(crate::Engine::columns());
+        let case = CaseId([3; 16]);
+        let mut log = LogState::default();
+        log.start_group();
+        let mut batch = WriteBatch::new();
+        for at in 0..10 {
+            log.append(&store, &mut batch, &leaf(&case, at));
+        }
+        log.finish_group(&mut batch);
+        // A row that is not a leaf (none should be there) is skipped, not a stop.
+        batch.put(
+            keys::LOG_LEAVES,
+            4u64.to_be_bytes().to_vec(),
+            b"not a leaf".to_vec(),
+        );
+        store.write(batch, Durability::Sync).unwrap();
+        let want: Vec<u64> = (0..10).filter(|i| *i != 4).collect();
+        // Chunks smaller than the log, dividing it, the size of it, larger; sizes below it.
+        for chunk in [1, 2, 3, 5, 9, 10, 11, 1024] {
+            for size in [0, 1, 4, 5, 9, 10, u64::MAX] {
+                let mut seen = Vec::new();
+                for_each_leaf_in_chunks(&store, size, chunk, |i, l, text| {
+                    assert_eq!(l.text(), text);
+                    seen.push(i);
+                })
+                .unwrap();
+                let expect: Vec<u64> = want.iter().copied().filter(|i| *i < size).collect();
+                assert_eq!(seen, expect, "chunk {chunk}, size {size}");
+            }
+        }
+        let all: Vec<u64> = leaves(&store, u64::MAX)
+            .unwrap()
+            .into_iter()
+            .map(|(i, _, _)| i)
+            .collect();
+        assert_eq!(all, want);
     }
 
     fn envelope(case: &CaseId, at: u64) -> String {

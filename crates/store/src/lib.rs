@@ -185,6 +185,15 @@ pub trait ReadStore: Send + Sync + 'static {
 
     /// Last (greatest) key in column with given prefix, if any.
     fn last_with_prefix(&self, col: Column, prefix: &[u8]) -> Result<Option<Entry>, StoreError>;
+
+    /// The greatest entries with key < `end` (`None`: all), at most `limit`, greatest first:
+    /// the newest of a column keyed by a growing number without reading the rest.
+    fn last_before(
+        &self,
+        col: Column,
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Entry>, StoreError>;
 }
 
 /// A key-value store with named columns and atomic batches.

@@ -110,6 +110,21 @@ impl ReadStore for MemStore {
             .next_back()
             .map(|(k, v)| (k.clone(), v.clone())))
     }
+
+    fn last_before(
+        &self,
+        col: Column,
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Entry>, StoreError> {
+        let cols = self.read();
+        let map = column(&cols, col)?;
+        Ok(bounded(map, &[], end)
+            .rev()
+            .take(limit)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
 }
 
 impl Store for MemStore {

@@ -370,6 +370,32 @@ impl ReadStore for RocksStore {
         // Bounds are hints for some iterator paths; check the prefix explicitly.
         Ok(last.filter(|(k, _)| k.starts_with(prefix)))
     }
+
+    fn last_before(
+        &self,
+        col: Column,
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Entry>, StoreError> {
+        let cf = self.cf(col)?;
+        let mut opts = ReadOptions::default();
+        if let Some(end) = end {
+            opts.set_iterate_upper_bound(end);
+        }
+        let mut it = self.db.raw_iterator_cf_opt(cf, opts);
+        it.seek_to_last();
+        let mut out = Vec::new();
+        while out.len() < limit {
+            let Some((k, v)) = it.item() else { break };
+            // The bound is a hint for some iterator paths; check it explicitly.
+            if end.is_none_or(|e| k < e) {
+                out.push((k.to_vec(), v.to_vec()));
+            }
+            it.prev();
+        }
+        it.status().map_err(rocks)?;
+        Ok(out)
+    }
 }
 
 impl Store for RocksStore {

@@ -296,6 +296,39 @@ fn suite_last_with_prefix(s: &dyn Store) {
     assert_eq!(k[4..], 256u64.to_be_bytes());
 }
 
+fn suite_last_before(s: &dyn Store) {
+    assert!(s.last_before(A, None, 3).unwrap().is_empty());
+    for seq in [3u64, 17, 256, 9, 1] {
+        put(s, A, &seq.to_be_bytes(), &seq.to_string().into_bytes());
+    }
+    put(s, B, &100u64.to_be_bytes(), b"other column");
+    let keys = |end: Option<u64>, limit: usize| -> Vec<u64> {
+        let end = end.map(u64::to_be_bytes);
+        s.last_before(A, end.as_ref().map(|e| e.as_slice()), limit)
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| u64::from_be_bytes(k.as_slice().try_into().unwrap()))
+            .collect()
+    };
+    // Greatest first, below the end (excluded), at most the limit.
+    assert_eq!(keys(None, 3), [256, 17, 9]);
+    assert_eq!(keys(None, 10), [256, 17, 9, 3, 1]);
+    assert_eq!(keys(Some(256), 2), [17, 9]);
+    assert_eq!(keys(Some(257), 1), [256]);
+    assert_eq!(keys(Some(10), 10), [9, 3, 1]);
+    assert_eq!(keys(Some(1), 10), Vec::<u64>::new());
+    assert_eq!(keys(None, 0), Vec::<u64>::new());
+    assert_eq!(
+        s.last_before(A, Some(&4u64.to_be_bytes()), 1).unwrap(),
+        vec![(3u64.to_be_bytes().to_vec(), b"3".to_vec())]
+    );
+    assert!(s.last_before(A, Some(b""), 5).unwrap().is_empty());
+    assert!(matches!(
+        s.last_before("nope", None, 1),
+        Err(StoreError::UnknownColumn(_))
+    ));
+}
+
 fn suite_sync_count(s: &dyn Store) {
     assert_eq!(s.sync_count(), 0);
     put(s, A, b"k", b"v");
@@ -376,6 +409,7 @@ mod both_engines {
         suite_range,
         suite_scan_prefix,
         suite_last_with_prefix,
+        suite_last_before,
         suite_sync_count,
         suite_flush_and_memory,
         suite_concurrent_writers,
