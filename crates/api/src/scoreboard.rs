@@ -10,7 +10,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use imi_protocol::NodeId;
 use imi_protocol::dates::Date;
-use imi_scoreboard::{Board, Fact, Period};
+use imi_scoreboard::{Board, Period};
 use serde::Deserialize;
 
 /// `?period=2021` (or `2021-Q2`), or `?from=YYYY-MM-DD&to=YYYY-MM-DD`; `format`.
@@ -43,36 +43,17 @@ impl ScoreboardQuery {
     }
 }
 
-/// The facts the node holds: on `EU` the cross-checked facts of every case; elsewhere the
-/// node's own latest reports.
-pub async fn node_facts(state: &ApiState) -> Result<Vec<Fact>, ApiError> {
-    if state.services.node() == NodeId::EU {
-        Ok(state
-            .services
-            .commission_cases()
-            .await?
-            .into_iter()
-            .map(|c| c.checked.fact)
-            .collect())
-    } else {
-        Ok(state
-            .services
-            .own_reports()
-            .await?
-            .into_iter()
-            .map(|r| r.fact)
-            .collect())
-    }
-}
-
+/// The board of `period` from the facts the node holds (on `EU` the cross-checked facts of
+/// every case; elsewhere the node's own latest reports), folded one fact at a time.
 async fn board(state: &ApiState, period: Period) -> Result<Board, ApiError> {
-    let mut b = Board::new(period);
-    for f in node_facts(state).await? {
-        if let Ok(r) = f.record() {
-            b.add(&r);
-        }
-    }
-    Ok(b)
+    Ok(state
+        .services
+        .fold_facts(Board::new(period), |b, f| {
+            if let Ok(r) = f.record() {
+                b.add(&r);
+            }
+        })
+        .await?)
 }
 
 fn render(board: &Board, format: Option<&str>) -> Result<Response, ApiError> {
@@ -143,20 +124,33 @@ pub(crate) async fn export(
             ApiError::bad_request("bad_period", "period must be a year or a quarter")
         })?),
     };
-    let mut out = String::new();
-    for f in node_facts(&state).await? {
-        if let Some(p) = period {
-            let Ok(r) = f.record() else { continue };
-            let from = p.from.start_ms() as i64;
-            let to = p.to.start_ms() as i64;
-            if r.sent < from || r.sent >= to {
-                continue;
-            }
-        }
-        out.push_str(&serde_json::to_string(&f).map_err(ApiError::internal)?);
-        out.push('\n');
-    }
-    Ok(([(header::CONTENT_TYPE, "application/jsonl")], out).into_response())
+    let lines = state
+        .services
+        .fold_facts(
+            Ok(String::new()),
+            move |out: &mut Result<String, String>, f| {
+                if let Some(p) = period {
+                    let Ok(r) = f.record() else { return };
+                    let from = p.from.start_ms() as i64;
+                    let to = p.to.start_ms() as i64;
+                    if r.sent < from || r.sent >= to {
+                        return;
+                    }
+                }
+                if let Ok(o) = out {
+                    match serde_json::to_string(&f) {
+                        Ok(line) => {
+                            o.push_str(&line);
+                            o.push('\n');
+                        }
+                        Err(e) => *out = Err(e.to_string()),
+                    }
+                }
+            },
+        )
+        .await?
+        .map_err(ApiError::internal)?;
+    Ok(([(header::CONTENT_TYPE, "application/jsonl")], lines).into_response())
 }
 
 /// `GET /api/v1/scoreboard/flags`: the Commission node's cross-check.
@@ -168,38 +162,45 @@ pub(crate) async fn flags(
     if state.services.node() != NodeId::EU {
         return Err(ApiError::not_found());
     }
-    let cases = state.services.commission_cases().await?;
-    let flagged: Vec<_> = cases
-        .iter()
-        .filter(|c| c.flagged())
-        .map(|c| {
-            serde_json::json!({
-                "case": c.case,
-                "disagreements": c.checked.disagreements,
-                "steps": c.requester_steps,
-            })
-        })
-        .collect();
-    // Counted in the figures on one side's word only (the other side's report may still be
-    // in flight, or never come).
-    let one_sided: Vec<_> = cases
-        .iter()
-        .filter_map(|c| {
-            c.one_sided().map(|side| {
-                serde_json::json!({
+    /// The cross-check's findings, gathered one case at a time.
+    #[derive(Default)]
+    struct Flags {
+        cases: usize,
+        both_reported: usize,
+        in_flight: usize,
+        flagged: Vec<serde_json::Value>,
+        one_sided: Vec<serde_json::Value>,
+    }
+    let flags = state
+        .services
+        .fold_commission_cases(Flags::default(), |acc, c| {
+            acc.cases += 1;
+            acc.both_reported += usize::from(c.checked.both_reported);
+            acc.in_flight += usize::from(c.requester_steps != c.responder_steps);
+            if c.flagged() {
+                acc.flagged.push(serde_json::json!({
+                    "case": c.case,
+                    "disagreements": c.checked.disagreements,
+                    "steps": c.requester_steps,
+                }));
+            }
+            // Counted in the figures on one side's word only (the other side's report may
+            // still be in flight, or never come).
+            if let Some(side) = c.one_sided() {
+                acc.one_sided.push(serde_json::json!({
                     "case": c.case,
                     "side": side,
                     "steps": c.requester_steps.or(c.responder_steps),
-                })
-            })
+                }));
+            }
         })
-        .collect();
+        .await?;
     let body = serde_json::json!({
-        "cases": cases.len(),
-        "both_reported": cases.iter().filter(|c| c.checked.both_reported).count(),
-        "in_flight": cases.iter().filter(|c| c.requester_steps != c.responder_steps).count(),
-        "flagged": flagged,
-        "one_sided": one_sided,
+        "cases": flags.cases,
+        "both_reported": flags.both_reported,
+        "in_flight": flags.in_flight,
+        "flagged": flags.flagged,
+        "one_sided": flags.one_sided,
     });
     Ok(axum::Json(body).into_response())
 }

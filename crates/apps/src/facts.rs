@@ -650,11 +650,60 @@ impl CaseFacts {
 
 /// Every case the Commission node holds reports for, in case order, cross-checked.
 pub fn commission_cases(store: &dyn imi_store::ReadStore) -> Result<Vec<CaseFacts>, AppError> {
-    let rows = store.range(FACTS, &[], None, usize::MAX)?;
-    let mut out: Vec<CaseFacts> = Vec::new();
+    let mut out = Vec::new();
+    for_each_commission_case(store, |c| out.push(c))?;
+    Ok(out)
+}
+
+/// How many stored rows the walks over every fact read at a time.
+const FACT_CHUNK: usize = 1024;
+
+/// Calls `f` with every stored row of `col` in key order, reading `chunk` rows at a time
+/// ([`FACT_CHUNK`]): memory stays bounded by a chunk whatever the number of cases.
+fn for_each_row(
+    store: &dyn imi_store::ReadStore,
+    col: imi_store::Column,
+    chunk: usize,
+    mut f: impl FnMut(Vec<u8>, Vec<u8>),
+) -> Result<(), AppError> {
+    let chunk = chunk.max(1);
+    let mut start = Vec::new();
+    loop {
+        let rows = store.range(col, &start, None, chunk)?;
+        let full = rows.len() == chunk;
+        let Some(last) = rows.last().map(|(k, _)| k.clone()) else {
+            return Ok(());
+        };
+        for (k, v) in rows {
+            f(k, v);
+        }
+        if !full {
+            return Ok(());
+        }
+        // The next chunk starts just after the last key read.
+        start = last;
+        start.push(0);
+    }
+}
+
+/// [`commission_cases`] one case at a time, in case order: what is held at once is a chunk of
+/// rows and one case, so the scoreboard of millions of cases folds in bounded memory.
+pub fn for_each_commission_case(
+    store: &dyn imi_store::ReadStore,
+    f: impl FnMut(CaseFacts),
+) -> Result<(), AppError> {
+    commission_cases_in_chunks(store, FACT_CHUNK, f)
+}
+
+fn commission_cases_in_chunks(
+    store: &dyn imi_store::ReadStore,
+    chunk: usize,
+    mut f: impl FnMut(CaseFacts),
+) -> Result<(), AppError> {
+    // A case's two rows may lie in different chunks: the case in hand carries over.
     let mut current: Option<(String, Option<StoredReport>, Option<StoredReport>)> = None;
     let flush = |c: Option<(String, Option<StoredReport>, Option<StoredReport>)>,
-                 out: &mut Vec<CaseFacts>| {
+                 f: &mut dyn FnMut(CaseFacts)| {
         if let Some((case, q, s)) = c {
             // The sides agree or not on the signed facts; the figures use the defended ones
             // of the side the cross-check chose (the requester's when both reported).
@@ -674,7 +723,7 @@ pub fn commission_cases(store: &dyn imi_store::ReadStore) -> Result<Vec<CaseFact
                 c.disagreements.clear();
             }
             if let Some(checked) = checked {
-                out.push(CaseFacts {
+                f(CaseFacts {
                     case,
                     requester_steps: qs,
                     responder_steps: ss,
@@ -683,19 +732,19 @@ pub fn commission_cases(store: &dyn imi_store::ReadStore) -> Result<Vec<CaseFact
             }
         }
     };
-    for (k, v) in rows {
+    for_each_row(store, FACTS, chunk, |k, v| {
         let Some(split) = k.iter().position(|b| *b == 0) else {
-            continue;
+            return;
         };
         let (case, side) = (
             String::from_utf8_lossy(k.get(..split).unwrap_or_default()).into_owned(),
             k.get(split + 1).copied(),
         );
         let Ok(stored) = ciborium::from_reader::<StoredReport, _>(v.as_slice()) else {
-            continue;
+            return;
         };
         if current.as_ref().is_none_or(|(c, _, _)| *c != case) {
-            flush(current.take(), &mut out);
+            flush(current.take(), &mut f);
             current = Some((case, None, None));
         }
         if let Some((_, q, s)) = current.as_mut() {
@@ -705,23 +754,89 @@ pub fn commission_cases(store: &dyn imi_store::ReadStore) -> Result<Vec<CaseFact
                 _ => {}
             }
         }
-    }
-    flush(current.take(), &mut out);
-    Ok(out)
+    })?;
+    flush(current.take(), &mut f);
+    Ok(())
 }
 
 /// The facts this member node reported last, per case.
 pub fn own_reports(store: &dyn imi_store::ReadStore) -> Result<Vec<FactReport>, AppError> {
-    Ok(store
-        .range(FACTS, &[], None, usize::MAX)?
-        .into_iter()
-        .filter_map(|(_, v)| ciborium::from_reader(v.as_slice()).ok())
-        .collect())
+    let mut out = Vec::new();
+    for_each_own_report(store, |r| out.push(r))?;
+    Ok(out)
+}
+
+/// [`own_reports`] one at a time, in case order, a chunk of rows in memory at once.
+pub fn for_each_own_report(
+    store: &dyn imi_store::ReadStore,
+    mut f: impl FnMut(FactReport),
+) -> Result<(), AppError> {
+    for_each_row(store, FACTS, FACT_CHUNK, |_, v| {
+        if let Ok(r) = ciborium::from_reader(v.as_slice()) {
+            f(r);
+        }
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::{array_len, cbor_array};
+
+    #[test]
+    fn the_commission_cases_are_the_same_whatever_the_chunks_they_are_read_in() {
+        use super::*;
+        use imi_store::{Durability, MemStore, Store, WriteBatch};
+        let store = MemStore::new(&[FACTS]);
+        let report = |case: &str, side: Side, steps: u32, answered: Option<&str>| StoredReport {
+            report: FactReport {
+                v: REPORT_VERSION,
+                side,
+                steps,
+                fact: Fact {
+                    case: case.to_owned(),
+                    area: "PQ".to_owned(),
+                    requester: "AT".to_owned(),
+                    responder: "DE".to_owned(),
+                    sent_at: "2021-03-01T10:00:00Z".to_owned(),
+                    accepted_at: None,
+                    withdrawn_at: None,
+                    answered_at: answered.map(str::to_owned),
+                    deadline: None,
+                    timeliness: None,
+                    efforts: None,
+                },
+                signed: None,
+            },
+            received: 1,
+        };
+        let mut batch = WriteBatch::new();
+        let rows = [
+            report("c1", Side::Requester, 2, None),
+            report("c1", Side::Responder, 2, None),
+            report("c2", Side::Responder, 1, None),
+            report("c3", Side::Requester, 3, Some("2021-03-02T10:00:00Z")),
+            report("c3", Side::Responder, 3, Some("2021-03-05T10:00:00Z")),
+            report("c4", Side::Requester, 1, None),
+            report("c5", Side::Requester, 4, None),
+            report("c5", Side::Responder, 3, None),
+        ];
+        for r in &rows {
+            let mut v = Vec::new();
+            ciborium::into_writer(r, &mut v).unwrap();
+            batch.put(FACTS, stored_key(&r.report.fact.case, r.report.side), v);
+        }
+        store.write(batch, Durability::Sync).unwrap();
+        let whole = commission_cases(&store).unwrap();
+        let names: Vec<&str> = whole.iter().map(|c| c.case.as_str()).collect();
+        assert_eq!(names, ["c1", "c2", "c3", "c4", "c5"]);
+        assert!(whole[2].flagged(), "c3's sides disagree on the answer");
+        assert_eq!(whole[1].one_sided(), Some(Side::Responder));
+        for chunk in [1, 2, 3, 7, 8, 9] {
+            let mut got = Vec::new();
+            commission_cases_in_chunks(&store, chunk, |c| got.push(c)).unwrap();
+            assert_eq!(got, whole, "chunks of {chunk}");
+        }
+    }
 
     #[test]
     fn array_heads_are_written_and_read_as_ciborium_does() {

@@ -6,7 +6,7 @@
 use crate::AppError;
 use crate::access_log;
 use crate::evidence::{Selection, evidence_bundle};
-use crate::facts::{self, CaseFacts, FactReport};
+use crate::facts::{self, CaseFacts};
 use crate::requests::{AccessRecord, CaseIndex, CaseMessage, CaseRecord, Cases, encode_message};
 use crate::retention::{self, Retention};
 use crate::users::{self, UserRecord};
@@ -719,10 +719,40 @@ impl Services {
 
     // --- indicator facts --------------------------------------------------------------
 
-    /// On `EU`: every case it holds reports for, cross-checked.
-    pub async fn commission_cases(&self) -> Result<Vec<CaseFacts>, AppError> {
+    /// Folds `f` over the indicator facts this node holds, one at a time (on `EU` the
+    /// cross-checked fact of every case, elsewhere the node's own latest reports), starting
+    /// from `acc`: the scoreboard of any number of cases in bounded memory.
+    pub async fn fold_facts<A: Send + 'static>(
+        &self,
+        mut acc: A,
+        mut f: impl FnMut(&mut A, imi_scoreboard::Fact) + Send + 'static,
+    ) -> Result<A, AppError> {
         let store = self.store.clone();
-        blocking(move || facts::commission_cases(store.as_ref())).await
+        let commission = self.node() == NodeId::EU;
+        blocking(move || {
+            if commission {
+                facts::for_each_commission_case(store.as_ref(), |c| f(&mut acc, c.checked.fact))?;
+            } else {
+                facts::for_each_own_report(store.as_ref(), |r| f(&mut acc, r.fact))?;
+            }
+            Ok(acc)
+        })
+        .await
+    }
+
+    /// On `EU`: folds `f` over every case it holds reports for, cross-checked, one case at a
+    /// time in case order ([`facts::commission_cases`] without holding them all).
+    pub async fn fold_commission_cases<A: Send + 'static>(
+        &self,
+        mut acc: A,
+        mut f: impl FnMut(&mut A, CaseFacts) + Send + 'static,
+    ) -> Result<A, AppError> {
+        let store = self.store.clone();
+        blocking(move || {
+            facts::for_each_commission_case(store.as_ref(), |c| f(&mut acc, c))?;
+            Ok(acc)
+        })
+        .await
     }
 
     /// The usage facts this node holds: on the Commission node every member's, on a
@@ -730,12 +760,6 @@ impl Services {
     pub async fn usage_facts(&self) -> Result<Vec<imi_scoreboard::usage::UsageFact>, AppError> {
         let store = self.store.clone();
         blocking(move || facts::usage_facts(store.as_ref())).await
-    }
-
-    /// On a member node: the facts it reported last, per case.
-    pub async fn own_reports(&self) -> Result<Vec<FactReport>, AppError> {
-        let store = self.store.clone();
-        blocking(move || facts::own_reports(store.as_ref())).await
     }
 
     /// The persistent count of applied diagnostics.
