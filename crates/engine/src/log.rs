@@ -163,7 +163,7 @@ pub fn leaves(store: &dyn ReadStore, size: u64) -> Result<Vec<(u64, Leaf, String
 const LEAF_CHUNK: usize = 1024;
 
 /// Calls `f` with every leaf of the log below `size` (index, leaf, exact text), in index
-/// order, reading [`LEAF_CHUNK`] leaves at a time: what it holds at once is one chunk, whatever
+/// order, reading 1,024 leaves at a time: what it holds at once is one chunk, whatever
 /// the log's size (a node that has logged millions of events answering a time-range bundle).
 /// Leaves that do not parse (none should) are skipped.
 pub fn for_each_leaf(
