@@ -228,7 +228,12 @@ pub(crate) async fn usage(
         format: None,
     };
     let period = q.period(&state)?;
-    let facts = state.services.usage_facts().await?;
-    let usage = imi_scoreboard::usage::Usage::of(period, &facts);
+    let usage = state
+        .services
+        .fold_usage_facts(imi_scoreboard::usage::UsageBuilder::new(period), |b, f| {
+            b.add(&f)
+        })
+        .await?
+        .finish();
     Ok(axum::Json(usage).into_response())
 }

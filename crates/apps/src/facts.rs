@@ -458,16 +458,24 @@ fn usage_key(sender: &str, id: &str) -> Vec<u8> {
 
 /// The usage facts the Commission node holds, or a member node's own (by id).
 pub fn usage_facts(store: &dyn imi_store::ReadStore) -> Result<Vec<UsageFact>, AppError> {
-    Ok(store
-        .range(USAGE, &[], None, usize::MAX)?
-        .into_iter()
-        .filter_map(|(_, v)| {
-            ciborium::from_reader::<StoredUsage, _>(v.as_slice())
-                .map(|s| s.fact)
-                .or_else(|_| ciborium::from_reader::<UsageFact, _>(v.as_slice()))
-                .ok()
-        })
-        .collect())
+    let mut out = Vec::new();
+    for_each_usage_fact(store, |f| out.push(f))?;
+    Ok(out)
+}
+
+/// [`usage_facts`] one at a time, a chunk of rows in memory at once.
+pub fn for_each_usage_fact(
+    store: &dyn imi_store::ReadStore,
+    mut f: impl FnMut(UsageFact),
+) -> Result<(), AppError> {
+    for_each_row(store, USAGE, FACT_CHUNK, |_, v| {
+        let fact = ciborium::from_reader::<StoredUsage, _>(v.as_slice())
+            .map(|s| s.fact)
+            .or_else(|_| ciborium::from_reader::<UsageFact, _>(v.as_slice()));
+        if let Ok(fact) = fact {
+            f(fact);
+        }
+    })
 }
 
 impl Application for FactApp {

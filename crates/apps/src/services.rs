@@ -755,11 +755,19 @@ impl Services {
         .await
     }
 
-    /// The usage facts this node holds: on the Commission node every member's, on a
-    /// member node its own.
-    pub async fn usage_facts(&self) -> Result<Vec<imi_scoreboard::usage::UsageFact>, AppError> {
+    /// Folds `f` over the usage facts this node holds (on the Commission node every
+    /// member's, on a member node its own), one at a time, starting from `acc`.
+    pub async fn fold_usage_facts<A: Send + 'static>(
+        &self,
+        mut acc: A,
+        mut f: impl FnMut(&mut A, imi_scoreboard::usage::UsageFact) + Send + 'static,
+    ) -> Result<A, AppError> {
         let store = self.store.clone();
-        blocking(move || facts::usage_facts(store.as_ref())).await
+        blocking(move || {
+            facts::for_each_usage_fact(store.as_ref(), |u| f(&mut acc, u))?;
+            Ok(acc)
+        })
+        .await
     }
 
     /// The persistent count of applied diagnostics.

@@ -201,37 +201,67 @@ impl Usage {
     /// The statistics of `facts` sent within `period`; invalid facts are skipped (the
     /// Commission node stores only valid ones).
     pub fn of<'a>(period: Period, facts: impl IntoIterator<Item = &'a UsageFact>) -> Self {
-        let mut countries: BTreeMap<String, CountryUsage> = COUNTRIES
+        let mut b = UsageBuilder::new(period);
+        for f in facts {
+            b.add(f);
+        }
+        b.finish()
+    }
+}
+
+/// [`Usage::of`] one fact at a time, for facts read a chunk at a time from a store.
+#[derive(Debug, Clone)]
+pub struct UsageBuilder {
+    from: i64,
+    to: i64,
+    usage: Usage,
+}
+
+impl UsageBuilder {
+    /// No facts yet, for `period`.
+    pub fn new(period: Period) -> Self {
+        let countries: BTreeMap<String, CountryUsage> = COUNTRIES
             .iter()
             .chain(std::iter::once(&"EU"))
             .map(|c| (c.to_string(), CountryUsage::default()))
             .collect();
-        let mut totals: BTreeMap<&'static str, u64> =
+        let totals: BTreeMap<&'static str, u64> =
             UsageKind::ALL.iter().map(|k| (k.as_str(), 0)).collect();
-        let (from, to) = (period.start_ms(), period.end_ms());
-        for f in facts {
-            let Ok(sent) = f.validate() else { continue };
-            if sent < from || sent >= to {
-                continue;
-            }
-            *totals.entry(f.kind.as_str()).or_default() += 1;
-            if let Some(c) = countries.get_mut(&f.sender) {
-                c.counts(f.kind).sent += 1;
-                if f.late {
-                    c.alerts_late += 1;
-                }
-            }
-            for r in &f.recipients {
-                if let Some(c) = countries.get_mut(r) {
-                    c.counts(f.kind).received += 1;
-                }
+        UsageBuilder {
+            from: period.start_ms(),
+            to: period.end_ms(),
+            usage: Usage {
+                from: period.from.to_string(),
+                to: period.to.to_string(),
+                totals,
+                countries,
+            },
+        }
+    }
+
+    /// Counts `f` if it is valid and was sent within the period.
+    pub fn add(&mut self, f: &UsageFact) {
+        let Ok(sent) = f.validate() else { return };
+        if sent < self.from || sent >= self.to {
+            return;
+        }
+        let u = &mut self.usage;
+        *u.totals.entry(f.kind.as_str()).or_default() += 1;
+        if let Some(c) = u.countries.get_mut(&f.sender) {
+            c.counts(f.kind).sent += 1;
+            if f.late {
+                c.alerts_late += 1;
             }
         }
-        Usage {
-            from: period.from.to_string(),
-            to: period.to.to_string(),
-            totals,
-            countries,
+        for r in &f.recipients {
+            if let Some(c) = u.countries.get_mut(r) {
+                c.counts(f.kind).received += 1;
+            }
         }
+    }
+
+    /// The statistics.
+    pub fn finish(self) -> Usage {
+        self.usage
     }
 }
