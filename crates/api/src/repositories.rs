@@ -1,14 +1,15 @@
 //! The handlers of repositories: the definitions a user may read
-//! (`GET /api/v1/repositories`), a repository's entries (`GET .../{code}/entries`, for users
-//! of authorities on its access list, on a node that holds it; anyone else gets the one
-//! 404), an owner's changes (create, update, withdraw), and the public syndication of the
-//! repository's public fields, without authentication: JSON (`GET /public/repositories/
-//! {code}`) and an Atom feed (RFC 4287, `GET /public/repositories/{code}/feed`). Withdrawn
-//! entries and non-public fields are never published.
+//! (`GET /api/v1/repositories`), a repository's entries (`GET .../{code}/entries`, a page at
+//! a time, for users of authorities on its access list, on a node that holds it; anyone else
+//! gets the one 404), an owner's changes (create, update, withdraw), and the public
+//! syndication of the repository's public fields, without authentication: JSON (`GET
+//! /public/repositories/{code}`, a page at a time) and an Atom feed (RFC 4287, `GET
+//! /public/repositories/{code}/feed`, the most recently updated entries). Withdrawn entries
+//! and non-public fields are never published.
 use crate::problem::ApiError;
 use crate::requests::{
     AnswerInput, Empty, Idem, LangQuery, QueryOf, answer, case_worker, idempotency, json_body,
-    json_content_type, lang, query,
+    json_content_type, lang, limit, query,
 };
 use crate::{ApiState, views};
 use axum::Json;
@@ -112,25 +113,61 @@ fn entry_view(
     }
 }
 
-/// `GET /api/v1/repositories/{code}/entries`.
+/// `?lang=&limit=&cursor=` of the entry lists.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct EntriesQuery {
+    lang: Option<String>,
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+/// The page `q` asks for: its limit and the id after which it starts.
+fn page_of(q: &EntriesQuery) -> Result<(usize, Option<CaseId>), ApiError> {
+    let after = match q.cursor.as_deref() {
+        None => None,
+        Some(c) => Some(
+            c.parse::<CaseId>()
+                .map_err(|_| ApiError::bad_request("bad_cursor", "malformed cursor"))?,
+        ),
+    };
+    Ok((limit(q.limit)?, after))
+}
+
+/// The cursor of the page after `page`: its last id, if more follow.
+fn next_cursor(page: &[(CaseId, StoredEntry)], more: bool) -> Value {
+    match page.last() {
+        Some((id, _)) if more => Value::String(id.to_string()),
+        _ => Value::Null,
+    }
+}
+
+/// `GET /api/v1/repositories/{code}/entries`: a page of the entries, by id.
 pub(crate) async fn entries(
     State(state): State<ApiState>,
     Path(code): Path<String>,
     headers: HeaderMap,
-    q: QueryOf<LangQuery>,
+    q: QueryOf<EntriesQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let user = case_worker(&state, &headers).await?;
     let q = query(q)?;
     let lang = lang(&state, q.lang.as_deref(), &headers);
     let p = readable(&state, &user, &code)?;
-    let all = state.services.repository_entries(code.clone()).await?;
-    let items: Vec<Value> = all
+    let (limit, after) = page_of(&q)?;
+    let (page, more) = state
+        .services
+        .repository_entries(code.clone(), after, limit, true)
+        .await?;
+    let items: Vec<Value> = page
         .iter()
         .map(|(id, e)| entry_view(&state, p, id, e, &lang, false))
         .collect();
-    Ok(Json(
-        json!({"repository": definition(&state, p, &lang), "lang": lang, "items": items}),
-    ))
+    Ok(Json(json!({
+        "repository": definition(&state, p, &lang),
+        "lang": lang,
+        "items": items,
+        "next_cursor": next_cursor(&page, more),
+    })))
 }
 
 #[derive(Debug, Deserialize)]
@@ -224,25 +261,25 @@ pub(crate) async fn withdraw(
     ))
 }
 
-/// The public entries of a repository this node holds: not withdrawn, public fields only.
-async fn published(state: &ApiState, code: &str) -> Result<Vec<(CaseId, StoredEntry)>, ApiError> {
-    held(state, code)?;
-    let all = state.services.repository_entries(code.to_owned()).await?;
-    Ok(all.into_iter().filter(|(_, e)| !e.withdrawn).collect())
-}
+/// How many entries the Atom feed of a repository carries: the most recently updated.
+pub const FEED_ENTRIES: usize = 100;
 
 /// `GET /public/repositories/{code}`: the public fields as JSON, without authentication.
 pub(crate) async fn public_json(
     State(state): State<ApiState>,
     Path(code): Path<String>,
     headers: HeaderMap,
-    q: QueryOf<LangQuery>,
+    q: QueryOf<EntriesQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let q = query(q)?;
     let lang = lang(&state, q.lang.as_deref(), &headers);
-    let list = published(&state, &code).await?;
     let p = held(&state, &code)?;
-    let items: Vec<Value> = list
+    let (limit, after) = page_of(&q)?;
+    let (page, more) = state
+        .services
+        .repository_entries(code.clone(), after, limit, false)
+        .await?;
+    let items: Vec<Value> = page
         .iter()
         .map(|(id, e)| entry_view(&state, p, id, e, &lang, true))
         .collect();
@@ -252,6 +289,7 @@ pub(crate) async fn public_json(
         "lang": lang,
         "publisher": state.services.node().to_string(),
         "items": items,
+        "next_cursor": next_cursor(&page, more),
     })))
 }
 
@@ -360,8 +398,11 @@ pub(crate) async fn public_feed(
 ) -> Result<Response, ApiError> {
     let q = query(q)?;
     let lang = lang(&state, q.lang.as_deref(), &headers);
-    let list = published(&state, &code).await?;
     let p = held(&state, &code)?;
+    let list = state
+        .services
+        .repository_newest(code.clone(), FEED_ENTRIES)
+        .await?;
     let cat = state.cases().catalogue();
     let items: Vec<FeedEntry> = list
         .iter()

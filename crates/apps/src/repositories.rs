@@ -70,8 +70,7 @@ pub fn entries(
     store: &dyn ReadStore,
     repository: &str,
 ) -> Result<Vec<(CaseId, StoredEntry)>, AppError> {
-    let mut prefix = repository.as_bytes().to_vec();
-    prefix.push(0);
+    let prefix = key_prefix(repository);
     Ok(store
         .scan_prefix(REPOSITORY, &prefix, usize::MAX)?
         .into_iter()
@@ -82,6 +81,126 @@ pub fn entries(
             ))
         })
         .collect())
+}
+
+/// How many rows a page of entries reads from the store at a time.
+const PAGE_CHUNK: usize = 256;
+
+/// Calls `f` with the entries of `repository` this node holds, by id, from just after
+/// `after` (from the first without it), reading [`PAGE_CHUNK`] rows at a time, until `f`
+/// returns `false` or the entries end.
+fn walk_entries(
+    store: &dyn ReadStore,
+    repository: &str,
+    after: Option<&CaseId>,
+    mut f: impl FnMut(CaseId, StoredEntry) -> bool,
+) -> Result<(), AppError> {
+    let mut start = match after {
+        Some(id) => {
+            let mut k = key(repository, id);
+            k.push(0);
+            k
+        }
+        None => key_prefix(repository),
+    };
+    // The end of the repository's keys: its code and the byte after the separator.
+    let mut end = repository.as_bytes().to_vec();
+    end.push(1);
+    loop {
+        let rows = store.range(REPOSITORY, &start, Some(&end), PAGE_CHUNK)?;
+        let full = rows.len() == PAGE_CHUNK;
+        let Some(last) = rows.last().map(|(k, _)| k.clone()) else {
+            return Ok(());
+        };
+        let prefix = repository.len() + 1;
+        for (k, v) in rows {
+            let (Some(id), Some(e)) = (
+                k.get(prefix..).and_then(CaseId::from_slice),
+                decode::<StoredEntry>(&v),
+            ) else {
+                continue;
+            };
+            if !f(id, e) {
+                return Ok(());
+            }
+        }
+        if !full {
+            return Ok(());
+        }
+        start = last;
+        start.push(0);
+    }
+}
+
+fn key_prefix(repository: &str) -> Vec<u8> {
+    let mut prefix = repository.as_bytes().to_vec();
+    prefix.push(0);
+    prefix
+}
+
+/// A page of a repository's entries, by id: up to `limit` of those `keep` accepts after
+/// `after`, and whether more follow (then the last one's id is the next page's cursor).
+pub fn entries_page(
+    store: &dyn ReadStore,
+    repository: &str,
+    after: Option<&CaseId>,
+    limit: usize,
+    keep: impl Fn(&StoredEntry) -> bool,
+) -> Result<(Vec<(CaseId, StoredEntry)>, bool), AppError> {
+    let mut page = Vec::new();
+    let mut more = false;
+    walk_entries(store, repository, after, |id, e| {
+        if !keep(&e) {
+            return true;
+        }
+        if page.len() == limit {
+            more = true;
+            return false;
+        }
+        page.push((id, e));
+        true
+    })?;
+    Ok((page, more))
+}
+
+/// The `n` most recently updated entries of a repository that `keep` accepts, newest first
+/// (the whole repository is read a chunk at a time; `n` are held).
+pub fn newest_entries(
+    store: &dyn ReadStore,
+    repository: &str,
+    n: usize,
+    keep: impl Fn(&StoredEntry) -> bool,
+) -> Result<Vec<(CaseId, StoredEntry)>, AppError> {
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+    // A min-heap of the newest so far: (updated, id) decides, the entry rides along.
+    let mut heap: BinaryHeap<Reverse<(Timestamp, CaseId)>> = BinaryHeap::new();
+    let mut held: std::collections::HashMap<CaseId, StoredEntry> = Default::default();
+    walk_entries(store, repository, None, |id, e| {
+        if n == 0 || !keep(&e) {
+            return true;
+        }
+        if heap.len() < n {
+            heap.push(Reverse((e.updated, id)));
+            held.insert(id, e);
+        } else if heap
+            .peek()
+            .is_some_and(|Reverse(oldest)| (e.updated, id) > *oldest)
+        {
+            if let Some(Reverse((_, gone))) = heap.pop() {
+                held.remove(&gone);
+            }
+            heap.push(Reverse((e.updated, id)));
+            held.insert(id, e);
+        }
+        true
+    })?;
+    let mut out: Vec<(CaseId, StoredEntry)> = heap
+        .into_iter()
+        .filter_map(|Reverse((_, id))| Some((id, held.remove(&id)?)))
+        .collect();
+    out.sort_by_key(|(id, e)| std::cmp::Reverse((e.updated, *id)));
+    Ok(out)
 }
 
 /// The other member nodes on the trust list that hold `access`'s entries.
@@ -288,5 +407,100 @@ impl Application for RepositoryApp {
         txn.put(REPOSITORY, k, cbor(&stored));
         tracing::info!(entry = %id, from = %h.from, repository = %m.repository, version = stored.version, "repository entry received");
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use imi_store::{Durability, MemStore, Store, WriteBatch};
+
+    fn stored(updated: Timestamp, withdrawn: bool) -> StoredEntry {
+        StoredEntry {
+            owner: AuthorityId::new("DE-NC").unwrap(),
+            owner_node: NodeId::DE,
+            version: 1,
+            withdrawn,
+            fields: Vec::new(),
+            updated,
+            message: None,
+        }
+    }
+
+    #[test]
+    fn pages_and_the_newest_cross_chunks_and_stay_in_their_repository() {
+        let store = MemStore::new(COLUMNS);
+        let mut batch = WriteBatch::new();
+        // 600 entries in R1 (more than two chunks), some withdrawn, times in no id order;
+        // neighbours whose codes share its prefix.
+        let mut all = Vec::new();
+        for i in 0..600u64 {
+            let id = CaseId::random();
+            let e = stored((i * 7) % 601, i % 5 == 0);
+            batch.put(REPOSITORY, key("R1", &id), cbor(&e));
+            all.push((id, e));
+        }
+        for code in ["R", "R10", "R1\u{1}"] {
+            for _ in 0..10 {
+                batch.put(
+                    REPOSITORY,
+                    key(code, &CaseId::random()),
+                    cbor(&stored(9_999, false)),
+                );
+            }
+        }
+        store.write(batch, Durability::Sync).unwrap();
+        all.sort_by_key(|(id, _)| *id);
+        let live: Vec<CaseId> = all
+            .iter()
+            .filter(|(_, e)| !e.withdrawn)
+            .map(|(id, _)| *id)
+            .collect();
+
+        for (limit, keep_withdrawn) in [
+            (1, false),
+            (100, true),
+            (240, false),
+            (480, false),
+            (600, true),
+        ] {
+            let mut seen = Vec::new();
+            let mut after = None;
+            loop {
+                let (page, more) = entries_page(&store, "R1", after.as_ref(), limit, |e| {
+                    keep_withdrawn || !e.withdrawn
+                })
+                .unwrap();
+                assert!(page.len() <= limit);
+                seen.extend(page.iter().map(|(id, _)| *id));
+                if !more {
+                    break;
+                }
+                assert_eq!(page.len(), limit, "a page before the last is full");
+                after = page.last().map(|(id, _)| *id);
+            }
+            let want: Vec<CaseId> = if keep_withdrawn {
+                all.iter().map(|(id, _)| *id).collect()
+            } else {
+                live.clone()
+            };
+            assert_eq!(seen, want, "limit {limit}");
+        }
+
+        let mut newest: Vec<(Timestamp, CaseId)> = all
+            .iter()
+            .filter(|(_, e)| !e.withdrawn)
+            .map(|(id, e)| (e.updated, *id))
+            .collect();
+        newest.sort_by(|a, b| b.cmp(a));
+        for n in [0, 1, 50, 480, 1000] {
+            let got: Vec<(Timestamp, CaseId)> = newest_entries(&store, "R1", n, |e| !e.withdrawn)
+                .unwrap()
+                .into_iter()
+                .map(|(id, e)| (e.updated, id))
+                .collect();
+            let want: Vec<(Timestamp, CaseId)> = newest.iter().take(n).copied().collect();
+            assert_eq!(got, want, "the {n} newest");
+        }
     }
 }

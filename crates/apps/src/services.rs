@@ -536,13 +536,40 @@ impl Services {
         .await
     }
 
-    /// Every entry of a repository this node holds.
+    /// A page of the entries of a repository this node holds, by id: up to `limit` after
+    /// `after` (withdrawn ones only if `withdrawn`), and whether more follow.
     pub async fn repository_entries(
         &self,
         repository: String,
+        after: Option<CaseId>,
+        limit: usize,
+        withdrawn: bool,
+    ) -> Result<(Vec<(CaseId, crate::repositories::StoredEntry)>, bool), AppError> {
+        let store = self.store.clone();
+        blocking(move || {
+            crate::repositories::entries_page(
+                store.as_ref(),
+                &repository,
+                after.as_ref(),
+                limit,
+                |e| withdrawn || !e.withdrawn,
+            )
+        })
+        .await
+    }
+
+    /// The `n` most recently updated entries of a repository this node holds that are not
+    /// withdrawn, newest first.
+    pub async fn repository_newest(
+        &self,
+        repository: String,
+        n: usize,
     ) -> Result<Vec<(CaseId, crate::repositories::StoredEntry)>, AppError> {
         let store = self.store.clone();
-        blocking(move || crate::repositories::entries(store.as_ref(), &repository)).await
+        blocking(move || {
+            crate::repositories::newest_entries(store.as_ref(), &repository, n, |e| !e.withdrawn)
+        })
+        .await
     }
 
     // --- alerts ------------------------------------------------------------------------

@@ -96,11 +96,19 @@ pub async fn entries(
     };
     let code = url(&code);
     let here = format!("/web/repositories/{code}");
+    // A page of the entries; the pager's link carries the next page's cursor (an id).
+    let cursor = q
+        .get("cursor")
+        .and_then(|c| crate::pages::token_like(c))
+        .map_or_else(String::new, |c| format!("&cursor={}", url(c)));
     let v = match web
         .get(
             &c,
             &here,
-            &format!("/api/v1/repositories/{code}/entries?lang={}", c.lang),
+            &format!(
+                "/api/v1/repositories/{code}/entries?lang={}{cursor}",
+                c.lang
+            ),
         )
         .await
     {
@@ -182,6 +190,17 @@ pub async fn entries(
             ));
         }
         b.push_str("</tbody></table>");
+    }
+    if let Some(next) = v
+        .get("next_cursor")
+        .and_then(Value::as_str)
+        .and_then(crate::pages::token_like)
+    {
+        b.push_str(&format!(
+            r#"<p class="pager"><a href="/web/repositories/{code}?cursor={}" rel="next">{}</a></p>"#,
+            url(next),
+            p.t("next_page")
+        ));
     }
     // A new entry.
     let detail = area_of(&web, &c, &code).await;

@@ -2,7 +2,8 @@
 //! euro area only. A German authority's entry reaches Austria, never Hungary (outside the
 //! access list: its API refuses the repository and its database holds no entry); Austria
 //! syndicates the public fields only, as JSON and as an Atom feed a real feed parser reads;
-//! updates and withdrawal by the owner only; bad input refused with nothing stored.
+//! updates and withdrawal by the owner only; bad input refused with nothing stored; the lists
+//! a page at a time, the feed newest first.
 
 use imi_e2e::{Federation, HEAVY, NodeClient, lock};
 use serde_json::{Value, json};
@@ -180,6 +181,77 @@ fn a_register_reaches_its_access_list_only_and_syndicates_its_public_fields() {
     assert!(text.contains("missing_field"), "{text}");
     assert_eq!(de.get_json(ENTRIES)["items"].as_array().unwrap().len(), 1);
 
+    // Pages: with three more entries DE lists the four by id, two at a time; the public
+    // list pages the three not withdrawn; the feed carries them newest first.
+    let mut ids = vec![id.clone()];
+    for n in 0..3 {
+        let c = de.post_status(
+            ENTRIES,
+            &fields(&format!("Firma {n}"), "CIT-Q03-VALID"),
+            201,
+        );
+        ids.push(c["id"].as_str().unwrap().to_owned());
+    }
+    let mut by_id = ids.clone();
+    by_id.sort();
+    let ids_of = |v: &Value| -> Vec<String> {
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let first = de.get_json(&format!("{ENTRIES}?limit=2"));
+    let cursor = first["next_cursor"]
+        .as_str()
+        .expect("a next page")
+        .to_owned();
+    assert_eq!(cursor, by_id[1], "{first}");
+    let second = de.get_json(&format!("{ENTRIES}?limit=2&cursor={cursor}"));
+    assert!(second["next_cursor"].is_null(), "{second}");
+    assert_eq!([ids_of(&first), ids_of(&second)].concat(), by_id);
+    let exact = de.get_json(&format!("{ENTRIES}?limit=4"));
+    assert_eq!(ids_of(&exact), by_id);
+    assert!(
+        exact["next_cursor"].is_null(),
+        "a full last page has no next: {exact}"
+    );
+    for (query, code) in [("cursor=nope", "bad_cursor"), ("limit=0", "bad_limit")] {
+        let (st, text) = de.get(&format!("{ENTRIES}?{query}")).unwrap();
+        assert_eq!(st, 400, "{text}");
+        assert!(text.contains(code), "{text}");
+    }
+    let public_de = fed.client("DE").without_token();
+    let mut published = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let (st, body) = public_de
+            .get(&format!("/public/repositories/CIT-P01?limit=1{cursor}"))
+            .unwrap();
+        assert_eq!(st, 200, "{body}");
+        let page: Value = serde_json::from_str(&body).unwrap();
+        assert!(ids_of(&page).len() <= 1, "{page}");
+        published.extend(ids_of(&page));
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = format!("&cursor={c}"),
+            None => break,
+        }
+    }
+    let live: Vec<String> = by_id.iter().filter(|i| **i != id).cloned().collect();
+    assert_eq!(published, live, "the withdrawn entry is not published");
+    let (_, feed) = public_de.get("/public/repositories/CIT-P01/feed").unwrap();
+    let parsed = feed_rs::parser::parse(feed.as_bytes()).expect("a valid Atom feed");
+    assert_eq!(parsed.entries.len(), 3);
+    let updated: Vec<_> = parsed.entries.iter().map(|e| e.updated.unwrap()).collect();
+    assert!(
+        updated.windows(2).all(|w| w[0] >= w[1]),
+        "newest first: {updated:?}"
+    );
+    for i in &ids[1..] {
+        fed.wait_until("AT to hold every entry", WAIT, || listed(&at, i, 1));
+    }
+
     // HU's database holds no entry and no envelope of the register.
     for p in procs {
         p.stop();
@@ -209,5 +281,5 @@ fn a_register_reaches_its_access_list_only_and_syndicates_its_public_fields() {
     let rows = at_store
         .scan_prefix(imi_apps::repositories::REPOSITORY, b"", usize::MAX)
         .unwrap();
-    assert_eq!(rows.len(), 1, "AT holds the entry");
+    assert_eq!(rows.len(), 4, "AT holds the entries");
 }
