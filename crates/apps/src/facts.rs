@@ -674,24 +674,17 @@ fn for_each_row(
     chunk: usize,
     mut f: impl FnMut(Vec<u8>, Vec<u8>),
 ) -> Result<(), AppError> {
-    let chunk = chunk.max(1);
-    let mut start = Vec::new();
-    loop {
-        let rows = store.range(col, &start, None, chunk)?;
-        let full = rows.len() == chunk;
-        let Some(last) = rows.last().map(|(k, _)| k.clone()) else {
-            return Ok(());
-        };
-        for (k, v) in rows {
+    Ok(imi_store::for_each_entry(
+        store,
+        col,
+        &[],
+        None,
+        chunk,
+        |k, v| {
             f(k, v);
-        }
-        if !full {
-            return Ok(());
-        }
-        // The next chunk starts just after the last key read.
-        start = last;
-        start.push(0);
-    }
+            true
+        },
+    )?)
 }
 
 /// [`commission_cases`] one case at a time, in case order: what is held at once is a chunk of

@@ -95,7 +95,7 @@ fn walk_entries(
     after: Option<&CaseId>,
     mut f: impl FnMut(CaseId, StoredEntry) -> bool,
 ) -> Result<(), AppError> {
-    let mut start = match after {
+    let start = match after {
         Some(id) => {
             let mut k = key(repository, id);
             k.push(0);
@@ -106,30 +106,21 @@ fn walk_entries(
     // The end of the repository's keys: its code and the byte after the separator.
     let mut end = repository.as_bytes().to_vec();
     end.push(1);
-    loop {
-        let rows = store.range(REPOSITORY, &start, Some(&end), PAGE_CHUNK)?;
-        let full = rows.len() == PAGE_CHUNK;
-        let Some(last) = rows.last().map(|(k, _)| k.clone()) else {
-            return Ok(());
-        };
-        let prefix = repository.len() + 1;
-        for (k, v) in rows {
-            let (Some(id), Some(e)) = (
-                k.get(prefix..).and_then(CaseId::from_slice),
-                decode::<StoredEntry>(&v),
-            ) else {
-                continue;
-            };
-            if !f(id, e) {
-                return Ok(());
-            }
-        }
-        if !full {
-            return Ok(());
-        }
-        start = last;
-        start.push(0);
-    }
+    let prefix = repository.len() + 1;
+    Ok(imi_store::for_each_entry(
+        store,
+        REPOSITORY,
+        &start,
+        Some(&end),
+        PAGE_CHUNK,
+        |k, v| match (
+            k.get(prefix..).and_then(CaseId::from_slice),
+            decode::<StoredEntry>(&v),
+        ) {
+            (Some(id), Some(e)) => f(id, e),
+            _ => true,
+        },
+    )?)
 }
 
 fn key_prefix(repository: &str) -> Vec<u8> {

@@ -180,31 +180,17 @@ fn for_each_leaf_in_chunks(
     chunk: usize,
     mut f: impl FnMut(u64, Leaf, String),
 ) -> Result<(), StoreError> {
-    let chunk = chunk.max(1);
     let end = size.to_be_bytes();
-    let mut start = Vec::new();
-    loop {
-        let rows = store.range(keys::LOG_LEAVES, &start, Some(&end), chunk)?;
-        let full = rows.len() == chunk;
-        let Some(last) = rows.last().map(|(k, _)| k.clone()) else {
-            return Ok(());
-        };
-        for (k, v) in rows {
-            let parsed = <[u8; 8]>::try_from(k.as_slice())
-                .ok()
-                .zip(String::from_utf8(v).ok())
-                .and_then(|(i, text)| Some((u64::from_be_bytes(i), Leaf::parse(&text)?, text)));
-            if let Some((i, leaf, text)) = parsed {
-                f(i, leaf, text);
-            }
+    imi_store::for_each_entry(store, keys::LOG_LEAVES, &[], Some(&end), chunk, |k, v| {
+        let parsed = <[u8; 8]>::try_from(k.as_slice())
+            .ok()
+            .zip(String::from_utf8(v).ok())
+            .and_then(|(i, text)| Some((u64::from_be_bytes(i), Leaf::parse(&text)?, text)));
+        if let Some((i, leaf, text)) = parsed {
+            f(i, leaf, text);
         }
-        if !full {
-            return Ok(());
-        }
-        // The next chunk starts just after the last key read (its successor in byte order).
-        start = last;
-        start.push(0);
-    }
+        true
+    })
 }
 
 /// The log's size as stored.

@@ -224,6 +224,39 @@ pub trait Store: ReadStore {
     fn memory_usage_bytes(&self) -> u64;
 }
 
+/// Calls `f` with every entry of `col` with key >= `start` and < `end` (`None`: unbounded), in
+/// key order, reading `chunk` (at least 1) entries at a time, until `f` returns `false` or the
+/// entries end: a walk over a column of any size holding one chunk at a time.
+pub fn for_each_entry(
+    store: &dyn ReadStore,
+    col: Column,
+    start: &[u8],
+    end: Option<&[u8]>,
+    chunk: usize,
+    mut f: impl FnMut(Vec<u8>, Vec<u8>) -> bool,
+) -> Result<(), StoreError> {
+    let chunk = chunk.max(1);
+    let mut from = start.to_vec();
+    loop {
+        let rows = store.range(col, &from, end, chunk)?;
+        let full = rows.len() == chunk;
+        let Some(last) = rows.last().map(|(k, _)| k.clone()) else {
+            return Ok(());
+        };
+        for (k, v) in rows {
+            if !f(k, v) {
+                return Ok(());
+            }
+        }
+        if !full {
+            return Ok(());
+        }
+        // The next chunk starts just after the last key read (its successor in byte order).
+        from = last;
+        from.push(0);
+    }
+}
+
 /// The smallest key greater than every key starting with `prefix`, or `None` if there is none
 /// (the prefix is empty or all `0xff`).
 pub(crate) fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {

@@ -329,6 +329,35 @@ fn suite_last_before(s: &dyn Store) {
     ));
 }
 
+fn suite_for_each_entry(s: &dyn Store) {
+    for i in 0u8..10 {
+        put(s, A, &[b'k', i], &[i]);
+    }
+    put(s, B, b"k", b"other column");
+    let walk = |start: &[u8], end: Option<&[u8]>, chunk: usize, stop_after: usize| {
+        let mut seen = Vec::new();
+        imi_store::for_each_entry(s, A, start, end, chunk, |k, v| {
+            assert_eq!(k[1], v[0]);
+            seen.push(v[0]);
+            seen.len() < stop_after
+        })
+        .unwrap();
+        seen
+    };
+    let all: Vec<u8> = (0..10).collect();
+    // Every chunk size sees every entry once, in order, across chunk boundaries.
+    for chunk in [0, 1, 2, 3, 5, 9, 10, 11, 100] {
+        assert_eq!(walk(b"", None, chunk, usize::MAX), all, "chunk {chunk}");
+        assert_eq!(
+            walk(&[b'k', 3], Some(&[b'k', 7]), chunk, usize::MAX),
+            [3, 4, 5, 6]
+        );
+        // `f` returning false stops the walk there.
+        assert_eq!(walk(b"", None, chunk, 4), [0, 1, 2, 3], "chunk {chunk}");
+    }
+    assert!(walk(b"l", None, 3, usize::MAX).is_empty());
+}
+
 fn suite_sync_count(s: &dyn Store) {
     assert_eq!(s.sync_count(), 0);
     put(s, A, b"k", b"v");
@@ -410,6 +439,7 @@ mod both_engines {
         suite_scan_prefix,
         suite_last_with_prefix,
         suite_last_before,
+        suite_for_each_entry,
         suite_sync_count,
         suite_flush_and_memory,
         suite_concurrent_writers,
