@@ -65,24 +65,6 @@ pub fn entry(
         .and_then(|v| decode(&v)))
 }
 
-/// Every entry of a repository this node holds, by id.
-pub fn entries(
-    store: &dyn ReadStore,
-    repository: &str,
-) -> Result<Vec<(CaseId, StoredEntry)>, AppError> {
-    let prefix = key_prefix(repository);
-    Ok(store
-        .scan_prefix(REPOSITORY, &prefix, usize::MAX)?
-        .into_iter()
-        .filter_map(|(k, v)| {
-            Some((
-                CaseId::from_slice(k.get(prefix.len()..)?)?,
-                decode::<StoredEntry>(&v)?,
-            ))
-        })
-        .collect())
-}
-
 /// How many rows a page of entries reads from the store at a time.
 const PAGE_CHUNK: usize = 256;
 
@@ -155,43 +137,30 @@ pub fn entries_page(
 }
 
 /// The `n` most recently updated entries of a repository that `keep` accepts, newest first
-/// (the whole repository is read a chunk at a time; `n` are held).
+/// (the whole repository is read a chunk at a time; at most `2n` are held).
 pub fn newest_entries(
     store: &dyn ReadStore,
     repository: &str,
     n: usize,
     keep: impl Fn(&StoredEntry) -> bool,
 ) -> Result<Vec<(CaseId, StoredEntry)>, AppError> {
-    use std::cmp::Reverse;
-    use std::collections::BinaryHeap;
-    // A min-heap of the newest so far: (updated, id) decides, the entry rides along.
-    let mut heap: BinaryHeap<Reverse<(Timestamp, CaseId)>> = BinaryHeap::new();
-    let mut held: std::collections::HashMap<CaseId, StoredEntry> = Default::default();
+    // The newest so far, kept to at most 2n between trims: one sort per n entries read.
+    let newest_first = |v: &mut Vec<(CaseId, StoredEntry)>| {
+        v.sort_by_key(|(id, e)| std::cmp::Reverse((e.updated, *id)));
+        v.truncate(n);
+    };
+    let mut kept = Vec::new();
     walk_entries(store, repository, None, |id, e| {
-        if n == 0 || !keep(&e) {
-            return true;
-        }
-        if heap.len() < n {
-            heap.push(Reverse((e.updated, id)));
-            held.insert(id, e);
-        } else if heap
-            .peek()
-            .is_some_and(|Reverse(oldest)| (e.updated, id) > *oldest)
-        {
-            if let Some(Reverse((_, gone))) = heap.pop() {
-                held.remove(&gone);
+        if keep(&e) {
+            kept.push((id, e));
+            if kept.len() >= n.saturating_mul(2).max(1) {
+                newest_first(&mut kept);
             }
-            heap.push(Reverse((e.updated, id)));
-            held.insert(id, e);
         }
         true
     })?;
-    let mut out: Vec<(CaseId, StoredEntry)> = heap
-        .into_iter()
-        .filter_map(|Reverse((_, id))| Some((id, held.remove(&id)?)))
-        .collect();
-    out.sort_by_key(|(id, e)| std::cmp::Reverse((e.updated, *id)));
-    Ok(out)
+    newest_first(&mut kept);
+    Ok(kept)
 }
 
 /// The other member nodes on the trust list that hold `access`'s entries.
