@@ -8,8 +8,8 @@
 //! and non-public fields are never published.
 use crate::problem::ApiError;
 use crate::requests::{
-    AnswerInput, Empty, Idem, LangQuery, QueryOf, answer, case_worker, idempotency, json_body,
-    json_content_type, lang, limit, query,
+    AnswerInput, Empty, Idem, LangQuery, QueryOf, answer, case_cursor, case_worker, idempotency,
+    json_body, json_content_type, lang, limit, query,
 };
 use crate::{ApiState, views};
 use axum::Json;
@@ -124,13 +124,7 @@ pub(crate) struct EntriesQuery {
 
 /// The page `q` asks for: its limit and the id after which it starts.
 fn page_of(q: &EntriesQuery) -> Result<(usize, Option<CaseId>), ApiError> {
-    let after = match q.cursor.as_deref() {
-        None => None,
-        Some(c) => Some(
-            c.parse::<CaseId>()
-                .map_err(|_| ApiError::bad_request("bad_cursor", "malformed cursor"))?,
-        ),
-    };
+    let after = case_cursor(q.cursor.as_deref())?;
     Ok((limit(q.limit)?, after))
 }
 

@@ -445,6 +445,16 @@ pub(crate) fn limit(l: Option<usize>) -> Result<usize, ApiError> {
     }
 }
 
+/// The case id a `cursor` names (the `next_cursor` of a list of cases or entries), if any.
+pub(crate) fn case_cursor(cursor: Option<&str>) -> Result<Option<CaseId>, ApiError> {
+    cursor
+        .map(|c| {
+            c.parse::<CaseId>()
+                .map_err(|_| ApiError::bad_request("bad_cursor", "malformed cursor"))
+        })
+        .transpose()
+}
+
 /// `GET /api/v1/authorities`.
 pub(crate) async fn authorities(
     State(state): State<ApiState>,
@@ -541,13 +551,7 @@ pub(crate) async fn list(
             "role must be requester, responder or coordinator",
         ));
     }
-    let mut after: Option<CaseId> = match &q.cursor {
-        None => None,
-        Some(c) => Some(
-            c.parse()
-                .map_err(|_| ApiError::bad_request("bad_cursor", "malformed cursor"))?,
-        ),
-    };
+    let mut after = case_cursor(q.cursor.as_deref())?;
     let now = state.clock.now_ms();
     let my_country = user.country();
     let mut items = Vec::new();
