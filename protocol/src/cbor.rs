@@ -4,7 +4,9 @@ use serde::{Serialize, de::DeserializeOwned};
 
 /// Encodes a value to CBOR bytes.
 pub(crate) fn to_vec<T: Serialize>(value: &T) -> Result<Vec<u8>, ProtocolError> {
-    let mut out = Vec::new();
+    // Receipts and headers fit; an envelope's payload grows from here in three steps
+    // instead of eight.
+    let mut out = Vec::with_capacity(256);
     ciborium::into_writer(value, &mut out).map_err(|e| ProtocolError::Encode(e.to_string()))?;
     Ok(out)
 }
@@ -33,9 +35,33 @@ pub(crate) fn from_slice_canonical<T: DeserializeOwned + Serialize>(
     max: usize,
 ) -> Result<T, RejectCode> {
     let value: T = from_slice(bytes, max)?;
-    match to_vec(&value) {
-        Ok(again) if again == bytes => Ok(value),
+    // Encoded again into a writer that compares as it goes: no copy, and the first
+    // differing byte ends it.
+    let mut same = Same { rest: bytes };
+    match ciborium::into_writer(&value, &mut same) {
+        Ok(()) if same.rest.is_empty() => Ok(value),
         _ => Err(RejectCode::Malformed),
+    }
+}
+
+/// A writer that accepts only the bytes `rest` begins with, and consumes them.
+struct Same<'a> {
+    rest: &'a [u8],
+}
+
+impl std::io::Write for Same<'_> {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        match self.rest.strip_prefix(data) {
+            Some(rest) => {
+                self.rest = rest;
+                Ok(data.len())
+            }
+            None => Err(std::io::ErrorKind::InvalidData.into()),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 

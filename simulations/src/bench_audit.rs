@@ -188,7 +188,8 @@ fn measure(args: &AuditArgs) -> Result<serde_json::Value> {
         let env = imi_protocol::Envelope::parse(bytes.clone(), usize::MAX)
             .map_err(|c| anyhow::anyhow!("{c}"))?;
         let leaf =
-            imi_engine::log::envelope_leaf(true, &imi_protocol::sha256(&bytes), env.header());
+            imi_engine::log::envelope_leaf(true, &imi_protocol::sha256(&bytes), env.header())
+                .text();
         tree.push(merkle::leaf_hash(leaf.as_bytes()));
         items.push((leaf, bytes));
     }

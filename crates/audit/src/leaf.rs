@@ -73,8 +73,8 @@ pub const MAGIC: &str = "imi-leaf/1";
 pub struct Leaf {
     /// `type` value.
     pub kind: String,
-    /// The other fields, in order.
-    pub fields: Vec<(String, String)>,
+    /// The other fields, in order (names from [`layout`]).
+    pub fields: Vec<(&'static str, String)>,
 }
 
 /// The fields each type has, in order.
@@ -104,7 +104,7 @@ impl Leaf {
                 .enumerate()
                 .map(|(i, n)| {
                     let v = values.get(i).copied().unwrap_or("-");
-                    ((*n).to_owned(), sanitize(v))
+                    (*n, sanitize(v))
                 })
                 .collect(),
         }
@@ -112,7 +112,7 @@ impl Leaf {
 
     /// Sets a field's value (one the layout has).
     pub fn set(&mut self, name: &str, value: &str) {
-        if let Some((_, v)) = self.fields.iter_mut().find(|(k, _)| k == name) {
+        if let Some((_, v)) = self.fields.iter_mut().find(|(k, _)| *k == name) {
             *v = sanitize(value);
         }
     }
@@ -147,7 +147,19 @@ impl Leaf {
 
     /// The leaf's text (what is hashed).
     pub fn text(&self) -> String {
-        let mut s = format!("{MAGIC}\ntype={}\n", self.kind);
+        let len = MAGIC.len()
+            + 7
+            + self.kind.len()
+            + self
+                .fields
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + 2)
+                .sum::<usize>();
+        let mut s = String::with_capacity(len);
+        s.push_str(MAGIC);
+        s.push_str("\ntype=");
+        s.push_str(&self.kind);
+        s.push('\n');
         for (k, v) in &self.fields {
             s.push_str(k);
             s.push('=');
@@ -172,7 +184,7 @@ impl Leaf {
             if k != *name {
                 return None;
             }
-            fields.push((k.to_owned(), v.to_owned()));
+            fields.push((*name, v.to_owned()));
         }
         if lines.next().is_some() {
             return None;
@@ -184,20 +196,21 @@ impl Leaf {
     pub fn get(&self, name: &str) -> Option<&str> {
         self.fields
             .iter()
-            .find(|(k, _)| k == name)
+            .find(|(k, _)| *k == name)
             .map(|(_, v)| v.as_str())
     }
 
     /// The fields as a map.
     pub fn map(&self) -> BTreeMap<&str, &str> {
-        self.fields
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect()
+        self.fields.iter().map(|(k, v)| (*k, v.as_str())).collect()
     }
 }
 
 /// Values never contain newlines.
 fn sanitize(v: &str) -> String {
-    v.replace(['\n', '\r'], " ")
+    if v.contains(['\n', '\r']) {
+        v.replace(['\n', '\r'], " ")
+    } else {
+        v.to_owned()
+    }
 }

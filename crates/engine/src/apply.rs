@@ -146,9 +146,23 @@ impl Routes {
 /// group.
 pub(crate) type Overlay = BTreeMap<(Column, Vec<u8>), Option<Vec<u8>>>;
 
+/// Columns whose writes the overlay does not record: the engine writes them and nothing in a
+/// commit group reads them back (sealed envelopes, the log's leaves and tree nodes, which
+/// [`crate::log::LogState`] keeps in memory for the group). Recording them copied every
+/// envelope's ciphertext once more per message. [`Txn`] refuses to read them.
+const UNRECORDED: &[Column] = &[
+    crate::keys::ENV_IN,
+    crate::keys::ENV_OUT,
+    crate::keys::LOG_LEAVES,
+    crate::keys::LOG_NODES,
+];
+
 /// Records a batch's writes in the group's overlay.
 pub(crate) fn record_overlay(overlay: &mut Overlay, b: &WriteBatch) {
     for op in b.ops() {
+        if UNRECORDED.contains(&op.column()) {
+            continue;
+        }
         match op {
             imi_store::Op::Put { col, key, value } => {
                 overlay.insert((*col, key.clone()), Some(value.clone()));
@@ -158,6 +172,19 @@ pub(crate) fn record_overlay(overlay: &mut Overlay, b: &WriteBatch) {
             }
         }
     }
+}
+
+/// Refuses a transaction's read of a column the group's overlay does not record
+/// ([`UNRECORDED`]): it could miss a write of an earlier job in the same group.
+fn unrecorded(col: Column) -> Result<(), RejectCode> {
+    if UNRECORDED.contains(&col) {
+        tracing::error!(
+            column = col,
+            "a transaction read a column it cannot see whole"
+        );
+        return Err(RejectCode::Internal);
+    }
+    Ok(())
 }
 
 /// The overlay of a transaction outside any group commit ([`Txn::detached`]).
@@ -205,6 +232,7 @@ impl<'a> Txn<'a> {
 
     /// Reads a value.
     pub fn get(&self, col: Column, key: &[u8]) -> Result<Option<Vec<u8>>, RejectCode> {
+        unrecorded(col)?;
         let k = (col, key.to_vec());
         if let Some(v) = self.local.get(&k) {
             return Ok(v.clone());
@@ -221,6 +249,7 @@ impl<'a> Txn<'a> {
     /// The greatest key of `col` as this transaction sees it (the store, the group's writes
     /// and its own; keys deleted in the group still count).
     pub fn last_key(&self, col: Column) -> Result<Option<Vec<u8>>, RejectCode> {
+        unrecorded(col)?;
         let stored = self
             .store
             .last_with_prefix(col, &[])
@@ -311,6 +340,32 @@ mod tests {
         // Kinds no application declares are not handled and are logged.
         assert!(!r.handles("unknown.kind"));
         assert!(r.logged("unknown.kind"));
+    }
+
+    #[test]
+    fn the_overlay_skips_the_columns_no_transaction_reads() {
+        use imi_store::MemStore;
+        let mut b = WriteBatch::new();
+        for col in UNRECORDED {
+            b.put(col, b"k".to_vec(), b"sealed".to_vec());
+        }
+        b.put(crate::keys::INBOX, b"k".to_vec(), b"record".to_vec());
+        b.delete(crate::keys::META, b"gone".to_vec());
+        let mut overlay = Overlay::new();
+        record_overlay(&mut overlay, &b);
+        let recorded: Vec<Column> = overlay.keys().map(|(c, _)| *c).collect();
+        assert_eq!(recorded, [crate::keys::INBOX, crate::keys::META]);
+        // A transaction cannot read what the overlay may be missing.
+        let store = MemStore::new(crate::Engine::columns());
+        let txn = Txn::new(&store, &overlay);
+        for col in UNRECORDED {
+            assert_eq!(txn.get(col, b"k"), Err(RejectCode::Internal));
+            assert_eq!(txn.last_key(col), Err(RejectCode::Internal));
+        }
+        assert_eq!(
+            txn.get(crate::keys::INBOX, b"k").unwrap(),
+            Some(b"record".to_vec())
+        );
     }
 
     #[test]

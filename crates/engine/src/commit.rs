@@ -61,7 +61,7 @@ pub(crate) enum Job {
     Write {
         batch: WriteBatch,
         durability: Durability,
-        leaves: Vec<String>,
+        leaves: Vec<imi_audit::leaf::Leaf>,
         reply: oneshot::Sender<Result<(), EngineError>>,
     },
 }
@@ -379,8 +379,8 @@ impl Committer {
                     leaves,
                     reply,
                 } => {
-                    for l in &leaves {
-                        self.log.append(self.store.as_ref(), &mut b, l);
+                    for l in leaves {
+                        self.log.append_leaf(self.store.as_ref(), &mut b, l);
                     }
                     if d == Durability::Sync {
                         durability = Durability::Sync;
@@ -545,7 +545,7 @@ impl Committer {
     ) -> Result<(), EngineError> {
         if logged {
             let leaf = crate::log::receipt_leaf(false, receipt, body, case.as_ref());
-            self.log.append(self.store.as_ref(), b, &leaf);
+            self.log.append_leaf(self.store.as_ref(), b, leaf);
         }
         record.receipt = receipt.to_vec();
         b.put(keys::INBOX, inbox_key, record.encode()?);
@@ -558,7 +558,7 @@ impl Committer {
         let logged = self.routes.logged(signed.header.kind.as_str());
         if logged {
             let leaf = crate::log::envelope_leaf(true, &signed.hash, &signed.header);
-            self.log.append(self.store.as_ref(), b, &leaf);
+            self.log.append_leaf(self.store.as_ref(), b, leaf);
         }
         logged
     }
@@ -675,10 +675,10 @@ impl Committer {
         };
         let logged = self.routes.logged(header.kind.as_str());
         if logged {
-            self.log.append(
+            self.log.append_leaf(
                 self.store.as_ref(),
                 &mut b,
-                &crate::log::envelope_leaf(false, &hash, header),
+                crate::log::envelope_leaf(false, &hash, header),
             );
             for l in &leaves {
                 self.log.append(self.store.as_ref(), &mut b, l);

@@ -274,49 +274,76 @@ impl LogState {
     /// of the case's previous leaf (read from `store` or this group's earlier appends), and
     /// becomes the case's head in the same batch.
     pub fn append(&mut self, store: &dyn ReadStore, batch: &mut WriteBatch, text: &str) -> u64 {
+        match Leaf::parse(text) {
+            Some(leaf) => self.append_leaf(store, batch, leaf),
+            None => self.append_text(batch, text.as_bytes().to_vec()),
+        }
+    }
+
+    /// [`LogState::append`] for a leaf already built (the engine's own leaves): not
+    /// formatted, parsed and formatted again.
+    pub fn append_leaf(
+        &mut self,
+        store: &dyn ReadStore,
+        batch: &mut WriteBatch,
+        leaf: Leaf,
+    ) -> u64 {
         let index = self.size;
-        let chained = Leaf::parse(text).and_then(|mut leaf| {
-            let case: CaseId = leaf.case()?.parse().ok()?;
-            let prev = match self.heads.get(&case) {
-                Some(p) => Some(*p),
-                None => match self.written.lock().ok().and_then(|w| w.get(&case).copied()) {
-                    Some(p) => Some(p),
-                    None => case_head(store, &case).ok().flatten().map(|h| Head {
-                        index: h,
-                        step: step_of(store, h),
-                    }),
-                },
-            };
-            leaf.set(
-                "prev",
-                &prev.map_or_else(|| "-".to_owned(), |p| p.index.to_string()),
-            );
-            let step = if is_step_kind(&leaf.kind) {
-                Some(index)
-            } else {
-                let step = prev.and_then(|p| p.step);
-                batch.put(
-                    keys::LOG_SKIP,
-                    index.to_be_bytes().to_vec(),
-                    encode_skip(step),
-                );
-                step
-            };
-            self.heads.insert(case, Head { index, step });
-            batch.put(
-                keys::META,
-                case_head_key(&case),
-                index.to_be_bytes().to_vec(),
-            );
-            Some(leaf.text())
-        });
-        let text = chained.as_deref().unwrap_or(text);
-        batch.put(
-            keys::LOG_LEAVES,
-            index.to_be_bytes().to_vec(),
-            text.as_bytes().to_vec(),
+        let chained = self.chain(store, batch, index, leaf);
+        self.append_text(batch, chained.into_bytes())
+    }
+
+    /// Fills in `prev` of a leaf of a case (and makes it the case's head); a leaf of no case
+    /// is unchanged. Returns the leaf's text.
+    fn chain(
+        &mut self,
+        store: &dyn ReadStore,
+        batch: &mut WriteBatch,
+        index: u64,
+        mut leaf: Leaf,
+    ) -> String {
+        let Some(case) = leaf.case().and_then(|c| c.parse::<CaseId>().ok()) else {
+            return leaf.text();
+        };
+        let prev = match self.heads.get(&case) {
+            Some(p) => Some(*p),
+            None => match self.written.lock().ok().and_then(|w| w.get(&case).copied()) {
+                Some(p) => Some(p),
+                None => case_head(store, &case).ok().flatten().map(|h| Head {
+                    index: h,
+                    step: step_of(store, h),
+                }),
+            },
+        };
+        leaf.set(
+            "prev",
+            &prev.map_or_else(|| "-".to_owned(), |p| p.index.to_string()),
         );
-        let mut h = merkle::leaf_hash(text.as_bytes());
+        let step = if is_step_kind(&leaf.kind) {
+            Some(index)
+        } else {
+            let step = prev.and_then(|p| p.step);
+            batch.put(
+                keys::LOG_SKIP,
+                index.to_be_bytes().to_vec(),
+                encode_skip(step),
+            );
+            step
+        };
+        self.heads.insert(case, Head { index, step });
+        batch.put(
+            keys::META,
+            case_head_key(&case),
+            index.to_be_bytes().to_vec(),
+        );
+        leaf.text()
+    }
+
+    /// Writes the next leaf's bytes and the tree nodes it completes; returns its index.
+    fn append_text(&mut self, batch: &mut WriteBatch, text: Vec<u8>) -> u64 {
+        let index = self.size;
+        let mut h = merkle::leaf_hash(&text);
+        batch.put(keys::LOG_LEAVES, index.to_be_bytes().to_vec(), text);
         batch.put(keys::LOG_NODES, node_key(0, index), h.to_vec());
         let mut level = 0usize;
         loop {
@@ -363,7 +390,7 @@ impl LogState {
 
 /// The leaf of an envelope this node sent (`out`) or accepted. Every field, the step
 /// included, is the signed header's.
-pub fn envelope_leaf(out: bool, hash: &[u8; 32], h: &Header) -> String {
+pub fn envelope_leaf(out: bool, hash: &[u8; 32], h: &Header) -> Leaf {
     let to: Vec<&str> = h.to.iter().map(NodeId::as_str).collect();
     Leaf::new(
         if out { "envelope_out" } else { "envelope_in" },
@@ -378,7 +405,6 @@ pub fn envelope_leaf(out: bool, hash: &[u8; 32], h: &Header) -> String {
             h.step.as_ref().map_or("-", |s| s.as_str()),
         ],
     )
-    .text()
 }
 
 /// The leaf of a receipt this node received (`incoming`) or signed, for an envelope of
@@ -388,7 +414,7 @@ pub fn receipt_leaf(
     bytes: &[u8],
     body: &ReceiptBody,
     case: Option<&CaseId>,
-) -> String {
+) -> Leaf {
     Leaf::new(
         if incoming {
             "receipt_in"
@@ -406,7 +432,6 @@ pub fn receipt_leaf(
             &body.received.to_string(),
         ],
     )
-    .text()
 }
 
 #[cfg(test)]
@@ -420,6 +445,61 @@ mod tests {
 
     fn prev_of(store: &MemStore, index: u64) -> imi_audit::leaf::Prev {
         leaf_at(store, index).unwrap().unwrap().0.prev()
+    }
+
+    #[test]
+    fn a_built_leaf_is_appended_as_its_text_would_be() {
+        use imi_audit::leaf::Prev;
+        let store = MemStore::new(crate::Engine::columns());
+        let (a, b) = (CaseId([1; 16]), CaseId([2; 16]));
+        let header = |case: Option<CaseId>| Header {
+            v: imi_protocol::PROTOCOL_VERSION,
+            id: MessageId([9; 16]),
+            kind: imi_protocol::Kind::new("diagnostic").unwrap(),
+            step: None,
+            from: NodeId::AT,
+            authority: imi_protocol::AuthorityId::new("AT-NC").unwrap(),
+            to: vec![NodeId::DE, NodeId::HU],
+            case,
+            prev: vec![],
+            created: 7,
+            commitment: [0; 32],
+        };
+        let leaves = [
+            envelope_leaf(true, &[1; 32], &header(Some(a))),
+            envelope_leaf(false, &[2; 32], &header(None)),
+            Leaf::new("retention", &[&b.to_string(), "block", "8"]),
+            envelope_leaf(true, &[3; 32], &header(Some(a))),
+            Leaf::new("retention", &[&b.to_string(), "delete\nline", "9"]),
+        ];
+        let (mut by_text, mut by_leaf) = (LogState::default(), LogState::default());
+        let (mut texts, mut built) = (WriteBatch::new(), WriteBatch::new());
+        for l in &leaves {
+            by_text.append(&store, &mut texts, &l.text());
+            by_leaf.append_leaf(&store, &mut built, l.clone());
+        }
+        // The same writes, the chain included: a's second leaf names its first.
+        assert_eq!(texts.ops(), built.ops());
+        store.write(built, Durability::Sync).unwrap();
+        assert_eq!(prev_of(&store, 3), Prev::After(0));
+        assert_eq!(prev_of(&store, 4), Prev::After(2));
+        // Text that is not a leaf is logged as it is, chained to nothing.
+        let odd = "imi-leaf/1\ntype=other\ncase=x\n";
+        let mut batch = WriteBatch::new();
+        by_leaf.append(&store, &mut batch, odd);
+        let leaf_writes: Vec<&imi_store::Op> = batch
+            .ops()
+            .iter()
+            .filter(|op| op.column() != keys::LOG_NODES)
+            .collect();
+        assert_eq!(
+            leaf_writes,
+            [&imi_store::Op::Put {
+                col: keys::LOG_LEAVES,
+                key: 5u64.to_be_bytes().to_vec(),
+                value: odd.as_bytes().to_vec(),
+            }]
+        );
     }
 
     #[test]

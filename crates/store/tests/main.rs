@@ -748,6 +748,17 @@ fn rocks_filtered_columns_get_bloom_filters_and_others_none() {
         put(&s, A, &i.to_be_bytes(), b"v");
         put(&s, B, &i.to_be_bytes(), b"v");
     }
+    // The memtables of a filtered column carry a filter too (5 % of a 2 MiB write buffer),
+    // and answer the same through it.
+    let (a, b) = (s.memtable_bytes(A).unwrap(), s.memtable_bytes(B).unwrap());
+    assert!(
+        a >= b + 64 * 1024,
+        "no memtable filter in A: {a} against {b}"
+    );
+    for i in (0..2_000u32).step_by(97) {
+        assert_eq!(s.get(A, &i.to_be_bytes()).unwrap(), Some(b"v".to_vec()));
+        assert_eq!(s.get(A, &(i + 1_000_000).to_be_bytes()).unwrap(), None);
+    }
     s.flush().unwrap();
     assert!(
         s.table_filter_bytes(A).unwrap() > 0,
@@ -767,6 +778,31 @@ fn rocks_filtered_columns_get_bloom_filters_and_others_none() {
         s.table_filter_bytes("nope"),
         Err(StoreError::UnknownColumn(_))
     ));
+}
+
+#[test]
+fn rocks_flushes_write_level_0_uncompressed_and_compactions_compress() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path(), COLS);
+    let value = vec![b'a'; 200];
+    for i in 0..2_000u32 {
+        put(&s, A, &i.to_be_bytes(), &value);
+    }
+    s.flush().unwrap();
+    let flushed = s.table_data_bytes(A).unwrap();
+    assert!(
+        flushed >= 2_000 * 200,
+        "level 0 compressed: {flushed} bytes of data blocks for 400,000 bytes of values"
+    );
+    s.compact(A).unwrap();
+    let compacted = s.table_data_bytes(A).unwrap();
+    assert!(
+        compacted < flushed / 4,
+        "not compressed below level 0: {compacted} bytes against {flushed}"
+    );
+    for i in (0..2_000u32).step_by(97) {
+        assert_eq!(s.get(A, &i.to_be_bytes()).unwrap(), Some(value.clone()));
+    }
 }
 
 #[test]
