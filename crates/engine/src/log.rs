@@ -136,11 +136,20 @@ pub fn node_key(level: u32, index: u64) -> Vec<u8> {
     k
 }
 
-/// Reads perfect-subtree hashes from the store.
+/// Reads perfect-subtree hashes from the store: a leaf's own hash (level 0) from its text
+/// in `log_leaves`, the levels above from `log_nodes`.
 pub struct StoreNodes<'a>(pub &'a dyn ReadStore);
 
 impl Nodes for StoreNodes<'_> {
     fn node(&self, level: u32, index: u64) -> Option<Hash> {
+        if level == 0 {
+            let text = self
+                .0
+                .get(keys::LOG_LEAVES, &index.to_be_bytes())
+                .ok()
+                .flatten()?;
+            return Some(merkle::leaf_hash(&text));
+        }
         self.0
             .get(keys::LOG_NODES, &node_key(level, index))
             .ok()
@@ -339,12 +348,12 @@ impl LogState {
         leaf.text()
     }
 
-    /// Writes the next leaf's bytes and the tree nodes it completes; returns its index.
+    /// Writes the next leaf's bytes and the tree nodes above it that it completes (its own
+    /// hash is not stored: [`StoreNodes`] hashes the text); returns its index.
     fn append_text(&mut self, batch: &mut WriteBatch, text: Vec<u8>) -> u64 {
         let index = self.size;
         let mut h = merkle::leaf_hash(&text);
         batch.put(keys::LOG_LEAVES, index.to_be_bytes().to_vec(), text);
-        batch.put(keys::LOG_NODES, node_key(0, index), h.to_vec());
         let mut level = 0usize;
         loop {
             if self.frontier.len() <= level {
@@ -500,6 +509,67 @@ mod tests {
                 value: odd.as_bytes().to_vec(),
             }]
         );
+    }
+
+    #[test]
+    fn a_leafs_own_hash_is_read_from_its_text_and_the_tree_matches_one_built_in_memory() {
+        let store = MemStore::new(crate::Engine::columns());
+        let mut log = LogState::default();
+        let mut tree = merkle::MemTree::default();
+        for round in 0..5u64 {
+            log.start_group();
+            let mut batch = WriteBatch::new();
+            for i in 0..(round * 3 + 1) {
+                let text = leaf(&CaseId([(i % 3) as u8; 16]), round * 100 + i);
+                let index = log.append(&store, &mut batch, &text);
+                let stored = store_text_after(&batch, index);
+                tree.push(merkle::leaf_hash(stored.as_bytes()));
+            }
+            // No level-0 row is written: a leaf's hash is its text's.
+            assert!(!batch.ops().iter().any(|op| matches!(op,
+                imi_store::Op::Put { col, key, .. } if *col == keys::LOG_NODES && key[0] == 0)));
+            log.finish_group(&mut batch);
+            store.write(batch, Durability::Sync).unwrap();
+            log.group_written();
+        }
+        let nodes = StoreNodes(&store);
+        let n = tree.size();
+        assert_eq!(n, 35);
+        for size in 1..=n {
+            assert_eq!(
+                merkle::root(&nodes, size),
+                merkle::root(&tree, size),
+                "root {size}"
+            );
+        }
+        for i in 0..n {
+            assert_eq!(nodes.node(0, i), tree.node(0, i));
+            assert_eq!(
+                merkle::inclusion_proof(&nodes, i, n),
+                merkle::inclusion_proof(&tree, i, n)
+            );
+        }
+        assert_eq!(nodes.node(0, n), None, "no leaf past the end");
+        // A restart finds the right edge from the stored tree.
+        let again = LogState::load(&store).unwrap();
+        assert_eq!(again.size, n);
+        assert_eq!(again.frontier, log.frontier);
+    }
+
+    /// The text `batch` writes for leaf `index`.
+    fn store_text_after(batch: &WriteBatch, index: u64) -> String {
+        batch
+            .ops()
+            .iter()
+            .find_map(|op| match op {
+                imi_store::Op::Put { col, key, value }
+                    if *col == keys::LOG_LEAVES && key.as_slice() == index.to_be_bytes() =>
+                {
+                    Some(String::from_utf8(value.clone()).unwrap())
+                }
+                _ => None,
+            })
+            .unwrap()
     }
 
     #[test]
