@@ -147,6 +147,7 @@ impl Leaf {
 
     /// The leaf's text (what is hashed).
     pub fn text(&self) -> String {
+        // The magic, `\ntype=`, the kind and `\n`, then `name=value\n` per field.
         let len = MAGIC.len()
             + 7
             + self.kind.len()

@@ -297,20 +297,14 @@ impl LogState {
         batch: &mut WriteBatch,
         leaf: Leaf,
     ) -> u64 {
-        let index = self.size;
-        let chained = self.chain(store, batch, index, leaf);
+        let chained = self.chain(store, batch, leaf);
         self.append_text(batch, chained.into_bytes())
     }
 
-    /// Fills in `prev` of a leaf of a case (and makes it the case's head); a leaf of no case
-    /// is unchanged. Returns the leaf's text.
-    fn chain(
-        &mut self,
-        store: &dyn ReadStore,
-        batch: &mut WriteBatch,
-        index: u64,
-        mut leaf: Leaf,
-    ) -> String {
+    /// Fills in `prev` of the next leaf if it is a case's (and makes it the case's head); a
+    /// leaf of no case is unchanged. Returns the leaf's text.
+    fn chain(&mut self, store: &dyn ReadStore, batch: &mut WriteBatch, mut leaf: Leaf) -> String {
+        let index = self.size;
         let Some(case) = leaf.case().and_then(|c| c.parse::<CaseId>().ok()) else {
             return leaf.text();
         };
