@@ -8,6 +8,7 @@ use crate::problem::ApiError;
 use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use futures::{StreamExt, TryStreamExt};
 use imi_protocol::NodeId;
 use imi_protocol::dates::Date;
 use imi_scoreboard::{Board, Period};
@@ -112,8 +113,17 @@ pub(crate) struct FactsQuery {
     period: Option<String>,
 }
 
+/// Stored rows read per page of the facts export: about 100–300 KiB of JSON Lines.
+const EXPORT_PAGE_ROWS: usize = 512;
+
 /// `GET /api/v1/scoreboard/facts`: JSON Lines, one case per line (all, or sent within
-/// `period`).
+/// `period`), streamed a page at a time ([`Services::facts_page`]): the body is read
+/// from the store as the client reads it, so an export of any size holds one page, and a
+/// client that stops reading holds no thread. An error before the first page is the
+/// response's status; one after it ends the body early (the client sees a cut-off chunked
+/// body, never a line cut in two presented as complete).
+///
+/// [`Services::facts_page`]: imi_apps::Services::facts_page
 pub(crate) async fn export(
     State(state): State<ApiState>,
     Query(q): Query<FactsQuery>,
@@ -124,33 +134,68 @@ pub(crate) async fn export(
             ApiError::bad_request("bad_period", "period must be a year or a quarter")
         })?),
     };
-    let lines = state
-        .services
-        .fold_facts(
-            Ok(String::new()),
-            move |out: &mut Result<String, String>, f| {
-                if let Some(p) = period {
-                    let Ok(r) = f.record() else { return };
-                    let from = p.from.start_ms() as i64;
-                    let to = p.to.start_ms() as i64;
-                    if r.sent < from || r.sent >= to {
-                        return;
-                    }
+    let services = state.services.clone();
+    let page = move |start: Vec<u8>| {
+        let services = services.clone();
+        async move {
+            // Pages whose facts the period leaves out are skipped: a chunk is never empty.
+            let mut start = start;
+            loop {
+                let (facts, next) = services.facts_page(start, EXPORT_PAGE_ROWS).await?;
+                let lines = json_lines(&facts, period)?;
+                match next {
+                    Some(n) if lines.is_empty() => start = n,
+                    next => return Ok::<_, ApiError>((lines, next)),
                 }
-                if let Ok(o) = out {
-                    match serde_json::to_string(&f) {
-                        Ok(line) => {
-                            o.push_str(&line);
-                            o.push('\n');
-                        }
-                        Err(e) => *out = Err(e.to_string()),
-                    }
+            }
+        }
+    };
+    let (first, next) = page(Vec::new()).await?;
+    let rest = futures::stream::try_unfold(next, move |next| {
+        let page = page.clone();
+        async move {
+            let Some(start) = next else {
+                return Ok(None);
+            };
+            match page(start).await {
+                Ok((lines, next)) => Ok(Some((axum::body::Bytes::from(lines), next))),
+                Err(e) => {
+                    tracing::warn!(code = %e.code, "facts export cut short");
+                    Err(std::io::Error::other("the facts export could not be read"))
                 }
-            },
+            }
+        }
+    });
+    let body =
+        futures::stream::once(
+            async move { Ok::<_, std::io::Error>(axum::body::Bytes::from(first)) },
         )
-        .await?
-        .map_err(ApiError::internal)?;
-    Ok(([(header::CONTENT_TYPE, "application/jsonl")], lines).into_response())
+        .chain(rest)
+        .try_filter(|chunk| std::future::ready(!chunk.is_empty()));
+    Ok((
+        [(header::CONTENT_TYPE, "application/jsonl")],
+        axum::body::Body::from_stream(body),
+    )
+        .into_response())
+}
+
+/// `facts` as JSON Lines, those sent within `period` if one is given.
+fn json_lines(facts: &[imi_scoreboard::Fact], period: Option<Period>) -> Result<String, ApiError> {
+    let mut out = String::new();
+    for f in facts {
+        if let Some(p) = period {
+            let Ok(r) = f.record() else { continue };
+            let from = p.from.start_ms() as i64;
+            let to = p.to.start_ms() as i64;
+            if r.sent < from || r.sent >= to {
+                continue;
+            }
+        }
+        let line = serde_json::to_string(f).map_err(|e| ApiError::internal(e.to_string()))?;
+        out.push_str(&line);
+        out.push('\n');
+    }
+    Ok(out)
 }
 
 /// `GET /api/v1/scoreboard/flags`: the Commission node's cross-check.

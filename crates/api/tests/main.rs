@@ -11,6 +11,7 @@
 //! * [`pagination`]: cursor pages return every visible case exactly once.
 //! * [`steps`]: a step sealed against the case as the handler read it is sealed again when
 //!   another step committed meanwhile.
+//! * [`facts_export`]: the scoreboard's facts stream a page at a time, each case once.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -41,6 +42,8 @@ const OPERATOR_TOKEN: &str = "operator-secret";
 struct Node {
     router: Router,
     state: ApiState,
+    /// The node's store, for tests that seed what no API writes.
+    store: Arc<MemStore>,
     cancel: CancellationToken,
     tasks: Option<EngineTasks>,
     _engine: Engine,
@@ -149,7 +152,7 @@ impl Node {
                     hpke: vec![de_hpke],
                 },
                 trust,
-                store,
+                store: store.clone(),
                 network: client,
                 events,
                 apps: apps.apps.clone(),
@@ -176,6 +179,7 @@ impl Node {
         Node {
             router: imi_api::router(state.clone()),
             state,
+            store,
             cancel,
             tasks: Some(tasks),
             _engine: engine,
@@ -633,6 +637,93 @@ mod pagination {
             )
             .await;
         assert_eq!(st, StatusCode::BAD_REQUEST);
+        n.stop().await;
+    }
+}
+
+mod facts_export {
+    use super::*;
+    use imi_apps::facts::{FACTS, FactReport, REPORT_VERSION};
+    use imi_scoreboard::Fact;
+    use imi_scoreboard::crosscheck::Side;
+    use imi_store::{Durability, Store, WriteBatch};
+
+    /// 1,300 stored reports, more than two pages of the export: every case once, in case
+    /// order, over several body frames (the body is read from the store as it is sent); a
+    /// period keeps the cases sent within it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn facts_stream_a_page_at_a_time_each_case_once() {
+        let n = Node::start().await;
+        let mut batch = WriteBatch::new();
+        for i in 0..1300 {
+            let case = format!("case-{i:05}");
+            let year = if i % 3 == 0 { 2021 } else { 2022 };
+            let report = FactReport {
+                v: REPORT_VERSION,
+                side: Side::Requester,
+                steps: 1,
+                fact: Fact {
+                    case: case.clone(),
+                    area: "PQ".to_owned(),
+                    requester: "DE".to_owned(),
+                    responder: "HU".to_owned(),
+                    sent_at: format!("{year}-03-01T10:00:00Z"),
+                    accepted_at: None,
+                    withdrawn_at: None,
+                    answered_at: None,
+                    deadline: None,
+                    timeliness: None,
+                    efforts: None,
+                },
+                signed: None,
+            };
+            let mut v = Vec::new();
+            ciborium::into_writer(&report, &mut v).unwrap();
+            batch.put(FACTS, case.into_bytes(), v);
+        }
+        n.store.write(batch, Durability::Sync).unwrap();
+
+        let get = |path: &'static str| {
+            let router = n.router.clone();
+            async move {
+                let req = Request::builder().uri(path).body(Body::empty()).unwrap();
+                let resp = router.oneshot(req).await.unwrap();
+                assert_eq!(resp.status(), StatusCode::OK);
+                assert_eq!(resp.headers()["content-type"], "application/jsonl");
+                assert!(resp.headers().get("content-length").is_none());
+                let mut body = resp.into_body();
+                let (mut frames, mut text) = (0, String::new());
+                while let Some(frame) = body.frame().await {
+                    let data = frame.unwrap().into_data().unwrap();
+                    assert!(!data.is_empty(), "no empty chunk");
+                    assert!(data.ends_with(b"\n"), "a chunk ends with a whole line");
+                    frames += 1;
+                    text.push_str(std::str::from_utf8(&data).unwrap());
+                }
+                (frames, text)
+            }
+        };
+        let cases = |text: &str| -> Vec<String> {
+            text.lines()
+                .map(|l| {
+                    let v: Value = serde_json::from_str(l).unwrap();
+                    v["case"].as_str().unwrap().to_owned()
+                })
+                .collect()
+        };
+        let (frames, text) = get("/api/v1/scoreboard/facts").await;
+        let all = cases(&text);
+        let expected: Vec<String> = (0..1300).map(|i| format!("case-{i:05}")).collect();
+        assert_eq!(all, expected, "every case once, in case order");
+        assert_eq!(frames, 3, "pages of 512 stored rows");
+        let (_, text) = get("/api/v1/scoreboard/facts?period=2021").await;
+        let in_2021: Vec<String> = (0..1300)
+            .filter(|i| i % 3 == 0)
+            .map(|i| format!("case-{i:05}"))
+            .collect();
+        assert_eq!(cases(&text), in_2021);
+        let (_, text) = get("/api/v1/scoreboard/facts?period=2020").await;
+        assert_eq!(text, "", "no case sent in 2020");
         n.stop().await;
     }
 }

@@ -699,8 +699,32 @@ pub fn for_each_commission_case(
 fn commission_cases_in_chunks(
     store: &dyn imi_store::ReadStore,
     chunk: usize,
-    mut f: impl FnMut(CaseFacts),
+    f: impl FnMut(CaseFacts),
 ) -> Result<(), AppError> {
+    commission_cases_from(store, &[], chunk, usize::MAX, f).map(|_| ())
+}
+
+/// A page of [`for_each_commission_case`]: the cases whose rows start at key `start` (the
+/// empty key: the first), until at least `rows` (at least 1) stored rows are read and the next
+/// case begins; a case's rows never straddle two pages. Returns the key the next page starts
+/// at, `None` after the last case. What it holds at once is a chunk of rows and one case,
+/// and a caller that serves pages between two reads holds nothing while it waits.
+pub fn commission_cases_page(
+    store: &dyn imi_store::ReadStore,
+    start: &[u8],
+    rows: usize,
+    f: impl FnMut(CaseFacts),
+) -> Result<Option<Vec<u8>>, AppError> {
+    commission_cases_from(store, start, FACT_CHUNK, rows.max(1), f)
+}
+
+fn commission_cases_from(
+    store: &dyn imi_store::ReadStore,
+    start: &[u8],
+    chunk: usize,
+    max_rows: usize,
+    mut f: impl FnMut(CaseFacts),
+) -> Result<Option<Vec<u8>>, AppError> {
     // A case's two rows may lie in different chunks: the case in hand carries over.
     let mut current: Option<(String, Option<StoredReport>, Option<StoredReport>)> = None;
     let flush = |c: Option<(String, Option<StoredReport>, Option<StoredReport>)>,
@@ -733,16 +757,30 @@ fn commission_cases_in_chunks(
             }
         }
     };
-    for_each_row(store, FACTS, chunk, |k, v| {
-        let Some(split) = k.iter().position(|b| *b == 0) else {
-            return;
+    let mut read = 0usize;
+    let mut next = None;
+    imi_store::for_each_entry(store, FACTS, start, None, chunk, |k, v| {
+        let split = k.iter().position(|b| *b == 0);
+        let case = k.get(..split.unwrap_or(k.len())).unwrap_or_default();
+        // A page ends where a new case begins once it has read enough rows.
+        if read >= max_rows
+            && current
+                .as_ref()
+                .is_none_or(|(c, _, _)| c.as_bytes() != case)
+        {
+            next = Some(k);
+            return false;
+        }
+        read += 1;
+        let Some(split) = split else {
+            return true;
         };
         let (case, side) = (
-            String::from_utf8_lossy(k.get(..split).unwrap_or_default()).into_owned(),
+            String::from_utf8_lossy(case).into_owned(),
             k.get(split + 1).copied(),
         );
         let Ok(stored) = ciborium::from_reader::<StoredReport, _>(v.as_slice()) else {
-            return;
+            return true;
         };
         if current.as_ref().is_none_or(|(c, _, _)| *c != case) {
             flush(current.take(), &mut f);
@@ -755,9 +793,10 @@ fn commission_cases_in_chunks(
                 _ => {}
             }
         }
+        true
     })?;
     flush(current.take(), &mut f);
-    Ok(())
+    Ok(next)
 }
 
 /// The facts this member node reported last, per case.
@@ -777,6 +816,32 @@ pub fn for_each_own_report(
             f(r);
         }
     })
+}
+
+/// A page of [`for_each_own_report`]: the reports whose rows start at key `start` (the empty
+/// key: the first), at most `rows` (at least 1) stored rows; returns the key the next page
+/// starts at, `None` after the last report.
+pub fn own_reports_page(
+    store: &dyn imi_store::ReadStore,
+    start: &[u8],
+    rows: usize,
+    mut f: impl FnMut(FactReport),
+) -> Result<Option<Vec<u8>>, AppError> {
+    let rows = rows.max(1);
+    let mut read = 0usize;
+    let mut next = None;
+    imi_store::for_each_entry(store, FACTS, start, None, rows.min(FACT_CHUNK), |k, v| {
+        if read >= rows {
+            next = Some(k);
+            return false;
+        }
+        read += 1;
+        if let Ok(r) = ciborium::from_reader(v.as_slice()) {
+            f(r);
+        }
+        true
+    })?;
+    Ok(next)
 }
 
 #[cfg(test)]
@@ -836,6 +901,55 @@ mod tests {
             let mut got = Vec::new();
             commission_cases_in_chunks(&store, chunk, |c| got.push(c)).unwrap();
             assert_eq!(got, whole, "chunks of {chunk}");
+        }
+        // Pages of any size, each started where the last said, give every case once and
+        // never split a case's two rows: with pages of one row, c1, c3 and c5 (two rows
+        // each) still come whole, each in a page of its own.
+        for rows in [0, 1, 2, 3, 7, 8, 9] {
+            let mut got = Vec::new();
+            let mut pages = 0;
+            let mut start = Vec::new();
+            loop {
+                pages += 1;
+                let next = commission_cases_page(&store, &start, rows, |c| got.push(c)).unwrap();
+                match next {
+                    Some(k) => {
+                        assert!(k > start, "pages of {rows}: a page moved forward");
+                        start = k;
+                    }
+                    None => break,
+                }
+            }
+            assert_eq!(got, whole, "pages of {rows}");
+            let expected = match rows {
+                0 | 1 => 5,
+                2 | 3 => 3,
+                _ => 1,
+            };
+            assert_eq!(pages, expected, "pages of {rows}");
+        }
+        // A member node's own reports (one row each), in pages.
+        let own = MemStore::new(&[FACTS]);
+        let mut batch = WriteBatch::new();
+        for r in &rows {
+            let mut v = Vec::new();
+            ciborium::into_writer(&r.report, &mut v).unwrap();
+            let key = format!("{}-{:?}", r.report.fact.case, r.report.side);
+            batch.put(FACTS, key.into_bytes(), v);
+        }
+        own.write(batch, Durability::Sync).unwrap();
+        let whole = own_reports(&own).unwrap();
+        assert_eq!(whole.len(), rows.len());
+        for page in [1, 3, 8, 9] {
+            let mut got = Vec::new();
+            let mut start = Vec::new();
+            let mut pages = 0;
+            while let Some(k) = own_reports_page(&own, &start, page, |r| got.push(r)).unwrap() {
+                start = k;
+                pages += 1;
+            }
+            assert_eq!(got, whole, "pages of {page}");
+            assert_eq!(pages + 1, rows.len().div_ceil(page), "pages of {page}");
         }
     }
 

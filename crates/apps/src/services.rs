@@ -767,6 +767,31 @@ impl Services {
         .await
     }
 
+    /// One page of the facts [`Services::fold_facts`] folds over: those whose stored rows
+    /// start at key `start` (the empty key: the first), about `rows` rows (a case's two
+    /// reports on `EU` never split); and the key the next page starts at, `None` after the
+    /// last. Between two pages nothing is held: a reader as slow as it likes costs no thread.
+    pub async fn facts_page(
+        &self,
+        start: Vec<u8>,
+        rows: usize,
+    ) -> Result<(Vec<imi_scoreboard::Fact>, Option<Vec<u8>>), AppError> {
+        let store = self.store.clone();
+        let commission = self.node() == NodeId::EU;
+        blocking(move || {
+            let mut out = Vec::new();
+            let next = if commission {
+                facts::commission_cases_page(store.as_ref(), &start, rows, |c| {
+                    out.push(c.checked.fact);
+                })?
+            } else {
+                facts::own_reports_page(store.as_ref(), &start, rows, |r| out.push(r.fact))?
+            };
+            Ok((out, next))
+        })
+        .await
+    }
+
     /// On `EU`: folds `f` over every case it holds reports for, cross-checked, one case at a
     /// time in case order ([`facts::commission_cases`] without holding them all).
     pub async fn fold_commission_cases<A: Send + 'static>(
