@@ -113,8 +113,9 @@ pub(crate) struct FactsQuery {
     period: Option<String>,
 }
 
-/// Stored rows read per page of the facts export: about 100–300 KiB of JSON Lines.
-const EXPORT_PAGE_ROWS: usize = 512;
+/// Stored rows read per page of the facts export: on the Commission node 1,024 cases,
+/// about 290 KiB of JSON Lines.
+const EXPORT_PAGE_ROWS: usize = 2048;
 
 /// `GET /api/v1/scoreboard/facts`: JSON Lines, one case per line (all, or sent within
 /// `period`), streamed a page at a time ([`Services::facts_page`]): the body is read

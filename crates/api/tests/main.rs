@@ -648,14 +648,14 @@ mod facts_export {
     use imi_scoreboard::crosscheck::Side;
     use imi_store::{Durability, Store, WriteBatch};
 
-    /// 1,300 stored reports, more than two pages of the export: every case once, in case
+    /// 4,500 stored reports, more than two pages of the export: every case once, in case
     /// order, over several body frames (the body is read from the store as it is sent); a
     /// period keeps the cases sent within it.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn facts_stream_a_page_at_a_time_each_case_once() {
         let n = Node::start().await;
         let mut batch = WriteBatch::new();
-        for i in 0..1300 {
+        for i in 0..4500 {
             let case = format!("case-{i:05}");
             let year = if i % 3 == 0 { 2021 } else { 2022 };
             let report = FactReport {
@@ -713,11 +713,11 @@ mod facts_export {
         };
         let (frames, text) = get("/api/v1/scoreboard/facts").await;
         let all = cases(&text);
-        let expected: Vec<String> = (0..1300).map(|i| format!("case-{i:05}")).collect();
+        let expected: Vec<String> = (0..4500).map(|i| format!("case-{i:05}")).collect();
         assert_eq!(all, expected, "every case once, in case order");
-        assert_eq!(frames, 3, "pages of 512 stored rows");
+        assert_eq!(frames, 3, "pages of 2,048 stored rows");
         let (_, text) = get("/api/v1/scoreboard/facts?period=2021").await;
-        let in_2021: Vec<String> = (0..1300)
+        let in_2021: Vec<String> = (0..4500)
             .filter(|i| i % 3 == 0)
             .map(|i| format!("case-{i:05}"))
             .collect();

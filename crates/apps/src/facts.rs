@@ -715,7 +715,9 @@ pub fn commission_cases_page(
     rows: usize,
     f: impl FnMut(CaseFacts),
 ) -> Result<Option<Vec<u8>>, AppError> {
-    commission_cases_from(store, start, FACT_CHUNK, rows.max(1), f)
+    // One read per page: its rows and the first of the next case (a case has two rows).
+    let rows = rows.max(1);
+    commission_cases_from(store, start, rows.saturating_add(2), rows, f)
 }
 
 fn commission_cases_from(
@@ -830,7 +832,8 @@ pub fn own_reports_page(
     let rows = rows.max(1);
     let mut read = 0usize;
     let mut next = None;
-    imi_store::for_each_entry(store, FACTS, start, None, rows.min(FACT_CHUNK), |k, v| {
+    // One read per page: its rows and the first of the next page.
+    imi_store::for_each_entry(store, FACTS, start, None, rows.saturating_add(1), |k, v| {
         if read >= rows {
             next = Some(k);
             return false;
