@@ -25,6 +25,8 @@
 //! | `b/` authority `\0` id | [`BoxEntry`]: in this authority's alert box, and why |
 //! | `f/` id node | on the sender: the authorities a recipient forwarded to |
 //! | `p/` node id | on the sender: a grant to send (authorities; the key stays in `k/`) |
+//! | `l/` id | empty: the alert's identity is not erased yet (what retention looks at) |
+//! | `m/live-index` | empty: every alert stored before `l/` existed has its `l/` row |
 use crate::AppError;
 use crate::requests::{Cases, cbor, decode};
 use imi_domain::alert::{
@@ -264,24 +266,107 @@ pub fn identity(
     Ok(decode(&plain))
 }
 
+/// `ALERTS` keys of the alerts whose identity is not erased yet: what retention reads,
+/// rather than every alert the node ever stored.
+const LIVE: &[u8] = b"l/";
+/// Present once every alert stored before [`LIVE`] rows existed has its row.
+const LIVE_INDEXED: &[u8] = b"m/live-index";
+/// Rows read at a time by the retention of alerts.
+const RETENTION_CHUNK: usize = 512;
+
+/// Gives every alert whose identity is not erased its [`LIVE`] row, once per store (a store
+/// written before those rows existed), and marks it done.
+async fn index_live(engine: &Engine) -> Result<(), AppError> {
+    let store = engine.reader();
+    if store.get(ALERTS, LIVE_INDEXED)?.is_some() {
+        return Ok(());
+    }
+    let mut live = Vec::new();
+    let mut unreadable = 0usize;
+    imi_store::for_each_entry(
+        store.as_ref(),
+        ALERTS,
+        b"i/",
+        Some(b"i0".as_slice()),
+        RETENTION_CHUNK,
+        |key, v| {
+            match (
+                key.get(2..).and_then(CaseId::from_slice),
+                decode::<AlertIndex>(&v),
+            ) {
+                (Some(id), Some(ix)) if ix.erased.is_none() => live.push(id),
+                (Some(_), Some(_)) => {}
+                // As retention always did: a row that does not decode is left alone.
+                _ => unreadable += 1,
+            }
+            true
+        },
+    )?;
+    if unreadable > 0 {
+        tracing::warn!(rows = unreadable, "alert index rows that do not decode");
+    }
+    let n = live.len();
+    engine
+        .local_step(
+            None,
+            Box::new(move |txn: &mut Txn<'_>, _: &LocalCtx| {
+                for id in &live {
+                    txn.put(ALERTS, k(LIVE, id), Vec::new());
+                }
+                txn.put(ALERTS, LIVE_INDEXED.to_vec(), Vec::new());
+                Ok(LocalOutcome {
+                    write: true,
+                    result: Vec::new(),
+                })
+            }),
+        )
+        .await?;
+    tracing::info!(alerts = n, "alerts not erased indexed for retention");
+    Ok(())
+}
+
 /// The retention of alerts: erases the identity (the sealed copy, its key, the grant) of
 /// every alert closed or past its validity at `now`, each in one commit with a `retention`
 /// leaf in the log, then compacts the column so the bytes leave the files. The alert's
 /// envelopes stay (the identity inside is sealed under the destroyed key), so its trail
-/// still verifies. How many were erased.
+/// still verifies. How many were erased. It reads the alerts not erased yet (their [`LIVE`]
+/// rows), not every alert the node ever stored.
 pub async fn erase_expired(engine: &Engine, now: Timestamp) -> Result<usize, AppError> {
+    index_live(engine).await?;
     let store = engine.reader();
+    let mut due = Vec::new();
+    let mut failed = None;
+    imi_store::for_each_entry(
+        store.as_ref(),
+        ALERTS,
+        LIVE,
+        Some(b"l0".as_slice()),
+        RETENTION_CHUNK,
+        |key, _| {
+            let Some(id) = key.get(LIVE.len()..).and_then(CaseId::from_slice) else {
+                return true;
+            };
+            match store.get(ALERTS, &k(b"i/", &id)) {
+                Ok(v) => {
+                    if v.and_then(|v| decode::<AlertIndex>(&v))
+                        .is_some_and(|ix| ix.erased.is_none() && ix.expired(now))
+                    {
+                        due.push(id);
+                    }
+                    true
+                }
+                Err(e) => {
+                    failed = Some(e);
+                    false
+                }
+            }
+        },
+    )?;
+    if let Some(e) = failed {
+        return Err(e.into());
+    }
     let mut erased = 0;
-    for (key, v) in store.scan_prefix(ALERTS, b"i/", usize::MAX)? {
-        let (Some(id), Some(ix)) = (
-            key.get(2..).and_then(CaseId::from_slice),
-            decode::<AlertIndex>(&v),
-        ) else {
-            continue;
-        };
-        if ix.erased.is_some() || !ix.expired(now) {
-            continue;
-        }
+    for id in due {
         let apply = move |txn: &mut Txn<'_>, ctx: &LocalCtx| -> Result<LocalOutcome, Refusal> {
             let Some(mut ix) = txn
                 .get(ALERTS, &k(b"i/", &id))?
@@ -292,7 +377,7 @@ pub async fn erase_expired(engine: &Engine, now: Timestamp) -> Result<usize, App
                     result: Vec::new(),
                 });
             };
-            for prefix in [b"s/", b"k/", b"g/"] {
+            for prefix in [b"s/", b"k/", b"g/", LIVE] {
                 txn.delete(ALERTS, k(prefix, &id));
             }
             ix.erased = Some(ctx.at);
@@ -507,6 +592,7 @@ impl AlertApp {
                 modified: None,
             };
             txn.put(ALERTS, k(b"i/", &id), cbor(&ix));
+            txn.put(ALERTS, k(LIVE, &id), Vec::new());
             txn.put(ALERTS, k(b"s/", &id), cbor(&alert.identity));
             txn.put(ALERTS, k(b"k/", &id), wrap(&cases, &id, &key)?);
             if cases.reports_facts() {
@@ -669,6 +755,7 @@ impl AlertApp {
             modified: None,
         };
         txn.put(ALERTS, k(b"i/", &id), cbor(&ix));
+        txn.put(ALERTS, k(LIVE, &id), Vec::new());
         txn.put(ALERTS, k(b"s/", &id), cbor(&alert.identity));
         txn.put(
             ALERTS,

@@ -502,7 +502,7 @@ async fn the_three_day_rules_and_expiry_run_on_the_nodes_clock() {
     let (expiring, _) = send(alert(Some(today + 6 * DAY))).await.unwrap();
     assert_eq!(metric("imi_alerts_late_total"), 0.0);
     clock.advance(4 * DAY);
-    let (_, late) = send(alert(None)).await.unwrap();
+    let (late_id, late) = send(alert(None)).await.unwrap();
     assert!(late.late, "sent four days after the decision");
     assert_eq!(metric("imi_alerts_late_total"), 1.0);
 
@@ -522,6 +522,26 @@ async fn the_three_day_rules_and_expiry_run_on_the_nodes_clock() {
     .unwrap();
     assert_eq!(metric("imi_alerts_late_closures_total"), 1.0);
 
+    // Retention reads the alerts not erased yet (their `l/` rows), not every alert the node
+    // ever stored: each of the four has its row. A store written before those rows existed
+    // has none; without them, the first run indexes the alerts once and erases as before.
+    let live = || {
+        hu.rows(ALERTS)
+            .into_iter()
+            .filter(|(k, _)| k.starts_with(b"l/"))
+            .map(|(k, _)| k)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(live().len(), 4);
+    let mut batch = imi_store::WriteBatch::new();
+    for k in live() {
+        batch.delete(ALERTS, k);
+    }
+    hu.store()
+        .write(batch, imi_store::Durability::Sync)
+        .unwrap();
+    assert!(live().is_empty());
+
     // Retention on the node's clock: the closed alerts now, the expiring one after its
     // validity.
     let store = hu.engine().reader();
@@ -536,6 +556,12 @@ async fn the_three_day_rules_and_expiry_run_on_the_nodes_clock() {
         .unwrap();
     assert_eq!(erased, 2, "the two closed alerts");
     assert!(!shown(&on_time) && shown(&expiring));
+    let mut expected: Vec<Vec<u8>> = [&expiring, &late_id]
+        .iter()
+        .map(|id| [b"l/".as_slice(), id.as_bytes()].concat())
+        .collect();
+    expected.sort();
+    assert_eq!(live(), expected, "indexed once; the erased ones' rows gone");
     clock.advance(DAY);
     assert_eq!(
         alerts::erase_expired(hu.engine(), clock.now_ms())
@@ -552,6 +578,7 @@ async fn the_three_day_rules_and_expiry_run_on_the_nodes_clock() {
         1
     );
     assert!(!shown(&expiring));
+    assert_eq!(live(), [[b"l/".as_slice(), late_id.as_bytes()].concat()]);
     let ix = alerts::index(store.as_ref(), &expiring).unwrap().unwrap();
     assert!(ix.erased.is_some(), "its index records the erasure");
     drop(store);
