@@ -25,8 +25,8 @@
 //! | `b/` authority `\0` id | [`BoxEntry`]: in this authority's alert box, and why |
 //! | `f/` id node | on the sender: the authorities a recipient forwarded to |
 //! | `p/` node id | on the sender: a grant to send (authorities; the key stays in `k/`) |
-//! | `l/` id | empty: the alert's identity is not erased yet (what retention looks at) |
-//! | `m/live-index` | empty: every alert stored before `l/` existed has its `l/` row |
+//! | `d/` time (8 bytes, BE) id | empty: the alert's identity falls due for erasure at that time (closed, or its validity ended); what retention reads |
+//! | `m/due-index` | empty: every alert stored before `d/` existed has its row |
 use crate::AppError;
 use crate::requests::{Cases, cbor, decode};
 use imi_domain::alert::{
@@ -266,22 +266,48 @@ pub fn identity(
     Ok(decode(&plain))
 }
 
-/// `ALERTS` keys of the alerts whose identity is not erased yet: what retention reads,
-/// rather than every alert the node ever stored.
-const LIVE: &[u8] = b"l/";
-/// Present once every alert stored before [`LIVE`] rows existed has its row.
-const LIVE_INDEXED: &[u8] = b"m/live-index";
+/// `ALERTS` key prefix of the due rows: `d/`, the time an alert's identity falls due for
+/// erasure (8 bytes, BE), its id. Retention reads the rows up to now, not every alert the
+/// node ever stored.
+const DUE: &[u8] = b"d/";
+/// Present once every alert stored before [`DUE`] rows existed has its row.
+const DUE_INDEXED: &[u8] = b"m/due-index";
 /// Rows read at a time by the retention of alerts.
 const RETENTION_CHUNK: usize = 512;
 
-/// Gives every alert whose identity is not erased its [`LIVE`] row, once per store (a store
-/// written before those rows existed), and marks it done.
-async fn index_live(engine: &Engine) -> Result<(), AppError> {
+fn due_key(at: Timestamp, id: &CaseId) -> Vec<u8> {
+    [DUE, &at.to_be_bytes(), id.as_bytes()].concat()
+}
+
+impl AlertIndex {
+    /// When its identity falls due for erasure: when it was closed, else the end of its
+    /// validity; `None` while neither (or once erased).
+    fn due_at(&self) -> Option<Timestamp> {
+        if self.erased.is_some() {
+            return None;
+        }
+        self.closed.map(|(at, _)| at).or(self.valid_until)
+    }
+}
+
+/// Writes alert `id`'s index and, when its identity has a time to fall due, its [`DUE`] row.
+/// A row of an earlier time may stay (the validity was extended): retention checks the
+/// index when it reaches a row and drops the rows that are not due.
+fn put_index(txn: &mut Txn<'_>, id: &CaseId, ix: &AlertIndex) {
+    txn.put(ALERTS, k(b"i/", id), cbor(ix));
+    if let Some(at) = ix.due_at() {
+        txn.put(ALERTS, due_key(at, id), Vec::new());
+    }
+}
+
+/// Gives every alert stored before [`DUE`] rows existed its row, once per store, and marks
+/// it done.
+async fn index_due(engine: &Engine) -> Result<(), AppError> {
     let store = engine.reader();
-    if store.get(ALERTS, LIVE_INDEXED)?.is_some() {
+    if store.get(ALERTS, DUE_INDEXED)?.is_some() {
         return Ok(());
     }
-    let mut live = Vec::new();
+    let mut rows = Vec::new();
     let mut unreadable = 0usize;
     imi_store::for_each_entry(
         store.as_ref(),
@@ -294,8 +320,7 @@ async fn index_live(engine: &Engine) -> Result<(), AppError> {
                 key.get(2..).and_then(CaseId::from_slice),
                 decode::<AlertIndex>(&v),
             ) {
-                (Some(id), Some(ix)) if ix.erased.is_none() => live.push(id),
-                (Some(_), Some(_)) => {}
+                (Some(id), Some(ix)) => rows.extend(ix.due_at().map(|at| due_key(at, &id))),
                 // As retention always did: a row that does not decode is left alone.
                 _ => unreadable += 1,
             }
@@ -305,15 +330,15 @@ async fn index_live(engine: &Engine) -> Result<(), AppError> {
     if unreadable > 0 {
         tracing::warn!(rows = unreadable, "alert index rows that do not decode");
     }
-    let n = live.len();
+    let n = rows.len();
     engine
         .local_step(
             None,
             Box::new(move |txn: &mut Txn<'_>, _: &LocalCtx| {
-                for id in &live {
-                    txn.put(ALERTS, k(LIVE, id), Vec::new());
+                for key in &rows {
+                    txn.put(ALERTS, key.clone(), Vec::new());
                 }
-                txn.put(ALERTS, LIVE_INDEXED.to_vec(), Vec::new());
+                txn.put(ALERTS, DUE_INDEXED.to_vec(), Vec::new());
                 Ok(LocalOutcome {
                     write: true,
                     result: Vec::new(),
@@ -321,7 +346,7 @@ async fn index_live(engine: &Engine) -> Result<(), AppError> {
             }),
         )
         .await?;
-    tracing::info!(alerts = n, "alerts not erased indexed for retention");
+    tracing::info!(alerts = n, "alerts given their erasure times");
     Ok(())
 }
 
@@ -329,29 +354,34 @@ async fn index_live(engine: &Engine) -> Result<(), AppError> {
 /// every alert closed or past its validity at `now`, each in one commit with a `retention`
 /// leaf in the log, then compacts the column so the bytes leave the files. The alert's
 /// envelopes stay (the identity inside is sealed under the destroyed key), so its trail
-/// still verifies. How many were erased. It reads the alerts not erased yet (their [`LIVE`]
-/// rows), not every alert the node ever stored.
+/// still verifies. How many were erased. It reads the [`DUE`] rows up to `now`, not every
+/// alert the node ever stored.
 pub async fn erase_expired(engine: &Engine, now: Timestamp) -> Result<usize, AppError> {
-    index_live(engine).await?;
+    index_due(engine).await?;
     let store = engine.reader();
+    // Each due row reached: the alert to erase, or a row that is not due (any more).
     let mut due = Vec::new();
+    let mut stale = Vec::new();
     let mut failed = None;
+    let end = [DUE, &now.saturating_add(1).to_be_bytes()].concat();
     imi_store::for_each_entry(
         store.as_ref(),
         ALERTS,
-        LIVE,
-        Some(b"l0".as_slice()),
+        DUE,
+        Some(end.as_slice()),
         RETENTION_CHUNK,
         |key, _| {
-            let Some(id) = key.get(LIVE.len()..).and_then(CaseId::from_slice) else {
+            let Some(id) = key.get(DUE.len() + 8..).and_then(CaseId::from_slice) else {
+                stale.push(key);
                 return true;
             };
             match store.get(ALERTS, &k(b"i/", &id)) {
                 Ok(v) => {
-                    if v.and_then(|v| decode::<AlertIndex>(&v))
-                        .is_some_and(|ix| ix.erased.is_none() && ix.expired(now))
-                    {
-                        due.push(id);
+                    let ix = v.and_then(|v| decode::<AlertIndex>(&v));
+                    if ix.is_some_and(|ix| ix.erased.is_none() && ix.expired(now)) {
+                        due.push((id, key));
+                    } else {
+                        stale.push(key);
                     }
                     true
                 }
@@ -365,8 +395,24 @@ pub async fn erase_expired(engine: &Engine, now: Timestamp) -> Result<usize, App
     if let Some(e) = failed {
         return Err(e.into());
     }
+    if !stale.is_empty() {
+        engine
+            .local_step(
+                None,
+                Box::new(move |txn: &mut Txn<'_>, _: &LocalCtx| {
+                    for key in &stale {
+                        txn.delete(ALERTS, key.clone());
+                    }
+                    Ok(LocalOutcome {
+                        write: true,
+                        result: Vec::new(),
+                    })
+                }),
+            )
+            .await?;
+    }
     let mut erased = 0;
-    for id in due {
+    for (id, due_row) in due {
         let apply = move |txn: &mut Txn<'_>, ctx: &LocalCtx| -> Result<LocalOutcome, Refusal> {
             let Some(mut ix) = txn
                 .get(ALERTS, &k(b"i/", &id))?
@@ -377,9 +423,10 @@ pub async fn erase_expired(engine: &Engine, now: Timestamp) -> Result<usize, App
                     result: Vec::new(),
                 });
             };
-            for prefix in [b"s/", b"k/", b"g/", LIVE] {
+            for prefix in [b"s/", b"k/", b"g/"] {
                 txn.delete(ALERTS, k(prefix, &id));
             }
+            txn.delete(ALERTS, due_row.clone());
             ix.erased = Some(ctx.at);
             txn.put(ALERTS, k(b"i/", &id), cbor(&ix));
             // The same leaf as a case's erasure: the alert's id is its envelopes' `case`.
@@ -591,8 +638,7 @@ impl AlertApp {
                 revision: 0,
                 modified: None,
             };
-            txn.put(ALERTS, k(b"i/", &id), cbor(&ix));
-            txn.put(ALERTS, k(LIVE, &id), Vec::new());
+            put_index(txn, &id, &ix);
             txn.put(ALERTS, k(b"s/", &id), cbor(&alert.identity));
             txn.put(ALERTS, k(b"k/", &id), wrap(&cases, &id, &key)?);
             if cases.reports_facts() {
@@ -754,8 +800,7 @@ impl AlertApp {
             revision: 0,
             modified: None,
         };
-        txn.put(ALERTS, k(b"i/", &id), cbor(&ix));
-        txn.put(ALERTS, k(LIVE, &id), Vec::new());
+        put_index(txn, &id, &ix);
         txn.put(ALERTS, k(b"s/", &id), cbor(&alert.identity));
         txn.put(
             ALERTS,
@@ -777,11 +822,11 @@ impl AlertApp {
         ended: Timestamp,
     ) -> Result<(), RejectCode> {
         let h = msg.header;
-        let (key, mut ix) = open_from_sender(msg, txn, &id)?;
+        let (_, mut ix) = open_from_sender(msg, txn, &id)?;
         let at = imi_protocol::clock::step_time(None, h.created, msg.received, u64::MAX)
             .unwrap_or(msg.received);
         ix.closed = Some((at, ended));
-        txn.put(ALERTS, key, cbor(&ix));
+        put_index(txn, &id, &ix);
         tracing::info!(alert = %id, from = %h.from, "alert closed by its sender");
         Ok(())
     }
@@ -826,7 +871,7 @@ impl AlertApp {
                 return Err(Refusal::new("already_closed", "the alert is closed"));
             }
             now.closed = Some((ctx.at, ended));
-            txn.put(ALERTS, key.clone(), cbor(&now));
+            put_index(txn, &id, &now);
             Ok(LocalOutcome {
                 write: true,
                 result: cbor(&now),
@@ -912,7 +957,7 @@ impl AlertApp {
             now.valid_until = valid_until;
             now.revision = revision;
             now.modified = Some(ctx.at);
-            txn.put(ALERTS, key.clone(), cbor(&now));
+            put_index(txn, &id, &now);
             Ok(LocalOutcome {
                 write: true,
                 result: cbor(&now),
@@ -934,7 +979,7 @@ impl AlertApp {
         valid_until: Option<Timestamp>,
     ) -> Result<(), RejectCode> {
         let h = msg.header;
-        let (key, mut ix) = open_from_sender(msg, txn, &id)?;
+        let (_, mut ix) = open_from_sender(msg, txn, &id)?;
         check_measure(
             self.cases.catalogue(),
             &ix.procedure,
@@ -953,7 +998,7 @@ impl AlertApp {
         ix.valid_until = valid_until;
         ix.revision = revision;
         ix.modified = Some(at);
-        txn.put(ALERTS, key, cbor(&ix));
+        put_index(txn, &id, &ix);
         tracing::info!(alert = %id, from = %h.from, revision, "alert modified by its sender");
         Ok(())
     }
