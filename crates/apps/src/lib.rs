@@ -136,6 +136,7 @@ pub fn columns() -> Vec<Column> {
         witness::ALARMS,
         retention::BLOCKED,
         retention::TOMBSTONES,
+        retention::RETENTION_DUE,
         users::USERS,
         idempotency::IDEMPOTENCY,
         access_log::ACCESS_LOG,

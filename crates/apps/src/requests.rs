@@ -584,11 +584,9 @@ impl Cases {
         let sealed =
             seal(&key, &aad(RECORD_CONTEXT, &id, &[]), &cbor(&record)).map_err(internal)?;
         txn.put(CASES, id.as_bytes().to_vec(), sealed);
-        txn.put(
-            CASE_INDEX,
-            id.as_bytes().to_vec(),
-            cbor(&CaseIndex::of(&next, now, message_id)),
-        );
+        let index = CaseIndex::of(&next, now, message_id);
+        crate::retention::schedule(txn, self, &id, &index);
+        txn.put(CASE_INDEX, id.as_bytes().to_vec(), cbor(&index));
         if self.report_facts {
             crate::facts::record_report(txn, self.node, &next, &record.defended);
         }

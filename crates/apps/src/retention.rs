@@ -36,6 +36,17 @@ use std::time::Duration;
 pub const BLOCKED: Column = "blocked";
 /// Erased cases: case id → when (ms, BE). Never removed.
 pub const TOMBSTONES: Column = "tombstones";
+/// When a closed case's next retention action falls due: time (ms, 8 bytes BE) ++ case id
+/// → empty. Written with the case's index once it is terminal (its blocking time), moved to
+/// its erasure time once it is blocked, removed once it is erased: a run reads the rows up
+/// to now, not every case the node ever held. A row left behind (the case had a later step)
+/// is checked against the case when reached and replaced by the right one.
+pub const RETENTION_DUE: Column = "retention_due";
+/// [`RETENTION_DUE`] key of the mark "every case has its row, computed with these retention
+/// periods" (its value; sorts after every time).
+const DUE_INDEXED: &[u8] = b"\xffindexed";
+/// Rows read at a time from [`RETENTION_DUE`] and `case_index`.
+const DUE_CHUNK: usize = 512;
 
 /// The columns erasure purges: the case's key, record and files, and the stored copies of
 /// its envelopes.
@@ -50,7 +61,8 @@ pub const PURGE_PENDING: &[u8] = b"purge-pending";
 /// How often the retention schedule runs (the `retention` job; also once at start).
 pub const RETENTION_INTERVAL: Duration = Duration::from_secs(60);
 
-/// The retention application: owns [`BLOCKED`] and [`TOMBSTONES`] and runs the schedule.
+/// The retention application: owns [`BLOCKED`], [`TOMBSTONES`] and [`RETENTION_DUE`] and
+/// runs the schedule.
 pub struct Retention {
     cases: Arc<Cases>,
     tombstones: Option<PathBuf>,
@@ -160,7 +172,7 @@ impl Application for Retention {
     }
 
     fn columns(&self) -> &'static [Column] {
-        &[BLOCKED, TOMBSTONES]
+        &[BLOCKED, TOMBSTONES, RETENTION_DUE]
     }
 
     fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
@@ -422,6 +434,21 @@ enum Due {
     Erase,
 }
 
+/// A terminal case's blocking and erasure times, by its area's retention in the catalogue.
+fn times(cases: &Cases, ix: &crate::requests::CaseIndex) -> (u64, u64) {
+    let r = cases
+        .catalogue()
+        .area(&ix.area)
+        .map(|a| a.retention())
+        .unwrap_or_default();
+    (
+        ix.updated
+            .saturating_add(u64::from(r.block_after_days) * DAY_MS),
+        ix.updated
+            .saturating_add(u64::from(r.delete_after_days) * DAY_MS),
+    )
+}
+
 fn due(
     store: &dyn imi_store::ReadStore,
     cases: &Cases,
@@ -432,17 +459,7 @@ fn due(
     if !ix.terminal {
         return Ok(None);
     }
-    let r = cases
-        .catalogue()
-        .area(&ix.area)
-        .map(|a| a.retention())
-        .unwrap_or_default();
-    let delete_at = ix
-        .updated
-        .saturating_add(u64::from(r.delete_after_days) * DAY_MS);
-    let block_at = ix
-        .updated
-        .saturating_add(u64::from(r.block_after_days) * DAY_MS);
+    let (block_at, delete_at) = times(cases, ix);
     Ok(if now >= delete_at && !is_erased(store, id)? {
         Some(Due::Erase)
     } else if now >= block_at && now < delete_at && !is_blocked(store, id)? {
@@ -452,27 +469,216 @@ fn due(
     })
 }
 
-/// Every case whose blocking or erasure is due at `now` and not done, in case-id order.
+/// The [`RETENTION_DUE`] key of case `id` at `at`.
+fn due_key(at: u64, id: &CaseId) -> Vec<u8> {
+    [&at.to_be_bytes()[..], id.as_bytes()].concat()
+}
+
+/// Written with a case's index (`requests`): once the case is terminal, the row of its
+/// blocking time.
+pub(crate) fn schedule(
+    txn: &mut imi_engine::Txn<'_>,
+    cases: &Cases,
+    id: &CaseId,
+    ix: &crate::requests::CaseIndex,
+) {
+    if ix.terminal {
+        let (block_at, _) = times(cases, ix);
+        txn.put(RETENTION_DUE, due_key(block_at, id), Vec::new());
+    }
+}
+
+/// When case `id`'s next retention action falls due as it is stored now: none before it is
+/// terminal or once it is erased; its erasure once it is blocked; else its blocking.
+fn next_due(
+    store: &dyn imi_store::ReadStore,
+    cases: &Cases,
+    id: &CaseId,
+) -> Result<Option<u64>, AppError> {
+    let Some(ix) = Cases::index(store, id)? else {
+        return Ok(None);
+    };
+    if !ix.terminal || is_erased(store, id)? {
+        return Ok(None);
+    }
+    let (block_at, delete_at) = times(cases, &ix);
+    Ok(Some(if is_blocked(store, id)? {
+        delete_at
+    } else {
+        block_at
+    }))
+}
+
+/// The retention periods the rows were computed with: every area's, and the default.
+fn periods(cases: &Cases) -> Vec<u8> {
+    let mut out = String::new();
+    let d = imi_domain::catalogue::Retention::default();
+    out.push_str(&format!("*:{}:{}", d.block_after_days, d.delete_after_days));
+    for a in cases.catalogue().areas() {
+        let r = a.retention();
+        out.push_str(&format!(
+            ";{}:{}:{}",
+            a.code(),
+            r.block_after_days,
+            r.delete_after_days
+        ));
+    }
+    out.into_bytes()
+}
+
+/// Gives every case its [`RETENTION_DUE`] row (every case read once) when the column was
+/// never indexed (a store written before it existed) or was indexed with other retention
+/// periods (the catalogue changed): the mark holds the periods the rows follow.
+async fn index_due(engine: &Engine, cases: &Cases) -> Result<(), AppError> {
+    let store = engine.reader();
+    let periods = periods(cases);
+    if store.get(RETENTION_DUE, DUE_INDEXED)?.as_deref() == Some(periods.as_slice()) {
+        return Ok(());
+    }
+    let mut old = Vec::new();
+    imi_store::for_each_entry(
+        store.as_ref(),
+        RETENTION_DUE,
+        &[],
+        Some(DUE_INDEXED),
+        DUE_CHUNK,
+        |k, _| {
+            old.push(k);
+            true
+        },
+    )?;
+    let mut rows = Vec::new();
+    let mut after = None;
+    loop {
+        let page = Cases::scan_index(store.as_ref(), after.as_ref(), DUE_CHUNK)?;
+        let done = page.len() < DUE_CHUNK;
+        for (id, _) in page {
+            if let Some(at) = next_due(store.as_ref(), cases, &id)? {
+                rows.push(due_key(at, &id));
+            }
+            after = Some(id);
+        }
+        if done {
+            break;
+        }
+    }
+    let n = rows.len();
+    engine
+        .local_step(
+            None,
+            Box::new(move |txn, _| {
+                for key in &old {
+                    txn.delete(RETENTION_DUE, key.clone());
+                }
+                for key in &rows {
+                    txn.put(RETENTION_DUE, key.clone(), Vec::new());
+                }
+                txn.put(RETENTION_DUE, DUE_INDEXED.to_vec(), periods);
+                Ok(LocalOutcome {
+                    write: true,
+                    result: Vec::new(),
+                })
+            }),
+        )
+        .await?;
+    tracing::info!(cases = n, "closed cases given their retention times");
+    Ok(())
+}
+
+/// The [`RETENTION_DUE`] rows up to `now`: (key, case id), in time order.
+type DueRow = (Vec<u8>, Option<CaseId>);
+
+fn due_rows(store: &dyn imi_store::ReadStore, now: u64) -> Result<Vec<DueRow>, AppError> {
+    let mut rows = Vec::new();
+    imi_store::for_each_entry(
+        store,
+        RETENTION_DUE,
+        &[],
+        Some(&now.saturating_add(1).to_be_bytes()),
+        DUE_CHUNK,
+        |k, _| {
+            let id = k.get(8..).and_then(CaseId::from_slice);
+            rows.push((k, id));
+            true
+        },
+    )?;
+    Ok(rows)
+}
+
+/// Every case whose blocking or erasure is due at `now` and not done, in due-time order,
+/// found through [`RETENTION_DUE`] (every case read, before the rows exist).
 fn due_cases(
     store: &dyn imi_store::ReadStore,
     cases: &Cases,
     now: u64,
 ) -> Result<Vec<(CaseId, Due)>, AppError> {
     let mut out = Vec::new();
-    let mut after = None;
-    loop {
-        let rows = Cases::scan_index(store, after.as_ref(), 512)?;
-        let done = rows.len() < 512;
-        for (id, ix) in rows {
-            if let Some(d) = due(store, cases, &id, &ix, now)? {
-                out.push((id, d));
+    if store.get(RETENTION_DUE, DUE_INDEXED)?.is_none() {
+        let mut after = None;
+        loop {
+            let rows = Cases::scan_index(store, after.as_ref(), DUE_CHUNK)?;
+            let done = rows.len() < DUE_CHUNK;
+            for (id, ix) in rows {
+                if let Some(d) = due(store, cases, &id, &ix, now)? {
+                    out.push((id, d));
+                }
+                after = Some(id);
             }
-            after = Some(id);
-        }
-        if done {
-            return Ok(out);
+            if done {
+                return Ok(out);
+            }
         }
     }
+    let mut seen = std::collections::HashSet::new();
+    for (_, id) in due_rows(store, now)? {
+        let Some(id) = id.filter(|id| seen.insert(*id)) else {
+            continue;
+        };
+        if let Some(ix) = Cases::index(store, &id)?
+            && let Some(d) = due(store, cases, &id, &ix, now)?
+        {
+            out.push((id, d));
+        }
+    }
+    Ok(out)
+}
+
+/// Replaces the [`RETENTION_DUE`] rows up to `now` by each case's next one (after a run's
+/// blockings and erasures: none for an erased case, the erasure time for a blocked one).
+async fn reschedule(engine: &Engine, cases: &Cases, now: u64) -> Result<(), AppError> {
+    let store = engine.reader();
+    let rows = due_rows(store.as_ref(), now)?;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut next = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (_, id) in &rows {
+        if let Some(id) = id.filter(|id| seen.insert(*id))
+            && let Some(at) = next_due(store.as_ref(), cases, &id)?
+            && at > now
+        {
+            next.push(due_key(at, &id));
+        }
+    }
+    engine
+        .local_step(
+            None,
+            Box::new(move |txn, _| {
+                for (key, _) in &rows {
+                    txn.delete(RETENTION_DUE, key.clone());
+                }
+                for key in &next {
+                    txn.put(RETENTION_DUE, key.clone(), Vec::new());
+                }
+                Ok(LocalOutcome {
+                    write: true,
+                    result: Vec::new(),
+                })
+            }),
+        )
+        .await?;
+    Ok(())
 }
 
 /// The cases whose blocking, and whose erasure, is due at `now` and not done.
@@ -494,6 +700,7 @@ pub async fn run_retention(
     tombstone_file: Option<&Path>,
 ) -> Result<RetentionReport, AppError> {
     let mut report = RetentionReport::default();
+    index_due(engine, cases).await?;
     for (id, action) in due_cases(engine.reader().as_ref(), cases, now)? {
         match action {
             Due::Erase => {
@@ -525,6 +732,7 @@ pub async fn run_retention(
             }
         }
     }
+    reschedule(engine, cases, now).await?;
     // One purge for all the run's erasures, or for an earlier run's that did not finish.
     purge_pending(engine).await?;
     report.alerts_erased = crate::alerts::erase_expired(engine, now).await?;

@@ -3,8 +3,12 @@
 //! subject's name nor the case key (raw or wrapped); a replayed create, a new step and a
 //! create with the same case id are refused; restoring a backup taken before the erasure
 //! does not bring the data back (the tombstone file outside the database is re-applied).
+//! Along the way, the case's retention row (what a run reads instead of every case): its
+//! blocking time once closed, its erasure time once blocked, none once erased; given back
+//! by the first run to a store that has none.
 use crate::cases::{cases_for, create, message, subject};
 use crate::rig::{Federation, now_ms, within};
+use imi_apps::retention::RETENTION_DUE;
 use imi_domain::request::Transition;
 use imi_engine::{Applications, keys};
 use imi_protocol::NodeId::{DE, HU};
@@ -93,6 +97,19 @@ async fn block_then_erase_without_trace_or_resurrection() {
         Outcome::Accepted
     );
     let ended = now_ms();
+    // Its retention row: the blocking time, 183 days after its last step.
+    let due_rows = |store: &dyn imi_store::ReadStore| -> Vec<u64> {
+        store
+            .range(RETENTION_DUE, &[], None, usize::MAX)
+            .unwrap()
+            .into_iter()
+            .filter(|(k, _)| k.get(8..) == Some(id.as_bytes().as_slice()))
+            .map(|(k, _)| u64::from_be_bytes(k[..8].try_into().unwrap()))
+            .collect()
+    };
+    let rows = due_rows(hu.store());
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert!(rows[0] + 60_000 > ended + 183 * DAY && rows[0] <= ended + 183 * DAY);
     let raw_key = cases.unwrap_case_key(hu.store(), &id).unwrap().unwrap();
     let wrapped = hu
         .store()
@@ -115,6 +132,20 @@ async fn block_then_erase_without_trace_or_resurrection() {
         .unwrap()
         .join(format!("erased-{}", id));
     let _ = std::fs::remove_file(&tombstones);
+    // A store written before retention rows existed has none, and no mark: the first run
+    // gives every case its row.
+    let mut batch = imi_store::WriteBatch::new();
+    for (k, _) in hu
+        .store()
+        .range(RETENTION_DUE, &[], None, usize::MAX)
+        .unwrap()
+    {
+        batch.delete(RETENTION_DUE, k);
+    }
+    hu.store()
+        .write(batch, imi_store::Durability::Sync)
+        .unwrap();
+    assert!(due_rows(hu.store()).is_empty());
 
     // Not yet due; then blocked after six months.
     let r = imi_apps::retention::run_retention(
@@ -126,6 +157,30 @@ async fn block_then_erase_without_trace_or_resurrection() {
     .await
     .unwrap();
     assert_eq!((r.blocked, r.deleted), (0, 0));
+    assert_eq!(due_rows(hu.store()), rows, "given back");
+    // Rows computed with other retention periods (the mark says which; the catalogue
+    // changed) are all replaced by the next run.
+    let mut batch = imi_store::WriteBatch::new();
+    let later = [&(rows[0] + 5 * DAY).to_be_bytes()[..], id.as_bytes()].concat();
+    batch.put(RETENTION_DUE, later, Vec::new());
+    batch.put(
+        RETENTION_DUE,
+        b"\xffindexed".to_vec(),
+        b"other periods".to_vec(),
+    );
+    hu.store()
+        .write(batch, imi_store::Durability::Sync)
+        .unwrap();
+    let r = imi_apps::retention::run_retention(
+        hu.engine(),
+        &cases,
+        ended + 101 * DAY,
+        Some(&tombstones),
+    )
+    .await
+    .unwrap();
+    assert_eq!((r.blocked, r.deleted), (0, 0));
+    assert_eq!(due_rows(hu.store()), rows, "recomputed");
     let r = imi_apps::retention::run_retention(
         hu.engine(),
         &cases,
@@ -136,6 +191,11 @@ async fn block_then_erase_without_trace_or_resurrection() {
     .unwrap();
     assert_eq!((r.blocked, r.deleted), (1, 0));
     assert!(imi_apps::retention::is_blocked(hu.store(), &id).unwrap());
+    assert_eq!(
+        due_rows(hu.store()),
+        [rows[0] + (1096 - 183) * DAY],
+        "moved to its erasure time"
+    );
     assert!(
         cases.read(hu.store(), &id).unwrap().is_some(),
         "blocked, not deleted"
@@ -165,6 +225,7 @@ async fn block_then_erase_without_trace_or_resurrection() {
     assert_eq!((r.blocked, r.deleted), (0, 1));
     assert!(cases.read(hu.store(), &id).unwrap().is_none());
     assert!(imi_apps::retention::is_erased(hu.store(), &id).unwrap());
+    assert!(due_rows(hu.store()).is_empty(), "none once erased");
     // A run that completes leaves no backlog and says when.
     let working = imi_apps::retention::Retention::new(cases.clone(), Some(tombstones.clone()));
     let r = working.run(hu.engine(), ended + 1097 * DAY).await.unwrap();
