@@ -26,7 +26,6 @@
 //! | `f/` id node | on the sender: the authorities a recipient forwarded to |
 //! | `p/` node id | on the sender: a grant to send (authorities; the key stays in `k/`) |
 //! | `d/` time (8 bytes, BE) id | empty: the alert's identity falls due for erasure at that time (closed, or its validity ended); what retention reads |
-//! | `m/due-index` | empty: every alert stored before `d/` existed has its row |
 use crate::AppError;
 use crate::requests::{Cases, cbor, decode};
 use imi_domain::alert::{
@@ -270,8 +269,6 @@ pub fn identity(
 /// erasure (8 bytes, BE), its id. Retention reads the rows up to now, not every alert the
 /// node ever stored.
 const DUE: &[u8] = b"d/";
-/// Present once every alert stored before [`DUE`] rows existed has its row.
-const DUE_INDEXED: &[u8] = b"m/due-index";
 /// Rows read at a time by the retention of alerts.
 const RETENTION_CHUNK: usize = 512;
 
@@ -300,13 +297,14 @@ fn put_index(txn: &mut Txn<'_>, id: &CaseId, ix: &AlertIndex) {
     }
 }
 
-/// Gives every alert stored before [`DUE`] rows existed its row, once per store, and marks
-/// it done.
-async fn index_due(engine: &Engine) -> Result<(), AppError> {
-    let store = engine.reader();
-    if store.get(ALERTS, DUE_INDEXED)?.is_some() {
+/// Gives every alert its [`DUE`] row as stored now, at the first run of this process (a
+/// store written by an earlier release, or restored from a backup, then has them all).
+async fn index_due(engine: &Engine, cases: &Cases) -> Result<(), AppError> {
+    use std::sync::atomic::Ordering;
+    if cases.due_indexed.alerts.load(Ordering::Acquire) {
         return Ok(());
     }
+    let store = engine.reader();
     let mut rows = Vec::new();
     let mut unreadable = 0usize;
     imi_store::for_each_entry(
@@ -331,21 +329,23 @@ async fn index_due(engine: &Engine) -> Result<(), AppError> {
         tracing::warn!(rows = unreadable, "alert index rows that do not decode");
     }
     let n = rows.len();
-    engine
-        .local_step(
-            None,
-            Box::new(move |txn: &mut Txn<'_>, _: &LocalCtx| {
-                for key in &rows {
-                    txn.put(ALERTS, key.clone(), Vec::new());
-                }
-                txn.put(ALERTS, DUE_INDEXED.to_vec(), Vec::new());
-                Ok(LocalOutcome {
-                    write: true,
-                    result: Vec::new(),
-                })
-            }),
-        )
-        .await?;
+    if n > 0 {
+        engine
+            .local_step(
+                None,
+                Box::new(move |txn: &mut Txn<'_>, _: &LocalCtx| {
+                    for key in &rows {
+                        txn.put(ALERTS, key.clone(), Vec::new());
+                    }
+                    Ok(LocalOutcome {
+                        write: true,
+                        result: Vec::new(),
+                    })
+                }),
+            )
+            .await?;
+    }
+    cases.due_indexed.alerts.store(true, Ordering::Release);
     tracing::info!(alerts = n, "alerts given their erasure times");
     Ok(())
 }
@@ -356,8 +356,12 @@ async fn index_due(engine: &Engine) -> Result<(), AppError> {
 /// envelopes stay (the identity inside is sealed under the destroyed key), so its trail
 /// still verifies. How many were erased. It reads the [`DUE`] rows up to `now`, not every
 /// alert the node ever stored.
-pub async fn erase_expired(engine: &Engine, now: Timestamp) -> Result<usize, AppError> {
-    index_due(engine).await?;
+pub async fn erase_expired(
+    engine: &Engine,
+    cases: &Cases,
+    now: Timestamp,
+) -> Result<usize, AppError> {
+    index_due(engine, cases).await?;
     let store = engine.reader();
     // Each due row reached: the alert to erase, or a row that is not due (any more).
     let mut due = Vec::new();

@@ -273,6 +273,10 @@ pub struct Cases {
     data_key: DataKey,
     catalogue: Arc<Catalogue>,
     directory: SharedDirectory,
+    /// Whether this process gave every case and alert its retention row yet
+    /// ([`crate::retention`]): the first run of each process does, whatever an earlier
+    /// release, a restored backup or another catalogue left in the store.
+    pub(crate) due_indexed: crate::retention::DueIndexed,
 }
 
 fn internal(e: impl std::fmt::Display) -> Refusal {
@@ -294,6 +298,7 @@ impl Cases {
             data_key,
             catalogue,
             directory: directory.into(),
+            due_indexed: Default::default(),
         }
     }
 

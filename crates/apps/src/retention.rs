@@ -39,12 +39,19 @@ pub const TOMBSTONES: Column = "tombstones";
 /// When a closed case's next retention action falls due: time (ms, 8 bytes BE) ++ case id
 /// → empty. Written with the case's index once it is terminal (its blocking time), moved to
 /// its erasure time once it is blocked, removed once it is erased: a run reads the rows up
-/// to now, not every case the node ever held. A row left behind (the case had a later step)
-/// is checked against the case when reached and replaced by the right one.
+/// to now, not every case the node ever held. A row left behind (the case had a later step,
+/// the catalogue's periods changed) is checked against the case when reached and replaced
+/// by the right one. The first run of each process writes every case's row (every case
+/// read once): a store written by an earlier release, restored from a backup or governed by
+/// another catalogue then has them all.
 pub const RETENTION_DUE: Column = "retention_due";
-/// [`RETENTION_DUE`] key of the mark "every case has its row, computed with these retention
-/// periods" (its value; sorts after every time).
-const DUE_INDEXED: &[u8] = b"\xffindexed";
+/// Whether this process gave every case, and every alert, its row of when it falls due.
+#[derive(Debug, Default)]
+pub(crate) struct DueIndexed {
+    pub(crate) cases: std::sync::atomic::AtomicBool,
+    pub(crate) alerts: std::sync::atomic::AtomicBool,
+}
+
 /// Rows read at a time from [`RETENTION_DUE`] and `case_index`.
 const DUE_CHUNK: usize = 512;
 
@@ -509,44 +516,15 @@ fn next_due(
     }))
 }
 
-/// The retention periods the rows were computed with: every area's, and the default.
-fn periods(cases: &Cases) -> Vec<u8> {
-    let mut out = String::new();
-    let d = imi_domain::catalogue::Retention::default();
-    out.push_str(&format!("*:{}:{}", d.block_after_days, d.delete_after_days));
-    for a in cases.catalogue().areas() {
-        let r = a.retention();
-        out.push_str(&format!(
-            ";{}:{}:{}",
-            a.code(),
-            r.block_after_days,
-            r.delete_after_days
-        ));
-    }
-    out.into_bytes()
-}
-
-/// Gives every case its [`RETENTION_DUE`] row (every case read once) when the column was
-/// never indexed (a store written before it existed) or was indexed with other retention
-/// periods (the catalogue changed): the mark holds the periods the rows follow.
+/// Gives every case its [`RETENTION_DUE`] row of when it falls due as stored now (every
+/// case read once), at the first run of this process; rows already there stay (a row that
+/// is not due when reached is replaced).
 async fn index_due(engine: &Engine, cases: &Cases) -> Result<(), AppError> {
-    let store = engine.reader();
-    let periods = periods(cases);
-    if store.get(RETENTION_DUE, DUE_INDEXED)?.as_deref() == Some(periods.as_slice()) {
+    use std::sync::atomic::Ordering;
+    if cases.due_indexed.cases.load(Ordering::Acquire) {
         return Ok(());
     }
-    let mut old = Vec::new();
-    imi_store::for_each_entry(
-        store.as_ref(),
-        RETENTION_DUE,
-        &[],
-        Some(DUE_INDEXED),
-        DUE_CHUNK,
-        |k, _| {
-            old.push(k);
-            true
-        },
-    )?;
+    let store = engine.reader();
     let mut rows = Vec::new();
     let mut after = None;
     loop {
@@ -563,24 +541,23 @@ async fn index_due(engine: &Engine, cases: &Cases) -> Result<(), AppError> {
         }
     }
     let n = rows.len();
-    engine
-        .local_step(
-            None,
-            Box::new(move |txn, _| {
-                for key in &old {
-                    txn.delete(RETENTION_DUE, key.clone());
-                }
-                for key in &rows {
-                    txn.put(RETENTION_DUE, key.clone(), Vec::new());
-                }
-                txn.put(RETENTION_DUE, DUE_INDEXED.to_vec(), periods);
-                Ok(LocalOutcome {
-                    write: true,
-                    result: Vec::new(),
-                })
-            }),
-        )
-        .await?;
+    if n > 0 {
+        engine
+            .local_step(
+                None,
+                Box::new(move |txn, _| {
+                    for key in &rows {
+                        txn.put(RETENTION_DUE, key.clone(), Vec::new());
+                    }
+                    Ok(LocalOutcome {
+                        write: true,
+                        result: Vec::new(),
+                    })
+                }),
+            )
+            .await?;
+    }
+    cases.due_indexed.cases.store(true, Ordering::Release);
     tracing::info!(cases = n, "closed cases given their retention times");
     Ok(())
 }
@@ -606,14 +583,18 @@ fn due_rows(store: &dyn imi_store::ReadStore, now: u64) -> Result<Vec<DueRow>, A
 }
 
 /// Every case whose blocking or erasure is due at `now` and not done, in due-time order,
-/// found through [`RETENTION_DUE`] (every case read, before the rows exist).
+/// found through [`RETENTION_DUE`] (every case read, before this process indexed them).
 fn due_cases(
     store: &dyn imi_store::ReadStore,
     cases: &Cases,
     now: u64,
 ) -> Result<Vec<(CaseId, Due)>, AppError> {
     let mut out = Vec::new();
-    if store.get(RETENTION_DUE, DUE_INDEXED)?.is_none() {
+    if !cases
+        .due_indexed
+        .cases
+        .load(std::sync::atomic::Ordering::Acquire)
+    {
         let mut after = None;
         loop {
             let rows = Cases::scan_index(store, after.as_ref(), DUE_CHUNK)?;
@@ -735,6 +716,6 @@ pub async fn run_retention(
     reschedule(engine, cases, now).await?;
     // One purge for all the run's erasures, or for an earlier run's that did not finish.
     purge_pending(engine).await?;
-    report.alerts_erased = crate::alerts::erase_expired(engine, now).await?;
+    report.alerts_erased = crate::alerts::erase_expired(engine, cases, now).await?;
     Ok(report)
 }

@@ -525,8 +525,8 @@ async fn the_three_day_rules_and_expiry_run_on_the_nodes_clock() {
 
     // Retention reads the alerts' erasure times (`d/` rows: closed at, or valid until), not
     // every alert the node ever stored: the two closed ones and the expiring one have a row.
-    // A store written before those rows existed has none; the first run then gives every
-    // alert its row, once, and erases as before.
+    // A store written before those rows existed has none; the first run of a process gives
+    // every alert its row, and erases as before.
     let due_rows = || {
         let mut ids: Vec<Vec<u8>> = hu
             .rows(ALERTS)
@@ -563,7 +563,7 @@ async fn the_three_day_rules_and_expiry_run_on_the_nodes_clock() {
             .is_some()
     };
     assert!(shown(&on_time) && shown(&expiring));
-    let erased = alerts::erase_expired(hu.engine(), clock.now_ms())
+    let erased = alerts::erase_expired(hu.engine(), &cases, clock.now_ms())
         .await
         .unwrap();
     assert_eq!(erased, 2, "the two closed alerts");
@@ -575,7 +575,7 @@ async fn the_three_day_rules_and_expiry_run_on_the_nodes_clock() {
     );
     clock.advance(DAY);
     assert_eq!(
-        alerts::erase_expired(hu.engine(), clock.now_ms())
+        alerts::erase_expired(hu.engine(), &cases, clock.now_ms())
             .await
             .unwrap(),
         0,
@@ -594,7 +594,7 @@ async fn the_three_day_rules_and_expiry_run_on_the_nodes_clock() {
     .unwrap();
     clock.advance(DAY);
     assert_eq!(
-        alerts::erase_expired(hu.engine(), clock.now_ms())
+        alerts::erase_expired(hu.engine(), &cases, clock.now_ms())
             .await
             .unwrap(),
         0,
@@ -604,7 +604,7 @@ async fn the_three_day_rules_and_expiry_run_on_the_nodes_clock() {
     assert_eq!(due_rows(), ids(&[&expiring]), "the row of day 6 dropped");
     clock.advance(2 * DAY);
     assert_eq!(
-        alerts::erase_expired(hu.engine(), clock.now_ms())
+        alerts::erase_expired(hu.engine(), &cases, clock.now_ms())
             .await
             .unwrap(),
         1
