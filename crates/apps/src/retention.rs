@@ -502,13 +502,23 @@ fn next_due(
     cases: &Cases,
     id: &CaseId,
 ) -> Result<Option<u64>, AppError> {
-    let Some(ix) = Cases::index(store, id)? else {
-        return Ok(None);
-    };
+    match Cases::index(store, id)? {
+        Some(ix) => next_due_of(store, cases, id, &ix),
+        None => Ok(None),
+    }
+}
+
+/// [`next_due`] of a case whose index is `ix`.
+fn next_due_of(
+    store: &dyn imi_store::ReadStore,
+    cases: &Cases,
+    id: &CaseId,
+    ix: &crate::requests::CaseIndex,
+) -> Result<Option<u64>, AppError> {
     if !ix.terminal || is_erased(store, id)? {
         return Ok(None);
     }
-    let (block_at, delete_at) = times(cases, &ix);
+    let (block_at, delete_at) = times(cases, ix);
     Ok(Some(if is_blocked(store, id)? {
         delete_at
     } else {
@@ -530,8 +540,8 @@ async fn index_due(engine: &Engine, cases: &Cases) -> Result<(), AppError> {
     loop {
         let page = Cases::scan_index(store.as_ref(), after.as_ref(), DUE_CHUNK)?;
         let done = page.len() < DUE_CHUNK;
-        for (id, _) in page {
-            if let Some(at) = next_due(store.as_ref(), cases, &id)? {
+        for (id, ix) in page {
+            if let Some(at) = next_due_of(store.as_ref(), cases, &id, &ix)? {
                 rows.push(due_key(at, &id));
             }
             after = Some(id);
@@ -635,9 +645,9 @@ async fn reschedule(engine: &Engine, cases: &Cases, now: u64) -> Result<(), AppE
     let mut next = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for (_, id) in &rows {
+        // A case whose next time has passed too keeps its row: the next run acts on it.
         if let Some(id) = id.filter(|id| seen.insert(*id))
             && let Some(at) = next_due(store.as_ref(), cases, &id)?
-            && at > now
         {
             next.push(due_key(at, &id));
         }
