@@ -354,7 +354,7 @@ async fn index_due(engine: &Engine, cases: &Cases) -> Result<(), AppError> {
 /// every alert closed or past its validity at `now`, each in one commit with a `retention`
 /// leaf in the log, then compacts the column so the bytes leave the files. The alert's
 /// envelopes stay (the identity inside is sealed under the destroyed key), so its trail
-/// still verifies. How many were erased. It reads the [`DUE`] rows up to `now`, not every
+/// still verifies. How many were erased. It reads the `d/` rows up to `now`, not every
 /// alert the node ever stored.
 pub async fn erase_expired(
     engine: &Engine,
