@@ -40,7 +40,7 @@ use imi_protocol::fields::{
     SealedFields, open_fields, random_field_key, random_nonce, seal_fields,
 };
 use imi_protocol::{AuthorityId, CaseId, Draft, Kind, MessageId, NodeId, RejectCode, Timestamp};
-use imi_store::{Column, ReadStore};
+use imi_store::{Column, Durability, ReadStore, WriteBatch};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::registry::Registry;
 use serde::{Deserialize, Serialize};
@@ -330,20 +330,11 @@ async fn index_due(engine: &Engine, cases: &Cases) -> Result<(), AppError> {
     }
     let n = rows.len();
     if n > 0 {
-        engine
-            .local_step(
-                None,
-                Box::new(move |txn: &mut Txn<'_>, _: &LocalCtx| {
-                    for key in &rows {
-                        txn.put(ALERTS, key.clone(), Vec::new());
-                    }
-                    Ok(LocalOutcome {
-                        write: true,
-                        result: Vec::new(),
-                    })
-                }),
-            )
-            .await?;
+        let mut batch = WriteBatch::new();
+        for key in rows {
+            batch.put(ALERTS, key, Vec::new());
+        }
+        engine.write(batch, Durability::Sync).await?;
     }
     cases.due_indexed.alerts.store(true, Ordering::Release);
     tracing::info!(alerts = n, "alerts given their erasure times");
@@ -400,20 +391,11 @@ pub async fn erase_expired(
         return Err(e.into());
     }
     if !stale.is_empty() {
-        engine
-            .local_step(
-                None,
-                Box::new(move |txn: &mut Txn<'_>, _: &LocalCtx| {
-                    for key in &stale {
-                        txn.delete(ALERTS, key.clone());
-                    }
-                    Ok(LocalOutcome {
-                        write: true,
-                        result: Vec::new(),
-                    })
-                }),
-            )
-            .await?;
+        let mut batch = WriteBatch::new();
+        for key in stale {
+            batch.delete(ALERTS, key);
+        }
+        engine.write(batch, Durability::Sync).await?;
     }
     let mut erased = 0;
     for (id, due_row) in due {

@@ -23,7 +23,7 @@ use imi_audit::leaf::Leaf;
 use imi_engine::{Application, Engine, LocalOutcome, PeriodicJob, keys};
 use imi_protocol::CaseId;
 use imi_protocol::dates::DAY_MS;
-use imi_store::Column;
+use imi_store::{Column, Durability, WriteBatch};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -526,6 +526,25 @@ fn next_due_of(
     }))
 }
 
+/// Calls `f` with every case's index, [`DUE_CHUNK`] rows read at a time.
+fn for_each_case(
+    store: &dyn imi_store::ReadStore,
+    mut f: impl FnMut(CaseId, crate::requests::CaseIndex) -> Result<(), AppError>,
+) -> Result<(), AppError> {
+    let mut after = None;
+    loop {
+        let page = Cases::scan_index(store, after.as_ref(), DUE_CHUNK)?;
+        let done = page.len() < DUE_CHUNK;
+        for (id, ix) in page {
+            f(id, ix)?;
+            after = Some(id);
+        }
+        if done {
+            return Ok(());
+        }
+    }
+}
+
 /// Gives every case its [`RETENTION_DUE`] row of when it falls due as stored now (every
 /// case read once), at the first run of this process; rows already there stay (a row that
 /// is not due when reached is replaced).
@@ -535,37 +554,17 @@ async fn index_due(engine: &Engine, cases: &Cases) -> Result<(), AppError> {
         return Ok(());
     }
     let store = engine.reader();
-    let mut rows = Vec::new();
-    let mut after = None;
-    loop {
-        let page = Cases::scan_index(store.as_ref(), after.as_ref(), DUE_CHUNK)?;
-        let done = page.len() < DUE_CHUNK;
-        for (id, ix) in page {
-            if let Some(at) = next_due_of(store.as_ref(), cases, &id, &ix)? {
-                rows.push(due_key(at, &id));
-            }
-            after = Some(id);
+    let mut rows = WriteBatch::new();
+    let mut n = 0usize;
+    for_each_case(store.as_ref(), |id, ix| {
+        if let Some(at) = next_due_of(store.as_ref(), cases, &id, &ix)? {
+            rows.put(RETENTION_DUE, due_key(at, &id), Vec::new());
+            n += 1;
         }
-        if done {
-            break;
-        }
-    }
-    let n = rows.len();
+        Ok(())
+    })?;
     if n > 0 {
-        engine
-            .local_step(
-                None,
-                Box::new(move |txn, _| {
-                    for key in &rows {
-                        txn.put(RETENTION_DUE, key.clone(), Vec::new());
-                    }
-                    Ok(LocalOutcome {
-                        write: true,
-                        result: Vec::new(),
-                    })
-                }),
-            )
-            .await?;
+        engine.write(rows, Durability::Sync).await?;
     }
     cases.due_indexed.cases.store(true, Ordering::Release);
     tracing::info!(cases = n, "closed cases given their retention times");
@@ -605,20 +604,13 @@ fn due_cases(
         .cases
         .load(std::sync::atomic::Ordering::Acquire)
     {
-        let mut after = None;
-        loop {
-            let rows = Cases::scan_index(store, after.as_ref(), DUE_CHUNK)?;
-            let done = rows.len() < DUE_CHUNK;
-            for (id, ix) in rows {
-                if let Some(d) = due(store, cases, &id, &ix, now)? {
-                    out.push((id, d));
-                }
-                after = Some(id);
+        for_each_case(store, |id, ix| {
+            if let Some(d) = due(store, cases, &id, &ix, now)? {
+                out.push((id, d));
             }
-            if done {
-                return Ok(out);
-            }
-        }
+            Ok(())
+        })?;
+        return Ok(out);
     }
     let mut seen = std::collections::HashSet::new();
     for (_, id) in due_rows(store, now)? {
@@ -642,33 +634,20 @@ async fn reschedule(engine: &Engine, cases: &Cases, now: u64) -> Result<(), AppE
     if rows.is_empty() {
         return Ok(());
     }
-    let mut next = Vec::new();
+    let mut batch = WriteBatch::new();
+    for (key, _) in &rows {
+        batch.delete(RETENTION_DUE, key.clone());
+    }
     let mut seen = std::collections::HashSet::new();
     for (_, id) in &rows {
         // A case whose next time has passed too keeps its row: the next run acts on it.
         if let Some(id) = id.filter(|id| seen.insert(*id))
             && let Some(at) = next_due(store.as_ref(), cases, &id)?
         {
-            next.push(due_key(at, &id));
+            batch.put(RETENTION_DUE, due_key(at, &id), Vec::new());
         }
     }
-    engine
-        .local_step(
-            None,
-            Box::new(move |txn, _| {
-                for (key, _) in &rows {
-                    txn.delete(RETENTION_DUE, key.clone());
-                }
-                for key in &next {
-                    txn.put(RETENTION_DUE, key.clone(), Vec::new());
-                }
-                Ok(LocalOutcome {
-                    write: true,
-                    result: Vec::new(),
-                })
-            }),
-        )
-        .await?;
+    engine.write(batch, Durability::Sync).await?;
     Ok(())
 }
 
