@@ -80,6 +80,10 @@ pub struct RunArgs {
     /// End after the summary (default: restart the nodes and serve until Ctrl-C).
     #[arg(long)]
     pub exit: bool,
+    /// Override a setting in every member's node.toml after the scenario's own
+    /// (`--set store.block_cache_bytes=4194304`), e.g. to size the nodes for the machine.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
 }
 
 impl Default for RunArgs {
@@ -95,6 +99,7 @@ impl Default for RunArgs {
             concurrency: 48,
             json: false,
             exit: true,
+            set: Vec::new(),
         }
     }
 }
@@ -460,6 +465,7 @@ pub async fn run(scenario: &Scenario, args: &RunArgs, bin: &Path, dir: &Path) ->
             "engine.backoff_max_ms=2000".into(),
         ],
     )?;
+    federation::override_configs(dir, &members, &args.set)?;
     if let Some(p) = &proxies {
         for id in &members {
             federation::override_configs(
