@@ -304,6 +304,7 @@ fn the_runtime_has_the_configured_workers() {
     for (set, want) in [(1, 1), (3, 3), (0, cores)] {
         let rt = RuntimeSection {
             worker_threads: set,
+            ..RuntimeSection::default()
         }
         .runtime()
         .unwrap();
@@ -316,4 +317,56 @@ fn the_runtime_has_the_configured_workers() {
     )
     .unwrap();
     assert_eq!(cfg.runtime.workers(), 1);
+}
+
+/// `runtime.blocking_threads` caps the blocking pool: twice as many tasks as threads, each
+/// held at a gate until all are spawned, run on exactly that many threads (without the cap
+/// every task would get a thread of its own); `0` is two per core within 4..=16.
+#[test]
+fn the_blocking_pool_has_at_most_the_configured_threads() {
+    use imi_node::config::RuntimeSection;
+    use std::sync::{Arc, Condvar, Mutex};
+    let cores = std::thread::available_parallelism().unwrap().get();
+    assert_eq!(
+        RuntimeSection::default().blocking(),
+        (2 * cores).clamp(4, 16)
+    );
+    let cap = 3;
+    let rt = RuntimeSection {
+        blocking_threads: cap,
+        ..RuntimeSection::default()
+    }
+    .runtime()
+    .unwrap();
+    // (tasks started, gate open), and the threads the tasks ran on.
+    let state = Arc::new((Mutex::new((0usize, false)), Condvar::new()));
+    let threads = Arc::new(Mutex::new(std::collections::HashSet::new()));
+    let tasks: Vec<_> = (0..2 * cap)
+        .map(|_| {
+            let (state, threads) = (state.clone(), threads.clone());
+            rt.spawn_blocking(move || {
+                threads.lock().unwrap().insert(std::thread::current().id());
+                let (lock, cv) = &*state;
+                let mut s = lock.lock().unwrap();
+                s.0 += 1;
+                cv.notify_all();
+                while !s.1 {
+                    s = cv.wait(s).unwrap();
+                }
+            })
+        })
+        .collect();
+    {
+        let (lock, cv) = &*state;
+        let mut s = cv.wait_while(lock.lock().unwrap(), |s| s.0 < cap).unwrap();
+        s.1 = true;
+        cv.notify_all();
+    }
+    rt.block_on(async {
+        for t in tasks {
+            t.await.unwrap();
+        }
+    });
+    assert_eq!(state.0.lock().unwrap().0, 2 * cap);
+    assert_eq!(threads.lock().unwrap().len(), cap);
 }
