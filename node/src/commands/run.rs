@@ -9,11 +9,18 @@ use std::path::Path;
 ///   to eight arenas per core, one per thread that meets contention, and each keeps freed
 ///   memory for itself: `imi-sim bench exchange` peaked at 100–103 MiB per node with the
 ///   default and 77 MiB with 2, at the same throughput (BENCHMARKS.md).
+/// * `MALLOC_MMAP_THRESHOLD_=131072`: glibc's malloc maps blocks of 128 KiB and more on
+///   their own and unmaps them when freed, but by default raises that threshold to the
+///   largest such block freed so far, after which RocksDB's memtable blocks (256 KiB each)
+///   come from the heap, and the heap keeps the most the memtables ever held. Fixed, each
+///   block goes back to the system with its flushed memtable: 31 nodes of a simulated year
+///   took 150 MiB less together at the same CPU (BENCHMARKS.md).
 /// * `MIMALLOC_PURGE_DELAY=0` and `MIMALLOC_ARENA_EAGER_COMMIT=0`: mimalloc (the Rust side's
 ///   allocator) returns freed pages at once and commits its arenas as they are used. With its
 ///   defaults a node started at 116–125 MiB RSS instead of 51 (BENCHMARKS.md, "Allocator").
 pub const ALLOCATOR_ENV: &[(&str, &str)] = &[
     ("MALLOC_ARENA_MAX", "2"),
+    ("MALLOC_MMAP_THRESHOLD_", "131072"),
     ("MIMALLOC_PURGE_DELAY", "0"),
     ("MIMALLOC_ARENA_EAGER_COMMIT", "0"),
 ];

@@ -236,8 +236,8 @@ fn under_systemd_the_node_notifies_ready_pings_the_watchdog_and_notifies_stoppin
     assert!(st.success(), "{st}");
 }
 
-/// The node re-executes itself with its allocators' settings (`MALLOC_ARENA_MAX=2` for
-/// glibc's, `MIMALLOC_PURGE_DELAY=0` and `MIMALLOC_ARENA_EAGER_COMMIT=0` for mimalloc's;
+/// The node re-executes itself with its allocators' settings (`MALLOC_ARENA_MAX=2` and
+/// `MALLOC_MMAP_THRESHOLD_=131072` for glibc's, `MIMALLOC_PURGE_DELAY=0` and `MIMALLOC_ARENA_EAGER_COMMIT=0` for mimalloc's;
 /// BENCHMARKS.md), keeping its process id, each unless the operator set it.
 #[test]
 fn the_node_sets_its_allocators_unless_the_operator_chose() {
@@ -247,7 +247,7 @@ fn the_node_sets_its_allocators_unless_the_operator_chose() {
         let mut vars: Vec<String> = raw
             .split(|b| *b == 0)
             .map(|v| String::from_utf8_lossy(v).into_owned())
-            .filter(|v| v.starts_with("MALLOC_ARENA_MAX=") || v.starts_with("MIMALLOC_"))
+            .filter(|v| v.starts_with("MALLOC_") || v.starts_with("MIMALLOC_"))
             .collect();
         vars.sort();
         vars
@@ -257,6 +257,7 @@ fn the_node_sets_its_allocators_unless_the_operator_chose() {
         environ(&de),
         [
             "MALLOC_ARENA_MAX=2",
+            "MALLOC_MMAP_THRESHOLD_=131072",
             "MIMALLOC_ARENA_EAGER_COMMIT=0",
             "MIMALLOC_PURGE_DELAY=0"
         ]
@@ -264,12 +265,17 @@ fn the_node_sets_its_allocators_unless_the_operator_chose() {
     let hu = NodeProc::start_env(
         &fed,
         "HU",
-        &[("MALLOC_ARENA_MAX", "4"), ("MIMALLOC_PURGE_DELAY", "10")],
+        &[
+            ("MALLOC_ARENA_MAX", "4"),
+            ("MALLOC_MMAP_THRESHOLD_", "262144"),
+            ("MIMALLOC_PURGE_DELAY", "10"),
+        ],
     );
     assert_eq!(
         environ(&hu),
         [
             "MALLOC_ARENA_MAX=4",
+            "MALLOC_MMAP_THRESHOLD_=262144",
             "MIMALLOC_ARENA_EAGER_COMMIT=0",
             "MIMALLOC_PURGE_DELAY=10"
         ]
