@@ -13,8 +13,9 @@ use std::path::Path;
 ///   their own and unmaps them when freed, but by default raises that threshold to the
 ///   largest such block freed so far, after which RocksDB's memtable blocks (256 KiB each)
 ///   come from the heap, and the heap keeps the most the memtables ever held. Fixed, each
-///   block goes back to the system with its flushed memtable: 31 nodes of a simulated year
-///   took 150 MiB less together at the same CPU (BENCHMARKS.md).
+///   block goes back to the system with its flushed memtable: the simulator's 31 nodes took
+///   150 MiB less together at scale 0.05 (CPU within the runs' noise) and about 200 MiB
+///   less over the full year (BENCHMARKS.md).
 /// * `MIMALLOC_PURGE_DELAY=0` and `MIMALLOC_ARENA_EAGER_COMMIT=0`: mimalloc (the Rust side's
 ///   allocator) returns freed pages at once and commits its arenas as they are used. With its
 ///   defaults a node started at 116–125 MiB RSS instead of 51 (BENCHMARKS.md, "Allocator").

@@ -14,17 +14,43 @@ use imi_e2e::{HEAVY, lock, node_bin};
 use imi_sim::model::Scenario;
 use imi_sim::scenario::{self, RunArgs, Summary};
 
-fn run(name: &str, scale: f64, wall_s: Option<f64>) -> Summary {
+/// Runs scenario `name`; `set` are `--set` overrides (`key.path=value`, an integer value),
+/// each then checked in every member's node.toml.
+fn run(name: &str, scale: f64, wall_s: Option<f64>, set: &[&str]) -> Summary {
     let scenario = Scenario::load(name).unwrap_or_else(|e| panic!("{name}: {e:#}"));
     let dir = tempfile::tempdir().unwrap();
     let args = RunArgs {
         scenario: name.into(),
         scale,
         wall_s,
+        set: set.iter().map(|s| (*s).to_owned()).collect(),
         ..RunArgs::default()
     };
     let summary = scenario::run_blocking(&scenario, &args, &node_bin(), dir.path())
         .unwrap_or_else(|e| panic!("{name}: {e:#}"));
+    let configs: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path().join("node.toml"))
+        .filter(|p| p.exists())
+        .collect();
+    assert_eq!(configs.len(), summary.nodes, "{name}: node.toml files");
+    for (key, value) in set.iter().map(|s| s.split_once('=').unwrap()) {
+        for path in &configs {
+            let doc: toml::Table = std::fs::read_to_string(path).unwrap().parse().unwrap();
+            let mut at = &toml::Value::Table(doc);
+            for part in key.split('.') {
+                at = at
+                    .get(part)
+                    .unwrap_or_else(|| panic!("{}: no {key}", path.display()));
+            }
+            assert_eq!(
+                at.as_integer(),
+                value.parse().ok(),
+                "{}: {key}",
+                path.display()
+            );
+        }
+    }
     let failed: Vec<_> = summary.checks.iter().filter(|c| !c.ok).collect();
     assert!(failed.is_empty(), "{name}: {failed:#?}");
     assert_eq!(summary.lost, 0, "{name}");
@@ -59,7 +85,7 @@ fn run(name: &str, scale: f64, wall_s: Option<f64>) -> Summary {
 #[test]
 fn a_node_down_for_a_simulated_week_loses_nothing() {
     let _g = lock(&HEAVY);
-    let s = run("node-down", 0.2, None);
+    let s = run("node-down", 0.2, None, &[]);
     assert_eq!(s.faults.len(), 1, "{:?}", s.faults);
     assert!(s.faults[0].recovery_s.is_some(), "{:?}", s.faults);
 }
@@ -67,7 +93,7 @@ fn a_node_down_for_a_simulated_week_loses_nothing() {
 #[test]
 fn a_partition_that_heals_loses_nothing() {
     let _g = lock(&HEAVY);
-    let s = run("partition", 0.2, None);
+    let s = run("partition", 0.2, None, &[]);
     assert_eq!(s.faults.len(), 1, "{:?}", s.faults);
     assert!(s.faults[0].fault.starts_with("partition"), "{:?}", s.faults);
 }
@@ -75,14 +101,16 @@ fn a_partition_that_heals_loses_nothing() {
 #[test]
 fn three_sigkills_mid_traffic_lose_nothing() {
     let _g = lock(&HEAVY);
-    let s = run("kills", 0.2, None);
+    // With a setting of `--set` for every node (the default on two cores, so the run is
+    // the same).
+    let s = run("kills", 0.2, None, &["runtime.blocking_threads=4"]);
     assert_eq!(s.faults.len(), 3, "{:?}", s.faults);
 }
 
 #[test]
 fn the_2021_scoreboard_is_reproduced_by_31_nodes() {
     let _g = lock(&HEAVY);
-    let s = run("scoreboard-2021", 0.02, Some(150.0));
+    let s = run("scoreboard-2021", 0.02, Some(150.0), &[]);
     assert_eq!(s.nodes, 31);
     assert_eq!(s.countries, 30);
     // Memory at one instant: no more than the nodes' own peaks summed, and less as PSS, since
