@@ -343,7 +343,7 @@ impl RuntimeSection {
     /// The number of async worker threads: `worker_threads`, or one per core.
     pub fn workers(&self) -> usize {
         match self.worker_threads {
-            0 => std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+            0 => cores(),
             n => n,
         }
     }
@@ -352,10 +352,7 @@ impl RuntimeSection {
     /// 4..=16.
     pub fn blocking(&self) -> usize {
         match self.blocking_threads {
-            0 => std::thread::available_parallelism()
-                .map_or(1, std::num::NonZero::get)
-                .saturating_mul(2)
-                .clamp(4, 16),
+            0 => cores().saturating_mul(2).clamp(4, 16),
             n => n,
         }
     }
@@ -369,6 +366,11 @@ impl RuntimeSection {
             .enable_all()
             .build()
     }
+}
+
+/// The machine's cores as the process may use them (1 if unknown).
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
 }
 
 /// Logging.
