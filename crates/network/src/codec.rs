@@ -173,8 +173,11 @@ impl FrameCodec {
             self.too_large(what, size)
                 .into_io(io::ErrorKind::InvalidInput)
         })?;
-        io.write_all(&prefix.to_be_bytes()).await?;
-        io.write_all(body).await?;
+        // One write, so one Yamux frame: the prefix alone would be a frame of its own.
+        let mut frame = Vec::with_capacity(body.len().saturating_add(4));
+        frame.extend_from_slice(&prefix.to_be_bytes());
+        frame.extend_from_slice(body);
+        io.write_all(&frame).await?;
         io.flush().await
     }
 }

@@ -120,8 +120,18 @@
 //! alone is read at full speed. [`NetworkClient::read_pacing`] reports the pauses.
 //! Connections are matched to their peer by the remote socket address of the transport's
 //! endpoint; one dialed by name (`/dns4/…`) keeps its own bucket.
+//!
+//! ## Socket writes
+//!
+//! Yamux flushes after every frame it writes, and each flush would be a Noise frame and a
+//! `send` of its own: the stream's protocol proposal, the body and the stream's close on one
+//! side, the echo, the answer and the close on the other. Between Noise and Yamux the
+//! connection's flushes wait for its next read, which Yamux's loop reaches once no stream has
+//! a frame queued, or for its close (`coalesce`), so what one poll of a connection writes
+//! leaves in one `send`. [`NetworkClient::socket_writes`] counts the writes.
 
 pub mod batch;
+mod coalesce;
 pub mod codec;
 mod pacing;
 mod task;
@@ -552,6 +562,12 @@ impl NetworkClient {
     /// [Read pacing](crate#read-pacing)).
     pub fn read_pacing(&self) -> ReadPacing {
         self.pacer.stats()
+    }
+
+    /// Writes to the sockets of this node's connections since the network started (each a
+    /// `send` system call; see [Socket writes](crate#socket-writes)).
+    pub fn socket_writes(&self) -> u64 {
+        self.pacer.socket_writes()
     }
 
     /// What batching has done since the network started (see [Batches](crate#batches)).

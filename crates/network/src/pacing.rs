@@ -82,6 +82,8 @@ pub(crate) struct Pacer {
     unbound: Mutex<Vec<(SocketAddr, Weak<Slot>)>>,
     pauses: AtomicU64,
     paused_micros: AtomicU64,
+    /// Writes to the connections' sockets that wrote something.
+    writes: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -122,6 +124,7 @@ impl Pacer {
             unbound: Mutex::new(Vec::new()),
             pauses: AtomicU64::new(0),
             paused_micros: AtomicU64::new(0),
+            writes: AtomicU64::new(0),
         })
     }
 
@@ -130,6 +133,11 @@ impl Pacer {
             pauses: self.pauses.load(Ordering::Relaxed),
             paused: Duration::from_micros(self.paused_micros.load(Ordering::Relaxed)),
         }
+    }
+
+    /// Writes to the connections' sockets since the network started.
+    pub(crate) fn socket_writes(&self) -> u64 {
+        self.writes.load(Ordering::Relaxed)
     }
 
     fn lane(&self) -> Arc<Lane> {
@@ -253,6 +261,13 @@ impl<S> Paced<S> {
         ))
     }
 
+    /// Counts a write of `n` bytes to the socket.
+    fn count_write(&self, n: usize) {
+        if n > 0 {
+            self.pacer.writes.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     /// Charges `n` bytes just read to the lane.
     fn charge(&self, n: usize) {
         if self.pacer.bytes_per_second == 0 || n == 0 {
@@ -312,7 +327,10 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Paced<S> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+        let this = self.get_mut();
+        let n = ready!(Pin::new(&mut this.inner).poll_write(cx, buf))?;
+        this.count_write(n);
+        Poll::Ready(Ok(n))
     }
 
     fn poll_write_vectored(
@@ -320,7 +338,10 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Paced<S> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        let n = ready!(Pin::new(&mut this.inner).poll_write_vectored(cx, bufs))?;
+        this.count_write(n);
+        Poll::Ready(Ok(n))
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -186,7 +186,7 @@ fn build_swarm(
             if let Some(remote) = remote_socket_addr(endpoint) {
                 bind.bind(remote, *peer);
             }
-            yamux::Config::default()
+            crate::coalesce::CoalescedYamux(yamux::Config::default())
         });
     let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()

@@ -1204,3 +1204,34 @@ async fn a_batch_counts_its_requests_in_the_per_peer_window() {
     a.stop().await;
     b.stop().await;
 }
+
+/// What one poll of a connection writes leaves in one `send` (`coalesce`): a request is the
+/// dialer's proposal, body and close in one write; the answer is the listener's echo, then
+/// its body and close. Without it each Yamux frame was a write of its own: seven per
+/// exchange for the two sides, nine before the length prefix and the body went in one write
+/// (BENCHMARKS.md, *One socket write per poll*).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exchange_takes_few_socket_writes() {
+    let config = NetworkConfig {
+        batching: false,
+        ..local_config(1024 * 1024)
+    };
+    let (mut a, b, _b_seen) = pair(config.clone(), config).await;
+    connected_and_identified(&mut a, b.peer).await;
+    let before = a.client.socket_writes() + b.client.socket_writes();
+    const EXCHANGES: u64 = 50;
+    for i in 0..EXCHANGES {
+        let body = vec![u8::try_from(i).unwrap(); 1500];
+        let reply = guarded("a response", a.client.request(b.peer, body.clone())).await;
+        assert_eq!(reply.unwrap(), expected(&body));
+    }
+    let writes = a.client.socket_writes() + b.client.socket_writes() - before;
+    // Three per exchange, and a ping or identify push of either side meanwhile.
+    assert!(writes >= EXCHANGES, "{writes} writes: the counter counts");
+    assert!(
+        writes <= 3 * EXCHANGES + 8,
+        "{writes} socket writes for {EXCHANGES} exchanges"
+    );
+    a.stop().await;
+    b.stop().await;
+}
