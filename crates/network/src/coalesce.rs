@@ -100,7 +100,7 @@ impl<C: AsyncWrite + Unpin> AsyncWrite for Coalesce<C> {
 }
 
 /// Yamux over [`Coalesce`]: the upgrade `multiplex_ext` is given.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub(crate) struct CoalescedYamux(pub libp2p::yamux::Config);
 
 fn wrap<C>(inner: C) -> Coalesce<C> {

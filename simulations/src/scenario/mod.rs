@@ -465,7 +465,9 @@ pub async fn run(scenario: &Scenario, args: &RunArgs, bin: &Path, dir: &Path) ->
             // a tenth as many envelopes to the Commission (scale 0.05: 62,330 -> 56,262
             // envelopes in all, node CPU -13 %; BENCHMARKS.md). The end of the run waits for
             // the Commission to hold every case's final facts, however long that takes.
-            "engine.job_interval_ms={ prune = 0, redial = 1000, retention = 5000, checkpoint = 30000, fact-report = 5000 }".into(),
+            format!(
+                "engine.job_interval_ms={{ prune = 0, redial = 1000, retention = 5000, checkpoint = 30000, fact-report = {FACT_REPORT_MS} }}"
+            ),
             "engine.backoff_max_ms=2000".into(),
         ],
     )?;
@@ -513,6 +515,10 @@ pub async fn run(scenario: &Scenario, args: &RunArgs, bin: &Path, dir: &Path) ->
         }
     }
 }
+
+/// How often each member's `fact-report` job runs in a scenario, wall milliseconds (the
+/// node's default is 500): see the override in [`run`].
+pub const FACT_REPORT_MS: u64 = 5_000;
 
 /// The period's wall seconds that would let a machine which answered `answered` of
 /// `planned` API steps in `period_wall_s` play them all, with a fifth to spare, rounded up

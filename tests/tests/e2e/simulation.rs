@@ -113,14 +113,14 @@ fn the_2021_scoreboard_is_reproduced_by_31_nodes() {
     let s = run("scoreboard-2021", 0.02, Some(150.0), &[]);
     assert_eq!(s.nodes, 31);
     assert_eq!(s.countries, 30);
-    // Each member reports its facts every 5 wall seconds, whatever is pending in one
-    // envelope: at most one report envelope per member per run of the job (there were
-    // about six times as many with the job every 0.5 s).
+    // Each member reports its facts every `FACT_REPORT_MS` (5 wall seconds), whatever is
+    // pending in one envelope: at most one report envelope per member per run of the job
+    // (there were about six times as many with the job every 0.5 s).
     let reports: u64 = ["imi.fact", "imi.facts"]
         .iter()
         .map(|k| s.envelopes_by_kind.get(*k).copied().unwrap_or(0))
         .sum();
-    let runs = (s.wall_s / 5.0).ceil() as u64 + 2;
+    let runs = (s.wall_s * 1000.0 / scenario::FACT_REPORT_MS as f64).ceil() as u64 + 2;
     assert!(
         reports > 0 && reports <= 30 * runs,
         "{reports} fact report envelopes in {} s",
