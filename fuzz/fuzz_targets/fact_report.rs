@@ -1,23 +1,26 @@
 //! Fact reports: the body of an `imi.fact` envelope (`imi_apps::facts::FactReport`), of an
-//! `imi.facts` envelope (a list of them), or of an `imi.usage` envelope (`imi_scoreboard::usage::UsageFact`), and what the Commission
+//! `imi.facts` envelope (a list of them), or of an `imi.usage` envelope (`imi_scoreboard::usage::UsageFact`) or an `imi.usages`
+//! envelope (a list of those), and what the Commission
 //! node does with one — `FactApp::apply` (`crates/apps/src/facts.rs`): decode,
 //! the fact's validation, the case and side checks, the parties and timeline checks against
 //! the reports held — over an in-memory store.
 //!
 //! Input: a selector byte (bits 0-1: what `EU` holds for the fixture case — nothing, AT's
 //! requester report, DE's responder report, both; bits 2-3: the sending node; bit 4: the
-//! envelope names another case; bit 5: the envelope is `imi.usage`; bit 6, without bit 5:
-//! the envelope is `imi.facts`, naming no case unless bit 4), then the body.
+//! envelope names another case; bit 5: the envelope is `imi.usage`; bit 6: the envelope is
+//! `imi.facts` (without bit 5) or `imi.usages` (with it), naming no case unless bit 4),
+//! then the body.
 //!
 //! Asserts: no panic; a body that decodes round-trips (decode → encode → decode, fixed
 //! point); refusals carry an application code, never a kernel one; an accepted report
 //! decoded, validates, is the sender's own side, has its times in order and a plausible
 //! number of steps; an accepted `imi.facts` body is a list of 1 to 64 such reports, its
 //! header naming no case; an accepted usage fact decoded, validates, names the envelope's case and
-//! is the sender's.
+//! is the sender's; an accepted `imi.usages` body is a list of 1 to 64 facts that validate
+//! and are the sender's, its header naming no case.
 #![no_main]
 
-use imi_apps::facts::{FactApp, FactReport, MAX_BATCH_REPORTS, timeline_ordered};
+use imi_apps::facts::{FactApp, FactReport, MAX_BATCH_REPORTS, MAX_BATCH_USAGE, timeline_ordered};
 use imi_engine::{Application, Inbound, Txn};
 use imi_fuzz_fixtures::cases::CASE;
 use imi_fuzz_fixtures::wire::fact_report;
@@ -108,8 +111,19 @@ fuzz_target!(|data: &[u8]| {
     };
     let mut h = header(from, case);
     if sel & 0x20 != 0 {
-        h.kind = Kind::new(Kind::USAGE).unwrap();
-        let usage = ciborium::from_reader::<UsageFact, _>(body).ok();
+        let batch = sel & 0x40 != 0;
+        let usage = if batch {
+            h.kind = Kind::new(Kind::USAGES).unwrap();
+            if sel & 0x10 == 0 {
+                h.case = None;
+            }
+            ciborium::from_reader::<Vec<UsageFact>, _>(body).ok()
+        } else {
+            h.kind = Kind::new(Kind::USAGE).unwrap();
+            ciborium::from_reader::<UsageFact, _>(body)
+                .ok()
+                .map(|u| vec![u])
+        };
         let msg = Inbound {
             header: &h,
             body,
@@ -119,10 +133,18 @@ fuzz_target!(|data: &[u8]| {
         let mut txn = Txn::detached(store);
         match f.app.apply(&msg, &mut txn) {
             Ok(()) => {
-                let u = usage.expect("accepted a usage body that does not decode");
-                assert!(u.validate().is_ok(), "accepted an invalid usage fact");
-                assert_eq!(u.id, case.to_string());
-                assert_eq!(u.sender, from.as_str());
+                let facts = usage.expect("accepted a usage body that does not decode");
+                if batch {
+                    assert!(h.case.is_none(), "accepted a usage batch naming a case");
+                    assert!((1..=MAX_BATCH_USAGE).contains(&facts.len()));
+                }
+                for u in facts {
+                    assert!(u.validate().is_ok(), "accepted an invalid usage fact");
+                    if !batch {
+                        assert_eq!(u.id, case.to_string());
+                    }
+                    assert_eq!(u.sender, from.as_str());
+                }
             }
             Err(RejectCode::Application(code)) => assert!(!code.is_empty()),
             Err(other) => panic!("refused with a kernel code: {other:?}"),

@@ -61,6 +61,9 @@ impl Kind {
     /// A usage fact for the Commission node (a notification, alert or repository entry
     /// sent): the body is a CBOR `UsageFact` (`imi-scoreboard`).
     pub const USAGE: &'static str = "imi.usage";
+    /// Several usage facts in one envelope (no case in the header): the body is a CBOR
+    /// array of 1 to 64 `UsageFact`s, each checked as an `imi.usage` body would be.
+    pub const USAGES: &'static str = "imi.usages";
     /// A newer governance-signed trust list, passed on by the member that accepted it: the
     /// body is the trust list's COSE_Sign1 bytes as issued.
     pub const TRUST_LIST: &'static str = "imi.trust-list";
@@ -78,6 +81,7 @@ impl Kind {
         Self::REPOSITORY_ENTRY,
         Self::ALERT,
         Self::USAGE,
+        Self::USAGES,
         Self::TRUST_LIST,
     ];
 

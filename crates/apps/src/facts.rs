@@ -25,7 +25,9 @@
 //! **Usage facts.** Sending a notification, an alert or a new repository entry writes, in
 //! the same commit, its [`UsageFact`] (kind, type, sending and recipient countries, signed
 //! send time, late) to `usage` and `usage_pending`; the same reporter sends it as
-//! [`KIND_USAGE`]. The Commission node accepts one only from the sending country, about an
+//! [`KIND_USAGE`] (several pending together as [`KIND_USAGES`] envelopes of up to
+//! [`MAX_BATCH_USAGE`], checked one by one and kept all or none, as the fact reports of a
+//! [`KIND_FACTS`]). The Commission node accepts one only from the sending country, about an
 //! exchange sent in the year before the report and not after it (one minute of clock skew
 //! allowed), and keeps one per sender
 //! and id (a resend of the same fact is accepted and changes nothing; a different one is
@@ -60,6 +62,10 @@ pub const FACTS: Column = "facts";
 pub const FACTS_PENDING: Column = "facts_pending";
 /// The envelope kind of usage facts.
 pub const KIND_USAGE: &str = imi_protocol::Kind::USAGE;
+/// The envelope kind of several usage facts at once (a CBOR array, no case in the header).
+pub const KIND_USAGES: &str = imi_protocol::Kind::USAGES;
+/// Most usage facts in one [`KIND_USAGES`] envelope (about 12 KiB of body).
+pub const MAX_BATCH_USAGE: usize = 64;
 /// Usage facts: a member node's own, by exchange id; the Commission node's, by sending
 /// country and id.
 pub const USAGE: Column = "usage";
@@ -224,7 +230,7 @@ impl Application for FactReporter {
         "fact-reporter"
     }
     fn sends(&self) -> &'static [&'static str] {
-        &[KIND_FACT, KIND_FACTS, KIND_USAGE]
+        &[KIND_FACT, KIND_FACTS, KIND_USAGE, KIND_USAGES]
     }
     fn columns(&self) -> &'static [Column] {
         &[FACTS, FACTS_PENDING, USAGE, USAGE_PENDING]
@@ -246,26 +252,43 @@ impl Application for FactReporter {
     }
 }
 
-/// Enqueues every pending report and usage fact once; returns how many.
+/// Enqueues every pending report and usage fact once (up to [`REPORTS_PER_RUN`] of each);
+/// returns how many.
 pub async fn report_pending(engine: &Engine, to: NodeId) -> Result<usize, AppError> {
-    let facts = send_reports(engine, to).await?;
-    let route = |key: &[u8]| Some((to, CaseId::from_slice(key)));
-    let usage = engine
-        .send_pending(USAGE_PENDING, KIND_USAGE, route)
-        .await?;
+    let facts = send_batched(
+        engine,
+        to,
+        FACTS_PENDING,
+        (KIND_FACT, KIND_FACTS),
+        MAX_BATCH_REPORTS,
+    )
+    .await?;
+    let usage = send_batched(
+        engine,
+        to,
+        USAGE_PENDING,
+        (KIND_USAGE, KIND_USAGES),
+        MAX_BATCH_USAGE,
+    )
+    .await?;
     Ok(facts + usage)
 }
 
-/// Sends the pending fact reports (up to [`REPORTS_PER_RUN`]): a lone one as [`KIND_FACT`],
-/// several as [`KIND_FACTS`] envelopes of up to [`MAX_BATCH_REPORTS`]; each envelope in one
-/// commit with the clearing of its rows. Returns how many reports were sent.
-async fn send_reports(engine: &Engine, to: NodeId) -> Result<usize, AppError> {
-    let rows = engine
-        .reader()
-        .scan_prefix(FACTS_PENDING, &[], REPORTS_PER_RUN)?;
+/// Sends the pending rows of `col` (fact reports or usage facts, keyed by their case or
+/// exchange id; up to [`REPORTS_PER_RUN`]): a lone one as `single`, its id in the header,
+/// several as `batch` envelopes of up to `max` (a CBOR array, no case in the header); each
+/// envelope in one commit with the clearing of its rows. Returns how many rows were sent.
+async fn send_batched(
+    engine: &Engine,
+    to: NodeId,
+    col: Column,
+    (single, batch): (&str, &str),
+    max: usize,
+) -> Result<usize, AppError> {
+    let rows = engine.reader().scan_prefix(col, &[], REPORTS_PER_RUN)?;
     let authority = engine.operations_authority()?;
     let mut sent = 0;
-    for chunk in rows.chunks(MAX_BATCH_REPORTS) {
+    for chunk in rows.chunks(max) {
         let draft = |kind: &str, case, body| -> Result<Draft, AppError> {
             Ok(Draft {
                 kind: Kind::new(kind).map_err(|e| AppError::Internal(e.to_string()))?,
@@ -278,15 +301,13 @@ async fn send_reports(engine: &Engine, to: NodeId) -> Result<usize, AppError> {
             })
         };
         if let [(key, value)] = chunk {
-            let d = draft(KIND_FACT, CaseId::from_slice(key), value.clone())?;
+            let d = draft(single, CaseId::from_slice(key), value.clone())?;
             engine
-                .send_and_clear(d, FACTS_PENDING, key.clone(), value.clone())
+                .send_and_clear(d, col, key.clone(), value.clone())
                 .await?;
         } else {
-            let d = draft(KIND_FACTS, None, cbor_array(chunk.iter().map(|(_, v)| v)))?;
-            engine
-                .send_and_clear_all(d, FACTS_PENDING, chunk.to_vec())
-                .await?;
+            let d = draft(batch, None, cbor_array(chunk.iter().map(|(_, v)| v)))?;
+            engine.send_and_clear_all(d, col, chunk.to_vec()).await?;
         }
         sent += chunk.len();
     }
@@ -340,6 +361,24 @@ fn array_len(body: &[u8]) -> Option<u64> {
         27 => be(8),
         _ => None,
     }
+}
+
+/// The items of a batch envelope (`imi.facts`, `imi.usages`): 1 to `max` of them, counted
+/// before anything is decoded (nothing of a list too long is). A batch names no case in its
+/// header: each item names its own.
+fn batch<T: serde::de::DeserializeOwned>(
+    msg: &Inbound<'_>,
+    max: usize,
+) -> Result<Vec<T>, RejectCode> {
+    let bad = |c: &str| RejectCode::Application(c.to_owned());
+    if msg.header.case.is_some() {
+        return Err(bad("case_mismatch"));
+    }
+    let n = array_len(msg.body).ok_or_else(|| bad("malformed_report"))?;
+    if n == 0 || n > max as u64 {
+        return Err(bad("malformed_report"));
+    }
+    ciborium::from_reader(msg.body).map_err(|_| bad("malformed_report"))
 }
 
 /// What the Commission node stores per case and side.
@@ -399,16 +438,22 @@ impl FactApp {
 
 impl FactApp {
     /// A usage fact: from its sender, about an exchange sent before the report (at most a
-    /// year before); one per sender and id.
-    fn apply_usage(&self, msg: &Inbound<'_>, txn: &mut Txn<'_>) -> Result<(), RejectCode> {
+    /// year before); one per sender and id. `in_header` says whether the envelope's header
+    /// names the fact's exchange (an `imi.usage`), which must then be the fact's id (32
+    /// lowercase hex digits in either kind: [`UsageFact::validate`]).
+    fn apply_usage(
+        &self,
+        msg: &Inbound<'_>,
+        fact: UsageFact,
+        in_header: bool,
+        txn: &mut Txn<'_>,
+    ) -> Result<(), RejectCode> {
         let bad = |c: &str| RejectCode::Application(c.to_owned());
-        let fact: UsageFact =
-            ciborium::from_reader(msg.body).map_err(|_| bad("malformed_report"))?;
         if fact.v != imi_scoreboard::usage::USAGE_VERSION {
             return Err(bad("unsupported_version"));
         }
         let sent = fact.validate().map_err(|_| bad("invalid_fact"))?;
-        if msg.header.case.map(|c| c.to_string()) != Some(fact.id.clone()) {
+        if in_header && msg.header.case.map(|c| c.to_string()) != Some(fact.id.clone()) {
             return Err(bad("case_mismatch"));
         }
         if fact.sender != msg.header.from.as_str() {
@@ -492,7 +537,7 @@ impl Application for FactApp {
     }
 
     fn kinds(&self) -> &'static [&'static str] {
-        &[KIND_FACT, KIND_FACTS, KIND_USAGE]
+        &[KIND_FACT, KIND_FACTS, KIND_USAGE, KIND_USAGES]
     }
 
     fn columns(&self) -> &'static [Column] {
@@ -502,21 +547,20 @@ impl Application for FactApp {
     fn apply(&self, msg: &Inbound<'_>, txn: &mut Txn<'_>) -> Result<(), RejectCode> {
         let bad = |c: &str| RejectCode::Application(c.to_owned());
         match msg.header.kind.as_str() {
-            KIND_USAGE => self.apply_usage(msg, txn),
-            KIND_FACTS => {
-                // A batch names no case: each report names its own. One refused report
-                // refuses the whole envelope, and nothing of it is kept.
-                if msg.header.case.is_some() {
-                    return Err(bad("case_mismatch"));
-                }
-                // The count first: nothing of a list too long is decoded.
-                let n = array_len(msg.body).ok_or_else(|| bad("malformed_report"))?;
-                if n == 0 || n > MAX_BATCH_REPORTS as u64 {
-                    return Err(bad("malformed_report"));
-                }
-                let reports: Vec<FactReport> =
+            KIND_USAGE => {
+                let fact: UsageFact =
                     ciborium::from_reader(msg.body).map_err(|_| bad("malformed_report"))?;
-                for report in reports {
+                self.apply_usage(msg, fact, true, txn)
+            }
+            // One refused item refuses the whole envelope, and nothing of it is kept.
+            KIND_USAGES => {
+                for fact in batch::<UsageFact>(msg, MAX_BATCH_USAGE)? {
+                    self.apply_usage(msg, fact, false, txn)?;
+                }
+                Ok(())
+            }
+            KIND_FACTS => {
+                for report in batch::<FactReport>(msg, MAX_BATCH_REPORTS)? {
                     self.apply_report(msg, report, false, txn)?;
                 }
                 Ok(())

@@ -7,7 +7,7 @@
 //! |---|---|---|---|
 //! | [`diagnostics`] | `diagnostic` | `app` | — |
 //! | [`requests`] | `imi.request` | `case_keys`, `cases`, `case_index`, `case_files` | — |
-//! | [`facts`] | `imi.fact`, `imi.facts`, `imi.usage` (member: sends; `EU`: handles) | `facts`, `facts_pending`, `usage`, `usage_pending` | `fact-report` |
+//! | [`facts`] | `imi.fact`, `imi.facts`, `imi.usage`, `imi.usages` (member: sends; `EU`: handles) | `facts`, `facts_pending`, `usage`, `usage_pending` | `fact-report` |
 //! | [`witness`] | `imi.checkpoint`, `imi.cosignature` (not logged) | `witness`, `witness_out`, `alarms` | `checkpoint` |
 //! | [`directory`] | `imi.directory.update`, `imi.directory.sync` (not logged) | `directory`, `directory_meta`, `directory_out` | `directory-publish`, `directory-sync` |
 //! | [`notifications`] | `imi.notification` (steps `notify`, `read`) | `notifications` | — |

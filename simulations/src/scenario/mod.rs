@@ -123,6 +123,7 @@ const KINDS: &[&str] = &[
     Kind::ALERT,
     Kind::REPOSITORY_ENTRY,
     Kind::USAGE,
+    Kind::USAGES,
     Kind::DIRECTORY_UPDATE,
     Kind::DIRECTORY_SYNC,
     Kind::CHECKPOINT,
@@ -136,6 +137,7 @@ const LOGGED: &[&str] = &[
     Kind::ALERT,
     Kind::REPOSITORY_ENTRY,
     Kind::USAGE,
+    Kind::USAGES,
 ];
 
 /// One fault as it happened.

@@ -126,6 +126,23 @@ fn the_2021_scoreboard_is_reproduced_by_31_nodes() {
         "{reports} fact report envelopes in {} s",
         s.wall_s
     );
+    // Usage facts (one per notification, alert and register entry sent) leave the same
+    // way: those pending together in one `imi.usages` envelope, so fewer envelopes than
+    // facts and at most one per member per run of the job.
+    let usage: u64 = ["imi.usage", "imi.usages"]
+        .iter()
+        .map(|k| s.envelopes_by_kind.get(*k).copied().unwrap_or(0))
+        .sum();
+    let facts = s.notifications + s.alerts + s.repository_entries;
+    assert!(
+        s.envelopes_by_kind
+            .get("imi.usages")
+            .is_some_and(|&n| n > 0)
+            && usage <= 30 * runs
+            && usage * 2 < facts,
+        "{usage} usage envelopes for {facts} usage facts in {} s",
+        s.wall_s
+    );
     // Memory at one instant: no more than the nodes' own peaks summed, and less as PSS, since
     // the 31 processes share the binary's code pages.
     assert!(

@@ -4,14 +4,16 @@
 //! send forged usage facts: for another sender, from the future or long ago, with the
 //! sender among the recipients, for another id, with an extra field, or contradicting one
 //! already held. Each is refused with its code and changes nothing; a resend of the same
-//! fact is accepted and counted once.
+//! fact is accepted and counted once. Usage facts pending together travel in one
+//! `imi.usages` envelope, kept all or none.
 
 use crate::cases::cases_plain;
 use crate::rig::{Federation, now_ms, within};
 use imi_apps::alerts::{AlertApp, NewAlert};
 use imi_apps::diagnostics::DiagnosticApp;
 use imi_apps::facts::{
-    FactApp, FactReporter, KIND_USAGE, USAGE, USAGE_PENDING, report_pending, usage_facts,
+    FactApp, FactReporter, KIND_USAGE, KIND_USAGES, MAX_BATCH_USAGE, USAGE, USAGE_PENDING,
+    report_pending, usage_facts,
 };
 use imi_apps::requests::SubjectData;
 use imi_domain::request::{AnswerPayload, CodedAnswer};
@@ -50,29 +52,7 @@ async fn an_alert_is_one_usage_fact_at_the_commission_and_forged_ones_are_refuse
         .send(
             hu.engine(),
             AuthorityId::new("HU-ENKK").unwrap(),
-            NewAlert {
-                procedure: "PQ-P02".into(),
-                profession: "PROF-DOCTOR".into(),
-                fields: vec![
-                    CodedAnswer {
-                        question: "PQ-Q12".into(),
-                        answer: AnswerPayload::Choice("PQ-Q12-PROHIBITION".into()),
-                    },
-                    CodedAnswer {
-                        question: "PQ-Q13".into(),
-                        answer: AnswerPayload::Date(20_000 * DAY),
-                    },
-                ],
-                decided: 20_000 * DAY,
-                valid_until: None,
-                identity: SubjectData {
-                    name: "Dr. Erika Mustermann".into(),
-                    date_of_birth: None,
-                    details: Default::default(),
-                },
-                member_states: vec![],
-                commission: false,
-            },
+            doctor_alert(),
             None,
         )
         .await
@@ -221,6 +201,171 @@ async fn an_alert_is_one_usage_fact_at_the_commission_and_forged_ones_are_refuse
     };
     assert_eq!(send(AT, skewed_id, cbor(&skewed)).await, Outcome::Accepted);
     assert_eq!(usage_facts(eu.store()).unwrap().len(), 3);
+    de.stop().await;
+    at.stop().await;
+    hu.stop().await;
+    eu.stop().await;
+}
+
+/// HU's alert about a doctor, to DE and AT, decided long ago (so sent late).
+fn doctor_alert() -> NewAlert {
+    NewAlert {
+        procedure: "PQ-P02".into(),
+        profession: "PROF-DOCTOR".into(),
+        fields: vec![
+            CodedAnswer {
+                question: "PQ-Q12".into(),
+                answer: AnswerPayload::Choice("PQ-Q12-PROHIBITION".into()),
+            },
+            CodedAnswer {
+                question: "PQ-Q13".into(),
+                answer: AnswerPayload::Date(20_000 * DAY),
+            },
+        ],
+        decided: 20_000 * DAY,
+        valid_until: None,
+        identity: SubjectData {
+            name: "Dr. Erika Mustermann".into(),
+            date_of_birth: None,
+            details: Default::default(),
+        },
+        member_states: vec![],
+        commission: false,
+    }
+}
+
+/// Usage facts pending together leave in one `imi.usages` envelope, in one commit that
+/// clears their rows; EU keeps every one. A batch from a raw client is all or nothing: one
+/// fact the sender may not report refuses the envelope and keeps none; an empty list, one
+/// over [`MAX_BATCH_USAGE`], or a batch naming a case in its header is refused too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_facts_pending_together_travel_in_one_envelope() {
+    let fed = Federation::new(&[DE, HU, AT, EU]);
+    let eu = fed
+        .start_with(EU, Applications::new(vec![Arc::new(FactApp::default())]))
+        .await;
+    let cases = Arc::new(cases_plain(HU).with_fact_reports());
+    let app = Arc::new(AlertApp::new(cases.clone(), None));
+    let hu = fed
+        .start_with(
+            HU,
+            Applications::new(vec![
+                Arc::new(DiagnosticApp::default()),
+                app.clone(),
+                Arc::new(FactReporter::new(EU)),
+            ]),
+        )
+        .await;
+    let de = fed.deaf_client(DE);
+    let at = fed.deaf_client(AT);
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let (id, _) = app
+            .send(
+                hu.engine(),
+                AuthorityId::new("HU-ENKK").unwrap(),
+                doctor_alert(),
+                None,
+            )
+            .await
+            .unwrap();
+        ids.push(id.to_string());
+    }
+    assert_eq!(hu.rows(USAGE_PENDING).len(), 3);
+    let (syncs, inbox) = (hu.store().sync_count(), eu.count(imi_engine::keys::INBOX));
+    assert_eq!(report_pending(hu.engine(), EU).await.unwrap(), 3);
+    assert_eq!(
+        hu.store().sync_count() - syncs,
+        1,
+        "one commit for three facts"
+    );
+    assert!(hu.rows(USAGE_PENDING).is_empty());
+    crate::rig::wait_until("EU holds HU's three usage facts", || {
+        usage_facts(eu.store()).unwrap().len() == 3
+    })
+    .await;
+    assert_eq!(
+        eu.count(imi_engine::keys::INBOX) - inbox,
+        1,
+        "one envelope for three facts"
+    );
+    let mut held: Vec<String> = usage_facts(eu.store())
+        .unwrap()
+        .into_iter()
+        .map(|f| f.id)
+        .collect();
+    held.sort();
+    ids.sort();
+    assert_eq!(held, ids);
+
+    // Raw batches from AT.
+    let send = |body: Vec<u8>, case: Option<CaseId>| {
+        let fed = &fed;
+        async move {
+            let raw = fed.raw_client(AT, imi_network::DEFAULT_MAX_MESSAGE_BYTES);
+            let draft = Draft {
+                kind: Kind::new(KIND_USAGES).unwrap(),
+                step: None,
+                authority: AuthorityId::new("AT-IMI").unwrap(),
+                to: vec![EU],
+                case,
+                prev: vec![],
+                body,
+            };
+            let o = fed.send_draft(&raw, AT, EU, &draft).await;
+            raw.stop().await;
+            o
+        }
+    };
+    let cbor = |facts: &[UsageFact]| {
+        let mut out = Vec::new();
+        ciborium::into_writer(facts, &mut out).unwrap();
+        out
+    };
+    let own = || UsageFact {
+        v: 1,
+        kind: UsageKind::Notification,
+        id: CaseId::random().to_string(),
+        procedure: "PQ-P03".into(),
+        sender: "AT".into(),
+        recipients: vec!["DE".into()],
+        sent_at: UsageFact::time(now_ms() - DAY),
+        late: false,
+    };
+    let rejected = |c: &str| Outcome::Rejected(RejectCode::Application(c.into()));
+    let before = eu.rows(USAGE);
+    let mut hu_s = own();
+    hu_s.sender = "HU".into();
+    hu_s.recipients = vec!["AT".into()];
+    assert_eq!(
+        send(cbor(&[own(), own(), hu_s]), None).await,
+        rejected("not_sender"),
+        "HU's fact third in AT's batch"
+    );
+    let mut upper = own();
+    upper.id = upper.id.to_uppercase();
+    assert_eq!(
+        send(cbor(&[own(), upper]), None).await,
+        rejected("invalid_fact"),
+        "an id that is not a case id"
+    );
+    assert_eq!(send(cbor(&[]), None).await, rejected("malformed_report"));
+    let too_many: Vec<UsageFact> = (0..=MAX_BATCH_USAGE).map(|_| own()).collect();
+    assert_eq!(
+        send(cbor(&too_many), None).await,
+        rejected("malformed_report")
+    );
+    let named = own();
+    let case = named.id.parse().unwrap();
+    assert_eq!(
+        send(cbor(&[named, own()]), Some(case)).await,
+        rejected("case_mismatch")
+    );
+    assert_eq!(eu.rows(USAGE), before, "refused batches keep nothing");
+
+    // AT's own facts only: all kept.
+    assert_eq!(send(cbor(&[own(), own()]), None).await, Outcome::Accepted);
+    assert_eq!(usage_facts(eu.store()).unwrap().len(), 5);
     de.stop().await;
     at.stop().await;
     hu.stop().await;
