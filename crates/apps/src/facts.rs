@@ -252,7 +252,7 @@ impl Application for FactReporter {
     }
 }
 
-/// Enqueues every pending report and usage fact once (up to [`REPORTS_PER_RUN`] of each);
+/// Enqueues every pending report and usage fact once (up to 256 of each per call);
 /// returns how many.
 pub async fn report_pending(engine: &Engine, to: NodeId) -> Result<usize, AppError> {
     let facts = send_batched(
