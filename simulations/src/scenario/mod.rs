@@ -241,6 +241,9 @@ pub struct Summary {
     pub peak_rss_mib_total: f64,
     /// Largest single node's peak resident memory, MiB.
     pub peak_rss_mib_max: f64,
+    /// Each node's peak resident memory (`VmHWM`, sampled every second and before it
+    /// stops), MiB.
+    pub peak_rss_mib_by_node: BTreeMap<String, f64>,
     /// The nodes' resident memory summed at one instant, the largest such sum (sampled every
     /// second), MiB. Pages the nodes share (the binary's code) count once per node.
     pub peak_rss_mib_together: f64,
@@ -1063,6 +1066,11 @@ async fn simulate(
         .lock()
         .map(|v| v.iter().map(|ms| *ms as f64 / 3_600_000.0).collect())
         .unwrap_or_default();
+    let peak_by_node: BTreeMap<String, f64> = figures
+        .peak_kib
+        .iter()
+        .map(|(n, k)| (n.to_string(), crate::bench::round(*k as f64 / 1024.0, 1)))
+        .collect();
     let peak: Vec<f64> = figures
         .peak_kib
         .values()
@@ -1102,6 +1110,7 @@ async fn simulate(
         scoreboard,
         peak_rss_mib_total: crate::bench::round(peak.iter().sum(), 1),
         peak_rss_mib_max: crate::bench::round(peak.iter().copied().fold(0.0, f64::max), 1),
+        peak_rss_mib_by_node: peak_by_node,
         peak_rss_mib_together: crate::bench::round(
             figures.together.rss_kib.load(Ordering::Relaxed) as f64 / 1024.0,
             1,
@@ -1378,10 +1387,14 @@ fn print_summary(st: &Style, s: &Summary) {
     };
     println!("  lost {lost}, duplicated {dup}{stale}");
     println!(
-        "  memory: peak RSS {:.0} MiB for the {} nodes together (each node's peak, summed; largest {:.0} MiB); at one instant at most RSS {:.0} MiB, PSS {:.0} MiB (shared code counted once); CPU {:.0} s ({:.0} µs per envelope)",
+        "  memory: peak RSS {:.0} MiB for the {} nodes together (each node's peak, summed; largest {:.0} MiB, {}); at one instant at most RSS {:.0} MiB, PSS {:.0} MiB (shared code counted once); CPU {:.0} s ({:.0} µs per envelope)",
         s.peak_rss_mib_total,
         s.nodes,
         s.peak_rss_mib_max,
+        s.peak_rss_mib_by_node
+            .iter()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .map_or("", |(n, _)| n.as_str()),
         s.peak_rss_mib_together,
         s.peak_pss_mib_together,
         s.cpu_s,

@@ -143,6 +143,18 @@ fn the_2021_scoreboard_is_reproduced_by_31_nodes() {
         "{usage} usage envelopes for {facts} usage facts in {} s",
         s.wall_s
     );
+    // Each node's own peak, by node: all 31, summing to the total, the largest the maximum.
+    let by_node = &s.peak_rss_mib_by_node;
+    let sum: f64 = by_node.values().sum();
+    assert!(
+        by_node.len() == 31
+            && by_node.contains_key("EU")
+            && (sum - s.peak_rss_mib_total).abs() < 1.0
+            && by_node.values().copied().fold(0.0, f64::max) == s.peak_rss_mib_max,
+        "{by_node:?}: sum {sum}, total {}, max {}",
+        s.peak_rss_mib_total,
+        s.peak_rss_mib_max
+    );
     // Memory at one instant: no more than the nodes' own peaks summed, and less as PSS, since
     // the 31 processes share the binary's code pages.
     assert!(
