@@ -8,7 +8,7 @@
 //! `imi.usages` envelope, kept all or none.
 
 use crate::cases::cases_plain;
-use crate::rig::{Federation, now_ms, within};
+use crate::rig::{Federation, Node, now_ms, within};
 use imi_apps::alerts::{AlertApp, NewAlert};
 use imi_apps::diagnostics::DiagnosticApp;
 use imi_apps::facts::{
@@ -25,16 +25,15 @@ use std::sync::Arc;
 
 const DAY: u64 = 86_400_000;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_alert_is_one_usage_fact_at_the_commission_and_forged_ones_are_refused() {
-    let fed = Federation::new(&[DE, HU, AT, EU]);
-    let facts = FactApp::default();
-    let alarms = facts.alarm_counter().clone();
+/// EU with `facts`; HU with alerts whose usage facts it records, and the reporter (called
+/// by hand here: the rig runs no periodic job unless a test does). Returns EU, HU and
+/// HU's alert application.
+async fn eu_and_hu(fed: &Federation, facts: FactApp) -> (Node, Node, Arc<AlertApp>) {
     let eu = fed
         .start_with(EU, Applications::new(vec![Arc::new(facts)]))
         .await;
     let cases = Arc::new(cases_plain(HU).with_fact_reports());
-    let app = Arc::new(AlertApp::new(cases.clone(), None));
+    let app = Arc::new(AlertApp::new(cases, None));
     let hu = fed
         .start_with(
             HU,
@@ -45,6 +44,15 @@ async fn an_alert_is_one_usage_fact_at_the_commission_and_forged_ones_are_refuse
             ]),
         )
         .await;
+    (eu, hu, app)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alert_is_one_usage_fact_at_the_commission_and_forged_ones_are_refused() {
+    let fed = Federation::new(&[DE, HU, AT, EU]);
+    let facts = FactApp::default();
+    let alarms = facts.alarm_counter().clone();
+    let (eu, hu, app) = eu_and_hu(&fed, facts).await;
     // HU's alert goes to DE and AT, whose clients leave it unanswered.
     let de = fed.deaf_client(DE);
     let at = fed.deaf_client(AT);
@@ -96,22 +104,7 @@ async fn an_alert_is_one_usage_fact_at_the_commission_and_forged_ones_are_refuse
 
     // Forged facts, each from a raw client of `from`.
     let send = |from: NodeId, case: CaseId, fact: Vec<u8>| {
-        let fed = &fed;
-        async move {
-            let raw = fed.raw_client(from, imi_network::DEFAULT_MAX_MESSAGE_BYTES);
-            let draft = Draft {
-                kind: Kind::new(KIND_USAGE).unwrap(),
-                step: None,
-                authority: AuthorityId::new(&format!("{from}-IMI")).unwrap(),
-                to: vec![EU],
-                case: Some(case),
-                prev: vec![],
-                body: fact,
-            };
-            let o = fed.send_draft(&raw, from, EU, &draft).await;
-            raw.stop().await;
-            o
-        }
+        raw_send(&fed, from, KIND_USAGE, Some(case), fact)
     };
     let cbor = |f: &UsageFact| {
         let mut out = Vec::new();
@@ -207,6 +200,30 @@ async fn an_alert_is_one_usage_fact_at_the_commission_and_forged_ones_are_refuse
     eu.stop().await;
 }
 
+/// Seals `body` as an envelope of `kind` from `from`'s operations authority to EU and sends
+/// it over a raw connection of `from`'s: EU's verified answer.
+async fn raw_send(
+    fed: &Federation,
+    from: NodeId,
+    kind: &str,
+    case: Option<CaseId>,
+    body: Vec<u8>,
+) -> Outcome {
+    let raw = fed.raw_client(from, imi_network::DEFAULT_MAX_MESSAGE_BYTES);
+    let draft = Draft {
+        kind: Kind::new(kind).unwrap(),
+        step: None,
+        authority: AuthorityId::new(&format!("{from}-IMI")).unwrap(),
+        to: vec![EU],
+        case,
+        prev: vec![],
+        body,
+    };
+    let o = fed.send_draft(&raw, from, EU, &draft).await;
+    raw.stop().await;
+    o
+}
+
 /// HU's alert about a doctor, to DE and AT, decided long ago (so sent late).
 fn doctor_alert() -> NewAlert {
     NewAlert {
@@ -241,21 +258,7 @@ fn doctor_alert() -> NewAlert {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn usage_facts_pending_together_travel_in_one_envelope() {
     let fed = Federation::new(&[DE, HU, AT, EU]);
-    let eu = fed
-        .start_with(EU, Applications::new(vec![Arc::new(FactApp::default())]))
-        .await;
-    let cases = Arc::new(cases_plain(HU).with_fact_reports());
-    let app = Arc::new(AlertApp::new(cases.clone(), None));
-    let hu = fed
-        .start_with(
-            HU,
-            Applications::new(vec![
-                Arc::new(DiagnosticApp::default()),
-                app.clone(),
-                Arc::new(FactReporter::new(EU)),
-            ]),
-        )
-        .await;
+    let (eu, hu, app) = eu_and_hu(&fed, FactApp::default()).await;
     let de = fed.deaf_client(DE);
     let at = fed.deaf_client(AT);
     let mut ids = Vec::new();
@@ -299,24 +302,7 @@ async fn usage_facts_pending_together_travel_in_one_envelope() {
     assert_eq!(held, ids);
 
     // Raw batches from AT.
-    let send = |body: Vec<u8>, case: Option<CaseId>| {
-        let fed = &fed;
-        async move {
-            let raw = fed.raw_client(AT, imi_network::DEFAULT_MAX_MESSAGE_BYTES);
-            let draft = Draft {
-                kind: Kind::new(KIND_USAGES).unwrap(),
-                step: None,
-                authority: AuthorityId::new("AT-IMI").unwrap(),
-                to: vec![EU],
-                case,
-                prev: vec![],
-                body,
-            };
-            let o = fed.send_draft(&raw, AT, EU, &draft).await;
-            raw.stop().await;
-            o
-        }
-    };
+    let send = |body: Vec<u8>, case: Option<CaseId>| raw_send(&fed, AT, KIND_USAGES, case, body);
     let cbor = |facts: &[UsageFact]| {
         let mut out = Vec::new();
         ciborium::into_writer(facts, &mut out).unwrap();
