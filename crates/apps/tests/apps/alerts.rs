@@ -32,7 +32,8 @@ fn professional() -> SubjectData {
     }
 }
 
-fn fields() -> Vec<CodedAnswer> {
+/// The answers of a `PQ-P02` alert: a prohibition, decided on day 20,000.
+pub(crate) fn fields() -> Vec<CodedAnswer> {
     vec![
         CodedAnswer {
             question: "PQ-Q12".into(),

@@ -5,7 +5,7 @@
 //! none of the subject's data, no text. A raw endpoint with HU's identity then sends a
 //! falsified report, which the cross-check flags.
 use crate::cases::{cases_plain, create, subject};
-use crate::rig::{Federation, Node, now_ms, within};
+use crate::rig::{Federation, Node, within};
 use imi_apps::facts::{
     FactApp, FactReport, KIND_FACT, KIND_FACTS, MAX_BATCH_REPORTS, commission_cases,
 };
@@ -14,7 +14,7 @@ use imi_domain::request::{Actor, Transition, TransitionBody};
 use imi_engine::{Application, Inbound, Txn};
 use imi_engine::{Applications, LocalOutcome};
 use imi_protocol::NodeId::{AT, DE, EU, HU};
-use imi_protocol::{AuthorityId, CaseId, Draft, Kind, Outcome, RejectCode, SealRandomness};
+use imi_protocol::{AuthorityId, CaseId, Draft, Kind, Outcome, RejectCode};
 use imi_scoreboard::crosscheck::Side;
 use std::sync::{Arc, Mutex};
 use tokio_util::sync::CancellationToken;
@@ -321,7 +321,7 @@ async fn facts_reach_the_commission_carry_nothing_personal_and_falsified_sides_a
     let send = |report: FactReport| {
         let mut body = Vec::new();
         ciborium::into_writer(&report, &mut body).unwrap();
-        eu_answers(&fed, HU, KIND_FACT, Some(a), body)
+        fed.send_operations(HU, EU, KIND_FACT, Some(a), body)
     };
     let outcome = send(FactReport {
         v: 1,
@@ -412,7 +412,7 @@ async fn forged_and_impossible_fact_reports_are_refused_and_alarmed() {
             &mut body,
         )
         .unwrap();
-        eu_answers(fed, from, KIND_FACT, Some(case), body)
+        fed.send_operations(from, EU, KIND_FACT, Some(case), body)
     };
     let alarm = |from: &str, code: &str| {
         alarms
@@ -597,46 +597,6 @@ async fn reports_pending_together_travel_in_one_envelope() {
     eu.stop().await;
 }
 
-/// Seals `body` as an envelope of `kind` from `from`'s operations authority to EU, sends it
-/// over a raw connection of `from`'s, and returns the outcome of EU's verified receipt.
-async fn eu_answers(
-    fed: &Federation,
-    from: NodeId,
-    kind: &str,
-    case: Option<CaseId>,
-    body: Vec<u8>,
-) -> Outcome {
-    let raw = fed.raw_client(from, imi_network::DEFAULT_MAX_MESSAGE_BYTES);
-    let draft = Draft {
-        kind: Kind::new(kind).unwrap(),
-        step: None,
-        authority: AuthorityId::new(&format!("{from}-IMI")).unwrap(),
-        to: vec![EU],
-        case,
-        prev: vec![],
-        body,
-    };
-    let bytes = imi_protocol::seal_and_sign(
-        &draft,
-        now_ms(),
-        &fed.member(from).signer,
-        &fed.trust,
-        &SealRandomness::random(1),
-    )
-    .unwrap();
-    let r = fed.verify_receipt(
-        within(
-            "EU answers",
-            raw.client.request(fed.member(EU).peer_id(), bytes),
-        )
-        .await
-        .unwrap(),
-        EU,
-    );
-    raw.stop().await;
-    r.body.outcome
-}
-
 /// A batch is all or nothing: one report the sender may not make refuses the envelope and
 /// keeps none of its reports; an empty or oversized list, or a batch naming a case in its
 /// header, is refused too.
@@ -669,7 +629,7 @@ async fn a_batch_with_one_refused_report_keeps_nothing() {
     let outcome = |reports: Vec<FactReport>, case: Option<CaseId>| {
         let mut body = Vec::new();
         ciborium::into_writer(&reports, &mut body).unwrap();
-        eu_answers(&fed, DE, KIND_FACTS, case, body)
+        fed.send_operations(DE, EU, KIND_FACTS, case, body)
     };
     let rejected = |c: &str| Outcome::Rejected(RejectCode::Application(c.into()));
 

@@ -537,6 +537,32 @@ impl Federation {
         self.exchange(raw, to, bytes).await
     }
 
+    /// Seals `body` as an envelope of `kind` about `case` from `from`'s operations authority
+    /// (`<from>-IMI`: facts, checkpoints) to `to` (created now), sends it over a raw
+    /// connection of `from`'s opened for it and returns the verified receipt's outcome.
+    pub async fn send_operations(
+        &self,
+        from: NodeId,
+        to: NodeId,
+        kind: &str,
+        case: Option<imi_protocol::CaseId>,
+        body: Vec<u8>,
+    ) -> imi_protocol::Outcome {
+        let raw = self.raw_client(from, imi_network::DEFAULT_MAX_MESSAGE_BYTES);
+        let draft = Draft {
+            kind: Kind::new(kind).expect("kind"),
+            step: None,
+            authority: AuthorityId::new(&format!("{from}-IMI")).expect("authority"),
+            to: vec![to],
+            case,
+            prev: vec![],
+            body,
+        };
+        let outcome = self.send_draft(&raw, from, to, &draft).await;
+        raw.stop().await;
+        outcome
+    }
+
     /// Seals a message of `kind` with `body` from `from` to `to` (created now), sends it over
     /// `raw` (a client connected as `from`) and returns the verified receipt's outcome.
     pub async fn send_body(

@@ -16,10 +16,9 @@ use imi_apps::facts::{
     report_pending, usage_facts,
 };
 use imi_apps::requests::SubjectData;
-use imi_domain::request::{AnswerPayload, CodedAnswer};
 use imi_engine::Applications;
 use imi_protocol::NodeId::{AT, DE, EU, HU};
-use imi_protocol::{AuthorityId, CaseId, Draft, Kind, NodeId, Outcome, RejectCode};
+use imi_protocol::{AuthorityId, CaseId, NodeId, Outcome, RejectCode};
 use imi_scoreboard::usage::{UsageFact, UsageKind};
 use std::sync::Arc;
 
@@ -104,7 +103,7 @@ async fn an_alert_is_one_usage_fact_at_the_commission_and_forged_ones_are_refuse
 
     // Forged facts, each from a raw client of `from`.
     let send = |from: NodeId, case: CaseId, fact: Vec<u8>| {
-        raw_send(&fed, from, KIND_USAGE, Some(case), fact)
+        fed.send_operations(from, EU, KIND_USAGE, Some(case), fact)
     };
     let cbor = |f: &UsageFact| {
         let mut out = Vec::new();
@@ -200,45 +199,12 @@ async fn an_alert_is_one_usage_fact_at_the_commission_and_forged_ones_are_refuse
     eu.stop().await;
 }
 
-/// Seals `body` as an envelope of `kind` from `from`'s operations authority to EU and sends
-/// it over a raw connection of `from`'s: EU's verified answer.
-async fn raw_send(
-    fed: &Federation,
-    from: NodeId,
-    kind: &str,
-    case: Option<CaseId>,
-    body: Vec<u8>,
-) -> Outcome {
-    let raw = fed.raw_client(from, imi_network::DEFAULT_MAX_MESSAGE_BYTES);
-    let draft = Draft {
-        kind: Kind::new(kind).unwrap(),
-        step: None,
-        authority: AuthorityId::new(&format!("{from}-IMI")).unwrap(),
-        to: vec![EU],
-        case,
-        prev: vec![],
-        body,
-    };
-    let o = fed.send_draft(&raw, from, EU, &draft).await;
-    raw.stop().await;
-    o
-}
-
 /// HU's alert about a doctor, to DE and AT, decided long ago (so sent late).
 fn doctor_alert() -> NewAlert {
     NewAlert {
         procedure: "PQ-P02".into(),
         profession: "PROF-DOCTOR".into(),
-        fields: vec![
-            CodedAnswer {
-                question: "PQ-Q12".into(),
-                answer: AnswerPayload::Choice("PQ-Q12-PROHIBITION".into()),
-            },
-            CodedAnswer {
-                question: "PQ-Q13".into(),
-                answer: AnswerPayload::Date(20_000 * DAY),
-            },
-        ],
+        fields: crate::alerts::fields(),
         decided: 20_000 * DAY,
         valid_until: None,
         identity: SubjectData {
@@ -302,7 +268,8 @@ async fn usage_facts_pending_together_travel_in_one_envelope() {
     assert_eq!(held, ids);
 
     // Raw batches from AT.
-    let send = |body: Vec<u8>, case: Option<CaseId>| raw_send(&fed, AT, KIND_USAGES, case, body);
+    let send =
+        |body: Vec<u8>, case: Option<CaseId>| fed.send_operations(AT, EU, KIND_USAGES, case, body);
     let cbor = |facts: &[UsageFact]| {
         let mut out = Vec::new();
         ciborium::into_writer(facts, &mut out).unwrap();
