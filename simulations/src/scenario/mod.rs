@@ -1071,11 +1071,6 @@ async fn simulate(
         .iter()
         .map(|(n, k)| (n.to_string(), crate::bench::round(*k as f64 / 1024.0, 1)))
         .collect();
-    let peak: Vec<f64> = figures
-        .peak_kib
-        .values()
-        .map(|k| *k as f64 / 1024.0)
-        .collect();
     let summary = Summary {
         scenario: scenario.name().to_owned(),
         scale: args.scale,
@@ -1108,8 +1103,9 @@ async fn simulate(
         envelopes_per_s: crate::bench::round(envelopes as f64 / period_wall_s.max(0.001), 1),
         map_matches,
         scoreboard,
-        peak_rss_mib_total: crate::bench::round(peak.iter().sum(), 1),
-        peak_rss_mib_max: crate::bench::round(peak.iter().copied().fold(0.0, f64::max), 1),
+        // From the figures by node as published, so that they add up to the total.
+        peak_rss_mib_total: crate::bench::round(peak_by_node.values().sum(), 1),
+        peak_rss_mib_max: peak_by_node.values().copied().fold(0.0, f64::max),
         peak_rss_mib_by_node: peak_by_node,
         peak_rss_mib_together: crate::bench::round(
             figures.together.rss_kib.load(Ordering::Relaxed) as f64 / 1024.0,
