@@ -74,6 +74,16 @@ pub fn init_federation_with(
     Ok(())
 }
 
+/// The async workers each of `nodes` nodes sharing this machine gets: its cores divided
+/// among them, at least one. On two cores the 31 nodes of a scenario get one each: with two,
+/// every task woken on one worker woke the other to look for work: a quarter of the year at
+/// the full year's rate took 7 % more node CPU, 2.4 times the futex calls per envelope and
+/// 20 MiB more memory (BENCHMARKS.md, *One async worker per node, measured again*).
+pub fn workers_per_node(nodes: usize) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    (cores / nodes.max(1)).max(1)
+}
+
 /// Applies `key.path=value` overrides (value in TOML syntax, e.g. `engine.delivery_window=256`)
 /// to the `node.toml` of every member. The node refuses unknown keys at start.
 pub fn override_configs(dir: &Path, members: &[NodeId], sets: &[String]) -> Result<()> {

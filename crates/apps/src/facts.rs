@@ -637,21 +637,32 @@ impl FactApp {
             }
         }
         // The parties of a case are those of the reports already held for it: a member that
-        // is not one of them (or claims other parties) cannot report it.
+        // is not one of them (or claims other parties) cannot report it. Each side's row is
+        // read and decoded once; the reporting side's also says whether this one is late.
+        let key = stored_key(&report.fact.case, report.side);
+        let mut held_steps = None;
         for side in [Side::Requester, Side::Responder] {
-            if let Some(existing) = txn.get(FACTS, &stored_key(&report.fact.case, side))?
-                && let Ok(old) = ciborium::from_reader::<StoredReport, _>(existing.as_slice())
-                && (old.report.fact.requester != report.fact.requester
-                    || old.report.fact.responder != report.fact.responder)
+            let own_side = side == report.side;
+            let row = if own_side {
+                txn.get(FACTS, &key)?
+            } else {
+                txn.get(FACTS, &stored_key(&report.fact.case, side))?
+            };
+            let Some(old) =
+                row.and_then(|r| ciborium::from_reader::<StoredReport, _>(r.as_slice()).ok())
+            else {
+                continue;
+            };
+            if old.report.fact.requester != report.fact.requester
+                || old.report.fact.responder != report.fact.responder
             {
                 return Err(self.alarm(msg, "parties_mismatch"));
             }
+            if own_side {
+                held_steps = Some(old.report.steps);
+            }
         }
-        let key = stored_key(&report.fact.case, report.side);
-        if let Some(existing) = txn.get(FACTS, &key)?
-            && let Ok(old) = ciborium::from_reader::<StoredReport, _>(existing.as_slice())
-            && old.report.steps > report.steps
-        {
+        if held_steps.is_some_and(|held| held > report.steps) {
             // An older report arriving late: already superseded.
             return Ok(());
         }

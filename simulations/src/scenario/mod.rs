@@ -474,6 +474,12 @@ pub async fn run(scenario: &Scenario, args: &RunArgs, bin: &Path, dir: &Path) ->
                 "engine.job_interval_ms={{ prune = 0, redial = 1000, retention = 5000, checkpoint = 30000, fact-report = {FACT_REPORT_MS} }}"
             ),
             "engine.backoff_max_ms=2000".into(),
+            // The machine's cores shared among the nodes (one async worker each on two
+            // cores), unless `--set` says otherwise.
+            format!(
+                "runtime.worker_threads={}",
+                federation::workers_per_node(members.len())
+            ),
         ],
     )?;
     federation::override_configs(dir, &members, &args.set)?;

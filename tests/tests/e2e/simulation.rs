@@ -15,7 +15,8 @@ use imi_sim::model::Scenario;
 use imi_sim::scenario::{self, RunArgs, Summary};
 
 /// Runs scenario `name`; `set` are `--set` overrides (`key.path=value`, an integer value),
-/// each then checked in every member's node.toml.
+/// each then checked in every member's node.toml, as is the runner's own setting of the
+/// nodes' async workers (the machine's cores shared among them) where `set` has none.
 fn run(name: &str, scale: f64, wall_s: Option<f64>, set: &[&str]) -> Summary {
     let scenario = Scenario::load(name).unwrap_or_else(|e| panic!("{name}: {e:#}"));
     let dir = tempfile::tempdir().unwrap();
@@ -34,7 +35,15 @@ fn run(name: &str, scale: f64, wall_s: Option<f64>, set: &[&str]) -> Summary {
         .filter(|p| p.exists())
         .collect();
     assert_eq!(configs.len(), summary.nodes, "{name}: node.toml files");
-    for (key, value) in set.iter().map(|s| s.split_once('=').unwrap()) {
+    let workers = format!(
+        "runtime.worker_threads={}",
+        imi_sim::federation::workers_per_node(summary.nodes)
+    );
+    let mut expected: Vec<&str> = set.to_vec();
+    if !set.iter().any(|s| s.starts_with("runtime.worker_threads=")) {
+        expected.push(&workers);
+    }
+    for (key, value) in expected.iter().map(|s| s.split_once('=').unwrap()) {
         for path in &configs {
             let doc: toml::Table = std::fs::read_to_string(path).unwrap().parse().unwrap();
             let mut at = &toml::Value::Table(doc);

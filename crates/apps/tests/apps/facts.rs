@@ -345,6 +345,25 @@ async fn facts_reach_the_commission_carry_nothing_personal_and_falsified_sides_a
         "the requester's report is used"
     );
 
+    // A report of fewer steps arriving after it is superseded already: accepted (it is
+    // genuine and only late), kept nowhere.
+    let outcome = send(FactReport {
+        v: 1,
+        side: Side::Responder,
+        steps: 2,
+        fact: fa.clone(),
+        signed: None,
+    })
+    .await;
+    assert_eq!(outcome, Outcome::Accepted);
+    let held = commission_cases(eu.store())
+        .unwrap()
+        .into_iter()
+        .find(|c| c.case == a.to_string())
+        .unwrap();
+    assert_eq!(held.responder_steps, Some(4));
+    assert!(held.flagged(), "the forged report of 4 steps is still held");
+
     // HU cannot report DE's side.
     let outcome = send(FactReport {
         v: 1,
