@@ -327,10 +327,10 @@ pub struct BackupSection {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RuntimeSection {
-    /// Async worker threads; `0` = one per CPU core. A machine that hosts several nodes may
-    /// run each with fewer: every worker a node has is one more thread to wake and switch
-    /// to for each message (the simulator leaves its 31 nodes on two cores at the default:
-    /// with one worker each, request delivery's p99 rose fourfold).
+    /// Async worker threads; `0` = one per CPU core. A machine that hosts several nodes
+    /// should run each with its share of the cores: every worker a node has beyond that is
+    /// one more thread to wake and switch to for each message (the simulator's 31 nodes on
+    /// two cores run one each: 7 % less CPU than two, BENCHMARKS.md).
     pub worker_threads: usize,
     /// Most threads of the blocking pool (store reads, sealing, backups); `0` = two per
     /// core, at least 4 and at most 16. Each thread the pool keeps alive holds its own

@@ -164,6 +164,12 @@ fn days_to_future(date: &str, at_least: u64, now: u64) -> Result<u64> {
     Ok(at_least.max(need / DAY_MS + 1))
 }
 
+/// Days beyond the first date the clock has not passed that a proposal asks for after its
+/// `refusals`-th refusal as too late: 1, 2, 4, … up to 64.
+fn margin_days(refusals: u32) -> u64 {
+    1 << refusals.saturating_sub(1).min(6)
+}
+
 /// What became of a case.
 enum Played {
     /// Every step answered.
@@ -476,8 +482,10 @@ impl Exec {
             }
             let path = s.action.path();
             // A proposal reached so late that its date has passed (an overloaded machine,
-            // days behind the plan) asks for the first date the clock has not passed yet
-            // each time it is refused.
+            // days behind the plan) asks, each time it is refused, for a date beyond the
+            // first one the clock has not passed yet, twice as far beyond at each refusal
+            // (`margin_days`): a machine that stalls for simulated days between two
+            // attempts is outrun within a few.
             let mut extra_days = 0;
             let mut refusals = 0;
             let v = loop {
@@ -508,8 +516,9 @@ impl Exec {
                         }
                         refusals += 1;
                         let moved = shift_days + extra_days + 1;
-                        extra_days =
-                            days_to_future(answer_by, moved, self.time.now())? - shift_days;
+                        extra_days = days_to_future(answer_by, moved, self.time.now())?
+                            - shift_days
+                            + margin_days(refusals);
                     }
                     (Err(e), _) => return Err(e),
                 }
@@ -548,6 +557,16 @@ mod tests {
             3
         );
         assert!(days_to_future("10 March", 1, now).is_err());
+    }
+
+    #[test]
+    fn each_refusal_of_a_late_proposal_asks_twice_as_far_ahead() {
+        let asked: Vec<u64> = (1..=9).map(margin_days).collect();
+        assert_eq!(asked, [1, 2, 4, 8, 16, 32, 64, 64, 64]);
+        // Within the attempts allowed, more than the longest stall seen at 1,500 s for the
+        // year (a step 24 simulated days late).
+        let total: u64 = (1..=MAX_LATE_REFUSALS).map(margin_days).sum();
+        assert!(total > 24, "{total}");
     }
 
     #[test]
