@@ -639,17 +639,11 @@ impl FactApp {
         // The parties of a case are those of the reports already held for it: a member that
         // is not one of them (or claims other parties) cannot report it. Each side's row is
         // read and decoded once; the reporting side's also says whether this one is late.
-        let key = stored_key(&report.fact.case, report.side);
         let mut held_steps = None;
         for side in [Side::Requester, Side::Responder] {
-            let own_side = side == report.side;
-            let row = if own_side {
-                txn.get(FACTS, &key)?
-            } else {
-                txn.get(FACTS, &stored_key(&report.fact.case, side))?
-            };
-            let Some(old) =
-                row.and_then(|r| ciborium::from_reader::<StoredReport, _>(r.as_slice()).ok())
+            let Some(old) = txn
+                .get(FACTS, &stored_key(&report.fact.case, side))?
+                .and_then(|r| ciborium::from_reader::<StoredReport, _>(r.as_slice()).ok())
             else {
                 continue;
             };
@@ -658,7 +652,7 @@ impl FactApp {
             {
                 return Err(self.alarm(msg, "parties_mismatch"));
             }
-            if own_side {
+            if side == report.side {
                 held_steps = Some(old.report.steps);
             }
         }
@@ -666,6 +660,7 @@ impl FactApp {
             // An older report arriving late: already superseded.
             return Ok(());
         }
+        let key = stored_key(&report.fact.case, report.side);
         txn.put(
             FACTS,
             key,
