@@ -369,7 +369,7 @@ impl RuntimeSection {
 }
 
 /// The machine's cores as the process may use them (1 if unknown).
-fn cores() -> usize {
+pub fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
 }
 

@@ -322,7 +322,7 @@ async fn diag(fed: &Federation, req: Value, what: &str) -> Result<(DiagResult, D
 pub async fn exchange(args: &ExchangeArgs) -> Result<bool> {
     let st = Style::detect(false);
     let bin = federation::node_binary()?;
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cores = imi_node::config::cores();
     let parent = match &args.dir {
         Some(d) => d.clone(),
         None => std::env::temp_dir(),

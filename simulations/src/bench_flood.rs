@@ -168,7 +168,7 @@ pub async fn run(args: &FloodArgs) -> Result<bool> {
 /// the whole flood. Every thread of each process is placed (`taskset -a`, `renice` per
 /// thread).
 fn place(fed: &Federation) -> Result<String> {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cores = imi_node::config::cores();
     if cores < 2 {
         return Ok("one core: no placement".into());
     }

@@ -211,7 +211,7 @@ pub async fn run(args: &ScoreboardArgs) -> Result<bool> {
             .max(1.0);
     let out = json!({
         "runs": results,
-        "cores": std::thread::available_parallelism().map_or(1, |n| n.get()),
+        "cores": imi_node::config::cores(),
         "targets": {
             "wall_s_10m": {"target": "< 10", "met": wall < 10.0},
             "memory_flat": {"target": "peak RSS with 10x the facts within 1.2x", "met": rss_ratio <= 1.2},
@@ -242,7 +242,7 @@ mod tests {
         assert_eq!(r.stdout.trim(), "done");
         let tick = 1.0 / federation::procfs::clk_tck();
         assert!(r.cpu_s >= tick, "a busy loop uses CPU: {} s", r.cpu_s);
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        let cores = imi_node::config::cores() as f64;
         assert!(
             r.cpu_s <= r.wall_s * cores + tick,
             "CPU {} s within wall {} s × {cores} cores",

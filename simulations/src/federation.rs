@@ -80,8 +80,7 @@ pub fn init_federation_with(
 /// the full year's rate took 7 % more node CPU, 2.4 times the futex calls per envelope and
 /// 20 MiB more memory (BENCHMARKS.md, *One async worker per node, measured again*).
 pub fn workers_per_node(nodes: usize) -> usize {
-    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    (cores / nodes.max(1)).max(1)
+    (imi_node::config::cores() / nodes.max(1)).max(1)
 }
 
 /// Applies `key.path=value` overrides (value in TOML syntax, e.g. `engine.delivery_window=256`)

@@ -72,8 +72,7 @@ pub fn exec(command: Command) -> Result<()> {
                 }
                 _ => bail!("give --period, or --from and --to"),
             };
-            let threads = threads
-                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+            let threads = threads.unwrap_or_else(imi_node::config::cores);
             let board = if facts.as_os_str() == "-" {
                 imi_scoreboard::read_facts(std::io::stdin().lock(), period, threads)
             } else {
