@@ -57,6 +57,8 @@ pub async fn run(args: &DemoArgs) -> Result<bool> {
 
     let t = Instant::now();
     federation::init_federation(&bin, &args.dir, members, args.base_port)?;
+    // The cores shared among the nodes, as in the scenarios.
+    federation::override_configs(&args.dir, members, &[federation::shared_cores_setting(n)])?;
     step(
         &st,
         &format!(

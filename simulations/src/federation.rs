@@ -83,6 +83,12 @@ pub fn workers_per_node(nodes: usize) -> usize {
     (imi_node::config::cores() / nodes.max(1)).max(1)
 }
 
+/// The `runtime.worker_threads` setting of [`workers_per_node`] for `nodes` nodes, as an
+/// override for [`override_configs`] (the scenarios and the diagnostics tour write it).
+pub fn shared_cores_setting(nodes: usize) -> String {
+    format!("runtime.worker_threads={}", workers_per_node(nodes))
+}
+
 /// Applies `key.path=value` overrides (value in TOML syntax, e.g. `engine.delivery_window=256`)
 /// to the `node.toml` of every member. The node refuses unknown keys at start.
 pub fn override_configs(dir: &Path, members: &[NodeId], sets: &[String]) -> Result<()> {

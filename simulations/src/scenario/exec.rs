@@ -44,6 +44,24 @@ const DAY_MS: u64 = 86_400_000;
 const CREATE_TOLERANCE_MS: u64 = 6 * 3_600_000;
 /// How often a late deadline proposal is made again, later, before the case fails.
 const MAX_LATE_REFUSALS: u32 = 16;
+/// How many of the run's longest waits the summary names.
+const SLOWEST_KEPT: usize = 5;
+
+/// One of the run's longest waits: a step's API call until answered (its polls for the
+/// step before it to arrive included) or a wait for the other party's step to show on the
+/// case page. A stall of the federation shows here with the node, the request and the
+/// moment; the lateness of the steps after it only says that there was one.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SlowWait {
+    /// The node asked.
+    pub node: String,
+    /// What was asked (`POST <path>`, or `step N of case <id> to arrive`).
+    pub what: String,
+    /// Wall seconds it took.
+    pub wall_s: f64,
+    /// The simulated instant it began (RFC 3339), to set beside the progress lines.
+    pub began: String,
+}
 
 /// What a step accepts as "not yet, ask again".
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -104,6 +122,8 @@ pub struct Exec {
     pub lateness: Mutex<Vec<u64>>,
     /// Per step: wall ms from its first attempt to its answer (polls included).
     pub step_ms: Mutex<Vec<f64>>,
+    /// The longest waits, longest first (at most [`SLOWEST_KEPT`]).
+    pub slowest: Mutex<Vec<SlowWait>>,
     /// Per finished case id: the shape its final indicator fact must have.
     pub finals: Mutex<BTreeMap<String, FinalFact>>,
 }
@@ -141,6 +161,17 @@ impl FinalFact {
             }),
         }
     }
+}
+
+/// Adds the wait of `wall_s` (built by `wait` only if kept) to `slowest`, which keeps the
+/// [`SLOWEST_KEPT`] longest, longest first.
+fn keep_longest(slowest: &mut Vec<SlowWait>, wall_s: f64, wait: impl FnOnce() -> SlowWait) {
+    if slowest.len() >= SLOWEST_KEPT && slowest.last().is_some_and(|w| w.wall_s >= wall_s) {
+        return;
+    }
+    let at = slowest.partition_point(|w| w.wall_s >= wall_s);
+    slowest.insert(at, wait());
+    slowest.truncate(SLOWEST_KEPT);
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -214,6 +245,7 @@ impl Exec {
             progress: Progress::default(),
             lateness: Mutex::new(Vec::new()),
             step_ms: Mutex::new(Vec::new()),
+            slowest: Mutex::new(Vec::new()),
             finals: Mutex::new(BTreeMap::new()),
         })
     }
@@ -268,7 +300,7 @@ impl Exec {
         not_yet: NotYet,
     ) -> Result<Value> {
         let (url, token) = self.endpoint((node, authority), path)?;
-        let started = Instant::now();
+        let (started, began_ms) = (Instant::now(), self.time.now());
         loop {
             if started.elapsed() > STEP_GUARD {
                 bail!(
@@ -279,6 +311,7 @@ impl Exec {
             match self.attempt(&url, token, key, body).await {
                 Some((s, v)) if s == want => {
                     lock(&self.step_ms).push(started.elapsed().as_secs_f64() * 1000.0);
+                    self.note_wait(node, (started, began_ms), || format!("POST {path}"));
                     self.progress.steps.fetch_add(1, Ordering::Relaxed);
                     return Ok(v);
                 }
@@ -307,7 +340,7 @@ impl Exec {
         steps: usize,
     ) -> Result<()> {
         let (url, token) = self.endpoint((node, authority), &format!("/api/v1/requests/{id}"))?;
-        let started = Instant::now();
+        let (started, began_ms) = (Instant::now(), self.time.now());
         loop {
             if started.elapsed() > STEP_GUARD {
                 bail!(
@@ -328,11 +361,31 @@ impl Exec {
                 }
             };
             if seen >= steps {
+                self.note_wait(node, (started, began_ms), || {
+                    format!("step {steps} of case {id} to arrive")
+                });
                 return Ok(());
             }
             lock(&self.ledger).waits += 1;
             tokio::time::sleep(POLL).await;
         }
+    }
+
+    /// Keeps the wait on `node` that began at `started` (simulated `began_ms`) among the
+    /// longest ([`Exec::slowest`]); `what` is built only if it is.
+    fn note_wait(
+        &self,
+        node: NodeId,
+        (started, began_ms): (Instant, u64),
+        what: impl FnOnce() -> String,
+    ) {
+        let wall_s = started.elapsed().as_secs_f64();
+        keep_longest(&mut lock(&self.slowest), wall_s, || SlowWait {
+            node: node.to_string(),
+            what: what(),
+            wall_s,
+            began: imi_protocol::dates::rfc3339(began_ms),
+        });
     }
 
     /// Plays case `c`: waits for its sending time, then every step in order.
@@ -557,6 +610,31 @@ mod tests {
             3
         );
         assert!(days_to_future("10 March", 1, now).is_err());
+    }
+
+    #[test]
+    fn the_longest_waits_are_kept_longest_first() {
+        let mut slowest = Vec::new();
+        let mut built = 0;
+        for (i, s) in [3.0, 75.0, 1.0, 9.0, 2.0, 4.0, 0.5, 12.0]
+            .into_iter()
+            .enumerate()
+        {
+            keep_longest(&mut slowest, s, || {
+                built += 1;
+                SlowWait {
+                    node: "DE".into(),
+                    what: format!("wait {i}"),
+                    wall_s: s,
+                    began: String::new(),
+                }
+            });
+        }
+        let kept: Vec<f64> = slowest.iter().map(|w| w.wall_s).collect();
+        assert_eq!(kept, [75.0, 12.0, 9.0, 4.0, 3.0]);
+        assert_eq!(slowest[0].what, "wait 1");
+        // The 0.5 s wait, shorter than all five kept, was not even built.
+        assert_eq!(built, 7);
     }
 
     #[test]

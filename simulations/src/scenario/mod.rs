@@ -225,6 +225,14 @@ pub struct Summary {
     pub delivery_ms: torture::Millis,
     /// How late steps started against the plan, simulated hours.
     pub lateness_h: torture::Millis,
+    /// The longest waits of the run (a step's API call, or a step to arrive), longest
+    /// first: where a stall was, when the lateness says there was one.
+    pub slowest_waits: Vec<exec::SlowWait>,
+    /// Failed delivery attempts during the simulated period (each retried after a backoff),
+    /// from the senders' `imi_delivery_retries_total`.
+    pub delivery_retries: u64,
+    /// The same per route, `SENDER→DESTINATION` (routes without any left out).
+    pub delivery_retries_by_route: BTreeMap<String, u64>,
     /// Wall seconds from the first node's start to the summary.
     pub wall_s: f64,
     /// Wall seconds of the simulated period (traffic and faults).
@@ -476,10 +484,7 @@ pub async fn run(scenario: &Scenario, args: &RunArgs, bin: &Path, dir: &Path) ->
             "engine.backoff_max_ms=2000".into(),
             // The machine's cores shared among the nodes (one async worker each on two
             // cores), unless `--set` says otherwise.
-            format!(
-                "runtime.worker_threads={}",
-                federation::workers_per_node(members.len())
-            ),
+            federation::shared_cores_setting(members.len()),
         ],
     )?;
     federation::override_configs(dir, &members, &args.set)?;
@@ -660,6 +665,14 @@ async fn simulate(
     // at their days, a progress line every second.
     time.sleep_until(scenario.start_ms()).await;
     let period_start = Instant::now();
+    let metric_urls: Vec<(NodeId, String)> = members
+        .iter()
+        .filter_map(|m| fed.url(*m, "/metrics").ok().map(|u| (*m, u)))
+        .collect();
+    let retries_before = {
+        let (http, urls) = (fed.client().clone(), metric_urls.clone());
+        tokio::spawn(async move { delivery_retries(&http, &urls).await })
+    };
     let shared: Vec<Arc<PlannedCase>> = cases.iter().cloned().map(Arc::new).collect();
     let dispatcher = {
         let exec = exec.clone();
@@ -698,10 +711,7 @@ async fn simulate(
         let start = scenario.start_ms();
         let tty = st.is_color();
         let http = fed.client().clone();
-        let metrics: Vec<(NodeId, String)> = members
-            .iter()
-            .filter_map(|m| fed.url(*m, "/metrics").ok().map(|u| (*m, u)))
-            .collect();
+        let metrics = metric_urls.clone();
         tokio::spawn(async move {
             let mut last_print = Instant::now();
             let mut last_queues = Instant::now() - Duration::from_secs(10);
@@ -745,6 +755,22 @@ async fn simulate(
     broadcast.map_err(|e| anyhow!("the broadcaster failed: {e}"))?;
     time.sleep_until(scenario.horizon_ms()).await;
     let period_wall_s = period_start.elapsed().as_secs_f64();
+    let retries = {
+        let before = retries_before.await.unwrap_or_default();
+        let after = delivery_retries(fed.client(), &metric_urls).await;
+        let mut by_route = BTreeMap::new();
+        for (route, n) in after {
+            // A node restarted by a fault counts from zero again: its count since then.
+            let since = match before.get(&route) {
+                Some(b) if *b <= n => n - b,
+                _ => n,
+            };
+            if since > 0 {
+                by_route.insert(route, since);
+            }
+        }
+        by_route
+    };
     let steps_in_period = exec.progress.steps.load(Ordering::Relaxed);
     let simulated_days = (time.now() - scenario.start_ms()) as f64 / 86_400_000.0;
     figures.sample(fed);
@@ -1103,6 +1129,9 @@ async fn simulate(
         stale_witness: findings.rows.iter().map(|r| r.stale).sum(),
         delivery_ms: torture::Millis::of(&delivery),
         lateness_h: torture::Millis::of(&lateness),
+        slowest_waits: std::mem::take(&mut *exec.slowest.lock().map_err(|_| anyhow!("poisoned"))?),
+        delivery_retries: retries.values().sum(),
+        delivery_retries_by_route: retries,
         wall_s: crate::bench::round(started.elapsed().as_secs_f64(), 1),
         period_wall_s: crate::bench::round(period_wall_s, 1),
         simulated_days: crate::bench::round(simulated_days, 1),
@@ -1135,6 +1164,44 @@ async fn simulate(
 
 /// The outboxes of every node: envelopes queued in all, and the node with the most (a node
 /// that does not answer, e.g. down for a fault, is named as such).
+/// Every node's failed delivery attempts so far (`imi_delivery_retries_total`), per route
+/// `SENDER→DESTINATION`; a node that does not answer is left out.
+async fn delivery_retries(
+    http: &reqwest::Client,
+    nodes: &[(NodeId, String)],
+) -> BTreeMap<String, u64> {
+    let reads = nodes.iter().map(|(id, url)| async move {
+        let text = http
+            .get(url)
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        Some((*id, text))
+    });
+    let mut routes = BTreeMap::new();
+    for (id, text) in futures::future::join_all(reads).await.into_iter().flatten() {
+        routes.extend(retries_of(id, &text));
+    }
+    routes
+}
+
+/// The routes out of `id` and their failed delivery attempts, from its `/metrics` `text`.
+fn retries_of(id: NodeId, text: &str) -> impl Iterator<Item = (String, u64)> {
+    federation::parse_metrics(text)
+        .into_iter()
+        .filter_map(move |(series, v)| {
+            let peer = series
+                .strip_prefix("imi_delivery_retries_total{peer=\"")?
+                .strip_suffix("\"}")?;
+            // A counter's value: a whole number.
+            Some((format!("{id}→{peer}"), v as u64))
+        })
+}
+
 async fn queue_health(http: &reqwest::Client, nodes: &[(NodeId, String)]) -> String {
     let reads = nodes.iter().map(|(id, url)| async move {
         let depth = async {
@@ -1369,6 +1436,33 @@ fn print_summary(st: &Style, s: &Summary) {
         "  steps started against the plan: p50 {:.1}, p99 {:.1}, max {:.1} simulated hours late",
         s.lateness_h.p50, s.lateness_h.p99, s.lateness_h.max
     );
+    let waits: Vec<String> = s
+        .slowest_waits
+        .iter()
+        .take(3)
+        .map(|w| {
+            format!(
+                "{:.1} s on {} ({}, from {})",
+                w.wall_s,
+                w.node,
+                w.what,
+                w.began.get(..16).unwrap_or(&w.began)
+            )
+        })
+        .collect();
+    if !waits.is_empty() {
+        println!("  longest waits: {}", waits.join("; "));
+    }
+    let busiest = s
+        .delivery_retries_by_route
+        .iter()
+        .max_by_key(|(_, n)| **n)
+        .map(|(route, n)| format!(" (most {route}: {n})"))
+        .unwrap_or_default();
+    println!(
+        "  failed delivery attempts in the period, each retried: {}{busiest}",
+        s.delivery_retries
+    );
     let lost = if s.lost == 0 {
         st.green("0")
     } else {
@@ -1533,7 +1627,22 @@ async fn serve(
 
 #[cfg(test)]
 mod tests {
-    use super::suggested_wall_s;
+    use super::{NodeId, retries_of, suggested_wall_s};
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn failed_deliveries_are_read_per_route() {
+        let text = "# TYPE imi_delivery_retries counter\n\
+            imi_delivery_retries_total{peer=\"PT\"} 12\n\
+            imi_delivery_retries_total{peer=\"EU\"} 0\n\
+            imi_delivered_total{peer=\"PT\"} 40\n\
+            imi_store_synced_commits_total 9\n# EOF\n";
+        let routes: BTreeMap<String, u64> = retries_of(NodeId::DE, text).collect();
+        assert_eq!(
+            routes,
+            BTreeMap::from([("DE→EU".to_owned(), 0), ("DE→PT".to_owned(), 12)])
+        );
+    }
 
     #[test]
     fn the_suggested_wall_time_gives_the_steps_the_machine_did_not_reach() {

@@ -35,10 +35,7 @@ fn run(name: &str, scale: f64, wall_s: Option<f64>, set: &[&str]) -> Summary {
         .filter(|p| p.exists())
         .collect();
     assert_eq!(configs.len(), summary.nodes, "{name}: node.toml files");
-    let workers = format!(
-        "runtime.worker_threads={}",
-        imi_sim::federation::workers_per_node(summary.nodes)
-    );
+    let workers = imi_sim::federation::shared_cores_setting(summary.nodes);
     let mut expected: Vec<&str> = set.to_vec();
     if !set.iter().any(|s| s.starts_with("runtime.worker_threads=")) {
         expected.push(&workers);
