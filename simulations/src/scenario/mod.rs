@@ -228,6 +228,11 @@ pub struct Summary {
     /// The longest waits of the run (a step's API call, or a step to arrive), longest
     /// first: where a stall was, when the lateness says there was one.
     pub slowest_waits: Vec<exec::SlowWait>,
+    /// API requests of the simulator that got no answer (a timeout, a refused or dropped
+    /// connection, a node down or restarting, `503`), each sent again with the same
+    /// `Idempotency-Key`: beside [`Summary::slowest_waits`], it tells a request that was
+    /// lost or timed out from one that was answered late.
+    pub unanswered_attempts: u64,
     /// Failed delivery attempts during the simulated period (each retried after a backoff),
     /// from the senders' `imi_delivery_retries_total`.
     pub delivery_retries: u64,
@@ -1081,6 +1086,7 @@ async fn simulate(
     );
     let ledger = std::mem::take(&mut *exec.ledger.lock().map_err(|_| anyhow!("poisoned"))?);
     let polls = ledger.waits;
+    let unanswered_attempts = ledger.unanswered_attempts;
     let findings = torture::verify::analyse_kinds(dir, &members, &ledger, KINDS, LOGGED)?;
     checks.extend(findings.checks);
     let envelopes: u64 = findings.rows.iter().map(|r| r.sent).sum();
@@ -1129,6 +1135,7 @@ async fn simulate(
         stale_witness: findings.rows.iter().map(|r| r.stale).sum(),
         delivery_ms: torture::Millis::of(&delivery),
         lateness_h: torture::Millis::of(&lateness),
+        unanswered_attempts,
         slowest_waits: std::mem::take(&mut *exec.slowest.lock().map_err(|_| anyhow!("poisoned"))?),
         delivery_retries: retries.values().sum(),
         delivery_retries_by_route: retries,
@@ -1451,7 +1458,11 @@ fn print_summary(st: &Style, s: &Summary) {
         })
         .collect();
     if !waits.is_empty() {
-        println!("  longest waits: {}", waits.join("; "));
+        println!(
+            "  longest waits: {} ({} API requests got no answer and were sent again)",
+            waits.join("; "),
+            s.unanswered_attempts
+        );
     }
     let busiest = s
         .delivery_retries_by_route
