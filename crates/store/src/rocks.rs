@@ -4,8 +4,8 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rocksdb::{
-    BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DB, DBCompressionType,
-    DEFAULT_COLUMN_FAMILY_NAME, Options, ReadOptions, WriteOptions,
+    BlockBasedIndexType, BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DB,
+    DBCompressionType, DEFAULT_COLUMN_FAMILY_NAME, Options, ReadOptions, WriteOptions,
 };
 
 use crate::{
@@ -41,6 +41,9 @@ const PURGE_BLOB_GC: [(&str, &str); 2] = [
 ];
 /// The blob garbage-collection settings restored after `purge` (see [`PURGE_BLOB_GC`]).
 const NORMAL_BLOB_GC: [(&str, &str); 1] = [("enable_blob_garbage_collection", "false")];
+
+/// The size of one partition of a table's index (and of a filtered column's filter).
+const METADATA_BLOCK_BYTES: usize = 4096;
 
 /// Bits per key of a filtered column's bloom filter ([`RocksConfig::filtered_columns`]).
 const BLOOM_BITS_PER_KEY: f64 = 10.0;
@@ -118,9 +121,21 @@ fn cf_options(config: &RocksConfig, cache: &Cache, name: &str) -> Options {
     table.set_block_cache(cache);
     table.set_cache_index_and_filter_blocks(true);
     table.set_pin_l0_filter_and_index_blocks_in_cache(true);
+    // Each table's index in partitions of 4 KiB under a small top level that stays pinned
+    // (and a filtered column's filter likewise): a point read then loads one partition, not
+    // the table's whole index. With one index block per table, a read whose index block had
+    // left the shared cache read all of it again (an entry per 4 KiB data block: ~700 KiB
+    // for a 64 MiB table), allocated and checksummed it, and let it go: in the second half of a
+    // full simulated year the Commission node spent 72 % of its CPU re-reading the index
+    // blocks of its `facts` column, two per fact report (BENCHMARKS.md, *Partitioned
+    // indexes*).
+    table.set_index_type(BlockBasedIndexType::TwoLevelIndexSearch);
+    table.set_metadata_block_size(METADATA_BLOCK_BYTES);
+    table.set_pin_top_level_index_and_filter(true);
     let filtered = config.filtered_columns.contains(&name);
     if filtered {
         table.set_bloom_filter(BLOOM_BITS_PER_KEY, false);
+        table.set_partition_filters(true);
     }
 
     let mut opts = Options::default();
@@ -234,6 +249,12 @@ impl RocksStore {
     /// see [`RocksConfig::filtered_columns`], or whose data is all still in memtables).
     pub fn table_filter_bytes(&self, col: Column) -> Result<u64, StoreError> {
         self.table_property(col, "filter block size")
+    }
+
+    /// The partitions of the indexes of `col`'s table files, summed (each table's index is
+    /// cut into partitions of about 4 KiB once it outgrows one).
+    pub fn table_index_partitions(&self, col: Column) -> Result<u64, StoreError> {
+        self.table_property(col, "# index partitions")
     }
 
     /// The bytes of data blocks in `col`'s table files, as written (compressed or not).

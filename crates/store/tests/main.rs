@@ -781,6 +781,36 @@ fn rocks_filtered_columns_get_bloom_filters_and_others_none() {
 }
 
 #[test]
+fn rocks_indexes_are_partitioned_so_a_read_loads_one_partition() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = RocksConfig {
+        filtered_columns: vec![B],
+        ..RocksConfig::default()
+    };
+    let s = RocksStore::open(dir.path(), COLS, &config).unwrap();
+    // 40,000 keys of 32 bytes: one index entry per 4 KiB data block, about 1,000 blocks and
+    // 30 KiB of index per column, several partitions of 4 KiB.
+    for i in 0..40_000u32 {
+        let key = format!("{i:032}");
+        put(&s, A, key.as_bytes(), &[7; 100]);
+        put(&s, B, key.as_bytes(), &[7; 100]);
+    }
+    s.compact(A).unwrap();
+    s.compact(B).unwrap();
+    for col in [A, B] {
+        let partitions = s.table_index_partitions(col).unwrap();
+        assert!(partitions >= 4, "{col}: {partitions} index partitions");
+    }
+    // Reads answer the same, the filtered column's absent keys included.
+    for i in (0..40_000u32).step_by(997) {
+        let key = format!("{i:032}");
+        assert_eq!(s.get(A, key.as_bytes()).unwrap(), Some(vec![7; 100]));
+        assert_eq!(s.get(B, key.as_bytes()).unwrap(), Some(vec![7; 100]));
+        assert_eq!(s.get(B, format!("{i:031}x").as_bytes()).unwrap(), None);
+    }
+}
+
+#[test]
 fn rocks_flushes_write_level_0_uncompressed_and_compactions_compress() {
     let dir = tempfile::tempdir().unwrap();
     let s = open(dir.path(), COLS);
