@@ -122,7 +122,7 @@ pub struct Exec {
     pub lateness: Mutex<Vec<u64>>,
     /// Per step: wall ms from its first attempt to its answer (polls included).
     pub step_ms: Mutex<Vec<f64>>,
-    /// The longest waits, longest first (at most [`SLOWEST_KEPT`]).
+    /// The longest waits, longest first (at most five).
     pub slowest: Mutex<Vec<SlowWait>>,
     /// Per finished case id: the shape its final indicator fact must have.
     pub finals: Mutex<BTreeMap<String, FinalFact>>,
