@@ -1169,70 +1169,75 @@ async fn simulate(
     Ok(summary)
 }
 
-/// The outboxes of every node: envelopes queued in all, and the node with the most (a node
-/// that does not answer, e.g. down for a fault, is named as such).
+/// Every node's `/metrics`, read at once and parsed (`None` for a node that did not answer
+/// within `timeout`).
+async fn scrape_all(
+    http: &reqwest::Client,
+    nodes: &[(NodeId, String)],
+    timeout: Duration,
+) -> Vec<(NodeId, Option<BTreeMap<String, f64>>)> {
+    let reads = nodes.iter().map(|(id, url)| async move {
+        let text = async {
+            http.get(url)
+                .timeout(timeout)
+                .send()
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()
+        }
+        .await;
+        (*id, text.map(|t| federation::parse_metrics(&t)))
+    });
+    futures::future::join_all(reads).await
+}
+
 /// Every node's failed delivery attempts so far (`imi_delivery_retries_total`), per route
 /// `SENDER→DESTINATION`; a node that does not answer is left out.
 async fn delivery_retries(
     http: &reqwest::Client,
     nodes: &[(NodeId, String)],
 ) -> BTreeMap<String, u64> {
-    let reads = nodes.iter().map(|(id, url)| async move {
-        let text = http
-            .get(url)
-            .timeout(Duration::from_secs(10))
-            .send()
-            .await
-            .ok()?
-            .text()
-            .await
-            .ok()?;
-        Some((*id, text))
-    });
     let mut routes = BTreeMap::new();
-    for (id, text) in futures::future::join_all(reads).await.into_iter().flatten() {
-        routes.extend(retries_of(id, &text));
+    for (id, metrics) in scrape_all(http, nodes, Duration::from_secs(10)).await {
+        if let Some(m) = metrics {
+            routes.extend(retries_of(id, &m));
+        }
     }
     routes
 }
 
-/// The routes out of `id` and their failed delivery attempts, from its `/metrics` `text`.
-fn retries_of(id: NodeId, text: &str) -> impl Iterator<Item = (String, u64)> {
-    federation::parse_metrics(text)
-        .into_iter()
-        .filter_map(move |(series, v)| {
-            let peer = series
-                .strip_prefix("imi_delivery_retries_total{peer=\"")?
-                .strip_suffix("\"}")?;
-            // A counter's value: a whole number.
-            Some((format!("{id}→{peer}"), v as u64))
-        })
+/// The routes out of `id` and their failed delivery attempts, from its parsed `/metrics`.
+fn retries_of(
+    id: NodeId,
+    metrics: &BTreeMap<String, f64>,
+) -> impl Iterator<Item = (String, u64)> + '_ {
+    metrics.iter().filter_map(move |(series, v)| {
+        let peer = series
+            .strip_prefix("imi_delivery_retries_total{peer=\"")?
+            .strip_suffix("\"}")?;
+        // A counter's value: a whole number.
+        Some((format!("{id}→{peer}"), *v as u64))
+    })
 }
 
+/// The outboxes of every node: envelopes queued in all, and the node with the most (a node
+/// that does not answer, e.g. down for a fault, is named as such).
 async fn queue_health(http: &reqwest::Client, nodes: &[(NodeId, String)]) -> String {
-    let reads = nodes.iter().map(|(id, url)| async move {
-        let depth = async {
-            let text = http
-                .get(url)
-                .timeout(Duration::from_secs(2))
-                .send()
-                .await
-                .ok()?
-                .text()
-                .await
-                .ok()?;
-            Some(
-                federation::parse_metrics(&text)
-                    .iter()
+    let depths: Vec<(NodeId, Option<f64>)> = scrape_all(http, nodes, Duration::from_secs(2))
+        .await
+        .into_iter()
+        .map(|(id, metrics)| {
+            let depth = metrics.map(|m| {
+                m.iter()
                     .filter(|(k, _)| k.starts_with("imi_outbox_queue_depth{"))
                     .map(|(_, v)| *v)
-                    .sum::<f64>(),
-            )
-        }
-        .await;
-        (*id, depth)
-    });
-    let depths = futures::future::join_all(reads).await;
+                    .sum::<f64>()
+            });
+            (id, depth)
+        })
+        .collect();
     let total: f64 = depths.iter().filter_map(|(_, d)| *d).sum();
     let down: Vec<&str> = depths
         .iter()
@@ -1648,7 +1653,8 @@ mod tests {
             imi_delivery_retries_total{peer=\"EU\"} 0\n\
             imi_delivered_total{peer=\"PT\"} 40\n\
             imi_store_synced_commits_total 9\n# EOF\n";
-        let routes: BTreeMap<String, u64> = retries_of(NodeId::DE, text).collect();
+        let routes: BTreeMap<String, u64> =
+            retries_of(NodeId::DE, &crate::federation::parse_metrics(text)).collect();
         assert_eq!(
             routes,
             BTreeMap::from([("DE→EU".to_owned(), 0), ("DE→PT".to_owned(), 12)])
